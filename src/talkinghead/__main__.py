@@ -1,0 +1,1 @@
+from talkinghead.cli import main; raise SystemExit(main())  # noqa: E702

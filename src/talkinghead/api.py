@@ -1,0 +1,237 @@
+"""The Python API the CLI calls: ``generate()`` (photo or video + speech -> mp4)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from talkinghead.audio.features import AudioFeatures, analyse_audio
+from talkinghead.constants import DEFAULT_FPS, DEFAULT_SIZE
+from talkinghead.errors import InputError, TalkingHeadError
+from talkinghead.face.mesh import mesh_image, track_faces
+from talkinghead.face.pose import fit_pose
+from talkinghead.io import load_audio, read_image, read_video, write_video
+from talkinghead.io.paths import require_file, require_writable_output
+from talkinghead.io.video import VideoClip
+from talkinghead.motion.base import FaceMotion
+from talkinghead.motion.viseme.config import VisemeConfig
+from talkinghead.motion.viseme.infer import viseme_motion
+from talkinghead.progress import bar
+from talkinghead.render.warp import WarpRenderer, target_meshes
+
+METHODS = ("viseme",)
+"""Motion methods available in this version."""
+MAX_VIDEO_SIDE = 1280
+"""A video to dub is worked on at most this large (longer side) unless ``size`` says otherwise."""
+
+
+@dataclass
+class GenerateResult:
+    """What :func:`generate` made.
+
+    Attributes:
+        output: the written mp4.
+        frames: number of video frames.
+        fps: frame rate.
+        duration: audio duration in seconds (the video covers it to within one frame).
+        size: (width, height) of the video.
+        method: motion method used.
+        phoneme_method: "aligned" (transcript + forced alignment) or "allphone".
+        transcript: Whisper transcript of the speech ("" for allphone).
+        faces_found: faces seen in the reference (the largest, or ``face_index``, was used).
+        timings: seconds per stage.
+    """
+
+    output: Path
+    frames: int
+    fps: float
+    duration: float
+    size: tuple[int, int]
+    method: str
+    phoneme_method: str
+    transcript: str
+    faces_found: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _resize_longer(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize so the longer side is ``size`` (even width and height)."""
+    h, w = image.shape[:2]
+    scale = size / max(h, w)
+    nw, nh = max(2, int(round(w * scale / 2)) * 2), max(2, int(round(h * scale / 2)) * 2)
+    if (nw, nh) == (w, h):
+        return image
+    return cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+
+
+def frame_indices(n_out: int, out_fps: float, n_src: int, src_fps: float) -> np.ndarray:
+    """Source frame for each output frame: time-matched, playing back and forth when the source is shorter."""
+    idx = np.floor(np.arange(n_out) * src_fps / out_fps + 1e-6).astype(np.int64)
+    if n_src == 1:
+        return np.zeros(n_out, np.int64)
+    period = 2 * (n_src - 1)
+    idx = idx % period
+    return np.where(idx < n_src, idx, period - idx)
+
+
+def pose_motion(path: str | Path, *, fps: float, n_frames: int, quiet: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Head motion of the face in a video, relative to its median pose, resampled to ``n_frames`` at ``fps``.
+
+    Returns:
+        ((T, 3) rotations (pitch, yaw, roll) radians, (T, 3) translations in canonical units).
+    """
+    from scipy.spatial.transform import Rotation
+
+    clip = read_video(path, max_side=512)
+    with bar(len(clip.frames), "head pose", quiet=quiet) as pb:
+        track = track_faces(clip.frames, source=str(path), progress=pb.update)
+    poses = [fit_pose(m) for m in track.meshes]
+    rots = Rotation.from_matrix(np.stack([p.rotation for p in poses]))
+    median = Rotation.from_matrix(rots.mean().as_matrix())
+    rel = (median.inv() * rots).as_euler("xyz")
+    t_med = np.median(np.stack([p.translation for p in poses]), 0)
+    trans = np.stack([median.inv().apply((p.translation - t_med) / p.scale) for p in poses])
+    idx = frame_indices(n_frames, fps, len(poses), clip.fps)
+    return rel[idx], trans[idx]
+
+
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise TalkingHeadError(f"method {method!r} is not available (available: {', '.join(METHODS)})")
+
+
+def generate(
+    *,
+    audio: str | Path,
+    output: str | Path,
+    image: str | Path | None = None,
+    video: str | Path | None = None,
+    method: str = "viseme",
+    fps: float = DEFAULT_FPS,
+    size: int | None = None,
+    seed: int = 0,
+    still: bool = False,
+    expression_scale: float = 1.0,
+    pose_from: str | Path | None = None,
+    blink: bool | None = None,
+    face_index: int = 0,
+    language: str = "auto",
+    quiet: bool = False,
+) -> GenerateResult:
+    """Make a talking-head video from a face photo (or a video to dub) and speech.
+
+    Args:
+        audio: speech file (any format FFmpeg reads; any rate/channels).
+        output: the .mp4 to write (h264 + aac); nothing is left there if anything fails.
+        image: a face photo; the video shows it talking, with blinks and head motion.
+        video: a face video to dub: its head motion and eyes are kept, its mouth follows the speech.
+        method: motion method (:data:`METHODS`).
+        fps: output frame rate (for ``video`` too; its frames are time-matched).
+        size: longer side of the output in pixels (default 512 for a photo, the video's own up to 1280).
+        seed: seed of blinks and head motion.
+        still: no generated head motion.
+        expression_scale: mouth motion amplitude (1 = calibrated).
+        pose_from: a video whose head motion (relative to its median pose) replaces generated motion.
+        blink: generate eye blinks (default: yes for a photo, no for a video, which keeps its own).
+        face_index: which face when there are several, counting from the largest.
+        language: "auto", "en" or "other" (phones without a transcript).
+        quiet: no progress bars.
+    """
+    if (image is None) == (video is None):
+        raise TalkingHeadError("give exactly one of image or video")
+    _check_method(method)
+    if not 1.0 <= fps <= 120.0:
+        raise TalkingHeadError(f"fps must be between 1 and 120, not {fps:g}")
+    if size is not None and not 64 <= size <= 4096:
+        raise TalkingHeadError(f"size must be between 64 and 4096 pixels, not {size}")
+    if not 0.0 <= expression_scale <= 3.0:
+        raise TalkingHeadError(f"expression scale must be between 0 and 3, not {expression_scale:g}")
+    for p in (audio, image, video, pose_from):
+        if p is not None:
+            require_file(p)
+    out = require_writable_output(output)
+    if out.suffix.lower() != ".mp4":
+        raise InputError(out, "output must be an .mp4 file")
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    speech = load_audio(audio)
+    if image is not None:
+        frame = _resize_longer(read_image(image), size or DEFAULT_SIZE)
+        mesh, faces = mesh_image(frame, face_index=face_index, source=str(image))
+        clip = VideoClip(frames=frame[None], fps=fps, path=str(image))
+        meshes = mesh[None]
+    else:
+        clip = read_video(video, max_side=size or MAX_VIDEO_SIDE)  # type: ignore[arg-type]
+        with bar(len(clip.frames), "face mesh", quiet=quiet) as pb:
+            track = track_faces(clip.frames, face_index=face_index, source=str(video), progress=pb.update)
+        meshes, faces = track.meshes, 1
+    if faces > 1 and not quiet:
+        print(f"talkinghead: {faces} faces in {image}; using face {face_index} by size "
+              "(largest = 0; --face-index to choose)", file=sys.stderr)
+    timings["face_analysis"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    features = analyse_audio(speech, fps=fps, language=language)
+    timings["audio_analysis"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    src_idx = frame_indices(features.n_frames, fps, len(clip.frames), clip.fps)
+    references = meshes[0] if image is not None else meshes[src_idx]
+    motion = _motion(features, references, is_photo=image is not None, seed=seed, still=still,
+                     expression_scale=expression_scale, blink=blink)
+    if pose_from is not None:
+        rot, trans = pose_motion(pose_from, fps=fps, n_frames=features.n_frames, quiet=quiet)
+        motion = replace(motion, head_rotation=rot.astype(np.float32), head_translation=trans.astype(np.float32))
+    targets = target_meshes(references, motion)
+    timings["motion"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    render_time = [0.0]
+    frames = _render(clip, meshes, src_idx, targets, render_time, quiet=quiet)
+    write_video(out, frames, fps=fps, audio=speech)
+    timings["render"] = render_time[0]
+    timings["encode"] = time.perf_counter() - t0 - render_time[0]
+    h, w = clip.frames.shape[1:3]
+    return GenerateResult(
+        output=out, frames=features.n_frames, fps=fps, duration=features.duration, size=(w, h), method=method,
+        phoneme_method=features.phonemes.method, transcript=features.phonemes.transcript, faces_found=faces,
+        timings=timings,
+    )
+
+
+def _motion(features: AudioFeatures, references: np.ndarray, *, is_photo: bool, seed: int, still: bool,
+            expression_scale: float, blink: bool | None) -> FaceMotion:
+    """Viseme motion; a photo gets head motion and blinks, a dubbed video keeps its own."""
+    from talkinghead.face.pose import fit_pose as _fit
+
+    refs = references[None] if references.ndim == 2 else references
+    norm = np.stack([_fit(m).to_canonical(m.astype(np.float64)) for m in refs])
+    config = VisemeConfig(
+        expression_scale=expression_scale,
+        blink=is_photo if blink is None else blink,
+        head_motion=is_photo and not still,
+        seed=seed,
+    )
+    return viseme_motion(features, norm[0] if is_photo else norm, config=config)
+
+
+def _render(clip: VideoClip, meshes: np.ndarray, src_idx: np.ndarray, targets: np.ndarray,
+            render_time: list[float], *, quiet: bool) -> Iterator[np.ndarray]:
+    """Rendered full frames, one per target mesh; adds the time spent here to ``render_time[0]``."""
+    renderer = WarpRenderer(clip.frames[0], meshes[0]) if len(clip.frames) == 1 else None
+    with bar(len(targets), "render", quiet=quiet) as pb:
+        for t, target in enumerate(targets):
+            start = time.perf_counter()
+            k = int(src_idx[t])
+            r = renderer or WarpRenderer(clip.frames[k], meshes[k])
+            frame = r.compose(clip.frames[k], r.render(target))
+            render_time[0] += time.perf_counter() - start
+            pb.update(1)
+            yield frame

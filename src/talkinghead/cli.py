@@ -1,0 +1,104 @@
+"""Command line: the only place that parses arguments.
+
+    talkinghead generate --image FACE.jpg --audio SPEECH.wav -o out.mp4
+    talkinghead generate --video FACE.mp4 --audio SPEECH.wav -o dubbed.mp4
+    talkinghead calibrate ../shared/media/talking
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from talkinghead import __version__
+from talkinghead.constants import DEFAULT_FPS
+from talkinghead.errors import TalkingHeadError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="talkinghead", description="Talking-head videos from a face and speech.")
+    parser.add_argument("--version", action="version", version=f"talkinghead {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="make a talking-head video from a face photo or video and speech",
+                         description="Make a talking-head video (mp4, h264 + aac) from a face and speech.")
+    src = gen.add_mutually_exclusive_group(required=True)
+    src.add_argument("--image", metavar="FACE", help="face photo (jpg, png, ...)")
+    src.add_argument("--video", metavar="FACE_VIDEO", help="face video to dub (its head motion is kept)")
+    gen.add_argument("--audio", metavar="SPEECH", required=True, help="speech (wav, mp3, m4a, mp4, ...)")
+    gen.add_argument("-o", "--output", metavar="OUT.mp4", required=True, help="video to write")
+    gen.add_argument("--method", default="viseme", help="motion method (default: viseme, needs no weights)")
+    gen.add_argument("--fps", type=float, default=DEFAULT_FPS, help="output frame rate (default: 25)")
+    gen.add_argument("--size", type=int, default=None,
+                     help="longer side of the output in pixels (default: 512 for a photo, the video's own up to 1280)")
+    gen.add_argument("--seed", type=int, default=0, help="seed for blinks and head motion (default: 0)")
+    gen.add_argument("--still", action="store_true", help="no generated head motion")
+    gen.add_argument("--expression-scale", type=float, default=1.0, metavar="X",
+                     help="mouth motion amplitude (default: 1.0)")
+    gen.add_argument("--pose-from", metavar="VIDEO", help="copy head motion from the face in this video")
+    gen.add_argument("--blink", action=argparse.BooleanOptionalAction, default=None,
+                     help="generate eye blinks (default: on for a photo, off for a video)")
+    gen.add_argument("--face-index", type=int, default=0, metavar="N",
+                     help="which face when there are several, 0 = largest (default: 0)")
+    gen.add_argument("--language", choices=("auto", "en", "other"), default="auto",
+                     help="speech language: auto-detect English, force English, or other (default: auto)")
+    gen.add_argument("-q", "--quiet", action="store_true", help="no progress bars or notes")
+
+    cal = sub.add_parser("calibrate", help="fit the viseme engine's mouth shapes from talking-face videos",
+                         description="Mesh and align real talking clips and fit the canonical mesh and the "
+                                     "viseme calibration (writes the package assets by default).")
+    cal.add_argument("clips", nargs="+", metavar="CLIP_OR_DIR", help="videos with their own speech, or folders of them")
+    pkg = Path(__file__).parent
+    cal.add_argument("--canonical-out", type=Path, default=pkg / "face" / "assets" / "canonical_mesh_v1.npz")
+    cal.add_argument("--calibration-out", type=Path, default=pkg / "motion" / "viseme" / "assets" / "visemes_v1.npz")
+    cal.add_argument("-q", "--quiet", action="store_true")
+    return parser
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from talkinghead.api import generate
+
+    result = generate(
+        image=args.image, video=args.video, audio=args.audio, output=args.output, method=args.method, fps=args.fps,
+        size=args.size, seed=args.seed, still=args.still, expression_scale=args.expression_scale,
+        pose_from=args.pose_from, blink=args.blink, face_index=args.face_index, language=args.language,
+        quiet=args.quiet,
+    )
+    if not args.quiet:
+        stages = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
+        print(f"wrote {result.output} ({result.frames} frames, {result.size[0]}x{result.size[1]}, "
+              f"{result.duration:.2f}s; phonemes: {result.phoneme_method}; {stages})", file=sys.stderr)
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    import json
+
+    from talkinghead.motion.viseme.calibrate import calibrate
+
+    card = calibrate(args.clips, canonical_out=args.canonical_out, calibration_out=args.calibration_out,
+                     quiet=args.quiet)
+    print(json.dumps(card, indent=1))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``talkinghead`` command; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        return {"generate": _generate, "calibrate": _calibrate}[args.command](args)
+    except TalkingHeadError as exc:
+        print(f"talkinghead: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("talkinghead: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - one line for users; TALKINGHEAD_DEBUG=1 shows the traceback
+        if os.environ.get("TALKINGHEAD_DEBUG"):
+            traceback.print_exc()
+        print(f"talkinghead: internal error: {type(exc).__name__}: {exc} "
+              "(set TALKINGHEAD_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1

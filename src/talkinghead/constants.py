@@ -1,0 +1,22 @@
+"""Named constants shared by every stage (defined once, imported everywhere)."""
+
+SAMPLE_RATE = 16_000
+"""Audio sample rate (Hz) used by every analysis stage: audio is mono float32 at this rate."""
+
+DEFAULT_FPS = 25.0
+"""Default output video frame rate (frames per second)."""
+
+DEFAULT_SIZE = 512
+"""Default longer side (pixels) of a video generated from a photo."""
+
+MAX_AUDIO_SECONDS = 3600.0
+"""Longest speech input accepted (seconds); longer input is rejected as too large."""
+
+MAX_IMAGE_PIXELS = 64_000_000
+"""Largest image accepted (pixels)."""
+
+MAX_FRAME_BYTES = 6 * 1024**3
+"""Largest decoded video (bytes of RGB frames at the working size) held in memory."""
+
+SILENCE_PEAK = 1e-4
+"""Audio whose absolute peak stays below this is treated as silent (float samples in [-1, 1])."""

@@ -1,0 +1,116 @@
+"""Square face crops (FOMM-style margin, optionally eye-aligned) and Gaussian-masked paste-back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from talkinghead.face.indices import FACE_OVAL, OUTER_EYE_CORNERS
+
+CROP_MARGIN = 1.6
+"""Crop side relative to the larger side of the mesh's bounding box (forehead, hair and chin included)."""
+
+
+@dataclass
+class FaceCrop:
+    """Where a square crop sits in its frame.
+
+    Attributes:
+        matrix: (2, 3) float64 affine mapping frame pixels -> crop pixels.
+        size: crop side in pixels.
+    """
+
+    matrix: np.ndarray
+    size: int
+
+    @property
+    def inverse(self) -> np.ndarray:
+        """(2, 3) affine mapping crop pixels -> frame pixels."""
+        return cv2.invertAffineTransform(self.matrix)
+
+    def to_crop(self, points: np.ndarray) -> np.ndarray:
+        """Frame pixel points (N, >=2) -> crop pixels (N, 2)."""
+        return points[:, :2] @ self.matrix[:, :2].T + self.matrix[:, 2]
+
+
+def face_crop_for(mesh: np.ndarray, *, size: int | None = 256, margin: float = CROP_MARGIN,
+                  align: bool = True) -> FaceCrop:
+    """The square crop of a face: centred on its mesh box, side ``margin`` times the box, eyes level if ``align``.
+
+    ``size=None`` keeps the frame's pixel scale; with ``align=False`` too, the crop is then an
+    exact integer-offset cut of the frame (no resampling)."""
+    xy = mesh[:, :2].astype(np.float64)
+    lo, hi = xy.min(0), xy.max(0)
+    centre = (lo + hi) / 2
+    side = margin * float((hi - lo).max())
+    angle = 0.0
+    if align:
+        d = xy[OUTER_EYE_CORNERS[1]] - xy[OUTER_EYE_CORNERS[0]]
+        angle = float(np.arctan2(d[1], d[0]))
+    if size is None:
+        size = int(np.ceil(side))
+        if not align:
+            corner = np.round(centre - size / 2)
+            return FaceCrop(matrix=np.array([[1.0, 0.0, -corner[0]], [0.0, 1.0, -corner[1]]]), size=size)
+    scale = size / side
+    c, s = np.cos(-angle) * scale, np.sin(-angle) * scale
+    rot = np.array([[c, -s], [s, c]])
+    matrix = np.concatenate([rot, (size / 2 - rot @ centre)[:, None]], axis=1)
+    return FaceCrop(matrix=matrix, size=size)
+
+
+def crop_face(image: np.ndarray, mesh: np.ndarray, *, size: int | None = 256, margin: float = CROP_MARGIN,
+              align: bool = True) -> tuple[np.ndarray, FaceCrop]:
+    """Cut the square face crop out of ``image`` ((H, W, 3) uint8); borders outside the frame are replicated.
+
+    Returns:
+        (crop (size, size, 3) uint8, FaceCrop).
+    """
+    fc = face_crop_for(mesh, size=size, margin=margin, align=align)
+    crop = cv2.warpAffine(image, fc.matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return crop, fc
+
+
+def face_mask(points: np.ndarray, shape: tuple[int, int], *, feather: float) -> np.ndarray:
+    """Soft mask of the face oval: (H, W) float32 in [0, 1], 1 inside, Gaussian-smoothed edge.
+
+    Args:
+        points: (478, >=2) mesh in the mask's pixel coordinates.
+        shape: (H, W) of the mask.
+        feather: Gaussian sigma of the edge in pixels; the oval is eroded by 1.5 sigma first so the
+            mask reaches 0 on the outline.
+    """
+    mask = np.zeros(shape, np.float32)
+    hull = cv2.convexHull(np.round(points[FACE_OVAL, :2]).astype(np.int32))
+    cv2.fillConvexPoly(mask, hull, 1.0)
+    if feather > 0:
+        k = int(2 * round(1.5 * feather) + 1)
+        mask = cv2.erode(mask, np.ones((k, k), np.uint8))
+        mask = cv2.GaussianBlur(mask, (0, 0), feather)
+    return mask
+
+
+def paste_back(frame: np.ndarray, crop: np.ndarray, fc: FaceCrop, mask: np.ndarray) -> np.ndarray:
+    """Blend a (size, size, 3) crop back into a copy of ``frame`` through its soft (size, size) mask.
+
+    Only the crop's bounding box in the frame is resampled and blended.
+    """
+    h, w = frame.shape[:2]
+    corners = np.array([[0, 0], [fc.size, 0], [0, fc.size], [fc.size, fc.size]], np.float64)
+    inv = fc.inverse
+    pts = corners @ inv[:, :2].T + inv[:, 2]
+    x0, y0 = np.maximum(np.floor(pts.min(0)).astype(int), 0)
+    x1, y1 = np.minimum(np.ceil(pts.max(0)).astype(int) + 1, [w, h])
+    out = frame.copy()
+    if x1 <= x0 or y1 <= y0:
+        return out
+    shifted = inv.copy()
+    shifted[:, 2] -= (x0, y0)
+    size = (int(x1 - x0), int(y1 - y0))
+    back = cv2.warpAffine(crop, shifted, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    alpha = cv2.warpAffine(mask, shifted, size, flags=cv2.INTER_LINEAR, borderValue=0.0)[..., None]
+    region = out[y0:y1, x0:x1].astype(np.float32)
+    out[y0:y1, x0:x1] = np.clip(region + alpha * (back.astype(np.float32) - region) + 0.5, 0, 255).astype(np.uint8)
+    return out

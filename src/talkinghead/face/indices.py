@@ -1,0 +1,61 @@
+"""Index tables into the 478-point MediaPipe face mesh, defined once for the whole package.
+
+Point ids follow MediaPipe's ``face_mesh_connections`` (checked against it by the tests). "Right"
+and "left" are the subject's: ``RIGHT_EYE_*`` is the eye on the image's left side.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+N_POINTS = 478
+"""Points of the refined mesh (468 face + 10 iris)."""
+
+LIPS_UPPER_OUTER = np.array([61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291])
+LIPS_LOWER_OUTER = np.array([61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291])
+LIPS_UPPER_INNER = np.array([78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308])
+LIPS_LOWER_INNER = np.array([78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308])
+
+LIPS_ALL = np.unique(np.concatenate([LIPS_UPPER_OUTER, LIPS_LOWER_OUTER, LIPS_UPPER_INNER, LIPS_LOWER_INNER]))
+"""The 40 lip points."""
+
+MOUTH_INNER_LOOP = np.concatenate([LIPS_UPPER_INNER, LIPS_LOWER_INNER[::-1][1:-1]])
+"""Closed polygon of the inner lip contour (upper left->right, then lower right->left)."""
+
+INNER_LIP_PAIRS = np.array([[80, 88], [81, 178], [82, 87], [13, 14], [312, 317], [311, 402], [310, 318]])
+"""Vertically facing (upper, lower) inner-lip points, left to right."""
+
+MOUTH_CORNERS = np.array([61, 291])
+UPPER_LIP_CENTRE, LOWER_LIP_CENTRE = 13, 14
+UPPER_LIP_TOP, LOWER_LIP_BOTTOM = 0, 17
+CHIN, NOSE_TIP = 152, 1
+
+FACE_OVAL = np.array([10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378,
+                      400, 377, 152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21,
+                      54, 103, 67, 109])
+"""Closed face outline, clockwise from the forehead top."""
+
+JAW = np.array([58, 172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 365, 397, 288])
+"""Lower face outline from the subject's right jaw angle to the left one."""
+
+RIGHT_EYE_UPPER = np.array([246, 161, 160, 159, 158, 157, 173])
+RIGHT_EYE_LOWER = np.array([7, 163, 144, 145, 153, 154, 155])
+LEFT_EYE_UPPER = np.array([466, 388, 387, 386, 385, 384, 398])
+LEFT_EYE_LOWER = np.array([249, 390, 373, 374, 380, 381, 382])
+RIGHT_EYE_CORNERS = np.array([33, 133])
+LEFT_EYE_CORNERS = np.array([263, 362])
+RIGHT_EYE_CREASE = np.array([247, 30, 29, 27, 28, 56, 190])
+LEFT_EYE_CREASE = np.array([467, 260, 259, 257, 258, 286, 414])
+"""Points just above each upper lid, paired one to one with the ``*_EYE_UPPER`` points."""
+RIGHT_IRIS = np.arange(468, 473)
+LEFT_IRIS = np.arange(473, 478)
+
+EYE_UPPER = np.concatenate([RIGHT_EYE_UPPER, LEFT_EYE_UPPER])
+EYE_LOWER = np.concatenate([RIGHT_EYE_LOWER, LEFT_EYE_LOWER])
+EYE_CREASE = np.concatenate([RIGHT_EYE_CREASE, LEFT_EYE_CREASE])
+OUTER_EYE_CORNERS = np.array([33, 263])
+"""Their distance is the unit of the canonical mesh."""
+
+POSE = np.array([1, 4, 5, 6, 168, 197, 195, 10, 151, 9, 8, 108, 337, 67, 297, 109, 338,
+                 33, 133, 362, 263, 234, 454, 127, 356, 93, 323, 116, 345, 123, 352])
+"""Rigid points (forehead, nose, eye corners, temples, cheekbones) used to fit head pose."""

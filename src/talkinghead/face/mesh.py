@@ -1,0 +1,162 @@
+"""478-point face mesh with MediaPipe FaceMesh (its model ships inside the wheel)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from talkinghead.errors import InputError
+from talkinghead.face.indices import N_POINTS
+
+MAX_FACES = 4
+"""Faces looked for in one image; the largest is used unless a face index is given."""
+
+
+@dataclass
+class FaceTrack:
+    """One face followed through T frames.
+
+    Attributes:
+        meshes: (T, 478, 3) float32 pixel coordinates (x right, y down; z in pixels, smaller = nearer).
+        boxes: (T, 4) float32 [x0, y0, x1, y1] bounding boxes of the meshes' x/y.
+        image_size: (width, height) of the frames.
+    """
+
+    meshes: np.ndarray
+    boxes: np.ndarray
+    image_size: tuple[int, int]
+
+
+def mesh_box(mesh: np.ndarray) -> np.ndarray:
+    """[x0, y0, x1, y1] of a (478, 3) mesh's x/y."""
+    return np.concatenate([mesh[:, :2].min(0), mesh[:, :2].max(0)]).astype(np.float32)
+
+
+def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+class FaceMesher:
+    """Runs MediaPipe FaceMesh (refined, 478 points) on RGB images.
+
+    Use as a context manager. ``video=True`` enables MediaPipe's tracking between frames, which is
+    faster for consecutive video frames; ``video=False`` treats every image independently.
+    """
+
+    def __init__(self, *, video: bool = False, max_faces: int = MAX_FACES, min_confidence: float = 0.5) -> None:
+        os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ start-up chatter
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        from mediapipe.python.solutions import face_mesh  # heavy import, done on first use
+
+        self._mesh = face_mesh.FaceMesh(
+            static_image_mode=not video,
+            max_num_faces=max_faces,
+            refine_landmarks=True,
+            min_detection_confidence=min_confidence,
+            min_tracking_confidence=min_confidence,
+        )
+
+    def __enter__(self) -> FaceMesher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release MediaPipe's graph."""
+        self._mesh.close()
+
+    def detect(self, image: np.ndarray) -> list[np.ndarray]:
+        """All faces in ``image`` ((H, W, 3) uint8 RGB), largest first, each (478, 3) float32 pixels."""
+        h, w = image.shape[:2]
+        result = self._mesh.process(np.ascontiguousarray(image))
+        faces = []
+        for lm in result.multi_face_landmarks or []:
+            pts = np.array([(p.x * w, p.y * h, p.z * w) for p in lm.landmark], dtype=np.float32)
+            if pts.shape[0] == N_POINTS:
+                faces.append(pts)
+        faces.sort(key=lambda m: -float(np.prod(mesh_box(m)[2:] - mesh_box(m)[:2])))
+        return faces
+
+
+def mesh_image(image: np.ndarray, *, face_index: int = 0, source: str = "image") -> tuple[np.ndarray, int]:
+    """Mesh of one face in a still image.
+
+    Args:
+        image: (H, W, 3) uint8 RGB.
+        face_index: which face, counting from the largest (0).
+        source: file name used in error messages.
+
+    Returns:
+        ((478, 3) float32 pixel coordinates, number of faces found).
+    """
+    with FaceMesher(video=False) as mesher:
+        faces = mesher.detect(image)
+    if not faces:
+        raise InputError(source, "no face found")
+    if face_index >= len(faces):
+        raise InputError(source, f"--face-index {face_index} asked for, but only {len(faces)} face(s) found")
+    return faces[face_index], len(faces)
+
+
+def track_faces(
+    frames: Iterable[np.ndarray],
+    *,
+    face_index: int = 0,
+    source: str = "video",
+    progress: Callable[[int], None] | None = None,
+) -> FaceTrack:
+    """Mesh one face through a sequence of frames.
+
+    The face is chosen on the first frame where faces are found (``face_index`` counts from the
+    largest) and then followed by box overlap. Frames where it is lost take the nearest
+    detected frame's mesh.
+
+    Args:
+        frames: iterable of (H, W, 3) uint8 RGB frames of one size.
+        face_index: which face to follow, counting from the largest.
+        source: file name used in error messages.
+        progress: called with 1 after each frame.
+
+    Returns:
+        FaceTrack with one mesh per frame.
+    """
+    meshes: list[np.ndarray | None] = []
+    size = (0, 0)
+    previous: np.ndarray | None = None
+    with FaceMesher(video=True) as mesher:
+        for frame in frames:
+            size = (frame.shape[1], frame.shape[0])
+            faces = mesher.detect(frame)
+            chosen = None
+            if faces and previous is None:
+                if face_index >= len(faces):
+                    raise InputError(source, f"--face-index {face_index} asked for, but only {len(faces)} face(s) found")
+                chosen = faces[face_index]
+            elif faces and previous is not None:
+                overlaps = [_box_iou(mesh_box(f), mesh_box(previous)) for f in faces]
+                best = int(np.argmax(overlaps))
+                chosen = faces[best] if overlaps[best] > 0.1 else None
+            meshes.append(chosen)
+            if chosen is not None:
+                previous = chosen
+            if progress is not None:
+                progress(1)
+    found = [i for i, m in enumerate(meshes) if m is not None]
+    if not found:
+        raise InputError(source, "no face found in any frame")
+    if len(found) < 0.5 * len(meshes):
+        raise InputError(source, f"face found in only {len(found)} of {len(meshes)} frames")
+    found_arr = np.array(found)
+    filled = []
+    for i, m in enumerate(meshes):
+        filled.append(m if m is not None else meshes[int(found_arr[np.argmin(np.abs(found_arr - i))])])
+    stacked = np.stack(filled).astype(np.float32)
+    return FaceTrack(meshes=stacked, boxes=np.stack([mesh_box(m) for m in stacked]), image_size=size)

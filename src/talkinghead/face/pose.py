@@ -1,0 +1,103 @@
+"""Rigid head pose: a similarity (Umeyama) fit of a mesh to the canonical mesh."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from talkinghead.face.indices import OUTER_EYE_CORNERS, POSE
+
+CANONICAL_ASSET = "canonical_mesh_v1.npz"
+
+
+@dataclass
+class Pose:
+    """mesh ≈ scale * canonical_like @ rotation.T + translation.
+
+    Attributes:
+        rotation: (3, 3) float64 proper rotation (det +1), canonical -> image axes.
+        translation: (3,) float64 pixels.
+        scale: pixels per canonical unit (canonical unit = outer eye-corner distance).
+    """
+
+    rotation: np.ndarray
+    translation: np.ndarray
+    scale: float
+
+    def to_image(self, points: np.ndarray) -> np.ndarray:
+        """Canonical-space points (..., 3) -> image pixels (..., 3)."""
+        return self.scale * points @ self.rotation.T + self.translation
+
+    def to_canonical(self, points: np.ndarray) -> np.ndarray:
+        """Image pixels (..., 3) -> canonical-space points (..., 3) (pose removed)."""
+        return (points - self.translation) @ self.rotation / self.scale
+
+    def euler(self) -> np.ndarray:
+        """(pitch, yaw, roll) in radians (intrinsic x-y-z)."""
+        return Rotation.from_matrix(self.rotation).as_euler("xyz")
+
+
+def umeyama(src: np.ndarray, dst: np.ndarray, *, with_scale: bool = True) -> tuple[float, np.ndarray, np.ndarray]:
+    """Least-squares similarity transform with dst ≈ s * src @ R.T + t (Umeyama 1991).
+
+    Args:
+        src, dst: (N, D) corresponding points.
+
+    Returns:
+        (s, R (D, D) with det +1, t (D,)).
+    """
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    xs, xd = src - mu_s, dst - mu_d
+    cov = xd.T @ xs / len(src)
+    u, sig, vt = np.linalg.svd(cov)
+    d = np.ones(len(sig))
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        d[-1] = -1.0
+    rot = u @ np.diag(d) @ vt
+    var_s = (xs**2).sum() / len(src)
+    s = float((sig * d).sum() / var_s) if with_scale else 1.0
+    return s, rot, mu_d - s * mu_s @ rot.T
+
+
+@lru_cache(maxsize=1)
+def canonical_mesh() -> np.ndarray:
+    """The shipped canonical mesh: (478, 3) float64, outer eye-corner distance 1, x right, y down."""
+    with resources.files("talkinghead.face").joinpath("assets", CANONICAL_ASSET).open("rb") as f:
+        return np.load(f)["mesh"].astype(np.float64)
+
+
+def fit_pose(mesh: np.ndarray) -> Pose:
+    """Fit the rigid pose of a (478, 3) pixel mesh from its rigid points (:data:`POSE`)."""
+    s, rot, t = umeyama(canonical_mesh()[POSE], mesh[POSE].astype(np.float64))
+    return Pose(rotation=rot, translation=t, scale=s)
+
+
+def upright_frame(mesh: np.ndarray) -> np.ndarray:
+    """Re-express a pose-free mean mesh in a frame with x along the eyes, y down the face, unit eye distance.
+
+    Used when building the canonical mesh; returns (478, 3).
+    """
+    x_axis = mesh[OUTER_EYE_CORNERS[1]] - mesh[OUTER_EYE_CORNERS[0]]
+    x_axis /= np.linalg.norm(x_axis)
+    down = mesh[152] - mesh[10]
+    y_axis = down - x_axis * (down @ x_axis)
+    y_axis /= np.linalg.norm(y_axis)
+    z_axis = np.cross(x_axis, y_axis)
+    centred = (mesh - mesh[POSE].mean(0)) @ np.stack([x_axis, y_axis, z_axis]).T
+    return centred / np.linalg.norm(centred[OUTER_EYE_CORNERS[1]] - centred[OUTER_EYE_CORNERS[0]])
+
+
+def procrustes_mean(meshes: np.ndarray, *, iterations: int = 5) -> np.ndarray:
+    """Generalised Procrustes mean of (N, 478, 3) meshes aligned on their rigid points, in :func:`upright_frame`."""
+    mean = upright_frame(meshes[0].astype(np.float64))
+    for _ in range(iterations):
+        aligned = []
+        for m in meshes:
+            s, rot, t = umeyama(m[POSE].astype(np.float64), mean[POSE])
+            aligned.append(s * m @ rot.T + t)
+        mean = upright_frame(np.mean(aligned, axis=0))
+    return mean

@@ -1,0 +1,33 @@
+"""Reading still images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from talkinghead.constants import MAX_IMAGE_PIXELS
+from talkinghead.errors import InputError
+from talkinghead.io.paths import require_file
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file (jpg, png, webp, bmp, ...) as RGB.
+
+    EXIF orientation is applied. Grey and RGBA images are converted to RGB.
+
+    Returns:
+        image: (H, W, 3) uint8 RGB.
+    """
+    p = require_file(path)
+    data = np.fromfile(p, dtype=np.uint8)
+    header = cv2.imdecode(data, cv2.IMREAD_REDUCED_GRAYSCALE_8)
+    if header is None:
+        raise InputError(p, "not a readable image (unknown or corrupt format)")
+    if header.size * 64 > MAX_IMAGE_PIXELS:
+        raise InputError(p, f"image is too large (over {MAX_IMAGE_PIXELS // 1_000_000} megapixels)")
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise InputError(p, "not a readable image (unknown or corrupt format)")
+    return np.ascontiguousarray(bgr[:, :, ::-1])

@@ -1,0 +1,37 @@
+"""Checks on input and output paths, done before any heavy work."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from talkinghead.errors import InputError
+
+
+def require_file(path: str | Path) -> Path:
+    """Return ``path`` as a Path if it is a readable, non-empty regular file, else raise InputError."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(p, "file not found")
+    if not p.is_file():
+        raise InputError(p, "not a regular file")
+    if not os.access(p, os.R_OK):
+        raise InputError(p, "file is not readable (permission denied)")
+    if p.stat().st_size == 0:
+        raise InputError(p, "file is empty (0 bytes)")
+    return p
+
+
+def require_writable_output(path: str | Path) -> Path:
+    """Return ``path`` as a Path if a file can be created there, else raise InputError."""
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    if p.is_dir():
+        raise InputError(p, "output path is a directory")
+    if not parent.is_dir():
+        raise InputError(p, f"output directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(p, f"output directory {parent} is not writable")
+    if p.exists() and not os.access(p, os.W_OK):
+        raise InputError(p, "output file exists and is not writable")
+    return p

@@ -1,0 +1,196 @@
+"""Reading videos (any fps, size, rotation metadata) and writing mp4 (h264 + aac)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from talkinghead.constants import MAX_FRAME_BYTES, SAMPLE_RATE
+from talkinghead.errors import InputError
+from talkinghead.io.paths import require_file, require_writable_output
+
+
+@dataclass
+class VideoClip:
+    """Decoded video frames.
+
+    Attributes:
+        frames: (T, H, W, 3) uint8 RGB, rotation metadata already applied.
+        fps: frames per second of the source.
+        path: the file they came from.
+    """
+
+    frames: np.ndarray
+    fps: float
+    path: str
+
+    @property
+    def duration(self) -> float:
+        """Duration in seconds."""
+        return len(self.frames) / self.fps
+
+
+def _rotate(rgb: np.ndarray, degrees: int) -> np.ndarray:
+    """Apply display-matrix rotation (counter-clockwise degrees, as FFmpeg reports it)."""
+    turns = (int(round(degrees / 90.0)) % 4)
+    return np.ascontiguousarray(np.rot90(rgb, k=turns)) if turns else rgb
+
+
+def _scaled_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    """Even (width, height) with the longer side at most ``max_side`` (aspect ratio kept)."""
+    scale = 1.0 if max_side is None else min(1.0, max_side / max(width, height))
+    return max(2, int(round(width * scale / 2)) * 2), max(2, int(round(height * scale / 2)) * 2)
+
+
+def read_video(path: str | Path, *, max_side: int | None = None, max_frames: int | None = None) -> VideoClip:
+    """Decode all frames of the first video stream.
+
+    Args:
+        path: a video file.
+        max_side: if given, frames are downscaled so the longer side is at most this (even sizes).
+        max_frames: stop after this many frames.
+
+    Returns:
+        VideoClip with frames (T, H, W, 3) uint8 RGB.
+    """
+    p = require_file(path)
+    try:
+        container = av.open(str(p))
+    except (av.FFmpegError, UnicodeDecodeError) as exc:
+        raise InputError(p, f"not a readable video ({type(exc).__name__})") from None
+    frames: list[np.ndarray] = []
+    with container:
+        streams = [s for s in container.streams if s.type == "video"]
+        if not streams:
+            raise InputError(p, "has no video stream")
+        stream = streams[0]
+        stream.thread_type = "AUTO"
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        fps = float(rate) if rate else 0.0
+        nbytes = 0
+        try:
+            for frame in container.decode(stream):
+                rgb = _rotate(frame.to_ndarray(format="rgb24"), getattr(frame, "rotation", 0) or 0)
+                h, w = rgb.shape[:2]
+                size = _scaled_size(w, h, max_side)
+                if size != (w, h):
+                    rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+                frames.append(rgb)
+                nbytes += rgb.nbytes
+                if nbytes > MAX_FRAME_BYTES:
+                    raise InputError(p, "video is too large to hold in memory (use a shorter clip or --size)")
+                if max_frames is not None and len(frames) >= max_frames:
+                    break
+        except av.FFmpegError as exc:
+            if not frames:
+                raise InputError(p, f"video stream cannot be decoded ({type(exc).__name__})") from None
+    if not frames:
+        raise InputError(p, "video has no frames")
+    if not 1.0 <= fps <= 240.0:
+        raise InputError(p, f"video frame rate {fps:g} is not usable")
+    return VideoClip(frames=np.stack(frames), fps=fps, path=str(p))
+
+
+def _fps_fraction(fps: float) -> Fraction:
+    return Fraction(fps).limit_denominator(1001)
+
+
+def write_video(
+    path: str | Path,
+    frames: Iterable[np.ndarray],
+    *,
+    fps: float,
+    audio: np.ndarray | None = None,
+    sample_rate: int = SAMPLE_RATE,
+    crf: int = 20,
+    preset: str = "veryfast",
+) -> Path:
+    """Encode frames (and audio) to an mp4 file with h264 (yuv420p) and aac.
+
+    Frame ``i`` is presented at ``i / fps`` seconds and the audio starts at 0, so audio and
+    video are aligned exactly. The file is written to a temporary name in the same directory and
+    renamed at the end; on any error the temporary file is removed and nothing is left behind.
+
+    Args:
+        path: output .mp4 path.
+        frames: iterable of (H, W, 3) uint8 RGB frames, all the same even size.
+        fps: frame rate.
+        audio: (N,) float32 mono samples in [-1, 1], or None for a silent video.
+        sample_rate: sample rate of ``audio`` in Hz.
+        crf, preset: libx264 quality and speed settings.
+
+    Returns:
+        The output path.
+    """
+    out = require_writable_output(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".mp4", dir=out.parent or ".")
+    os.close(fd)
+    try:
+        _encode(tmp_name, frames, fps=fps, audio=audio, sample_rate=sample_rate, crf=crf, preset=preset)
+        os.replace(tmp_name, out)
+    except BaseException:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+        raise
+    return out
+
+
+def _encode(
+    filename: str,
+    frames: Iterable[np.ndarray],
+    *,
+    fps: float,
+    audio: np.ndarray | None,
+    sample_rate: int,
+    crf: int,
+    preset: str,
+) -> None:
+    rate = _fps_fraction(fps)
+    with av.open(filename, mode="w", format="mp4") as container:
+        vstream = None
+        astream = None
+        if audio is not None:
+            astream = container.add_stream("aac", rate=sample_rate, layout="mono")
+        n = 0
+        for frame in frames:
+            if vstream is None:
+                h, w = frame.shape[:2]
+                if h % 2 or w % 2:
+                    raise ValueError(f"frame size {w}x{h} must be even for yuv420p")
+                vstream = container.add_stream("libx264", rate=rate)
+                vstream.width, vstream.height, vstream.pix_fmt = w, h, "yuv420p"
+                vstream.time_base = 1 / rate
+                vstream.options = {"crf": str(crf), "preset": preset}
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            vf.pts = n
+            for packet in vstream.encode(vf):
+                container.mux(packet)
+            n += 1
+        if vstream is None:
+            raise ValueError("no frames to write")
+        for packet in vstream.encode(None):
+            container.mux(packet)
+        if astream is not None and audio is not None:
+            _encode_audio(container, astream, audio, sample_rate)
+
+
+def _encode_audio(container: av.container.OutputContainer, stream: av.audio.stream.AudioStream,
+                  audio: np.ndarray, sample_rate: int) -> None:
+    samples = (np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16)
+    chunk = 1024 * 16
+    for start in range(0, samples.size, chunk):
+        af = av.AudioFrame.from_ndarray(samples[None, start:start + chunk], format="s16", layout="mono")
+        af.sample_rate = sample_rate
+        af.pts = start
+        for packet in stream.encode(af):
+            container.mux(packet)
+    for packet in stream.encode(None):
+        container.mux(packet)

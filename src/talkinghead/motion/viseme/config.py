@@ -1,0 +1,59 @@
+"""Settings of the viseme engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+VISEME_CLASSES: dict[str, tuple[str, ...]] = {
+    "silence": ("SIL",),
+    "closure": ("P", "B", "M"),
+    "lip_teeth": ("F", "V"),
+    "dental": ("TH", "DH"),
+    "rounded": ("UW", "UH", "OW", "OY", "W"),
+    "postalveolar": ("SH", "ZH", "CH", "JH"),
+    "open": ("AA", "AE", "AH", "AO", "AW", "AY"),
+    "mid": ("EH", "EY", "ER"),
+    "spread": ("IY", "IH", "Y"),
+    "alveolar": ("T", "D", "N", "L", "S", "Z", "R"),
+    "velar": ("K", "G", "NG", "HH"),
+}
+"""Phones grouped by mouth shape; every phone of ``PHONES`` is in exactly one class."""
+
+DOMINANCE: dict[str, tuple[float, float]] = {
+    "silence": (0.5, 0.06),
+    "closure": (1.0, 0.025),
+    "lip_teeth": (0.9, 0.03),
+    "dental": (0.5, 0.04),
+    "rounded": (0.8, 0.06),
+    "postalveolar": (0.7, 0.05),
+    "open": (0.7, 0.05),
+    "mid": (0.6, 0.05),
+    "spread": (0.6, 0.05),
+    "alveolar": (0.3, 0.04),
+    "velar": (0.2, 0.04),
+}
+"""Coarticulation (Cohen-Massaro style): (dominance inside the phone, decay time constant in s
+outside it). Strong, fast-decaying dominance makes closures and lip-teeth contacts reached
+exactly; weak dominance lets alveolars and velars take their neighbours' shape."""
+
+
+@dataclass
+class VisemeConfig:
+    """Options of :func:`talkinghead.motion.viseme.infer.viseme_motion`."""
+
+    expression_scale: float = 1.0
+    """Multiplies every mouth deviation from rest."""
+    loudness_exponent: float = 0.25
+    """Opening amplitude follows (speech RMS / median speech RMS) ** this."""
+    loudness_gain_range: tuple[float, float] = (0.5, 1.5)
+    blink: bool = True
+    blink_interval: tuple[float, float] = (2.0, 6.0)
+    """Seconds between blink starts (uniform)."""
+    blink_duration: tuple[float, float] = (0.10, 0.15)
+    """Blink length in seconds (uniform)."""
+    head_motion: bool = True
+    head_amplitude_deg: tuple[float, float, float] = field(default=(2.0, 3.0, 1.2))
+    """Standard deviation of (pitch, yaw, roll) while speaking loudly, degrees."""
+    head_idle_fraction: float = 0.35
+    """Head motion in silence relative to loud speech."""
+    seed: int = 0

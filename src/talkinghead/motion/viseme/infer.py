@@ -1,0 +1,86 @@
+"""Audio features + reference face -> FaceMotion with the viseme engine."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from talkinghead.audio.features import AudioFeatures
+from talkinghead.face.expression import GAP, OPENING_FEATURES, mouth_features
+from talkinghead.motion.base import FaceMotion
+from talkinghead.motion.viseme.config import VisemeConfig
+from talkinghead.motion.viseme.model import (
+    VisemeCalibration, articulation, blink_track, default_calibration, head_track, loudness_gain,
+)
+
+
+def rest_features(reference: np.ndarray, calibration: VisemeCalibration) -> np.ndarray:
+    """The closed-mouth rest shape's mouth features for pose-free reference mesh(es).
+
+    The reference's own lip gap is removed along the calibrated gap direction, so a reference
+    photographed with an open mouth rests with closed lips.
+
+    Args:
+        reference: (R, 478, 3) canonical-space meshes (R = 1 for a photo, one per frame for a video).
+
+    Returns:
+        (5,) rest features (the median over R).
+    """
+    f = mouth_features(reference)
+    rest = f - f[:, GAP:GAP + 1] * calibration.gap_direction[None, :]
+    return np.median(rest, axis=0)
+
+
+def mouth_targets(features: AudioFeatures, *, config: VisemeConfig, calibration: VisemeCalibration) -> np.ndarray:
+    """Mouth-feature offsets from rest per frame: (T, 5) float64 (lip_gap absolute, >= 0)."""
+    deltas = articulation(features.phonemes, calibration.targets, fps=features.fps,
+                          n_frames=features.n_frames, lag=calibration.lag)
+    gain, gate = loudness_gain(features.loudness_db, features.voiced, exponent=config.loudness_exponent,
+                               gain_range=config.loudness_gain_range, fps=features.fps)
+    for k in range(deltas.shape[1]):
+        deltas[:, k] *= gain * gate if k in OPENING_FEATURES else gate
+    deltas *= config.expression_scale
+    deltas[:, GAP] = np.maximum(deltas[:, GAP], 0.0)
+    return deltas
+
+
+def viseme_motion(
+    features: AudioFeatures,
+    reference: np.ndarray,
+    *,
+    config: VisemeConfig | None = None,
+    calibration: VisemeCalibration | None = None,
+) -> FaceMotion:
+    """Motion of a talking face for the given speech.
+
+    Args:
+        features: analysed speech (T frames).
+        reference: (478, 3) pose-free mesh of a photo, or (T, 478, 3) one per video frame (dubbing:
+            each frame's mouth is replaced, its other motion kept).
+        config: options (defaults: :class:`VisemeConfig`).
+        calibration: mouth shapes (default: the shipped calibration).
+
+    Returns:
+        FaceMotion whose expression coefficients are mouth-feature changes in the calibration's
+        articulation basis, relative to each reference mesh.
+    """
+    config = config or VisemeConfig()
+    calibration = calibration or default_calibration()
+    refs = reference[None] if reference.ndim == 2 else reference
+    if len(refs) not in (1, features.n_frames):
+        raise ValueError(f"reference has {len(refs)} meshes; expected 1 or {features.n_frames}")
+    target = rest_features(refs, calibration) + mouth_targets(features, config=config, calibration=calibration)
+    coefficients = target - mouth_features(refs)
+    rng = np.random.default_rng(config.seed)
+    n, fps = features.n_frames, features.fps
+    blink = (blink_track(n, fps, rng, interval=config.blink_interval, duration=config.blink_duration)
+             if config.blink else np.zeros(n))
+    head = (head_track(features.loudness_db, features.voiced, fps, rng, amplitude_deg=config.head_amplitude_deg,
+                       idle_fraction=config.head_idle_fraction) if config.head_motion else np.zeros((n, 3)))
+    return FaceMotion(
+        fps=fps,
+        expression=coefficients.astype(np.float32),
+        basis=calibration.basis,
+        head_rotation=head.astype(np.float32),
+        head_translation=np.zeros((n, 3), np.float32),
+        blink=blink.astype(np.float32),
+    )

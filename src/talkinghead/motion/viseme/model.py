@@ -1,0 +1,165 @@
+"""The viseme engine's model: calibrated per-phone mouth targets blended by coarticulation,
+plus blink and head-motion generators. Pure numpy; nothing is trained by gradient descent."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+
+from talkinghead.audio.phonemes import PHONE_INDEX, PHONES, PhonemeTimeline
+from talkinghead.face.expression import MOUTH_FEATURES, ExpressionBasis
+from talkinghead.motion.viseme.config import DOMINANCE, VISEME_CLASSES
+
+CALIBRATION_ASSET = "visemes_v1.npz"
+SUBSAMPLES = 4
+"""Sub-frame samples averaged per video frame so that phones shorter than a frame still count."""
+
+PHONE_CLASS: dict[str, str] = {p: c for c, phones in VISEME_CLASSES.items() for p in phones}
+
+
+@dataclass
+class VisemeCalibration:
+    """Mouth shapes measured on real talking faces (see :mod:`talkinghead.motion.viseme.calibrate`).
+
+    Attributes:
+        targets: (len(PHONES), 5) float64 mouth-feature offsets from rest per phone (lip_gap is absolute).
+        counts: (len(PHONES),) int64 phone samples measured.
+        gap_direction: (5,) float64 how every feature moves per unit lip gap (regression on the data);
+            used to find the closed-mouth rest shape of a reference with an open mouth.
+        basis: mesh offsets per unit feature change ("articulation" basis, K = 5).
+        lag: seconds by which mouth shapes lead the sound.
+        card: provenance and fit figures.
+    """
+
+    targets: np.ndarray
+    counts: np.ndarray
+    gap_direction: np.ndarray
+    basis: ExpressionBasis
+    lag: float
+    card: dict
+
+    def save(self, path: str | Path) -> None:
+        """Write the calibration as a compressed .npz (the card as JSON inside)."""
+        np.savez_compressed(
+            path, targets=self.targets, counts=self.counts, gap_direction=self.gap_direction,
+            components=self.basis.components.astype(np.float32), lag=np.float64(self.lag),
+            card=np.array(json.dumps(self.card, indent=1)), phones=np.array(PHONES),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> VisemeCalibration:
+        """Read a calibration written by :meth:`save`."""
+        with np.load(path, allow_pickle=False) as z:
+            if tuple(z["phones"].tolist()) != PHONES:
+                raise ValueError(f"{path}: phone set does not match this version of talkinghead")
+            card = json.loads(str(z["card"]))
+            basis = ExpressionBasis(card.get("basis", "articulation"), MOUTH_FEATURES, z["components"])
+            return cls(z["targets"], z["counts"], z["gap_direction"], basis, float(z["lag"]), card)
+
+
+@lru_cache(maxsize=1)
+def default_calibration() -> VisemeCalibration:
+    """The calibration shipped with the package."""
+    with resources.as_file(resources.files("talkinghead.motion.viseme").joinpath("assets", CALIBRATION_ASSET)) as p:
+        return VisemeCalibration.load(p)
+
+
+def articulation(timeline: PhonemeTimeline, targets: np.ndarray, *, fps: float, n_frames: int,
+                 lag: float) -> np.ndarray:
+    """Blend per-phone mouth targets over time with dominance functions.
+
+    Each phone i with span [s_i, e_i] has dominance alpha_i inside its span, decaying as
+    exp(-distance / tau_i) outside it (:data:`DOMINANCE` per viseme class); the shape at time t is
+    the dominance-weighted mean of all targets.
+
+    Args:
+        timeline: phones with times in seconds.
+        targets: (len(PHONES), F) per-phone targets.
+        lag: mouth lead in seconds (the shape shown at t is the one for the sound at t + lag).
+
+    Returns:
+        (n_frames, F) float64, each frame the mean over :data:`SUBSAMPLES` sub-frame samples.
+    """
+    times = (np.arange(n_frames * SUBSAMPLES) + 0.5) / (fps * SUBSAMPLES) + lag
+    num = np.zeros((times.size, targets.shape[1]))
+    den = np.full(times.size, 1e-9)
+    for phone, s, e in zip(timeline.phones, timeline.starts, timeline.ends):
+        alpha, tau = DOMINANCE[PHONE_CLASS[phone]]
+        lo, hi = np.searchsorted(times, [s - 10 * tau, e + 10 * tau])
+        t = times[lo:hi]
+        dist = np.maximum(0.0, np.maximum(s - t, t - e))
+        dom = alpha * np.exp(-dist / tau)
+        num[lo:hi] += dom[:, None] * targets[PHONE_INDEX[phone]]
+        den[lo:hi] += dom
+    # where no phone reaches (far outside the timeline) the mouth rests
+    out = num / np.maximum(den, 1e-3)[:, None]
+    return out.reshape(n_frames, SUBSAMPLES, -1).mean(1)
+
+
+def loudness_gain(loudness_db: np.ndarray, voiced: np.ndarray, *, exponent: float,
+                  gain_range: tuple[float, float], fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Opening amplitude from speech loudness, and a voice gate that closes the mouth in silence.
+
+    The gain follows a slow (0.3 s) loudness envelope, so louder phrases open the mouth wider
+    without fighting the phone-level shapes.
+
+    Returns:
+        (gain, gate): (T,) float64 each. gain = (envelope RMS / median voiced RMS) ** exponent,
+        clipped to ``gain_range``; gate is 1 in voiced frames, fading to 0 over ~2 frames outside them.
+    """
+    gate = np.clip(gaussian_filter1d(voiced.astype(np.float64), sigma=max(0.04 * fps, 0.5)) * 2.0, 0.0, 1.0)
+    if not voiced.any():
+        return np.ones(len(voiced)), gate
+    power = gaussian_filter1d(10 ** (loudness_db / 10.0), sigma=0.3 * fps)
+    env_db = 10 * np.log10(np.maximum(power, 1e-10))
+    ref = float(np.median(env_db[voiced]))
+    gain = np.clip(10 ** ((env_db - ref) / 20 * exponent), *gain_range)
+    return gain, gate
+
+
+def blink_track(n_frames: int, fps: float, rng: np.random.Generator, *, interval: tuple[float, float],
+                duration: tuple[float, float]) -> np.ndarray:
+    """Eye blinks at random intervals: (T,) float64 closure in [0, 1] (raised-cosine lid curve)."""
+    total = n_frames / fps
+    times = (np.arange(n_frames * SUBSAMPLES) + 0.5) / (fps * SUBSAMPLES)
+    curve = np.zeros(times.size)
+    t = rng.uniform(0.3, interval[0])
+    while t < total:
+        d = rng.uniform(*duration)
+        inside = (times >= t) & (times <= t + d)
+        curve[inside] = 0.5 - 0.5 * np.cos(2 * np.pi * (times[inside] - t) / d)
+        t += rng.uniform(*interval)
+    return curve.reshape(n_frames, SUBSAMPLES).max(1)
+
+
+def head_track(loudness_db: np.ndarray, voiced: np.ndarray, fps: float, rng: np.random.Generator, *,
+               amplitude_deg: tuple[float, float, float], idle_fraction: float) -> np.ndarray:
+    """Subtle head motion whose energy follows the speech energy.
+
+    Smoothed random motion per axis, scaled from ``idle_fraction`` (silence) to 1 (loud speech),
+    plus small nods (pitch) on rises of speech energy.
+
+    Returns:
+        (T, 3) float64 (pitch, yaw, roll) radians, mean 0.
+    """
+    n = len(loudness_db)
+    ref = float(np.median(loudness_db[voiced])) if voiced.any() else float(np.max(loudness_db))
+    energy = np.clip(10 ** ((loudness_db - ref) / 20), 0, 1.5) * voiced
+    env = np.clip(gaussian_filter1d(energy, 0.4 * fps), 0, 1)
+    scale = idle_fraction + (1 - idle_fraction) * env
+    rot = np.zeros((n, 3))
+    for axis, sigma_s in enumerate((0.35, 0.5, 0.6)):
+        noise = gaussian_filter1d(rng.standard_normal(n + int(6 * sigma_s * fps)), sigma_s * fps)
+        noise = noise[: n]
+        noise /= max(float(noise.std()), 1e-6)
+        rot[:, axis] = np.deg2rad(amplitude_deg[axis]) * scale * noise
+    onset = gaussian_filter1d(energy, 0.08 * fps) - gaussian_filter1d(energy, 0.5 * fps)
+    rot[:, 0] += np.deg2rad(amplitude_deg[0]) * 0.8 * onset
+    rot = gaussian_filter1d(rot, max(0.06 * fps, 0.5), axis=0)
+    return rot - rot.mean(0)

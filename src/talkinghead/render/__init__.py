@@ -1,0 +1,1 @@
+"""Renderers: reference image(s) + FaceMotion -> frames."""

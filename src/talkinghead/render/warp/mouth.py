@@ -1,0 +1,81 @@
+"""A plausible mouth interior (dark cavity, upper and lower teeth bands) painted inside the lips."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from talkinghead.face import indices as ix
+
+SUBPIXEL_BITS = 4
+MIN_GAP_PX = 0.6
+"""Lip gaps smaller than this (pixels) are left as warped."""
+
+
+@dataclass
+class MouthColours:
+    """Colours of the painted interior, RGB float32 in 0..255."""
+
+    cavity: np.ndarray
+    teeth: np.ndarray
+
+
+def mouth_colours(image: np.ndarray, mesh_xy: np.ndarray) -> MouthColours:
+    """Cavity and teeth colours matched to the reference's lips and lighting."""
+    mask = np.zeros(image.shape[:2], np.uint8)
+    outer = np.concatenate([ix.LIPS_UPPER_OUTER, ix.LIPS_LOWER_OUTER[::-1][1:-1]])
+    cv2.fillPoly(mask, [np.round(mesh_xy[outer]).astype(np.int32)], 1)
+    lips = image[mask.astype(bool)].astype(np.float32)
+    lip = lips.mean(0) if len(lips) else np.array([150.0, 80.0, 80.0], np.float32)
+    brightness = float(np.clip(lip.mean() / 120.0, 0.6, 1.3))
+    cavity = lip * 0.22 + np.array([6.0, 0.0, 0.0], np.float32)
+    teeth = np.array([222.0, 214.0, 200.0], np.float32) * brightness
+    return MouthColours(cavity=cavity, teeth=np.clip(teeth, 0, 245))
+
+
+def paint_mouth(image: np.ndarray, mesh_xy: np.ndarray, colours: MouthColours) -> None:
+    """Paint the mouth interior in place where the inner lips part.
+
+    Args:
+        image: (H, W, 3) uint8 RGB, modified in place.
+        mesh_xy: (478, 2) target mesh in the image's pixel coordinates.
+    """
+    upper, lower = mesh_xy[ix.LIPS_UPPER_INNER], mesh_xy[ix.LIPS_LOWER_INNER]
+    pairs = mesh_xy[ix.INNER_LIP_PAIRS]
+    gap = float(np.mean(pairs[:, 1, 1] - pairs[:, 0, 1]))
+    if gap < MIN_GAP_PX:
+        return
+    width = float(np.linalg.norm(upper[-1] - upper[0]))
+    x0, y0 = np.floor(mesh_xy[ix.MOUTH_INNER_LOOP].min(0)).astype(int) - 3
+    x1, y1 = np.ceil(mesh_xy[ix.MOUTH_INNER_LOOP].max(0)).astype(int) + 4
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if x1 - x0 < 3 or y1 - y0 < 2:
+        return
+    origin = np.array([x0, y0], np.float64)
+    scale = float(1 << SUBPIXEL_BITS)
+
+    def poly(points: np.ndarray) -> np.ndarray:
+        return np.round((points - origin) * scale).astype(np.int32)
+
+    shape = (y1 - y0, x1 - x0)
+    inside = np.zeros(shape, np.float32)
+    cv2.fillPoly(inside, [poly(mesh_xy[ix.MOUTH_INNER_LOOP])], 1.0, cv2.LINE_AA, SUBPIXEL_BITS)
+    teeth = np.zeros(shape, np.float32)
+    upper_h = min(0.42 * gap, 0.11 * width)
+    lower_h = float(np.clip(0.22 * gap - 0.02 * width, 0.0, 0.07 * width))
+    cv2.fillPoly(teeth, [poly(np.concatenate([upper, (upper + [0, upper_h])[::-1]]))], 1.0, cv2.LINE_AA, SUBPIXEL_BITS)
+    if lower_h > 0.5:
+        cv2.fillPoly(teeth, [poly(np.concatenate([lower, (lower - [0, lower_h])[::-1]]))], 1.0, cv2.LINE_AA,
+                     SUBPIXEL_BITS)
+    sigma = max(0.5, 0.012 * width)
+    teeth = cv2.GaussianBlur(teeth, (0, 0), sigma)
+    inside = cv2.GaussianBlur(inside, (0, 0), 0.6)
+    xs = (np.arange(shape[1]) + x0 - upper[:, 0].mean()) / max(width / 2, 1.0)
+    shade = np.clip(1.0 - 0.55 * xs**2, 0.35, 1.0)[None, :, None]
+    interior = (colours.cavity[None, None] + teeth[..., None] * (colours.teeth - colours.cavity)[None, None]) * shade
+    region = image[y0:y1, x0:x1].astype(np.float32)
+    a = inside[..., None]
+    image[y0:y1, x0:x1] = np.clip(region + a * (interior - region) + 0.5, 0, 255).astype(np.uint8)
