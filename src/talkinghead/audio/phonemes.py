@@ -104,6 +104,13 @@ def _whisper():  # type: ignore[no-untyped-def]
                         cpu_threads=max(1, os.cpu_count() or 1))
 
 
+def _pcm16(audio: np.ndarray) -> np.ndarray:
+    """16-bit PCM for pocketsphinx, with 1 LSB of fixed-seed dither: runs of exact digital zeros
+    (synthetic speech, gated recordings) otherwise break its feature normalisation."""
+    dither = np.random.default_rng(0).normal(0.0, 1.0, audio.size)
+    return np.clip(audio.astype(np.float64) * 32767.0 + dither, -32768, 32767).astype(np.int16)
+
+
 def letters_to_phones(word: str) -> str:
     """A rough letter-to-sound guess (ARPAbet, space separated) for words missing from the dictionary."""
     w = re.sub(r"([bcdfghjklmnpqrstvwxz])\1", r"\1", word.lower().replace("'", ""))
@@ -206,7 +213,7 @@ def _align_chunk(pcm: np.ndarray, text: str) -> list[tuple[str, float, float, st
 def recognise_phones(audio: np.ndarray) -> PhonemeTimeline:
     """Phones recognised without a transcript (pocketsphinx allphone, English phone set)."""
     decoder = _phone_recogniser()
-    pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
+    pcm = _pcm16(audio)
     decoder.start_utt()
     decoder.process_raw(pcm.tobytes(), full_utt=True)
     decoder.end_utt()
@@ -266,7 +273,7 @@ def phoneme_timeline(audio: np.ndarray, *, language: str = "auto") -> PhonemeTim
     words, logprob = transcribe(audio)
     if not words or (language == "auto" and logprob < MIN_ENGLISH_LOGPROB):
         return recognise_phones(audio)
-    pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
+    pcm = _pcm16(audio)
     phones, starts, ends, aligned_words = [], [], [], []
     for a, b, text in _chunks(words, duration):
         i0, i1 = int(a * SAMPLE_RATE), int(b * SAMPLE_RATE)

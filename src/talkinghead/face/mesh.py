@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +45,21 @@ def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
     return inter / union if union > 0 else 0.0
 
 
+@contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null while MediaPipe's C++ code logs its start-up notes."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 class FaceMesher:
     """Runs MediaPipe FaceMesh (refined, 478 points) on RGB images.
 
@@ -51,17 +68,17 @@ class FaceMesher:
     """
 
     def __init__(self, *, video: bool = False, max_faces: int = MAX_FACES, min_confidence: float = 0.5) -> None:
-        os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ start-up chatter
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         from mediapipe.python.solutions import face_mesh  # heavy import, done on first use
 
-        self._mesh = face_mesh.FaceMesh(
-            static_image_mode=not video,
-            max_num_faces=max_faces,
-            refine_landmarks=True,
-            min_detection_confidence=min_confidence,
-            min_tracking_confidence=min_confidence,
-        )
+        with _native_stderr_silenced():
+            self._mesh = face_mesh.FaceMesh(
+                static_image_mode=not video,
+                max_num_faces=max_faces,
+                refine_landmarks=True,
+                min_detection_confidence=min_confidence,
+                min_tracking_confidence=min_confidence,
+            )
+        self._first = True
 
     def __enter__(self) -> FaceMesher:
         return self
@@ -76,7 +93,12 @@ class FaceMesher:
     def detect(self, image: np.ndarray) -> list[np.ndarray]:
         """All faces in ``image`` ((H, W, 3) uint8 RGB), largest first, each (478, 3) float32 pixels."""
         h, w = image.shape[:2]
-        result = self._mesh.process(np.ascontiguousarray(image))
+        if self._first:  # the graph logs once more on its first frame
+            with _native_stderr_silenced():
+                result = self._mesh.process(np.ascontiguousarray(image))
+            self._first = False
+        else:
+            result = self._mesh.process(np.ascontiguousarray(image))
         faces = []
         for lm in result.multi_face_landmarks or []:
             pts = np.array([(p.x * w, p.y * h, p.z * w) for p in lm.landmark], dtype=np.float32)

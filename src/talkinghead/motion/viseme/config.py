@@ -21,8 +21,8 @@ VISEME_CLASSES: dict[str, tuple[str, ...]] = {
 
 DOMINANCE: dict[str, tuple[float, float]] = {
     "silence": (0.5, 0.06),
-    "closure": (1.0, 0.025),
-    "lip_teeth": (0.9, 0.03),
+    "closure": (6.0, 0.025),
+    "lip_teeth": (3.0, 0.03),
     "dental": (0.5, 0.04),
     "rounded": (0.8, 0.06),
     "postalveolar": (0.7, 0.05),

@@ -1,0 +1,1 @@
+"""Metrics: identity (dlib embeddings), landmark and mouth-motion measures."""

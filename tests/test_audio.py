@@ -1,0 +1,116 @@
+"""Audio analysis: mel settings, voice activity, phoneme timelines on real and exactly-timed speech."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from talkinghead.audio.espeak import synthesize
+from talkinghead.audio.features import analyse_audio, frame_count
+from talkinghead.audio.mel import IPLAP, STYLETALKER, mel_per_frame, mel_spectrogram, mel_windows
+from talkinghead.audio.phonemes import PHONE_INDEX, PhonemeTimeline, letters_to_phones, phoneme_timeline
+from talkinghead.audio.vad import loudness, voice_activity
+from talkinghead.io import load_audio
+
+
+def test_mel_configs_have_the_seed_settings() -> None:
+    assert (STYLETALKER.n_fft, STYLETALKER.hop, STYLETALKER.win, STYLETALKER.n_mels) == (512, 160, 400, 80)
+    assert (IPLAP.n_fft, IPLAP.hop, IPLAP.win, IPLAP.n_mels) == (800, 200, 800, 80)
+    audio = np.sin(2 * np.pi * 1000 * np.arange(16000) / 16000).astype(np.float32)
+    st = mel_spectrogram(audio, STYLETALKER)
+    ip = mel_spectrogram(audio, IPLAP)
+    assert st.shape == (101, 80) and ip.shape == (81, 80)
+    assert ip.min() >= -4 and ip.max() <= 4
+    # a 1 kHz tone peaks in the mel band that contains 1 kHz
+    import librosa
+
+    centres = librosa.mel_frequencies(n_mels=82, fmin=0, fmax=8000)[1:-1]
+    assert abs(centres[int(st[50].argmax())] - 1000) < 120
+
+
+def test_mel_resampled_to_video_frames() -> None:
+    mel = np.arange(160, dtype=np.float32)[:, None].repeat(80, 1)  # 2 s at 80 frames/s, value = index
+    win = mel_windows(mel, IPLAP, fps=25.0, n_frames=50)
+    assert win.shape == (50, 16, 80)
+    assert win[10, 0, 0] == 32  # frame 10 at 0.4 s starts at mel frame 32
+    assert win[-1, -1, 0] == 159  # past the end repeats the last frame
+    per = mel_per_frame(np.arange(200, dtype=np.float32)[:, None], STYLETALKER, fps=25.0, n_frames=50)
+    assert per.shape == (50, 1) and per[0, 0] == pytest.approx(1.5)  # mean of frames 0..3
+
+
+def test_frame_count_covers_audio() -> None:
+    assert frame_count(16000, 25.0) == 25
+    assert frame_count(16001, 25.0) == 26
+
+
+def test_voice_activity_finds_speech_between_silences() -> None:
+    speech = synthesize("Hello there, this is a test of the voice detector.").audio
+    pad = np.zeros(16000, np.float32)
+    audio = np.concatenate([pad, speech, pad])
+    n = frame_count(audio.size, 25.0)
+    voiced = voice_activity(audio, fps=25.0, n_frames=n)
+    assert not voiced[:20].any() and not voiced[-20:].any()
+    middle = voiced[25 + 5: 25 + int(speech.size / 16000 * 25) - 5]
+    assert middle.mean() > 0.8
+    level = loudness(audio, fps=25.0, n_frames=n)
+    assert level[:20].max() < -90 and level[40:60].max() > -30
+
+
+def test_espeak_gives_exact_phoneme_events() -> None:
+    s = synthesize("mama")
+    assert s.timeline.phones[:4] == ["M", "AA", "M", "AA"] or s.timeline.phones[:3] == ["M", "AA", "M"]
+    assert s.timeline.starts[0] == 0.0
+    assert np.all(np.diff(s.timeline.starts) > 0)
+
+
+def test_alignment_matches_espeak_timings() -> None:
+    s = synthesize("Please bring the map to the farmer by the bay.")
+    tl = phoneme_timeline(s.audio, language="en")
+    assert tl.method == "aligned" and "map" in tl.transcript.lower()
+    errors = []
+    for phone, start in zip(s.timeline.phones, s.timeline.starts):
+        same = [a for q, a in zip(tl.phones, tl.starts) if q == phone]
+        if phone != "SIL" and same:
+            errors.append(np.min(np.abs(np.array(same) - start)))
+    assert len(errors) > 15
+    assert np.median(errors) < 0.03
+
+
+def test_real_english_speech_is_aligned(media: Path) -> None:
+    audio = load_audio(media / "speech" / "sadtalker_RD_Radio31_000.wav")
+    tl = phoneme_timeline(audio)
+    assert tl.method == "aligned"
+    assert "holidays" in tl.transcript.lower()
+    assert tl.ends[-1] == pytest.approx(audio.size / 16000)
+    assert np.all(tl.starts[1:] >= tl.ends[:-1] - 1e-9)
+    speech_phones = [p for p in tl.phones if p != "SIL"]
+    assert len(speech_phones) > 60  # 8 s of fluent speech
+
+
+def test_non_english_falls_back_to_allphone(media: Path) -> None:
+    audio = load_audio(media / "speech" / "dreamtalk_German1.wav")
+    tl = phoneme_timeline(audio)
+    assert tl.method == "allphone" and tl.transcript == ""
+    assert sum(p != "SIL" for p in tl.phones) > 30
+
+
+def test_frame_ids_follow_the_timeline() -> None:
+    tl = PhonemeTimeline(["SIL", "M", "AA", "SIL"], np.array([0.0, 0.1, 0.3, 0.5]), np.array([0.1, 0.3, 0.5, 0.6]),
+                         "aligned")
+    ids = tl.frame_ids(fps=10.0, n_frames=6)
+    assert ids.tolist() == [0, PHONE_INDEX["M"], PHONE_INDEX["M"], PHONE_INDEX["AA"], PHONE_INDEX["AA"], 0]
+
+
+def test_letter_to_sound_guess() -> None:
+    assert letters_to_phones("biden") == "B IH D EH N"
+    assert letters_to_phones("shtick") == "SH T IH K"
+
+
+def test_analyse_audio_bundles_everything(media: Path) -> None:
+    audio = load_audio(media / "speech" / "videoretalking_1.wav")
+    f = analyse_audio(audio, fps=25.0)
+    assert f.n_frames == frame_count(audio.size, 25.0)
+    assert f.phone_ids.shape == f.loudness_db.shape == f.voiced.shape == (f.n_frames,)
+    assert f.voiced.mean() > 0.5

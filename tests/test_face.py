@@ -1,0 +1,137 @@
+"""Face analysis: index tables, mesh on real photos, Umeyama pose, crop/paste-back, eyelids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from talkinghead.errors import InputError
+from talkinghead.face import indices as ix
+from talkinghead.face.crop import crop_face, face_mask, paste_back
+from talkinghead.face.expression import eyelid_closure, mouth_features
+from talkinghead.face.mesh import mesh_image, track_faces
+from talkinghead.face.pose import canonical_mesh, fit_pose, umeyama
+from talkinghead.io import read_image, read_video
+
+
+def _loop(connections: frozenset) -> set[int]:
+    return {i for edge in connections for i in edge}
+
+
+def test_index_tables_match_mediapipe() -> None:
+    from mediapipe.python.solutions import face_mesh_connections as fmc
+
+    assert set(ix.LIPS_ALL.tolist()) == _loop(fmc.FACEMESH_LIPS)
+    assert set(ix.FACE_OVAL.tolist()) == _loop(fmc.FACEMESH_FACE_OVAL)
+    assert set(np.concatenate([ix.RIGHT_EYE_UPPER, ix.RIGHT_EYE_LOWER, ix.RIGHT_EYE_CORNERS]).tolist()) == \
+        _loop(fmc.FACEMESH_RIGHT_EYE)
+    assert set(np.concatenate([ix.LEFT_EYE_UPPER, ix.LEFT_EYE_LOWER, ix.LEFT_EYE_CORNERS]).tolist()) == \
+        _loop(fmc.FACEMESH_LEFT_EYE)
+    assert set(ix.RIGHT_IRIS.tolist()) == _loop(fmc.FACEMESH_RIGHT_IRIS) | {468}  # + iris centre
+    assert set(ix.LEFT_IRIS.tolist()) == _loop(fmc.FACEMESH_LEFT_IRIS) | {473}
+
+
+def test_umeyama_recovers_known_similarity() -> None:
+    rng = np.random.default_rng(1)
+    src = rng.normal(size=(50, 3))
+    rot = Rotation.from_euler("xyz", [10, -25, 5], degrees=True).as_matrix()
+    dst = 3.5 * src @ rot.T + [4.0, -2.0, 7.0]
+    s, r, t = umeyama(src, dst)
+    assert s == pytest.approx(3.5)
+    assert np.allclose(r, rot, atol=1e-9) and np.allclose(t, [4.0, -2.0, 7.0])
+
+
+def test_pose_of_rotated_canonical_mesh() -> None:
+    rot = Rotation.from_euler("xyz", [0.1, -0.3, 0.05])
+    mesh = 120.0 * canonical_mesh() @ rot.as_matrix().T + [256.0, 240.0, 0.0]
+    pose = fit_pose(mesh)
+    assert pose.scale == pytest.approx(120.0)
+    assert np.allclose(pose.euler(), [0.1, -0.3, 0.05], atol=1e-9)
+    assert np.allclose(pose.to_image(pose.to_canonical(mesh)), mesh)
+
+
+def test_mesh_on_real_photo(media: Path) -> None:
+    image = read_image(media / "faces" / "liveportrait_s5.jpg")
+    mesh, faces = mesh_image(image)
+    assert mesh.shape == (478, 3) and faces == 1
+    h, w = image.shape[:2]
+    assert (mesh[:, 0] > 0).all() and (mesh[:, 0] < w).all() and (mesh[:, 1] > 0).all() and (mesh[:, 1] < h).all()
+    # the eyes are above the mouth, the chin lowest of the three
+    assert mesh[ix.OUTER_EYE_CORNERS, 1].mean() < mesh[ix.UPPER_LIP_CENTRE, 1] < mesh[ix.CHIN, 1]
+    # a real face is close to the canonical shape once its pose is removed
+    norm = fit_pose(mesh).to_canonical(mesh.astype(np.float64))
+    assert np.abs(norm[ix.POSE] - canonical_mesh()[ix.POSE]).mean() < 0.05
+
+
+def test_no_face_and_face_index_errors(media: Path) -> None:
+    blank = np.full((256, 256, 3), 128, np.uint8)
+    with pytest.raises(InputError, match="no face found"):
+        mesh_image(blank, source="blank.png")
+    image = read_image(media / "faces" / "liveportrait_s5.jpg")
+    with pytest.raises(InputError, match="face-index 3"):
+        mesh_image(image, face_index=3, source="s5.jpg")
+
+
+def test_largest_of_two_faces_first(media: Path) -> None:
+    import cv2
+
+    left = read_image(media / "faces" / "liveportrait_s5.jpg")  # 720 px, face ~145 px
+    right = read_image(media / "faces" / "liveportrait_s7.jpg")  # 852 px, face ~460 px
+    right = cv2.resize(right, (360, 360))  # face ~195 px: the larger one
+    canvas = np.zeros((720, 1080, 3), np.uint8)
+    canvas[:, :720] = left
+    canvas[:360, 720:] = right
+    largest, n = mesh_image(canvas)
+    second, _ = mesh_image(canvas, face_index=1)
+    assert n == 2
+    assert largest[:, 0].mean() > 720 > second[:, 0].mean()
+    track = track_faces([canvas, canvas], face_index=1)
+    assert track.meshes.shape == (2, 478, 3) and (track.meshes[:, :, 0].mean(1) < 720).all()
+
+
+def test_track_real_video(media: Path) -> None:
+    clip = read_video(media / "talking" / "videoretalking_face5.mp4", max_side=256, max_frames=20)
+    track = track_faces(clip.frames)
+    assert track.meshes.shape == (20, 478, 3)
+    assert np.abs(np.diff(track.meshes[:, ix.NOSE_TIP, :2], axis=0)).max() < 10  # smooth, same face
+
+
+def test_crop_and_paste_back_round_trip(media: Path) -> None:
+    image = read_image(media / "faces" / "liveportrait_s6.jpg")
+    mesh, _ = mesh_image(image)
+    crop, fc = crop_face(image, mesh, size=256)
+    assert crop.shape == (256, 256, 3)
+    eyes = fc.to_crop(mesh[ix.OUTER_EYE_CORNERS])
+    assert abs(eyes[0, 1] - eyes[1, 1]) < 1e-6  # aligned: eyes level
+    mask = face_mask(fc.to_crop(mesh), (256, 256), feather=4.0)
+    assert mask.max() == pytest.approx(1.0) and mask[0, 0] == 0.0
+    back = paste_back(image, crop, fc, mask)
+    assert back.shape == image.shape
+    diff = np.abs(back.astype(float) - image.astype(float))
+    assert diff.mean() < 2.0  # resampled twice inside the mask, identical outside
+    exact, fc1 = crop_face(image, mesh, size=None, align=False)
+    x0, y0 = -fc1.matrix[:, 2].astype(int)
+    assert np.array_equal(exact[10:20, 10:20], image[y0 + 10:y0 + 20, x0 + 10:x0 + 20])  # an exact cut
+
+
+def test_eyelid_closure_brings_lids_together() -> None:
+    mesh = canonical_mesh()
+    closed = mesh + eyelid_closure(mesh)
+    assert np.allclose(closed[ix.EYE_UPPER, 1], closed[ix.EYE_LOWER, 1])
+    assert np.allclose(closed[ix.OUTER_EYE_CORNERS], mesh[ix.OUTER_EYE_CORNERS])
+    untouched = np.setdiff1d(np.arange(478), np.concatenate([ix.EYE_UPPER, ix.EYE_CREASE, ix.RIGHT_IRIS, ix.LEFT_IRIS]))
+    assert np.allclose(closed[untouched], mesh[untouched])
+
+
+def test_mouth_features_of_known_shapes() -> None:
+    mesh = canonical_mesh().copy()
+    base = mouth_features(mesh)
+    opened = mesh.copy()
+    opened[ix.LIPS_LOWER_INNER[1:-1], 1] += 0.2
+    assert mouth_features(opened)[0] - base[0] == pytest.approx(0.2)
+    wider = mesh.copy()
+    wider[ix.MOUTH_CORNERS[1], 0] += 0.1
+    assert mouth_features(wider)[2] - base[2] == pytest.approx(0.1, abs=0.01)

@@ -1,0 +1,119 @@
+"""The viseme engine on exactly-timed espeak-ng speech, plus blinks, head motion and silence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from talkinghead.audio.espeak import synthesize
+from talkinghead.audio.features import AudioFeatures, frame_count
+from talkinghead.audio.phonemes import PHONES
+from talkinghead.audio.vad import loudness, voice_activity
+from talkinghead.face.expression import GAP, JAW, mouth_features
+from talkinghead.face.pose import canonical_mesh
+from talkinghead.motion.viseme.config import VISEME_CLASSES, VisemeConfig
+from talkinghead.motion.viseme.infer import viseme_motion
+from talkinghead.motion.viseme.model import blink_track, default_calibration, head_track
+
+FPS = 100.0  # fine frames so every phone centre is sampled
+
+
+def _features(audio: np.ndarray, timeline, fps: float = FPS) -> AudioFeatures:  # type: ignore[no-untyped-def]
+    n = frame_count(audio.size, fps)
+    return AudioFeatures(audio=audio, fps=fps, n_frames=n, phonemes=timeline,
+                         phone_ids=timeline.frame_ids(fps=fps, n_frames=n),
+                         loudness_db=loudness(audio, fps=fps, n_frames=n),
+                         voiced=voice_activity(audio, fps=fps, n_frames=n))
+
+
+def _mouth(features: AudioFeatures, **config) -> np.ndarray:  # type: ignore[no-untyped-def]
+    ref = canonical_mesh()
+    motion = viseme_motion(features, ref, config=VisemeConfig(**config))
+    shapes = ref + motion.basis.decode(motion.expression)
+    return mouth_features(shapes)
+
+
+def test_every_phone_has_one_viseme_class() -> None:
+    grouped = [p for phones in VISEME_CLASSES.values() for p in phones]
+    assert sorted(grouped) == sorted(PHONES)
+
+
+def test_calibration_asset_is_complete() -> None:
+    cal = default_calibration()
+    assert cal.targets.shape == (len(PHONES), 5) and np.isfinite(cal.targets).all()
+    assert cal.basis.components.shape == (5, 478, 3)
+    assert cal.card["phone_samples"] > 500 and cal.card["clips"]
+    for p in VISEME_CLASSES["closure"]:
+        assert cal.targets[PHONES.index(p), GAP] == 0.0
+
+
+def test_known_m_closes_lips_and_known_a_opens_jaw() -> None:
+    speech = synthesize("mama, papa, bob, mop, palm.")
+    features = _features(speech.audio, speech.timeline)
+    f = _mouth(features, blink=False, head_motion=False)
+    rest = f[0]
+    tl = speech.timeline
+    closures = [(s + e) / 2 for p, s, e in zip(tl.phones, tl.starts, tl.ends) if p in ("M", "P", "B")]
+    opens = [(s + e) / 2 for p, s, e in zip(tl.phones, tl.starts, tl.ends) if p == "AA"]
+    assert len(closures) >= 6 and len(opens) >= 4
+    gap_closed = [f[int(t * FPS), GAP] for t in closures]
+    gap_open = [f[int(t * FPS), GAP] for t in opens]
+    assert max(gap_closed) < 0.02  # lips together (canonical units; eye distance = 1)
+    assert min(gap_open) > 0.03 and np.mean(gap_open) > 0.06  # a short /a/ between two /m/ opens less
+    assert np.mean([f[int(t * FPS), JAW] for t in opens]) > rest[JAW] + 0.01  # jaw drops on /a/
+
+
+def test_silence_closes_the_mouth() -> None:
+    speech = synthesize("hello world")
+    pad = np.zeros(int(1.5 * 16000), np.float32)
+    audio = np.concatenate([pad, speech.audio, pad])
+    tl = speech.timeline
+    shifted = type(tl)(["SIL", *tl.phones, "SIL"], np.concatenate([[0.0], tl.starts + 1.5, [1.5 + tl.ends[-1]]]),
+                       np.concatenate([[1.5], tl.ends + 1.5, [audio.size / 16000]]), "espeak")
+    f = _mouth(_features(audio, shifted, fps=25.0), blink=False, head_motion=False)
+    assert np.abs(f[:30, GAP]).max() < 1e-6 and np.abs(f[-30:, GAP]).max() < 1e-6
+    assert f[40:60, GAP].max() > 0.05
+
+
+def test_expression_scale_zero_keeps_rest() -> None:
+    speech = synthesize("open your mouth wide")
+    f = _mouth(_features(speech.audio, speech.timeline), expression_scale=0.0, blink=False, head_motion=False)
+    assert np.abs(f[:, GAP]).max() < 1e-6
+
+
+def test_blinks_have_natural_timing() -> None:
+    rng = np.random.default_rng(3)
+    fps = 100.0
+    track = blink_track(int(600 * fps), fps, rng, interval=(2.0, 6.0), duration=(0.10, 0.15))
+    closed = track > 0.5
+    starts = np.nonzero(closed[1:] & ~closed[:-1])[0]
+    intervals = np.diff(starts) / fps
+    assert 100 < len(starts) < 300  # mean interval 4 s over 600 s
+    assert intervals.min() > 1.9 and intervals.max() < 6.1
+    lengths = [np.argmax(~closed[s + 1:]) / fps for s in starts]
+    assert 0.04 < np.mean(lengths) < 0.1  # half-closed span of a 100-150 ms raised cosine
+    assert track.max() == pytest.approx(1.0, abs=0.02) and track.min() == 0.0
+
+
+def test_head_motion_follows_speech_energy() -> None:
+    fps, n = 25.0, 1500
+    level = np.full(n, -80.0)
+    level[750:] = -20.0  # silence, then loud speech
+    voiced = level > -50
+    rot = head_track(level.astype(np.float32), voiced, fps, np.random.default_rng(0), amplitude_deg=(2.0, 3.0, 1.2),
+                     idle_fraction=0.35)
+    assert rot.shape == (n, 3) and np.allclose(rot.mean(0), 0.0, atol=1e-9)
+    assert np.rad2deg(np.abs(rot)).max() < 12
+    speed = np.abs(np.diff(rot, axis=0)).sum(1)
+    assert speed[800:].mean() > 1.5 * speed[:700].mean()
+
+
+def test_same_seed_same_motion_different_seed_different() -> None:
+    speech = synthesize("one two three four five six")
+    features = _features(speech.audio, speech.timeline, fps=25.0)
+    ref = canonical_mesh()
+    a = viseme_motion(features, ref, config=VisemeConfig(seed=1))
+    b = viseme_motion(features, ref, config=VisemeConfig(seed=1))
+    c = viseme_motion(features, ref, config=VisemeConfig(seed=2))
+    assert np.array_equal(a.head_rotation, b.head_rotation) and np.array_equal(a.blink, b.blink)
+    assert not np.allclose(a.head_rotation, c.head_rotation)
