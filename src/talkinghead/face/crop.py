@@ -95,22 +95,31 @@ def face_mask(points: np.ndarray, shape: tuple[int, int], *, feather: float) -> 
 def paste_back(frame: np.ndarray, crop: np.ndarray, fc: FaceCrop, mask: np.ndarray) -> np.ndarray:
     """Blend a (size, size, 3) crop back into a copy of ``frame`` through its soft (size, size) mask.
 
-    Only the crop's bounding box in the frame is resampled and blended.
+    Only the crop's bounding box in the frame is touched. An exact cut (integer offset, scale 1,
+    no rotation) is pasted without resampling.
     """
     h, w = frame.shape[:2]
-    corners = np.array([[0, 0], [fc.size, 0], [0, fc.size], [fc.size, fc.size]], np.float64)
-    inv = fc.inverse
-    pts = corners @ inv[:, :2].T + inv[:, 2]
-    x0, y0 = np.maximum(np.floor(pts.min(0)).astype(int), 0)
-    x1, y1 = np.minimum(np.ceil(pts.max(0)).astype(int) + 1, [w, h])
     out = frame.copy()
-    if x1 <= x0 or y1 <= y0:
-        return out
-    shifted = inv.copy()
-    shifted[:, 2] -= (x0, y0)
-    size = (int(x1 - x0), int(y1 - y0))
-    back = cv2.warpAffine(crop, shifted, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    alpha = cv2.warpAffine(mask, shifted, size, flags=cv2.INTER_LINEAR, borderValue=0.0)[..., None]
-    region = out[y0:y1, x0:x1].astype(np.float32)
-    out[y0:y1, x0:x1] = np.clip(region + alpha * (back.astype(np.float32) - region) + 0.5, 0, 255).astype(np.uint8)
+    inv = fc.inverse
+    if np.array_equal(inv[:, :2], np.eye(2)) and np.all(inv[:, 2] == np.round(inv[:, 2])):
+        ox, oy = int(inv[0, 2]), int(inv[1, 2])
+        x0, y0, x1, y1 = max(ox, 0), max(oy, 0), min(ox + fc.size, w), min(oy + fc.size, h)
+        if x1 <= x0 or y1 <= y0:
+            return out
+        back = np.ascontiguousarray(crop[y0 - oy:y1 - oy, x0 - ox:x1 - ox])
+        alpha = np.ascontiguousarray(mask[y0 - oy:y1 - oy, x0 - ox:x1 - ox])
+    else:
+        corners = np.array([[0, 0], [fc.size, 0], [0, fc.size], [fc.size, fc.size]], np.float64)
+        pts = corners @ inv[:, :2].T + inv[:, 2]
+        x0, y0 = np.maximum(np.floor(pts.min(0)).astype(int), 0)
+        x1, y1 = np.minimum(np.ceil(pts.max(0)).astype(int) + 1, [w, h])
+        if x1 <= x0 or y1 <= y0:
+            return out
+        shifted = inv.copy()
+        shifted[:, 2] -= (x0, y0)
+        size = (int(x1 - x0), int(y1 - y0))
+        back = cv2.warpAffine(crop, shifted, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        alpha = cv2.warpAffine(mask.astype(np.float32), shifted, size, flags=cv2.INTER_LINEAR, borderValue=0.0)
+    region = np.ascontiguousarray(out[y0:y1, x0:x1])
+    out[y0:y1, x0:x1] = cv2.blendLinear(back, region, alpha, 1.0 - alpha)
     return out

@@ -23,7 +23,7 @@ from talkinghead.face.pose import fit_pose, umeyama
 from talkinghead.motion.base import FaceMotion
 from talkinghead.render.warp.mouth import mouth_colours, paint_mouth
 
-WARP_MARGIN = 2.2
+WARP_MARGIN = 1.9
 """Side of the working crop relative to the face mesh's bounding box."""
 HEAD_RING_SCALE = 1.3
 """Head-ring points sit on the face oval scaled by this about the face centre."""
@@ -111,14 +111,15 @@ class WarpRenderer:
         disp = np.concatenate([tgt - self.src, ring_tgt - self.ring])
         field = np.asarray(self.weights @ disp, np.float32).reshape(self.grid_size, self.grid_size, 2)
         size = self.fc.size
-        to_index = self.grid_size / size
-        g = self.grid - field
+        to_index = np.float32(self.grid_size / size)
+        offset = np.float32(0.5 * to_index - 0.5)
+        g = self.grid - field  # fixed point of g = p - field(g): the inverse of p -> p + field(p)
         for _ in range(INVERSION_STEPS):
-            idx = (g + 0.5) * to_index - 0.5
-            g = self.grid - cv2.remap(field, idx[..., 0], idx[..., 1], cv2.INTER_LINEAR,
+            g = self.grid - cv2.remap(field, g * to_index + offset, None, cv2.INTER_LINEAR,
                                       borderMode=cv2.BORDER_REPLICATE)
         full = cv2.resize(g, (size, size), interpolation=cv2.INTER_LINEAR)
-        out = cv2.remap(self.crop, full[..., 0], full[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        fixed, frac = cv2.convertMaps(full, None, cv2.CV_16SC2)
+        out = cv2.remap(self.crop, fixed, frac, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         paint_mouth(out, tgt, self.colours)
         return out
 
