@@ -178,7 +178,9 @@ def generate(
     timings["face_analysis"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    features = analyse_audio(speech, fps=fps, language=language)
+    with bar(100, "speech analysis", quiet=quiet, unit="%") as pb:
+        features = analyse_audio(speech, fps=fps, language=language,
+                                 progress=lambda f: pb.update(max(0, int(100 * f) - pb.n)))
     timings["audio_analysis"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,16 +46,18 @@ def frame_count(n_samples: int, fps: float) -> int:
     return max(1, math.ceil(n_samples / SAMPLE_RATE * fps - 1e-6))
 
 
-def analyse_audio(audio: np.ndarray, *, fps: float, language: str = "auto") -> AudioFeatures:
+def analyse_audio(audio: np.ndarray, *, fps: float, language: str = "auto",
+                  progress: Callable[[float], None] | None = None) -> AudioFeatures:
     """Phonemes, loudness and voice activity of speech, per video frame.
 
     Args:
         audio: (N,) float32 mono at :data:`SAMPLE_RATE`.
         fps: video frame rate.
         language: see :func:`talkinghead.audio.phonemes.phoneme_timeline`.
+        progress: called with the fraction done.
     """
     n = frame_count(audio.size, fps)
-    timeline = phoneme_timeline(audio, language=language)
+    timeline = phoneme_timeline(audio, language=language, progress=progress)
     return AudioFeatures(
         audio=audio,
         fps=fps,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -148,8 +149,9 @@ def _dictionary_words(text: str) -> list[str]:
     return words
 
 
-def transcribe(audio: np.ndarray) -> tuple[list[tuple[str, float, float]], float]:
-    """Whisper tiny.en transcript.
+def transcribe(audio: np.ndarray, *, progress: Callable[[float], None] | None = None
+               ) -> tuple[list[tuple[str, float, float]], float]:
+    """Whisper tiny.en transcript; ``progress`` gets the fraction of audio transcribed so far.
 
     Returns:
         (words as (text, start s, end s), duration-weighted mean token log-probability).
@@ -164,6 +166,8 @@ def transcribe(audio: np.ndarray) -> tuple[list[tuple[str, float, float]], float
         total += seg.avg_logprob * dur
         weight += dur
         words.extend((w.word.strip(), float(w.start), float(w.end)) for w in seg.words or [])
+        if progress is not None:
+            progress(min(1.0, seg.end * SAMPLE_RATE / max(audio.size, 1)))
     return words, (total / weight if weight else -np.inf)
 
 
@@ -257,25 +261,29 @@ def _timeline(phones: list[str], starts: list[float], ends: list[float], method:
     )
 
 
-def phoneme_timeline(audio: np.ndarray, *, language: str = "auto") -> PhonemeTimeline:
+def phoneme_timeline(audio: np.ndarray, *, language: str = "auto",
+                     progress: Callable[[float], None] | None = None) -> PhonemeTimeline:
     """Phone timeline of speech.
 
     Args:
         audio: (N,) float32 at :data:`SAMPLE_RATE`.
         language: "en" forces alignment of a Whisper transcript, "other" forces allphone
             recognition, "auto" aligns when Whisper's transcript is confident enough to be English.
+        progress: called with the fraction done (transcription is the first 60 %).
     """
+    report = progress or (lambda fraction: None)
     if language not in ("auto", "en", "other"):
         raise ValueError(f"language must be auto, en or other, not {language!r}")
     duration = audio.size / SAMPLE_RATE
     if language == "other":
         return recognise_phones(audio)
-    words, logprob = transcribe(audio)
+    words, logprob = transcribe(audio, progress=lambda f: report(0.6 * f))
     if not words or (language == "auto" and logprob < MIN_ENGLISH_LOGPROB):
         return recognise_phones(audio)
     pcm = _pcm16(audio)
     phones, starts, ends, aligned_words = [], [], [], []
     for a, b, text in _chunks(words, duration):
+        report(0.6 + 0.4 * a / duration)
         i0, i1 = int(a * SAMPLE_RATE), int(b * SAMPLE_RATE)
         result = _align_chunk(pcm[i0:i1], text)
         if result is None:
