@@ -9,7 +9,7 @@ import numpy as np
 
 from talkinghead.constants import MAX_AUDIO_SECONDS, SAMPLE_RATE, SILENCE_PEAK
 from talkinghead.errors import InputError
-from talkinghead.io.paths import require_file
+from talkinghead.io.paths import open_stream
 
 
 def load_audio(path: str | Path, *, allow_silent: bool = False) -> np.ndarray:
@@ -25,21 +25,15 @@ def load_audio(path: str | Path, *, allow_silent: bool = False) -> np.ndarray:
     Raises:
         InputError: missing/unreadable file, no audio stream, empty, silent or too long audio.
     """
-    p = require_file(path)
-    try:
-        container = av.open(str(p))
-    except (av.FFmpegError, UnicodeDecodeError) as exc:
-        raise InputError(p, f"not a readable media file ({type(exc).__name__})") from None
+    p = Path(path)
+    container, stream = open_stream(p, "audio")
     chunks: list[np.ndarray] = []
     with container:
-        streams = [s for s in container.streams if s.type == "audio"]
-        if not streams:
-            raise InputError(p, "has no audio stream")
         resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
         limit = int(MAX_AUDIO_SECONDS * SAMPLE_RATE)
         total = 0
         try:
-            for frame in container.decode(streams[0]):
+            for frame in container.decode(stream):
                 for out in resampler.resample(frame):
                     chunks.append(out.to_ndarray().reshape(-1))
                     total += chunks[-1].size

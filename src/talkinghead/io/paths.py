@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import av
+
 from talkinghead.errors import InputError
 
 
@@ -35,3 +37,21 @@ def require_writable_output(path: str | Path) -> Path:
     if p.exists() and not os.access(p, os.W_OK):
         raise InputError(p, "output file exists and is not writable")
     return p
+
+
+def open_stream(path: str | Path, kind: str) -> tuple[av.container.InputContainer, av.stream.Stream]:
+    """Open a media file and its first ``kind`` ("audio" or "video") stream; close the container when done.
+
+    Raises:
+        InputError: missing, empty or unreadable file, or no such stream.
+    """
+    p = require_file(path)
+    try:
+        container = av.open(str(p))
+    except (av.FFmpegError, UnicodeDecodeError) as exc:
+        raise InputError(p, f"not a readable media file ({type(exc).__name__})") from None
+    streams = [s for s in container.streams if s.type == kind]
+    if not streams:
+        container.close()
+        raise InputError(p, f"has no {kind} stream")
+    return container, streams[0]

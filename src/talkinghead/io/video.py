@@ -15,7 +15,7 @@ import numpy as np
 
 from talkinghead.constants import MAX_FRAME_BYTES, SAMPLE_RATE
 from talkinghead.errors import InputError
-from talkinghead.io.paths import require_file, require_writable_output
+from talkinghead.io.paths import open_stream, require_writable_output
 
 
 @dataclass
@@ -61,17 +61,10 @@ def read_video(path: str | Path, *, max_side: int | None = None, max_frames: int
     Returns:
         VideoClip with frames (T, H, W, 3) uint8 RGB.
     """
-    p = require_file(path)
-    try:
-        container = av.open(str(p))
-    except (av.FFmpegError, UnicodeDecodeError) as exc:
-        raise InputError(p, f"not a readable video ({type(exc).__name__})") from None
+    p = Path(path)
+    container, stream = open_stream(p, "video")
     frames: list[np.ndarray] = []
     with container:
-        streams = [s for s in container.streams if s.type == "video"]
-        if not streams:
-            raise InputError(p, "has no video stream")
-        stream = streams[0]
         stream.thread_type = "AUTO"
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate) if rate else 0.0
