@@ -35,7 +35,8 @@ def mouth_targets(features: AudioFeatures, *, config: VisemeConfig, calibration:
     deltas = articulation(features.phonemes, calibration.targets, fps=features.fps,
                           n_frames=features.n_frames, lag=calibration.lag)
     gain, gate = loudness_gain(features.loudness_db, features.voiced, exponent=config.loudness_exponent,
-                               gain_range=config.loudness_gain_range, fps=features.fps)
+                               gain_range=config.loudness_gain_range, fps=features.fps,
+                               closed_pause=config.closed_pause)
     for k in range(deltas.shape[1]):
         deltas[:, k] *= gain * gate if k in OPENING_FEATURES else gate
     deltas *= config.expression_scale

@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
+from scipy.ndimage import binary_closing, gaussian_filter1d
 
 from talkinghead.audio.phonemes import PHONE_INDEX, PHONES, PhonemeTimeline
 from talkinghead.face.expression import MOUTH_FEATURES, ExpressionBasis
@@ -103,17 +103,20 @@ def articulation(timeline: PhonemeTimeline, targets: np.ndarray, *, fps: float, 
 
 
 def loudness_gain(loudness_db: np.ndarray, voiced: np.ndarray, *, exponent: float,
-                  gain_range: tuple[float, float], fps: float) -> tuple[np.ndarray, np.ndarray]:
+                  gain_range: tuple[float, float], fps: float, closed_pause: float) -> tuple[np.ndarray, np.ndarray]:
     """Opening amplitude from speech loudness, and a voice gate that closes the mouth in silence.
 
     The gain follows a slow (0.3 s) loudness envelope, so louder phrases open the mouth wider
-    without fighting the phone-level shapes.
+    without fighting the phone-level shapes. Pauses shorter than ``closed_pause`` seconds are
+    not gated: there the lips keep the measured shape of short pauses (usually parted).
 
     Returns:
         (gain, gate): (T,) float64 each. gain = (envelope RMS / median voiced RMS) ** exponent,
-        clipped to ``gain_range``; gate is 1 in voiced frames, fading to 0 over ~2 frames outside them.
+        clipped to ``gain_range``; gate is 1 in speech, fading to 0 over ~2 frames in longer silences.
     """
-    gate = np.clip(gaussian_filter1d(voiced.astype(np.float64), sigma=max(0.04 * fps, 0.5)) * 2.0, 0.0, 1.0)
+    width = max(1, int(round(closed_pause * fps)))
+    speech = binary_closing(np.pad(voiced, width), structure=np.ones(width, bool))[width:-width]
+    gate = np.clip(gaussian_filter1d(speech.astype(np.float64), sigma=max(0.04 * fps, 0.5)) * 2.0, 0.0, 1.0)
     if not voiced.any():
         return np.ones(len(voiced)), gate
     power = gaussian_filter1d(10 ** (loudness_db / 10.0), sigma=0.3 * fps)
