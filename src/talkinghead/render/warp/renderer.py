@@ -93,8 +93,9 @@ class WarpRenderer:
         self.src = self.fc.to_crop(mesh.astype(np.float64))
         centre = self.src[ix.FACE_OVAL].mean(0)
         self.ring = centre + HEAD_RING_SCALE * (self.src[ix.FACE_OVAL] - centre)
-        self.n_moving = len(self.src) + len(self.ring)
-        points = np.concatenate([self.src, self.ring, _border_points(size)])
+        border = _border_points(size)
+        self.still = np.zeros_like(border)
+        points = np.concatenate([self.src, self.ring, border])
         self.grid_size = int(np.ceil(size / MAP_STEP))
         pos = (np.arange(self.grid_size) + 0.5) * size / self.grid_size - 0.5
         gx, gy = np.meshgrid(pos, pos)
@@ -108,7 +109,7 @@ class WarpRenderer:
         tgt = self.fc.to_crop(mesh.astype(np.float64))
         s, rot, t = umeyama(self.src[ix.FACE_OVAL], tgt[ix.FACE_OVAL])
         ring_tgt = s * self.ring @ rot.T + t
-        disp = np.concatenate([tgt - self.src, ring_tgt - self.ring])
+        disp = np.concatenate([tgt - self.src, ring_tgt - self.ring, self.still])
         field = np.asarray(self.weights @ disp, np.float32).reshape(self.grid_size, self.grid_size, 2)
         size = self.fc.size
         to_index = np.float32(self.grid_size / size)
@@ -129,21 +130,20 @@ class WarpRenderer:
 
 
 def _barycentric_matrix(points: np.ndarray, queries: np.ndarray) -> csr_matrix:
-    """Sparse (Q, n_moving) matrix of barycentric weights of queries in the Delaunay triangles of points.
+    """Sparse (Q, len(points)) matrix of barycentric weights of queries in the Delaunay triangles of points.
 
-    Columns of the fixed border points are dropped (they never move); queries outside the
-    triangulation get no weight (zero displacement).
+    Each query inside the triangulation gets its triangle's three weights; queries outside get
+    none (zero displacement). Built directly in CSR form (no sorting).
     """
     tri = Delaunay(points)
     simplex = tri.find_simplex(queries)
     inside = simplex >= 0
     s = simplex[inside]
     trans = tri.transform[s]
-    b = np.einsum("qij,qj->qi", trans[:, :2], queries[inside] - trans[:, 2])
-    bary = np.concatenate([b, 1.0 - b.sum(1, keepdims=True)], 1)
-    rows = np.repeat(np.nonzero(inside)[0], 3)
-    cols = tri.simplices[s].reshape(-1)
-    vals = bary.reshape(-1)
-    n_moving = len(points) - 4 * BORDER_POINTS_PER_SIDE
-    keep = cols < n_moving
-    return csr_matrix((vals[keep], (rows[keep], cols[keep])), shape=(len(queries), n_moving))
+    d = queries[inside] - trans[:, 2]
+    b0 = trans[:, 0, 0] * d[:, 0] + trans[:, 0, 1] * d[:, 1]
+    b1 = trans[:, 1, 0] * d[:, 0] + trans[:, 1, 1] * d[:, 1]
+    data = np.stack([b0, b1, 1.0 - b0 - b1], 1).reshape(-1)
+    indices = tri.simplices[s].reshape(-1)
+    indptr = np.concatenate([[0], np.cumsum(inside.astype(np.int64) * 3)])
+    return csr_matrix((data, indices, indptr), shape=(len(queries), len(points)))
