@@ -15,7 +15,7 @@ from talkinghead.audio.features import AudioFeatures, analyse_audio
 from talkinghead.constants import DEFAULT_FPS, DEFAULT_SIZE
 from talkinghead.errors import InputError, TalkingHeadError
 from talkinghead.face.mesh import mesh_image, track_faces
-from talkinghead.face.pose import fit_pose
+from talkinghead.face.pose import fit_pose, pose_free
 from talkinghead.io import load_audio, read_image, read_video, write_video
 from talkinghead.io.paths import require_file, require_writable_output
 from talkinghead.io.video import VideoClip
@@ -211,10 +211,7 @@ def generate(
 def _motion(features: AudioFeatures, references: np.ndarray, *, is_photo: bool, seed: int, still: bool,
             expression_scale: float, blink: bool | None) -> FaceMotion:
     """Viseme motion; a photo gets head motion and blinks, a dubbed video keeps its own."""
-    from talkinghead.face.pose import fit_pose as _fit
-
-    refs = references[None] if references.ndim == 2 else references
-    norm = np.stack([_fit(m).to_canonical(m.astype(np.float64)) for m in refs])
+    norm = pose_free(references[None] if references.ndim == 2 else references)
     config = VisemeConfig(
         expression_scale=expression_scale,
         blink=is_photo if blink is None else blink,

@@ -70,10 +70,21 @@ def canonical_mesh() -> np.ndarray:
         return np.load(f)["mesh"].astype(np.float64)
 
 
-def fit_pose(mesh: np.ndarray) -> Pose:
-    """Fit the rigid pose of a (478, 3) pixel mesh from its rigid points (:data:`POSE`)."""
-    s, rot, t = umeyama(canonical_mesh()[POSE], mesh[POSE].astype(np.float64))
+def fit_pose(mesh: np.ndarray, canonical: np.ndarray | None = None) -> Pose:
+    """Fit the rigid pose of a (478, 3) pixel mesh from its rigid points (:data:`POSE`).
+
+    ``canonical`` defaults to the shipped :func:`canonical_mesh`.
+    """
+    ref = canonical_mesh() if canonical is None else canonical
+    s, rot, t = umeyama(ref[POSE], mesh[POSE].astype(np.float64))
     return Pose(rotation=rot, translation=t, scale=s)
+
+
+def pose_free(meshes: np.ndarray, canonical: np.ndarray | None = None) -> np.ndarray:
+    """Remove each mesh's rigid pose: (..., 478, 3) pixels -> canonical space, float64."""
+    flat = meshes.reshape(-1, *meshes.shape[-2:]).astype(np.float64)
+    out = np.stack([fit_pose(m, canonical).to_canonical(m) for m in flat])
+    return out.reshape(meshes.shape)
 
 
 def upright_frame(mesh: np.ndarray) -> np.ndarray:

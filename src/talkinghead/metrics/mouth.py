@@ -6,17 +6,12 @@ import numpy as np
 
 from talkinghead.face import indices as ix
 from talkinghead.face.expression import GAP, mouth_features
-from talkinghead.face.pose import fit_pose
-
-
-def pose_free_meshes(meshes: np.ndarray) -> np.ndarray:
-    """(T, 478, 3) pixel meshes -> canonical space (rigid pose removed per frame)."""
-    return np.stack([fit_pose(m).to_canonical(m.astype(np.float64)) for m in meshes])
+from talkinghead.face.pose import pose_free
 
 
 def mouth_opening(meshes: np.ndarray) -> np.ndarray:
     """Inner-lip gap per frame in canonical units (outer eye-corner distance = 1): (T,) float64."""
-    return mouth_features(pose_free_meshes(meshes))[:, GAP]
+    return mouth_features(pose_free(meshes))[:, GAP]
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -30,7 +25,7 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
 def lip_distance(generated: np.ndarray, real: np.ndarray) -> float:
     """Mean distance of the 40 lip points between two mesh sequences (T, 478, 3), pose removed,
     each frame's lips centred on the mouth corners' midpoint; canonical units."""
-    g, r = pose_free_meshes(generated), pose_free_meshes(real)
+    g, r = pose_free(generated), pose_free(real)
     gl = g[:, ix.LIPS_ALL, :2] - g[:, ix.MOUTH_CORNERS, :2].mean(1, keepdims=True)
     rl = r[:, ix.LIPS_ALL, :2] - r[:, ix.MOUTH_CORNERS, :2].mean(1, keepdims=True)
     return float(np.linalg.norm(gl - rl, axis=-1).mean())

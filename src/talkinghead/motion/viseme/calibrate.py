@@ -26,7 +26,7 @@ from talkinghead.audio.phonemes import PHONE_INDEX, PHONES, PhonemeTimeline, pho
 from talkinghead.face import indices as ix
 from talkinghead.face.expression import GAP, MOUTH_FEATURES, ExpressionBasis, mouth_features
 from talkinghead.face.mesh import track_faces
-from talkinghead.face.pose import procrustes_mean, umeyama
+from talkinghead.face.pose import pose_free, procrustes_mean
 from talkinghead.io import load_audio, read_video
 from talkinghead.motion.viseme.config import VISEME_CLASSES
 from talkinghead.motion.viseme.model import PHONE_CLASS, VisemeCalibration, articulation
@@ -56,15 +56,6 @@ def load_clip(path: Path, *, quiet: bool = False) -> Clip:
         track = track_faces(video.frames, source=str(path), progress=pb.update)
     audio = load_audio(path)
     return Clip(path.name, track.meshes, video.fps, phoneme_timeline(audio))
-
-
-def pose_free(meshes: np.ndarray, canonical: np.ndarray) -> np.ndarray:
-    """Remove each frame's rigid pose: (T, 478, 3) pixels -> canonical space."""
-    out = np.empty(meshes.shape, np.float64)
-    for i, m in enumerate(meshes.astype(np.float64)):
-        s, rot, t = umeyama(canonical[ix.POSE], m[ix.POSE])
-        out[i] = (m - t) @ rot / s
-    return out
 
 
 def lower_face_weight(canonical: np.ndarray) -> np.ndarray:
@@ -148,6 +139,7 @@ def fit(clips: list[Clip]) -> tuple[np.ndarray, VisemeCalibration]:
         "clips": [{"name": c.name, "frames": int(len(c.meshes)), "fps": round(c.fps, 3),
                    "phones": len(c.timeline.phones), "method": c.timeline.method} for c in clips],
         "frames": int(sum(len(c.meshes) for c in clips)),
+        "canonical_meshes": int(len(sample)),
         "phone_samples": int(counts.sum()),
         "lag_seconds": lag,
         "lip_gap_correlation_fit": round(score, 4),
@@ -175,7 +167,7 @@ def calibrate(inputs: list[str], *, canonical_out: Path, calibration_out: Path, 
     clips = [load_clip(p, quiet=quiet) for p in clip_paths(inputs)]
     canonical, calibration = fit(clips)
     np.savez_compressed(canonical_out, mesh=canonical.astype(np.float32),
-                        card=np.array(f"Procrustes mean of {sum(len(c.meshes) // max(1, len(c.meshes) // 60) for c in clips)}"
-                                      f" MediaPipe meshes from: {', '.join(c.name for c in clips)}"))
+                        card=np.array(f"Generalised Procrustes mean of {calibration.card['canonical_meshes']} "
+                                      f"MediaPipe meshes (about 60 per clip) from: {', '.join(c.name for c in clips)}"))
     calibration.save(calibration_out)
     return calibration.card
