@@ -117,3 +117,24 @@ def test_same_seed_same_motion_different_seed_different() -> None:
     c = viseme_motion(features, ref, config=VisemeConfig(seed=2))
     assert np.array_equal(a.head_rotation, b.head_rotation) and np.array_equal(a.blink, b.blink)
     assert not np.allclose(a.head_rotation, c.head_rotation)
+
+
+def test_calibrate_command_fits_loadable_assets(media, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from talkinghead.cli import main
+    from talkinghead.motion.viseme.model import VisemeCalibration
+
+    clips = [str(media / "talking" / n) for n in ("videoretalking_face2.mp4", "videoretalking_face5.mp4")]
+    canonical, calibration = tmp_path / "canonical.npz", tmp_path / "visemes.npz"
+    assert main(["calibrate", *clips, "--canonical-out", str(canonical), "--calibration-out", str(calibration),
+                 "-q"]) == 0
+    cal = VisemeCalibration.load(calibration)
+    assert [c["name"] for c in cal.card["clips"]] == ["videoretalking_face2.mp4", "videoretalking_face5.mp4"]
+    assert cal.card["frames"] == 247 and cal.card["basis_lip_r2"] > 0.5
+    open_gap = cal.targets[PHONES.index("AA"), GAP]
+    assert open_gap > 0.03 and cal.targets[PHONES.index("M"), GAP] == 0.0
+    mesh = np.load(canonical)["mesh"]
+    assert mesh.shape == (478, 3)
+    assert np.linalg.norm(mesh[263] - mesh[33]) == pytest.approx(1.0, abs=1e-5)  # unit: outer eye corners
+    assert json.loads(json.dumps(cal.card))  # the card is plain JSON
