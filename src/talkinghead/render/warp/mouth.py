@@ -23,16 +23,25 @@ class MouthColours:
 
 
 def mouth_colours(image: np.ndarray, mesh_xy: np.ndarray) -> MouthColours:
-    """Cavity and teeth colours matched to the reference's lips and lighting."""
-    mask = np.zeros(image.shape[:2], np.uint8)
+    """Cavity and teeth colours matched to the reference's lips, skin tone and lighting.
+
+    The cavity is a dark shade of the lips; the teeth are an off-white pulled toward the skin
+    colour, so they share the picture's white balance (a warm painting gets warm teeth).
+    """
+    h, w = image.shape[:2]
+    lips_mask = np.zeros((h, w), np.uint8)
     outer = np.concatenate([ix.LIPS_UPPER_OUTER, ix.LIPS_LOWER_OUTER[::-1][1:-1]])
-    cv2.fillPoly(mask, [np.round(mesh_xy[outer]).astype(np.int32)], 1)
-    lips = image[mask.astype(bool)].astype(np.float32)
+    cv2.fillPoly(lips_mask, [np.round(mesh_xy[outer]).astype(np.int32)], 1)
+    face_mask = np.zeros((h, w), np.uint8)
+    cv2.fillConvexPoly(face_mask, cv2.convexHull(np.round(mesh_xy[ix.FACE_OVAL]).astype(np.int32)), 1)
+    lips = image[lips_mask.astype(bool)].astype(np.float32)
+    skin = image[(face_mask & (1 - lips_mask)).astype(bool)].astype(np.float32)
     lip = lips.mean(0) if len(lips) else np.array([150.0, 80.0, 80.0], np.float32)
-    brightness = float(np.clip(lip.mean() / 120.0, 0.6, 1.3))
+    tone = np.percentile(skin, 75, axis=0) if len(skin) else np.array([200.0, 160.0, 140.0], np.float32)
     cavity = lip * 0.22 + np.array([6.0, 0.0, 0.0], np.float32)
-    teeth = np.array([222.0, 214.0, 200.0], np.float32) * brightness
-    return MouthColours(cavity=cavity, teeth=np.clip(teeth, 0, 245))
+    white = np.float32(min(235.0, 1.15 * float(tone.max())))
+    teeth = 0.6 * white + 0.4 * tone
+    return MouthColours(cavity=cavity.astype(np.float32), teeth=np.clip(teeth, 0, 240).astype(np.float32))
 
 
 def paint_mouth(image: np.ndarray, mesh_xy: np.ndarray, colours: MouthColours) -> None:
@@ -63,18 +72,22 @@ def paint_mouth(image: np.ndarray, mesh_xy: np.ndarray, colours: MouthColours) -
     shape = (y1 - y0, x1 - x0)
     inside = np.zeros(shape, np.float32)
     cv2.fillPoly(inside, [poly(mesh_xy[ix.MOUTH_INNER_LOOP])], 1.0, cv2.LINE_AA, SUBPIXEL_BITS)
-    teeth = np.zeros(shape, np.float32)
     upper_h = min(0.42 * gap, 0.11 * width)
-    lower_h = float(np.clip(0.22 * gap - 0.02 * width, 0.0, 0.07 * width))
-    cv2.fillPoly(teeth, [poly(np.concatenate([upper, (upper + [0, upper_h])[::-1]]))], 1.0, cv2.LINE_AA, SUBPIXEL_BITS)
+    lower_h = float(np.clip(0.15 * gap - 0.02 * width, 0.0, 0.05 * width))
+    upper_teeth = np.zeros(shape, np.float32)
+    cv2.fillPoly(upper_teeth, [poly(np.concatenate([upper, (upper + [0, upper_h])[::-1]]))], 1.0, cv2.LINE_AA,
+                 SUBPIXEL_BITS)
+    lower_teeth = np.zeros(shape, np.float32)
     if lower_h > 0.5:
-        cv2.fillPoly(teeth, [poly(np.concatenate([lower, (lower - [0, lower_h])[::-1]]))], 1.0, cv2.LINE_AA,
+        cv2.fillPoly(lower_teeth, [poly(np.concatenate([lower, (lower - [0, lower_h])[::-1]]))], 1.0, cv2.LINE_AA,
                      SUBPIXEL_BITS)
+    xs = ((np.arange(shape[1]) + x0 - upper[:, 0].mean()) / max(width / 2, 1.0))[None, :]
+    # teeth fade toward the mouth corners (lower ones sooner); the cavity darkens there
+    teeth = upper_teeth * np.clip(1.3 - 1.1 * xs**2, 0, 1) + lower_teeth * np.clip(1.0 - 2.0 * xs**2, 0, 1)
     sigma = max(0.5, 0.012 * width)
-    teeth = cv2.GaussianBlur(teeth, (0, 0), sigma)
+    teeth = np.clip(cv2.GaussianBlur(teeth, (0, 0), sigma), 0.0, 1.0)
     inside = cv2.GaussianBlur(inside, (0, 0), 0.6)
-    xs = (np.arange(shape[1]) + x0 - upper[:, 0].mean()) / max(width / 2, 1.0)
-    shade = np.clip(1.0 - 0.55 * xs**2, 0.35, 1.0)[None, :, None]
+    shade = np.clip(1.0 - 0.5 * xs**2, 0.4, 1.0)[..., None]
     interior = (colours.cavity[None, None] + teeth[..., None] * (colours.teeth - colours.cavity)[None, None]) * shade
     region = image[y0:y1, x0:x1].astype(np.float32)
     a = inside[..., None]
