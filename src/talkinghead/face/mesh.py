@@ -123,9 +123,13 @@ def mesh_image(image: np.ndarray, *, face_index: int = 0, source: str = "image")
         faces = mesher.detect(image)
     if not faces:
         raise InputError(source, "no face found")
+    return _pick(faces, face_index, source), len(faces)
+
+
+def _pick(faces: list[np.ndarray], face_index: int, source: str) -> np.ndarray:
     if face_index >= len(faces):
         raise InputError(source, f"--face-index {face_index} asked for, but only {len(faces)} face(s) found")
-    return faces[face_index], len(faces)
+    return faces[face_index]
 
 
 def track_faces(
@@ -159,9 +163,7 @@ def track_faces(
             faces = mesher.detect(frame)
             chosen = None
             if faces and previous is None:
-                if face_index >= len(faces):
-                    raise InputError(source, f"--face-index {face_index} asked for, but only {len(faces)} face(s) found")
-                chosen = faces[face_index]
+                chosen = _pick(faces, face_index, source)
             elif faces and previous is not None:
                 overlaps = [_box_iou(mesh_box(f), mesh_box(previous)) for f in faces]
                 best = int(np.argmax(overlaps))

@@ -22,14 +22,24 @@ from pathlib import Path
 
 import numpy as np
 
-from talkinghead.audio.phonemes import PHONE_INDEX, PHONES, PhonemeTimeline, phoneme_timeline
+from talkinghead.audio.phonemes import (
+    PHONE_INDEX,
+    PHONES,
+    PhonemeTimeline,
+    phoneme_timeline,
+)
 from talkinghead.face import indices as ix
-from talkinghead.face.expression import GAP, MOUTH_FEATURES, ExpressionBasis, mouth_features
+from talkinghead.face.expression import (
+    GAP,
+    MOUTH_FEATURES,
+    ExpressionBasis,
+    mouth_features,
+)
 from talkinghead.face.mesh import track_faces
 from talkinghead.face.pose import pose_free, procrustes_mean
 from talkinghead.io import load_audio, read_video
 from talkinghead.motion.viseme.config import VISEME_CLASSES
-from talkinghead.motion.viseme.model import PHONE_CLASS, VisemeCalibration, articulation
+from talkinghead.motion.viseme.model import VisemeCalibration, articulation
 from talkinghead.progress import bar
 
 SHRINKAGE = 5.0
@@ -82,7 +92,7 @@ def phone_targets(samples: list[list[np.ndarray]]) -> tuple[np.ndarray, np.ndarr
     counts = np.array([len(s) for s in samples], np.int64)
     means = np.array([np.mean(s, 0) if s else np.zeros(n_feat) for s in samples])
     targets = np.zeros((len(PHONES), n_feat))
-    for cls, phones in VISEME_CLASSES.items():
+    for phones in VISEME_CLASSES.values():
         idx = [PHONE_INDEX[p] for p in phones]
         pooled = [x for i in idx for x in samples[i]]
         cls_mean = np.mean(pooled, 0) if pooled else np.zeros(n_feat)

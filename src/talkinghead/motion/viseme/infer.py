@@ -9,7 +9,12 @@ from talkinghead.face.expression import GAP, OPENING_FEATURES, mouth_features
 from talkinghead.motion.base import FaceMotion
 from talkinghead.motion.viseme.config import VisemeConfig
 from talkinghead.motion.viseme.model import (
-    VisemeCalibration, articulation, blink_track, default_calibration, head_track, loudness_gain,
+    VisemeCalibration,
+    articulation,
+    blink_track,
+    default_calibration,
+    head_track,
+    loudness_gain,
 )
 
 
