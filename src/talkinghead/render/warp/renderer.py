@@ -100,7 +100,7 @@ class WarpRenderer:
         pos = (np.arange(self.grid_size) + 0.5) * size / self.grid_size - 0.5
         gx, gy = np.meshgrid(pos, pos)
         self.grid = np.stack([gx, gy], -1).astype(np.float32)
-        self.weights = _barycentric_matrix(points, self.grid.reshape(-1, 2))
+        self.weights = _barycentric_matrix(points, self.grid.reshape(-1, 2).astype(np.float64))
         self.mask = _feather_mask(size)
         self.colours = mouth_colours(self.crop, self.src)
 
