@@ -55,7 +55,51 @@ def _parser() -> argparse.ArgumentParser:
     cal.add_argument("--canonical-out", type=Path, default=pkg / "face" / "assets" / "canonical_mesh_v1.npz")
     cal.add_argument("--calibration-out", type=Path, default=pkg / "motion" / "viseme" / "assets" / "visemes_v1.npz")
     cal.add_argument("-q", "--quiet", action="store_true")
+    pre = sub.add_parser("preprocess", help="preprocess a corpus of talking-face videos for training",
+                         description="Every clip -> 25 fps face crops, mesh, pose, coefficients, blink, mel, "
+                                     "phonemes, loudness/voice activity and identity embedding (resumable).")
+    pre.add_argument("src", type=Path, help="corpus folder")
+    pre.add_argument("dst", type=Path, help="output dataset folder (re-runs skip finished clips)")
+    pre.add_argument("--layout", choices=("folder", "voxceleb2", "lrs2", "lrs3", "hdtf", "mead"), default="folder")
+    pre.add_argument("--workers", type=int, default=1, help="parallel worker processes (default: 1)")
+    pre.add_argument("--limit", type=int, default=None, help="process at most this many clips")
+    pre.add_argument("-q", "--quiet", action="store_true")
+
+    fit = sub.add_parser("fit-face-model", help="fit the face coefficient model (identity + expression PCA)",
+                         description="Fit on the train splits of preprocessed datasets; the round-trip error is "
+                                     "measured on their val/test splits.")
+    fit.add_argument("datasets", nargs="+", type=Path, help="preprocessed dataset folders")
+    fit.add_argument("-o", "--output", type=Path, required=True, help="model file (.npz)")
+    fit.add_argument("--expression", type=int, default=64, help="expression components (default: 64)")
+    fit.add_argument("--identity", type=int, default=16, help="identity components (default: 16)")
+    fit.add_argument("--reencode", action="store_true", help="rewrite the datasets' coefficients with the new model")
+    fit.add_argument("-q", "--quiet", action="store_true")
     return parser
+
+
+def _preprocess(args: argparse.Namespace) -> int:
+    import json
+
+    from talkinghead.data.preprocess import preprocess
+
+    summary = preprocess(args.src, args.dst, layout=args.layout, workers=args.workers, quiet=args.quiet,
+                         limit=args.limit)
+    print(json.dumps({k: v for k, v in summary.items() if k != "skipped"}, indent=1))
+    for clip_id, reason in summary["skipped"].items():
+        print(f"skipped {clip_id}: {reason}", file=sys.stderr)
+    return 0
+
+
+def _fit_face_model(args: argparse.Namespace) -> int:
+    import json
+
+    from talkinghead.data.facefit import fit, reencode
+
+    model = fit(args.datasets, args.output, n_expression=args.expression, n_identity=args.identity)
+    print(json.dumps({k: v for k, v in model.card.items() if k != "sources"}, indent=1))
+    if args.reencode:
+        reencode(args.datasets, model, quiet=args.quiet)
+    return 0
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -89,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``talkinghead`` command; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
-        return {"generate": _generate, "calibrate": _calibrate}[args.command](args)
+        commands = {"generate": _generate, "calibrate": _calibrate, "preprocess": _preprocess,
+                    "fit-face-model": _fit_face_model}
+        return commands[args.command](args)
     except TalkingHeadError as exc:
         print(f"talkinghead: error: {exc}", file=sys.stderr)
         return 2

@@ -46,18 +46,18 @@ def frame_count(n_samples: int, fps: float) -> int:
     return max(1, math.ceil(n_samples / SAMPLE_RATE * fps - 1e-6))
 
 
-def analyse_audio(audio: np.ndarray, *, fps: float, language: str = "auto",
+def analyse_audio(audio: np.ndarray, *, fps: float, language: str = "auto", transcript: str | None = None,
                   progress: Callable[[float], None] | None = None) -> AudioFeatures:
     """Phonemes, loudness and voice activity of speech, per video frame.
 
     Args:
         audio: (N,) float32 mono at :data:`SAMPLE_RATE`.
         fps: video frame rate.
-        language: see :func:`talkinghead.audio.phonemes.phoneme_timeline`.
+        language, transcript: see :func:`talkinghead.audio.phonemes.phoneme_timeline`.
         progress: called with the fraction done.
     """
     n = frame_count(audio.size, fps)
-    timeline = phoneme_timeline(audio, language=language, progress=progress)
+    timeline = phoneme_timeline(audio, language=language, transcript=transcript, progress=progress)
     return AudioFeatures(
         audio=audio,
         fps=fps,

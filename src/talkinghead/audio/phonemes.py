@@ -261,7 +261,7 @@ def _timeline(phones: list[str], starts: list[float], ends: list[float], method:
     )
 
 
-def phoneme_timeline(audio: np.ndarray, *, language: str = "auto",
+def phoneme_timeline(audio: np.ndarray, *, language: str = "auto", transcript: str | None = None,
                      progress: Callable[[float], None] | None = None) -> PhonemeTimeline:
     """Phone timeline of speech.
 
@@ -269,20 +269,25 @@ def phoneme_timeline(audio: np.ndarray, *, language: str = "auto",
         audio: (N,) float32 at :data:`SAMPLE_RATE`.
         language: "en" forces alignment of a Whisper transcript, "other" forces allphone
             recognition, "auto" aligns when Whisper's transcript is confident enough to be English.
+        transcript: the known English text of the speech: it is force-aligned and Whisper is not run.
         progress: called with the fraction done (transcription is the first 60 %).
     """
     report = progress or (lambda fraction: None)
     if language not in ("auto", "en", "other"):
         raise ValueError(f"language must be auto, en or other, not {language!r}")
     duration = audio.size / SAMPLE_RATE
-    if language == "other":
+    if transcript is not None:
+        words, chunks = [(transcript, 0.0, duration)], [(0.0, duration, transcript)]
+    elif language == "other":
         return recognise_phones(audio)
-    words, logprob = transcribe(audio, progress=lambda f: report(0.6 * f))
-    if not words or (language == "auto" and logprob < MIN_ENGLISH_LOGPROB):
-        return recognise_phones(audio)
+    else:
+        words, logprob = transcribe(audio, progress=lambda f: report(0.6 * f))
+        if not words or (language == "auto" and logprob < MIN_ENGLISH_LOGPROB):
+            return recognise_phones(audio)
+        chunks = _chunks(words, duration)
     pcm = _pcm16(audio)
     phones, starts, ends, aligned_words = [], [], [], []
-    for a, b, text in _chunks(words, duration):
+    for a, b, text in chunks:
         report(0.6 + 0.4 * a / duration)
         i0, i1 = int(a * SAMPLE_RATE), int(b * SAMPLE_RATE)
         result = _align_chunk(pcm[i0:i1], text)

@@ -35,30 +35,41 @@ class FaceCrop:
         return points[:, :2] @ self.matrix[:, :2].T + self.matrix[:, 2]
 
 
-def face_crop_for(mesh: np.ndarray, *, size: int | None = 256, margin: float = CROP_MARGIN,
-                  align: bool = True) -> FaceCrop:
-    """The square crop of a face: centred on its mesh box, side ``margin`` times the box, eyes level if ``align``.
-
-    ``size=None`` keeps the frame's pixel scale; with ``align=False`` too, the crop is then an
-    exact integer-offset cut of the frame (no resampling)."""
+def crop_params(mesh: np.ndarray, *, margin: float = CROP_MARGIN, align: bool = True) -> np.ndarray:
+    """(centre x, centre y, side, angle) of a face's square crop: centred on its mesh box, side ``margin``
+    times the box's larger side, rotated by the eye line's angle (radians) when ``align``."""
     xy = mesh[:, :2].astype(np.float64)
     lo, hi = xy.min(0), xy.max(0)
-    centre = (lo + hi) / 2
-    side = margin * float((hi - lo).max())
     angle = 0.0
     if align:
         d = xy[OUTER_EYE_CORNERS[1]] - xy[OUTER_EYE_CORNERS[0]]
         angle = float(np.arctan2(d[1], d[0]))
-    if size is None:
-        size = int(np.ceil(side))
-        if not align:
-            corner = np.round(centre - size / 2)
-            return FaceCrop(matrix=np.array([[1.0, 0.0, -corner[0]], [0.0, 1.0, -corner[1]]]), size=size)
+    return np.array([*(lo + hi) / 2, margin * float((hi - lo).max()), angle])
+
+
+def crop_from_params(params: np.ndarray, size: int) -> FaceCrop:
+    """The FaceCrop of (centre x, centre y, side, angle) at ``size`` pixels."""
+    centre, side, angle = params[:2], float(params[2]), float(params[3])
     scale = size / side
     c, s = np.cos(-angle) * scale, np.sin(-angle) * scale
     rot = np.array([[c, -s], [s, c]])
-    matrix = np.concatenate([rot, (size / 2 - rot @ centre)[:, None]], axis=1)
-    return FaceCrop(matrix=matrix, size=size)
+    return FaceCrop(matrix=np.concatenate([rot, (size / 2 - rot @ centre)[:, None]], axis=1), size=size)
+
+
+def face_crop_for(mesh: np.ndarray, *, size: int | None = 256, margin: float = CROP_MARGIN,
+                  align: bool = True) -> FaceCrop:
+    """The square crop of a face (see :func:`crop_params`) at ``size`` pixels.
+
+    ``size=None`` keeps the frame's pixel scale; with ``align=False`` too, the crop is then an
+    exact integer-offset cut of the frame (no resampling)."""
+    params = crop_params(mesh, margin=margin, align=align)
+    if size is None:
+        size = int(np.ceil(params[2]))
+        if not align:
+            corner = np.round(params[:2] - size / 2)
+            return FaceCrop(matrix=np.array([[1.0, 0.0, -corner[0]], [0.0, 1.0, -corner[1]]]), size=size)
+        params[2] = size
+    return crop_from_params(params, size)
 
 
 def crop_face(image: np.ndarray, mesh: np.ndarray, *, size: int | None = 256, margin: float = CROP_MARGIN,

@@ -93,3 +93,45 @@ def eyelid_closure(mesh: np.ndarray) -> np.ndarray:
 def _sorted_xy(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     order = np.argsort(points[:, 0])
     return points[order, 0], points[order, 1]
+
+
+def eye_openness(mesh: np.ndarray) -> np.ndarray:
+    """Mean lid opening over both eyes relative to eye width, of pose-free meshes (..., 478, 3) -> (...,)."""
+    m = np.asarray(mesh, np.float64)
+    gap = (m[..., ix.EYE_LOWER, 1] - m[..., ix.EYE_UPPER, 1]).mean(-1)
+    width = 0.5 * (np.linalg.norm(m[..., ix.RIGHT_EYE_CORNERS[1], :] - m[..., ix.RIGHT_EYE_CORNERS[0], :], axis=-1)
+                   + np.linalg.norm(m[..., ix.LEFT_EYE_CORNERS[1], :] - m[..., ix.LEFT_EYE_CORNERS[0], :], axis=-1))
+    return gap / width
+
+
+def blink_state(mesh: np.ndarray) -> np.ndarray:
+    """Per-frame eyelid closure of one face's pose-free meshes (T, 478, 3): (T,) in [0, 1], 1 = closed.
+
+    Openness is compared with the clip's open-eye level (its 90th percentile)."""
+    openness = eye_openness(mesh)
+    ref = max(float(np.percentile(openness, 90)), 1e-6)
+    return np.clip(1.0 - openness / ref, 0.0, 1.0)
+
+
+STYLE_COMPONENTS: tuple[str, ...] = ("smile", "brow_raise")
+
+
+def style_components(mesh: np.ndarray) -> np.ndarray:
+    """Geometric offsets of a pose-free mesh for a full smile and a full brow raise: (2, 478, 3) float32.
+
+    smile: mouth corners out and up, fading with distance from each corner (Gaussian, 0.18 units);
+    brow_raise: brows up, fading with distance from the brow line (0.2 units) and never moving the
+    eyes' lids or the lower face.
+    """
+    m = np.asarray(mesh, np.float64)
+    out = np.zeros((2, *m.shape))
+    for corner, side in ((ix.MOUTH_CORNERS[0], -1.0), (ix.MOUTH_CORNERS[1], 1.0)):
+        w = np.exp(-np.sum((m[:, :2] - m[corner, :2]) ** 2, 1) / (2 * 0.18**2))
+        out[0, :, 0] += side * 0.07 * w
+        out[0, :, 1] -= 0.06 * w
+    dist = np.min(np.linalg.norm(m[:, None, :2] - m[None, ix.BROWS, :2], axis=-1), axis=1)
+    w = np.exp(-dist**2 / (2 * 0.2**2))
+    w[m[:, 1] > m[ix.EYE_UPPER, 1].mean()] = 0.0  # nothing at or below the upper lids
+    w[ix.EYE_UPPER] = 0.0
+    out[1, :, 1] = -0.07 * w
+    return out.astype(np.float32)

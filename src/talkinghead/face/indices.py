@@ -50,6 +50,10 @@ LEFT_EYE_CREASE = np.array([467, 260, 259, 257, 258, 286, 414])
 RIGHT_IRIS = np.arange(468, 473)
 LEFT_IRIS = np.arange(473, 478)
 
+RIGHT_BROW = np.array([70, 63, 105, 66, 107, 46, 53, 52, 65, 55])
+LEFT_BROW = np.array([300, 293, 334, 296, 336, 276, 283, 282, 295, 285])
+BROWS = np.concatenate([RIGHT_BROW, LEFT_BROW])
+
 EYE_UPPER = np.concatenate([RIGHT_EYE_UPPER, LEFT_EYE_UPPER])
 EYE_LOWER = np.concatenate([RIGHT_EYE_LOWER, LEFT_EYE_LOWER])
 EYE_CREASE = np.concatenate([RIGHT_EYE_CREASE, LEFT_EYE_CREASE])

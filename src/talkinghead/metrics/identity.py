@@ -13,8 +13,13 @@ class FaceEmbedder:
     """dlib HOG face detector + 68-point shape predictor + ResNet face embedding."""
 
     def __init__(self) -> None:
+        import warnings
+
         import dlib
-        import face_recognition_models as frm
+
+        with warnings.catch_warnings():  # the package still imports pkg_resources
+            warnings.simplefilter("ignore", UserWarning)
+            import face_recognition_models as frm
 
         self._detect = dlib.get_frontal_face_detector()
         self._shape = dlib.shape_predictor(frm.pose_predictor_model_location())

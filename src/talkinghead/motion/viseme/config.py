@@ -61,4 +61,8 @@ class VisemeConfig:
     """Standard deviation of (pitch, yaw, roll) while speaking loudly, degrees."""
     head_idle_fraction: float = 0.35
     """Head motion in silence relative to loud speech."""
+    smile: float = 0.0
+    """Held smile, 0 (none) to 1 (full)."""
+    brow_raise: float = 0.0
+    """Held brow raise, 0 (none) to 1 (full)."""
     seed: int = 0

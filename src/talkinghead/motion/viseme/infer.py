@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from talkinghead.audio.features import AudioFeatures
-from talkinghead.face.expression import GAP, OPENING_FEATURES, mouth_features
+from talkinghead.face.expression import (
+    GAP, OPENING_FEATURES, STYLE_COMPONENTS, ExpressionBasis, mouth_features, style_components,
+)
 from talkinghead.motion.base import FaceMotion
 from talkinghead.motion.viseme.config import VisemeConfig
 from talkinghead.motion.viseme.model import (
@@ -66,8 +68,8 @@ def viseme_motion(
         calibration: mouth shapes (default: the shipped calibration).
 
     Returns:
-        FaceMotion whose expression coefficients are mouth-feature changes in the calibration's
-        articulation basis, relative to each reference mesh.
+        FaceMotion whose first 5 expression coefficients are mouth-feature changes in the calibration's
+        articulation basis, relative to each reference mesh, and last 2 the held smile and brow raise.
     """
     config = config or VisemeConfig()
     calibration = calibration or default_calibration()
@@ -82,10 +84,13 @@ def viseme_motion(
              if config.blink else np.zeros(n))
     head = (head_track(features.loudness_db, features.voiced, fps, rng, amplitude_deg=config.head_amplitude_deg,
                        idle_fraction=config.head_idle_fraction) if config.head_motion else np.zeros((n, 3)))
+    style = np.broadcast_to([config.smile, config.brow_raise], (n, 2))
+    basis = ExpressionBasis(f"{calibration.basis.name}+style", calibration.basis.coefficient_names + STYLE_COMPONENTS,
+                            np.concatenate([calibration.basis.components, style_components(refs[0])]))
     return FaceMotion(
         fps=fps,
-        expression=coefficients.astype(np.float32),
-        basis=calibration.basis,
+        expression=np.concatenate([coefficients, style], 1).astype(np.float32),
+        basis=basis,
         head_rotation=head.astype(np.float32),
         head_translation=np.zeros((n, 3), np.float32),
         blink=blink.astype(np.float32),

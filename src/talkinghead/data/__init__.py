@@ -1,0 +1,1 @@
+"""Training data: preprocessing of real corpora, the synthetic corpus, datasets and data cards."""
