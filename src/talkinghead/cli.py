@@ -65,6 +65,22 @@ def _parser() -> argparse.ArgumentParser:
     pre.add_argument("--limit", type=int, default=None, help="process at most this many clips")
     pre.add_argument("-q", "--quiet", action="store_true")
 
+    syn = sub.add_parser("synth", help="make a synthetic corpus with exact phoneme times and labelled styles",
+                         description="espeak-ng sentences + faces animated by the default engine in labelled "
+                                     "speaking styles, stored in the preprocess format (resumable).")
+    syn.add_argument("dst", type=Path, help="output dataset folder")
+    syn.add_argument("--clips", type=int, required=True, help="number of clips")
+    syn.add_argument("--faces", type=Path, default=Path("../shared/media/faces"),
+                     help="folder of face photos (default: ../shared/media/faces)")
+    syn.add_argument("--seed", type=int, default=0)
+    syn.add_argument("--workers", type=int, default=1)
+    syn.add_argument("-q", "--quiet", action="store_true")
+
+    card = sub.add_parser("datacard", help="counts, durations, identities and per-split statistics of datasets")
+    card.add_argument("datasets", nargs="+", type=Path, help="preprocessed dataset folders")
+    card.add_argument("-o", "--output", type=Path, default=None,
+                      help="writes OUTPUT.md and OUTPUT.json (default: DATACARD in the first dataset)")
+
     fit = sub.add_parser("fit-face-model", help="fit the face coefficient model (identity + expression PCA)",
                          description="Fit on the train splits of preprocessed datasets; the round-trip error is "
                                      "measured on their val/test splits.")
@@ -87,6 +103,27 @@ def _preprocess(args: argparse.Namespace) -> int:
     print(json.dumps({k: v for k, v in summary.items() if k != "skipped"}, indent=1))
     for clip_id, reason in summary["skipped"].items():
         print(f"skipped {clip_id}: {reason}", file=sys.stderr)
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    import json
+
+    from talkinghead.data.synth import synth
+
+    if not args.faces.is_dir():
+        raise TalkingHeadError(f"{args.faces}: faces folder not found")
+    summary = synth(args.dst, clips=args.clips, faces=args.faces, seed=args.seed, workers=args.workers,
+                    quiet=args.quiet)
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def _datacard(args: argparse.Namespace) -> int:
+    from talkinghead.data.card import markdown, write_datacard
+
+    card = write_datacard(args.datasets, args.output or args.datasets[0] / "DATACARD")
+    print(markdown(card))
     return 0
 
 
@@ -134,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         commands = {"generate": _generate, "calibrate": _calibrate, "preprocess": _preprocess,
-                    "fit-face-model": _fit_face_model}
+                    "fit-face-model": _fit_face_model, "synth": _synth, "datacard": _datacard}
         return commands[args.command](args)
     except TalkingHeadError as exc:
         print(f"talkinghead: error: {exc}", file=sys.stderr)

@@ -1,0 +1,189 @@
+"""PyTorch datasets over preprocessed clips (see :mod:`talkinghead.data.clip`).
+
+Every dataset is deterministic: item ``i`` draws its random choices from ``default_rng([seed, i])``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from talkinghead.audio.mel import IPLAP, STYLETALKER, WINDOW_FRAMES
+from talkinghead.constants import SAMPLE_RATE
+from talkinghead.data.clip import CROP_SIZE, DATA_FPS, ClipData, clip_dir, list_clips, load_clip
+
+MEL_PER_FRAME = int(round(STYLETALKER.rate / DATA_FPS))
+"""StyleTalker mel frames per video frame (4 at 100 frames/s and 25 fps)."""
+SAMPLES_PER_FRAME = int(round(SAMPLE_RATE / DATA_FPS))
+SYNC_FRAMES = 5
+"""Mouth frames per SyncNet window (0.2 s, matching 16 IP_LAP mel frames)."""
+MOUTH_ROW = CROP_SIZE // 2
+"""SyncNet sees the lower half of the face crop."""
+
+
+class ClipStore:
+    """Clip lookup over one or more dataset folders with a small in-memory cache."""
+
+    def __init__(self, roots: list[Path] | Path, split: str | None, *, cache: int = 16) -> None:
+        roots = [roots] if isinstance(roots, Path) else [Path(r) for r in roots]
+        self.keys = [(r, cid) for r in roots for cid in list_clips(r, split)]
+        self._cache: OrderedDict[tuple[Path, str], ClipData] = OrderedDict()
+        self._size = cache
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def clip(self, k: int) -> ClipData:
+        key = self.keys[k]
+        if key not in self._cache:
+            self._cache[key] = load_clip(clip_dir(*key))
+            if len(self._cache) > self._size:
+                self._cache.popitem(last=False)
+        self._cache.move_to_end(key)
+        return self._cache[key]
+
+    def lengths(self) -> list[int]:
+        """Frames per clip (read from meta, without loading arrays)."""
+        import json
+
+        return [json.loads((clip_dir(r, c) / "meta.json").read_text())["frames"] for r, c in self.keys]
+
+    def speakers(self) -> list[str]:
+        import json
+
+        return [json.loads((clip_dir(r, c) / "meta.json").read_text())["speaker"] for r, c in self.keys]
+
+
+def iplap_windows(clip: ClipData, start: int, length: int) -> np.ndarray:
+    """(length, 16, 80) IP_LAP mel windows for frames start..start+length (Wav2Lip indexing)."""
+    mel = clip.mel_iplap
+    padded = np.concatenate([mel, np.repeat(mel[-1:], WINDOW_FRAMES, axis=0)])
+    starts = np.minimum((np.arange(start, start + length) * IPLAP.rate / DATA_FPS).astype(int), len(mel) - 1)
+    return padded[starts[:, None] + np.arange(WINDOW_FRAMES)[None]]
+
+
+def _to_image_tensor(frames: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(frames).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+class WindowDataset(Dataset):
+    """Windows of ``window`` consecutive frames with everything aligned per frame.
+
+    Item keys (T = window): frames (T, 3, 256, 256) float in [0, 1] (if ``frames``), references
+    (R, 3, 256, 256) other frames of the same clip (R = ``references``), expression (T, K),
+    rotation (T, 3, 3), translation (T, 3), scale (T,), canonical (T, 478, 3), blink (T,),
+    phone_ids (T,), loudness_db (T,), voiced (T,), mel_iplap (T, 16, 80), mel_styletalker (T, 4, 80),
+    audio (T * 640,) float in [-1, 1], plus clip_id, speaker and start.
+    """
+
+    def __init__(self, roots: list[Path] | Path, split: str | None = "train", *, window: int = 5,
+                 stride: int | None = None, references: int = 0, frames: bool = True, seed: int = 0) -> None:
+        self.store = ClipStore(roots, split)
+        self.window, self.references, self.with_frames, self.seed = window, references, frames, seed
+        stride = stride or window
+        self.index = [(k, s) for k, n in enumerate(self.store.lengths()) for s in range(0, n - window + 1, stride)]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict:
+        k, s = self.index[i]
+        clip = self.store.clip(k)
+        rng = np.random.default_rng([self.seed, i])
+        sl = slice(s, s + self.window)
+        mel_st = clip.mel_styletalker
+        st_idx = np.minimum(np.arange(s * MEL_PER_FRAME, (s + self.window) * MEL_PER_FRAME), len(mel_st) - 1)
+        audio = clip.audio[s * SAMPLES_PER_FRAME:(s + self.window) * SAMPLES_PER_FRAME].astype(np.float32) / 32767
+        audio = np.pad(audio, (0, self.window * SAMPLES_PER_FRAME - audio.size))
+        item = {
+            "clip_id": clip.clip_id, "speaker": clip.speaker, "start": s,
+            "expression": torch.from_numpy(clip.expression[sl]),
+            "rotation": torch.from_numpy(clip.rotation[sl]), "translation": torch.from_numpy(clip.translation[sl]),
+            "scale": torch.from_numpy(clip.scale[sl]), "canonical": torch.from_numpy(clip.canonical[sl]),
+            "blink": torch.from_numpy(clip.blink[sl]), "phone_ids": torch.from_numpy(clip.phone_ids[sl]),
+            "loudness_db": torch.from_numpy(clip.loudness_db[sl]), "voiced": torch.from_numpy(clip.voiced[sl]),
+            "mel_iplap": torch.from_numpy(iplap_windows(clip, s, self.window)),
+            "mel_styletalker": torch.from_numpy(mel_st[st_idx].reshape(self.window, MEL_PER_FRAME, -1)),
+            "audio": torch.from_numpy(audio),
+        }
+        if self.with_frames:
+            item["frames"] = _to_image_tensor(clip.frames(range(s, s + self.window)))
+        if self.references:
+            outside = np.setdiff1d(np.arange(clip.n_frames), np.arange(s, s + self.window))
+            pick = rng.choice(outside if len(outside) else np.arange(clip.n_frames), self.references,
+                              replace=len(outside) < self.references)
+            item["references"] = _to_image_tensor(clip.frames(pick))
+        return item
+
+
+class SyncDataset(Dataset):
+    """SyncNet pairs: 5 mouth frames (lower half of the crop) and 0.2 s of IP_LAP mel.
+
+    Half of the items are in sync (label 1); the others take the mel of the same clip shifted by
+    at least ``min_offset`` frames (label 0, ``offset`` says by how much). Keys: mouth (5, 3, 128, 256),
+    mel (16, 80), label, offset.
+    """
+
+    def __init__(self, roots: list[Path] | Path, split: str | None = "train", *, min_offset: int = 5,
+                 seed: int = 0) -> None:
+        self.store = ClipStore(roots, split)
+        self.min_offset, self.seed = min_offset, seed
+        self.index = [(k, s) for k, n in enumerate(self.store.lengths()) for s in range(0, n - SYNC_FRAMES + 1)]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict:
+        k, s = self.index[i]
+        clip = self.store.clip(k)
+        rng = np.random.default_rng([self.seed, i])
+        offset = 0
+        if rng.random() < 0.5:
+            choices = [t - s for t in range(clip.n_frames - SYNC_FRAMES + 1) if abs(t - s) >= self.min_offset]
+            offset = int(rng.choice(choices)) if choices else 0
+        frames = clip.frames(range(s, s + SYNC_FRAMES))[:, MOUTH_ROW:]
+        mel = iplap_windows(clip, s + offset, 1)[0]
+        return {"mouth": _to_image_tensor(frames), "mel": torch.from_numpy(mel),
+                "label": torch.tensor(float(offset == 0)), "offset": offset}
+
+
+class StyleDataset(Dataset):
+    """Expression sequences for style learning: a window of a clip and a style clip by the same speaker.
+
+    The style clip is another clip of the speaker when there is one (else another part of the same
+    clip). Keys: expression (T, K), style (L, K), phone_ids (T,), speaker, clip_id, style_clip_id.
+    """
+
+    def __init__(self, roots: list[Path] | Path, split: str | None = "train", *, window: int = 32,
+                 style_length: int = 64, seed: int = 0) -> None:
+        self.store = ClipStore(roots, split)
+        self.window, self.style_length, self.seed = window, style_length, seed
+        lengths = self.store.lengths()
+        self.speakers = self.store.speakers()
+        self.index = [(k, s) for k, n in enumerate(lengths) for s in range(0, n - window + 1, window)]
+        self.by_speaker: dict[str, list[int]] = {}
+        for k, spk in enumerate(self.speakers):
+            self.by_speaker.setdefault(spk, []).append(k)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict:
+        k, s = self.index[i]
+        rng = np.random.default_rng([self.seed, i])
+        clip = self.store.clip(k)
+        others = [j for j in self.by_speaker[self.speakers[k]] if j != k]
+        style_clip = self.store.clip(int(rng.choice(others))) if others else clip
+        n = style_clip.n_frames
+        length = min(self.style_length, n)
+        start = int(rng.integers(0, n - length + 1))
+        style = np.zeros((self.style_length, style_clip.expression.shape[1]), np.float32)
+        style[:length] = style_clip.expression[start:start + length]
+        return {"expression": torch.from_numpy(clip.expression[s:s + self.window]),
+                "phone_ids": torch.from_numpy(clip.phone_ids[s:s + self.window]),
+                "style": torch.from_numpy(style), "style_length": length, "speaker": clip.speaker,
+                "clip_id": clip.clip_id, "style_clip_id": style_clip.clip_id}
