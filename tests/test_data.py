@@ -1,0 +1,160 @@
+"""Data layer: face model, layouts, preprocess (resumable, skips with reasons), synth, datasets, card."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from talkinghead.data.card import datacard, markdown
+from talkinghead.data.clip import DATA_FPS, list_clips, load_clip
+from talkinghead.data.datasets import SyncDataset, WindowDataset
+from talkinghead.data.layouts import discover, speaker_split
+from talkinghead.data.preprocess import preprocess
+from talkinghead.data.synth import STYLES, make_clip, draw_spec, synth
+from talkinghead.face import indices as ix
+from talkinghead.face.expression import mouth_features
+from talkinghead.face.model import default_face_model, fit_face_model, round_trip_error
+from talkinghead.face.pose import canonical_mesh
+
+
+@pytest.fixture(scope="module")
+def corpus(media: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two short real clips, a corrupt one and a video without audio, preprocessed once."""
+    src = tmp_path_factory.mktemp("src")
+    for name in ("videoretalking_face5.mp4", "videoretalking_face2.mp4"):
+        shutil.copy(media / "talking" / name, src / name)
+    (src / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(4000))
+    from talkinghead.io import read_video, write_video
+
+    frames = read_video(media / "talking" / "videoretalking_face5.mp4", max_side=128, max_frames=40).frames
+    write_video(src / "mute.mp4", iter(frames), fps=25.0)
+    dst = tmp_path_factory.mktemp("data")
+    summary = preprocess(src, dst, workers=2, quiet=True)
+    assert summary["done"] == 2 and summary["clips_found"] == 4
+    assert summary["skipped"]["mute"] == "audio missing"
+    assert summary["skipped"]["broken"].startswith("unreadable video")
+    return dst
+
+
+def test_face_model_round_trip_and_groups() -> None:
+    model = default_face_model()
+    assert model.expression_basis.shape == (64, 478, 3) and model.lower_face.any() and not model.lower_face.all()
+    flat = model.expression_basis.reshape(64, -1)
+    assert np.allclose(flat @ flat.T, np.eye(64), atol=1e-4)  # orthonormal
+    assert model.card["round_trip_error"]["expression"] < 0.01
+    # the first component moves the mouth: decoding it changes the lip gap or jaw
+    shape = model.decode(np.zeros(len(model.identity_basis)), 3 * model.expression_std[:1, None] * np.eye(64)[:1])
+    f0, f1 = mouth_features(model.mean.astype(np.float64)), mouth_features(shape[0].astype(np.float64))
+    assert abs(f1[0] - f0[0]) + abs(f1[1] - f0[1]) > 0.02
+
+
+def test_fit_on_known_linear_data_recovers_it() -> None:
+    rng = np.random.default_rng(0)
+    base = canonical_mesh()
+    directions = rng.normal(size=(3, 478, 3))
+    clips = [base + 0.01 * rng.normal(size=(478, 3)) + np.einsum("tk,kvd->tvd", rng.normal(size=(50, 3)), directions)
+             for _ in range(4)]
+    model = fit_face_model(clips, n_expression=3, n_identity=3)
+    assert round_trip_error(model, clips)["expression"] < 1e-6  # three directions span the data exactly
+
+
+def test_layouts(tmp_path: Path) -> None:
+    for rel in ("id00012/abc/00001.mp4", "test/id00099/xyz/00002.mp4"):
+        (tmp_path / "vox" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "vox" / rel).write_bytes(b"x")
+    vox = {s.clip_id: s for s in discover(tmp_path / "vox", "voxceleb2")}
+    assert vox["id00012__abc__00001"].speaker == "id00012"
+    assert vox["test__id00099__xyz__00002"].split == "test"
+    (tmp_path / "mead" / "M003/video/front/angry/level_2").mkdir(parents=True)
+    (tmp_path / "mead" / "M003/video/front/angry/level_2/001.mp4").write_bytes(b"x")
+    (tmp_path / "mead" / "M003/video/left_30/angry/level_2").mkdir(parents=True)
+    (tmp_path / "mead" / "M003/video/left_30/angry/level_2/001.mp4").write_bytes(b"x")
+    mead = discover(tmp_path / "mead", "mead")
+    assert len(mead) == 1 and mead[0].labels == {"emotion": "angry", "level": "2"} and mead[0].speaker == "M003"
+    (tmp_path / "hdtf").mkdir()
+    (tmp_path / "hdtf" / "WDA_KatieHill_000.mp4").write_bytes(b"x")
+    assert discover(tmp_path / "hdtf", "hdtf")[0].speaker == "WDA_KatieHill"
+    assert speaker_split("WDA_KatieHill") == speaker_split("WDA_KatieHill") in ("train", "val", "test")
+
+
+def test_preprocessed_clip_contents(corpus: Path) -> None:
+    clip = load_clip(corpus / "clips" / "videoretalking_face5")
+    n = clip.n_frames
+    from talkinghead.io import load_audio
+
+    audio_seconds = load_audio(Path(clip.meta["source"])).size / 16000
+    assert n == int(min(4.88, audio_seconds) * DATA_FPS)  # 122 video frames at 25 fps, trimmed to the audio
+    assert clip.frames([0, n - 1]).shape == (2, 256, 256, 3)
+    assert clip.meshes.shape == (n, 478, 3) and clip.canonical.shape == (n, 478, 3)
+    eyes = clip.meshes[:, ix.OUTER_EYE_CORNERS, :2]
+    assert np.abs(eyes[:, 0, 1] - eyes[:, 1, 1]).max() < 6  # crops are eye-aligned
+    assert clip.expression.shape == (n, 64) and clip.blink.shape == (n,)
+    assert clip.mel_styletalker.shape[1] == clip.mel_iplap.shape[1] == 80
+    assert abs(len(clip.mel_styletalker) - n * 4) <= 2 and abs(len(clip.mel_iplap) - n * 3.2) <= 2
+    assert clip.audio.size == round(n / DATA_FPS * 16000)
+    assert clip.phone_ids.shape == (n,) and (clip.phone_ids > 0).mean() > 0.5
+    assert clip.meta["phonemes"] == "aligned" and "regulation" in clip.meta["transcript"]
+    assert np.isfinite(clip.identity_embedding).all()
+    splits = {s: list_clips(corpus, s) for s in ("train", "val", "test")}
+    assert sorted(sum(splits.values(), [])) == ["videoretalking_face2", "videoretalking_face5"]
+
+
+def test_preprocess_resumes(corpus: Path, media: Path) -> None:
+    src = Path(json.loads((corpus / "summary.json").read_text())["source"])
+    before = (corpus / "clips" / "videoretalking_face5" / "data.npz").stat().st_mtime
+    summary = preprocess(src, corpus, workers=1, quiet=True)
+    assert summary["done"] == 0 and summary["already_present"] == 2
+    assert (corpus / "clips" / "videoretalking_face5" / "data.npz").stat().st_mtime == before
+    assert not [p for p in (corpus / "clips").iterdir() if p.name.startswith(".")]  # no partial clip left
+
+
+def test_datasets_are_aligned_and_deterministic(corpus: Path) -> None:
+    ds = WindowDataset(corpus, None, window=5, references=2, seed=3)
+    item = ds[4]
+    clip = load_clip(corpus / "clips" / item["clip_id"])
+    s = item["start"]
+    assert torch.equal(item["expression"], torch.from_numpy(clip.expression[s:s + 5]))
+    assert item["frames"].shape == (5, 3, 256, 256) and item["mel_iplap"].shape == (5, 16, 80)
+    assert item["audio"].shape == (3200,) and item["references"].shape == (2, 3, 256, 256)
+    assert torch.equal(WindowDataset(corpus, None, window=5, references=2, seed=3)[4]["references"],
+                       item["references"])
+    sync = SyncDataset(corpus, None, seed=1)
+    labels = [sync[i]["label"].item() for i in range(0, len(sync), 7)]
+    assert 0.3 < np.mean(labels) < 0.7
+    negative = next(sync[i] for i in range(len(sync)) if sync[i]["label"] == 0)
+    assert abs(negative["offset"]) >= 5
+
+
+def test_synthetic_clips_have_exact_phonemes_and_styles(tmp_path: Path, media: Path) -> None:
+    faces = sorted((media / "faces").glob("liveportrait_s[5-9].jpg"))
+    summary = synth(tmp_path, clips=2, faces=media / "faces", seed=7, quiet=True)
+    assert summary["made"] == 2 and summary["mean_alignment_error_ms"] < 30
+    clip = load_clip(tmp_path / "clips" / "synth_00000")
+    spec = draw_spec(0, sorted(p for p in (media / "faces").iterdir()), 7)
+    assert clip.meta["labels"] == {"style": spec.style.name} and clip.meta["phonemes"] == "espeak"
+    assert clip.meta["synthetic"]["text"] == spec.text
+    assert faces  # the shared faces are there
+    # a smiling style widens the mouth measurably compared with the same spec without the smile
+    smiling = next(s for s in STYLES if s.smile == 1.0 and s.brow_raise == 0.0)
+    neutral = next(s for s in STYLES if s.name == "neutral")
+    widths = {}
+    for style in (smiling, neutral):
+        spec_s = draw_spec(1, sorted(p for p in (media / "faces").iterdir()), 7)
+        spec_s.style = style
+        spec_s.clip_id = f"check_{style.name}"
+        make_clip((spec_s, str(tmp_path)))
+        widths[style.name] = mouth_features(load_clip(tmp_path / "clips" / spec_s.clip_id).canonical)[:, 2].mean()
+    assert widths["smiling"] > widths["neutral"] + 0.02
+
+
+def test_datacard(corpus: Path) -> None:
+    card = datacard([corpus])
+    assert card["clips"] == 2 and card["speakers"] == 2
+    assert card["frames"] == sum(s["frames"] for s in card["splits"].values())
+    assert card["skipped"] == {"audio missing": 1, "unreadable video": 1}
+    assert "| train |" in markdown(card)
