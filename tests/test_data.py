@@ -106,6 +106,7 @@ def test_preprocessed_clip_contents(corpus: Path) -> None:
 
 def test_preprocess_resumes(corpus: Path, media: Path) -> None:
     src = Path(json.loads((corpus / "summary.json").read_text())["source"])
+    (corpus / "clips" / ".videoretalking_face2.partial-99999").mkdir()  # as an interrupted run leaves it
     before = (corpus / "clips" / "videoretalking_face5" / "data.npz").stat().st_mtime
     summary = preprocess(src, corpus, workers=1, quiet=True)
     assert summary["done"] == 0 and summary["already_present"] == 2

@@ -38,7 +38,8 @@ def datacard(roots: list[Path]) -> dict:
         card["splits"][split] = {
             "clips": len(stats), "speakers": len(speakers), "frames": int(sum(frames)),
             "hours": round(sum(frames) / DATA_FPS / 3600, 4),
-            "clip_seconds": {"min": round(min(frames) / DATA_FPS, 2), "median": round(float(np.median(frames)) / DATA_FPS, 2),
+            "clip_seconds": {"min": round(min(frames) / DATA_FPS, 2),
+                             "median": round(float(np.median(frames)) / DATA_FPS, 2),
                              "max": round(max(frames) / DATA_FPS, 2)} if frames else {},
             "voiced_share": round(float(np.mean([s["voiced"] for s in stats])), 3) if stats else 0.0,
             "blinks_per_minute": round(sum(s["blinks"] for s in stats) / max(sum(frames) / DATA_FPS / 60, 1e-9), 1)

@@ -70,7 +70,23 @@ def _to_image_tensor(frames: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(frames).permute(0, 3, 1, 2).float().div_(255.0)
 
 
-class WindowDataset(Dataset):
+class _Windows(Dataset):
+    """Items are (clip, start frame) windows; each item gets its own seeded generator."""
+
+    def __init__(self, roots: list[Path] | Path, split: str | None, *, length: int, stride: int, seed: int) -> None:
+        self.store = ClipStore(roots, split)
+        self.seed = seed
+        self.index = [(k, s) for k, n in enumerate(self.store.lengths()) for s in range(0, n - length + 1, stride)]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def _open(self, i: int) -> tuple[ClipData, int, np.random.Generator]:
+        k, s = self.index[i]
+        return self.store.clip(k), s, np.random.default_rng([self.seed, i])
+
+
+class WindowDataset(_Windows):
     """Windows of ``window`` consecutive frames with everything aligned per frame.
 
     Item keys (T = window): frames (T, 3, 256, 256) float in [0, 1] (if ``frames``), references
@@ -82,18 +98,11 @@ class WindowDataset(Dataset):
 
     def __init__(self, roots: list[Path] | Path, split: str | None = "train", *, window: int = 5,
                  stride: int | None = None, references: int = 0, frames: bool = True, seed: int = 0) -> None:
-        self.store = ClipStore(roots, split)
-        self.window, self.references, self.with_frames, self.seed = window, references, frames, seed
-        stride = stride or window
-        self.index = [(k, s) for k, n in enumerate(self.store.lengths()) for s in range(0, n - window + 1, stride)]
-
-    def __len__(self) -> int:
-        return len(self.index)
+        super().__init__(roots, split, length=window, stride=stride or window, seed=seed)
+        self.window, self.references, self.with_frames = window, references, frames
 
     def __getitem__(self, i: int) -> dict:
-        k, s = self.index[i]
-        clip = self.store.clip(k)
-        rng = np.random.default_rng([self.seed, i])
+        clip, s, rng = self._open(i)
         sl = slice(s, s + self.window)
         mel_st = clip.mel_styletalker
         st_idx = np.minimum(np.arange(s * MEL_PER_FRAME, (s + self.window) * MEL_PER_FRAME), len(mel_st) - 1)
@@ -120,7 +129,7 @@ class WindowDataset(Dataset):
         return item
 
 
-class SyncDataset(Dataset):
+class SyncDataset(_Windows):
     """SyncNet pairs: 5 mouth frames (lower half of the crop) and 0.2 s of IP_LAP mel.
 
     Half of the items are in sync (label 1); the others take the mel of the same clip shifted by
@@ -130,17 +139,11 @@ class SyncDataset(Dataset):
 
     def __init__(self, roots: list[Path] | Path, split: str | None = "train", *, min_offset: int = 5,
                  seed: int = 0) -> None:
-        self.store = ClipStore(roots, split)
-        self.min_offset, self.seed = min_offset, seed
-        self.index = [(k, s) for k, n in enumerate(self.store.lengths()) for s in range(0, n - SYNC_FRAMES + 1)]
-
-    def __len__(self) -> int:
-        return len(self.index)
+        super().__init__(roots, split, length=SYNC_FRAMES, stride=1, seed=seed)
+        self.min_offset = min_offset
 
     def __getitem__(self, i: int) -> dict:
-        k, s = self.index[i]
-        clip = self.store.clip(k)
-        rng = np.random.default_rng([self.seed, i])
+        clip, s, rng = self._open(i)
         offset = 0
         if rng.random() < 0.5:
             choices = [t - s for t in range(clip.n_frames - SYNC_FRAMES + 1) if abs(t - s) >= self.min_offset]
@@ -151,7 +154,7 @@ class SyncDataset(Dataset):
                 "label": torch.tensor(float(offset == 0)), "offset": offset}
 
 
-class StyleDataset(Dataset):
+class StyleDataset(_Windows):
     """Expression sequences for style learning: a window of a clip and a style clip by the same speaker.
 
     The style clip is another clip of the speaker when there is one (else another part of the same
@@ -160,22 +163,16 @@ class StyleDataset(Dataset):
 
     def __init__(self, roots: list[Path] | Path, split: str | None = "train", *, window: int = 32,
                  style_length: int = 64, seed: int = 0) -> None:
-        self.store = ClipStore(roots, split)
-        self.window, self.style_length, self.seed = window, style_length, seed
-        lengths = self.store.lengths()
+        super().__init__(roots, split, length=window, stride=window, seed=seed)
+        self.window, self.style_length = window, style_length
         self.speakers = self.store.speakers()
-        self.index = [(k, s) for k, n in enumerate(lengths) for s in range(0, n - window + 1, window)]
         self.by_speaker: dict[str, list[int]] = {}
         for k, spk in enumerate(self.speakers):
             self.by_speaker.setdefault(spk, []).append(k)
 
-    def __len__(self) -> int:
-        return len(self.index)
-
     def __getitem__(self, i: int) -> dict:
-        k, s = self.index[i]
-        rng = np.random.default_rng([self.seed, i])
-        clip = self.store.clip(k)
+        clip, s, rng = self._open(i)
+        k = self.index[i][0]
         others = [j for j in self.by_speaker[self.speakers[k]] if j != k]
         style_clip = self.store.clip(int(rng.choice(others))) if others else clip
         n = style_clip.n_frames

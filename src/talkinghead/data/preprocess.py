@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import shutil
 import time
 import traceback
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -46,6 +49,10 @@ WORK_SIDE = 720
 """Videos are decoded at most this large (longer side) before meshing and cropping."""
 CROP_SMOOTHING = 2.0
 """Gaussian sigma (frames) applied to crop centre, size and angle over time."""
+
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Skip(Exception):
@@ -163,6 +170,22 @@ def process_video(src: ClipSource, *, face_model: FaceModel | None, transcript: 
     )
 
 
+def run_jobs(fn: Callable[[T], R], jobs: list[T], *, workers: int, done: Callable[[int], object]) -> list[R]:
+    """``fn`` over ``jobs`` in ``workers`` spawned processes (in this one when 1), calling ``done(1)`` as
+    each finishes; results in completion order."""
+    results: list[R] = []
+    if workers > 1 and len(jobs) > 1:
+        with mp.get_context("spawn").Pool(workers) as pool:
+            for r in pool.imap_unordered(fn, jobs):
+                results.append(r)
+                done(1)
+    else:
+        for job in jobs:
+            results.append(fn(job))
+            done(1)
+    return results
+
+
 def _work(job: tuple[ClipSource, str]) -> Result:
     src, dst = job
     start = time.perf_counter()
@@ -188,22 +211,15 @@ def preprocess(src: Path, dst: Path, *, layout: str = "folder", workers: int = 1
     if not src.is_dir():
         raise InputError(src, "source is not a folder")
     dst.mkdir(parents=True, exist_ok=True)
+    for stale in (dst / "clips").glob(".*.partial-*") if (dst / "clips").is_dir() else []:
+        shutil.rmtree(stale, ignore_errors=True)  # left by an interrupted run; its clip is redone
     sources = discover(src, layout)[:limit]
     todo = [s for s in sources if not (clip_dir(dst, s.clip_id) / "meta.json").exists()]
     results = [Result(s.clip_id, "exists") for s in sources if s not in todo]
     start = time.perf_counter()
-    jobs = [(s, str(dst)) for s in todo]
     with bar(len(sources), f"preprocess {src.name}", quiet=quiet, unit="clip") as pb:
         pb.update(len(results))
-        if workers > 1 and len(jobs) > 1:
-            with mp.get_context("spawn").Pool(workers) as pool:
-                for r in pool.imap_unordered(_work, jobs):
-                    results.append(r)
-                    pb.update(1)
-        else:
-            for job in jobs:
-                results.append(_work(job))
-                pb.update(1)
+        results += run_jobs(_work, [(s, str(dst)) for s in todo], workers=workers, done=pb.update)
     wall = time.perf_counter() - start
     done = [r for r in results if r.status == "done"]
     frames = sum(r.frames for r in done)

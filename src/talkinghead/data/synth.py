@@ -11,7 +11,6 @@ alignment's error against it is recorded in the clip's meta.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -27,7 +26,7 @@ from talkinghead.audio.vad import loudness, voice_activity
 from talkinghead.constants import SAMPLE_RATE
 from talkinghead.data.clip import DATA_FPS, clip_dir, save_clip, write_splits
 from talkinghead.data.layouts import ClipSource, speaker_split
-from talkinghead.data.preprocess import Skip, face_model_or_none, process_video
+from talkinghead.data.preprocess import Skip, face_model_or_none, process_video, run_jobs
 from talkinghead.face.mesh import mesh_image
 from talkinghead.face.pose import pose_free
 from talkinghead.io import read_image, write_video
@@ -180,19 +179,10 @@ def synth(dst: Path, *, clips: int, faces: Path, seed: int = 0, workers: int = 1
     dst.mkdir(parents=True, exist_ok=True)
     specs = [draw_spec(i, face_files, seed) for i in range(clips)]
     jobs = [(s, str(dst)) for s in specs if not (clip_dir(dst, s.clip_id) / "meta.json").exists()]
-    results = []
     start = time.perf_counter()
     with bar(clips, "synth", quiet=quiet, unit="clip") as pb:
         pb.update(clips - len(jobs))
-        if workers > 1 and len(jobs) > 1:
-            with mp.get_context("spawn").Pool(workers) as pool:
-                for r in pool.imap_unordered(make_clip, jobs):
-                    results.append(r)
-                    pb.update(1)
-        else:
-            for job in jobs:
-                results.append(make_clip(job))
-                pb.update(1)
+        results = run_jobs(make_clip, jobs, workers=workers, done=pb.update)
     errors = [e for _, status, e in results if status == "done" and np.isfinite(e)]
     return {"clips": clips, "made": sum(s == "done" for _, s, _ in results), "already_present": clips - len(jobs),
             "skipped": {c: s for c, s, _ in results if s != "done"},
