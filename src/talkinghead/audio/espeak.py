@@ -84,6 +84,9 @@ def arpabet(mnemonic: str) -> str:
 def synthesize(text: str, *, voice: str = "en-us", rate: int = 160, pitch: int = 50) -> SyntheticSpeech:
     """Speak ``text`` with espeak-ng.
 
+    Phone times are exact and repeatable; the waveform is not bit-identical between calls (voice
+    variants add noise from the synthesiser's running state).
+
     Args:
         voice: espeak-ng voice name (e.g. "en-us", "en", "en-us+f3").
         rate: words per minute (80-450).
