@@ -55,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     cal.add_argument("--canonical-out", type=Path, default=pkg / "face" / "assets" / "canonical_mesh_v1.npz")
     cal.add_argument("--calibration-out", type=Path, default=pkg / "motion" / "viseme" / "assets" / "visemes_v1.npz")
     cal.add_argument("-q", "--quiet", action="store_true")
+
     pre = sub.add_parser("preprocess", help="preprocess a corpus of talking-face videos for training",
                          description="Every clip -> 25 fps face crops, mesh, pose, coefficients, blink, mel, "
                                      "phonemes, loudness/voice activity and identity embedding (resumable).")
@@ -75,6 +76,17 @@ def _parser() -> argparse.ArgumentParser:
     syn.add_argument("--seed", type=int, default=0)
     syn.add_argument("--workers", type=int, default=1)
     syn.add_argument("-q", "--quiet", action="store_true")
+
+    ev = sub.add_parser("evaluate", help="image, landmark, identity and pose metrics of generated videos",
+                        description="Compare generated videos with references (two videos, or two folders matched "
+                                    "by file name), or run the reconstruction protocol with --reconstruct.")
+    ev.add_argument("--generated", type=Path, help="generated video or folder")
+    ev.add_argument("--reference", type=Path, help="reference video or folder")
+    ev.add_argument("--reconstruct", type=Path, metavar="CLIPS_DIR",
+                    help="regenerate every clip from its first frame + own audio with --method, then evaluate")
+    ev.add_argument("--method", default="viseme")
+    ev.add_argument("-o", "--output", type=Path, default=None, help="write the results as JSON")
+    ev.add_argument("-q", "--quiet", action="store_true")
 
     card = sub.add_parser("datacard", help="counts, durations, identities and per-split statistics of datasets")
     card.add_argument("datasets", nargs="+", type=Path, help="preprocessed dataset folders")
@@ -116,6 +128,21 @@ def _synth(args: argparse.Namespace) -> int:
     summary = synth(args.dst, clips=args.clips, faces=args.faces, seed=args.seed, workers=args.workers,
                     quiet=args.quiet)
     print(json.dumps(summary, indent=1))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from talkinghead.metrics.evaluate import evaluate, reconstruction, table, write_json
+
+    if args.reconstruct is not None:
+        result = reconstruction(args.reconstruct, method=args.method, quiet=args.quiet)
+    elif args.generated is not None and args.reference is not None:
+        result = evaluate(args.generated, args.reference, quiet=args.quiet)
+    else:
+        raise TalkingHeadError("give --generated and --reference, or --reconstruct CLIPS_DIR")
+    print(table(result["pairs"], result["mean"]))
+    if args.output is not None:
+        write_json(result, args.output)
     return 0
 
 
@@ -171,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         commands = {"generate": _generate, "calibrate": _calibrate, "preprocess": _preprocess,
-                    "fit-face-model": _fit_face_model, "synth": _synth, "datacard": _datacard}
+                    "fit-face-model": _fit_face_model, "synth": _synth, "datacard": _datacard, "evaluate": _evaluate}
         return commands[args.command](args)
     except TalkingHeadError as exc:
         print(f"talkinghead: error: {exc}", file=sys.stderr)

@@ -1,0 +1,78 @@
+"""Metrics against reference implementations and exactly-known cases; `talkinghead evaluate`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from talkinghead.errors import InputError
+from talkinghead.io import read_image, read_video, write_video
+from talkinghead.metrics.evaluate import evaluate_pair, pairs
+from talkinghead.metrics.identity import FaceEmbedder
+from talkinghead.metrics.image import cpbd, luma, ms_ssim, psnr, ssim
+
+
+@pytest.fixture(scope="module")
+def face(media: Path) -> np.ndarray:
+    return cv2.resize(read_image(media / "faces" / "liveportrait_s6.jpg"), (256, 256), interpolation=cv2.INTER_AREA)
+
+
+@pytest.mark.parametrize("sigma,noise", [(0.8, 0), (1.5, 6), (3.0, 20)])
+def test_ssim_and_psnr_match_scikit_image(face: np.ndarray, sigma: float, noise: int) -> None:
+    rng = np.random.default_rng(0)
+    other = cv2.GaussianBlur(face, (0, 0), sigma).astype(int) + rng.integers(-noise, noise + 1, face.shape)
+    other = np.clip(other, 0, 255).astype(np.uint8)
+    expected = structural_similarity(luma(face), luma(other), gaussian_weights=True, sigma=1.5,
+                                     use_sample_covariance=False, data_range=255)
+    assert ssim(face, other) == pytest.approx(expected, abs=1e-9)
+    assert psnr(face, other) == pytest.approx(peak_signal_noise_ratio(face, other, data_range=255), abs=1e-9)
+
+
+def test_known_psnr_and_identity() -> None:
+    a = np.full((64, 64, 3), 100, np.uint8)
+    assert psnr(a, a + 5) == pytest.approx(10 * np.log10(255**2 / 25))
+    assert psnr(a, a) == float("inf") and ssim(a, a) == pytest.approx(1.0)
+
+
+def test_ms_ssim_and_cpbd_order_blur(face: np.ndarray) -> None:
+    blurred = [cv2.GaussianBlur(face, (0, 0), s) for s in (1.0, 2.0, 4.0)]
+    scores = [ms_ssim(face, b) for b in blurred]
+    assert ms_ssim(face, face) == pytest.approx(1.0)
+    assert scores[0] > scores[1] > scores[2]
+    assert cpbd(face) > cpbd(blurred[0]) >= cpbd(blurred[2])
+
+
+def test_a_video_against_itself_is_perfect(media: Path, tmp_path: Path) -> None:
+    clip = read_video(media / "talking" / "videoretalking_face5.mp4", max_side=256, max_frames=30)
+    path = write_video(tmp_path / "ref.mp4", iter(clip.frames), fps=clip.fps)
+    row = evaluate_pair(path, path, embedder=FaceEmbedder())
+    assert row["psnr"] == 100.0 and row["ssim"] == pytest.approx(1.0) and row["ms_ssim"] == pytest.approx(1.0)
+    assert row["lmd"] == 0.0 and row["mouth_lmd"] == 0.0 and row["aed"] == 0.0 and row["apd"] == 0.0
+    assert row["mouth_corr"] == pytest.approx(1.0)
+    assert row["csim"] > 0.95  # the reference's first frame against other frames of the same person
+    shifted = write_video(tmp_path / "gen.mp4", (np.roll(f, 3, axis=1) for f in clip.frames), fps=clip.fps)
+    moved = evaluate_pair(shifted, path, embedder=FaceEmbedder())
+    assert moved["psnr"] < 40 and moved["ssim"] < 0.99 and moved["lmd"] < 1.0  # pose-free landmarks ignore a shift
+
+
+def test_pairs_by_name(tmp_path: Path) -> None:
+    (tmp_path / "gen").mkdir()
+    (tmp_path / "ref").mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        (tmp_path / "gen" / name).write_bytes(b"x")
+    (tmp_path / "ref" / "a.mp4").write_bytes(b"x")
+    assert pairs(tmp_path / "gen", tmp_path / "ref") == [(tmp_path / "gen" / "a.mp4", tmp_path / "ref" / "a.mp4")]
+    with pytest.raises(InputError, match="not found"):
+        pairs(tmp_path / "missing", tmp_path / "ref")
+
+
+def test_evaluate_cli_errors(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "talkinghead", "evaluate", "--generated", str(tmp_path / "g.mp4"),
+                           "--reference", str(tmp_path / "r.mp4")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "not found" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
