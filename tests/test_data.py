@@ -124,11 +124,15 @@ def test_datasets_are_aligned_and_deterministic(corpus: Path) -> None:
     assert item["audio"].shape == (3200,) and item["references"].shape == (2, 3, 256, 256)
     assert torch.equal(WindowDataset(corpus, None, window=5, references=2, seed=3)[4]["references"],
                        item["references"])
-    sync = SyncDataset(corpus, None, seed=1)
-    labels = [sync[i]["label"].item() for i in range(0, len(sync), 7)]
-    assert 0.3 < np.mean(labels) < 0.7
-    negative = next(sync[i] for i in range(len(sync)) if sync[i]["label"] == 0)
-    assert abs(negative["offset"]) >= 5
+    sync = SyncDataset(corpus, None, negatives=3, seed=1)
+    pair = sync[10]
+    assert pair["mouth"].shape == (5, 3, 64, 128) and pair["mels"].shape == (4, 16, 80)
+    assert pair["offsets"][0] == 0 and (pair["offsets"][1:].abs() >= 5).all()
+    clip = load_clip(corpus / "clips" / sync.store.keys[sync.index[10][0]][1])
+    from talkinghead.data.datasets import iplap_windows
+
+    shifted = iplap_windows(clip, sync.index[10][1] + int(pair["offsets"][2]), 1)[0]
+    assert torch.equal(pair["mels"][2], torch.from_numpy(shifted))  # the negative is the shifted window
 
 
 def test_synthetic_clips_have_exact_phonemes_and_styles(tmp_path: Path, media: Path) -> None:

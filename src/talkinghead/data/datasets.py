@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -130,28 +131,27 @@ class WindowDataset(_Windows):
 
 
 class SyncDataset(_Windows):
-    """SyncNet pairs: 5 mouth frames (lower half of the crop) and 0.2 s of IP_LAP mel.
-
-    Half of the items are in sync (label 1); the others take the mel of the same clip shifted by
-    at least ``min_offset`` frames (label 0, ``offset`` says by how much). Keys: mouth (5, 3, 128, 256),
-    mel (16, 80), label, offset.
+    """SyncNet items: 5 mouth frames (the crop's lower half, resized to ``mouth_size``) and 1 + K mel
+    windows of 0.2 s (IP_LAP settings): index 0 in sync, the K others from the same clip shifted by at
+    least ``min_offset`` frames. Keys: mouth (5, 3, h, w), mels (1 + K, 16, 80), offsets (1 + K,).
     """
 
-    def __init__(self, roots: list[Path] | Path, split: str | None = "train", *, min_offset: int = 5,
-                 seed: int = 0) -> None:
+    def __init__(self, roots: list[Path] | Path, split: str | None = "train", *, negatives: int = 4,
+                 min_offset: int = 5, mouth_size: tuple[int, int] = (64, 128), seed: int = 0) -> None:
         super().__init__(roots, split, length=SYNC_FRAMES, stride=1, seed=seed)
-        self.min_offset = min_offset
+        self.negatives, self.min_offset, self.mouth_size = negatives, min_offset, mouth_size
 
     def __getitem__(self, i: int) -> dict:
         clip, s, rng = self._open(i)
-        offset = 0
-        if rng.random() < 0.5:
-            choices = [t - s for t in range(clip.n_frames - SYNC_FRAMES + 1) if abs(t - s) >= self.min_offset]
-            offset = int(rng.choice(choices)) if choices else 0
-        frames = clip.frames(range(s, s + SYNC_FRAMES))[:, MOUTH_ROW:]
-        mel = iplap_windows(clip, s + offset, 1)[0]
-        return {"mouth": _to_image_tensor(frames), "mel": torch.from_numpy(mel),
-                "label": torch.tensor(float(offset == 0)), "offset": offset}
+        choices = [t - s for t in range(clip.n_frames - SYNC_FRAMES + 1) if abs(t - s) >= self.min_offset]
+        shifts = rng.choice(choices, self.negatives, replace=len(choices) < self.negatives) if choices else \
+            np.zeros(self.negatives, int)
+        offsets = np.concatenate([[0], shifts]).astype(np.int64)
+        h, w = self.mouth_size
+        mouth = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA)
+                          for f in clip.frames(range(s, s + SYNC_FRAMES))[:, MOUTH_ROW:]])
+        mels = np.stack([iplap_windows(clip, s + int(o), 1)[0] for o in offsets])
+        return {"mouth": _to_image_tensor(mouth), "mels": torch.from_numpy(mels), "offsets": torch.from_numpy(offsets)}
 
 
 class StyleDataset(_Windows):

@@ -1,0 +1,101 @@
+"""SyncNet: a visual encoder over 5 mouth frames and an audio encoder over 0.2 s of mel, compared by
+cosine similarity.
+
+Objectives: "contrastive" (StyleTalker §3.1: cosine / temperature, InfoNCE of the in-sync mel
+against mel windows shifted within the same clip) or "binary" (Wav2Lip: binary cross-entropy on
+the cosine similarity of in-sync vs shifted pairs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class SyncNetConfig:
+    """Architecture and objective, stored inside checkpoints."""
+
+    frames: int = 5
+    """Mouth frames per window (0.2 s at 25 fps)."""
+    height: int = 64
+    width: int = 128
+    """Mouth crop size: the lower half of a face crop, resized."""
+    mel_frames: int = 16
+    n_mels: int = 80
+    embed: int = 128
+    channels: int = 32
+    """Width of the first conv block (doubled at each later block, up to 8x)."""
+    objective: str = "contrastive"
+    temperature: float = 0.07
+
+
+def _block(cin: int, cout: int, stride: tuple[int, int] | int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                         nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class SyncNet(nn.Module):
+    """mouth: (B, frames, 3, H, W) in [0, 1]; mel: (B, mel_frames, n_mels) -> unit embeddings (B, embed)."""
+
+    def __init__(self, config: SyncNetConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config.channels
+        widths = [c, 2 * c, 4 * c, 8 * c, 8 * c]
+        layers, cin = [], 3 * config.frames
+        for w in widths:
+            layers.append(_block(cin, w, 2))
+            cin = w
+        self.visual = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, config.embed))
+        layers, cin = [], 1
+        for w, stride in zip(widths[:4], [(1, 2), (2, 2), (2, 2), (2, 2)]):
+            layers.append(_block(cin, w, stride))
+            cin = w
+        self.audio = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, config.embed))
+
+    def embed_mouth(self, mouth: torch.Tensor) -> torch.Tensor:
+        b = mouth.shape[0]
+        x = mouth.reshape(b, -1, *mouth.shape[-2:]) * 2 - 1
+        return F.normalize(self.visual(x), dim=-1)
+
+    def embed_audio(self, mel: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.audio(mel.unsqueeze(1) / 4.0), dim=-1)
+
+    def loss(self, mouth: torch.Tensor, mels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Objective for mouth (B, frames, 3, H, W) against mels (B, 1 + K, mel_frames, n_mels), index 0 in sync.
+
+        Returns:
+            (loss, accuracy: share of items whose in-sync mel scores highest).
+        """
+        b, k = mels.shape[:2]
+        v = self.embed_mouth(mouth)
+        a = self.embed_audio(mels.reshape(b * k, *mels.shape[2:])).reshape(b, k, -1)
+        cos = torch.einsum("bd,bkd->bk", v, a)
+        if self.config.objective == "contrastive":
+            loss = F.cross_entropy(cos / self.config.temperature, torch.zeros(b, dtype=torch.long, device=cos.device))
+        elif self.config.objective == "binary":
+            target = torch.zeros_like(cos)
+            target[:, 0] = 1.0
+            prob = ((cos + 1) / 2).clamp(1e-6, 1 - 1e-6)
+            weight = torch.ones_like(cos)
+            weight[:, 1:] = 1.0 / max(k - 1, 1)  # as many positive as negative pairs in the loss
+            loss = F.binary_cross_entropy(prob, target, weight=weight)
+        else:
+            raise ValueError(f"unknown objective {self.config.objective!r}")
+        return loss, (cos.argmax(1) == 0).float().mean()
+
+    def save(self, path: str | Path, **extra: object) -> None:
+        """Checkpoint with the config (no pickled objects)."""
+        torch.save({"config": asdict(self.config), "state_dict": self.state_dict(), **extra}, path)
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str | torch.device = "cpu") -> SyncNet:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+        model = cls(SyncNetConfig(**ckpt["config"]))
+        model.load_state_dict(ckpt["state_dict"], strict=True)
+        return model.eval()

@@ -1,0 +1,1 @@
+"""Training (PyTorch Lightning): one module per model family."""

@@ -1,0 +1,62 @@
+"""Training SyncNet with PyTorch Lightning on preprocessed datasets (CPU here, GPUs/DDP elsewhere)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from talkinghead.data.datasets import SyncDataset
+from talkinghead.sync.model import SyncNet, SyncNetConfig
+
+TINY = SyncNetConfig(height=32, width=64, embed=32, channels=8)
+"""A configuration small enough for CPU tests."""
+
+
+class SyncNetModule(L.LightningModule):
+    """Lightning wrapper: the loss and accuracy of :meth:`SyncNet.loss`, Adam."""
+
+    def __init__(self, config: dict, lr: float = 1e-3) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = SyncNet(SyncNetConfig(**config))
+        self.lr = lr
+
+    def training_step(self, batch: dict, _: int) -> torch.Tensor:
+        loss, acc = self.model.loss(batch["mouth"], batch["mels"])
+        self.log_dict({"train_loss": loss, "train_acc": acc}, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: dict, _: int) -> None:
+        loss, acc = self.model.loss(batch["mouth"], batch["mels"])
+        self.log_dict({"val_loss": loss, "val_acc": acc}, prog_bar=True)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.lr)
+
+
+def train_syncnet(datasets: list[Path], output: Path, *, config: SyncNetConfig, max_steps: int, batch: int = 32,
+                  negatives: int = 4, workers: int = 0, lr: float = 1e-3, seed: int = 0,
+                  accelerator: str = "auto", devices: int | str = "auto", quiet: bool = False) -> dict:
+    """Train on the train splits, validate on the val splits, save ``output``; returns the last metrics."""
+    L.seed_everything(seed, workers=True, verbose=False)
+    size = (config.height, config.width)
+    train = SyncDataset(datasets, "train", negatives=negatives, mouth_size=size, seed=seed)
+    val = SyncDataset(datasets, "val", negatives=negatives, mouth_size=size, seed=seed + 1)
+    if not len(train):
+        raise ValueError("no training windows (preprocess a corpus first)")
+    module = SyncNetModule(asdict(config), lr=lr)
+    trainer = L.Trainer(max_steps=max_steps, accelerator=accelerator, devices=devices, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=not quiet, enable_model_summary=False,
+                        val_check_interval=min(max_steps, 200), check_val_every_n_epoch=None,
+                        limit_val_batches=20, num_sanity_val_steps=0)
+    loaders = [DataLoader(train, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True)]
+    if len(val):
+        loaders.append(DataLoader(val, batch_size=batch, num_workers=workers))
+    trainer.fit(module, *loaders)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    module.model.save(output, metrics=metrics, datasets=[str(d) for d in datasets], steps=max_steps)
+    return metrics
