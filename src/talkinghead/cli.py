@@ -88,6 +88,21 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("-o", "--output", type=Path, default=None, help="write the results as JSON")
     ev.add_argument("-q", "--quiet", action="store_true")
 
+    ts = sub.add_parser("train-syncnet", help="train the lip-sync expert (SyncNet) on preprocessed datasets",
+                        description="Contrastive (StyleTalker) or binary (Wav2Lip) SyncNet, trained with PyTorch "
+                                    "Lightning on the datasets' train splits (GPUs and DDP when present).")
+    ts.add_argument("datasets", nargs="+", type=Path, help="preprocessed dataset folders")
+    ts.add_argument("-o", "--output", type=Path, required=True, help="checkpoint to write (.pt)")
+    ts.add_argument("--objective", choices=("contrastive", "binary"), default="contrastive")
+    ts.add_argument("--steps", type=int, default=2000)
+    ts.add_argument("--batch", type=int, default=32)
+    ts.add_argument("--negatives", type=int, default=4, help="shifted mel windows per item (default: 4)")
+    ts.add_argument("--lr", type=float, default=1e-3)
+    ts.add_argument("--tiny", action="store_true", help="the tiny CPU test configuration")
+    ts.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+    ts.add_argument("--devices", default="auto", help="Lightning devices (e.g. 4 for four GPUs)")
+    ts.add_argument("-q", "--quiet", action="store_true")
+
     card = sub.add_parser("datacard", help="counts, durations, identities and per-split statistics of datasets")
     card.add_argument("datasets", nargs="+", type=Path, help="preprocessed dataset folders")
     card.add_argument("-o", "--output", type=Path, default=None,
@@ -146,6 +161,22 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_syncnet(args: argparse.Namespace) -> int:
+    import json
+    from dataclasses import replace
+
+    from talkinghead.sync.model import SyncNetConfig
+    from talkinghead.train.syncnet import TINY, train_syncnet
+
+    config = replace(TINY if args.tiny else SyncNetConfig(), objective=args.objective)
+    devices = int(args.devices) if str(args.devices).isdigit() else args.devices
+    metrics = train_syncnet(args.datasets, args.output, config=config, max_steps=args.steps, batch=args.batch,
+                            negatives=args.negatives, workers=args.workers, lr=args.lr, devices=devices,
+                            quiet=args.quiet)
+    print(json.dumps(metrics, indent=1))
+    return 0
+
+
 def _datacard(args: argparse.Namespace) -> int:
     from talkinghead.data.card import markdown, write_datacard
 
@@ -198,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         commands = {"generate": _generate, "calibrate": _calibrate, "preprocess": _preprocess,
-                    "fit-face-model": _fit_face_model, "synth": _synth, "datacard": _datacard, "evaluate": _evaluate}
+                    "fit-face-model": _fit_face_model, "synth": _synth, "datacard": _datacard, "evaluate": _evaluate, "train-syncnet": _train_syncnet}
         return commands[args.command](args)
     except TalkingHeadError as exc:
         print(f"talkinghead: error: {exc}", file=sys.stderr)
