@@ -228,8 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``talkinghead`` command; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
-        commands = {"generate": _generate, "calibrate": _calibrate, "preprocess": _preprocess,
-                    "fit-face-model": _fit_face_model, "synth": _synth, "datacard": _datacard, "evaluate": _evaluate, "train-syncnet": _train_syncnet}
+        commands = {"generate": _generate, "calibrate": _calibrate, "preprocess": _preprocess, "synth": _synth,
+                    "fit-face-model": _fit_face_model, "datacard": _datacard, "evaluate": _evaluate,
+                    "train-syncnet": _train_syncnet}
         return commands[args.command](args)
     except TalkingHeadError as exc:
         print(f"talkinghead: error: {exc}", file=sys.stderr)
