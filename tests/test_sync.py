@@ -21,10 +21,10 @@ def _batch(b: int = 6, k: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.rand(b, 5, 3, TINY.height, TINY.width, generator=g), torch.randn(b, 1 + k, 16, 80, generator=g)
 
 
-@pytest.mark.parametrize("objective", ["contrastive", "binary"])
-def test_tiny_syncnet_shapes_training_and_round_trip(objective: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("objective,in_batch", [("contrastive", True), ("contrastive", False), ("binary", False)])
+def test_tiny_syncnet_shapes_training_and_round_trip(objective: str, in_batch: bool, tmp_path: Path) -> None:
     torch.manual_seed(0)
-    model = SyncNet(replace(TINY, objective=objective))
+    model = SyncNet(replace(TINY, objective=objective, in_batch_negatives=in_batch))
     mouth, mels = _batch()
     v = model.embed_mouth(mouth)
     a = model.embed_audio(mels[:, 0])
@@ -90,3 +90,15 @@ def test_lightning_training_writes_a_loadable_checkpoint(media: Path, tmp_path: 
     assert model.config == TINY
     ckpt = torch.load(tmp_path / "sync.pt", weights_only=True)
     assert ckpt["steps"] == 4 and ckpt["datasets"] == [str(data)]
+
+
+def test_in_batch_negatives_add_the_other_items_audio() -> None:
+    torch.manual_seed(0)
+    mouth, mels = _batch(b=3, k=2)
+    with_others = SyncNet(replace(TINY, in_batch_negatives=True)).eval()
+    alone = SyncNet(replace(TINY, in_batch_negatives=False)).eval()
+    alone.load_state_dict(with_others.state_dict())
+    loss_with, acc_with = with_others.loss(mouth, mels)
+    loss_alone, acc_alone = alone.loss(mouth, mels)
+    assert acc_with == acc_alone  # accuracy is over the item's own clip either way
+    assert loss_with > loss_alone  # more negatives in the softmax
