@@ -20,8 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from talkinghead.api import _resize_longer
-from talkinghead.io import load_audio, read_image, read_video, write_video
+from talkinghead.io import load_audio, read_image, read_video, resize_longer, write_video
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 
@@ -61,7 +60,7 @@ def main() -> None:
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     stages = dict((k, float(v)) for k, v in re.findall(r"(\w+) ([\d.]+)s", proc.stderr.split("phonemes:")[-1]))
 
-    frame = _resize_longer(read_image(args.face), 512)
+    frame = resize_longer(read_image(args.face), 512)
     audio = load_audio(args.audio)
     n = int(np.ceil(duration * 25))
     start = time.perf_counter()

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 from talkinghead.audio.espeak import synthesize
-from talkinghead.audio.features import AudioFeatures, frame_count
+from talkinghead.audio.features import AudioFeatures, features_from_timeline
 from talkinghead.audio.phonemes import PHONES
-from talkinghead.audio.vad import loudness, voice_activity
 from talkinghead.face.expression import GAP, JAW, mouth_features
 from talkinghead.face.pose import canonical_mesh
 from talkinghead.motion.viseme.config import VISEME_CLASSES, VisemeConfig
@@ -19,11 +18,7 @@ FPS = 100.0  # fine frames so every phone centre is sampled
 
 
 def _features(audio: np.ndarray, timeline, fps: float = FPS) -> AudioFeatures:  # type: ignore[no-untyped-def]
-    n = frame_count(audio.size, fps)
-    return AudioFeatures(audio=audio, fps=fps, n_frames=n, phonemes=timeline,
-                         phone_ids=timeline.frame_ids(fps=fps, n_frames=n),
-                         loudness_db=loudness(audio, fps=fps, n_frames=n),
-                         voiced=voice_activity(audio, fps=fps, n_frames=n))
+    return features_from_timeline(audio, timeline, fps=fps)
 
 
 def _mouth(features: AudioFeatures, **config) -> np.ndarray:  # type: ignore[no-untyped-def]

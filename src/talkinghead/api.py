@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from talkinghead.audio.features import AudioFeatures, analyse_audio
@@ -16,7 +15,7 @@ from talkinghead.constants import DEFAULT_FPS, DEFAULT_SIZE
 from talkinghead.errors import InputError, TalkingHeadError
 from talkinghead.face.mesh import mesh_image, track_faces
 from talkinghead.face.pose import fit_pose, pose_free
-from talkinghead.io import load_audio, read_image, read_video, write_video
+from talkinghead.io import load_audio, read_image, read_video, resize_longer, write_video
 from talkinghead.io.paths import require_file, require_writable_output
 from talkinghead.io.video import VideoClip
 from talkinghead.motion.base import FaceMotion
@@ -58,16 +57,6 @@ class GenerateResult:
     transcript: str
     faces_found: int
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def _resize_longer(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize so the longer side is ``size`` (even width and height)."""
-    h, w = image.shape[:2]
-    scale = size / max(h, w)
-    nw, nh = max(2, int(round(w * scale / 2)) * 2), max(2, int(round(h * scale / 2)) * 2)
-    if (nw, nh) == (w, h):
-        return image
-    return cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
 
 
 def frame_indices(n_out: int, out_fps: float, n_src: int, src_fps: float) -> np.ndarray:
@@ -163,7 +152,7 @@ def generate(
     t0 = time.perf_counter()
     speech = load_audio(audio)
     if image is not None:
-        frame = _resize_longer(read_image(image), size or DEFAULT_SIZE)
+        frame = resize_longer(read_image(image), size or DEFAULT_SIZE)
         mesh, faces = mesh_image(frame, face_index=face_index, source=str(image))
         clip = VideoClip(frames=frame[None], fps=fps, path=str(image))
         meshes = mesh[None]

@@ -56,8 +56,13 @@ def analyse_audio(audio: np.ndarray, *, fps: float, language: str = "auto", tran
         language, transcript: see :func:`talkinghead.audio.phonemes.phoneme_timeline`.
         progress: called with the fraction done.
     """
-    n = frame_count(audio.size, fps)
     timeline = phoneme_timeline(audio, language=language, transcript=transcript, progress=progress)
+    return features_from_timeline(audio, timeline, fps=fps)
+
+
+def features_from_timeline(audio: np.ndarray, timeline: PhonemeTimeline, *, fps: float) -> AudioFeatures:
+    """AudioFeatures of speech whose phone timeline is already known (e.g. exact espeak-ng times)."""
+    n = frame_count(audio.size, fps)
     return AudioFeatures(
         audio=audio,
         fps=fps,

@@ -185,8 +185,10 @@ def _chunks(words: list[tuple[str, float, float]], duration: float) -> list[tupl
     return [(max(0.0, a - CHUNK_PAD_SECONDS), min(duration, b + CHUNK_PAD_SECONDS), t) for a, b, t in chunks]
 
 
-def _align_chunk(pcm: np.ndarray, text: str) -> list[tuple[str, float, float, str]] | None:
-    """Forced alignment of one chunk: (phone, start s, end s, word) relative to the chunk, or None."""
+def _align_chunk(pcm: np.ndarray, text: str
+                 ) -> tuple[list[tuple[str, float, float]], list[tuple[str, float, float]]] | None:
+    """Forced alignment of one chunk: ((phone, start s, end s), (word, start s, end s)) relative to the
+    chunk, or None when pocketsphinx finds no path through the text."""
     words = _dictionary_words(text)
     if not words:
         return None
@@ -206,12 +208,15 @@ def _align_chunk(pcm: np.ndarray, text: str) -> list[tuple[str, float, float, st
         return None
     if alignment is None:
         return None
-    out = []
+    phones, spoken = [], []
     for word in alignment:
-        for ph in word:
-            out.append((_normalise_phone(ph.name), ph.start / SPHINX_RATE,
-                        (ph.start + ph.duration) / SPHINX_RATE, re.sub(r"\(\d+\)$", "", word.name)))
-    return out or None
+        start, end = word.start / SPHINX_RATE, (word.start + word.duration) / SPHINX_RATE
+        name = re.sub(r"\(\d+\)$", "", word.name)
+        if name not in ("<sil>", "<s>", "</s>"):
+            spoken.append((name, start, end))
+        phones.extend((_normalise_phone(ph.name), ph.start / SPHINX_RATE, (ph.start + ph.duration) / SPHINX_RATE)
+                      for ph in word)
+    return (phones, spoken) if phones else None
 
 
 def recognise_phones(audio: np.ndarray) -> PhonemeTimeline:
@@ -293,15 +298,11 @@ def phoneme_timeline(audio: np.ndarray, *, language: str = "auto", transcript: s
         result = _align_chunk(pcm[i0:i1], text)
         if result is None:
             sub = recognise_phones(audio[i0:i1])
-            result = [(p, s, e, "") for p, s, e in zip(sub.phones, sub.starts, sub.ends)]
-        for p, s, e, w in result:
+            result = (list(zip(sub.phones, sub.starts, sub.ends)), [])
+        for p, s, e in result[0]:
             phones.append(p)
             starts.append(a + s)
             ends.append(a + e)
-            if w and w not in ("<sil>", "<s>", "</s>") and (not aligned_words or aligned_words[-1][0] != w
-                                                         or aligned_words[-1][2] < a + s - 1e-6):
-                aligned_words.append((w, a + s, a + e))
-            elif w and aligned_words and aligned_words[-1][0] == w:
-                aligned_words[-1] = (w, aligned_words[-1][1], a + e)
+        aligned_words.extend((w, a + s, a + e) for w, s, e in result[1])
     transcript = " ".join(w[0] for w in words)
     return _timeline(phones, starts, ends, "aligned", duration, transcript, aligned_words)

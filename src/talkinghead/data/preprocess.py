@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from talkinghead.audio.features import AudioFeatures, analyse_audio
+from talkinghead.audio.features import analyse_audio
 from talkinghead.audio.mel import IPLAP, STYLETALKER, mel_spectrogram
 from talkinghead.audio.phonemes import PHONE_INDEX, PhonemeTimeline
 from talkinghead.constants import SAMPLE_RATE, SILENCE_PEAK
@@ -90,12 +90,11 @@ def face_model_or_none() -> FaceModel | None:
 
 
 def process_video(src: ClipSource, *, face_model: FaceModel | None, transcript: str | None = None,
-                  timeline: PhonemeTimeline | None = None, extra_meta: dict | None = None) -> ClipData:
+                  extra_meta: dict | None = None) -> ClipData:
     """Turn one video into a ClipData (raises Skip with the reason when it cannot be used).
 
     Args:
         transcript: known text of the speech (forced alignment of it instead of a Whisper transcript).
-        timeline: known phone timeline (synthetic speech); replaces the aligned one.
     """
     try:
         video = read_video(src.path, max_side=WORK_SIDE)
@@ -143,10 +142,7 @@ def process_video(src: ClipSource, *, face_model: FaceModel | None, transcript: 
     neutral = canonical.mean(0)
 
     audio = audio[: int(round(n / DATA_FPS * SAMPLE_RATE))]
-    features: AudioFeatures = analyse_audio(audio, fps=DATA_FPS, transcript=transcript)
-    if timeline is not None:
-        features.phonemes = timeline
-        features.phone_ids = timeline.frame_ids(fps=DATA_FPS, n_frames=features.n_frames)
+    features = analyse_audio(audio, fps=DATA_FPS, transcript=transcript)
     phones, starts, ends = _timeline_arrays(features.phonemes)
     emb = _embedder().embed(frames[n // 2])
     return ClipData(

@@ -18,18 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
-from talkinghead.api import _resize_longer
 from talkinghead.audio.espeak import synthesize
-from talkinghead.audio.features import AudioFeatures, frame_count
+from talkinghead.audio.features import features_from_timeline
 from talkinghead.audio.phonemes import PHONE_INDEX, PHONES, PhonemeTimeline
-from talkinghead.audio.vad import loudness, voice_activity
 from talkinghead.constants import SAMPLE_RATE
 from talkinghead.data.clip import DATA_FPS, clip_dir, save_clip, write_splits
 from talkinghead.data.layouts import ClipSource, speaker_split
 from talkinghead.data.preprocess import Skip, face_model_or_none, process_video, run_jobs
 from talkinghead.face.mesh import mesh_image
 from talkinghead.face.pose import pose_free
-from talkinghead.io import read_image, write_video
+from talkinghead.io import read_image, resize_longer, write_video
 from talkinghead.motion.viseme.config import VisemeConfig
 from talkinghead.motion.viseme.infer import viseme_motion
 from talkinghead.progress import bar
@@ -114,12 +112,8 @@ def render_spec(spec: SynthSpec, video_path: Path):  # type: ignore[no-untyped-d
                                                                      [tl.ends[-1] + PAD_SECONDS]]),
                         np.concatenate([[PAD_SECONDS], tl.ends + PAD_SECONDS, [audio.size / SAMPLE_RATE]]),
                         "espeak", transcript=spec.text)
-    n = frame_count(audio.size, DATA_FPS)
-    features = AudioFeatures(audio=audio, fps=DATA_FPS, n_frames=n, phonemes=timeline,
-                             phone_ids=timeline.frame_ids(fps=DATA_FPS, n_frames=n),
-                             loudness_db=loudness(audio, fps=DATA_FPS, n_frames=n),
-                             voiced=voice_activity(audio, fps=DATA_FPS, n_frames=n))
-    image = _resize_longer(read_image(spec.face), SIZE)
+    features = features_from_timeline(audio, timeline, fps=DATA_FPS)
+    image = resize_longer(read_image(spec.face), SIZE)
     mesh, _ = mesh_image(image, source=spec.face)
     st = spec.style
     config = VisemeConfig(expression_scale=st.mouth_amplitude, smile=st.smile, brow_raise=st.brow_raise,

@@ -31,3 +31,21 @@ def read_image(path: str | Path) -> np.ndarray:
     if bgr is None:
         raise InputError(p, "not a readable image (unknown or corrupt format)")
     return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+def even_size(width: int, height: int, longer: int | None, *, upscale: bool = True) -> tuple[int, int]:
+    """(width, height) scaled so the longer side is ``longer`` (kept when None, or when smaller and not
+    ``upscale``), rounded to even numbers as h264 (yuv420p) needs."""
+    scale = 1.0 if longer is None else longer / max(width, height)
+    if not upscale:
+        scale = min(scale, 1.0)
+    return max(2, int(round(width * scale / 2)) * 2), max(2, int(round(height * scale / 2)) * 2)
+
+
+def resize_longer(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize an (H, W, 3) image so its longer side is ``size`` (even width and height)."""
+    h, w = image.shape[:2]
+    nw, nh = even_size(w, h, size)
+    if (nw, nh) == (w, h):
+        return image
+    return cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if nw < w else cv2.INTER_CUBIC)

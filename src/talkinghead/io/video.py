@@ -15,6 +15,7 @@ import numpy as np
 
 from talkinghead.constants import MAX_FRAME_BYTES, SAMPLE_RATE
 from talkinghead.errors import InputError
+from talkinghead.io.image import even_size
 from talkinghead.io.paths import open_stream, require_writable_output
 
 
@@ -44,12 +45,6 @@ def _rotate(rgb: np.ndarray, degrees: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(rgb, k=turns)) if turns else rgb
 
 
-def _scaled_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
-    """Even (width, height) with the longer side at most ``max_side`` (aspect ratio kept)."""
-    scale = 1.0 if max_side is None else min(1.0, max_side / max(width, height))
-    return max(2, int(round(width * scale / 2)) * 2), max(2, int(round(height * scale / 2)) * 2)
-
-
 def read_video(path: str | Path, *, max_side: int | None = None, max_frames: int | None = None) -> VideoClip:
     """Decode all frames of the first video stream.
 
@@ -73,7 +68,7 @@ def read_video(path: str | Path, *, max_side: int | None = None, max_frames: int
             for frame in container.decode(stream):
                 rgb = _rotate(frame.to_ndarray(format="rgb24"), getattr(frame, "rotation", 0) or 0)
                 h, w = rgb.shape[:2]
-                size = _scaled_size(w, h, max_side)
+                size = even_size(w, h, max_side, upscale=False)
                 if size != (w, h):
                     rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
                 frames.append(rgb)
