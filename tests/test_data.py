@@ -13,6 +13,8 @@ import torch
 from talkinghead.data.card import datacard, markdown
 from talkinghead.data.clip import DATA_FPS, list_clips, load_clip
 from talkinghead.data.datasets import SyncDataset, WindowDataset
+from talkinghead.sync.inputs import mesh_mouth
+from talkinghead.sync.model import SyncNetConfig
 from talkinghead.data.layouts import discover, speaker_split
 from talkinghead.data.preprocess import preprocess
 from talkinghead.data.synth import STYLES, make_clip, draw_spec, synth
@@ -124,15 +126,19 @@ def test_datasets_are_aligned_and_deterministic(corpus: Path) -> None:
     assert item["audio"].shape == (3200,) and item["references"].shape == (2, 3, 256, 256)
     assert torch.equal(WindowDataset(corpus, None, window=5, references=2, seed=3)[4]["references"],
                        item["references"])
-    sync = SyncDataset(corpus, None, negatives=3, seed=1)
+    sync = SyncDataset(corpus, None, config=SyncNetConfig(), negatives=3, seed=1)
     pair = sync[10]
-    assert pair["mouth"].shape == (5, 3, 64, 128) and pair["mels"].shape == (4, 16, 80)
+    assert pair["visual"].shape == (5, 3, 64, 128) and pair["mels"].shape == (4, 16, 80)
     assert pair["offsets"][0] == 0 and (pair["offsets"][1:].abs() >= 5).all()
     clip = load_clip(corpus / "clips" / sync.store.keys[sync.index[10][0]][1])
     from talkinghead.data.datasets import iplap_windows
 
     shifted = iplap_windows(clip, sync.index[10][1] + int(pair["offsets"][2]), 1)[0]
     assert torch.equal(pair["mels"][2], torch.from_numpy(shifted))  # the negative is the shifted window
+    mesh = SyncDataset(corpus, None, config=SyncNetConfig(visual="mesh"), negatives=3, seed=1)[10]
+    s = sync.index[10][1]
+    expected = mesh_mouth(clip.canonical)[s:s + 5]
+    assert torch.equal(mesh["visual"], torch.from_numpy(expected)) and torch.equal(mesh["offsets"], pair["offsets"])
 
 
 def test_synthetic_clips_have_exact_phonemes_and_styles(tmp_path: Path, media: Path) -> None:

@@ -14,6 +14,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from talkinghead.errors import InputError
 from talkinghead.io import read_image, read_video, write_video
 from talkinghead.metrics.evaluate import evaluate_pair, pairs
+from talkinghead.sync.model import default_syncnet
 from talkinghead.metrics.identity import FaceEmbedder
 from talkinghead.metrics.image import cpbd, luma, ms_ssim, psnr, ssim
 
@@ -51,13 +52,16 @@ def test_ms_ssim_and_cpbd_order_blur(face: np.ndarray) -> None:
 def test_a_video_against_itself_is_perfect(media: Path, tmp_path: Path) -> None:
     clip = read_video(media / "talking" / "videoretalking_face5.mp4", max_side=256, max_frames=30)
     path = write_video(tmp_path / "ref.mp4", iter(clip.frames), fps=clip.fps)
-    row = evaluate_pair(path, path, embedder=FaceEmbedder())
+    speech = media / "talking" / "videoretalking_face5.mp4"
+    net = default_syncnet()
+    row = evaluate_pair(path, path, embedder=FaceEmbedder(), syncnet=net, audio=speech)
     assert row["psnr"] == 100.0 and row["ssim"] == pytest.approx(1.0) and row["ms_ssim"] == pytest.approx(1.0)
     assert row["lmd"] == 0.0 and row["mouth_lmd"] == 0.0 and row["aed"] == 0.0 and row["apd"] == 0.0
     assert row["mouth_corr"] == pytest.approx(1.0)
     assert row["csim"] > 0.95  # the reference's first frame against other frames of the same person
+    assert row["lse_c"] == row["lse_c_ref"] > 0 and row["diversity"] == row["diversity_ref"] > 0
     shifted = write_video(tmp_path / "gen.mp4", (np.roll(f, 3, axis=1) for f in clip.frames), fps=clip.fps)
-    moved = evaluate_pair(shifted, path, embedder=FaceEmbedder())
+    moved = evaluate_pair(shifted, path, embedder=FaceEmbedder(), syncnet=net, audio=speech)
     assert moved["psnr"] < 40 and moved["ssim"] < 0.99 and moved["lmd"] < 1.0  # pose-free landmarks ignore a shift
 
 
@@ -76,3 +80,9 @@ def test_evaluate_cli_errors(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "talkinghead", "evaluate", "--generated", str(tmp_path / "g.mp4"),
                            "--reference", str(tmp_path / "r.mp4")], capture_output=True, text=True)
     assert proc.returncode == 2 and "not found" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    (tmp_path / "g.mp4").write_bytes(b"x")
+    (tmp_path / "r.mp4").write_bytes(b"x")
+    proc = subprocess.run([sys.executable, "-m", "talkinghead", "evaluate", "--generated", str(tmp_path / "g.mp4"),
+                           "--reference", str(tmp_path / "r.mp4"), "--syncnet", str(tmp_path / "none.pt")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "none.pt: file not found" in proc.stderr

@@ -85,6 +85,10 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--reconstruct", type=Path, metavar="CLIPS_DIR",
                     help="regenerate every clip from its first frame + own audio with --method, then evaluate")
     ev.add_argument("--method", default="viseme")
+    ev.add_argument("--audio", type=Path, default=None,
+                    help="driving speech: a file, or a folder of files named like the generated videos "
+                         "(default: each generated video's own audio track)")
+    ev.add_argument("--syncnet", type=Path, default=None, help="SyncNet checkpoint (default: the shipped one)")
     ev.add_argument("-o", "--output", type=Path, default=None, help="write the results as JSON")
     ev.add_argument("-q", "--quiet", action="store_true")
 
@@ -94,10 +98,14 @@ def _parser() -> argparse.ArgumentParser:
     ts.add_argument("datasets", nargs="+", type=Path, help="preprocessed dataset folders")
     ts.add_argument("-o", "--output", type=Path, required=True, help="checkpoint to write (.pt)")
     ts.add_argument("--objective", choices=("contrastive", "binary"), default="contrastive")
+    ts.add_argument("--visual", choices=("image", "mesh"), default="image",
+                    help="what the visual stream sees: mouth crops or lip/jaw mesh points (default: image)")
     ts.add_argument("--steps", type=int, default=2000)
     ts.add_argument("--batch", type=int, default=32)
     ts.add_argument("--negatives", type=int, default=4, help="shifted mel windows per item (default: 4)")
     ts.add_argument("--lr", type=float, default=1e-3)
+    ts.add_argument("--augment", action="store_true",
+                    help="augment training items (mesh motion scale and noise / mirrored, brightened crops; mel level)")
     ts.add_argument("--tiny", action="store_true", help="the tiny CPU test configuration")
     ts.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     ts.add_argument("--devices", default="auto", help="Lightning devices (e.g. 4 for four GPUs)")
@@ -150,9 +158,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     from talkinghead.metrics.evaluate import evaluate, reconstruction, table, write_json
 
     if args.reconstruct is not None:
-        result = reconstruction(args.reconstruct, method=args.method, quiet=args.quiet)
+        result = reconstruction(args.reconstruct, method=args.method, syncnet=args.syncnet, quiet=args.quiet)
     elif args.generated is not None and args.reference is not None:
-        result = evaluate(args.generated, args.reference, quiet=args.quiet)
+        result = evaluate(args.generated, args.reference, audio=args.audio, syncnet=args.syncnet, quiet=args.quiet)
     else:
         raise TalkingHeadError("give --generated and --reference, or --reconstruct CLIPS_DIR")
     print(table(result["pairs"], result["mean"]))
@@ -166,13 +174,14 @@ def _train_syncnet(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from talkinghead.sync.model import SyncNetConfig
-    from talkinghead.train.syncnet import TINY, train_syncnet
+    from talkinghead.train.syncnet import MESH, TINY, train_syncnet
 
-    config = replace(TINY if args.tiny else SyncNetConfig(), objective=args.objective)
+    base = TINY if args.tiny else MESH if args.visual == "mesh" else SyncNetConfig()
+    config = replace(base, objective=args.objective, visual=args.visual)
     devices = int(args.devices) if str(args.devices).isdigit() else args.devices
     metrics = train_syncnet(args.datasets, args.output, config=config, max_steps=args.steps, batch=args.batch,
-                            negatives=args.negatives, workers=args.workers, lr=args.lr, devices=devices,
-                            quiet=args.quiet)
+                            negatives=args.negatives, augment=args.augment, workers=args.workers, lr=args.lr,
+                            devices=devices, quiet=args.quiet)
     print(json.dumps(metrics, indent=1))
     return 0
 

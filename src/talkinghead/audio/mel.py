@@ -79,14 +79,15 @@ def mel_per_frame(mel: np.ndarray, config: MelConfig, *, fps: float, n_frames: i
     return out
 
 
-def mel_windows(mel: np.ndarray, config: MelConfig, *, fps: float, n_frames: int,
+def mel_windows(mel: np.ndarray, config: MelConfig, *, fps: float, n_frames: int, first: int = 0,
                 window: int = WINDOW_FRAMES) -> np.ndarray:
-    """Wav2Lip-style windows: frame i gets ``window`` mel frames starting at ``int(rate * i / fps)``.
+    """Wav2Lip-style windows: frame i (``first`` .. ``first + n_frames - 1``) gets ``window`` mel frames
+    starting at ``int(rate * i / fps)``.
 
     Returns:
         (n_frames, window, n_mels) float32; windows running past the end repeat the last frame.
     """
     padded = np.concatenate([mel, np.repeat(mel[-1:], window, axis=0)])
-    starts = (np.arange(n_frames) * config.rate / fps).astype(int)
+    starts = (np.arange(first, first + n_frames) * config.rate / fps).astype(int)
     starts = np.minimum(starts, len(mel) - 1)
     return padded[starts[:, None] + np.arange(window)[None, :]]

@@ -8,22 +8,19 @@ from __future__ import annotations
 from collections import OrderedDict
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from talkinghead.audio.mel import IPLAP, STYLETALKER, WINDOW_FRAMES
+from talkinghead.audio.mel import IPLAP, STYLETALKER, mel_windows
 from talkinghead.constants import SAMPLE_RATE
-from talkinghead.data.clip import CROP_SIZE, DATA_FPS, ClipData, clip_dir, list_clips, load_clip
+from talkinghead.data.clip import DATA_FPS, ClipData, clip_dir, list_clips, load_clip
+from talkinghead.sync.inputs import clip_mels, clip_visual, visual_tensor
+from talkinghead.sync.model import SyncNetConfig
 
 MEL_PER_FRAME = int(round(STYLETALKER.rate / DATA_FPS))
 """StyleTalker mel frames per video frame (4 at 100 frames/s and 25 fps)."""
 SAMPLES_PER_FRAME = int(round(SAMPLE_RATE / DATA_FPS))
-SYNC_FRAMES = 5
-"""Mouth frames per SyncNet window (0.2 s, matching 16 IP_LAP mel frames)."""
-MOUTH_ROW = CROP_SIZE // 2
-"""SyncNet sees the lower half of the face crop."""
 
 
 class ClipStore:
@@ -61,14 +58,7 @@ class ClipStore:
 
 def iplap_windows(clip: ClipData, start: int, length: int) -> np.ndarray:
     """(length, 16, 80) IP_LAP mel windows for frames start..start+length (Wav2Lip indexing)."""
-    mel = clip.mel_iplap
-    padded = np.concatenate([mel, np.repeat(mel[-1:], WINDOW_FRAMES, axis=0)])
-    starts = np.minimum((np.arange(start, start + length) * IPLAP.rate / DATA_FPS).astype(int), len(mel) - 1)
-    return padded[starts[:, None] + np.arange(WINDOW_FRAMES)[None]]
-
-
-def _to_image_tensor(frames: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(frames).permute(0, 3, 1, 2).float().div_(255.0)
+    return mel_windows(clip.mel_iplap, IPLAP, fps=DATA_FPS, n_frames=length, first=start)
 
 
 class _Windows(Dataset):
@@ -121,37 +111,70 @@ class WindowDataset(_Windows):
             "audio": torch.from_numpy(audio),
         }
         if self.with_frames:
-            item["frames"] = _to_image_tensor(clip.frames(range(s, s + self.window)))
+            item["frames"] = visual_tensor(clip.frames(range(s, s + self.window)))
         if self.references:
             outside = np.setdiff1d(np.arange(clip.n_frames), np.arange(s, s + self.window))
             pick = rng.choice(outside if len(outside) else np.arange(clip.n_frames), self.references,
                               replace=len(outside) < self.references)
-            item["references"] = _to_image_tensor(clip.frames(pick))
+            item["references"] = visual_tensor(clip.frames(pick))
         return item
 
 
 class SyncDataset(_Windows):
-    """SyncNet items: 5 mouth frames (the crop's lower half, resized to ``mouth_size``) and 1 + K mel
-    windows of 0.2 s (IP_LAP settings): index 0 in sync, the K others from the same clip shifted by at
-    least ``min_offset`` frames. Keys: mouth (5, 3, h, w), mels (1 + K, 16, 80), offsets (1 + K,).
+    """SyncNet items: a window of ``config.frames`` visual inputs (see :mod:`talkinghead.sync.inputs`) and
+    1 + K mel windows of 0.2 s (IP_LAP settings): index 0 in sync, the K others from the same clip shifted
+    by at least ``min_offset`` frames. Keys: visual (frames, 3, h, w) or (frames, D), mels (1 + K, 16, 80),
+    offsets (1 + K,).
+
+    Every clip's visual inputs and mel windows are computed once and kept in memory (a few hundred
+    MB for hours of 64x128 mouth crops). With ``train`` the shifts are drawn anew each time (otherwise
+    they are fixed per item, for validation). With ``augment`` (training only) the item is augmented:
+    visual: mesh motion scaled by 0.75..1.25 plus 0.03 noise, or crops mirrored and brightened by
+    0.8..1.2; audio: every mel window of the item raised by the same -0.5..0.5.
     """
 
-    def __init__(self, roots: list[Path] | Path, split: str | None = "train", *, negatives: int = 4,
-                 min_offset: int = 5, mouth_size: tuple[int, int] = (64, 128), seed: int = 0) -> None:
-        super().__init__(roots, split, length=SYNC_FRAMES, stride=1, seed=seed)
-        self.negatives, self.min_offset, self.mouth_size = negatives, min_offset, mouth_size
+    def __init__(self, roots: list[Path] | Path, split: str | None = "train", *, config: SyncNetConfig,
+                 negatives: int = 4, min_offset: int = 5, train: bool = False, augment: bool = False,
+                 seed: int = 0) -> None:
+        super().__init__(roots, split, length=config.frames, stride=1, seed=seed)
+        self.config, self.negatives, self.min_offset = config, negatives, min_offset
+        self.train, self.augment = train, train and augment
+        self._calls = 0
+        self._inputs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def clip_inputs(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(visual, mel windows) of every frame of clip ``k``."""
+        if k not in self._inputs:
+            clip = self.store.clip(k)
+            self._inputs[k] = (clip_visual(clip, self.config), clip_mels(clip))
+        return self._inputs[k]
 
     def __getitem__(self, i: int) -> dict:
-        clip, s, rng = self._open(i)
-        choices = [t - s for t in range(clip.n_frames - SYNC_FRAMES + 1) if abs(t - s) >= self.min_offset]
-        shifts = rng.choice(choices, self.negatives, replace=len(choices) < self.negatives) if choices else \
+        k, s = self.index[i]
+        self._calls += 1  # training: new draws at every visit of the item
+        rng = np.random.default_rng([self.seed, i] + ([self._calls] if self.train else []))
+        visual, mels = self.clip_inputs(k)
+        n, f = len(mels), self.config.frames
+        choices = np.array([t - s for t in range(n - f + 1) if abs(t - s) >= self.min_offset], int)
+        shifts = rng.choice(choices, self.negatives, replace=len(choices) < self.negatives) if len(choices) else \
             np.zeros(self.negatives, int)
         offsets = np.concatenate([[0], shifts]).astype(np.int64)
-        h, w = self.mouth_size
-        mouth = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA)
-                          for f in clip.frames(range(s, s + SYNC_FRAMES))[:, MOUTH_ROW:]])
-        mels = np.stack([iplap_windows(clip, s + int(o), 1)[0] for o in offsets])
-        return {"mouth": _to_image_tensor(mouth), "mels": torch.from_numpy(mels), "offsets": torch.from_numpy(offsets)}
+        x, m = visual_tensor(visual[s:s + f]), torch.from_numpy(mels[s + offsets])
+        if self.augment:
+            x, m = _augment(x, m, rng)
+        return {"visual": x, "mels": m, "offsets": torch.from_numpy(offsets)}
+
+
+def _augment(visual: torch.Tensor, mels: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """SyncNet training augmentation (see :class:`SyncDataset`)."""
+    if visual.ndim == 2:  # mesh stream
+        noise = torch.from_numpy(rng.normal(0.0, 0.03, visual.shape).astype(np.float32))
+        visual = visual * float(rng.uniform(0.75, 1.25)) + noise
+    else:
+        if rng.random() < 0.5:
+            visual = visual.flip(-1)
+        visual = (visual * float(rng.uniform(0.8, 1.2))).clamp_(0.0, 1.0)
+    return visual, mels + float(rng.uniform(-0.5, 0.5))
 
 
 class StyleDataset(_Windows):

@@ -22,9 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TypeVar
 
-import cv2
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
 
 from talkinghead.audio.features import analyse_audio
 from talkinghead.audio.mel import IPLAP, STYLETALKER, mel_spectrogram
@@ -33,7 +31,7 @@ from talkinghead.constants import SAMPLE_RATE, SILENCE_PEAK
 from talkinghead.data.clip import CROP_SIZE, DATA_FPS, ClipData, clip_dir, encode_frames, save_clip, write_splits
 from talkinghead.data.layouts import ClipSource, discover
 from talkinghead.errors import InputError
-from talkinghead.face.crop import crop_from_params, crop_params
+from talkinghead.face.crop import track_crops
 from talkinghead.face.expression import blink_state
 from talkinghead.face.mesh import FaceMesher, mesh_box, track_faces
 from talkinghead.face.model import FaceModel, default_face_model
@@ -47,8 +45,6 @@ SECOND_FACE_SHARE = 0.3
 """A second face at least this large (area relative to the largest) makes a clip 'several faces'."""
 WORK_SIDE = 720
 """Videos are decoded at most this large (longer side) before meshing and cropping."""
-CROP_SMOOTHING = 2.0
-"""Gaussian sigma (frames) applied to crop centre, size and angle over time."""
 
 
 T = TypeVar("T")
@@ -124,17 +120,9 @@ def process_video(src: ClipSource, *, face_model: FaceModel | None, transcript: 
     except InputError:
         raise Skip("no face") from None
 
-    params = np.stack([crop_params(m) for m in meshes])
-    params[:, 3] = np.unwrap(params[:, 3])
-    params = gaussian_filter1d(params, CROP_SMOOTHING, axis=0, mode="nearest")
-    crops, matrices, crop_meshes = [], [], []
-    for frame, mesh, p in zip(frames, meshes, params):
-        fc = crop_from_params(p, CROP_SIZE)
-        crops.append(cv2.warpAffine(frame, fc.matrix, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_AREA,
-                                    borderMode=cv2.BORDER_REPLICATE))
-        scale = CROP_SIZE / p[2]
-        crop_meshes.append(np.concatenate([fc.to_crop(mesh), mesh[:, 2:] * scale], 1))
-        matrices.append(fc.matrix)
+    crops, fcs = track_crops(frames, meshes, size=CROP_SIZE)
+    crop_meshes = [np.concatenate([fc.to_crop(mesh), mesh[:, 2:] * fc.scale], 1) for fc, mesh in zip(fcs, meshes)]
+    matrices = [fc.matrix for fc in fcs]
     jpeg, offsets = encode_frames(crops)
 
     poses = [fit_pose(m) for m in meshes]

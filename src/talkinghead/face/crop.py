@@ -6,11 +6,14 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy.ndimage import gaussian_filter1d
 
 from talkinghead.face.indices import FACE_OVAL, OUTER_EYE_CORNERS
 
 CROP_MARGIN = 1.6
 """Crop side relative to the larger side of the mesh's bounding box (forehead, hair and chin included)."""
+CROP_SMOOTHING = 2.0
+"""Gaussian sigma (frames) applied to a video's crop centre, size and angle over time."""
 
 
 @dataclass
@@ -29,6 +32,11 @@ class FaceCrop:
     def inverse(self) -> np.ndarray:
         """(2, 3) affine mapping crop pixels -> frame pixels."""
         return cv2.invertAffineTransform(self.matrix)
+
+    @property
+    def scale(self) -> float:
+        """Crop pixels per frame pixel."""
+        return float(np.sqrt(abs(np.linalg.det(self.matrix[:, :2]))))
 
     def to_crop(self, points: np.ndarray) -> np.ndarray:
         """Frame pixel points (N, >=2) -> crop pixels (N, 2)."""
@@ -82,6 +90,24 @@ def crop_face(image: np.ndarray, mesh: np.ndarray, *, size: int | None = 256, ma
     fc = face_crop_for(mesh, size=size, margin=margin, align=align)
     crop = cv2.warpAffine(image, fc.matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return crop, fc
+
+
+def track_crops(frames: np.ndarray, meshes: np.ndarray, *, size: int, smoothing: float = CROP_SMOOTHING
+                ) -> tuple[np.ndarray, list[FaceCrop]]:
+    """Face crops of a video with the crop centre, size and angle smoothed over time (Gaussian,
+    ``smoothing`` frames) so the crop does not jitter with the mesh.
+
+    Returns:
+        (crops (T, size, size, 3) uint8, the FaceCrop of every frame).
+    """
+    params = np.stack([crop_params(m) for m in meshes])
+    params[:, 3] = np.unwrap(params[:, 3])
+    if smoothing > 0:
+        params = gaussian_filter1d(params, smoothing, axis=0, mode="nearest")
+    fcs = [crop_from_params(p, size) for p in params]
+    crops = np.stack([cv2.warpAffine(f, fc.matrix, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+                      for f, fc in zip(frames, fcs)])
+    return crops, fcs
 
 
 def face_mask(points: np.ndarray, shape: tuple[int, int], *, feather: float) -> np.ndarray:

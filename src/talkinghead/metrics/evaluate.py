@@ -10,9 +10,14 @@ Per pair (frames matched by index, the generated video resized to the reference'
   (dlib, not ArcFace: no ArcFace weights are available offline);
 - AED / APD: mean L1 distance of face-model expression coefficients (each video's own neutral)
   and of head pose angles (degrees);
-- mouth-opening correlation (Pearson, inner-lip gap).
-
-Lip-sync confidence needs the SyncNet of the evaluation issue and is not reported yet.
+- mouth-opening correlation (Pearson, inner-lip gap);
+- sync: LSE-D, LSE-C and the audio-visual offset (frames, positive = audio late) of our own SyncNet
+  (:mod:`talkinghead.sync`; syncnet_python's weights are not available offline) against the speech
+  (``audio``, else the generated video's audio track, else the reference's), for the generated video and
+  (LSE-C) for the reference;
+- diversity (VAST reports the diversity of the generated expressions; our reading): the temporal
+  standard deviation of each face-model expression coefficient, averaged over coefficients, for the
+  generated video and the reference.
 """
 
 from __future__ import annotations
@@ -32,15 +37,20 @@ from talkinghead.face.crop import crop_face
 from talkinghead.face.mesh import track_faces
 from talkinghead.face.model import default_face_model
 from talkinghead.face.pose import fit_pose
-from talkinghead.io import read_video
+from talkinghead.io import load_audio, read_video
+from talkinghead.io.paths import require_file
 from talkinghead.metrics.identity import FaceEmbedder
 from talkinghead.metrics.image import cpbd, ms_ssim, psnr, ssim
 from talkinghead.metrics.mouth import mouth_opening, pearson
 from talkinghead.progress import bar
+from talkinghead.sync.metrics import score_video
+from talkinghead.sync.model import SyncNet, default_syncnet
 
 METRICS = ("psnr", "ssim", "ms_ssim", "cpbd", "cpbd_ref", "lmd", "mouth_lmd", "csim", "aed", "apd",
-           "mouth_corr")
-HIGHER_IS_BETTER = {"psnr", "ssim", "ms_ssim", "cpbd", "cpbd_ref", "csim", "mouth_corr"}
+           "mouth_corr", "lse_d", "lse_c", "lse_c_ref", "offset", "diversity", "diversity_ref")
+HIGHER_IS_BETTER = {"psnr", "ssim", "ms_ssim", "cpbd", "cpbd_ref", "csim", "mouth_corr", "lse_c", "lse_c_ref",
+                    "diversity", "diversity_ref"}
+ZERO_IS_BEST = {"offset"}
 CPBD_EVERY = 5
 """CPBD (slow) is measured on every 5th frame."""
 MAX_SIDE = 720
@@ -53,10 +63,24 @@ def _pose_free_and_angles(meshes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return free, angles
 
 
-def evaluate_pair(generated: Path, reference: Path, *, embedder: FaceEmbedder) -> dict:
+def _speech(generated: Path, reference: Path, audio: Path | None) -> np.ndarray:
+    """The speech a generated video should match: ``audio``, else its own track, else the reference's."""
+    if audio is not None:
+        return load_audio(audio)
+    try:
+        return load_audio(generated)
+    except InputError as exc:
+        if "no audio" not in exc.problem:
+            raise
+    return load_audio(reference)
+
+
+def evaluate_pair(generated: Path, reference: Path, *, embedder: FaceEmbedder, syncnet: SyncNet,
+                  audio: Path | None = None) -> dict:
     """All metrics of one generated video against its reference (see the module docstring)."""
     ref = read_video(reference, max_side=MAX_SIDE)
     gen = read_video(generated, max_side=MAX_SIDE)
+    speech = _speech(generated, reference, audio)
     n = min(len(ref.frames), len(gen.frames))
     h, w = ref.frames.shape[1:3]
     gframes = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) if f.shape[:2] != (h, w) else f
@@ -87,12 +111,16 @@ def evaluate_pair(generated: Path, reference: Path, *, embedder: FaceEmbedder) -
         e = embedder.embed(gframes[i])
         if e is not None and ref_emb is not None:
             sims.append(float(e @ ref_emb / (np.linalg.norm(e) * np.linalg.norm(ref_emb))))
+    g_sync = score_video(syncnet, gframes, g_mesh, g_free, speech, gen.fps)
+    r_sync = score_video(syncnet, rframes, r_mesh, r_free, speech, ref.fps)
     out = {k: float(np.mean(v)) for k, v in scores.items()}
     out.update({
         "lmd": 100 * float(dist.mean()), "mouth_lmd": 100 * float(dist[:, ix.LIPS_ALL].mean()),
         "csim": float(np.mean(sims)) if sims else float("nan"),
         "aed": float(np.abs(g_expr - r_expr).mean()), "apd": float(np.abs(g_angles - r_angles).mean()),
         "mouth_corr": pearson(mouth_opening(g_mesh), mouth_opening(r_mesh)),
+        "lse_d": g_sync.lse_d, "lse_c": g_sync.lse_c, "lse_c_ref": r_sync.lse_c, "offset": float(g_sync.offset),
+        "diversity": float(g_expr.std(0).mean()), "diversity_ref": float(r_expr.std(0).mean()),
         "frames": int(n), "generated": str(generated), "reference": str(reference),
     })
     return out
@@ -125,23 +153,50 @@ def table(rows: list[dict], mean: dict[str, float]) -> str:
     for r in rows + [{**mean, "generated": "MEAN"}]:
         lines.append(f"{Path(r['generated']).name[:32]:32s} " + " ".join(f"{r[k]:9.3f}" for k in METRICS))
     lines.append("higher is better: " + ", ".join(sorted(HIGHER_IS_BETTER)) + "; lower: "
-                 + ", ".join(k for k in METRICS if k not in HIGHER_IS_BETTER))
+                 + ", ".join(k for k in METRICS if k not in HIGHER_IS_BETTER | ZERO_IS_BEST)
+                 + "; offset: frames, 0 = in sync; *_ref: the reference, for scale")
     return "\n".join(lines)
 
 
-def evaluate(generated: Path, reference: Path, *, quiet: bool = False) -> dict:
-    """Evaluate a video or a folder of videos; returns {"pairs": [...], "mean": {...}}."""
+def _audio_for(generated: Path, audio: Path | None) -> Path | None:
+    """The speech of one generated video: ``audio`` itself, or the same-named file in an ``audio`` folder."""
+    if audio is None or not audio.is_dir():
+        return audio
+    found = [p for p in audio.iterdir() if p.stem == generated.stem and p.is_file()]
+    if not found:
+        raise InputError(audio, f"no audio named like {generated.name}")
+    return found[0]
+
+
+def _syncnet(checkpoint: Path | None) -> SyncNet:
+    if checkpoint is None:
+        return default_syncnet()
+    require_file(checkpoint)
+    return SyncNet.load(checkpoint)
+
+
+def evaluate(generated: Path, reference: Path, *, audio: Path | None = None, syncnet: Path | None = None,
+             quiet: bool = False) -> dict:
+    """Evaluate a video or a folder of videos; returns {"pairs": [...], "mean": {...}}.
+
+    Args:
+        audio: the driving speech (a file, or a folder of files named like the generated videos);
+            default: each generated video's own audio track.
+        syncnet: a SyncNet checkpoint; default: the shipped one.
+    """
     todo = pairs(generated, reference)
-    embedder = FaceEmbedder()
+    if audio is not None and not audio.exists():
+        raise InputError(audio, "not found")
+    embedder, net = FaceEmbedder(), _syncnet(syncnet)
     rows = []
     with bar(len(todo), "evaluate", quiet=quiet, unit="video") as pb:
         for g, r in todo:
-            rows.append(evaluate_pair(g, r, embedder=embedder))
+            rows.append(evaluate_pair(g, r, embedder=embedder, syncnet=net, audio=_audio_for(g, audio)))
             pb.update(1)
     return {"pairs": rows, "mean": summarise(rows)}
 
 
-def reconstruction(clips: Path, *, method: str, quiet: bool = False) -> dict:
+def reconstruction(clips: Path, *, method: str, syncnet: Path | None = None, quiet: bool = False) -> dict:
     """The reconstruction protocol: every clip in ``clips`` regenerated from its first frame and its own
     audio with ``method``, then evaluated against itself."""
     from talkinghead.api import generate
@@ -149,7 +204,7 @@ def reconstruction(clips: Path, *, method: str, quiet: bool = False) -> dict:
     videos = sorted(p for p in clips.iterdir() if p.suffix.lower() in {".mp4", ".mov", ".mkv", ".avi"})
     if not videos:
         raise InputError(clips, "no videos found")
-    embedder = FaceEmbedder()
+    embedder, net = FaceEmbedder(), _syncnet(syncnet)
     rows = []
     with tempfile.TemporaryDirectory() as tmp, bar(len(videos), f"reconstruct ({method})", quiet=quiet,
                                                    unit="clip") as pb:
@@ -160,7 +215,7 @@ def reconstruction(clips: Path, *, method: str, quiet: bool = False) -> dict:
             out = Path(tmp) / f"{clip.stem}.mp4"
             generate(image=first, audio=clip, output=out, method=method, fps=real.fps,
                      size=max(real.frames.shape[1:3]), quiet=True)
-            row = evaluate_pair(out, clip, embedder=embedder)
+            row = evaluate_pair(out, clip, embedder=embedder, syncnet=net, audio=clip)
             row["generated"] = f"{method}/{clip.name}"
             rows.append(row)
             pb.update(1)

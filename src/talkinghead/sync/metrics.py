@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from talkinghead.data.clip import DATA_FPS
+from talkinghead.sync.inputs import audio_mels, video_visual, visual_tensor
 from talkinghead.sync.model import SyncNet
 
 MAX_OFFSET = 15
@@ -34,7 +36,7 @@ def sync_score(model: SyncNet, mouth: torch.Tensor, mel_windows: torch.Tensor, *
     """Score a video.
 
     Args:
-        mouth: (T, 3, H, W) mouth crops in [0, 1] at 25 fps.
+        mouth: (T, 3, H, W) mouth crops in [0, 1] or (T, D) mesh inputs, at 25 fps.
         mel_windows: (T, 16, 80) mel window of each frame (IP_LAP settings).
     """
     model.eval()
@@ -54,3 +56,13 @@ def sync_score(model: SyncNet, mouth: torch.Tensor, mel_windows: torch.Tensor, *
     best = int(np.nanargmin(dist))
     return SyncScore(lse_d=float(dist[best]), lse_c=float(np.nanmedian(dist) - dist[best]), offset=int(offsets[best]),
                      distances=dist)
+
+
+def score_video(model: SyncNet, frames: np.ndarray, meshes: np.ndarray, pose_free: np.ndarray, audio: np.ndarray,
+                fps: float) -> SyncScore:
+    """Sync score of a video (frames (T, H, W, 3), meshes and pose-free meshes (T, 478, 3)) at any frame
+    rate against 16 kHz ``audio``: the frames are resampled to 25 fps (nearest earlier frame) first."""
+    n = int(np.floor(len(frames) / fps * DATA_FPS + 1e-6))
+    idx = np.minimum(np.floor(np.arange(n) * fps / DATA_FPS + 1e-6).astype(int), len(frames) - 1)
+    visual = video_visual(frames[idx], meshes[idx], pose_free[idx], model.config)
+    return sync_score(model, visual_tensor(visual), torch.from_numpy(audio_mels(audio, n)))

@@ -1,5 +1,8 @@
-"""SyncNet: a visual encoder over 5 mouth frames and an audio encoder over 0.2 s of mel, compared by
-cosine similarity.
+"""SyncNet: a visual encoder over 5 frames of the mouth and an audio encoder over 0.2 s of mel, compared
+by cosine similarity.
+
+The visual stream sees mouth crops (``visual="image"``) or pose-free lip and jaw mesh points
+(``visual="mesh"``); see :mod:`talkinghead.sync.inputs`.
 
 Objectives: "contrastive" (StyleTalker §3.1: cosine / temperature, InfoNCE of the in-sync mel
 against mel windows shifted within the same clip) or "binary" (Wav2Lip: binary cross-entropy on
@@ -9,6 +12,7 @@ the cosine similarity of in-sync vs shifted pairs).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -16,12 +20,20 @@ import torch.nn.functional as F
 from torch import nn
 
 
+DEFAULT_CHECKPOINT = Path(__file__).parent / "assets" / "syncnet_mesh_v1.pt"
+"""The SyncNet shipped with the package (its data card: the .json file beside it)."""
+
+
 @dataclass
 class SyncNetConfig:
     """Architecture and objective, stored inside checkpoints."""
 
+    visual: str = "image"
+    """"image" (mouth crops) or "mesh" (lip and jaw points)."""
     frames: int = 5
     """Mouth frames per window (0.2 s at 25 fps)."""
+    mesh_dim: int = 165
+    """Mesh stream: values per frame (55 points x 3)."""
     height: int = 64
     width: int = 128
     """Mouth crop size: the lower half of a face crop, resized."""
@@ -43,19 +55,32 @@ def _block(cin: int, cout: int, stride: tuple[int, int] | int) -> nn.Sequential:
                          nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
+def _mlp(sizes: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-2], sizes[1:-1]):
+        layers += [nn.Linear(a, b), nn.LayerNorm(b), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers, nn.Linear(sizes[-2], sizes[-1]))
+
+
 class SyncNet(nn.Module):
-    """mouth: (B, frames, 3, H, W) in [0, 1]; mel: (B, mel_frames, n_mels) -> unit embeddings (B, embed)."""
+    """mouth: (B, frames, 3, H, W) in [0, 1] or (B, frames, mesh_dim); mel: (B, mel_frames, n_mels)
+    -> unit embeddings (B, embed)."""
 
     def __init__(self, config: SyncNetConfig) -> None:
         super().__init__()
         self.config = config
         c = config.channels
         widths = [c, 2 * c, 4 * c, 8 * c, 8 * c]
-        layers, cin = [], 3 * config.frames
-        for w in widths:
-            layers.append(_block(cin, w, 2))
-            cin = w
-        self.visual = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, config.embed))
+        if config.visual == "image":
+            layers, cin = [], 3 * config.frames
+            for w in widths:
+                layers.append(_block(cin, w, 2))
+                cin = w
+            self.visual = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, config.embed))
+        elif config.visual == "mesh":
+            self.visual = _mlp([config.frames * config.mesh_dim, 16 * c, 16 * c, 8 * c, config.embed])
+        else:
+            raise ValueError(f"unknown visual stream {config.visual!r}")
         layers, cin = [], 1
         for w, stride in zip(widths[:4], [(1, 2), (2, 2), (2, 2), (2, 2)]):
             layers.append(_block(cin, w, stride))
@@ -64,6 +89,8 @@ class SyncNet(nn.Module):
 
     def embed_mouth(self, mouth: torch.Tensor) -> torch.Tensor:
         b = mouth.shape[0]
+        if self.config.visual == "mesh":
+            return F.normalize(self.visual(mouth.reshape(b, -1)), dim=-1)
         x = mouth.reshape(b, -1, *mouth.shape[-2:]) * 2 - 1
         return F.normalize(self.visual(x), dim=-1)
 
@@ -71,7 +98,8 @@ class SyncNet(nn.Module):
         return F.normalize(self.audio(mel.unsqueeze(1) / 4.0), dim=-1)
 
     def loss(self, mouth: torch.Tensor, mels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Objective for mouth (B, frames, 3, H, W) against mels (B, 1 + K, mel_frames, n_mels), index 0 in sync.
+        """Objective for mouth (B, frames, 3, H, W) or (B, frames, mesh_dim) against mels
+        (B, 1 + K, mel_frames, n_mels), index 0 in sync.
 
         Returns:
             (loss, accuracy: share of items whose in-sync mel scores highest among its own clip's windows).
@@ -108,3 +136,9 @@ class SyncNet(nn.Module):
         model = cls(SyncNetConfig(**ckpt["config"]))
         model.load_state_dict(ckpt["state_dict"], strict=True)
         return model.eval()
+
+
+@lru_cache(maxsize=1)
+def default_syncnet() -> SyncNet:
+    """The shipped SyncNet (see :data:`DEFAULT_CHECKPOINT`), loaded once."""
+    return SyncNet.load(DEFAULT_CHECKPOINT)

@@ -14,6 +14,8 @@ from talkinghead.sync.model import SyncNet, SyncNetConfig
 
 TINY = SyncNetConfig(height=32, width=64, embed=32, channels=8)
 """A configuration small enough for CPU tests."""
+MESH = SyncNetConfig(visual="mesh", embed=64, channels=16)
+"""The mesh-stream SyncNet shipped with the package (trains in minutes on a CPU)."""
 
 
 class SyncNetModule(L.LightningModule):
@@ -26,12 +28,12 @@ class SyncNetModule(L.LightningModule):
         self.lr = lr
 
     def training_step(self, batch: dict, _: int) -> torch.Tensor:
-        loss, acc = self.model.loss(batch["mouth"], batch["mels"])
+        loss, acc = self.model.loss(batch["visual"], batch["mels"])
         self.log_dict({"train_loss": loss, "train_acc": acc}, prog_bar=True)
         return loss
 
     def validation_step(self, batch: dict, _: int) -> None:
-        loss, acc = self.model.loss(batch["mouth"], batch["mels"])
+        loss, acc = self.model.loss(batch["visual"], batch["mels"])
         self.log_dict({"val_loss": loss, "val_acc": acc}, prog_bar=True)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -39,13 +41,13 @@ class SyncNetModule(L.LightningModule):
 
 
 def train_syncnet(datasets: list[Path], output: Path, *, config: SyncNetConfig, max_steps: int, batch: int = 32,
-                  negatives: int = 4, workers: int = 0, lr: float = 1e-3, seed: int = 0,
+                  negatives: int = 4, augment: bool = False, workers: int = 0, lr: float = 1e-3, seed: int = 0,
                   accelerator: str = "auto", devices: int | str = "auto", quiet: bool = False) -> dict:
     """Train on the train splits, validate on the val splits, save ``output``; returns the last metrics."""
     L.seed_everything(seed, workers=True, verbose=False)
-    size = (config.height, config.width)
-    train = SyncDataset(datasets, "train", negatives=negatives, mouth_size=size, seed=seed)
-    val = SyncDataset(datasets, "val", negatives=negatives, mouth_size=size, seed=seed + 1)
+    train = SyncDataset(datasets, "train", config=config, negatives=negatives, train=True, augment=augment,
+                        seed=seed)
+    val = SyncDataset(datasets, "val", config=config, negatives=negatives, seed=seed + 1)
     if not len(train):
         raise ValueError("no training windows (preprocess a corpus first)")
     module = SyncNetModule(asdict(config), lr=lr)
@@ -58,5 +60,6 @@ def train_syncnet(datasets: list[Path], output: Path, *, config: SyncNetConfig, 
         loaders.append(DataLoader(val, batch_size=batch, num_workers=workers))
     trainer.fit(module, *loaders)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    module.model.save(output, metrics=metrics, datasets=[str(d) for d in datasets], steps=max_steps)
+    module.model.save(output, metrics=metrics, datasets=[str(d) for d in datasets], steps=max_steps,
+                      training={"batch": batch, "negatives": negatives, "augment": augment, "lr": lr, "seed": seed})
     return metrics

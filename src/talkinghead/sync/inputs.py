@@ -1,0 +1,76 @@
+"""What SyncNet sees: per-frame visual inputs and IP_LAP mel windows, for a preprocessed clip or a video.
+
+Two visual streams (``SyncNetConfig.visual``):
+
+- ``"image"``: the lower half of the 256 px face crop (the crops of :mod:`talkinghead.data.preprocess`),
+  resized to ``height x width``, RGB in [0, 1];
+- ``"mesh"``: the pose-free mesh points of the lips and jaw (StyleTalk's lip-sync discriminator sees
+  mouth vertices too), minus the video's mean mouth shape (so the speaker's lip shape cancels),
+  times :data:`MESH_SCALE`.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from talkinghead.audio.mel import IPLAP, mel_spectrogram, mel_windows
+from talkinghead.data.clip import CROP_SIZE, DATA_FPS, ClipData
+from talkinghead.face import indices as ix
+from talkinghead.face.crop import track_crops
+from talkinghead.sync.model import SyncNetConfig
+
+MOUTH_ROW = CROP_SIZE // 2
+"""The image stream sees the lower half of the face crop."""
+SYNC_POINTS = np.concatenate([ix.LIPS_ALL, ix.JAW])
+"""Mesh stream: 40 lip + 15 jaw points."""
+MESH_SCALE = 10.0
+"""Canonical units (1 = eye-corner distance) times 10: lip motion becomes order 1."""
+
+
+def mesh_mouth(canonical: np.ndarray) -> np.ndarray:
+    """(T, 478, 3) pose-free meshes -> (T, len(SYNC_POINTS) * 3) float32 mesh-stream inputs."""
+    pts = canonical[:, SYNC_POINTS].astype(np.float32)
+    return ((pts - pts.mean(0)) * MESH_SCALE).reshape(len(pts), -1)
+
+
+def mouth_images(crops: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(T, 256, 256, 3) uint8 face crops -> (T, h, w, 3) uint8 lower halves resized to ``size`` = (h, w)."""
+    h, w = size
+    return np.stack([cv2.resize(c[MOUTH_ROW:], (w, h), interpolation=cv2.INTER_AREA) for c in crops])
+
+
+def visual_tensor(visual: np.ndarray) -> torch.Tensor:
+    """Stored visual inputs -> model inputs: uint8 images (.., h, w, 3) to float (.., 3, h, w) in [0, 1];
+    mesh inputs unchanged."""
+    t = torch.from_numpy(np.ascontiguousarray(visual))
+    if visual.dtype == np.uint8:
+        return t.movedim(-1, -3).float().div_(255.0)
+    return t
+
+
+def clip_visual(clip: ClipData, config: SyncNetConfig) -> np.ndarray:
+    """Visual inputs of every frame of a preprocessed clip: uint8 (T, h, w, 3) or float32 (T, D)."""
+    if config.visual == "mesh":
+        return mesh_mouth(clip.canonical)
+    return mouth_images(clip.frames(range(clip.n_frames)), (config.height, config.width))
+
+
+def clip_mels(clip: ClipData) -> np.ndarray:
+    """(T, 16, 80) IP_LAP mel window of every frame of a preprocessed clip."""
+    return mel_windows(clip.mel_iplap, IPLAP, fps=DATA_FPS, n_frames=clip.n_frames)
+
+
+def audio_mels(audio: np.ndarray, n_frames: int, fps: float = DATA_FPS) -> np.ndarray:
+    """(n_frames, 16, 80) IP_LAP mel windows of 16 kHz audio for a video at ``fps``."""
+    return mel_windows(mel_spectrogram(audio, IPLAP), IPLAP, fps=fps, n_frames=n_frames)
+
+
+def video_visual(frames: np.ndarray, meshes: np.ndarray, pose_free: np.ndarray, config: SyncNetConfig) -> np.ndarray:
+    """Visual inputs of a 25 fps video's frames (T, H, W, 3) with their meshes (T, 478, 3) in frame pixels
+    and pose-free meshes (T, 478, 3): crops as preprocessing cuts them, or mesh points."""
+    if config.visual == "mesh":
+        return mesh_mouth(pose_free)
+    crops, _ = track_crops(frames, meshes, size=CROP_SIZE)
+    return mouth_images(crops, (config.height, config.width))
