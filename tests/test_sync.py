@@ -149,3 +149,21 @@ def test_shipped_syncnet_finds_known_audio_shifts(media: Path) -> None:
         moved = np.concatenate([np.zeros(shift * hop, np.float32), audio]) if shift > 0 else audio[-shift * hop:]
         score = score_video(model, video.frames, meshes, free, moved, video.fps)
         assert score.offset == native + shift, (shift, native, score.offset)
+
+
+def test_image_stream_scores_a_video_at_another_frame_rate(media: Path) -> None:
+    """The image stream cuts mouth crops like preprocessing; a 30 fps video is resampled to 25 fps."""
+    from talkinghead.face.mesh import track_faces
+    from talkinghead.face.pose import fit_pose
+    from talkinghead.io import load_audio, read_video
+
+    path = media / "talking" / "videoretalking_face5.mp4"
+    video = read_video(path, max_side=256, max_frames=36)
+    idx = np.minimum(np.arange(43) * video.fps / 30.0, len(video.frames) - 1).astype(int)  # ~1.4 s at 30 fps
+    frames = video.frames[idx]
+    meshes = track_faces(frames, source=str(path)).meshes
+    free = np.stack([fit_pose(m).to_canonical(m.astype(np.float64)) for m in meshes])
+    torch.manual_seed(0)
+    score = score_video(SyncNet(TINY).eval(), frames, meshes, free, load_audio(path), 30.0)
+    assert score.distances.shape == (31,) and np.isfinite(score.distances).sum() == 31
+    assert np.isfinite(score.lse_d) and score.lse_c >= 0
