@@ -66,8 +66,10 @@ def main() -> None:
     clips = [load_clip(clip_dir(r, c)) for r in args.datasets for c in list_clips(r, args.split)]
     data = [(visual_tensor(clip_visual(c, model.config)), torch.from_numpy(clip_mels(c))) for c in clips]
     exact = relative = total = 0
+    own_c = []
     for clip, (mouth, mel) in zip(clips, data):
         own = sync_score(model, mouth, mel)
+        own_c.append(own.lse_c)
         found = np.array([sync_score(model, *shifted(mouth, mel, s)).offset - s for s in SHIFTS])
         exact += int((found == 0).sum())
         relative += int((found == own.offset).sum())
@@ -77,9 +79,8 @@ def main() -> None:
               f"LSE-D {own.lse_d:.3f}  LSE-C {own.lse_c:.3f}")
     print(f"offset estimation: exact {exact}/{total} = {100 * exact / max(total, 1):.1f} %, relative to the native "
           f"offset {relative}/{total} = {100 * relative / max(total, 1):.1f} %")
-    own_c, other_c = [], []
-    for i, (mouth, mel) in enumerate(data):
-        own_c.append(sync_score(model, mouth, mel).lse_c)
+    other_c = []
+    for i, (mouth, _) in enumerate(data):
         other_mel = data[(i + 1) % len(data)][1]
         n = min(len(mouth), len(other_mel))
         other_c.append(sync_score(model, mouth[:n], other_mel[:n]).lse_c)

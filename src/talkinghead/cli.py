@@ -77,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     syn.add_argument("--workers", type=int, default=1)
     syn.add_argument("-q", "--quiet", action="store_true")
 
-    ev = sub.add_parser("evaluate", help="image, landmark, identity and pose metrics of generated videos",
+    ev = sub.add_parser("evaluate", help="image, landmark, identity, pose, sync and diversity metrics",
                         description="Compare generated videos with references (two videos, or two folders matched "
                                     "by file name), or run the reconstruction protocol with --reconstruct.")
     ev.add_argument("--generated", type=Path, help="generated video or folder")
