@@ -27,3 +27,18 @@ def write_wav(path: Path, samples: np.ndarray, rate: int, channels: int = 1) -> 
         w.setframerate(rate)
         w.writeframes(data.tobytes())
     return path
+
+
+@pytest.fixture(scope="session")
+def one_clip_dataset(media: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real talking clip (videoretalking_face5) preprocessed once, as the train split of a dataset."""
+    import shutil
+
+    from talkinghead.data.preprocess import preprocess
+
+    src = tmp_path_factory.mktemp("one_clip_src")
+    shutil.copy(media / "talking" / "videoretalking_face5.mp4", src / "a.mp4")
+    data = tmp_path_factory.mktemp("one_clip_data")
+    preprocess(src, data, quiet=True)
+    (data / "splits" / "train.txt").write_text("a\n")
+    return data

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -83,15 +82,8 @@ def test_sync_score_finds_a_known_offset(shift: int) -> None:
     assert score.distances.shape == (31,)
 
 
-def test_lightning_training_writes_a_loadable_checkpoint(media: Path, tmp_path: Path) -> None:
-    from talkinghead.data.preprocess import preprocess
-
-    src = tmp_path / "src"
-    src.mkdir()
-    shutil.copy(media / "talking" / "videoretalking_face5.mp4", src / "a.mp4")
-    data = tmp_path / "data"
-    preprocess(src, data, quiet=True)
-    (data / "splits" / "train.txt").write_text("a\n")  # one clip: make it the training split
+def test_lightning_training_writes_a_loadable_checkpoint(one_clip_dataset: Path, tmp_path: Path) -> None:
+    data = one_clip_dataset
     metrics = train_syncnet([data], tmp_path / "sync.pt", config=TINY, max_steps=4, batch=4, quiet=True,
                             accelerator="cpu", devices=1)
     assert np.isfinite(metrics["train_loss"])

@@ -92,15 +92,15 @@ def crop_face(image: np.ndarray, mesh: np.ndarray, *, size: int | None = 256, ma
     return crop, fc
 
 
-def track_crops(frames: np.ndarray, meshes: np.ndarray, *, size: int, smoothing: float = CROP_SMOOTHING
-                ) -> tuple[np.ndarray, list[FaceCrop]]:
-    """Face crops of a video with the crop centre, size and angle smoothed over time (Gaussian,
-    ``smoothing`` frames) so the crop does not jitter with the mesh.
+def track_crops(frames: np.ndarray, meshes: np.ndarray, *, size: int, smoothing: float = CROP_SMOOTHING,
+                margin: float = CROP_MARGIN) -> tuple[np.ndarray, list[FaceCrop]]:
+    """Face crops of a video (see :func:`crop_params`) with the crop centre, size and angle smoothed over
+    time (Gaussian, ``smoothing`` frames) so the crop does not jitter with the mesh.
 
     Returns:
         (crops (T, size, size, 3) uint8, the FaceCrop of every frame).
     """
-    params = np.stack([crop_params(m) for m in meshes])
+    params = np.stack([crop_params(m, margin=margin) for m in meshes])
     params[:, 3] = np.unwrap(params[:, 3])
     if smoothing > 0:
         params = gaussian_filter1d(params, smoothing, axis=0, mode="nearest")

@@ -63,3 +63,39 @@ OUTER_EYE_CORNERS = np.array([33, 263])
 POSE = np.array([1, 4, 5, 6, 168, 197, 195, 10, 151, 9, 8, 108, 337, 67, 297, 109, 338,
                  33, 133, 362, 263, 234, 454, 127, 356, 93, 323, 116, 345, 123, 352])
 """Rigid points (forehead, nose, eye corners, temples, cheekbones) used to fit head pose."""
+
+# IP_LAP's landmark sets (Zhong et al. 2023, released code): the mesh points of MediaPipe's lips, eyes,
+# brows, nose and lower face-oval connections. The upper-face points give the pose prior; the lips
+# and the lower jaw are the content predicted from audio.
+IPLAP_NOSE_LINES = ((168, 6, 197, 195, 5, 4), (4, 45, 220, 115, 48), (4, 275, 440, 344, 278))
+IPLAP_OVAL_LINE = (389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148, 176, 149, 150, 136,
+                   172, 58, 132, 93, 234, 127, 162)
+"""The face oval below the eyes, from the subject's left temple round the chin to the right one."""
+IPLAP_CHEEKS = np.array([162, 127, 234, 93, 389, 356, 454, 323])
+"""Oval points beside the eyes: pose, not content."""
+
+IPLAP_LIPS = LIPS_ALL
+"""40 lip points (predicted from audio)."""
+IPLAP_JAW = np.array([p for p in IPLAP_OVAL_LINE if p not in IPLAP_CHEEKS])
+"""17 lower-face outline points (predicted from audio)."""
+IPLAP_POSE = np.unique(np.concatenate([*map(np.array, IPLAP_NOSE_LINES), RIGHT_EYE_UPPER, RIGHT_EYE_LOWER,
+                                       LEFT_EYE_UPPER, LEFT_EYE_LOWER, RIGHT_EYE_CORNERS, LEFT_EYE_CORNERS,
+                                       RIGHT_BROW, LEFT_BROW, IPLAP_CHEEKS]))
+"""74 upper-face points (eyes, brows, nose, cheeks): the pose prior."""
+IPLAP_CONTENT = np.concatenate([IPLAP_LIPS, IPLAP_JAW])
+"""57 content points, lips first."""
+IPLAP_REFERENCE = np.concatenate([IPLAP_POSE, IPLAP_CONTENT])
+"""131 reference points: pose then content."""
+
+IPLAP_SKETCH_PARTS: dict[str, tuple[tuple[int, ...], ...]] = {
+    "lips": tuple(tuple(int(p) for p in c) for c in (LIPS_UPPER_OUTER, LIPS_LOWER_OUTER, LIPS_UPPER_INNER,
+                                                       LIPS_LOWER_INNER)),
+    "eyes": tuple(tuple(int(p) for p in (c[0], *lid, c[1])) for c, lids in
+                  ((RIGHT_EYE_CORNERS, (RIGHT_EYE_UPPER, RIGHT_EYE_LOWER)),
+                   (LEFT_EYE_CORNERS, (LEFT_EYE_UPPER, LEFT_EYE_LOWER))) for lid in lids),
+    "brows": (tuple(RIGHT_BROW[:5].tolist()), tuple(RIGHT_BROW[5:].tolist()), tuple(LEFT_BROW[:5].tolist()),
+              tuple(LEFT_BROW[5:].tolist())),
+    "nose": IPLAP_NOSE_LINES,
+    "oval": (IPLAP_OVAL_LINE,),
+}
+"""Polylines of the landmark sketch, by part (every point is in IPLAP_REFERENCE)."""

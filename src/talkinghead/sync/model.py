@@ -11,13 +11,15 @@ the cosine similarity of in-sync vs shifted pairs).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from talkinghead.nn.checkpoint import load_model, save_model
 
 
 DEFAULT_CHECKPOINT = Path(__file__).parent / "assets" / "syncnet_mesh_v1.pt"
@@ -128,14 +130,11 @@ class SyncNet(nn.Module):
 
     def save(self, path: str | Path, **extra: object) -> None:
         """Checkpoint with the config (no pickled objects)."""
-        torch.save({"config": asdict(self.config), "state_dict": self.state_dict(), **extra}, path)
+        save_model(self, path, **extra)
 
     @classmethod
     def load(cls, path: str | Path, *, device: str | torch.device = "cpu") -> SyncNet:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
-        model = cls(SyncNetConfig(**ckpt["config"]))
-        model.load_state_dict(ckpt["state_dict"], strict=True)
-        return model.eval()
+        return load_model(cls, SyncNetConfig, path, device=device)
 
 
 @lru_cache(maxsize=1)

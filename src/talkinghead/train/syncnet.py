@@ -7,10 +7,10 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader
 
 from talkinghead.data.datasets import SyncDataset
 from talkinghead.sync.model import SyncNet, SyncNetConfig
+from talkinghead.train.common import fit
 
 TINY = SyncNetConfig(height=32, width=64, embed=32, channels=8)
 """A configuration small enough for CPU tests."""
@@ -48,18 +48,9 @@ def train_syncnet(datasets: list[Path], output: Path, *, config: SyncNetConfig, 
     train = SyncDataset(datasets, "train", config=config, negatives=negatives, train=True, augment=augment,
                         seed=seed)
     val = SyncDataset(datasets, "val", config=config, negatives=negatives, seed=seed + 1)
-    if not len(train):
-        raise ValueError("no training windows (preprocess a corpus first)")
     module = SyncNetModule(asdict(config), lr=lr)
-    trainer = L.Trainer(max_steps=max_steps, accelerator=accelerator, devices=devices, logger=False,
-                        enable_checkpointing=False, enable_progress_bar=not quiet, enable_model_summary=False,
-                        val_check_interval=min(max_steps, 200), check_val_every_n_epoch=None,
-                        limit_val_batches=20, num_sanity_val_steps=0)
-    loaders = [DataLoader(train, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True)]
-    if len(val):
-        loaders.append(DataLoader(val, batch_size=batch, num_workers=workers))
-    trainer.fit(module, *loaders)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    metrics = fit(module, train, val, max_steps=max_steps, batch=batch, workers=workers, accelerator=accelerator,
+                  devices=devices, quiet=quiet)
     module.model.save(output, metrics=metrics, datasets=[str(d) for d in datasets], steps=max_steps,
                       training={"batch": batch, "negatives": negatives, "augment": augment, "lr": lr, "seed": seed})
     return metrics

@@ -1,0 +1,91 @@
+"""IP_LAP training items over preprocessed clips (see :mod:`talkinghead.data.clip`).
+
+Every clip's landmarks (:mod:`talkinghead.motion.iplap.landmarks`), mel windows and, for the
+renderer, its render crops are computed once and kept in memory. Training items (every window
+start) draw their reference frames anew at every visit; validation items are fixed per index.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from talkinghead.data.datasets import _Windows
+from talkinghead.motion.iplap.landmarks import subcrop_images, subcrop_points
+from talkinghead.render.iplap.sketch import draw_sketch
+from talkinghead.sync.inputs import clip_mels, visual_tensor
+
+N_POSE = 74
+"""The first 74 of the 131 reference points are the pose prior; the remaining 57 the content."""
+
+
+class _IPLAPClips(_Windows):
+    """Windows of ``length`` frames over clips whose points, mels (and crops at ``image_size``) are cached."""
+
+    def __init__(self, roots: list[Path] | Path, split: str | None, *, length: int, stride: int, train: bool,
+                 image_size: int | None, seed: int) -> None:
+        super().__init__(roots, split, length=length, stride=stride, seed=seed)
+        self.train, self.image_size = train, image_size
+        self._calls = 0
+        self._cache: dict[int, dict[str, np.ndarray]] = {}
+
+    def clip_inputs(self, k: int) -> dict[str, np.ndarray]:
+        """points (T, 131, 2), mels (T, 16, 80) and, with an image size, crops (T, S, S, 3) uint8 of clip ``k``."""
+        if k not in self._cache:
+            clip = self.store.clip(k)
+            inputs = {"points": subcrop_points(clip.meshes, clip.frames([0]).shape[1]), "mels": clip_mels(clip)}
+            if self.image_size:
+                inputs["crops"] = subcrop_images(clip.frames(range(clip.n_frames)), self.image_size)
+            self._cache[k] = inputs
+        return self._cache[k]
+
+    def _rng(self, i: int) -> np.random.Generator:
+        self._calls += 1
+        return np.random.default_rng([self.seed, i] + ([self._calls] if self.train else []))
+
+
+class LandmarkDataset(_IPLAPClips):
+    """Stage 1 items for windows of T = ``frames`` frames. Keys: mels (T, 16, 80), pose (T, 74, 2),
+    references (N_l, 131, 2) from random frames of the same clip, content (T, 57, 2) targets."""
+
+    def __init__(self, roots: list[Path] | Path, split: str | None = "train", *, frames: int = 5,
+                 references: int = 15, train: bool = False, seed: int = 0) -> None:
+        super().__init__(roots, split, length=frames, stride=1 if train else frames, train=train, image_size=None,
+                         seed=seed)
+        self.frames, self.references = frames, references
+
+    def __getitem__(self, i: int) -> dict:
+        k, s = self.index[i]
+        rng = self._rng(i)
+        x = self.clip_inputs(k)
+        pts, sl = x["points"], slice(s, s + self.frames)
+        refs = rng.choice(len(pts), self.references, replace=len(pts) < self.references)
+        return {"mels": torch.from_numpy(x["mels"][sl]), "pose": torch.from_numpy(pts[sl, :N_POSE]),
+                "references": torch.from_numpy(pts[refs]), "content": torch.from_numpy(pts[sl, N_POSE:])}
+
+
+class RendererDataset(_IPLAPClips):
+    """Stage 2 items: the centre frame of a window of ``frames`` (2k + 1) frames. Keys: target (3, S, S),
+    sketches (frames, 3, S, S) of the window, refs and ref_sketches (N, 3, S, S) of N random frames
+    of the same clip, mel (16, 80) window of the centre frame; images in [0, 1]."""
+
+    def __init__(self, roots: list[Path] | Path, split: str | None = "train", *, size: int = 128,
+                 frames: int = 5, references: int = 3, train: bool = False, seed: int = 0) -> None:
+        super().__init__(roots, split, length=frames, stride=1 if train else frames, train=train, image_size=size,
+                         seed=seed)
+        self.size, self.frames, self.references = size, frames, references
+
+    def __getitem__(self, i: int) -> dict:
+        k, s = self.index[i]
+        rng = self._rng(i)
+        x = self.clip_inputs(k)
+        pts, crops, centre = x["points"], x["crops"], s + self.frames // 2
+        refs = rng.choice(len(pts), self.references, replace=len(pts) < self.references)
+        window = range(s, s + self.frames)
+        return {"target": visual_tensor(crops[centre]),
+                "sketches": visual_tensor(np.stack([draw_sketch(pts[t], self.size) for t in window])),
+                "refs": visual_tensor(crops[refs]),
+                "ref_sketches": visual_tensor(np.stack([draw_sketch(pts[t], self.size) for t in refs])),
+                "mel": torch.from_numpy(x["mels"][centre])}

@@ -1,0 +1,36 @@
+"""Architecture of the IP_LAP audio-to-landmark generator (stored inside its checkpoints)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from talkinghead.face import indices as ix
+
+
+@dataclass
+class LandmarkConfig:
+    """IP_LAP's defaults (paper §3.1 and released code): T = 5 frames, N_l = 15 references,
+    d_model 512, 4 pre-norm layers, 4 heads, feed-forward 1024, continuity weight 1."""
+
+    frames: int = 5
+    """T: frames predicted together (their mel windows and pose landmarks are T tokens each)."""
+    references: int = 15
+    """N_l: reference landmark sets (one token each)."""
+    d_model: int = 512
+    layers: int = 4
+    heads: int = 4
+    feedforward: int = 1024
+    dropout: float = 0.1
+    width: float = 1.0
+    """Channel multiplier of the mel and landmark encoders (1 = the paper's)."""
+    sequence: str = "transformer"
+    """"transformer" (the paper) or "bilstm" (the ablation of paper Table 3)."""
+    continuity_weight: float = 1.0
+    """lambda_c: weight of the L1 loss on frame-to-frame landmark motion."""
+    n_pose: int = len(ix.IPLAP_POSE)
+    n_lips: int = len(ix.IPLAP_LIPS)
+    n_jaw: int = len(ix.IPLAP_JAW)
+
+    @property
+    def n_reference(self) -> int:
+        return self.n_pose + self.n_lips + self.n_jaw

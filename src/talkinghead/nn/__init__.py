@@ -1,0 +1,1 @@
+"""Shared network layers, losses and the one checkpoint format."""

@@ -1,0 +1,155 @@
+"""IP_LAP: landmark tables, layers, tiny-config tests of both networks, datasets and Lightning runs."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from talkinghead.face import indices as ix
+from talkinghead.motion.iplap.model import LandmarkGenerator
+from talkinghead.nn.layers import warp
+from talkinghead.nn.perceptual import PerceptualLoss
+from talkinghead.render.iplap.model import IPLAPRenderer
+from talkinghead.render.iplap.sketch import draw_sketch
+from talkinghead.train.iplap import LANDMARK_CONFIGS, RENDERER_CONFIGS, train_landmarks, train_renderer
+
+
+def test_landmark_sets_match_iplap_and_mediapipe() -> None:
+    import mediapipe as mp
+
+    assert (len(ix.IPLAP_POSE), len(ix.IPLAP_LIPS), len(ix.IPLAP_JAW), len(ix.IPLAP_REFERENCE)) == (74, 40, 17, 131)
+    assert len(set(ix.IPLAP_REFERENCE.tolist())) == 131
+    fm = mp.solutions.face_mesh
+    edges = {frozenset(e) for e in fm.FACEMESH_LIPS | fm.FACEMESH_LEFT_EYE | fm.FACEMESH_RIGHT_EYE | fm.FACEMESH_NOSE
+             | fm.FACEMESH_LEFT_EYEBROW | fm.FACEMESH_RIGHT_EYEBROW | fm.FACEMESH_FACE_OVAL}
+    drawn = {frozenset(e) for lines in ix.IPLAP_SKETCH_PARTS.values() for line in lines for e in zip(line, line[1:])}
+    assert drawn <= edges
+    assert {p for e in drawn for p in e} == set(ix.IPLAP_REFERENCE.tolist())
+
+
+def test_sketch_draws_each_part_in_its_colour() -> None:
+    pts = np.full((131, 2), 0.5, np.float32)
+    lips = [i for i, p in enumerate(ix.IPLAP_REFERENCE) if p in ix.LIPS_UPPER_OUTER]
+    pts[lips] = np.stack([np.linspace(0.2, 0.8, len(lips)), np.full(len(lips), 0.75)], 1)
+    img = draw_sketch(pts, 64)
+    assert img[48, 16:48].max(0).tolist() == [255, 64, 64]  # a horizontal red lip line at y = 0.75
+    assert img[10].max() == 0
+
+
+def test_warp_by_a_constant_flow_shifts_exactly() -> None:
+    src = torch.arange(2 * 8 * 8, dtype=torch.float32).view(1, 2, 8, 8)
+    flow = torch.zeros(1, 2, 8, 8)
+    assert torch.allclose(warp(src, flow), src)
+    flow[:, 0] = 2.0  # output(x) = source(x + 2)
+    assert torch.allclose(warp(src, flow)[..., :6], src[..., 2:])
+    half = torch.zeros(1, 2, 4, 4)
+    half[:, 1] = 1.0  # 1 px at half resolution = 2 px at full
+    assert torch.allclose(warp(src, half)[..., :6, :], src[..., 2:, :])
+
+
+def test_perceptual_loss_is_zero_for_equal_images_and_the_same_everywhere() -> None:
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    a, b = PerceptualLoss(width_divisor=16), PerceptualLoss(width_divisor=16)
+    assert float(a(x, x, style_weight=250)) == 0.0
+    y = (x + 0.1).clamp(0, 1)
+    assert float(a(y, x)) > 0 and float(a(y, x)) == float(b(y, x))
+    assert float(a(y, x, style_weight=250)) > float(a(y, x))
+
+
+def _landmark_batch(b: int = 4, refs: int = 3) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(0)
+    return (torch.randn(b, 5, 16, 80, generator=g), torch.rand(b, 5, 74, 2, generator=g),
+            torch.rand(b, refs, 131, 2, generator=g), torch.rand(b, 5, 57, 2, generator=g))
+
+
+@pytest.mark.parametrize("sequence", ["transformer", "bilstm"])
+def test_tiny_landmark_generator(sequence: str, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = LandmarkGenerator(replace(LANDMARK_CONFIGS["tiny"], sequence=sequence, dropout=0.0))
+    mels, pose, refs, target = _landmark_batch()
+    pred = model(mels, pose, refs)
+    assert pred.shape == (4, 5, 57, 2) and torch.isfinite(pred).all()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(8):
+        loss, parts = model.loss(model(mels, pose, refs), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] and set(parts) == {"l1", "continuity"}
+    model.eval().save(tmp_path / "lm.pt")
+    again = LandmarkGenerator.load(tmp_path / "lm.pt")
+    assert again.config == model.config
+    with torch.no_grad():
+        assert torch.equal(again(mels, pose, refs), model(mels, pose, refs))
+
+
+def test_continuity_loss_sees_only_motion() -> None:
+    model = LandmarkGenerator(LANDMARK_CONFIGS["tiny"])
+    target = torch.rand(2, 5, 57, 2)
+    _, parts = model.loss(target + 0.1, target)  # a constant offset: L1 error, no motion error
+    assert float(parts["l1"]) == pytest.approx(0.1, abs=1e-6) and float(parts["continuity"]) < 1e-6
+
+
+@pytest.mark.parametrize("use_warp", [True, False])
+def test_tiny_renderer(use_warp: bool, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    c = replace(RENDERER_CONFIGS["tiny"], warp=use_warp)
+    model = IPLAPRenderer(c)
+    g = torch.Generator().manual_seed(1)
+    s = c.size
+    target, sketches = torch.rand(2, 3, s, s, generator=g), torch.rand(2, 5, 3, s, s, generator=g)
+    refs, ref_sk, mel = torch.rand(2, 3, 3, s, s, generator=g), torch.rand(2, 3, 3, s, s, generator=g), \
+        torch.randn(2, 16, 80, generator=g)
+    out, warped = model(target, sketches, refs, ref_sk, mel)
+    assert out.shape == warped.shape == (2, 3, s, s) and torch.isfinite(out).all()
+    assert 0 <= float(out.min()) and float(out.max()) <= 1
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(8):
+        out, warped = model(target, sketches, refs, ref_sk, mel)
+        loss = (out - target).abs().mean() + (warped - target).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    model.eval().save(tmp_path / "r.pt")
+    again = IPLAPRenderer.load(tmp_path / "r.pt")
+    with torch.no_grad():
+        assert torch.equal(again(target, sketches, refs, ref_sk, mel)[0], model(target, sketches, refs, ref_sk, mel)[0])
+
+
+def test_renderer_ignores_the_target_lower_half() -> None:
+    model = IPLAPRenderer(RENDERER_CONFIGS["tiny"]).eval()
+    s = model.config.size
+    target = torch.rand(1, 3, s, s)
+    other = target.clone()
+    other[..., s // 2:, :] = torch.rand(1, 3, s - s // 2, s)
+    args = (torch.rand(1, 5, 3, s, s), torch.rand(1, 2, 3, s, s), torch.rand(1, 2, 3, s, s), torch.randn(1, 16, 80))
+    with torch.no_grad():
+        assert torch.equal(model(target, *args)[0], model(other, *args)[0])
+
+
+def test_lightning_runs_of_both_stages(one_clip_dataset: Path, tmp_path: Path) -> None:
+    from talkinghead.data.iplap import LandmarkDataset, RendererDataset
+
+    item = LandmarkDataset(one_clip_dataset, "train", references=3)[0]
+    assert item["pose"].shape == (5, 74, 2) and item["content"].shape == (5, 57, 2)
+    assert 0.0 < float(item["content"].min()) and float(item["content"].max()) < 1.0  # the face fills the crop
+    item = RendererDataset(one_clip_dataset, "train", size=32)[0]
+    assert item["sketches"].shape == (5, 3, 32, 32) and item["refs"].shape == (3, 3, 32, 32)
+    kw = {"quiet": True, "accelerator": "cpu", "devices": 1}
+    m = train_landmarks([one_clip_dataset], tmp_path / "lm.pt", config=LANDMARK_CONFIGS["tiny"], max_steps=3, batch=4,
+                        **kw)
+    assert np.isfinite(m["train_loss"])
+    m = train_renderer([one_clip_dataset], tmp_path / "r.pt", config=RENDERER_CONFIGS["tiny"], max_steps=3, batch=2,
+                       warmup=1, **kw)
+    assert np.isfinite(m["train_loss"]) and "train_gan" in m  # past warm-up: all losses
+    assert torch.load(tmp_path / "r.pt", weights_only=True)["steps"] == 3
+    assert IPLAPRenderer.load(tmp_path / "r.pt").config == RENDERER_CONFIGS["tiny"]
