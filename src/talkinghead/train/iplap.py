@@ -137,15 +137,16 @@ def train_renderer(datasets: list[Path], output: Path, *, config: RendererConfig
                    accelerator: str = "auto", devices: int | str = "auto", nodes: int = 1,
                    quiet: bool = False) -> dict[str, float]:
     """Stage 2 on the datasets' train splits for ``max_steps`` generator updates with ``references``
-    reference frames per item (IP_LAP: 3), the first ``warmup`` (default: a quarter) warping-only. Saves ``output``; returns the last metrics."""
+    reference frames per item (IP_LAP: 3), the first ``warmup`` (default: a quarter) warping-only.
+    Saves ``output``; returns the last metrics."""
     L.seed_everything(seed, workers=True, verbose=False)
     warmup = max_steps // 4 if warmup is None else warmup
     kw = {"size": config.size, "frames": config.frames, "references": references}
     train = RendererDataset(datasets, "train", train=True, seed=seed, **kw)
     val = RendererDataset(datasets, "val", seed=seed + 1, **kw)
     module = RendererModule(asdict(config), lr=lr, warmup=warmup)
-    metrics = fit(module, train, val, max_steps=warmup + 2 * (max_steps - warmup), batch=batch, workers=workers, accelerator=accelerator,
-                  devices=devices, nodes=nodes, val_batches=10, quiet=quiet)
+    metrics = fit(module, train, val, max_steps=warmup + 2 * (max_steps - warmup), batch=batch, workers=workers,
+                  accelerator=accelerator, devices=devices, nodes=nodes, val_batches=10, quiet=quiet)
     module.model.save(output, metrics=metrics, datasets=[str(d) for d in datasets], steps=max_steps,
                       training={"batch": batch, "references": references, "warmup": warmup, "lr": lr, "seed": seed})
     return metrics
