@@ -153,3 +153,42 @@ def test_lightning_runs_of_both_stages(one_clip_dataset: Path, tmp_path: Path) -
     assert np.isfinite(m["train_loss"]) and "train_gan" in m  # past warm-up: all losses
     assert torch.load(tmp_path / "r.pt", weights_only=True)["steps"] == 3
     assert IPLAPRenderer.load(tmp_path / "r.pt").config == RENDERER_CONFIGS["tiny"]
+
+
+def test_dub_regenerates_only_the_lower_face(media: Path, tmp_path: Path) -> None:
+    from conftest import write_wav
+
+    from talkinghead.api import generate
+    from talkinghead.face.mesh import track_faces
+    from talkinghead.io import load_audio, read_video
+
+    src = media / "talking" / "videoretalking_face5.mp4"
+    speech = write_wav(tmp_path / "s.wav", load_audio(media / "speech" / "videoretalking_1.wav")[:32000], 16000)
+    out = tmp_path / "dub.mp4"
+    result = generate(video=src, audio=speech, output=out, method="iplap", size=256, references=4, quiet=True)
+    assert result.method == "iplap" and result.frames == 50
+    dubbed, source = read_video(out).frames, read_video(src, max_side=256, max_frames=50).frames
+    meshes = track_faces(source).meshes
+    top = int(meshes[:, ix.NOSE_TIP, 1].min()) - 10  # above the nose: kept as it was
+    chin = slice(top + 10, int(meshes[:, ix.CHIN, 1].max()))
+    diff_top = np.abs(dubbed[:, :top].astype(int) - source[:, :top]).mean()
+    diff_low = np.abs(dubbed[:, chin].astype(int) - source[:, chin]).mean()
+    assert diff_top < 2.0 < diff_low  # only h264 noise above the nose; the regenerated mouth below
+
+
+def test_iplap_photo_and_bad_checkpoint(media: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    face, speech = media / "faces" / "liveportrait_s5.jpg", media / "speech" / "videoretalking_1.wav"
+    out = tmp_path / "photo.mp4"
+    proc = subprocess.run([sys.executable, "-m", "talkinghead", "generate", "--image", str(face), "--audio",
+                           str(speech), "-o", str(out), "--method", "iplap", "--size", "256", "-q"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and out.stat().st_size > 0, proc.stderr
+    bad = tmp_path / "bad.mp4"
+    proc = subprocess.run([sys.executable, "-m", "talkinghead", "dub", "--video", str(media / "talking" /
+                           "videoretalking_face5.mp4"), "--audio", str(speech), "-o", str(bad), "--method", "iplap",
+                           "--renderer-checkpoint", str(tmp_path / "missing.pt")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "missing.pt" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not bad.exists()

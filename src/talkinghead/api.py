@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -24,8 +24,8 @@ from talkinghead.motion.viseme.infer import viseme_motion
 from talkinghead.progress import bar
 from talkinghead.render.warp import WarpRenderer, target_meshes
 
-METHODS = ("viseme",)
-"""Motion methods available in this version."""
+METHODS = ("viseme", "iplap")
+"""Motion methods: "viseme" (default engine, no weights) and "iplap" (IP_LAP, shipped small checkpoints)."""
 MAX_VIDEO_SIDE = 1280
 """A video to dub is worked on at most this large (longer side) unless ``size`` says otherwise."""
 
@@ -111,6 +111,8 @@ def generate(
     blink: bool | None = None,
     face_index: int = 0,
     language: str = "auto",
+    references: int | None = None,
+    checkpoints: tuple[str | Path | None, str | Path | None] = (None, None),
     quiet: bool = False,
 ) -> GenerateResult:
     """Make a talking-head video from a face photo (or a video to dub) and speech.
@@ -130,7 +132,13 @@ def generate(
         blink: generate eye blinks (default: yes for a photo, no for a video, which keeps its own).
         face_index: which face when there are several, counting from the largest.
         language: "auto", "en" or "other" (phones without a transcript).
+        references: "iplap": reference frames of the renderer (default: 1/5 of the video's frames, at most 25).
+        checkpoints: "iplap": (landmark generator, renderer) checkpoints (default: the shipped ones).
         quiet: no progress bars.
+
+    With ``method="iplap"`` a video keeps its frames and only the lower face is regenerated; a photo
+    (or ``pose_from``) is first animated by the default engine with a still mouth (head motion,
+    blinks), and IP_LAP completes the lower face of those frames.
     """
     if (image is None) == (video is None):
         raise TalkingHeadError("give exactly one of image or video")
@@ -139,9 +147,11 @@ def generate(
         raise TalkingHeadError(f"fps must be between 1 and 120, not {fps:g}")
     if size is not None and not 64 <= size <= 4096:
         raise TalkingHeadError(f"size must be between 64 and 4096 pixels, not {size}")
+    if references is not None and not 1 <= references <= 100:
+        raise TalkingHeadError(f"references must be between 1 and 100, not {references}")
     if not 0.0 <= expression_scale <= 3.0:
         raise TalkingHeadError(f"expression scale must be between 0 and 3, not {expression_scale:g}")
-    for p in (audio, image, video, pose_from):
+    for p in (audio, image, video, pose_from, *checkpoints):
         if p is not None:
             require_file(p)
     out = require_writable_output(output)
@@ -174,18 +184,28 @@ def generate(
 
     t0 = time.perf_counter()
     src_idx = frame_indices(features.n_frames, fps, len(clip.frames), clip.fps)
-    references = meshes[0] if image is not None else meshes[src_idx]
-    motion = _motion(features, references, is_photo=image is not None, seed=seed, still=still,
-                     expression_scale=expression_scale, blink=blink)
-    if pose_from is not None:
-        rot, trans = pose_motion(pose_from, fps=fps, n_frames=features.n_frames, quiet=quiet)
-        motion = replace(motion, head_rotation=rot.astype(np.float32), head_translation=trans.astype(np.float32))
-    targets = target_meshes(references, motion)
+    references_ = meshes[0] if image is not None else meshes[src_idx]
+    as_is = method == "iplap" and image is None and pose_from is None  # IP_LAP dubbing: frames kept as they are
+    if as_is:
+        targets = references_
+    else:
+        motion = _motion(features, references_, is_photo=image is not None, seed=seed, still=still,
+                         expression_scale=0.0 if method == "iplap" else expression_scale, blink=blink)
+        if pose_from is not None:
+            rot, trans = pose_motion(pose_from, fps=fps, n_frames=features.n_frames, quiet=quiet)
+            motion = replace(motion, head_rotation=rot.astype(np.float32), head_translation=trans.astype(np.float32))
+        targets = target_meshes(references_, motion)
     timings["motion"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     render_time = [0.0]
-    frames = _render(clip, meshes, src_idx, targets, render_time, quiet=quiet)
+    frame_at = (lambda t: clip.frames[src_idx[t]]) if as_is else _warped_frames(clip, meshes, src_idx, targets)
+    if method == "iplap":
+        candidates = np.unique(src_idx, return_index=True)[1] if as_is else np.zeros(1, np.int64)
+        frames = _render_iplap(frame_at, targets, speech, fps, candidates=candidates, references=references,
+                               checkpoints=checkpoints, render_time=render_time, quiet=quiet)
+    else:
+        frames = _timed(frame_at, len(targets), render_time, quiet=quiet)
     write_video(out, frames, fps=fps, audio=speech)
     timings["render"] = render_time[0]
     timings["encode"] = time.perf_counter() - t0 - render_time[0]
@@ -210,16 +230,51 @@ def _motion(features: AudioFeatures, references: np.ndarray, *, is_photo: bool, 
     return viseme_motion(features, norm[0] if is_photo else norm, config=config)
 
 
-def _render(clip: VideoClip, meshes: np.ndarray, src_idx: np.ndarray, targets: np.ndarray,
-            render_time: list[float], *, quiet: bool) -> Iterator[np.ndarray]:
-    """Rendered full frames, one per target mesh; adds the time spent here to ``render_time[0]``."""
-    renderer = WarpRenderer(clip.frames[0], meshes[0]) if len(clip.frames) == 1 else None
-    with bar(len(targets), "render", quiet=quiet) as pb:
-        for t, target in enumerate(targets):
+def _warped_frames(clip: VideoClip, meshes: np.ndarray, src_idx: np.ndarray, targets: np.ndarray
+                   ) -> Callable[[int], np.ndarray]:
+    """Output frame index -> the full frame with its face warped to the target mesh."""
+    photo = WarpRenderer(clip.frames[0], meshes[0]) if len(clip.frames) == 1 else None
+
+    def frame_at(t: int) -> np.ndarray:
+        k = int(src_idx[t])
+        r = photo or WarpRenderer(clip.frames[k], meshes[k])
+        return r.compose(clip.frames[k], r.render(targets[t]))
+
+    return frame_at
+
+
+def _timed(frame_at: Callable[[int], np.ndarray], n: int, render_time: list[float], *, quiet: bool
+           ) -> Iterator[np.ndarray]:
+    """The n frames of ``frame_at``; adds the time spent here to ``render_time[0]``."""
+    with bar(n, "render", quiet=quiet) as pb:
+        for t in range(n):
             start = time.perf_counter()
-            k = int(src_idx[t])
-            r = renderer or WarpRenderer(clip.frames[k], meshes[k])
-            frame = r.compose(clip.frames[k], r.render(target))
+            frame = frame_at(t)
             render_time[0] += time.perf_counter() - start
             pb.update(1)
+            yield frame
+
+
+def _render_iplap(frame_at: Callable[[int], np.ndarray], targets: np.ndarray, speech: np.ndarray, fps: float, *,
+                  candidates: np.ndarray, references: int | None,
+                  checkpoints: tuple[str | Path | None, str | Path | None], render_time: list[float], quiet: bool
+                  ) -> Iterator[np.ndarray]:
+    """IP_LAP lower-face completion of every frame (see :func:`talkinghead.render.iplap.renderer.dub_frames`);
+    ``candidates``: the frames that may serve as references (a dubbed video's distinct frames, else the first)."""
+    from talkinghead.render.iplap.renderer import IPLAPModels, dub_frames
+    from talkinghead.sync.inputs import audio_mels
+
+    start = time.perf_counter()
+    models = IPLAPModels.load(*checkpoints)
+    mels = audio_mels(speech, len(targets), fps)
+    with bar(len(targets), "render (iplap)", quiet=quiet) as pb:
+        frames = dub_frames(models, frame_at, targets, mels, candidates=candidates, references=references,
+                            progress=pb.update)
+        render_time[0] += time.perf_counter() - start
+        while True:
+            start = time.perf_counter()
+            frame = next(frames, None)
+            render_time[0] += time.perf_counter() - start
+            if frame is None:
+                return
             yield frame

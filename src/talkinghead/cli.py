@@ -1,7 +1,7 @@
 """Command line: the only place that parses arguments.
 
     talkinghead generate --image FACE.jpg --audio SPEECH.wav -o out.mp4
-    talkinghead generate --video FACE.mp4 --audio SPEECH.wav -o dubbed.mp4
+    talkinghead dub --video FACE.mp4 --audio SPEECH.wav -o dubbed.mp4 --method iplap
     talkinghead calibrate ../shared/media/talking
 """
 
@@ -28,12 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     src = gen.add_mutually_exclusive_group(required=True)
     src.add_argument("--image", metavar="FACE", help="face photo (jpg, png, ...)")
     src.add_argument("--video", metavar="FACE_VIDEO", help="face video to dub (its head motion is kept)")
-    gen.add_argument("--audio", metavar="SPEECH", required=True, help="speech (wav, mp3, m4a, mp4, ...)")
-    gen.add_argument("-o", "--output", metavar="OUT.mp4", required=True, help="video to write")
-    gen.add_argument("--method", default="viseme", help="motion method (default: viseme, needs no weights)")
-    gen.add_argument("--fps", type=float, default=DEFAULT_FPS, help="output frame rate (default: 25)")
-    gen.add_argument("--size", type=int, default=None,
-                     help="longer side of the output in pixels (default: 512 for a photo, the video's own up to 1280)")
+    _output_options(gen, size_help="longer side of the output in pixels (default: 512 for a photo, the video's own "
+                                   "up to 1280)")
     gen.add_argument("--seed", type=int, default=0, help="seed for blinks and head motion (default: 0)")
     gen.add_argument("--still", action="store_true", help="no generated head motion")
     gen.add_argument("--expression-scale", type=float, default=1.0, metavar="X",
@@ -41,11 +37,13 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--pose-from", metavar="VIDEO", help="copy head motion from the face in this video")
     gen.add_argument("--blink", action=argparse.BooleanOptionalAction, default=None,
                      help="generate eye blinks (default: on for a photo, off for a video)")
-    gen.add_argument("--face-index", type=int, default=0, metavar="N",
-                     help="which face when there are several, 0 = largest (default: 0)")
-    gen.add_argument("--language", choices=("auto", "en", "other"), default="auto",
-                     help="speech language: auto-detect English, force English, or other (default: auto)")
-    gen.add_argument("-q", "--quiet", action="store_true", help="no progress bars or notes")
+
+    dub = sub.add_parser("dub", help="dub a face video: its mouth follows new speech, everything else is kept",
+                         description="Lip-sync a face video to speech (mp4, h264 + aac). With --method iplap only "
+                                     "the lower face is regenerated (IP_LAP); the video loops back and forth when "
+                                     "the speech is longer.")
+    dub.add_argument("--video", metavar="FACE_VIDEO", required=True, help="face video to dub")
+    _output_options(dub, size_help="longer side of the output in pixels (default: the video's own up to 1280)")
 
     cal = sub.add_parser("calibrate", help="fit the viseme engine's mouth shapes from talking-face videos",
                          description="Mesh and align real talking clips and fit the canonical mesh and the "
@@ -84,7 +82,10 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--reference", type=Path, help="reference video or folder")
     ev.add_argument("--reconstruct", type=Path, metavar="CLIPS_DIR",
                     help="regenerate every clip from its first frame + own audio with --method, then evaluate")
-    ev.add_argument("--method", default="viseme")
+    ev.add_argument("--method", choices=("viseme", "iplap"), default="viseme")
+    ev.add_argument("--protocol", choices=("photo", "dub"), default="photo",
+                    help="reconstruction from the first frame (photo) or from the clip's own frames (dub)")
+    ev.add_argument("--references", type=int, default=None, help="iplap: renderer reference frames")
     ev.add_argument("--audio", type=Path, default=None,
                     help="driving speech: a file, or a folder of files named like the generated videos "
                          "(default: each generated video's own audio track)")
@@ -111,6 +112,30 @@ def _parser() -> argparse.ArgumentParser:
     ts.add_argument("--devices", default="auto", help="Lightning devices (e.g. 4 for four GPUs)")
     ts.add_argument("-q", "--quiet", action="store_true")
 
+    ti = sub.add_parser("train-iplap", help="train IP_LAP's landmark generator or renderer on preprocessed datasets",
+                        description="Stage 1 (--stage landmarks: audio -> lip/jaw landmarks) or stage 2 (--stage "
+                                    "renderer: landmark sketches + references -> face), PyTorch Lightning on the "
+                                    "datasets' train splits (GPUs, DDP across devices and nodes when present).")
+    ti.add_argument("datasets", nargs="+", type=Path, help="preprocessed dataset folders")
+    ti.add_argument("-o", "--output", type=Path, required=True, help="checkpoint to write (.pt)")
+    ti.add_argument("--stage", choices=("landmarks", "renderer"), required=True)
+    ti.add_argument("--config", choices=("tiny", "small", "paper"), default="small",
+                    help="sizes: tiny (tests), small (the shipped CPU checkpoints), paper (IP_LAP's; GPUs)")
+    ti.add_argument("--sequence", choices=("transformer", "bilstm"), default="transformer",
+                    help="landmarks: token mixer (bilstm = the paper's ablation)")
+    ti.add_argument("--no-warp", dest="warp", action="store_false", help="renderer: the ablation without warping")
+    ti.add_argument("--size", type=int, default=None, help="renderer: face crop side in pixels (default: 128)")
+    ti.add_argument("--references", type=int, default=3, help="renderer: reference frames per item (default: 3)")
+    ti.add_argument("--warmup", type=int, default=None,
+                    help="renderer: warping-loss-only steps (default: a quarter of --steps)")
+    ti.add_argument("--steps", type=int, default=3000)
+    ti.add_argument("--batch", type=int, default=None, help="batch size (default: 32 landmarks, 8 renderer)")
+    ti.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default: 1e-4, IP_LAP's)")
+    ti.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+    ti.add_argument("--devices", default="auto", help="Lightning devices per node (e.g. 8)")
+    ti.add_argument("--nodes", type=int, default=1, help="Lightning nodes (DDP)")
+    ti.add_argument("-q", "--quiet", action="store_true")
+
     card = sub.add_parser("datacard", help="counts, durations, identities and per-split statistics of datasets")
     card.add_argument("datasets", nargs="+", type=Path, help="preprocessed dataset folders")
     card.add_argument("-o", "--output", type=Path, default=None,
@@ -126,6 +151,25 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--reencode", action="store_true", help="rewrite the datasets' coefficients with the new model")
     fit.add_argument("-q", "--quiet", action="store_true")
     return parser
+
+
+def _output_options(p: argparse.ArgumentParser, *, size_help: str) -> None:
+    """Options shared by generate and dub."""
+    p.add_argument("--audio", metavar="SPEECH", required=True, help="speech (wav, mp3, m4a, mp4, ...)")
+    p.add_argument("-o", "--output", metavar="OUT.mp4", required=True, help="video to write")
+    p.add_argument("--method", choices=("viseme", "iplap"), default="viseme",
+                   help="viseme: default engine, no weights; iplap: IP_LAP (shipped small checkpoints)")
+    p.add_argument("--fps", type=float, default=DEFAULT_FPS, help="output frame rate (default: 25)")
+    p.add_argument("--size", type=int, default=None, help=size_help)
+    p.add_argument("--face-index", type=int, default=0, metavar="N",
+                   help="which face when there are several, 0 = largest (default: 0)")
+    p.add_argument("--language", choices=("auto", "en", "other"), default="auto",
+                   help="speech language: auto-detect English, force English, or other (default: auto)")
+    p.add_argument("--references", type=int, default=None, metavar="N",
+                   help="iplap: renderer reference frames (default: 1/5 of the video's frames, at most 25)")
+    p.add_argument("--landmark-checkpoint", type=Path, default=None, help="iplap: landmark generator (.pt)")
+    p.add_argument("--renderer-checkpoint", type=Path, default=None, help="iplap: renderer (.pt)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or notes")
 
 
 def _preprocess(args: argparse.Namespace) -> int:
@@ -158,7 +202,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from talkinghead.metrics.evaluate import evaluate, reconstruction, table, write_json
 
     if args.reconstruct is not None:
-        result = reconstruction(args.reconstruct, method=args.method, syncnet=args.syncnet, quiet=args.quiet)
+        result = reconstruction(args.reconstruct, method=args.method, protocol=args.protocol,
+                                references=args.references, syncnet=args.syncnet, quiet=args.quiet)
     elif args.generated is not None and args.reference is not None:
         result = evaluate(args.generated, args.reference, audio=args.audio, syncnet=args.syncnet, quiet=args.quiet)
     else:
@@ -209,16 +254,40 @@ def _fit_face_model(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     from talkinghead.api import generate
 
+    photo = args.command == "generate"
     result = generate(
-        image=args.image, video=args.video, audio=args.audio, output=args.output, method=args.method, fps=args.fps,
-        size=args.size, seed=args.seed, still=args.still, expression_scale=args.expression_scale,
-        pose_from=args.pose_from, blink=args.blink, face_index=args.face_index, language=args.language,
-        quiet=args.quiet,
+        image=args.image if photo else None, video=args.video, audio=args.audio, output=args.output,
+        method=args.method, fps=args.fps, size=args.size, face_index=args.face_index, language=args.language,
+        references=args.references, checkpoints=(args.landmark_checkpoint, args.renderer_checkpoint),
+        quiet=args.quiet, **({"seed": args.seed, "still": args.still, "expression_scale": args.expression_scale,
+                              "pose_from": args.pose_from, "blink": args.blink} if photo else {}),
     )
     if not args.quiet:
         stages = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
         print(f"wrote {result.output} ({result.frames} frames, {result.size[0]}x{result.size[1]}, "
-              f"{result.duration:.2f}s; phonemes: {result.phoneme_method}; {stages})", file=sys.stderr)
+              f"{result.duration:.2f}s; {result.method}; phonemes: {result.phoneme_method}; {stages})",
+              file=sys.stderr)
+    return 0
+
+
+def _train_iplap(args: argparse.Namespace) -> int:
+    import json
+    from dataclasses import replace
+
+    from talkinghead.train.iplap import LANDMARK_CONFIGS, RENDERER_CONFIGS, train_landmarks, train_renderer
+
+    devices = int(args.devices) if str(args.devices).isdigit() else args.devices
+    common = {"max_steps": args.steps, "lr": args.lr, "workers": args.workers, "devices": devices,
+              "nodes": args.nodes, "quiet": args.quiet}
+    if args.stage == "landmarks":
+        config = replace(LANDMARK_CONFIGS[args.config], sequence=args.sequence)
+        metrics = train_landmarks(args.datasets, args.output, config=config, batch=args.batch or 32, **common)
+    else:
+        rconfig = replace(RENDERER_CONFIGS[args.config], warp=args.warp,
+                          size=args.size or RENDERER_CONFIGS[args.config].size)
+        metrics = train_renderer(args.datasets, args.output, config=rconfig, batch=args.batch or 8,
+                                 references=args.references, warmup=args.warmup, **common)
+    print(json.dumps(metrics, indent=1))
     return 0
 
 
@@ -239,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         commands = {"generate": _generate, "calibrate": _calibrate, "preprocess": _preprocess, "synth": _synth,
                     "fit-face-model": _fit_face_model, "datacard": _datacard, "evaluate": _evaluate,
-                    "train-syncnet": _train_syncnet}
+                    "train-syncnet": _train_syncnet, "dub": _generate, "train-iplap": _train_iplap}
         return commands[args.command](args)
     except TalkingHeadError as exc:
         print(f"talkinghead: error: {exc}", file=sys.stderr)

@@ -92,22 +92,31 @@ def crop_face(image: np.ndarray, mesh: np.ndarray, *, size: int | None = 256, ma
     return crop, fc
 
 
-def track_crops(frames: np.ndarray, meshes: np.ndarray, *, size: int, smoothing: float = CROP_SMOOTHING,
-                margin: float = CROP_MARGIN) -> tuple[np.ndarray, list[FaceCrop]]:
-    """Face crops of a video (see :func:`crop_params`) with the crop centre, size and angle smoothed over
-    time (Gaussian, ``smoothing`` frames) so the crop does not jitter with the mesh.
-
-    Returns:
-        (crops (T, size, size, 3) uint8, the FaceCrop of every frame).
-    """
+def track_crop_params(meshes: np.ndarray, *, size: int, smoothing: float = CROP_SMOOTHING,
+                      margin: float = CROP_MARGIN) -> list[FaceCrop]:
+    """The FaceCrop of every frame of a video (see :func:`crop_params`), with the crop centre, size and
+    angle smoothed over time (Gaussian, ``smoothing`` frames) so the crop does not jitter with the mesh."""
     params = np.stack([crop_params(m, margin=margin) for m in meshes])
     params[:, 3] = np.unwrap(params[:, 3])
     if smoothing > 0:
         params = gaussian_filter1d(params, smoothing, axis=0, mode="nearest")
-    fcs = [crop_from_params(p, size) for p in params]
-    crops = np.stack([cv2.warpAffine(f, fc.matrix, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
-                      for f, fc in zip(frames, fcs)])
-    return crops, fcs
+    return [crop_from_params(p, size) for p in params]
+
+
+def cut(frame: np.ndarray, fc: FaceCrop) -> np.ndarray:
+    """The (size, size, 3) crop ``fc`` of a frame (area resampling, replicated borders)."""
+    return cv2.warpAffine(frame, fc.matrix, (fc.size, fc.size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+
+
+def track_crops(frames: np.ndarray, meshes: np.ndarray, *, size: int, smoothing: float = CROP_SMOOTHING,
+                margin: float = CROP_MARGIN) -> tuple[np.ndarray, list[FaceCrop]]:
+    """Smoothed face crops of a video (see :func:`track_crop_params`).
+
+    Returns:
+        (crops (T, size, size, 3) uint8, the FaceCrop of every frame).
+    """
+    fcs = track_crop_params(meshes, size=size, smoothing=smoothing, margin=margin)
+    return np.stack([cut(f, fc) for f, fc in zip(frames, fcs)]), fcs
 
 
 def face_mask(points: np.ndarray, shape: tuple[int, int], *, feather: float) -> np.ndarray:

@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from talkinghead.errors import InputError
+from talkinghead.errors import InputError, TalkingHeadError
 from talkinghead.face import indices as ix
 from talkinghead.face.crop import crop_face
 from talkinghead.face.mesh import track_faces
@@ -196,31 +196,40 @@ def evaluate(generated: Path, reference: Path, *, audio: Path | None = None, syn
     return {"pairs": rows, "mean": summarise(rows)}
 
 
-def reconstruction(clips: Path, *, method: str, syncnet: Path | None = None, quiet: bool = False) -> dict:
-    """The reconstruction protocol: every clip in ``clips`` regenerated from its first frame and its own
-    audio with ``method``, then evaluated against itself."""
+PROTOCOLS = {"photo": "reconstruction: first frame + own audio",
+             "dub": "reconstruction: the clip dubbed with its own audio (IP_LAP's protocol)"}
+
+
+def reconstruction(clips: Path, *, method: str, protocol: str = "photo", references: int | None = None,
+                   syncnet: Path | None = None, quiet: bool = False) -> dict:
+    """The reconstruction protocol: every clip in ``clips`` regenerated with ``method`` from its own audio and
+    either its first frame (``protocol="photo"``) or its own frames (``"dub"``), then evaluated against itself.
+    ``references``: IP_LAP renderer references (default: IP_LAP's rule)."""
     from talkinghead.api import generate
 
+    if protocol not in PROTOCOLS:
+        raise TalkingHeadError(f"unknown protocol {protocol!r} (choose from {', '.join(PROTOCOLS)})")
     videos = sorted(p for p in clips.iterdir() if p.suffix.lower() in {".mp4", ".mov", ".mkv", ".avi"})
     if not videos:
         raise InputError(clips, "no videos found")
     embedder, net = FaceEmbedder(), _syncnet(syncnet)
     rows = []
-    with tempfile.TemporaryDirectory() as tmp, bar(len(videos), f"reconstruct ({method})", quiet=quiet,
+    with tempfile.TemporaryDirectory() as tmp, bar(len(videos), f"reconstruct ({method}, {protocol})", quiet=quiet,
                                                    unit="clip") as pb:
         for clip in videos:
             real = read_video(clip, max_side=512, max_frames=1)
-            first = Path(tmp) / f"{clip.stem}.png"
-            cv2.imwrite(str(first), real.frames[0][:, :, ::-1])
             out = Path(tmp) / f"{clip.stem}.mp4"
-            generate(image=first, audio=clip, output=out, method=method, fps=real.fps,
-                     size=max(real.frames.shape[1:3]), quiet=True)
+            source: dict[str, Path] = {"video": clip}
+            if protocol == "photo":
+                source = {"image": Path(tmp) / f"{clip.stem}.png"}
+                cv2.imwrite(str(source["image"]), real.frames[0][:, :, ::-1])
+            generate(audio=clip, output=out, method=method, fps=real.fps, size=max(real.frames.shape[1:3]),
+                     references=references, quiet=True, **source)  # type: ignore[arg-type]
             row = evaluate_pair(out, clip, embedder=embedder, syncnet=net, audio=clip)
             row["generated"] = f"{method}/{clip.name}"
             rows.append(row)
             pb.update(1)
-    return {"method": method, "protocol": "reconstruction: first frame + own audio", "pairs": rows,
-            "mean": summarise(rows)}
+    return {"method": method, "protocol": PROTOCOLS[protocol], "pairs": rows, "mean": summarise(rows)}
 
 
 def write_json(result: dict, path: Path) -> None:

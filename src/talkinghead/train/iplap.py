@@ -29,8 +29,8 @@ LANDMARK_CONFIGS = {
 RENDERER_CONFIGS = {
     "tiny": RendererConfig(size=32, full_channels=4, half_channels=16, hidden=8, audio_dim=16, audio_width=0.125,
                            disc_channels=8, disc_layers=2, perceptual_width_divisor=16),
-    "small": RendererConfig(full_channels=16, half_channels=64, hidden=32, audio_dim=128, audio_width=0.25,
-                            disc_channels=32),
+    "small": RendererConfig(full_channels=16, half_channels=32, hidden=16, audio_dim=128, audio_width=0.25,
+                            disc_channels=32, perceptual_width_divisor=8),
     "paper": RendererConfig(),
 }
 

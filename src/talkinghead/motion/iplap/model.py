@@ -4,7 +4,8 @@ Landmarks are 2D points in face-crop coordinates scaled to [0, 1] (x right, y do
 N_l reference tokens (131 points each), T audio tokens (16x80 mel windows) and T pose tokens
 (74 upper-face points); each token type has a learned type embedding, audio and pose tokens a
 sinusoidal position. A pre-norm transformer encoder mixes the N_l + 2T tokens; an MLP head reads the
-40 lip points of frame t from audio token t and another the 17 jaw points from pose token t.
+40 lip points of frame t from audio token t and another the 17 jaw points from pose token t
+(as offsets from an anchor shape with ``LandmarkConfig.residual``, our default).
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ class LandmarkGenerator(nn.Module):
         else:
             raise ValueError(f"unknown sequence model {c.sequence!r}")
         self.lip_head, self.jaw_head = _head(d, 2 * c.n_lips), _head(d, 2 * c.n_jaw)
+        if c.residual:  # start from the anchor
+            for head in (self.lip_head, self.jaw_head):
+                nn.init.zeros_(head[-1].weight)
+                nn.init.zeros_(head[-1].bias)
 
     def forward(self, mels: torch.Tensor, pose: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
         b, t = mels.shape[:2]
@@ -70,7 +75,15 @@ class LandmarkGenerator(nn.Module):
             lip_tokens = jaw_tokens = self.mixer(fused)[0]
         lips = self.lip_head(lip_tokens).view(b, t, -1, 2)
         jaw = self.jaw_head(jaw_tokens).view(b, t, -1, 2)
-        return torch.cat([lips, jaw], 2)
+        out = torch.cat([lips, jaw], 2)
+        return out + self.anchor(pose, references) if self.config.residual else out
+
+    def anchor(self, pose: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
+        """(B, T, 57, 2): the references' mean content points shifted by each frame's pose-centroid offset."""
+        n_pose = self.config.n_pose
+        mean_ref = references.mean(1)
+        shift = pose.mean(2, keepdim=True) - mean_ref[:, None, :n_pose].mean(2, keepdim=True)
+        return mean_ref[:, None, n_pose:] + shift
 
     def loss(self, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """L1 landmark loss + continuity_weight x L1 between frame-to-frame differences; pred, target (B, T, 57, 2)."""

@@ -1,0 +1,45 @@
+"""Running the audio-to-landmark generator over a whole video: T-frame chunks, shared references."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from talkinghead.motion.iplap.model import LandmarkGenerator
+
+DEFAULT_CHECKPOINT = Path(__file__).parent / "assets" / "iplap_landmarks_v1.pt"
+"""The landmark generator shipped with the package (its data card: ``iplap_v1.json`` beside it)."""
+N_POSE = 74
+
+
+@lru_cache(maxsize=1)
+def default_landmark_generator() -> LandmarkGenerator:
+    return LandmarkGenerator.load(DEFAULT_CHECKPOINT)
+
+
+@torch.no_grad()
+def predict_content(model: LandmarkGenerator, mels: np.ndarray, pose: np.ndarray, references: np.ndarray, *,
+                    batch: int = 64) -> np.ndarray:
+    """Lip and jaw landmarks of every frame.
+
+    Args:
+        mels: (T, 16, 80) mel window of each frame.
+        pose: (T, 74, 2) pose-prior landmarks of each frame (render-crop coordinates in [0, 1]).
+        references: (N_l, 131, 2) reference landmarks (repeated or cut to the model's N_l).
+    Returns:
+        (T, 57, 2) float32 content landmarks (lips then jaw).
+    """
+    c = model.config
+    n = len(mels)
+    chunks = -(-n // c.frames)
+    idx = np.minimum(np.arange(chunks * c.frames), n - 1).reshape(chunks, c.frames)  # last chunk padded
+    refs = references[np.arange(c.references) % len(references)]
+    out = []
+    for s in range(0, chunks, batch):
+        i = idx[s:s + batch]
+        r = torch.from_numpy(np.broadcast_to(refs, (len(i), *refs.shape)).copy()).float()
+        out.append(model(torch.from_numpy(mels[i]).float(), torch.from_numpy(pose[i]).float(), r).numpy())
+    return np.concatenate(out).reshape(-1, *out[0].shape[2:])[:n]
