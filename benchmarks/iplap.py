@@ -7,6 +7,8 @@
 landmarks (paper Table 3 shape): every clip's lip and jaw landmarks predicted from its audio, its own
 pose landmarks and 15 reference frames of the clip; landmark distance (LMD) in pixels of the
 128 px render crop, for all 57 points, the lips and the jaw, plus the frame-to-frame motion error.
+A third row scores the residual heads' anchor alone (the references' mean lip/jaw shape moved with
+the head): what the landmarks would be without audio.
 
 renderer (paper Table 4 shape): every ``every``-th frame of each clip rendered from its real
 landmarks (sketches), the clip's 3 references picked by mouth opening, and its audio; PSNR/SSIM of
@@ -47,12 +49,17 @@ def _clips(datasets: list[Path], split: str | None):
             yield load_clip(clip_dir(root, cid))
 
 
-def landmark_errors(model: LandmarkGenerator, datasets: list[Path], split: str | None) -> dict[str, float]:
+def landmark_errors(model: LandmarkGenerator, datasets: list[Path], split: str | None, *,
+                    anchor: bool = False) -> dict[str, float]:
+    """Errors of the model's landmarks (``anchor``: of its anchor alone: no audio, no learned motion)."""
     errs, lips, jaw, motion = [], [], [], []
     for clip in _clips(datasets, split):
         pts = subcrop_points(clip.meshes, CROP_SIZE)
         refs = pts[pick_references(pts, model.config.references)]
-        pred = predict_content(model, clip_mels(clip), pts[:, :N_POSE], refs)
+        if anchor:
+            pred = model.anchor(torch.from_numpy(pts[:, :N_POSE])[None], torch.from_numpy(refs)[None])[0].numpy()
+        else:
+            pred = predict_content(model, clip_mels(clip), pts[:, :N_POSE], refs)
         d = np.linalg.norm(pred - pts[:, N_POSE:], axis=-1) * PX
         errs.append(d.mean())
         lips.append(d[:, :model.config.n_lips].mean())
@@ -147,6 +154,7 @@ def main() -> None:
         a, b, *datasets = args.paths
         if args.check == "landmarks":
             result = {p.name: landmark_errors(LandmarkGenerator.load(p), datasets, args.split) for p in (a, b)}
+            result["anchor (no audio)"] = landmark_errors(LandmarkGenerator.load(a), datasets, args.split, anchor=True)
         else:
             result = {p.name: render_scores(IPLAPRenderer.load(p), datasets, args.split, args.every) for p in (a, b)}
         keys = list(next(iter(result.values())))

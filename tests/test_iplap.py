@@ -51,6 +51,44 @@ def test_warp_by_a_constant_flow_shifts_exactly() -> None:
     assert torch.allclose(warp(src, half)[..., :6, :], src[..., 2:, :])
 
 
+def test_spade_shares_one_modulation_across_consecutive_items() -> None:
+    from talkinghead.nn.layers import SPADE
+
+    torch.manual_seed(0)
+    spade = SPADE(6, 4, 8)
+    x, m = torch.randn(6, 6, 8, 8), torch.rand(2, 4, 16, 16)  # 2 targets x 3 references
+    assert torch.allclose(spade(x, m), spade(x, m.repeat_interleave(3, 0)), atol=1e-6)
+
+
+def test_landmark_references_avoid_the_target_window() -> None:
+    from talkinghead.data.iplap import reference_frames
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        refs = reference_frames(rng, 30, 15, exclude=range(10, 15))
+        assert len(refs) == 15 and not set(refs.tolist()) & set(range(10, 15)) and len(set(refs.tolist())) == 15
+    refs = reference_frames(rng, 8, 15, exclude=range(0, 5))  # a short clip: repeats of the 3 others
+    assert set(refs.tolist()) == {5, 6, 7}
+
+
+def test_landmark_augmentation_moves_every_array_by_one_similarity() -> None:
+    from talkinghead.data.iplap import augment_landmarks
+
+    rng = np.random.default_rng(0)
+    a, b = rng.random((5, 131, 2), dtype=np.float32), rng.random((15, 131, 2), dtype=np.float32)
+    mels = rng.uniform(-4, 4, (5, 16, 80)).astype(np.float32)
+    (a2, b2), mels2 = augment_landmarks(np.random.default_rng(1), [a, b], mels)
+    assert not np.allclose(a2, a)
+    src = np.concatenate([a.reshape(-1, 2), np.ones((a.size // 2, 1), np.float32)], 1)  # affine fit on a ...
+    fit, *_ = np.linalg.lstsq(src, a2.reshape(-1, 2), rcond=None)
+    lin = fit[:2]
+    assert np.allclose(lin @ lin.T / (lin @ lin.T)[0, 0], np.eye(2), atol=1e-4)  # ... is a similarity ...
+    moved_b = np.concatenate([b.reshape(-1, 2), np.ones((b.size // 2, 1), np.float32)], 1) @ fit
+    assert np.allclose(moved_b, b2.reshape(-1, 2), atol=1e-4)  # ... that moved b too
+    shift = (mels2 - mels)[(np.abs(mels2) < 4) & (np.abs(mels) < 3.4)]
+    assert np.ptp(shift) < 1e-5 and abs(shift[0]) <= 0.5 and mels2.min() >= -4 and mels2.max() <= 4
+
+
 def test_perceptual_loss_is_zero_for_equal_images_and_the_same_everywhere() -> None:
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     a, b = PerceptualLoss(width_divisor=16), PerceptualLoss(width_divisor=16)

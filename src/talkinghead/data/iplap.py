@@ -21,6 +21,30 @@ N_POSE = 74
 """The first 74 of the 131 reference points are the pose prior; the remaining 57 the content."""
 
 
+def reference_frames(rng: np.random.Generator, n_frames: int, n: int, *, exclude: range = range(0)) -> np.ndarray:
+    """(n,) int64 random frames of a clip of ``n_frames`` frames outside ``exclude`` (IP_LAP's landmark
+    references skip the target window), with repeats only when the clip has fewer than ``n`` others."""
+    pool = np.setdiff1d(np.arange(n_frames), np.asarray(exclude, np.int64))
+    return rng.choice(pool, n, replace=len(pool) < n)
+
+
+AUGMENT_SCALE, AUGMENT_ANGLE, AUGMENT_SHIFT, AUGMENT_MEL = 0.1, 0.1, 0.03, 0.5
+"""Landmark augmentation: scale 1 +- 0.1, rotation +- 0.1 rad about the crop centre, shift +- 0.03 of
+the crop; mel windows raised by +- 0.5 (about 6 dB on the [-4, 4] scale)."""
+
+
+def augment_landmarks(rng: np.random.Generator, points: list[np.ndarray], mels: np.ndarray
+                      ) -> tuple[list[np.ndarray], np.ndarray]:
+    """One random similarity transform applied to every (..., 2) point array of an item (so pose, references
+    and targets stay consistent) and one random level shift of its (..., 16, 80) mel windows."""
+    scale = 1.0 + rng.uniform(-AUGMENT_SCALE, AUGMENT_SCALE)
+    angle = rng.uniform(-AUGMENT_ANGLE, AUGMENT_ANGLE)
+    m = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]], np.float32)
+    shift = rng.uniform(-AUGMENT_SHIFT, AUGMENT_SHIFT, 2).astype(np.float32)
+    moved = [((p - 0.5) @ m.T + 0.5 + shift).astype(np.float32) for p in points]
+    return moved, np.clip(mels + np.float32(rng.uniform(-AUGMENT_MEL, AUGMENT_MEL)), -4.0, 4.0)
+
+
 class _IPLAPClips(_Windows):
     """Windows of ``length`` frames over clips whose points, mels (and crops at ``image_size``) are cached."""
 
@@ -48,22 +72,25 @@ class _IPLAPClips(_Windows):
 
 class LandmarkDataset(_IPLAPClips):
     """Stage 1 items for windows of T = ``frames`` frames. Keys: mels (T, 16, 80), pose (T, 74, 2),
-    references (N_l, 131, 2) from random frames of the same clip, content (T, 57, 2) targets."""
+    references (N_l, 131, 2) from random frames of the same clip outside the window, content (T, 57, 2)
+    targets. ``augment`` (training only): :func:`augment_landmarks`."""
 
     def __init__(self, roots: list[Path] | Path, split: str | None = "train", *, frames: int = 5,
-                 references: int = 15, train: bool = False, seed: int = 0) -> None:
+                 references: int = 15, train: bool = False, augment: bool = False, seed: int = 0) -> None:
         super().__init__(roots, split, length=frames, stride=1 if train else frames, train=train, image_size=None,
                          seed=seed)
-        self.frames, self.references = frames, references
+        self.frames, self.references, self.augment = frames, references, train and augment
 
     def __getitem__(self, i: int) -> dict:
         k, s = self.index[i]
         rng = self._rng(i)
         x = self.clip_inputs(k)
-        pts, sl = x["points"], slice(s, s + self.frames)
-        refs = rng.choice(len(pts), self.references, replace=len(pts) < self.references)
-        return {"mels": torch.from_numpy(x["mels"][sl]), "pose": torch.from_numpy(pts[sl, :N_POSE]),
-                "references": torch.from_numpy(pts[refs]), "content": torch.from_numpy(pts[sl, N_POSE:])}
+        refs = reference_frames(rng, len(x["points"]), self.references, exclude=range(s, s + self.frames))
+        (window, ref_pts), mels = [x["points"][s:s + self.frames], x["points"][refs]], x["mels"][s:s + self.frames]
+        if self.augment:
+            (window, ref_pts), mels = augment_landmarks(rng, [window, ref_pts], mels)
+        return {"mels": torch.from_numpy(mels), "pose": torch.from_numpy(window[:, :N_POSE]),
+                "references": torch.from_numpy(ref_pts), "content": torch.from_numpy(window[:, N_POSE:])}
 
 
 class RendererDataset(_IPLAPClips):
@@ -82,7 +109,7 @@ class RendererDataset(_IPLAPClips):
         rng = self._rng(i)
         x = self.clip_inputs(k)
         pts, crops, centre = x["points"], x["crops"], s + self.frames // 2
-        refs = rng.choice(len(pts), self.references, replace=len(pts) < self.references)
+        refs = reference_frames(rng, len(pts), self.references)
         window = range(s, s + self.frames)
         return {"target": visual_tensor(crops[centre]),
                 "sketches": visual_tensor(np.stack([draw_sketch(pts[t], self.size) for t in window])),

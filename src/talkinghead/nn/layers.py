@@ -54,7 +54,8 @@ class AdaIN(nn.Module):
 
 class SPADE(nn.Module):
     """Spatially-adaptive instance norm (Park et al.): scale and shift maps predicted from a map ``m``
-    (B, M, h, w), resized to x (B, C, H, W)."""
+    (B, M, h, w), resized to x (B * N, C, H, W); with N > 1 the maps of ``m[b]`` modulate the N
+    consecutive items ``x[b * N : (b + 1) * N]`` (computed once, not N times)."""
 
     def __init__(self, channels: int, m_channels: int, hidden: int) -> None:
         super().__init__()
@@ -66,7 +67,11 @@ class SPADE(nn.Module):
         if m.shape[-2:] != x.shape[-2:]:
             m = F.interpolate(m, size=x.shape[-2:], mode="nearest")
         h = self.shared(m)
-        return self.norm(x) * (1 + self.gamma(h)) + self.beta(h)
+        gamma, beta = self.gamma(h), self.beta(h)
+        if len(m) != len(x):
+            n = len(x) // len(m)
+            gamma, beta = gamma.repeat_interleave(n, 0), beta.repeat_interleave(n, 0)
+        return self.norm(x) * (1 + gamma) + beta
 
 
 class ModulatedBlock(nn.Module):

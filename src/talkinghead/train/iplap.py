@@ -30,7 +30,7 @@ RENDERER_CONFIGS = {
     "tiny": RendererConfig(size=32, full_channels=4, half_channels=16, hidden=8, audio_dim=16, audio_width=0.125,
                            disc_channels=8, disc_layers=2, perceptual_width_divisor=16),
     "small": RendererConfig(full_channels=16, half_channels=32, hidden=16, audio_dim=128, audio_width=0.25,
-                            disc_channels=32, perceptual_width_divisor=8),
+                            disc_channels=32, perceptual_width_divisor=8, l1_weight=20.0),
     "paper": RendererConfig(),
 }
 
@@ -61,8 +61,8 @@ class LandmarkModule(L.LightningModule):
 
 
 class RendererModule(L.LightningModule):
-    """Stage 2 (IP_LAP's schedule): the warping loss alone for ``warmup`` steps, then warping +
-    perceptual/style + LSGAN + feature matching with the config's weights; the multi-scale PatchGAN
+    """Stage 2 (IP_LAP's schedule): the warping loss (+ pixel L1 when the config weights it) alone for
+    ``warmup`` steps, then warping + perceptual/style + LSGAN + feature matching with the config's weights; the multi-scale PatchGAN
     is trained alongside (Adam, betas 0.5/0.999). ``iterations`` counts generator updates (Lightning's
     global step counts the discriminator's too)."""
 
@@ -81,7 +81,7 @@ class RendererModule(L.LightningModule):
         c, real = self.model.config, batch["target"]
         fake, warped = self.model(real, batch["sketches"], batch["refs"], batch["ref_sketches"], batch["mel"])
         parts = {"warp": self.perceptual(warped, real), "l1": (fake - real).abs().mean()}
-        loss = c.warp_weight * parts["warp"]
+        loss = c.warp_weight * parts["warp"] + c.l1_weight * parts["l1"]
         if self.iterations >= self.warmup:
             parts["perceptual"] = self.perceptual(fake, real, style_weight=c.style_weight)
             d_fake, d_real = self.disc(fake), self.disc(real)
@@ -117,18 +117,20 @@ class RendererModule(L.LightningModule):
 
 
 def train_landmarks(datasets: list[Path], output: Path, *, config: LandmarkConfig, max_steps: int, batch: int = 32,
-                    lr: float = 1e-4, workers: int = 0, seed: int = 0, accelerator: str = "auto",
-                    devices: int | str = "auto", nodes: int = 1, quiet: bool = False) -> dict[str, float]:
-    """Stage 1 on the datasets' train splits (validated on val); saves ``output``; returns the last metrics."""
+                    lr: float = 1e-4, augment: bool = False, workers: int = 0, seed: int = 0,
+                    accelerator: str = "auto", devices: int | str = "auto", nodes: int = 1,
+                    quiet: bool = False) -> dict[str, float]:
+    """Stage 1 on the datasets' train splits (validated on val), with ``augment``ed items if asked;
+    saves ``output``; returns the last metrics."""
     L.seed_everything(seed, workers=True, verbose=False)
     train = LandmarkDataset(datasets, "train", frames=config.frames, references=config.references, train=True,
-                            seed=seed)
+                            augment=augment, seed=seed)
     val = LandmarkDataset(datasets, "val", frames=config.frames, references=config.references, seed=seed + 1)
     module = LandmarkModule(asdict(config), lr=lr)
     metrics = fit(module, train, val, max_steps=max_steps, batch=batch, workers=workers, accelerator=accelerator,
                   devices=devices, nodes=nodes, quiet=quiet)
     module.model.save(output, metrics=metrics, datasets=[str(d) for d in datasets], steps=max_steps,
-                      training={"batch": batch, "lr": lr, "seed": seed})
+                      training={"batch": batch, "lr": lr, "augment": augment, "seed": seed})
     return metrics
 
 

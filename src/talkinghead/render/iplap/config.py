@@ -32,6 +32,10 @@ class RendererConfig:
     style_weight: float = 250.0
     gan_weight: float = 0.25
     feature_matching_weight: float = 2.5
+    l1_weight: float = 0.0
+    """Pixel L1 between the generated and the real face (not in IP_LAP: 0 in the paper config). The small
+    CPU config uses it because our perceptual network has random weights (no VGG offline): without it
+    2000 CPU steps left the translation blurry and ghosted, worse than its own warped input."""
     disc_channels: int = 64
     disc_layers: int = 3
     disc_scales: int = 2

@@ -57,7 +57,7 @@ class Alignment(nn.Module):
     def forward(self, refs: torch.Tensor, ref_sketches: torch.Tensor, sketches: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         b, n = refs.shape[:2]
-        drive = sketches.flatten(1, 2).repeat_interleave(n, 0)  # (B*N, 3F, S, S)
+        drive = sketches.flatten(1, 2)  # (B, 3F, S, S): SPADE modulates each target's N references alike
         x = torch.cat([refs, ref_sketches], 2).flatten(0, 1)
         h1 = self.enc1(x)
         h2 = self.enc2(h1)
