@@ -155,14 +155,20 @@ def test_synthetic_clips_have_exact_phonemes_and_styles(tmp_path: Path, media: P
     # a smiling style widens the mouth measurably compared with the same spec without the smile
     smiling = next(s for s in STYLES if s.smile == 1.0 and s.brow_raise == 0.0)
     neutral = next(s for s in STYLES if s.name == "neutral")
-    widths = {}
+    widths, held = {}, {}
+    basis = default_face_model().expression_basis
     for style in (smiling, neutral):
         spec_s = draw_spec(1, sorted(p for p in (media / "faces").iterdir()), 7)
         spec_s.style = style
         spec_s.clip_id = f"check_{style.name}"
         make_clip((spec_s, str(tmp_path)))
-        widths[style.name] = mouth_features(load_clip(tmp_path / "clips" / spec_s.clip_id).canonical)[:, 2].mean()
+        clip = load_clip(tmp_path / "clips" / spec_s.clip_id)
+        widths[style.name] = mouth_features(clip.canonical)[:, 2].mean()
+        # the coefficients are offsets from the photo's rest shape, so the held smile is in them
+        mean_shape = clip.neutral + np.tensordot(clip.expression.mean(0), basis, axes=1)
+        held[style.name] = mouth_features(mean_shape[None])[0, 2] - mouth_features(clip.neutral[None])[0, 2]
     assert widths["smiling"] > widths["neutral"] + 0.02
+    assert held["smiling"] > held["neutral"] + 0.02
 
 
 def test_datacard(corpus: Path) -> None:

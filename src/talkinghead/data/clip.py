@@ -16,7 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: clips store their rest shape (``neutral``); format-1 clips load with the clip mean as it."""
 DATA_FPS = 25.0
 CROP_SIZE = 256
 JPEG_QUALITY = 92
@@ -33,6 +34,9 @@ class ClipData:
         crop_matrices: (T, 2, 3) float32 source-frame pixels -> crop pixels.
         meshes: (T, 478, 3) float32 mesh in crop pixels (z scaled like x).
         canonical: (T, 478, 3) float32 pose-free meshes (canonical units).
+        neutral: (478, 3) float32 pose-free rest shape the expression coefficients are offsets from: the
+            clip mean for real clips, the source photo's own mesh for synthetic ones (so a held smile
+            stays in the coefficients).
         rotation: (T, 3, 3), translation: (T, 3), scale: (T,) float32 head pose in source-frame pixels.
         expression: (T, K) float32 coefficients of the face model named in meta; identity: (I,) float32.
         blink: (T,) float32 eyelid closure 0 (open) .. 1 (closed).
@@ -52,6 +56,7 @@ class ClipData:
     crop_matrices: np.ndarray
     meshes: np.ndarray
     canonical: np.ndarray
+    neutral: np.ndarray
     rotation: np.ndarray
     translation: np.ndarray
     scale: np.ndarray
@@ -70,7 +75,7 @@ class ClipData:
     identity_embedding: np.ndarray
     meta: dict = field(default_factory=dict)
 
-    ARRAYS = ("jpeg", "offsets", "crop_matrices", "meshes", "canonical", "rotation", "translation", "scale",
+    ARRAYS = ("jpeg", "offsets", "crop_matrices", "meshes", "canonical", "neutral", "rotation", "translation", "scale",
               "expression", "identity", "blink", "audio", "mel_styletalker", "mel_iplap", "phone_ids", "phones",
               "phone_starts", "phone_ends", "loudness_db", "voiced", "identity_embedding")
 
@@ -124,7 +129,9 @@ def load_clip(path: Path) -> ClipData:
     """Read a clip folder written by :func:`save_clip`."""
     meta = json.loads((path / "meta.json").read_text())
     with np.load(path / "data.npz", allow_pickle=False) as z:
-        arrays = {k: z[k] for k in ClipData.ARRAYS}
+        arrays = {k: z[k] for k in ClipData.ARRAYS if k in z}
+    if "neutral" not in arrays:  # format 1
+        arrays["neutral"] = arrays["canonical"].mean(0)
     return ClipData(clip_id=meta["clip_id"], speaker=meta["speaker"], split=meta["split"], meta=meta, **arrays)
 
 

@@ -43,7 +43,7 @@ def reencode(roots: list[Path], model: FaceModel, *, quiet: bool = False) -> int
     with bar(len(ids), "re-encode", quiet=quiet, unit="clip") as pb:
         for root, cid in ids:
             clip = load_clip(clip_dir(root, cid))
-            neutral = clip.canonical.astype(np.float64).mean(0)
+            neutral = clip.neutral.astype(np.float64)
             clip.expression = model.encode_expression(clip.canonical.astype(np.float64), neutral)
             clip.identity = model.encode_identity(neutral).astype(np.float32)
             clip.meta["face_model"] = model.card.get("name", "")

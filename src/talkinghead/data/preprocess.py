@@ -86,11 +86,13 @@ def face_model_or_none() -> FaceModel | None:
 
 
 def process_video(src: ClipSource, *, face_model: FaceModel | None, transcript: str | None = None,
-                  extra_meta: dict | None = None) -> ClipData:
+                  neutral: np.ndarray | None = None, extra_meta: dict | None = None) -> ClipData:
     """Turn one video into a ClipData (raises Skip with the reason when it cannot be used).
 
     Args:
         transcript: known text of the speech (forced alignment of it instead of a Whisper transcript).
+        neutral: (478, 3) pose-free rest shape of the face when it is known (synthetic clips); default:
+            the clip's mean shape.
     """
     try:
         video = read_video(src.path, max_side=WORK_SIDE)
@@ -127,7 +129,7 @@ def process_video(src: ClipSource, *, face_model: FaceModel | None, transcript: 
 
     poses = [fit_pose(m) for m in meshes]
     canonical = np.stack([p.to_canonical(m.astype(np.float64)) for p, m in zip(poses, meshes)])
-    neutral = canonical.mean(0)
+    neutral = canonical.mean(0) if neutral is None else neutral.astype(np.float64)
 
     audio = audio[: int(round(n / DATA_FPS * SAMPLE_RATE))]
     features = analyse_audio(audio, fps=DATA_FPS, transcript=transcript)
@@ -136,7 +138,7 @@ def process_video(src: ClipSource, *, face_model: FaceModel | None, transcript: 
     return ClipData(
         clip_id=src.clip_id, speaker=src.speaker, split=src.split, jpeg=jpeg, offsets=offsets,
         crop_matrices=np.stack(matrices).astype(np.float32), meshes=np.stack(crop_meshes).astype(np.float32),
-        canonical=canonical.astype(np.float32),
+        canonical=canonical.astype(np.float32), neutral=neutral.astype(np.float32),
         rotation=np.stack([p.rotation for p in poses]).astype(np.float32),
         translation=np.stack([p.translation for p in poses]).astype(np.float32),
         scale=np.array([p.scale for p in poses], np.float32),

@@ -103,7 +103,8 @@ def draw_spec(index: int, faces: list[Path], seed: int) -> SynthSpec:
 
 
 def render_spec(spec: SynthSpec, video_path: Path):  # type: ignore[no-untyped-def]
-    """Speak and animate one spec into an mp4; returns the exact (padded) espeak timeline."""
+    """Speak and animate one spec into an mp4; returns the exact (padded) espeak timeline and the face's
+    (478, 3) pose-free rest shape (the photo's own mesh, from which all motion is applied)."""
     speech = synthesize(spec.text, voice=spec.voice, rate=spec.rate, pitch=spec.pitch)
     pad = np.zeros(int(PAD_SECONDS * SAMPLE_RATE), np.float32)
     audio = np.concatenate([pad, speech.audio, pad])
@@ -119,11 +120,12 @@ def render_spec(spec: SynthSpec, video_path: Path):  # type: ignore[no-untyped-d
     config = VisemeConfig(expression_scale=st.mouth_amplitude, smile=st.smile, brow_raise=st.brow_raise,
                           head_amplitude_deg=tuple(a * st.head_energy for a in VisemeConfig().head_amplitude_deg),
                           blink_interval=st.blink_interval, seed=spec.seed)
-    motion = viseme_motion(features, pose_free(mesh[None])[0], config=config)
+    rest = pose_free(mesh[None])[0]
+    motion = viseme_motion(features, rest, config=config)
     renderer = WarpRenderer(image, mesh)
     frames = (renderer.compose(image, renderer.render(t)) for t in target_meshes(mesh, motion))
     write_video(video_path, frames, fps=DATA_FPS, audio=audio)
-    return timeline
+    return timeline, rest
 
 
 def make_clip(job: tuple[SynthSpec, str]) -> tuple[str, str, float]:
@@ -133,10 +135,11 @@ def make_clip(job: tuple[SynthSpec, str]) -> tuple[str, str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / f"{spec.clip_id}.mp4"
         try:
-            timeline = render_spec(spec, video)
+            timeline, rest = render_spec(spec, video)
             src = ClipSource(video, spec.clip_id, speaker, speaker_split(speaker), {"style": spec.style.name})
             meta = {"synthetic": {**asdict(spec), "style": asdict(spec.style)}}
-            clip = process_video(src, face_model=face_model_or_none(), transcript=spec.text, extra_meta=meta)
+            clip = process_video(src, face_model=face_model_or_none(), transcript=spec.text, neutral=rest,
+                                 extra_meta=meta)
         except Skip as exc:
             return spec.clip_id, f"skipped: {exc}", float("nan")
     # process_video force-aligned the known text; keep that for the record, use espeak's exact times
