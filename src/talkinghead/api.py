@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from talkinghead.audio.features import AudioFeatures, analyse_audio
-from talkinghead.constants import DEFAULT_FPS, DEFAULT_SIZE
+from talkinghead.constants import DEFAULT_FPS, DEFAULT_SIZE, METHODS
 from talkinghead.errors import InputError, TalkingHeadError
 from talkinghead.face.mesh import mesh_image, track_faces
 from talkinghead.face.pose import fit_pose, pose_free
@@ -24,8 +24,8 @@ from talkinghead.motion.viseme.infer import viseme_motion
 from talkinghead.progress import bar
 from talkinghead.render.warp import WarpRenderer, target_meshes
 
-METHODS = ("viseme", "iplap")
-"""Motion methods: "viseme" (default engine, no weights) and "iplap" (IP_LAP, shipped small checkpoints)."""
+CHECKPOINT_ROLES = ("landmarks", "renderer", "styletalk")
+"""Keys of ``generate(checkpoints=...)``: IP_LAP's landmark generator and renderer, StyleTalk's model."""
 MAX_VIDEO_SIDE = 1280
 """A video to dub is worked on at most this large (longer side) unless ``size`` says otherwise."""
 
@@ -112,7 +112,9 @@ def generate(
     face_index: int = 0,
     language: str = "auto",
     references: int | None = None,
-    checkpoints: tuple[str | Path | None, str | Path | None] = (None, None),
+    style: str | Path | None = None,
+    style_intensity: float = 1.0,
+    checkpoints: dict[str, str | Path] | None = None,
     quiet: bool = False,
 ) -> GenerateResult:
     """Make a talking-head video from a face photo (or a video to dub) and speech.
@@ -133,13 +135,18 @@ def generate(
         face_index: which face when there are several, counting from the largest.
         language: "auto", "en" or "other" (phones without a transcript).
         references: "iplap": reference frames of the renderer (default: 1/5 of the video's frames, at most 25).
-        checkpoints: "iplap": (landmark generator, renderer) checkpoints (default: the shipped ones).
+        style: "styletalk": a video of the speaking style to copy (default: the neutral style).
+        style_intensity: "styletalk": 0 = neutral style, 1 = the style clip's, up to 1.5 exaggerated.
+        checkpoints: checkpoints by role (:data:`CHECKPOINT_ROLES`) replacing the shipped ones.
         quiet: no progress bars.
 
     With ``method="iplap"`` a video keeps its frames and only the lower face is regenerated; a photo
     (or ``pose_from``) is first animated by the default engine with a still mouth (head motion,
-    blinks), and IP_LAP completes the lower face of those frames.
+    blinks), and IP_LAP completes the lower face of those frames. ``method="styletalk"`` animates a
+    photo: StyleTalk's expressions in the style of ``style``, the default engine's head motion (or
+    ``pose_from``), the warp renderer.
     """
+    checkpoints = dict(checkpoints or {})
     if (image is None) == (video is None):
         raise TalkingHeadError("give exactly one of image or video")
     _check_method(method)
@@ -151,7 +158,14 @@ def generate(
         raise TalkingHeadError(f"references must be between 1 and 100, not {references}")
     if not 0.0 <= expression_scale <= 3.0:
         raise TalkingHeadError(f"expression scale must be between 0 and 3, not {expression_scale:g}")
-    for p in (audio, image, video, pose_from, *checkpoints):
+    if not 0.0 <= style_intensity <= 2.0:
+        raise TalkingHeadError(f"style intensity must be between 0 and 2, not {style_intensity:g}")
+    if method == "styletalk" and image is None:
+        raise TalkingHeadError("styletalk animates a photo (--image); dub a video with viseme or iplap")
+    if unknown := set(checkpoints) - set(CHECKPOINT_ROLES):
+        raise TalkingHeadError(f"unknown checkpoint role(s) {', '.join(sorted(unknown))} "
+                               f"(roles: {', '.join(CHECKPOINT_ROLES)})")
+    for p in (audio, image, video, pose_from, style, *checkpoints.values()):
         if p is not None:
             require_file(p)
     out = require_writable_output(output)
@@ -190,7 +204,11 @@ def generate(
         targets = references_
     else:
         motion = _motion(features, references_, is_photo=image is not None, seed=seed, still=still,
-                         expression_scale=0.0 if method == "iplap" else expression_scale, blink=blink)
+                         expression_scale=0.0 if method == "iplap" else expression_scale,
+                         blink=(blink or False) if method == "styletalk" else blink)
+        if method == "styletalk":
+            motion = _styletalk_motion(features, motion, style=style, intensity=style_intensity,
+                                       checkpoint=checkpoints.get("styletalk"), quiet=quiet)
         if pose_from is not None:
             rot, trans = pose_motion(pose_from, fps=fps, n_frames=features.n_frames, quiet=quiet)
             motion = replace(motion, head_rotation=rot.astype(np.float32), head_translation=trans.astype(np.float32))
@@ -203,7 +221,8 @@ def generate(
     if method == "iplap":
         candidates = np.unique(src_idx, return_index=True)[1] if as_is else np.zeros(1, np.int64)
         frames = _render_iplap(frame_at, targets, speech, fps, candidates=candidates, references=references,
-                               checkpoints=checkpoints, render_time=render_time, quiet=quiet)
+                               checkpoints=(checkpoints.get("landmarks"), checkpoints.get("renderer")),
+                               render_time=render_time, quiet=quiet)
     else:
         frames = _timed(frame_at, len(targets), render_time, quiet=quiet)
     write_video(out, frames, fps=fps, audio=speech)
@@ -228,6 +247,25 @@ def _motion(features: AudioFeatures, references: np.ndarray, *, is_photo: bool, 
         seed=seed,
     )
     return viseme_motion(features, norm[0] if is_photo else norm, config=config)
+
+
+def _styletalk_motion(features: AudioFeatures, base: FaceMotion, *, style: str | Path | None, intensity: float,
+                      checkpoint: str | Path | None, quiet: bool) -> FaceMotion:
+    """``base`` (head motion, blinks) with StyleTalk's expression coefficients in the face model's basis."""
+    from talkinghead.face.model import default_face_model
+    from talkinghead.motion.styletalk.infer import default_styletalk, style_code, style_coefficients, \
+        styletalk_expression
+    from talkinghead.motion.styletalk.model import StyleTalk
+
+    model = StyleTalk.load(checkpoint) if checkpoint else default_styletalk()
+    face_model = default_face_model()
+    coeffs = None if style is None else style_coefficients(style, face_model=face_model,
+                                                           max_frames=model.config.max_style_frames, quiet=quiet)
+    expression = styletalk_expression(model, features, style_code(model, coeffs, intensity=intensity))
+    full = face_model.basis()
+    basis = replace(full, coefficient_names=full.coefficient_names[:expression.shape[1]],
+                    components=full.components[:expression.shape[1]])
+    return replace(base, expression=expression, basis=basis)
 
 
 def _warped_frames(clip: VideoClip, meshes: np.ndarray, src_idx: np.ndarray, targets: np.ndarray

@@ -2,6 +2,7 @@
 
     talkinghead generate --image FACE.jpg --audio SPEECH.wav -o out.mp4
     talkinghead dub --video FACE.mp4 --audio SPEECH.wav -o dubbed.mp4 --method iplap
+    talkinghead generate --image FACE.jpg --audio SPEECH.wav --style STYLE.mp4 --method styletalk -o out.mp4
     talkinghead calibrate ../shared/media/talking
 """
 
@@ -14,7 +15,7 @@ import traceback
 from pathlib import Path
 
 from talkinghead import __version__
-from talkinghead.constants import DEFAULT_FPS
+from talkinghead.constants import DEFAULT_FPS, METHODS
 from talkinghead.errors import TalkingHeadError
 
 
@@ -36,7 +37,13 @@ def _parser() -> argparse.ArgumentParser:
                      help="mouth motion amplitude (default: 1.0)")
     gen.add_argument("--pose-from", metavar="VIDEO", help="copy head motion from the face in this video")
     gen.add_argument("--blink", action=argparse.BooleanOptionalAction, default=None,
-                     help="generate eye blinks (default: on for a photo, off for a video)")
+                     help="generate eye blinks (default: on for a photo, off for a video and for styletalk, "
+                          "whose expressions carry the eyes)")
+    gen.add_argument("--style", metavar="STYLE_CLIP", help="styletalk: copy the speaking style of the face in this "
+                                                           "video (default: neutral)")
+    gen.add_argument("--style-intensity", type=float, default=1.0, metavar="X",
+                     help="styletalk: 0 = neutral, 1 = the style clip's style, 1.5 = exaggerated (default: 1.0)")
+    gen.add_argument("--styletalk-checkpoint", type=Path, default=None, help="styletalk: model (.pt)")
 
     dub = sub.add_parser("dub", help="dub a face video: its mouth follows new speech, everything else is kept",
                          description="Lip-sync a face video to speech (mp4, h264 + aac). With --method iplap only "
@@ -82,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--reference", type=Path, help="reference video or folder")
     ev.add_argument("--reconstruct", type=Path, metavar="CLIPS_DIR",
                     help="regenerate every clip from its first frame + own audio with --method, then evaluate")
-    ev.add_argument("--method", choices=("viseme", "iplap"), default="viseme")
+    ev.add_argument("--method", choices=METHODS, default="viseme")
     ev.add_argument("--protocol", choices=("photo", "dub"), default="photo",
                     help="reconstruction from the first frame (photo) or from the clip's own frames (dub)")
     ev.add_argument("--references", type=int, default=None, help="iplap: renderer reference frames")
@@ -90,6 +97,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="driving speech: a file, or a folder of files named like the generated videos "
                          "(default: each generated video's own audio track)")
     ev.add_argument("--syncnet", type=Path, default=None, help="SyncNet checkpoint (default: the shipped one)")
+    ev.add_argument("--checkpoint", action="append", default=[], metavar="ROLE=PATH",
+                    help="reconstruction: a checkpoint replacing a shipped one, ROLE one of landmarks, renderer, "
+                         "styletalk (repeatable)")
     ev.add_argument("-o", "--output", type=Path, default=None, help="write the results as JSON")
     ev.add_argument("-q", "--quiet", action="store_true")
 
@@ -116,13 +126,14 @@ def _parser() -> argparse.ArgumentParser:
                         description="Stage 1 (--stage landmarks: audio -> lip/jaw landmarks) or stage 2 (--stage "
                                     "renderer: landmark sketches + references -> face), PyTorch Lightning on the "
                                     "datasets' train splits (GPUs, DDP across devices and nodes when present).")
-    ti.add_argument("datasets", nargs="+", type=Path, help="preprocessed dataset folders")
-    ti.add_argument("-o", "--output", type=Path, required=True, help="checkpoint to write (.pt)")
+    _training_options(ti)
     ti.add_argument("--stage", choices=("landmarks", "renderer"), required=True)
     ti.add_argument("--config", choices=("tiny", "small", "paper"), default="small",
                     help="sizes: tiny (tests), small (the shipped CPU checkpoints), paper (IP_LAP's; GPUs)")
     ti.add_argument("--sequence", choices=("transformer", "bilstm"), default="transformer",
                     help="landmarks: token mixer (bilstm = the paper's ablation)")
+    ti.add_argument("--augment", action="store_true",
+                    help="landmarks: random similarity transform of each item's landmarks and mel level shift")
     ti.add_argument("--no-warp", dest="warp", action="store_false", help="renderer: the ablation without warping")
     ti.add_argument("--size", type=int, default=None, help="renderer: face crop side in pixels (default: 128)")
     ti.add_argument("--references", type=int, default=3, help="renderer: reference frames per item (default: 3)")
@@ -131,10 +142,21 @@ def _parser() -> argparse.ArgumentParser:
     ti.add_argument("--steps", type=int, default=3000)
     ti.add_argument("--batch", type=int, default=None, help="batch size (default: 32 landmarks, 8 renderer)")
     ti.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default: 1e-4, IP_LAP's)")
-    ti.add_argument("--workers", type=int, default=0, help="data loader worker processes")
-    ti.add_argument("--devices", default="auto", help="Lightning devices per node (e.g. 8)")
-    ti.add_argument("--nodes", type=int, default=1, help="Lightning nodes (DDP)")
-    ti.add_argument("-q", "--quiet", action="store_true")
+
+    tt = sub.add_parser("train-styletalk", help="train StyleTalk on preprocessed datasets",
+                        description="StyleTalk (style encoder + style-controllable dynamic decoders) with PyTorch "
+                                    "Lightning on the datasets' train splits; style classes are the clips' style "
+                                    "labels (synthetic corpus), else speaker + emotion, else speaker.")
+    _training_options(tt)
+    tt.add_argument("--config", choices=("tiny", "small", "paper"), default="small",
+                    help="sizes: tiny (tests), small (the shipped CPU checkpoint), paper (StyleTalk's; GPUs)")
+    tt.add_argument("--no-dynamic", dest="dynamic", action="store_false",
+                    help="plain feed-forward layers in the decoders (the paper's ablation)")
+    tt.add_argument("--steps", type=int, default=3000)
+    tt.add_argument("--batch", type=int, default=16)
+    tt.add_argument("--window", type=int, default=32, help="frames decoded per item (default: 32)")
+    tt.add_argument("--style-length", type=int, default=64, help="style clip frames per item (default: 64)")
+    tt.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default: 1e-4)")
 
     card = sub.add_parser("datacard", help="counts, durations, identities and per-split statistics of datasets")
     card.add_argument("datasets", nargs="+", type=Path, help="preprocessed dataset folders")
@@ -153,12 +175,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _training_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by the train-* commands of the learned families (Lightning: GPUs and DDP when present)."""
+    p.add_argument("datasets", nargs="+", type=Path, help="preprocessed dataset folders")
+    p.add_argument("-o", "--output", type=Path, required=True, help="checkpoint to write (.pt)")
+    p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+    p.add_argument("--devices", default="auto", help="Lightning devices per node (e.g. 8)")
+    p.add_argument("--nodes", type=int, default=1, help="Lightning nodes (DDP)")
+    p.add_argument("-q", "--quiet", action="store_true")
+
+
 def _output_options(p: argparse.ArgumentParser, *, size_help: str) -> None:
     """Options shared by generate and dub."""
     p.add_argument("--audio", metavar="SPEECH", required=True, help="speech (wav, mp3, m4a, mp4, ...)")
     p.add_argument("-o", "--output", metavar="OUT.mp4", required=True, help="video to write")
-    p.add_argument("--method", choices=("viseme", "iplap"), default="viseme",
-                   help="viseme: default engine, no weights; iplap: IP_LAP (shipped small checkpoints)")
+    p.add_argument("--method", choices=METHODS if p.prog.endswith("generate") else ("viseme", "iplap"),
+                   default="viseme", help="viseme: default engine, no weights; iplap: IP_LAP; styletalk (photos): "
+                                          "StyleTalk with --style (learned methods: shipped small checkpoints)")
     p.add_argument("--fps", type=float, default=DEFAULT_FPS, help="output frame rate (default: 25)")
     p.add_argument("--size", type=int, default=None, help=size_help)
     p.add_argument("--face-index", type=int, default=0, metavar="N",
@@ -202,8 +235,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     from talkinghead.metrics.evaluate import evaluate, reconstruction, table, write_json
 
     if args.reconstruct is not None:
+        checkpoints = dict(item.split("=", 1) for item in args.checkpoint if "=" in item)
+        if len(checkpoints) != len(args.checkpoint):
+            raise TalkingHeadError("--checkpoint takes ROLE=PATH")
         result = reconstruction(args.reconstruct, method=args.method, protocol=args.protocol,
-                                references=args.references, syncnet=args.syncnet, quiet=args.quiet)
+                                references=args.references, checkpoints=checkpoints, syncnet=args.syncnet,
+                                quiet=args.quiet)
     elif args.generated is not None and args.reference is not None:
         result = evaluate(args.generated, args.reference, audio=args.audio, syncnet=args.syncnet, quiet=args.quiet)
     else:
@@ -255,12 +292,15 @@ def _generate(args: argparse.Namespace) -> int:
     from talkinghead.api import generate
 
     photo = args.command == "generate"
+    checkpoints = {"landmarks": args.landmark_checkpoint, "renderer": args.renderer_checkpoint,
+                   "styletalk": getattr(args, "styletalk_checkpoint", None)}
     result = generate(
         image=args.image if photo else None, video=args.video, audio=args.audio, output=args.output,
         method=args.method, fps=args.fps, size=args.size, face_index=args.face_index, language=args.language,
-        references=args.references, checkpoints=(args.landmark_checkpoint, args.renderer_checkpoint),
+        references=args.references, checkpoints={k: v for k, v in checkpoints.items() if v is not None},
         quiet=args.quiet, **({"seed": args.seed, "still": args.still, "expression_scale": args.expression_scale,
-                              "pose_from": args.pose_from, "blink": args.blink} if photo else {}),
+                              "pose_from": args.pose_from, "blink": args.blink, "style": args.style,
+                              "style_intensity": args.style_intensity} if photo else {}),
     )
     if not args.quiet:
         stages = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
@@ -281,12 +321,31 @@ def _train_iplap(args: argparse.Namespace) -> int:
               "nodes": args.nodes, "quiet": args.quiet}
     if args.stage == "landmarks":
         config = replace(LANDMARK_CONFIGS[args.config], sequence=args.sequence)
-        metrics = train_landmarks(args.datasets, args.output, config=config, batch=args.batch or 32, **common)
+        metrics = train_landmarks(args.datasets, args.output, config=config, batch=args.batch or 32,
+                                  augment=args.augment, **common)
     else:
         rconfig = replace(RENDERER_CONFIGS[args.config], warp=args.warp,
                           size=args.size or RENDERER_CONFIGS[args.config].size)
         metrics = train_renderer(args.datasets, args.output, config=rconfig, batch=args.batch or 8,
                                  references=args.references, warmup=args.warmup, **common)
+    print(json.dumps(metrics, indent=1))
+    return 0
+
+
+def _train_styletalk(args: argparse.Namespace) -> int:
+    import json
+    from dataclasses import replace
+
+    from talkinghead.train.styletalk import DISC_CHANNELS, STYLETALK_CONFIGS, train_styletalk
+
+    config = STYLETALK_CONFIGS[args.config]
+    if not args.dynamic:
+        config = replace(config, dynamic_k=0)
+    devices = int(args.devices) if str(args.devices).isdigit() else args.devices
+    metrics = train_styletalk(args.datasets, args.output, config=config, max_steps=args.steps, batch=args.batch,
+                              window=args.window, style_length=args.style_length, lr=args.lr,
+                              disc_channels=DISC_CHANNELS[args.config], workers=args.workers, devices=devices,
+                              nodes=args.nodes, quiet=args.quiet)
     print(json.dumps(metrics, indent=1))
     return 0
 
@@ -308,7 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         commands = {"generate": _generate, "calibrate": _calibrate, "preprocess": _preprocess, "synth": _synth,
                     "fit-face-model": _fit_face_model, "datacard": _datacard, "evaluate": _evaluate,
-                    "train-syncnet": _train_syncnet, "dub": _generate, "train-iplap": _train_iplap}
+                    "train-syncnet": _train_syncnet, "dub": _generate, "train-iplap": _train_iplap,
+                    "train-styletalk": _train_styletalk}
         return commands[args.command](args)
     except TalkingHeadError as exc:
         print(f"talkinghead: error: {exc}", file=sys.stderr)

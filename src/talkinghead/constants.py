@@ -20,3 +20,6 @@ MAX_FRAME_BYTES = 6 * 1024**3
 
 SILENCE_PEAK = 1e-4
 """Audio whose absolute peak stays below this is treated as silent (float samples in [-1, 1])."""
+METHODS = ("viseme", "iplap", "styletalk")
+"""Motion methods: "viseme" (default engine, no weights), "iplap" (IP_LAP) and "styletalk" (StyleTalk); the
+learned ones run with shipped small checkpoints."""

@@ -44,6 +44,13 @@ _LETTER_RULES = [
 ]
 
 
+def phone_windows(phone_ids: np.ndarray, w: int) -> np.ndarray:
+    """(T,) phone id per frame -> (T, 2w + 1) int64 ids of the frames t - w .. t + w ("SIL" beyond the ends)."""
+    sil = PHONE_INDEX["SIL"]
+    padded = np.concatenate([np.full(w, sil), phone_ids, np.full(w, sil)]).astype(np.int64)
+    return np.lib.stride_tricks.sliding_window_view(padded, 2 * w + 1).copy()
+
+
 @dataclass
 class PhonemeTimeline:
     """Phones with start/end times.

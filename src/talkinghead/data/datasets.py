@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from talkinghead.audio.mel import IPLAP, STYLETALKER, mel_windows
+from talkinghead.audio.phonemes import phone_windows
 from talkinghead.constants import SAMPLE_RATE
 from talkinghead.data.clip import DATA_FPS, ClipData, clip_dir, list_clips, load_clip
 from talkinghead.sync.inputs import clip_mels, clip_visual, visual_tensor
@@ -50,10 +51,11 @@ class ClipStore:
 
         return [json.loads((clip_dir(r, c) / "meta.json").read_text())["frames"] for r, c in self.keys]
 
-    def speakers(self) -> list[str]:
+    def metas(self) -> list[dict]:
+        """Every clip's meta.json (without loading arrays)."""
         import json
 
-        return [json.loads((clip_dir(r, c) / "meta.json").read_text())["speaker"] for r, c in self.keys]
+        return [json.loads((clip_dir(r, c) / "meta.json").read_text()) for r, c in self.keys]
 
 
 def iplap_windows(clip: ClipData, start: int, length: int) -> np.ndarray:
@@ -177,33 +179,68 @@ def _augment(visual: torch.Tensor, mels: torch.Tensor, rng: np.random.Generator)
     return visual, mels + float(rng.uniform(-0.5, 0.5))
 
 
-class StyleDataset(_Windows):
-    """Expression sequences for style learning: a window of a clip and a style clip by the same speaker.
+def style_class(meta: dict) -> str:
+    """A clip's speaking-style class: its synthetic style label, else its speaker with its emotion label
+    (StyleTalk's speaker-emotion classes), else its speaker."""
+    labels = meta.get("labels", {})
+    if "style" in labels:
+        return str(labels["style"])
+    return f"{meta['speaker']}/{labels['emotion']}" if "emotion" in labels else str(meta["speaker"])
 
-    The style clip is another clip of the speaker when there is one (else another part of the same
-    clip). Keys: expression (T, K), style (L, K), phone_ids (T,), speaker, clip_id, style_clip_id.
+
+class StyleDataset(_Windows):
+    """StyleTalk items: a window of ``window`` frames of a clip, and style clips of up to ``style_length``
+    frames (random segments, zero-padded): ``style`` from another clip of the same style class (else
+    another part of the same clip), ``positive`` another one of that class, ``negative`` one of another
+    class (for the triplet loss).
+
+    Keys: expression (N, K), phones (N, 2w + 1) int64 (``w`` = ``phone_window``), mels (N, 16, 80) IP_LAP
+    windows, style / positive / negative (L, K) with *_padding (L,) bool (True = padding), label (style
+    class index into :attr:`classes`), clip_id. With ``train`` the choices are drawn anew at every visit.
     """
 
     def __init__(self, roots: list[Path] | Path, split: str | None = "train", *, window: int = 32,
-                 style_length: int = 64, seed: int = 0) -> None:
-        super().__init__(roots, split, length=window, stride=window, seed=seed)
-        self.window, self.style_length = window, style_length
-        self.speakers = self.store.speakers()
-        self.by_speaker: dict[str, list[int]] = {}
-        for k, spk in enumerate(self.speakers):
-            self.by_speaker.setdefault(spk, []).append(k)
+                 style_length: int = 64, phone_window: int = 5, train: bool = False, seed: int = 0) -> None:
+        super().__init__(roots, split, length=window, stride=max(window // 4, 1) if train else window, seed=seed)
+        self.window, self.style_length, self.phone_window, self.train = window, style_length, phone_window, train
+        self.labels = [style_class(m) for m in self.store.metas()]
+        self.classes = sorted(set(self.labels))
+        self.by_class: dict[str, list[int]] = {}
+        for k, label in enumerate(self.labels):
+            self.by_class.setdefault(label, []).append(k)
+        self._calls = 0
+
+    def _segment(self, k: int, rng: np.random.Generator, avoid: tuple[int, int] | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A random segment of clip ``k``'s coefficients (outside frames ``avoid`` when it can), padded."""
+        expr = self.store.clip(k).expression
+        n = len(expr)
+        length = min(self.style_length, n)
+        starts = np.arange(n - length + 1)
+        if avoid is not None:
+            apart = starts[(starts + length <= avoid[0]) | (starts >= avoid[1])]
+            starts = apart if len(apart) else starts
+        s = int(rng.choice(starts))
+        out = np.zeros((self.style_length, expr.shape[1]), np.float32)
+        out[:length] = expr[s:s + length]
+        return torch.from_numpy(out), torch.arange(self.style_length) >= length
 
     def __getitem__(self, i: int) -> dict:
-        clip, s, rng = self._open(i)
-        k = self.index[i][0]
-        others = [j for j in self.by_speaker[self.speakers[k]] if j != k]
-        style_clip = self.store.clip(int(rng.choice(others))) if others else clip
-        n = style_clip.n_frames
-        length = min(self.style_length, n)
-        start = int(rng.integers(0, n - length + 1))
-        style = np.zeros((self.style_length, style_clip.expression.shape[1]), np.float32)
-        style[:length] = style_clip.expression[start:start + length]
-        return {"expression": torch.from_numpy(clip.expression[s:s + self.window]),
-                "phone_ids": torch.from_numpy(clip.phone_ids[s:s + self.window]),
-                "style": torch.from_numpy(style), "style_length": length, "speaker": clip.speaker,
-                "clip_id": clip.clip_id, "style_clip_id": style_clip.clip_id}
+        k, s = self.index[i]
+        self._calls += 1
+        rng = np.random.default_rng([self.seed, i] + ([self._calls] if self.train else []))
+        clip = self.store.clip(k)
+        label = self.labels[k]
+        same = [j for j in self.by_class[label] if j != k]
+        other = [j for j in range(len(self.labels)) if self.labels[j] != label]
+        style_k = int(rng.choice(same)) if same else k
+        style, style_pad = self._segment(style_k, rng, (s, s + self.window) if style_k == k else None)
+        positive, positive_pad = self._segment(int(rng.choice(same)) if same else k, rng)
+        negative, negative_pad = self._segment(int(rng.choice(other)) if other else k, rng)
+        sl = slice(s, s + self.window)
+        phones = phone_windows(clip.phone_ids, self.phone_window)[sl]
+        return {"expression": torch.from_numpy(clip.expression[sl]), "phones": torch.from_numpy(phones),
+                "mels": torch.from_numpy(iplap_windows(clip, s, self.window)),
+                "style": style, "style_padding": style_pad, "positive": positive, "positive_padding": positive_pad,
+                "negative": negative, "negative_padding": negative_pad,
+                "label": self.classes.index(label), "clip_id": clip.clip_id}

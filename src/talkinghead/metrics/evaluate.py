@@ -201,10 +201,12 @@ PROTOCOLS = {"photo": "reconstruction: first frame + own audio",
 
 
 def reconstruction(clips: Path, *, method: str, protocol: str = "photo", references: int | None = None,
-                   syncnet: Path | None = None, quiet: bool = False) -> dict:
+                   checkpoints: dict[str, str | Path] | None = None, syncnet: Path | None = None,
+                   quiet: bool = False) -> dict:
     """The reconstruction protocol: every clip in ``clips`` regenerated with ``method`` from its own audio and
     either its first frame (``protocol="photo"``) or its own frames (``"dub"``), then evaluated against itself.
-    ``references``: IP_LAP renderer references (default: IP_LAP's rule)."""
+    ``references``: IP_LAP renderer references (default: IP_LAP's rule); ``checkpoints``: see
+    :func:`talkinghead.api.generate`; "styletalk" takes each clip as its own style clip."""
     from talkinghead.api import generate
 
     if protocol not in PROTOCOLS:
@@ -223,8 +225,10 @@ def reconstruction(clips: Path, *, method: str, protocol: str = "photo", referen
             if protocol == "photo":
                 source = {"image": Path(tmp) / f"{clip.stem}.png"}
                 cv2.imwrite(str(source["image"]), real.frames[0][:, :, ::-1])
+            if method == "styletalk":  # self-driven, as StyleTalk evaluates: the clip is its own style reference
+                source["style"] = clip
             generate(audio=clip, output=out, method=method, fps=real.fps, size=max(real.frames.shape[1:3]),
-                     references=references, quiet=True, **source)  # type: ignore[arg-type]
+                     references=references, checkpoints=checkpoints, quiet=True, **source)  # type: ignore[arg-type]
             row = evaluate_pair(out, clip, embedder=embedder, syncnet=net, audio=clip)
             row["generated"] = f"{method}/{clip.name}"
             rows.append(row)

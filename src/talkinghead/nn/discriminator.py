@@ -58,3 +58,26 @@ def feature_matching_loss(fake: list[list[torch.Tensor]], real: list[list[torch.
     w = 4.0 / n_layers / len(fake)
     return sum(w * F.l1_loss(f, r.detach()) for fs, rs in zip(fake, real)  # type: ignore[return-value]
                for f, r in zip(fs[:-1], rs[:-1]))
+
+
+class SequenceDiscriminator(nn.Module):
+    """1-D convolutions over coefficient sequences x (B, T, K): ``layers`` kernel-4 convs (stride 2,
+    LeakyReLU), then either a per-time-step score map (B, T') (``classes`` = 0: a temporal PatchGAN)
+    or class logits (B, classes) of the time-averaged features (a sequence classifier)."""
+
+    def __init__(self, in_dim: int, channels: int = 64, layers: int = 3, classes: int = 0) -> None:
+        super().__init__()
+        blocks: list[nn.Module] = []
+        c = in_dim
+        for i in range(layers):
+            cout = channels * 2**i
+            blocks += [nn.Conv1d(c, cout, 4, 2, 1), nn.LeakyReLU(0.2)]
+            c = cout
+        self.body = nn.Sequential(*blocks)
+        self.head = nn.Linear(c, classes) if classes else nn.Conv1d(c, 1, 3, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.body(x.transpose(1, 2))
+        if isinstance(self.head, nn.Linear):
+            return self.head(h.mean(-1))
+        return self.head(h).squeeze(1)

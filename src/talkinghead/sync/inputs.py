@@ -35,6 +35,19 @@ def mesh_mouth(canonical: np.ndarray) -> np.ndarray:
     return ((pts - pts.mean(0)) * MESH_SCALE).reshape(len(pts), -1)
 
 
+def mouth_basis(expression_basis: np.ndarray) -> torch.Tensor:
+    """(K, 478, 3) expression components -> (K, len(SYNC_POINTS) * 3) float32: the mesh stream per unit
+    coefficient (see :func:`coefficient_mouth`)."""
+    return torch.from_numpy(expression_basis[:, SYNC_POINTS].reshape(len(expression_basis), -1) * MESH_SCALE).float()
+
+
+def coefficient_mouth(coefficients: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """Mesh-stream inputs of expression coefficient sequences (B, N, K) with :func:`mouth_basis` (K, D):
+    the mouth points the coefficients move, minus each sequence's mean (as :func:`mesh_mouth`), (B, N, D)."""
+    x = coefficients @ basis
+    return x - x.mean(1, keepdim=True)
+
+
 def mouth_images(crops: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(T, 256, 256, 3) uint8 face crops -> (T, h, w, 3) uint8 lower halves resized to ``size`` = (h, w)."""
     h, w = size

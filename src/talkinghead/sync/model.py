@@ -137,6 +137,29 @@ class SyncNet(nn.Module):
         return load_model(cls, SyncNetConfig, path, device=device)
 
 
+def sequence_sync_loss(net: SyncNet, mouth: torch.Tensor, mels: torch.Tensor, *, min_offset: int = 5) -> torch.Tensor:
+    """Lip-sync loss of generated sequences under a (frozen) contrastive SyncNet.
+
+    Every ``frames``-long chunk of ``mouth`` (B, N, ...) is scored against the mel windows (B, N, 16, 80)
+    of every chunk start of its own sequence: InfoNCE (cosine / temperature) of the in-sync window
+    against those shifted by at least ``min_offset`` frames (nearer shifts are left out, as in
+    :class:`talkinghead.data.datasets.SyncDataset`). Needs N >= frames + min_offset.
+    """
+    f = net.config.frames
+    b, n = mouth.shape[:2]
+    starts = n - f + 1
+    if starts <= min_offset:
+        raise ValueError(f"sequences of {n} frames are too short for a sync loss over {f}-frame chunks")
+    chunks = torch.stack([mouth[:, s:s + f] for s in range(starts)], 1)  # (B, S, f, ...)
+    v = net.embed_mouth(chunks.flatten(0, 1)).view(b, starts, -1)
+    a = net.embed_audio(mels[:, :starts].flatten(0, 1)).view(b, starts, -1)
+    logits = torch.einsum("bsd,bud->bsu", v, a) / net.config.temperature
+    shift = (torch.arange(starts)[:, None] - torch.arange(starts)[None]).abs().to(logits.device)
+    logits = logits.masked_fill((shift > 0) & (shift < min_offset), float("-inf"))
+    target = torch.arange(starts, device=logits.device).repeat(b)
+    return F.cross_entropy(logits.flatten(0, 1), target)
+
+
 @lru_cache(maxsize=1)
 def default_syncnet() -> SyncNet:
     """The shipped SyncNet (see :data:`DEFAULT_CHECKPOINT`), loaded once."""

@@ -1,0 +1,192 @@
+"""StyleTalk checks on preprocessed clips (coefficient level: no rendering).
+
+    python benchmarks/styletalk.py style CKPT DATASET [...] [--plot out.png]
+    python benchmarks/styletalk.py ablation CKPT_DYNAMIC CKPT_PLAIN DATASET [...] [--split test]
+    python benchmarks/styletalk.py transfer CKPT DATASET [...] [--split test]
+
+style: the style code of every clip (its first frames, up to the model's style length); each held-out
+clip (val + test splits: faces never seen in training) is classified by the style class of its
+nearest training clip (Euclidean); prints the accuracy per class and saves a 2-D PCA projection of
+all codes, coloured by class, as a PNG.
+
+ablation (StyleTalk Table 3 shape, with vs without the dynamic FFN): every clip regenerated from its
+own phonemes with itself as the style clip; mouth LMD (lip + jaw points of the face model's mesh, %
+of the eye-corner distance) against the clip's own coefficients, and LSE-D / LSE-C / offset from our
+SyncNet's mesh stream on the generated mouth against the clip's audio (not comparable with published
+LSE numbers: our own SyncNet).
+
+transfer: for pairs of held-out clips of different style classes, the speech of clip A driven with
+style clip B and with style clip C (clips of two other classes); per statistic (mouth-opening std, mean
+lip width, mean brow height, eye-closure std) the generated values with B and with C, and whether each
+lies nearer its own style clip's value than the other's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from talkinghead.audio.phonemes import phone_windows
+from talkinghead.data.clip import ClipData, clip_dir, list_clips, load_clip
+from talkinghead.data.datasets import style_class
+from talkinghead.face import indices as ix
+from talkinghead.face.expression import mouth_features
+from talkinghead.face.model import default_face_model
+from talkinghead.motion.styletalk.model import StyleTalk
+from talkinghead.sync.inputs import SYNC_POINTS, clip_mels, mesh_mouth
+from talkinghead.sync.metrics import sync_score
+from talkinghead.sync.model import default_syncnet
+
+HELD_OUT = ("val", "test")
+
+
+def _clips(datasets: list[Path], splits: tuple[str, ...] | None) -> list[ClipData]:
+    out = []
+    for root in datasets:
+        for split in splits or (None,):
+            out += [load_clip(clip_dir(root, c)) for c in list_clips(root, split)]
+    return out
+
+
+@torch.no_grad()
+def code_of(model: StyleTalk, clip: ClipData) -> np.ndarray:
+    style = torch.from_numpy(clip.expression[:model.config.max_style_frames]).float()[None]
+    return model.encode_style(style)[0].numpy()
+
+
+@torch.no_grad()
+def regenerate(model: StyleTalk, clip: ClipData, style: ClipData) -> np.ndarray:
+    """(T, K) coefficients of ``clip``'s phonemes in the style of ``style``."""
+    phones = torch.from_numpy(phone_windows(clip.phone_ids, model.config.window))[None]
+    code = torch.from_numpy(code_of(model, style))[None]
+    return model.decode(phones, code)[0].numpy()
+
+
+def shapes(clip: ClipData, coefficients: np.ndarray) -> np.ndarray:
+    """(T, 478, 3) pose-free meshes of coefficients on the clip's rest shape."""
+    basis = default_face_model().expression_basis[:coefficients.shape[1]]
+    return clip.neutral[None] + np.tensordot(coefficients, basis, axes=1)
+
+
+def style_space(model: StyleTalk, datasets: list[Path], plot: Path | None) -> dict:
+    train, held = _clips(datasets, ("train",)), _clips(datasets, HELD_OUT)
+    if not train or not held:
+        raise SystemExit("style: needs train and val/test clips")
+    tc, hc = np.stack([code_of(model, c) for c in train]), np.stack([code_of(model, c) for c in held])
+    tl, hl = [style_class(c.meta) for c in train], [style_class(c.meta) for c in held]
+    nearest = np.linalg.norm(hc[:, None] - tc[None], axis=-1).argmin(1)
+    hit = np.array([tl[j] == label for j, label in zip(nearest, hl)])
+    per_class = {k: float(hit[[label == k for label in hl]].mean()) for k in sorted(set(hl))}
+    if plot is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        codes = np.concatenate([tc, hc])
+        centred = codes - codes.mean(0)
+        xy = centred @ np.linalg.svd(centred, full_matrices=False)[2][:2].T
+        fig, ax = plt.subplots(figsize=(6, 5))
+        labels = tl + hl
+        for k in sorted(set(labels)):
+            m = np.array([label == k for label in labels])
+            held_m = m & (np.arange(len(labels)) >= len(tl))
+            dots = ax.scatter(*xy[m & ~held_m].T, s=12, label=k, alpha=0.6)
+            ax.scatter(*xy[held_m].T, s=40, marker="x", color=dots.get_facecolor()[0])
+        ax.set_title(f"StyleTalk style codes (PCA); x = held-out, NN accuracy {hit.mean():.0%}")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(plot, dpi=120)
+    return {"accuracy": float(hit.mean()), "held_out": len(held), "train": len(train), "per_class": per_class}
+
+
+def reconstruction_scores(model: StyleTalk, clips: list[ClipData]) -> dict:
+    net = default_syncnet()
+    lmd, d, c, off = [], [], [], []
+    for clip in clips:
+        pred = regenerate(model, clip, clip)
+        gen, real = shapes(clip, pred), shapes(clip, clip.expression[:, :pred.shape[1]])
+        lmd.append(100 * np.linalg.norm(gen[:, SYNC_POINTS] - real[:, SYNC_POINTS], axis=-1).mean())
+        s = sync_score(net, torch.from_numpy(mesh_mouth(gen)), torch.from_numpy(clip_mels(clip)))
+        d.append(s.lse_d)
+        c.append(s.lse_c)
+        off.append(abs(s.offset))
+    return {"mouth_lmd": float(np.mean(lmd)), "lse_d": float(np.mean(d)), "lse_c": float(np.mean(c)),
+            "abs_offset": float(np.mean(off)), "clips": len(clips)}
+
+
+def statistics(mesh: np.ndarray) -> dict[str, float]:
+    """Style statistics of (T, 478, 3) pose-free meshes (canonical units)."""
+    mouth = mouth_features(mesh)
+    brow = mesh[:, ix.RIGHT_BROW, 1].mean(1) + mesh[:, ix.LEFT_BROW, 1].mean(1) \
+        - mesh[:, ix.RIGHT_EYE_UPPER, 1].mean(1) - mesh[:, ix.LEFT_EYE_UPPER, 1].mean(1)
+    eyes = np.linalg.norm(mesh[:, ix.RIGHT_EYE_UPPER] - mesh[:, ix.RIGHT_EYE_LOWER], axis=-1).mean(1)
+    return {"mouth_open_std": float(mouth[:, 0].std()), "lip_width_mean": float(mouth[:, 2].mean()),
+            "brow_height_mean": float(-brow.mean() / 2), "eye_open_std": float(eyes.std())}
+
+
+def transfer(model: StyleTalk, clips: list[ClipData]) -> dict:
+    by_class: dict[str, list[ClipData]] = {}
+    for c in clips:
+        by_class.setdefault(style_class(c.meta), []).append(c)
+    classes = sorted(by_class)
+    if len(classes) < 3:
+        raise SystemExit("transfer: needs clips of at least three style classes")
+    wins: dict[str, list[bool]] = {}
+    rows = []
+    for i, a in enumerate(classes):
+        b, c = classes[(i + 1) % len(classes)], classes[(i + 2) % len(classes)]
+        speech, sb, sc = by_class[a][0], by_class[b][0], by_class[c][0]
+        gen_b, gen_c = (statistics(shapes(speech, regenerate(model, speech, s))) for s in (sb, sc))
+        tgt_b, tgt_c = statistics(shapes(sb, sb.expression)), statistics(shapes(sc, sc.expression))
+        for k in gen_b:
+            ok = abs(gen_b[k] - tgt_b[k]) < abs(gen_b[k] - tgt_c[k]) and abs(gen_c[k] - tgt_c[k]) < abs(gen_c[k] - tgt_b[k])
+            wins.setdefault(k, []).append(bool(ok))
+            rows.append({"speech": a, "styles": f"{b} / {c}", "stat": k, "generated": [gen_b[k], gen_c[k]],
+                         "style_clips": [tgt_b[k], tgt_c[k]], "nearer_own": ok})
+    return {"pairs": rows, "nearer_own_share": {k: float(np.mean(v)) for k, v in wins.items()}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("check", choices=("style", "ablation", "transfer"))
+    ap.add_argument("paths", nargs="+", type=Path, help="checkpoint(s), then dataset folders")
+    ap.add_argument("--split", default=None, help="ablation/transfer: split (default: val + test)")
+    ap.add_argument("--plot", type=Path, default=Path("benchmarks/out/styletalk_style_space.png"))
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    torch.set_grad_enabled(False)
+    splits = (args.split,) if args.split else HELD_OUT
+    if args.check == "style":
+        args.plot.parent.mkdir(parents=True, exist_ok=True)
+        result = style_space(StyleTalk.load(args.paths[0]), args.paths[1:], args.plot)
+        print(f"nearest-neighbour style accuracy on {result['held_out']} held-out clips: {result['accuracy']:.1%}")
+        for k, v in result["per_class"].items():
+            print(f"  {k:20s} {v:6.1%}")
+        print(f"plot: {args.plot}")
+    elif args.check == "ablation":
+        a, b, *datasets = args.paths
+        clips = _clips(datasets, splits)
+        result = {p.name: reconstruction_scores(StyleTalk.load(p), clips) for p in (a, b)}
+        keys = list(next(iter(result.values())))
+        print(f"{'checkpoint':28s} " + " ".join(f"{k:>11s}" for k in keys))
+        for name, row in result.items():
+            print(f"{name:28s} " + " ".join(f"{row[k]:11.3f}" for k in keys))
+    else:
+        result = transfer(StyleTalk.load(args.paths[0]), _clips(args.paths[1:], splits))
+        for r in result["pairs"]:
+            print(f"{r['speech']:12s} {r['styles']:24s} {r['stat']:18s} generated {r['generated'][0]:.4f} / "
+                  f"{r['generated'][1]:.4f}  style clips {r['style_clips'][0]:.4f} / {r['style_clips'][1]:.4f}  "
+                  f"{'ok' if r['nearer_own'] else 'no'}")
+        for k, v in result["nearer_own_share"].items():
+            print(f"{k:18s} nearer its own style clip in {v:.0%} of pairs")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""StyleTalk: speaking style from a style clip's expression sequence, style-controllable dynamic decoder."""

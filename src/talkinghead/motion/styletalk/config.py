@@ -1,0 +1,53 @@
+"""Architecture and loss weights of StyleTalk (stored inside its checkpoints)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from talkinghead.audio.phonemes import PHONES
+
+
+@dataclass
+class StyleTalkConfig:
+    """StyleTalk's defaults (Ma et al., AAAI 2023, and its released configuration): phoneme windows of
+    w = 5 frames each side, d_model 256, 8 heads, 3 layers in each of the content encoder, style
+    encoder and both decoders, feed-forward 1024, dynamic FFN with K = 8 kernels (attention MLP ratio 4,
+    softmax temperature 30), 64 expression coefficients split into a lower-face and an upper-face group."""
+
+    n_phones: int = len(PHONES)
+    window: int = 5
+    """w: phonemes on each side of a frame (2w + 1 tokens per frame)."""
+    phone_embed: int = 128
+    d_model: int = 256
+    heads: int = 8
+    content_layers: int = 3
+    style_layers: int = 3
+    decoder_layers: int = 3
+    feedforward: int = 1024
+    dropout: float = 0.1
+    n_expression: int = 64
+    lower_face: list[int] = field(default_factory=list)
+    """Coefficients decoded by the lower-face decoder (the face model's mouth-related group); the rest
+    by the upper-face decoder."""
+    max_style_frames: int = 256
+    """Longest style clip (frames) the style encoder reads; longer clips are cut."""
+    dynamic_k: int = 8
+    """K kernels of the dynamic FFN (0: plain FFN, the paper's ablation)."""
+    dynamic_ratio: int = 4
+    dynamic_temperature: float = 30.0
+    n_styles: int = 0
+    """Style classes of the training data (the style discriminator's outputs)."""
+    reconstruction_weight: float = 88.0
+    """lambda_rec of the coefficient L1 (StyleTalk's weight)."""
+    vertex_weight: float = 1.0
+    """Weight of the L1 between mouth vertices (canonical units x 10, as SyncNet sees them)."""
+    triplet_weight: float = 1.0
+    triplet_margin: float = 5.0
+    sync_weight: float = 1.0
+    style_weight: float = 1.0
+    temporal_weight: float = 1.0
+
+    @property
+    def upper_face(self) -> list[int]:
+        lower = set(self.lower_face)
+        return [i for i in range(self.n_expression) if i not in lower]

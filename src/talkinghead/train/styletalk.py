@@ -1,0 +1,146 @@
+"""Training StyleTalk with PyTorch Lightning.
+
+Losses (StyleTalk §3.4, our stand-ins named): lambda_rec x L1 of the expression coefficients + L1 of
+the mouth vertices they move; the triplet loss on style codes (the style clip's code against another
+clip of its style class and a clip of another class); a lip-sync loss from our frozen contrastive
+SyncNet on the generated mouth vertices (:func:`talkinghead.sync.model.sequence_sync_loss`; StyleTalk
+pretrains its own lip-sync discriminator on mouth vertices); a style discriminator (a sequence
+classifier over the training style classes, trained on real sequences, whose cross-entropy on the
+generated sequence towards the style clip's class the generator minimises); a temporal PatchGAN on
+coefficient sequences (LSGAN). Items are sequential windows of frames, decoded in one pass.
+
+Configurations: ``tiny`` (CPU tests), ``small`` (the shipped checkpoint, trained on a CPU), ``paper``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from talkinghead.data.datasets import StyleDataset
+from talkinghead.face.model import FaceModel, default_face_model
+from talkinghead.motion.styletalk.config import StyleTalkConfig
+from talkinghead.motion.styletalk.model import StyleTalk
+from talkinghead.nn.discriminator import SequenceDiscriminator, lsgan_loss
+from talkinghead.sync.inputs import coefficient_mouth, mouth_basis
+from talkinghead.sync.model import SyncNet, default_syncnet, sequence_sync_loss
+from talkinghead.train.common import fit
+
+STYLETALK_CONFIGS = {
+    "tiny": StyleTalkConfig(d_model=32, heads=2, content_layers=1, style_layers=1, decoder_layers=1, feedforward=64,
+                            phone_embed=16, max_style_frames=64),
+    "small": StyleTalkConfig(d_model=128, heads=4, content_layers=2, style_layers=2, decoder_layers=2,
+                             feedforward=256, phone_embed=64),
+    "paper": StyleTalkConfig(),
+}
+DISC_CHANNELS = {"tiny": 8, "small": 32, "paper": 64}
+
+
+class StyleTalkModule(L.LightningModule):
+    """Generator (StyleTalk) + style and temporal discriminators, trained alternately (Adam 1e-4)."""
+
+    def __init__(self, config: StyleTalkConfig, *, face_model: FaceModel, syncnet: SyncNet, lr: float = 1e-4,
+                 disc_channels: int = 64) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.model = StyleTalk(config)
+        c = config
+        self.style_disc = SequenceDiscriminator(c.n_expression, disc_channels, 3, classes=max(c.n_styles, 1))
+        self.temporal_disc = SequenceDiscriminator(c.n_expression, disc_channels, 3)
+        self.syncnet = syncnet.eval().requires_grad_(False)
+        self.register_buffer("mouth", mouth_basis(face_model.expression_basis[:c.n_expression]), persistent=False)
+        self.lr = lr
+
+    def _generator_losses(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        c, real = self.model.config, batch["expression"]
+        pred, code = self.model(batch["phones"], batch["style"], batch["style_padding"])
+        positive = self.model.encode_style(batch["positive"], batch["positive_padding"])
+        negative = self.model.encode_style(batch["negative"], batch["negative_padding"])
+        mouth_pred, mouth_real = coefficient_mouth(pred, self.mouth), coefficient_mouth(real, self.mouth)
+        self.syncnet.eval()
+        parts = {
+            "rec": F.l1_loss(pred, real),
+            "vertex": F.l1_loss(mouth_pred, mouth_real),
+            "triplet": F.relu((code - positive).norm(dim=-1) - (code - negative).norm(dim=-1)
+                              + c.triplet_margin).mean(),
+            "sync": sequence_sync_loss(self.syncnet, mouth_pred, batch["mels"]),
+            "style": F.cross_entropy(self.style_disc(pred), batch["label"]),
+            "temporal": lsgan_loss([[self.temporal_disc(pred)]], True),
+        }
+        weights = {"rec": c.reconstruction_weight, "vertex": c.vertex_weight, "triplet": c.triplet_weight,
+                   "sync": c.sync_weight, "style": c.style_weight, "temporal": c.temporal_weight}
+        return sum(weights[k] * v for k, v in parts.items()), parts, pred  # type: ignore[return-value]
+
+    def training_step(self, batch: dict, _: int) -> None:
+        opt_g, opt_d = self.optimizers()  # type: ignore[misc]
+        loss, parts, pred = self._generator_losses(batch)
+        opt_g.zero_grad()
+        self.manual_backward(loss)
+        opt_g.step()
+        real, fake = batch["expression"], pred.detach()
+        d_loss = F.cross_entropy(self.style_disc(real), batch["label"]) + 0.5 * (
+            lsgan_loss([[self.temporal_disc(real)]], True) + lsgan_loss([[self.temporal_disc(fake)]], False))
+        opt_d.zero_grad()
+        self.manual_backward(d_loss)
+        opt_d.step()
+        self.log_dict({"train_loss": loss.detach(), "train_disc": d_loss.detach(),
+                       **{f"train_{k}": v.detach() for k, v in parts.items()}}, prog_bar=True)
+
+    def validation_step(self, batch: dict, _: int) -> None:
+        pred, _ = self.model(batch["phones"], batch["style"], batch["style_padding"])
+        self.log_dict({"val_rec": F.l1_loss(pred, batch["expression"]),
+                       "val_vertex": F.l1_loss(coefficient_mouth(pred, self.mouth),
+                                               coefficient_mouth(batch["expression"], self.mouth))}, prog_bar=True)
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        discs = list(self.style_disc.parameters()) + list(self.temporal_disc.parameters())
+        return [torch.optim.Adam(self.model.parameters(), lr=self.lr),
+                torch.optim.Adam(discs, lr=self.lr, betas=(0.5, 0.999))]
+
+
+@torch.no_grad()
+def neutral_style(model: StyleTalk, data: StyleDataset, *, batch: int = 32) -> torch.Tensor:
+    """Mean style code of the dataset's style clips of the "neutral" class (of all clips when none is)."""
+    model.eval()
+    keep = [i for i, (k, _) in enumerate(data.index) if data.labels[k] == "neutral"] or list(range(len(data)))
+    codes = []
+    for s in range(0, len(keep), batch):
+        items = [data[i] for i in keep[s:s + batch]]
+        style = torch.stack([it["style"] for it in items])
+        padding = torch.stack([it["style_padding"] for it in items])
+        codes.append(model.encode_style(style, padding))
+    return torch.cat(codes).mean(0)
+
+
+def train_styletalk(datasets: list[Path], output: Path, *, config: StyleTalkConfig, max_steps: int, batch: int = 16,
+                    window: int = 32, style_length: int = 64, lr: float = 1e-4, disc_channels: int = 64,
+                    face_model: FaceModel | None = None, syncnet: SyncNet | None = None, workers: int = 0,
+                    seed: int = 0, accelerator: str = "auto", devices: int | str = "auto", nodes: int = 1,
+                    quiet: bool = False) -> dict[str, float]:
+    """Train on the datasets' train splits (validated on val) with ``window``-frame items and style clips of up
+    to ``style_length`` frames; the config gets the face model's lower-face group and the training style
+    classes. Saves ``output`` (with the classes and the neutral style code); returns the last metrics."""
+    L.seed_everything(seed, workers=True, verbose=False)
+    face_model = face_model or default_face_model()
+    syncnet = syncnet or default_syncnet()
+    if syncnet.config.visual != "mesh":
+        raise ValueError("StyleTalk's sync loss needs a SyncNet with the mesh visual stream")
+    kw = {"window": window, "style_length": style_length, "phone_window": config.window}
+    train = StyleDataset(datasets, "train", train=True, seed=seed, **kw)
+    val = StyleDataset(datasets, "val", seed=seed + 1, **kw)
+    lower = [int(i) for i in (face_model.lower_face[:config.n_expression]).nonzero()[0]]
+    config = replace(config, lower_face=lower, n_styles=len(train.classes),
+                     max_style_frames=max(config.max_style_frames, style_length))
+    module = StyleTalkModule(config, face_model=face_model, syncnet=syncnet, lr=lr, disc_channels=disc_channels)
+    metrics = fit(module, train, val, max_steps=2 * max_steps, batch=batch, workers=workers, accelerator=accelerator,
+                  devices=devices, nodes=nodes, quiet=quiet)
+    module.model.neutral_style.copy_(neutral_style(module.model, train))
+    module.model.save(output, metrics=metrics, classes=train.classes, datasets=[str(d) for d in datasets],
+                      steps=max_steps, face_model=face_model.card.get("name", ""),
+                      training={"batch": batch, "window": window, "style_length": style_length, "lr": lr,
+                                "seed": seed, "config": asdict(config)})
+    return metrics

@@ -1,0 +1,184 @@
+"""StyleTalk: layers, tiny-config model, style dataset, sync loss on real data, Lightning run, generation."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from talkinghead.audio.phonemes import PHONE_INDEX, phone_windows
+from talkinghead.motion.styletalk.model import StyleTalk
+from talkinghead.nn.transformer import AttentionPooling, DynamicLinear
+from talkinghead.train.styletalk import STYLETALK_CONFIGS, train_styletalk
+
+TINY = replace(STYLETALK_CONFIGS["tiny"], n_expression=12, lower_face=[0, 2, 5], dropout=0.0)
+
+
+def test_dynamic_ffn_with_one_kernel_is_a_plain_linear_layer() -> None:
+    torch.manual_seed(0)
+    dyn, plain = DynamicLinear(6, 4, 5, k=1), torch.nn.Linear(6, 4)
+    with torch.no_grad():
+        plain.weight.copy_(dyn.weight[0])
+        plain.bias.copy_(dyn.bias[0])
+    x, c = torch.randn(3, 7, 6), torch.randn(3, 5)
+    assert torch.allclose(dyn(x, c), plain(x), atol=1e-6)
+    eight = DynamicLinear(6, 4, 5, k=8)
+    pi = eight.mixture(c)
+    assert pi.shape == (3, 8) and torch.allclose(pi.sum(-1), torch.ones(3))
+    # each sample's output is its own mixture of the 8 kernels
+    w = torch.einsum("k,koi->oi", pi[1], eight.weight)
+    assert torch.allclose(eight(x, c)[1], x[1] @ w.T + pi[1] @ eight.bias, atol=1e-5)
+
+
+def test_attention_pooling_ignores_padding() -> None:
+    pool = AttentionPooling(8)
+    x = torch.randn(2, 6, 8)
+    pad = torch.zeros(2, 6, dtype=torch.bool)
+    pad[:, 4:] = True
+    y = x.clone()
+    y[:, 4:] = 100.0
+    assert torch.allclose(pool(x, pad), pool(y, pad)) and torch.allclose(pool(x[:, :4]), pool(x, pad), atol=1e-6)
+
+
+def test_phone_windows_pad_with_silence() -> None:
+    w = phone_windows(np.array([3, 4, 5]), 2)
+    sil = PHONE_INDEX["SIL"]
+    assert w.tolist() == [[sil, sil, 3, 4, 5], [sil, 3, 4, 5, sil], [3, 4, 5, sil, sil]]
+
+
+def _inputs(b: int = 2, n: int = 10, length: int = 20) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(0)
+    phones = torch.randint(0, TINY.n_phones, (b, n, 2 * TINY.window + 1), generator=g)
+    style = torch.randn(b, length, TINY.n_expression, generator=g)
+    pad = torch.zeros(b, length, dtype=torch.bool)
+    pad[1, 15:] = True
+    return phones, style, pad, torch.randn(b, n, TINY.n_expression, generator=g) * 0.1
+
+
+@pytest.mark.parametrize("k", [8, 0])
+def test_tiny_styletalk(k: int, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = StyleTalk(replace(TINY, dynamic_k=k))
+    phones, style, pad, target = _inputs()
+    out, code = model(phones, style, pad)
+    assert out.shape == (2, 10, 12) and code.shape == (2, TINY.d_model) and torch.isfinite(out).all()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(10):
+        loss = (model(phones, style, pad)[0] - target).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    model.eval()
+    model.neutral_style.fill_(0.5)
+    model.save(tmp_path / "st.pt")
+    again = StyleTalk.load(tmp_path / "st.pt")
+    assert again.config == model.config and torch.equal(again.neutral_style, model.neutral_style)
+    with torch.no_grad():
+        assert torch.equal(again(phones, style, pad)[0], model(phones, style, pad)[0])
+
+
+def test_lower_and_upper_decoders_own_their_coefficients() -> None:
+    model = StyleTalk(TINY).eval()
+    phones, style, pad, _ = _inputs()
+    with torch.no_grad():
+        before = model(phones, style, pad)[0]
+        model.upper.tail[-1].bias.add_(1.0)
+        after = model(phones, style, pad)[0]
+    changed = (after - before).abs().amax((0, 1)) > 0.5
+    assert changed.tolist() == [i not in TINY.lower_face for i in range(TINY.n_expression)]
+
+
+def test_style_intensity_interpolates_towards_neutral() -> None:
+    model = StyleTalk(TINY).eval()
+    model.neutral_style.copy_(torch.linspace(-1, 1, TINY.d_model))
+    code = torch.randn(TINY.d_model)
+    assert torch.allclose(model.scaled_style(code, 0.0), model.neutral_style)
+    assert torch.allclose(model.scaled_style(code, 1.0), code)
+    assert torch.allclose(model.scaled_style(code, 0.5), (code + model.neutral_style) / 2)
+
+
+@pytest.fixture(scope="module")
+def styled_dataset(one_clip_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real one-clip dataset as three clips: two of style "x", one of style "y"."""
+    root = tmp_path_factory.mktemp("styled")
+    (root / "splits").mkdir()
+    for cid, style in (("a", "x"), ("b", "x"), ("c", "y")):
+        shutil.copytree(one_clip_dataset / "clips" / "a", root / "clips" / cid)
+        meta_path = root / "clips" / cid / "meta.json"
+        meta = json.loads(meta_path.read_text())
+        meta.update(clip_id=cid, labels={"style": style})
+        meta_path.write_text(json.dumps(meta))
+    (root / "splits" / "train.txt").write_text("a\nb\nc\n")
+    return root
+
+
+def test_style_dataset_draws_style_clips_by_class(styled_dataset: Path) -> None:
+    from talkinghead.data.clip import clip_dir, load_clip
+    from talkinghead.data.datasets import StyleDataset
+
+    data = StyleDataset(styled_dataset, "train", window=16, style_length=300, seed=0)
+    assert data.classes == ["x", "y"] and data.labels == ["x", "x", "y"]
+    clip_frames = load_clip(clip_dir(styled_dataset, "a")).n_frames
+    assert clip_frames < 300
+    for i in range(len(data)):
+        item = data[i]
+        assert item["expression"].shape == (16, 64) and item["phones"].shape == (16, 11)
+        assert item["mels"].shape == (16, 16, 80) and item["style"].shape == (300, 64)
+        assert int((~item["style_padding"]).sum()) == clip_frames and not item["style"][clip_frames:].any()
+        k = data.index[i][0]
+        assert item["label"] == data.classes.index(data.labels[k])
+    # the triplet's negative comes from the other class: for clip c (class y) every other clip is class x,
+    # which is also c's only choice for the style clip (none of its class): c's own other frames
+    c_items = [i for i, (k, _) in enumerate(data.index) if k == 2]
+    assert c_items and all(data[i]["label"] == 1 for i in c_items)
+
+
+def test_sequence_sync_loss_prefers_real_sync(one_clip_dataset: Path) -> None:
+    from talkinghead.data.clip import clip_dir, load_clip
+    from talkinghead.sync.inputs import clip_mels, mesh_mouth
+    from talkinghead.sync.model import default_syncnet, sequence_sync_loss
+
+    clip = load_clip(clip_dir(one_clip_dataset, "a"))
+    mouth = torch.from_numpy(mesh_mouth(clip.canonical))[None]
+    mels = torch.from_numpy(clip_mels(clip))[None]
+    net = default_syncnet()
+    with torch.no_grad():
+        own = sequence_sync_loss(net, mouth, mels)
+        reversed_audio = sequence_sync_loss(net, mouth, mels.flip(1))
+        shifted = sequence_sync_loss(net, mouth, mels.roll(10, 1))
+    assert own < shifted and own < reversed_audio
+
+
+def test_lightning_training_and_generation(styled_dataset: Path, media: Path, tmp_path: Path) -> None:
+    ckpt = tmp_path / "st.pt"
+    metrics = train_styletalk([styled_dataset], ckpt, config=STYLETALK_CONFIGS["tiny"], max_steps=2, batch=2,
+                              window=16, style_length=32, disc_channels=8, quiet=True, accelerator="cpu",
+                              devices=1)
+    assert all(np.isfinite(metrics[f"train_{k}"]) for k in ("rec", "vertex", "triplet", "sync", "style",
+                                                            "temporal"))
+    saved = torch.load(ckpt, weights_only=True)
+    assert saved["classes"] == ["x", "y"] and saved["config"]["n_styles"] == 2
+    model = StyleTalk.load(ckpt)
+    assert model.config.lower_face and model.neutral_style.abs().sum() > 0
+
+    face, speech = media / "faces" / "liveportrait_s5.jpg", media / "speech" / "videoretalking_1.wav"
+    out = tmp_path / "styled.mp4"
+    base = [sys.executable, "-m", "talkinghead", "generate", "--image", str(face), "--audio", str(speech),
+            "--method", "styletalk", "--styletalk-checkpoint", str(ckpt), "--size", "256", "-q"]
+    proc = subprocess.run([*base, "-o", str(out), "--style", str(media / "talking" / "videoretalking_face5.mp4"),
+                           "--style-intensity", "1.2"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and out.stat().st_size > 0, proc.stderr
+    bad = tmp_path / "bad.mp4"
+    proc = subprocess.run([*base, "-o", str(bad), "--style", str(tmp_path / "missing.mp4")], capture_output=True,
+                          text=True)
+    assert proc.returncode == 2 and "missing.mp4" in proc.stderr and not bad.exists()
