@@ -16,6 +16,7 @@ import torch
 from talkinghead.audio.phonemes import PHONE_INDEX, phone_windows
 from talkinghead.motion.styletalk.model import StyleTalk
 from talkinghead.nn.transformer import AttentionPooling, DynamicLinear
+from talkinghead.train.iplap import RENDERER_CONFIGS
 from talkinghead.train.styletalk import STYLETALK_CONFIGS, train_styletalk
 
 TINY = replace(STYLETALK_CONFIGS["tiny"], n_expression=12, lower_face=[0, 2, 5], dropout=0.0)
@@ -160,6 +161,10 @@ def test_sequence_sync_loss_prefers_real_sync(one_clip_dataset: Path) -> None:
 
 
 def test_lightning_training_and_generation(styled_dataset: Path, media: Path, tmp_path: Path) -> None:
+    from talkinghead.render.iplap.model import IPLAPRenderer
+
+    renderer_checkpoint = tmp_path / "renderer.pt"
+    IPLAPRenderer(replace(RENDERER_CONFIGS["tiny"], size=64)).eval().save(renderer_checkpoint)
     ckpt = tmp_path / "st.pt"
     metrics = train_styletalk([styled_dataset], ckpt, config=STYLETALK_CONFIGS["tiny"], max_steps=2, batch=2,
                               window=16, style_length=32, disc_channels=8, quiet=True, accelerator="cpu",
@@ -178,6 +183,10 @@ def test_lightning_training_and_generation(styled_dataset: Path, media: Path, tm
     proc = subprocess.run([*base, "-o", str(out), "--style", str(media / "talking" / "videoretalking_face5.mp4"),
                            "--style-intensity", "1.2"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0 and out.stat().st_size > 0, proc.stderr
+    with_iplap = tmp_path / "styled_iplap.mp4"  # StyleTalk's lips and jaw drawn by IP_LAP's renderer
+    proc = subprocess.run([*base, "-o", str(with_iplap), "--renderer", "iplap", "--renderer-checkpoint",
+                           str(renderer_checkpoint)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and with_iplap.stat().st_size > 0, proc.stderr
     bad = tmp_path / "bad.mp4"
     proc = subprocess.run([*base, "-o", str(bad), "--style", str(tmp_path / "missing.mp4")], capture_output=True,
                           text=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from talkinghead.audio.features import AudioFeatures, analyse_audio
-from talkinghead.constants import DEFAULT_FPS, DEFAULT_SIZE, METHODS
+from talkinghead.constants import DEFAULT_FPS, DEFAULT_SIZE, METHODS, RENDERERS
 from talkinghead.errors import InputError, TalkingHeadError
 from talkinghead.face.mesh import mesh_image, track_faces
 from talkinghead.face.pose import fit_pose, pose_free
@@ -112,6 +112,7 @@ def generate(
     face_index: int = 0,
     language: str = "auto",
     references: int | None = None,
+    renderer: str | None = None,
     style: str | Path | None = None,
     style_intensity: float = 1.0,
     checkpoints: dict[str, str | Path] | None = None,
@@ -135,6 +136,8 @@ def generate(
         face_index: which face when there are several, counting from the largest.
         language: "auto", "en" or "other" (phones without a transcript).
         references: "iplap": reference frames of the renderer (default: 1/5 of the video's frames, at most 25).
+        renderer: "warp" (default engine) or "iplap" (IP_LAP's renderer draws the lower face from the motion's
+            lips and jaw); default: "iplap" for method "iplap", else "warp".
         style: "styletalk": a video of the speaking style to copy (default: the neutral style).
         style_intensity: "styletalk": 0 = neutral style, 1 = the style clip's, up to 1.5 exaggerated.
         checkpoints: checkpoints by role (:data:`CHECKPOINT_ROLES`) replacing the shipped ones.
@@ -160,6 +163,10 @@ def generate(
         raise TalkingHeadError(f"expression scale must be between 0 and 3, not {expression_scale:g}")
     if not 0.0 <= style_intensity <= 2.0:
         raise TalkingHeadError(f"style intensity must be between 0 and 2, not {style_intensity:g}")
+    renderer = renderer or ("iplap" if method == "iplap" else "warp")
+    if renderer not in RENDERERS or (method == "iplap" and renderer != "iplap"):
+        raise TalkingHeadError(f"renderer {renderer!r} is not available for {method} "
+                               f"(renderers: {', '.join(RENDERERS)}; iplap renders with iplap)")
     if method == "styletalk" and image is None:
         raise TalkingHeadError("styletalk animates a photo (--image); dub a video with viseme or iplap")
     if unknown := set(checkpoints) - set(CHECKPOINT_ROLES):
@@ -218,11 +225,11 @@ def generate(
     t0 = time.perf_counter()
     render_time = [0.0]
     frame_at = (lambda t: clip.frames[src_idx[t]]) if as_is else _warped_frames(clip, meshes, src_idx, targets)
-    if method == "iplap":
-        candidates = np.unique(src_idx, return_index=True)[1] if as_is else np.zeros(1, np.int64)
+    if renderer == "iplap":
+        candidates = np.unique(src_idx, return_index=True)[1] if image is None else np.zeros(1, np.int64)
         frames = _render_iplap(frame_at, targets, speech, fps, candidates=candidates, references=references,
                                checkpoints=(checkpoints.get("landmarks"), checkpoints.get("renderer")),
-                               render_time=render_time, quiet=quiet)
+                               predict=method == "iplap", render_time=render_time, quiet=quiet)
     else:
         frames = _timed(frame_at, len(targets), render_time, quiet=quiet)
     write_video(out, frames, fps=fps, audio=speech)
@@ -295,19 +302,19 @@ def _timed(frame_at: Callable[[int], np.ndarray], n: int, render_time: list[floa
 
 def _render_iplap(frame_at: Callable[[int], np.ndarray], targets: np.ndarray, speech: np.ndarray, fps: float, *,
                   candidates: np.ndarray, references: int | None,
-                  checkpoints: tuple[str | Path | None, str | Path | None], render_time: list[float], quiet: bool
-                  ) -> Iterator[np.ndarray]:
+                  checkpoints: tuple[str | Path | None, str | Path | None], predict: bool, render_time: list[float],
+                  quiet: bool) -> Iterator[np.ndarray]:
     """IP_LAP lower-face completion of every frame (see :func:`talkinghead.render.iplap.renderer.dub_frames`);
     ``candidates``: the frames that may serve as references (a dubbed video's distinct frames, else the first)."""
     from talkinghead.render.iplap.renderer import IPLAPModels, dub_frames
     from talkinghead.sync.inputs import audio_mels
 
     start = time.perf_counter()
-    models = IPLAPModels.load(*checkpoints)
+    models = IPLAPModels.load(*checkpoints, with_landmarks=predict)
     mels = audio_mels(speech, len(targets), fps)
     with bar(len(targets), "render (iplap)", quiet=quiet) as pb:
         frames = dub_frames(models, frame_at, targets, mels, candidates=candidates, references=references,
-                            progress=pb.update)
+                            predict=predict, progress=pb.update)
         render_time[0] += time.perf_counter() - start
         while True:
             start = time.perf_counter()

@@ -15,7 +15,7 @@ import traceback
 from pathlib import Path
 
 from talkinghead import __version__
-from talkinghead.constants import DEFAULT_FPS, METHODS
+from talkinghead.constants import DEFAULT_FPS, METHODS, RENDERERS
 from talkinghead.errors import TalkingHeadError
 
 
@@ -198,6 +198,9 @@ def _output_options(p: argparse.ArgumentParser, *, size_help: str) -> None:
                    help="which face when there are several, 0 = largest (default: 0)")
     p.add_argument("--language", choices=("auto", "en", "other"), default="auto",
                    help="speech language: auto-detect English, force English, or other (default: auto)")
+    p.add_argument("--renderer", choices=RENDERERS, default=None,
+                   help="warp (no weights) or iplap (IP_LAP's renderer draws the lower face); default: iplap for "
+                        "--method iplap, else warp")
     p.add_argument("--references", type=int, default=None, metavar="N",
                    help="iplap: renderer reference frames (default: 1/5 of the video's frames, at most 25)")
     p.add_argument("--landmark-checkpoint", type=Path, default=None, help="iplap: landmark generator (.pt)")
@@ -297,7 +300,8 @@ def _generate(args: argparse.Namespace) -> int:
     result = generate(
         image=args.image if photo else None, video=args.video, audio=args.audio, output=args.output,
         method=args.method, fps=args.fps, size=args.size, face_index=args.face_index, language=args.language,
-        references=args.references, checkpoints={k: v for k, v in checkpoints.items() if v is not None},
+        references=args.references, renderer=args.renderer,
+        checkpoints={k: v for k, v in checkpoints.items() if v is not None},
         quiet=args.quiet, **({"seed": args.seed, "still": args.still, "expression_scale": args.expression_scale,
                               "pose_from": args.pose_from, "blink": args.blink, "style": args.style,
                               "style_intensity": args.style_intensity} if photo else {}),

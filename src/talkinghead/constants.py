@@ -23,3 +23,5 @@ SILENCE_PEAK = 1e-4
 METHODS = ("viseme", "iplap", "styletalk")
 """Motion methods: "viseme" (default engine, no weights), "iplap" (IP_LAP) and "styletalk" (StyleTalk); the
 learned ones run with shipped small checkpoints."""
+RENDERERS = ("warp", "iplap")
+"""Renderers: "warp" (mesh-driven warp of the reference, no weights) and "iplap" (IP_LAP's learned renderer)."""

@@ -36,14 +36,17 @@ def default_renderer() -> IPLAPRenderer:
 
 @dataclass
 class IPLAPModels:
-    landmarks: LandmarkGenerator
+    landmarks: LandmarkGenerator | None
+    """None when the lips and jaw come from another method's motion."""
     renderer: IPLAPRenderer
 
     @classmethod
-    def load(cls, landmarks: str | Path | None = None, renderer: str | Path | None = None) -> IPLAPModels:
-        """The given checkpoints, or the shipped ones."""
-        return cls(LandmarkGenerator.load(landmarks) if landmarks else default_landmark_generator(),
-                   IPLAPRenderer.load(renderer) if renderer else default_renderer())
+    def load(cls, landmarks: str | Path | None = None, renderer: str | Path | None = None, *,
+             with_landmarks: bool = True) -> IPLAPModels:
+        """The given checkpoints, or the shipped ones (no landmark generator unless ``with_landmarks``)."""
+        generator = (LandmarkGenerator.load(landmarks) if landmarks else default_landmark_generator()) \
+            if with_landmarks else None
+        return cls(generator, IPLAPRenderer.load(renderer) if renderer else default_renderer())
 
 
 def lower_face_mask(points: list[np.ndarray], size: int) -> np.ndarray:
@@ -63,9 +66,10 @@ def default_references(n_frames: int) -> int:
 
 
 def dub_frames(models: IPLAPModels, frame_at: Callable[[int], np.ndarray], meshes: np.ndarray, mels: np.ndarray, *,
-               candidates: np.ndarray, references: int | None = None, batch: int = 8,
+               candidates: np.ndarray, references: int | None = None, predict: bool = True, batch: int = 8,
                progress: Callable[[int], object] | None = None) -> Iterator[np.ndarray]:
-    """Frames with the lower face regenerated from speech.
+    """Frames with the lower face regenerated from speech (IP_LAP), or drawn by the renderer from the lips and
+    jaw of ``meshes`` (``predict=False``: another method's motion rendered by IP_LAP's renderer).
 
     Args:
         frame_at: output frame index -> (H, W, 3) uint8 frame whose upper face is kept.
@@ -73,15 +77,20 @@ def dub_frames(models: IPLAPModels, frame_at: Callable[[int], np.ndarray], meshe
         mels: (T, 16, 80) mel window of every output frame.
         candidates: output frame indices that may serve as references (distinct source frames).
         references: renderer references (default: 1/5 of the candidates, at most 25).
+        predict: lips and jaw from the landmark generator (else from ``meshes``).
         batch: frames rendered together.
         progress: called with the number of frames finished after each batch.
     """
     size = models.renderer.config.size
     fcs = track_crop_params(meshes, size=size, margin=RENDER_MARGIN)
     points = np.stack([fc.to_crop(m[ix.IPLAP_REFERENCE]) / size for fc, m in zip(fcs, meshes)]).astype(np.float32)
-    lm_refs = candidates[pick_references(points[candidates], models.landmarks.config.references)]
-    content = predict_content(models.landmarks, mels, points[:, :N_POSE], points[lm_refs])
-    driven = np.concatenate([points[:, :N_POSE], content], 1)
+    driven = points
+    if predict:
+        if models.landmarks is None:
+            raise ValueError("predicting lips and jaw needs the landmark generator")
+        lm_refs = candidates[pick_references(points[candidates], models.landmarks.config.references)]
+        content = predict_content(models.landmarks, mels, points[:, :N_POSE], points[lm_refs])
+        driven = np.concatenate([points[:, :N_POSE], content], 1)
     n_refs = references or default_references(len(candidates))
     refs = candidates[pick_references(points[candidates], n_refs)]
     ref_images = visual_tensor(np.stack([cut(frame_at(int(r)), fcs[r]) for r in refs]))[None]
