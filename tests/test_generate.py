@@ -157,3 +157,15 @@ def test_error_face_index_out_of_range(media: Path, tmp_path: Path) -> None:
 def test_frame_indices_play_back_and_forth() -> None:
     assert frame_indices(7, 25.0, 3, 25.0).tolist() == [0, 1, 2, 1, 0, 1, 2]
     assert frame_indices(4, 25.0, 10, 50.0).tolist() == [0, 2, 4, 6]
+
+
+def test_error_option_combinations(media: Path, tmp_path: Path) -> None:
+    face, speech = media / "faces" / "liveportrait_s5.jpg", media / "speech" / "videoretalking_1.wav"
+    video = media / "talking" / "videoretalking_face5.mp4"
+    cases = [
+        (("generate", "--image", str(face), "--method", "iplap", "--renderer", "warp"), "renderer 'warp'"),
+        (("generate", "--video", str(video), "--method", "styletalk"), "styletalk animates a photo"),
+        (("generate", "--image", str(face), "--method", "styletalk", "--style-intensity", "3"), "style intensity"),
+    ]
+    for args, needle in cases:
+        _no_output(tmp_path, _cli(*args, "--audio", str(speech), "-o", str(tmp_path / "o.mp4")), needle)

@@ -134,10 +134,10 @@ def test_continuity_loss_sees_only_motion() -> None:
     assert float(parts["l1"]) == pytest.approx(0.1, abs=1e-6) and float(parts["continuity"]) < 1e-6
 
 
-@pytest.mark.parametrize("use_warp", [True, False])
-def test_tiny_renderer(use_warp: bool, tmp_path: Path) -> None:
+@pytest.mark.parametrize("use_warp, blend", [(True, False), (False, False), (True, True)])
+def test_tiny_renderer(use_warp: bool, blend: bool, tmp_path: Path) -> None:
     torch.manual_seed(0)
-    c = replace(RENDERER_CONFIGS["tiny"], warp=use_warp)
+    c = replace(RENDERER_CONFIGS["tiny"], warp=use_warp, blend_warped=blend)
     model = IPLAPRenderer(c)
     g = torch.Generator().manual_seed(1)
     s = c.size

@@ -147,7 +147,7 @@ def generate(
     (or ``pose_from``) is first animated by the default engine with a still mouth (head motion,
     blinks), and IP_LAP completes the lower face of those frames. ``method="styletalk"`` animates a
     photo: StyleTalk's expressions in the style of ``style``, the default engine's head motion (or
-    ``pose_from``), the warp renderer.
+    ``pose_from``) and blinks, the warp renderer (or ``renderer="iplap"``).
     """
     checkpoints = dict(checkpoints or {})
     if (image is None) == (video is None):
@@ -211,8 +211,7 @@ def generate(
         targets = references_
     else:
         motion = _motion(features, references_, is_photo=image is not None, seed=seed, still=still,
-                         expression_scale=0.0 if method == "iplap" else expression_scale,
-                         blink=(blink or False) if method == "styletalk" else blink)
+                         expression_scale=0.0 if method == "iplap" else expression_scale, blink=blink)
         if method == "styletalk":
             motion = _styletalk_motion(features, motion, style=style, intensity=style_intensity,
                                        checkpoint=checkpoints.get("styletalk"), quiet=quiet)

@@ -37,8 +37,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="mouth motion amplitude (default: 1.0)")
     gen.add_argument("--pose-from", metavar="VIDEO", help="copy head motion from the face in this video")
     gen.add_argument("--blink", action=argparse.BooleanOptionalAction, default=None,
-                     help="generate eye blinks (default: on for a photo, off for a video and for styletalk, "
-                          "whose expressions carry the eyes)")
+                     help="generate eye blinks (default: on for a photo, off for a video)")
     gen.add_argument("--style", metavar="STYLE_CLIP", help="styletalk: copy the speaking style of the face in this "
                                                            "video (default: neutral)")
     gen.add_argument("--style-intensity", type=float, default=1.0, metavar="X",

@@ -30,7 +30,7 @@ RENDERER_CONFIGS = {
     "tiny": RendererConfig(size=32, full_channels=4, half_channels=16, hidden=8, audio_dim=16, audio_width=0.125,
                            disc_channels=8, disc_layers=2, perceptual_width_divisor=16),
     "small": RendererConfig(full_channels=16, half_channels=32, hidden=16, audio_dim=128, audio_width=0.25,
-                            disc_channels=32, perceptual_width_divisor=8, l1_weight=20.0),
+                            disc_channels=32, perceptual_width_divisor=8, blend_warped=True, l1_weight=20.0),
     "paper": RendererConfig(),
 }
 

@@ -38,7 +38,8 @@ class StyleTalkConfig:
     n_styles: int = 0
     """Style classes of the training data (the style discriminator's outputs)."""
     reconstruction_weight: float = 88.0
-    """lambda_rec of the coefficient L1 (StyleTalk's weight)."""
+    """Weight of the coefficient L1. The loss weights are our defaults (StyleTalk's could not be checked
+    offline): with coefficients in canonical units the weighted terms start at similar sizes."""
     vertex_weight: float = 1.0
     """Weight of the L1 between mouth vertices (canonical units x 10, as SyncNet sees them)."""
     triplet_weight: float = 1.0

@@ -32,6 +32,11 @@ class RendererConfig:
     style_weight: float = 250.0
     gan_weight: float = 0.25
     feature_matching_weight: float = 2.5
+    blend_warped: bool = False
+    """The translation module also predicts a per-pixel mask that blends the aggregated warped references
+    with its own output (occlusion-aware blending as in FOMM; not in IP_LAP: off in the paper config). On a
+    CPU budget it lets the renderer start from the sharp warped pixels instead of learning to copy them
+    through SPADE."""
     l1_weight: float = 0.0
     """Pixel L1 between the generated and the real face (not in IP_LAP: 0 in the paper config). The small
     CPU config uses it because our perceptual network has random weights (no VGG offline): without it

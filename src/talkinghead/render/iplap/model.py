@@ -92,13 +92,18 @@ class Translation(nn.Module):
         self.adain2 = adain_block(q, c.audio_dim)
         self.spade3 = spade_block(q, 3, c.hidden)
         self.out = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(q, 3, 7, 1, 3, bias=False), nn.Sigmoid())
+        self.blend = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(q, 1, 7, 1, 3), nn.Sigmoid()) \
+            if c.blend_warped else None
 
     def forward(self, masked: torch.Tensor, sketches: torch.Tensor, image: torch.Tensor, h1: torch.Tensor,
                 h2: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
         x = self.enc2(self.enc1(torch.cat([masked, sketches.flatten(1, 2)], 1)))
         x = self.shuffle(self.adain1(self.spade1(x, h2), audio))
-        x = self.adain2(self.spade2(x, h1), audio)
-        return self.out(self.spade3(x, image))
+        x = self.spade3(self.adain2(self.spade2(x, h1), audio), image)
+        if self.blend is None:
+            return self.out(x)
+        m = self.blend(x)
+        return m * image + (1 - m) * self.out(x)
 
 
 class IPLAPRenderer(nn.Module):
