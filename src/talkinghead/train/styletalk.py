@@ -88,13 +88,14 @@ class StyleTalkModule(L.LightningModule):
         self.manual_backward(d_loss)
         opt_d.step()
         self.log_dict({"train_loss": loss.detach(), "train_disc": d_loss.detach(),
-                       **{f"train_{k}": v.detach() for k, v in parts.items()}}, prog_bar=True)
+                       **{f"train_{k}": v.detach() for k, v in parts.items()}}, prog_bar=True, batch_size=len(real))
 
     def validation_step(self, batch: dict, _: int) -> None:
         pred, _ = self.model(batch["phones"], batch["style"], batch["style_padding"])
         self.log_dict({"val_rec": F.l1_loss(pred, batch["expression"]),
                        "val_vertex": F.l1_loss(coefficient_mouth(pred, self.mouth),
-                                               coefficient_mouth(batch["expression"], self.mouth))}, prog_bar=True)
+                                               coefficient_mouth(batch["expression"], self.mouth))}, prog_bar=True,
+                      batch_size=len(pred))
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         discs = list(self.style_disc.parameters()) + list(self.temporal_disc.parameters())
