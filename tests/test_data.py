@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -177,3 +179,11 @@ def test_datacard(corpus: Path) -> None:
     assert card["frames"] == sum(s["frames"] for s in card["splits"].values())
     assert card["skipped"] == {"audio missing": 1, "unreadable video": 1}
     assert "| train |" in markdown(card)
+
+
+def test_training_on_a_folder_that_is_not_a_dataset_names_it(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "talkinghead", "train-syncnet", str(tmp_path), "-o",
+                           str(tmp_path / "s.pt")], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        f"talkinghead: error: {tmp_path}: not a preprocessed dataset folder (run talkinghead preprocess first)")
+    assert not (tmp_path / "s.pt").exists()

@@ -16,6 +16,7 @@ from talkinghead.audio.mel import IPLAP, STYLETALKER, mel_windows
 from talkinghead.audio.phonemes import phone_windows
 from talkinghead.constants import SAMPLE_RATE
 from talkinghead.data.clip import DATA_FPS, ClipData, clip_dir, list_clips, load_clip
+from talkinghead.errors import InputError
 from talkinghead.sync.inputs import clip_mels, clip_visual, visual_tensor
 from talkinghead.sync.model import SyncNetConfig
 
@@ -29,6 +30,9 @@ class ClipStore:
 
     def __init__(self, roots: list[Path] | Path, split: str | None, *, cache: int = 16) -> None:
         roots = [roots] if isinstance(roots, Path) else [Path(r) for r in roots]
+        for root in roots:
+            if not (root / "clips").is_dir():
+                raise InputError(root, "not a preprocessed dataset folder (run talkinghead preprocess first)")
         self.keys = [(r, cid) for r in roots for cid in list_clips(r, split)]
         self._cache: OrderedDict[tuple[Path, str], ClipData] = OrderedDict()
         self._size = cache
