@@ -13,7 +13,7 @@ ablation (StyleTalk Table 3 shape, with vs without the dynamic FFN): every clip 
 own phonemes with itself as the style clip; mouth LMD (lip + jaw points of the face model's mesh, %
 of the eye-corner distance) against the clip's own coefficients, and LSE-D / LSE-C / offset from our
 SyncNet's mesh stream on the generated mouth against the clip's audio (not comparable with published
-LSE numbers: our own SyncNet).
+LSE numbers: our own SyncNet); a last row scores the clips' own coefficients.
 
 transfer: every held-out clip's speech driven with style clip B and with style clip C (held-out clips
 of two other classes, drawn at random); per statistic (mouth-opening std, mean lip width, mean brow
@@ -109,11 +109,12 @@ def style_space(model: StyleTalk, datasets: list[Path], plot: Path | None) -> di
     return {"accuracy": float(hit.mean()), "held_out": len(held), "train": len(train), "per_class": per_class}
 
 
-def reconstruction_scores(model: StyleTalk, clips: list[ClipData]) -> dict:
+def reconstruction_scores(model: StyleTalk | None, clips: list[ClipData]) -> dict:
+    """Scores of ``model`` regenerating every clip in its own style (None: the clips' own coefficients)."""
     net = default_syncnet()
     lmd, d, c, off = [], [], [], []
     for clip in clips:
-        pred = regenerate(model, clip, clip)
+        pred = clip.expression if model is None else regenerate(model, clip, clip)
         gen, real = shapes(clip, pred), shapes(clip, clip.expression[:, :pred.shape[1]])
         lmd.append(100 * np.linalg.norm(gen[:, SYNC_POINTS] - real[:, SYNC_POINTS], axis=-1).mean())
         s = sync_score(net, torch.from_numpy(mesh_mouth(gen)), torch.from_numpy(clip_mels(clip)))
@@ -190,6 +191,7 @@ def main() -> None:
         a, b, *datasets = args.paths
         clips = _clips(datasets, splits)
         result = {p.name: reconstruction_scores(StyleTalk.load(p), clips) for p in (a, b)}
+        result["real coefficients"] = reconstruction_scores(None, clips)
         keys = list(next(iter(result.values())))
         print(f"{'checkpoint':28s} " + " ".join(f"{k:>11s}" for k in keys))
         for name, row in result.items():
