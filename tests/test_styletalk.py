@@ -191,3 +191,26 @@ def test_lightning_training_and_generation(styled_dataset: Path, media: Path, tm
     proc = subprocess.run([*base, "-o", str(bad), "--style", str(tmp_path / "missing.mp4")], capture_output=True,
                           text=True)
     assert proc.returncode == 2 and "missing.mp4" in proc.stderr and not bad.exists()
+
+
+def test_shipped_model_follows_the_phonemes_of_real_speech(one_clip_dataset: Path) -> None:
+    """The shipped checkpoint, styled by the clip itself, on a real clip it never saw: the mouth is wider
+    open on open vowels than on bilabial closures, and its opening follows the real one."""
+    from talkinghead.data.clip import clip_dir, load_clip
+    from talkinghead.face.expression import mouth_features
+    from talkinghead.face.model import default_face_model
+    from talkinghead.motion.styletalk.infer import default_styletalk
+
+    model, clip = default_styletalk(), load_clip(clip_dir(one_clip_dataset, "a"))
+    with torch.no_grad():
+        code = model.encode_style(torch.from_numpy(clip.expression[:model.config.max_style_frames]).float()[None])
+        coefficients = model.decode(torch.from_numpy(phone_windows(clip.phone_ids, model.config.window))[None],
+                                    code)[0].numpy()
+    basis = default_face_model().expression_basis
+    opening = mouth_features(clip.neutral + np.tensordot(coefficients, basis[:coefficients.shape[1]], axes=1))[:, 0]
+    real = mouth_features(clip.neutral + np.tensordot(clip.expression, basis[:clip.expression.shape[1]], axes=1))[:, 0]
+    names = np.array(sorted(PHONE_INDEX, key=PHONE_INDEX.get))[clip.phone_ids]
+    vowels, closures = np.isin(names, ["AA", "AE", "AH", "AO", "AW", "AY"]), np.isin(names, ["M", "B", "P"])
+    assert vowels.any() and closures.any()
+    assert opening[vowels].mean() - opening[closures].mean() > 0.02
+    assert np.corrcoef(opening, real)[0, 1] > 0.3
