@@ -116,6 +116,10 @@ def test_write_video_aligns_audio_and_frames(tmp_path: Path) -> None:
         assert abs(float(a.duration * a.time_base) - 2.0) < 1 / fps
     back = read_video(out)
     assert back.frames.shape == (n, 64, 48, 3)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~mask  # the usual permissions, not a private temp file's
+    assert [p.name for p in tmp_path.iterdir()] == ["o.mp4"]
 
 
 def test_failed_write_leaves_nothing(tmp_path: Path) -> None:

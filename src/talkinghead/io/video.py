@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -119,8 +119,8 @@ def write_video(
         The output path.
     """
     out = require_writable_output(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".mp4", dir=out.parent or ".")
-    os.close(fd)
+    # a hidden sibling, created by the encoder with the usual permissions (mkstemp would make it private)
+    tmp_name = str(out.parent / f".{out.stem}.{secrets.token_hex(4)}.mp4")
     try:
         _encode(tmp_name, frames, fps=fps, audio=audio, sample_rate=sample_rate, crf=crf, preset=preset)
         os.replace(tmp_name, out)
