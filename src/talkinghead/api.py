@@ -139,7 +139,7 @@ def generate(
         renderer: "warp" (default engine) or "iplap" (IP_LAP's renderer draws the lower face from the motion's
             lips and jaw); default: "iplap" for method "iplap", else "warp".
         style: "styletalk": a video of the speaking style to copy (default: the neutral style).
-        style_intensity: "styletalk": 0 = neutral style, 1 = the style clip's, up to 1.5 exaggerated.
+        style_intensity: "styletalk": 0 = neutral style, 1 = the style clip's, up to 1.5 exaggerated (0..1.5).
         checkpoints: checkpoints by role (:data:`CHECKPOINT_ROLES`) replacing the shipped ones.
         quiet: no progress bars.
 
@@ -161,8 +161,8 @@ def generate(
         raise TalkingHeadError(f"references must be between 1 and 100, not {references}")
     if not 0.0 <= expression_scale <= 3.0:
         raise TalkingHeadError(f"expression scale must be between 0 and 3, not {expression_scale:g}")
-    if not 0.0 <= style_intensity <= 2.0:
-        raise TalkingHeadError(f"style intensity must be between 0 and 2, not {style_intensity:g}")
+    if not 0.0 <= style_intensity <= 1.5:
+        raise TalkingHeadError(f"style intensity must be between 0 and 1.5, not {style_intensity:g}")
     renderer = renderer or ("iplap" if method == "iplap" else "warp")
     if renderer not in RENDERERS or (method == "iplap" and renderer != "iplap"):
         raise TalkingHeadError(f"renderer {renderer!r} is not available for {method} "

@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--style", metavar="STYLE_CLIP", help="styletalk: copy the speaking style of the face in this "
                                                            "video (default: neutral)")
     gen.add_argument("--style-intensity", type=float, default=1.0, metavar="X",
-                     help="styletalk: 0 = neutral, 1 = the style clip's style, 1.5 = exaggerated (default: 1.0)")
+                     help="styletalk: 0 = neutral, 1 = the style clip's style, up to 1.5 = exaggerated (default: 1.0)")
     gen.add_argument("--styletalk-checkpoint", type=Path, default=None, help="styletalk: model (.pt)")
 
     dub = sub.add_parser("dub", help="dub a face video: its mouth follows new speech, everything else is kept",
