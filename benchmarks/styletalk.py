@@ -73,8 +73,7 @@ def regenerate(model: StyleTalk, clip: ClipData, style: ClipData) -> np.ndarray:
 
 def shapes(clip: ClipData, coefficients: np.ndarray) -> np.ndarray:
     """(T, 478, 3) pose-free meshes of coefficients on the clip's rest shape."""
-    basis = default_face_model().expression_basis[:coefficients.shape[1]]
-    return clip.neutral[None] + np.tensordot(coefficients, basis, axes=1)
+    return default_face_model().expression_meshes(clip.neutral, coefficients)
 
 
 def style_space(model: StyleTalk, datasets: list[Path], plot: Path | None) -> dict:
@@ -202,8 +201,8 @@ def main() -> None:
         print(f"{'statistic':18s} {'pairs':>6s} {'direction agrees':>17s} {'nearer own clip':>16s} "
               f"{'gap reproduced':>15s}")
         for k in result["direction_agrees"]:
-            print(f"{k:18s} {result['pairs'][k]:6d} {result['direction_agrees'][k]:17.0%} {result['nearer_own'][k]:16.0%} "
-                  f"{result['gap_reproduced_median'][k]:15.2f}")
+            print(f"{k:18s} {result['pairs'][k]:6d} {result['direction_agrees'][k]:17.0%} "
+                  f"{result['nearer_own'][k]:16.0%} {result['gap_reproduced_median'][k]:15.2f}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
 

@@ -206,9 +206,9 @@ def test_shipped_model_follows_the_phonemes_of_real_speech(one_clip_dataset: Pat
         code = model.encode_style(torch.from_numpy(clip.expression[:model.config.max_style_frames]).float()[None])
         coefficients = model.decode(torch.from_numpy(phone_windows(clip.phone_ids, model.config.window))[None],
                                     code)[0].numpy()
-    basis = default_face_model().expression_basis
-    opening = mouth_features(clip.neutral + np.tensordot(coefficients, basis[:coefficients.shape[1]], axes=1))[:, 0]
-    real = mouth_features(clip.neutral + np.tensordot(clip.expression, basis[:clip.expression.shape[1]], axes=1))[:, 0]
+    face_model = default_face_model()
+    opening = mouth_features(face_model.expression_meshes(clip.neutral, coefficients))[:, 0]
+    real = mouth_features(face_model.expression_meshes(clip.neutral, clip.expression))[:, 0]
     names = np.array(sorted(PHONE_INDEX, key=PHONE_INDEX.get))[clip.phone_ids]
     vowels, closures = np.isin(names, ["AA", "AE", "AH", "AO", "AW", "AY"]), np.isin(names, ["M", "B", "P"])
     assert vowels.any() and closures.any()

@@ -62,8 +62,13 @@ class FaceModel:
 
     def decode(self, identity: np.ndarray, expression: np.ndarray) -> np.ndarray:
         """(I,) identity and (T, K) expression coefficients -> (T, 478, 3) float32 pose-free meshes."""
-        neutral = self.mean + np.tensordot(identity, self.identity_basis, axes=1)
-        return (neutral[None] + np.tensordot(expression, self.expression_basis, axes=1)).astype(np.float32)
+        return self.expression_meshes(self.mean + np.tensordot(identity, self.identity_basis, axes=1), expression)
+
+    def expression_meshes(self, neutral: np.ndarray, expression: np.ndarray) -> np.ndarray:
+        """(478, 3) neutral shape moved by (T, K') expression coefficients (K' <= K: the first K' components)
+        -> (T, 478, 3) float32 pose-free meshes; the inverse of :meth:`encode_expression`."""
+        basis = self.expression_basis[:expression.shape[-1]]
+        return (neutral[None] + np.tensordot(expression, basis, axes=1)).astype(np.float32)
 
     def basis(self) -> ExpressionBasis:
         """The expression components as an :class:`ExpressionBasis` (drives the warp renderer)."""
@@ -149,7 +154,7 @@ def round_trip_error(model: FaceModel, clips: list[np.ndarray]) -> dict[str, flo
     for c in clips:
         neutral = c.mean(0)
         coeffs = model.encode_expression(c, neutral)
-        own = neutral + np.tensordot(coeffs, model.expression_basis, axes=1)
+        own = model.expression_meshes(neutral, coeffs)
         expr.append(np.linalg.norm(own - c, axis=-1).mean())
         recon = model.decode(model.encode_identity(neutral), coeffs)
         full.append(np.linalg.norm(recon - c, axis=-1).mean())

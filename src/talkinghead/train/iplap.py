@@ -62,9 +62,9 @@ class LandmarkModule(L.LightningModule):
 
 class RendererModule(L.LightningModule):
     """Stage 2 (IP_LAP's schedule): the warping loss (+ pixel L1 when the config weights it) alone for
-    ``warmup`` steps, then warping + perceptual/style + LSGAN + feature matching with the config's weights; the multi-scale PatchGAN
-    is trained alongside (Adam, betas 0.5/0.999). ``iterations`` counts generator updates (Lightning's
-    global step counts the discriminator's too)."""
+    ``warmup`` steps, then warping + perceptual/style + LSGAN + feature matching with the config's
+    weights; the multi-scale PatchGAN is trained alongside (Adam, betas 0.5/0.999). ``iterations``
+    counts generator updates (Lightning's global step counts the discriminator's too)."""
 
     def __init__(self, config: dict, lr: float = 1e-4, warmup: int = 0) -> None:
         super().__init__()

@@ -25,6 +25,7 @@ from talkinghead.nn.checkpoint import load_model, save_model
 from talkinghead.nn.layers import sinusoid
 from talkinghead.nn.transformer import AttentionPooling, DynamicDecoderLayer, PosEncoder
 
+
 class ContentEncoder(nn.Module):
     """phones (B, N, 2w + 1) int64 -> articulation features (B, N, 2w + 1, D)."""
 
