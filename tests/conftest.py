@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import wave
 from pathlib import Path
 
@@ -42,3 +44,18 @@ def one_clip_dataset(media: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     preprocess(src, data, quiet=True)
     (data / "splits" / "train.txt").write_text("a\n")
     return data
+
+
+@pytest.fixture(scope="session")
+def styled_dataset(one_clip_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real one-clip dataset as three clips: two of style "x", one of style "y"."""
+    root = tmp_path_factory.mktemp("styled")
+    (root / "splits").mkdir()
+    for cid, style in (("a", "x"), ("b", "x"), ("c", "y")):
+        shutil.copytree(one_clip_dataset / "clips" / "a", root / "clips" / cid)
+        meta_path = root / "clips" / cid / "meta.json"
+        meta = json.loads(meta_path.read_text())
+        meta.update(clip_id=cid, labels={"style": style})
+        meta_path.write_text(json.dumps(meta))
+    (root / "splits" / "train.txt").write_text("a\nb\nc\n")
+    return root

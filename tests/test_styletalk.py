@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -106,21 +104,6 @@ def test_style_intensity_interpolates_towards_neutral() -> None:
     assert torch.allclose(model.scaled_style(code, 0.0), model.neutral_style)
     assert torch.allclose(model.scaled_style(code, 1.0), code)
     assert torch.allclose(model.scaled_style(code, 0.5), (code + model.neutral_style) / 2)
-
-
-@pytest.fixture(scope="module")
-def styled_dataset(one_clip_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real one-clip dataset as three clips: two of style "x", one of style "y"."""
-    root = tmp_path_factory.mktemp("styled")
-    (root / "splits").mkdir()
-    for cid, style in (("a", "x"), ("b", "x"), ("c", "y")):
-        shutil.copytree(one_clip_dataset / "clips" / "a", root / "clips" / cid)
-        meta_path = root / "clips" / cid / "meta.json"
-        meta = json.loads(meta_path.read_text())
-        meta.update(clip_id=cid, labels={"style": style})
-        meta_path.write_text(json.dumps(meta))
-    (root / "splits" / "train.txt").write_text("a\nb\nc\n")
-    return root
 
 
 def test_style_dataset_draws_style_clips_by_class(styled_dataset: Path) -> None:

@@ -15,6 +15,7 @@ import traceback
 from pathlib import Path
 
 from talkinghead import __version__
+from talkinghead.audio.posteriorgram import SPEECH_KINDS
 from talkinghead.constants import DEFAULT_FPS, METHODS, RENDERERS
 from talkinghead.errors import TalkingHeadError
 
@@ -156,6 +157,33 @@ def _parser() -> argparse.ArgumentParser:
     tt.add_argument("--window", type=int, default=32, help="frames decoded per item (default: 32)")
     tt.add_argument("--style-length", type=int, default=64, help="style clip frames per item (default: 64)")
     tt.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default: 1e-4)")
+
+    tv = sub.add_parser("train-vast", help="train VAST's motion model on preprocessed datasets",
+                        description="VAST (conv + GRU style encoder, variational style enhancer with a Householder "
+                                    "flow, hybrid AR/NAR expression decoder) with PyTorch Lightning on the datasets' "
+                                    "train splits.")
+    _training_options(tv)
+    tv.add_argument("--config", choices=("tiny", "small", "paper"), default="small",
+                    help="sizes: tiny (tests), small (the shipped CPU checkpoint), paper (VAST's layout; GPUs)")
+    tv.add_argument("--speech", choices=SPEECH_KINDS, default="ppg",
+                    help="speech features: ppg (phone posteriorgram, default) or whisper (Whisper tiny.en encoder)")
+    tv.add_argument("--no-enhancer", dest="enhancer", action="store_false",
+                    help="no variational style enhancer (the paper's ablation)")
+    tv.add_argument("--flow-steps", type=int, default=None,
+                    help="Householder reflections (default: 4; 0 = plain Gaussian posterior, the paper's ablation)")
+    tv.add_argument("--loss", choices=("asymmetric", "mse"), default="asymmetric", help="reconstruction loss")
+    tv.add_argument("--steps", type=int, default=3000)
+    tv.add_argument("--batch", type=int, default=16)
+    tv.add_argument("--window", type=int, default=64, help="frames decoded per item (default: 64)")
+    tv.add_argument("--style-length", type=int, default=128, help="style clip frames per item (default: 128)")
+    tv.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default: 1e-4)")
+
+    vs = sub.add_parser("vast-split", help="VAST's split of the expression coefficients by mouth-vertex offset",
+                        description="Print, as JSON, every face-model coefficient's mean lip + jaw point offset at "
+                                    "one standard deviation and the speech-strongly-related group it gives.")
+    vs.add_argument("--face-model", type=Path, default=None, help="face model (.npz; default: the shipped one)")
+    vs.add_argument("--share", type=float, default=None,
+                    help="strong when the offset is at least this share of the largest (default: 0.1)")
 
     card = sub.add_parser("datacard", help="counts, durations, identities and per-split statistics of datasets")
     card.add_argument("datasets", nargs="+", type=Path, help="preprocessed dataset folders")
@@ -353,6 +381,43 @@ def _train_styletalk(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_vast(args: argparse.Namespace) -> int:
+    import json
+    from dataclasses import replace
+
+    from talkinghead.train.vast import VAST_CONFIGS, train_vast
+
+    config = VAST_CONFIGS[args.config]
+    config = replace(config, speech=args.speech, enhancer=args.enhancer, loss=args.loss,
+                     flow_steps=config.flow_steps if args.flow_steps is None else args.flow_steps)
+    if config.flow_steps < 0:
+        raise TalkingHeadError("--flow-steps must be 0 or more")
+    devices = int(args.devices) if str(args.devices).isdigit() else args.devices
+    metrics = train_vast(args.datasets, args.output, config=config, max_steps=args.steps, batch=args.batch,
+                         window=args.window, style_length=args.style_length, lr=args.lr, workers=args.workers,
+                         devices=devices, nodes=args.nodes, quiet=args.quiet)
+    print(json.dumps(metrics, indent=1))
+    return 0
+
+
+def _vast_split(args: argparse.Namespace) -> int:
+    import json
+
+    from talkinghead.face.model import FaceModel, default_face_model
+    from talkinghead.motion.vast.split import STRONG_SHARE, split_report
+
+    from talkinghead.io.paths import require_file
+
+    if args.face_model is not None:
+        require_file(args.face_model)
+    share = STRONG_SHARE if args.share is None else args.share
+    if not 0.0 < share <= 1.0:
+        raise TalkingHeadError(f"--share must be in (0, 1], not {share:g}")
+    model = FaceModel.load(args.face_model) if args.face_model else default_face_model()
+    print(json.dumps(split_report(model, share=share), indent=1))
+    return 0
+
+
 def _calibrate(args: argparse.Namespace) -> int:
     import json
 
@@ -371,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         commands = {"generate": _generate, "calibrate": _calibrate, "preprocess": _preprocess, "synth": _synth,
                     "fit-face-model": _fit_face_model, "datacard": _datacard, "evaluate": _evaluate,
                     "train-syncnet": _train_syncnet, "dub": _generate, "train-iplap": _train_iplap,
-                    "train-styletalk": _train_styletalk}
+                    "train-styletalk": _train_styletalk, "train-vast": _train_vast, "vast-split": _vast_split}
         return commands[args.command](args)
     except TalkingHeadError as exc:
         print(f"talkinghead: error: {exc}", file=sys.stderr)

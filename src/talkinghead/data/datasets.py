@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 
 from talkinghead.audio.mel import IPLAP, STYLETALKER, mel_windows
 from talkinghead.audio.phonemes import phone_windows
+from talkinghead.audio.posteriorgram import phone_posteriorgram, whisper_features
 from talkinghead.constants import SAMPLE_RATE
 from talkinghead.data.clip import DATA_FPS, ClipData, clip_dir, list_clips, load_clip
 from talkinghead.errors import InputError
@@ -214,20 +215,29 @@ class StyleDataset(_Windows):
             self.by_class.setdefault(label, []).append(k)
         self._calls = 0
 
-    def _segment(self, k: int, rng: np.random.Generator, avoid: tuple[int, int] | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """A random segment of clip ``k``'s coefficients (outside frames ``avoid`` when it can), padded."""
-        expr = self.store.clip(k).expression
-        n = len(expr)
+    def _segment_range(self, k: int, rng: np.random.Generator, avoid: tuple[int, int] | None = None
+                       ) -> tuple[int, int]:
+        """(start, length) of a random segment of clip ``k`` of up to ``style_length`` frames (outside frames
+        ``avoid`` when it can)."""
+        n = self.store.clip(k).n_frames
         length = min(self.style_length, n)
         starts = np.arange(n - length + 1)
         if avoid is not None:
             apart = starts[(starts + length <= avoid[0]) | (starts >= avoid[1])]
             starts = apart if len(apart) else starts
-        s = int(rng.choice(starts))
-        out = np.zeros((self.style_length, expr.shape[1]), np.float32)
-        out[:length] = expr[s:s + length]
-        return torch.from_numpy(out), torch.arange(self.style_length) >= length
+        return int(rng.choice(starts)), length
+
+    def _padded(self, rows: np.ndarray, start: int, length: int) -> torch.Tensor:
+        """rows[start:start + length] zero-padded to (style_length, D)."""
+        out = np.zeros((self.style_length, rows.shape[1]), np.float32)
+        out[:length] = rows[start:start + length]
+        return torch.from_numpy(out)
+
+    def _segment(self, k: int, rng: np.random.Generator, avoid: tuple[int, int] | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A random segment of clip ``k``'s coefficients (see :meth:`_segment_range`), padded, and its padding."""
+        start, length = self._segment_range(k, rng, avoid)
+        return self._padded(self.store.clip(k).expression, start, length), torch.arange(self.style_length) >= length
 
     def __getitem__(self, i: int) -> dict:
         k, s = self.index[i]
@@ -248,3 +258,47 @@ class StyleDataset(_Windows):
                 "style": style, "style_padding": style_pad, "positive": positive, "positive_padding": positive_pad,
                 "negative": negative, "negative_padding": negative_pad,
                 "label": self.classes.index(label), "clip_id": clip.clip_id}
+
+
+def clip_speech(clip: ClipData, kind: str) -> np.ndarray:
+    """(T, S) VAST speech features of a clip: its phone posteriorgram, or Whisper encoder features."""
+    if kind == "ppg":
+        return phone_posteriorgram(clip.phones, clip.phone_starts, clip.phone_ends, fps=DATA_FPS,
+                                   n_frames=clip.n_frames)
+    return whisper_features(clip.audio.astype(np.float32) / 32767, fps=DATA_FPS, n_frames=clip.n_frames)
+
+
+class VastDataset(StyleDataset):
+    """VAST items: a window of ``window`` frames and a style clip of up to ``style_length`` frames chosen as
+    :class:`StyleDataset` chooses it, with the frame-level speech features of both.
+
+    Keys: expression (N, K), speech (N, S), style (L, K), style_speech (L, S), style_padding (L,) bool
+    (True = padding), label, clip_id. Speech features are computed once per clip and kept in memory.
+    """
+
+    def __init__(self, roots: list[Path] | Path, split: str | None = "train", *, speech: str = "ppg",
+                 window: int = 64, style_length: int = 128, train: bool = False, seed: int = 0) -> None:
+        super().__init__(roots, split, window=window, style_length=style_length, train=train, seed=seed)
+        self.speech = speech
+        self._speech: dict[int, np.ndarray] = {}
+
+    def speech_features(self, k: int) -> np.ndarray:
+        if k not in self._speech:
+            self._speech[k] = clip_speech(self.store.clip(k), self.speech)
+        return self._speech[k]
+
+    def __getitem__(self, i: int) -> dict:
+        k, s = self.index[i]
+        self._calls += 1
+        rng = np.random.default_rng([self.seed, i] + ([self._calls] if self.train else []))
+        same = [j for j in self.by_class[self.labels[k]] if j != k]
+        style_k = int(rng.choice(same)) if same else k
+        start, length = self._segment_range(style_k, rng, (s, s + self.window) if style_k == k else None)
+        clip = self.store.clip(k)
+        sl = slice(s, s + self.window)
+        return {"expression": torch.from_numpy(clip.expression[sl]),
+                "speech": torch.from_numpy(self.speech_features(k)[sl]),
+                "style": self._padded(self.store.clip(style_k).expression, start, length),
+                "style_speech": self._padded(self.speech_features(style_k), start, length),
+                "style_padding": torch.arange(self.style_length) >= length,
+                "label": self.classes.index(self.labels[k]), "clip_id": clip.clip_id}
