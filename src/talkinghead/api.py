@@ -14,7 +14,7 @@ from talkinghead.audio.features import AudioFeatures, analyse_audio
 from talkinghead.constants import DEFAULT_FPS, DEFAULT_SIZE, METHODS, RENDERERS
 from talkinghead.errors import InputError, TalkingHeadError
 from talkinghead.face.mesh import mesh_image, track_faces
-from talkinghead.face.pose import fit_pose, pose_free
+from talkinghead.face.pose import fit_pose, pose_free, with_rest_shape
 from talkinghead.io import load_audio, read_image, read_video, resize_longer, write_video
 from talkinghead.io.paths import require_file, require_writable_output
 from talkinghead.io.video import VideoClip
@@ -24,8 +24,9 @@ from talkinghead.motion.viseme.infer import viseme_motion
 from talkinghead.progress import bar
 from talkinghead.render.warp import WarpRenderer, target_meshes
 
-CHECKPOINT_ROLES = ("landmarks", "renderer", "styletalk")
-"""Keys of ``generate(checkpoints=...)``: IP_LAP's landmark generator and renderer, StyleTalk's model."""
+CHECKPOINT_ROLES = ("landmarks", "renderer", "styletalk", "vast", "vast_renderer")
+"""Keys of ``generate(checkpoints=...)``: IP_LAP's landmark generator and renderer, StyleTalk's model, VAST's
+motion model and its person-specific renderer (no default: trained on the template by ``train-vast-renderer``)."""
 MAX_VIDEO_SIDE = 1280
 """A video to dub is worked on at most this large (longer side) unless ``size`` says otherwise."""
 
@@ -136,9 +137,11 @@ def generate(
         face_index: which face when there are several, counting from the largest.
         language: "auto", "en" or "other" (phones without a transcript).
         references: "iplap": reference frames of the renderer (default: 1/5 of the video's frames, at most 25).
-        renderer: "warp" (default engine) or "iplap" (IP_LAP's renderer draws the lower face from the motion's
-            lips and jaw); default: "iplap" for method "iplap", else "warp".
-        style: "styletalk": a video of the speaking style to copy (default: the neutral style).
+        renderer: "warp" (default engine), "iplap" (IP_LAP's renderer draws the lower face from the motion's
+            lips and jaw) or "vast" (VAST's renderer trained on ``video``: ``checkpoints["vast_renderer"]``);
+            default: "iplap" for method "iplap", "vast" for method "vast" with a vast_renderer, else "warp".
+        style: "styletalk", "vast": a video of the speaking style to copy (default: StyleTalk's neutral style;
+            for VAST the template video itself, or for a photo the mean of VAST's learned style prior).
         style_intensity: "styletalk": 0 = neutral style, 1 = the style clip's, up to 1.5 exaggerated (0..1.5).
         checkpoints: checkpoints by role (:data:`CHECKPOINT_ROLES`) replacing the shipped ones.
         quiet: no progress bars.
@@ -147,7 +150,9 @@ def generate(
     (or ``pose_from``) is first animated by the default engine with a still mouth (head motion,
     blinks), and IP_LAP completes the lower face of those frames. ``method="styletalk"`` animates a
     photo: StyleTalk's expressions in the style of ``style``, the default engine's head motion (or
-    ``pose_from``) and blinks, the warp renderer (or ``renderer="iplap"``).
+    ``pose_from``) and blinks, the warp renderer (or ``renderer="iplap"``). ``method="vast"`` animates a
+    template video (or a photo): the template's head pose, VAST's expressions of the whole face in the style of
+    ``style``, drawn by VAST's renderer trained on that template (or the warp renderer).
     """
     checkpoints = dict(checkpoints or {})
     if (image is None) == (video is None):
@@ -163,10 +168,15 @@ def generate(
         raise TalkingHeadError(f"expression scale must be between 0 and 3, not {expression_scale:g}")
     if not 0.0 <= style_intensity <= 1.5:
         raise TalkingHeadError(f"style intensity must be between 0 and 1.5, not {style_intensity:g}")
-    renderer = renderer or ("iplap" if method == "iplap" else "warp")
+    renderer = renderer or ("iplap" if method == "iplap" else
+                            "vast" if method == "vast" and "vast_renderer" in checkpoints else "warp")
     if renderer not in RENDERERS or (method == "iplap" and renderer != "iplap"):
         raise TalkingHeadError(f"renderer {renderer!r} is not available for {method} "
                                f"(renderers: {', '.join(RENDERERS)}; iplap renders with iplap)")
+    if renderer == "vast" and (video is None or "vast_renderer" not in checkpoints):
+        raise TalkingHeadError("the vast renderer is person-specific: train it on the template video "
+                               "(talkinghead train-vast-renderer TEMPLATE.mp4 -o R.pt), then pass that video and "
+                               "the checkpoint (--vast-renderer R.pt)")
     if method == "styletalk" and image is None:
         raise TalkingHeadError("styletalk animates a photo (--image); dub a video with viseme or iplap")
     if unknown := set(checkpoints) - set(CHECKPOINT_ROLES):
@@ -206,6 +216,8 @@ def generate(
     t0 = time.perf_counter()
     src_idx = frame_indices(features.n_frames, fps, len(clip.frames), clip.fps)
     references_ = meshes[0] if image is not None else meshes[src_idx]
+    if method == "vast" and image is None:  # VAST drives the whole face: the template keeps only its head pose
+        references_ = with_rest_shape(meshes)[src_idx]
     as_is = method == "iplap" and image is None and pose_from is None  # IP_LAP dubbing: frames kept as they are
     if as_is:
         targets = references_
@@ -215,6 +227,9 @@ def generate(
         if method == "styletalk":
             motion = _styletalk_motion(features, motion, style=style, intensity=style_intensity,
                                        checkpoint=checkpoints.get("styletalk"), quiet=quiet)
+        elif method == "vast":
+            motion = _vast_motion(features, motion, style=style if style is not None else video, seed=seed,
+                                  checkpoint=checkpoints.get("vast"), quiet=quiet)
         if pose_from is not None:
             rot, trans = pose_motion(pose_from, fps=fps, n_frames=features.n_frames, quiet=quiet)
             motion = replace(motion, head_rotation=rot.astype(np.float32), head_translation=trans.astype(np.float32))
@@ -229,6 +244,9 @@ def generate(
         frames = _render_iplap(frame_at, targets, speech, fps, candidates=candidates, references=references,
                                checkpoints=(checkpoints.get("landmarks"), checkpoints.get("renderer")),
                                predict=method == "iplap", render_time=render_time, quiet=quiet)
+    elif renderer == "vast":
+        frames = _render_vast(clip, meshes, src_idx, targets, features, checkpoint=checkpoints["vast_renderer"],
+                              render_time=render_time, quiet=quiet)
     else:
         frames = _timed(frame_at, len(targets), render_time, quiet=quiet)
     write_video(out, frames, fps=fps, audio=speech)
@@ -259,19 +277,60 @@ def _styletalk_motion(features: AudioFeatures, base: FaceMotion, *, style: str |
                       checkpoint: str | Path | None, quiet: bool) -> FaceMotion:
     """``base`` (head motion, blinks) with StyleTalk's expression coefficients in the face model's basis."""
     from talkinghead.face.model import default_face_model
-    from talkinghead.motion.styletalk.infer import default_styletalk, style_code, style_coefficients, \
-        styletalk_expression
+    from talkinghead.motion.styleclip import style_coefficients
+    from talkinghead.motion.styletalk.infer import default_styletalk, style_code, styletalk_expression
     from talkinghead.motion.styletalk.model import StyleTalk
 
     model = StyleTalk.load(checkpoint) if checkpoint else default_styletalk()
     face_model = default_face_model()
     coeffs = None if style is None else style_coefficients(style, face_model=face_model,
                                                            max_frames=model.config.max_style_frames, quiet=quiet)
-    expression = styletalk_expression(model, features, style_code(model, coeffs, intensity=intensity))
-    full = face_model.basis()
+    return _with_expression(base, styletalk_expression(model, features, style_code(model, coeffs,
+                                                                                   intensity=intensity)))
+
+
+def _with_expression(base: FaceMotion, expression: np.ndarray) -> FaceMotion:
+    """``base`` with its expression replaced by (T, K) coefficients of the face model's first K components."""
+    from talkinghead.face.model import default_face_model
+
+    full = default_face_model().basis()
     basis = replace(full, coefficient_names=full.coefficient_names[:expression.shape[1]],
                     components=full.components[:expression.shape[1]])
     return replace(base, expression=expression, basis=basis)
+
+
+def _vast_motion(features: AudioFeatures, base: FaceMotion, *, style: str | Path | None, seed: int,
+                 checkpoint: str | Path | None, quiet: bool) -> FaceMotion:
+    """``base`` (head motion, blinks) with VAST's expression coefficients of the whole face in the style of the
+    ``style`` clip (None: the mean of the learned style prior)."""
+    from talkinghead.face.model import default_face_model
+    from talkinghead.motion.styleclip import style_coefficients, style_speech
+    from talkinghead.motion.vast.infer import default_vast, vast_expression, vast_style
+    from talkinghead.motion.vast.model import Vast
+
+    model = Vast.load(checkpoint) if checkpoint else default_vast()
+    face_model = default_face_model()
+    coeffs = speech = None
+    if style is not None:
+        coeffs = style_coefficients(style, face_model=face_model, max_frames=model.config.max_style_frames,
+                                    quiet=quiet)
+        speech = style_speech(style, kind=model.config.speech, n_frames=len(coeffs))
+    return _with_expression(base, vast_expression(model, features, vast_style(model, coeffs, speech, seed=seed)))
+
+
+def _render_vast(clip: VideoClip, meshes: np.ndarray, src_idx: np.ndarray, targets: np.ndarray,
+                 features: AudioFeatures, *, checkpoint: str | Path, render_time: list[float], quiet: bool
+                 ) -> Iterator[np.ndarray]:
+    """VAST's person-specific renderer redraws the face of every template frame for its target mesh."""
+    from talkinghead.audio.posteriorgram import speech_features
+    from talkinghead.render.vast.model import VastRenderer
+    from talkinghead.render.vast.renderer import render_frames
+
+    model = VastRenderer.load(checkpoint)
+    speech = speech_features(model.config.speech, audio=features.audio, timeline=features.phonemes,
+                             fps=features.fps, n_frames=features.n_frames)
+    frames = render_frames(model, lambda k: clip.frames[k], meshes, src_idx, targets, speech)
+    return _timed(lambda _: next(frames), len(targets), render_time, quiet=quiet)
 
 
 def _warped_frames(clip: VideoClip, meshes: np.ndarray, src_idx: np.ndarray, targets: np.ndarray

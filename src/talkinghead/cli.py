@@ -39,11 +39,15 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--pose-from", metavar="VIDEO", help="copy head motion from the face in this video")
     gen.add_argument("--blink", action=argparse.BooleanOptionalAction, default=None,
                      help="generate eye blinks (default: on for a photo, off for a video)")
-    gen.add_argument("--style", metavar="STYLE_CLIP", help="styletalk: copy the speaking style of the face in this "
-                                                           "video (default: neutral)")
+    gen.add_argument("--style", metavar="STYLE_CLIP", help="styletalk, vast: copy the speaking style of the face in "
+                                                           "this video (default: styletalk neutral; vast the "
+                                                           "template video's own)")
     gen.add_argument("--style-intensity", type=float, default=1.0, metavar="X",
                      help="styletalk: 0 = neutral, 1 = the style clip's style, up to 1.5 = exaggerated (default: 1.0)")
     gen.add_argument("--styletalk-checkpoint", type=Path, default=None, help="styletalk: model (.pt)")
+    gen.add_argument("--vast-checkpoint", type=Path, default=None, help="vast: motion model (.pt)")
+    gen.add_argument("--vast-renderer", type=Path, default=None,
+                     help="vast: person-specific renderer trained on the --video template (train-vast-renderer)")
 
     dub = sub.add_parser("dub", help="dub a face video: its mouth follows new speech, everything else is kept",
                          description="Lip-sync a face video to speech (mp4, h264 + aac). With --method iplap only "
@@ -178,6 +182,23 @@ def _parser() -> argparse.ArgumentParser:
     tv.add_argument("--style-length", type=int, default=128, help="style clip frames per item (default: 128)")
     tv.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default: 1e-4)")
 
+    tr = sub.add_parser("train-vast-renderer", help="train VAST's person-specific renderer on a template video",
+                        description="U-Net + LSTM cGAN (mesh sketch + eroded background in, speech features at the "
+                                    "bottleneck) trained on one video of the target person with speech; the last "
+                                    "tenth is held out. Use it with generate --method vast --video TEMPLATE "
+                                    "--vast-renderer OUTPUT.")
+    tr.add_argument("video", type=Path, help="template video of the target person speaking")
+    tr.add_argument("-o", "--output", type=Path, required=True, help="checkpoint to write (.pt)")
+    tr.add_argument("--config", choices=("tiny", "small", "paper"), default="small",
+                    help="sizes: tiny (tests), small (128 px, minutes on a CPU), paper (256 px; GPUs)")
+    tr.add_argument("--speech", choices=SPEECH_KINDS, default="ppg", help="speech features (default: ppg)")
+    tr.add_argument("--steps", type=int, default=600)
+    tr.add_argument("--batch", type=int, default=2, help="runs of --frames consecutive frames per step (default: 2)")
+    tr.add_argument("--frames", type=int, default=4, help="consecutive frames per run (default: 4)")
+    tr.add_argument("--lr", type=float, default=2e-4)
+    tr.add_argument("--devices", default="auto", help="Lightning devices (e.g. 4 for four GPUs)")
+    tr.add_argument("-q", "--quiet", action="store_true")
+
     vs = sub.add_parser("vast-split", help="VAST's split of the expression coefficients by mouth-vertex offset",
                         description="Print, as JSON, every face-model coefficient's mean lip + jaw point offset at "
                                     "one standard deviation and the speech-strongly-related group it gives.")
@@ -218,7 +239,8 @@ def _output_options(p: argparse.ArgumentParser, *, size_help: str) -> None:
     p.add_argument("-o", "--output", metavar="OUT.mp4", required=True, help="video to write")
     p.add_argument("--method", choices=METHODS if p.prog.endswith("generate") else ("viseme", "iplap"),
                    default="viseme", help="viseme: default engine, no weights; iplap: IP_LAP; styletalk (photos): "
-                                          "StyleTalk with --style (learned methods: shipped small checkpoints)")
+                                          "StyleTalk with --style; vast: VAST with --style (learned methods: "
+                                          "shipped small checkpoints)")
     p.add_argument("--fps", type=float, default=DEFAULT_FPS, help="output frame rate (default: 25)")
     p.add_argument("--size", type=int, default=None, help=size_help)
     p.add_argument("--face-index", type=int, default=0, metavar="N",
@@ -226,8 +248,8 @@ def _output_options(p: argparse.ArgumentParser, *, size_help: str) -> None:
     p.add_argument("--language", choices=("auto", "en", "other"), default="auto",
                    help="speech language: auto-detect English, force English, or other (default: auto)")
     p.add_argument("--renderer", choices=RENDERERS, default=None,
-                   help="warp (no weights) or iplap (IP_LAP's renderer draws the lower face); default: iplap for "
-                        "--method iplap, else warp")
+                   help="warp (no weights), iplap (IP_LAP's renderer draws the lower face) or vast (with "
+                        "--vast-renderer); default: iplap for --method iplap, vast with --vast-renderer, else warp")
     p.add_argument("--references", type=int, default=None, metavar="N",
                    help="iplap: renderer reference frames (default: 1/5 of the video's frames, at most 25)")
     p.add_argument("--landmark-checkpoint", type=Path, default=None, help="iplap: landmark generator (.pt)")
@@ -323,7 +345,8 @@ def _generate(args: argparse.Namespace) -> int:
 
     photo = args.command == "generate"
     checkpoints = {"landmarks": args.landmark_checkpoint, "renderer": args.renderer_checkpoint,
-                   "styletalk": getattr(args, "styletalk_checkpoint", None)}
+                   "styletalk": getattr(args, "styletalk_checkpoint", None),
+                   "vast": getattr(args, "vast_checkpoint", None), "vast_renderer": getattr(args, "vast_renderer", None)}
     result = generate(
         image=args.image if photo else None, video=args.video, audio=args.audio, output=args.output,
         method=args.method, fps=args.fps, size=args.size, face_index=args.face_index, language=args.language,
@@ -400,6 +423,25 @@ def _train_vast(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_vast_renderer(args: argparse.Namespace) -> int:
+    import json
+    from dataclasses import replace
+
+    from talkinghead.io.paths import require_file
+    from talkinghead.train.vast import RENDERER_CONFIGS, train_vast_renderer
+
+    require_file(args.video)
+    if args.steps < 1 or args.batch < 1 or args.frames < 1:
+        raise TalkingHeadError("--steps, --batch and --frames must be at least 1")
+    devices = int(args.devices) if str(args.devices).isdigit() else args.devices
+    metrics = train_vast_renderer(args.video, args.output, config=replace(RENDERER_CONFIGS[args.config],
+                                                                          speech=args.speech),
+                                  max_steps=args.steps, batch=args.batch, frames=args.frames, lr=args.lr,
+                                  devices=devices, quiet=args.quiet)
+    print(json.dumps(metrics, indent=1))
+    return 0
+
+
 def _vast_split(args: argparse.Namespace) -> int:
     import json
 
@@ -436,7 +478,8 @@ def main(argv: list[str] | None = None) -> int:
         commands = {"generate": _generate, "calibrate": _calibrate, "preprocess": _preprocess, "synth": _synth,
                     "fit-face-model": _fit_face_model, "datacard": _datacard, "evaluate": _evaluate,
                     "train-syncnet": _train_syncnet, "dub": _generate, "train-iplap": _train_iplap,
-                    "train-styletalk": _train_styletalk, "train-vast": _train_vast, "vast-split": _vast_split}
+                    "train-styletalk": _train_styletalk, "train-vast": _train_vast,
+                    "train-vast-renderer": _train_vast_renderer, "vast-split": _vast_split}
         return commands[args.command](args)
     except TalkingHeadError as exc:
         print(f"talkinghead: error: {exc}", file=sys.stderr)

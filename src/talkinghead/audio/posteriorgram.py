@@ -78,3 +78,13 @@ def whisper_features(audio: np.ndarray, *, fps: float, n_frames: int) -> np.ndar
     src = (np.arange(len(feats)) + 0.5) / WHISPER_RATE
     dst = (np.arange(n_frames) + 0.5) / fps
     return np.stack([np.interp(dst, src, feats[:, j]) for j in range(feats.shape[1])], 1).astype(np.float32)
+
+
+def speech_features(kind: str, *, audio: np.ndarray, timeline: PhonemeTimeline, fps: float, n_frames: int
+                    ) -> np.ndarray:
+    """(n_frames, S) speech features of one kind (:data:`SPEECH_KINDS`) at ``fps``: the posteriorgram of the
+    phone timeline, or the Whisper features of the (N,) float32 16 kHz audio."""
+    speech_dim(kind)
+    if kind == "ppg":
+        return timeline_posteriorgram(timeline, fps=fps, n_frames=n_frames)
+    return whisper_features(audio, fps=fps, n_frames=n_frames)

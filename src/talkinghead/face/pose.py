@@ -87,6 +87,14 @@ def pose_free(meshes: np.ndarray, canonical: np.ndarray | None = None) -> np.nda
     return out.reshape(meshes.shape)
 
 
+def with_rest_shape(meshes: np.ndarray) -> np.ndarray:
+    """(T, 478, 3) pixel meshes of a video with each frame's pose kept and its expression removed: every frame
+    shows the clip's rest shape (its mean pose-free mesh) under that frame's pose."""
+    poses = [fit_pose(m) for m in meshes]
+    rest = np.mean([p.to_canonical(m.astype(np.float64)) for p, m in zip(poses, meshes)], 0)
+    return np.stack([p.to_image(rest) for p in poses])
+
+
 def upright_frame(mesh: np.ndarray) -> np.ndarray:
     """Re-express a pose-free mean mesh in a frame with x along the eyes, y down the face, unit eye distance.
 

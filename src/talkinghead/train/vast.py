@@ -8,6 +8,10 @@ else another part of the same clip; z is sampled from the posterior (reparameter
 coefficients are teacher-forced from the previous ground-truth frame (with input noise); validation decodes
 them freely, as inference does.
 
+The person-specific renderer (:mod:`talkinghead.render.vast`) trains on one template video: items are
+``frames`` consecutive frames (the LSTM sees them in order), the loss is pix2pix's: ``l1_weight`` x L1 inside the
+face region + an LSGAN PatchGAN conditioned on the sketch; the last tenth of the video is held out.
+
 Configurations: ``tiny`` (CPU tests), ``small`` (the shipped checkpoint, trained on a CPU), ``paper``.
 """
 
@@ -17,13 +21,18 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 from talkinghead.data.datasets import VastDataset
 from talkinghead.face.model import FaceModel, default_face_model
 from talkinghead.motion.vast.config import VastConfig
 from talkinghead.motion.vast.model import Vast, reconstruction_loss
 from talkinghead.motion.vast.split import strong_coefficients
+from talkinghead.nn.discriminator import PatchDiscriminator, lsgan_loss
+from talkinghead.render.vast.model import VastRenderer, VastRendererConfig, composite, masked_l1
+from talkinghead.render.vast.renderer import Template, frame_inputs, prepare_template, to_tensor
 from talkinghead.train.common import fit
 
 VAST_CONFIGS = {
@@ -31,6 +40,13 @@ VAST_CONFIGS = {
                        ar_hidden=32, ar_layers=1, max_style_frames=64),
     "small": VastConfig(d_model=128, heads=4, style_dim=64, nar_layers=2, feedforward=256, ar_hidden=128),
     "paper": VastConfig(),
+}
+
+
+RENDERER_CONFIGS = {
+    "tiny": VastRendererConfig(size=64, channels=8, depth=3, speech_hidden=8),
+    "small": VastRendererConfig(size=128, channels=16, depth=4, speech_hidden=32),
+    "paper": VastRendererConfig(size=256, channels=64, depth=6, speech_hidden=128),
 }
 
 
@@ -96,4 +112,86 @@ def train_vast(datasets: list[Path], output: Path, *, config: VastConfig, max_st
                       steps=max_steps, face_model=face_model.card.get("name", ""),
                       training={"batch": batch, "window": window, "style_length": style_length, "lr": lr,
                                 "seed": seed, "config": asdict(config)})
+    return metrics
+
+
+class TemplateDataset(Dataset):
+    """Runs of ``frames`` consecutive template frames (one per start in ``starts``). Keys (F = frames): sketch,
+    background, target (F, 3, S, S) float in [0, 1], mask (F, 1, S, S), speech (F, D)."""
+
+    def __init__(self, template: Template, starts: list[int], frames: int) -> None:
+        self.template, self.starts, self.frames = template, starts, frames
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, i: int) -> dict:
+        tp, s = self.template, self.starts[i]
+        parts = [frame_inputs(tp.crops[t], tp.meshes[t], tp.meshes[t]) for t in range(s, s + self.frames)]
+        return {"sketch": to_tensor(np.stack([p[0] for p in parts])),
+                "background": to_tensor(np.stack([p[1] for p in parts])),
+                "mask": torch.from_numpy(np.stack([p[2] for p in parts]))[:, None],
+                "target": to_tensor(tp.crops[s:s + self.frames]),
+                "speech": torch.from_numpy(tp.speech[s:s + self.frames])}
+
+
+class VastRendererModule(L.LightningModule):
+    """The renderer + a PatchGAN on (sketch, face) pairs, trained alternately (Adam 2e-4, beta1 0.5: pix2pix)."""
+
+    def __init__(self, config: VastRendererConfig, *, lr: float = 2e-4, disc_channels: int = 32) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.model = VastRenderer(config)
+        self.disc = PatchDiscriminator(6, disc_channels, 3)
+        self.lr = lr
+
+    def _render(self, batch: dict) -> torch.Tensor:
+        out, _ = self.model(batch["sketch"], batch["background"], batch["speech"])
+        return composite(out, batch["target"], batch["mask"]).flatten(0, 1)
+
+    def training_step(self, batch: dict, _: int) -> None:
+        opt_g, opt_d = self.optimizers()  # type: ignore[misc]
+        fake = self._render(batch)
+        sketch, real, mask = (batch[k].flatten(0, 1) for k in ("sketch", "target", "mask"))
+        l1 = masked_l1(fake, real, mask)
+        adv = lsgan_loss([self.disc(torch.cat([sketch, fake], 1))[-1:]], True)
+        opt_g.zero_grad()
+        self.manual_backward(self.model.config.l1_weight * l1 + adv)
+        opt_g.step()
+        d_loss = 0.5 * (lsgan_loss([self.disc(torch.cat([sketch, real], 1))[-1:]], True)
+                        + lsgan_loss([self.disc(torch.cat([sketch, fake.detach()], 1))[-1:]], False))
+        opt_d.zero_grad()
+        self.manual_backward(d_loss)
+        opt_d.step()
+        self.log_dict({"train_l1": l1.detach(), "train_adv": adv.detach(), "train_disc": d_loss.detach()},
+                      prog_bar=True, batch_size=len(real))
+
+    def validation_step(self, batch: dict, _: int) -> None:
+        fake, real = self._render(batch), batch["target"].flatten(0, 1)
+        mse = (fake - real).pow(2).flatten(1).mean(1).clamp_min(1e-10)
+        self.log_dict({"val_l1": masked_l1(fake, real, batch["mask"].flatten(0, 1)),
+                       "val_psnr": (-10 * mse.log10()).mean()}, prog_bar=True, batch_size=len(real))
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        return [torch.optim.Adam(self.model.parameters(), lr=self.lr, betas=(0.5, 0.999)),
+                torch.optim.Adam(self.disc.parameters(), lr=self.lr, betas=(0.5, 0.999))]
+
+
+def train_vast_renderer(video: Path, output: Path, *, config: VastRendererConfig, max_steps: int, batch: int = 2,
+                        frames: int = 4, lr: float = 2e-4, disc_channels: int = 32, workers: int = 0, seed: int = 0,
+                        accelerator: str = "auto", devices: int | str = "auto", quiet: bool = False
+                        ) -> dict[str, float]:
+    """Train the person-specific renderer on one template video (the last tenth held out for validation).
+    Saves ``output`` (with the template's name and the validation metrics); returns the last metrics."""
+    L.seed_everything(seed, workers=True, verbose=False)
+    template = prepare_template(video, size=config.size, speech=config.speech, quiet=quiet)
+    n = len(template.crops)
+    cut_at = max(frames, int(n * 0.9))
+    train = TemplateDataset(template, list(range(0, cut_at - frames + 1)), frames)
+    val = TemplateDataset(template, list(range(cut_at, n - frames + 1, frames)), frames)
+    module = VastRendererModule(config, lr=lr, disc_channels=disc_channels)
+    metrics = fit(module, train, val, max_steps=2 * max_steps, batch=batch, workers=workers, accelerator=accelerator,
+                  devices=devices, quiet=quiet)
+    module.model.save(output, metrics=metrics, template=Path(video).name, steps=max_steps, frames=n,
+                      training={"batch": batch, "frames": frames, "lr": lr, "seed": seed, "config": asdict(config)})
     return metrics

@@ -12,12 +12,8 @@ import torch
 from talkinghead.audio.features import AudioFeatures
 from talkinghead.audio.phonemes import phone_windows
 from talkinghead.data.clip import DATA_FPS
-from talkinghead.face.mesh import track_faces
-from talkinghead.face.model import FaceModel
-from talkinghead.face.pose import pose_free
-from talkinghead.io import read_video
+from talkinghead.motion.styleclip import resample
 from talkinghead.motion.styletalk.model import StyleTalk
-from talkinghead.progress import bar
 
 DEFAULT_CHECKPOINT = Path(__file__).parent / "assets" / "styletalk_v1.pt"
 """The StyleTalk model shipped with the package (its data card: ``styletalk_v1.json`` beside it)."""
@@ -26,29 +22,6 @@ DEFAULT_CHECKPOINT = Path(__file__).parent / "assets" / "styletalk_v1.pt"
 @lru_cache(maxsize=1)
 def default_styletalk() -> StyleTalk:
     return StyleTalk.load(DEFAULT_CHECKPOINT)
-
-
-def resample(x: np.ndarray, n: int) -> np.ndarray:
-    """(T, K) frames stretched or shrunk to (n, K) by linear interpolation (same duration)."""
-    if len(x) == n:
-        return x.astype(np.float32)
-    src = np.linspace(0.0, 1.0, len(x)) if len(x) > 1 else np.zeros(1)
-    dst = np.linspace(0.0, 1.0, n)
-    return np.stack([np.interp(dst, src, x[:, k]) for k in range(x.shape[1])], 1).astype(np.float32)
-
-
-def style_coefficients(path: str | Path, *, face_model: FaceModel, max_frames: int, quiet: bool = False
-                       ) -> np.ndarray:
-    """Expression coefficients (L, K) at 25 fps of the face in a style clip (the first ``max_frames``),
-    encoded as preprocessing encodes real clips (offsets from the clip's mean shape)."""
-    fps = read_video(path, max_side=64, max_frames=1).fps
-    clip = read_video(path, max_side=512, max_frames=int(np.ceil(max_frames * fps / DATA_FPS)) + 1)
-    with bar(len(clip.frames), "style clip", quiet=quiet) as pb:
-        meshes = track_faces(clip.frames, source=str(path), progress=pb.update).meshes
-    canonical = pose_free(meshes).astype(np.float64)
-    coeffs = face_model.encode_expression(canonical, canonical.mean(0))
-    n = max(1, int(round(len(coeffs) * DATA_FPS / clip.fps)))
-    return resample(coeffs, n)[:max_frames]
 
 
 @torch.no_grad()

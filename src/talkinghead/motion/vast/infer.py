@@ -1,0 +1,49 @@
+"""Running VAST: a style clip (expression coefficients + speech features) -> style vector z; speech features +
+z -> expression coefficients of every output frame."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from talkinghead.audio.features import AudioFeatures
+from talkinghead.audio.posteriorgram import speech_features
+from talkinghead.data.clip import DATA_FPS
+from talkinghead.motion.styleclip import resample
+from talkinghead.motion.vast.model import Vast
+
+DEFAULT_CHECKPOINT = Path(__file__).parent / "assets" / "vast_v1.pt"
+"""The VAST motion model shipped with the package (its data card: ``vast_v1.json`` beside it)."""
+
+
+@lru_cache(maxsize=1)
+def default_vast() -> Vast:
+    return Vast.load(DEFAULT_CHECKPOINT)
+
+
+@torch.no_grad()
+def vast_style(model: Vast, coefficients: np.ndarray | None, speech: np.ndarray | None, *, sample: bool = False,
+               seed: int = 0) -> torch.Tensor:
+    """(Z,) style vector of a style clip's (L, K) coefficients and (L, S) speech features at 25 fps: the posterior
+    mean, or with ``sample`` a draw from the posterior (seeded). None: the mean of the learned prior."""
+    if coefficients is None or speech is None:
+        if not model.config.enhancer:
+            raise ValueError("this VAST model has no style enhancer (no prior): give a style clip")
+        return model.enhancer.prior_mu.detach().clone()
+    coeffs = torch.from_numpy(coefficients[:, :model.config.n_expression]).float()[None]
+    generator = torch.Generator().manual_seed(seed) if sample else None
+    return model.style(coeffs, torch.from_numpy(speech).float()[None], sample=sample, generator=generator)[0][0]
+
+
+@torch.no_grad()
+def vast_expression(model: Vast, features: AudioFeatures, z: torch.Tensor) -> np.ndarray:
+    """(T, K) expression coefficients of the T output frames: VAST runs at 25 fps on the speech features, then the
+    coefficients are resampled to the output frame rate."""
+    n25 = max(1, int(round(features.duration * DATA_FPS)))
+    speech = speech_features(model.config.speech, audio=features.audio, timeline=features.phonemes, fps=DATA_FPS,
+                             n_frames=n25)
+    out = model.generate(torch.from_numpy(speech).float()[None], z[None])[0].numpy()
+    return resample(out, features.n_frames)
