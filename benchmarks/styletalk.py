@@ -29,33 +29,21 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
+import coefficients
+from coefficients import HELD_OUT, load_clips, reconstruction_scores, shapes
 from talkinghead.audio.phonemes import phone_windows
-from talkinghead.data.clip import ClipData, clip_dir, list_clips, load_clip
+from talkinghead.data.clip import ClipData
 from talkinghead.data.datasets import style_class
 from talkinghead.data.synth import STYLES
 from talkinghead.face import indices as ix
 from talkinghead.face.expression import mouth_features
-from talkinghead.face.model import default_face_model
 from talkinghead.motion.styletalk.model import StyleTalk
-from talkinghead.sync.inputs import SYNC_POINTS, clip_mels, mesh_mouth
-from talkinghead.sync.metrics import sync_score
-from talkinghead.sync.model import default_syncnet
-
-HELD_OUT = ("val", "test")
-
-
-def _clips(datasets: list[Path], splits: tuple[str, ...] | None) -> list[ClipData]:
-    out = []
-    for root in datasets:
-        for split in splits or (None,):
-            out += [load_clip(clip_dir(root, c)) for c in list_clips(root, split)]
-    return out
-
 
 @torch.no_grad()
 def code_of(model: StyleTalk, clip: ClipData) -> np.ndarray:
@@ -71,57 +59,12 @@ def regenerate(model: StyleTalk, clip: ClipData, style: ClipData) -> np.ndarray:
     return model.decode(phones, code)[0].numpy()
 
 
-def shapes(clip: ClipData, coefficients: np.ndarray) -> np.ndarray:
-    """(T, 478, 3) pose-free meshes of coefficients on the clip's rest shape."""
-    return default_face_model().expression_meshes(clip.neutral, coefficients)
+def _self_styled(model: StyleTalk) -> Callable[[ClipData], np.ndarray]:
+    return lambda clip: regenerate(model, clip, clip)
 
 
 def style_space(model: StyleTalk, datasets: list[Path], plot: Path | None) -> dict:
-    train, held = _clips(datasets, ("train",)), _clips(datasets, HELD_OUT)
-    if not train or not held:
-        raise SystemExit("style: needs train and val/test clips")
-    tc, hc = np.stack([code_of(model, c) for c in train]), np.stack([code_of(model, c) for c in held])
-    tl, hl = [style_class(c.meta) for c in train], [style_class(c.meta) for c in held]
-    nearest = np.linalg.norm(hc[:, None] - tc[None], axis=-1).argmin(1)
-    hit = np.array([tl[j] == label for j, label in zip(nearest, hl)])
-    per_class = {k: float(hit[[label == k for label in hl]].mean()) for k in sorted(set(hl))}
-    if plot is not None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        codes = np.concatenate([tc, hc])
-        centred = codes - codes.mean(0)
-        xy = centred @ np.linalg.svd(centred, full_matrices=False)[2][:2].T
-        fig, ax = plt.subplots(figsize=(6, 5))
-        labels = tl + hl
-        for k in sorted(set(labels)):
-            m = np.array([label == k for label in labels])
-            held_m = m & (np.arange(len(labels)) >= len(tl))
-            dots = ax.scatter(*xy[m & ~held_m].T, s=12, label=k, alpha=0.6)
-            ax.scatter(*xy[held_m].T, s=40, marker="x", color=dots.get_facecolor()[0])
-        ax.set_title(f"StyleTalk style codes (PCA); x = held-out, NN accuracy {hit.mean():.0%}")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(plot, dpi=120)
-    return {"accuracy": float(hit.mean()), "held_out": len(held), "train": len(train), "per_class": per_class}
-
-
-def reconstruction_scores(model: StyleTalk | None, clips: list[ClipData]) -> dict:
-    """Scores of ``model`` regenerating every clip in its own style (None: the clips' own coefficients)."""
-    net = default_syncnet()
-    lmd, d, c, off = [], [], [], []
-    for clip in clips:
-        pred = clip.expression if model is None else regenerate(model, clip, clip)
-        gen, real = shapes(clip, pred), shapes(clip, clip.expression[:, :pred.shape[1]])
-        lmd.append(100 * np.linalg.norm(gen[:, SYNC_POINTS] - real[:, SYNC_POINTS], axis=-1).mean())
-        s = sync_score(net, torch.from_numpy(mesh_mouth(gen)), torch.from_numpy(clip_mels(clip)))
-        d.append(s.lse_d)
-        c.append(s.lse_c)
-        off.append(abs(s.offset))
-    return {"mouth_lmd": float(np.mean(lmd)), "lse_d": float(np.mean(d)), "lse_c": float(np.mean(c)),
-            "abs_offset": float(np.mean(off)), "clips": len(clips)}
+    return coefficients.style_space(lambda c: code_of(model, c), datasets, plot, title="StyleTalk style codes")
 
 
 def statistics(mesh: np.ndarray) -> dict[str, float]:
@@ -188,15 +131,15 @@ def main() -> None:
         print(f"plot: {args.plot}")
     elif args.check == "ablation":
         a, b, *datasets = args.paths
-        clips = _clips(datasets, splits)
-        result = {p.name: reconstruction_scores(StyleTalk.load(p), clips) for p in (a, b)}
+        clips = load_clips(datasets, splits)
+        result = {p.name: reconstruction_scores(_self_styled(StyleTalk.load(p)), clips) for p in (a, b)}
         result["real coefficients"] = reconstruction_scores(None, clips)
         keys = list(next(iter(result.values())))
         print(f"{'checkpoint':28s} " + " ".join(f"{k:>11s}" for k in keys))
         for name, row in result.items():
             print(f"{name:28s} " + " ".join(f"{row[k]:11.3f}" for k in keys))
     else:
-        result = transfer(StyleTalk.load(args.paths[0]), _clips(args.paths[1:], splits))
+        result = transfer(StyleTalk.load(args.paths[0]), load_clips(args.paths[1:], splits))
         print(f"{result['speech_clips']} speech clips, each driven by two style clips of two other classes")
         print(f"{'statistic':18s} {'pairs':>6s} {'direction agrees':>17s} {'nearer own clip':>16s} "
               f"{'gap reproduced':>15s}")

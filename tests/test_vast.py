@@ -180,3 +180,88 @@ def test_lightning_training(styled_dataset: Path, tmp_path: Path) -> None:
     assert all(np.isfinite(metrics[f"train_{k}"]) for k in ("loss", "rec", "kl"))
     model = Vast.load(ckpt)
     assert model.config.strong and model.config.weak and (model.scale != 1).all()
+
+
+def test_tiny_renderer(tmp_path: Path) -> None:
+    from talkinghead.render.vast.model import VastRenderer, composite, masked_l1
+    from talkinghead.train.vast import RENDERER_CONFIGS
+
+    torch.manual_seed(0)
+    model = VastRenderer(RENDERER_CONFIGS["tiny"])
+    g = torch.Generator().manual_seed(0)
+    sketch, background = torch.rand(2, 3, 3, 64, 64, generator=g), torch.rand(2, 3, 3, 64, 64, generator=g)
+    speech, target = torch.rand(2, 3, len(PHONES), generator=g), torch.rand(2, 3, 3, 64, 64, generator=g)
+    out, state = model(sketch, background, speech)
+    assert out.shape == (2, 3, 3, 64, 64) and torch.isfinite(out).all() and 0 <= out.min() and out.max() <= 1
+    model.eval()
+    with torch.no_grad():  # frame by frame with the LSTM state carried over = the whole run at once
+        steps, st = [], None
+        for f in range(3):
+            o, st = model(sketch[:, f:f + 1], background[:, f:f + 1], speech[:, f:f + 1], st)
+            steps.append(o)
+        assert torch.allclose(torch.cat(steps, 1), model(sketch, background, speech)[0], atol=1e-5)
+    model.train()
+    mask = torch.zeros(2, 3, 1, 64, 64)
+    mask[..., 16:48, 16:48] = 1.0
+    assert torch.equal(composite(out, target, mask)[..., :16, :], target[..., :16, :])
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(8):
+        loss = masked_l1(composite(model(sketch, background, speech)[0], target, mask), target, mask)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    model.eval().save(tmp_path / "r.pt")
+    again = VastRenderer.load(tmp_path / "r.pt")
+    with torch.no_grad():
+        assert torch.equal(again(sketch, background, speech)[0], model(sketch, background, speech)[0])
+
+
+def test_frame_inputs_black_out_the_face_region(one_clip_dataset: Path) -> None:
+    from talkinghead.data.clip import clip_dir, load_clip
+    from talkinghead.face import indices as ix
+    from talkinghead.render.vast.renderer import frame_inputs
+
+    clip = load_clip(clip_dir(one_clip_dataset, "a"))
+    crop, mesh = clip.frames([0])[0], clip.meshes[0]
+    opened = mesh.copy()
+    opened[ix.JAW, 1] += 20  # the target's jaw drops below the template's: the region must cover both
+    sketch, background, mask = frame_inputs(crop, opened, mesh)
+    chin = np.round(opened[ix.JAW[len(ix.JAW) // 2], :2]).astype(int)
+    nose = np.round(mesh[ix.POSE[1], :2]).astype(int)
+    assert mask[chin[1], chin[0]] == 1.0 and mask[nose[1], nose[0]] == 1.0 and mask[2, 2] == 0.0
+    assert not background[nose[1], nose[0]].any() and not background[chin[1], chin[0]].any()
+    assert np.array_equal(background[2, 2], crop[2, 2])
+    assert sketch.any() and not sketch[2, 2].any()
+
+
+def test_train_renderer_and_generate(styled_dataset: Path, media: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from talkinghead.io import read_video
+
+    motion = tmp_path / "vast.pt"
+    train_vast([styled_dataset], motion, config=VAST_CONFIGS["tiny"], max_steps=2, batch=2, window=16,
+               style_length=32, quiet=True, accelerator="cpu", devices=1)
+    template = media / "talking" / "videoretalking_face5.mp4"
+    renderer = tmp_path / "renderer.pt"
+    cli = [sys.executable, "-m", "talkinghead"]
+    proc = subprocess.run([*cli, "train-vast-renderer", str(template), "-o", str(renderer), "--config", "tiny",
+                           "--steps", "2", "-q"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and renderer.exists(), proc.stderr
+    speech = media / "speech" / "videoretalking_1.wav"
+    base = [*cli, "generate", "--video", str(template), "--audio", str(speech), "--method", "vast",
+            "--vast-checkpoint", str(motion), "--size", "256", "-q"]
+    out = tmp_path / "vast.mp4"
+    proc = subprocess.run([*base, "-o", str(out), "--vast-renderer", str(renderer), "--style",
+                           str(media / "talking" / "videoretalking_face4.mp4")], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    video = read_video(out)
+    assert len(video.frames) == 126 and max(video.frames.shape[1:3]) == 256  # 5.02 s of speech at 25 fps
+    bad = tmp_path / "bad.mp4"
+    proc = subprocess.run([*base, "-o", str(bad), "--renderer", "vast"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "train-vast-renderer" in proc.stderr and not bad.exists()

@@ -81,7 +81,7 @@ def frame_inputs(crop: np.ndarray, target: np.ndarray, template: np.ndarray
     hard = face_region([target, template], size)
     background = (crop * (1 - hard[..., None])).astype(np.uint8)
     soft = cv2.GaussianBlur(hard, (0, 0), MASK_FEATHER * size)
-    soft = np.maximum(soft, cv2.erode(hard, np.ones((3, 3), np.uint8)))  # inside stays 1
+    soft = np.clip(np.maximum(soft, cv2.erode(hard, np.ones((3, 3), np.uint8))), 0.0, 1.0)  # inside stays 1
     return draw_sketch(target[ix.IPLAP_REFERENCE, :2] / size, size), background, soft
 
 
