@@ -265,3 +265,51 @@ def test_train_renderer_and_generate(styled_dataset: Path, media: Path, tmp_path
     bad = tmp_path / "bad.mp4"
     proc = subprocess.run([*base, "-o", str(bad), "--renderer", "vast"], capture_output=True, text=True)
     assert proc.returncode == 2 and "train-vast-renderer" in proc.stderr and not bad.exists()
+
+
+def test_shipped_model_follows_the_phonemes_of_real_speech(one_clip_dataset: Path) -> None:
+    """The shipped checkpoint, styled by the clip itself, on a real clip it never saw: the mouth is wider open
+    on open vowels than on bilabial closures, and its opening follows the real one."""
+    from talkinghead.data.clip import clip_dir, load_clip
+    from talkinghead.data.datasets import clip_speech
+    from talkinghead.face.expression import mouth_features
+    from talkinghead.face.model import default_face_model
+    from talkinghead.motion.vast.infer import default_vast, vast_style
+
+    model, clip = default_vast(), load_clip(clip_dir(one_clip_dataset, "a"))
+    speech = clip_speech(clip, model.config.speech)
+    n = model.config.max_style_frames
+    z = vast_style(model, clip.expression[:n], speech[:n])
+    with torch.no_grad():
+        coefficients = model.generate(torch.from_numpy(speech)[None], z[None])[0].numpy()
+    face_model = default_face_model()
+    opening = mouth_features(face_model.expression_meshes(clip.neutral, coefficients))[:, 0]
+    real = mouth_features(face_model.expression_meshes(clip.neutral, clip.expression))[:, 0]
+    names = np.array(sorted(PHONE_INDEX, key=PHONE_INDEX.get))[clip.phone_ids]
+    vowels, closures = np.isin(names, ["AA", "AE", "AH", "AO", "AW", "AY"]), np.isin(names, ["M", "B", "P"])
+    assert vowels.any() and closures.any()
+    assert opening[vowels].mean() - opening[closures].mean() > 0.015
+    assert np.corrcoef(opening, real)[0, 1] > 0.3
+
+
+def test_example_renderer_redraws_held_out_frames_of_its_template(media: Path) -> None:
+    """The shipped example renderer on the last tenth of its template (never trained on), each frame redrawn from
+    its own mesh and speech: the face region is close to the real one, and far closer than the eroded input."""
+    from talkinghead.render.vast.model import VastRenderer, composite
+    from talkinghead.render.vast.renderer import EXAMPLE_RENDERER, frame_inputs, prepare_template, to_tensor
+
+    model = VastRenderer.load(EXAMPLE_RENDERER)
+    template = prepare_template(media / "talking" / "styletalk_KristiNoem.mp4", size=model.config.size,
+                                speech=model.config.speech, quiet=True)
+    held = range(int(len(template.crops) * 0.9), len(template.crops), 4)
+    errors, blank = [], []
+    with torch.no_grad():
+        for t in held:
+            sketch, background, mask = frame_inputs(template.crops[t], template.meshes[t], template.meshes[t])
+            out, _ = model(to_tensor(sketch)[None, None], to_tensor(background)[None, None],
+                           torch.from_numpy(template.speech[t:t + 1])[None])
+            real, m = to_tensor(template.crops[t]), torch.from_numpy(mask)[None]
+            face = composite(out[0, 0], real, m)
+            errors.append(float(((face - real).abs() * m).sum() / (3 * m.sum())))
+            blank.append(float(((to_tensor(background) - real).abs() * m).sum() / (3 * m.sum())))
+    assert np.mean(errors) < 0.06 and np.mean(errors) < 0.2 * np.mean(blank)

@@ -103,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--syncnet", type=Path, default=None, help="SyncNet checkpoint (default: the shipped one)")
     ev.add_argument("--checkpoint", action="append", default=[], metavar="ROLE=PATH",
                     help="reconstruction: a checkpoint replacing a shipped one, ROLE one of landmarks, renderer, "
-                         "styletalk (repeatable)")
+                         "styletalk, vast, vast_renderer (repeatable)")
     ev.add_argument("-o", "--output", type=Path, default=None, help="write the results as JSON")
     ev.add_argument("-q", "--quiet", action="store_true")
 

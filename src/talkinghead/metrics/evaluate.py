@@ -206,7 +206,7 @@ def reconstruction(clips: Path, *, method: str, protocol: str = "photo", referen
     """The reconstruction protocol: every clip in ``clips`` regenerated with ``method`` from its own audio and
     either its first frame (``protocol="photo"``) or its own frames (``"dub"``), then evaluated against itself.
     ``references``: IP_LAP renderer references (default: IP_LAP's rule); ``checkpoints``: see
-    :func:`talkinghead.api.generate`; "styletalk" takes each clip as its own style clip."""
+    :func:`talkinghead.api.generate`; "styletalk" and "vast" take each clip as its own style clip."""
     from talkinghead.api import generate
 
     if protocol not in PROTOCOLS:
@@ -225,7 +225,7 @@ def reconstruction(clips: Path, *, method: str, protocol: str = "photo", referen
             if protocol == "photo":
                 source = {"image": Path(tmp) / f"{clip.stem}.png"}
                 cv2.imwrite(str(source["image"]), real.frames[0][:, :, ::-1])
-            if method == "styletalk":  # self-driven, as StyleTalk evaluates: the clip is its own style reference
+            if method in ("styletalk", "vast"):  # self-driven, as both papers evaluate: the clip is its own style
                 source["style"] = clip
             generate(audio=clip, output=out, method=method, fps=real.fps, size=max(real.frames.shape[1:3]),
                      references=references, checkpoints=checkpoints, quiet=True, **source)  # type: ignore[arg-type]

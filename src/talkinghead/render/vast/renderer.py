@@ -31,6 +31,9 @@ MASK_DILATION = 0.06
 MASK_FEATHER = 0.02
 """Gaussian sigma (share of the crop) of the mask edge used to blend the rendered face into the background."""
 MAX_TEMPLATE_SIDE = 720
+EXAMPLE_RENDERER = Path(__file__).parent / "assets" / "vast_renderer_kristinoem_v1.pt"
+"""A renderer trained on the shared example template ``../shared/media/talking/styletalk_KristiNoem.mp4`` (it
+renders only that person; card in ``motion/vast/assets/vast_v1.json``)."""
 
 
 @dataclass
