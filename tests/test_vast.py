@@ -313,3 +313,18 @@ def test_example_renderer_redraws_held_out_frames_of_its_template(media: Path) -
             errors.append(float(((face - real).abs() * m).sum() / (3 * m.sum())))
             blank.append(float(((to_tensor(background) - real).abs() * m).sum() / (3 * m.sum())))
     assert np.mean(errors) < 0.06 and np.mean(errors) < 0.2 * np.mean(blank)
+
+
+def test_whisper_features_follow_the_speech(media: Path) -> None:
+    """Whisper encoder features at 25 fps of 1 s of silence then 1 s of real speech: one row per frame, and
+    the speech frames lie far from the silent ones."""
+    from talkinghead.audio.posteriorgram import WHISPER_DIM, whisper_features
+    from talkinghead.io import load_audio
+
+    speech = load_audio(media / "speech" / "videoretalking_1.wav")[:16000]
+    audio = np.concatenate([np.zeros(16000, np.float32), speech])
+    feats = whisper_features(audio, fps=25.0, n_frames=50)
+    assert feats.shape == (50, WHISPER_DIM) and np.isfinite(feats).all()
+    quiet, loud = feats[2:23], feats[27:48]  # away from the boundary (the encoder's context blurs it)
+    spread = np.linalg.norm(quiet - quiet.mean(0), axis=1).mean()
+    assert np.linalg.norm(loud - quiet.mean(0), axis=1).mean() > 2 * spread

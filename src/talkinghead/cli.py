@@ -3,6 +3,7 @@
     talkinghead generate --image FACE.jpg --audio SPEECH.wav -o out.mp4
     talkinghead dub --video FACE.mp4 --audio SPEECH.wav -o dubbed.mp4 --method iplap
     talkinghead generate --image FACE.jpg --audio SPEECH.wav --style STYLE.mp4 --method styletalk -o out.mp4
+    talkinghead generate --video TEMPLATE.mp4 --audio SPEECH.wav --style PROMPT.mp4 --method vast -o out.mp4
     talkinghead calibrate ../shared/media/talking
 """
 
