@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import shutil
 import wave
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 
@@ -59,3 +61,16 @@ def styled_dataset(one_clip_dataset: Path, tmp_path_factory: pytest.TempPathFact
         meta_path.write_text(json.dumps(meta))
     (root / "splits" / "train.txt").write_text("a\nb\nc\n")
     return root
+
+
+def optimise(model: torch.nn.Module, loss: Callable[[], torch.Tensor], *, steps: int, lr: float) -> list[float]:
+    """``steps`` Adam steps on ``loss()`` over the model's parameters; returns the loss before each step."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        value = loss()
+        opt.zero_grad()
+        value.backward()
+        opt.step()
+        losses.append(value.item())
+    return losses

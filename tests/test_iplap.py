@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import optimise
 
 from talkinghead.face import indices as ix
 from talkinghead.motion.iplap.model import LandmarkGenerator
@@ -111,15 +112,8 @@ def test_tiny_landmark_generator(sequence: str, tmp_path: Path) -> None:
     mels, pose, refs, target = _landmark_batch()
     pred = model(mels, pose, refs)
     assert pred.shape == (4, 5, 57, 2) and torch.isfinite(pred).all()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(8):
-        loss, parts = model.loss(model(mels, pose, refs), target)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    assert losses[-1] < losses[0] and set(parts) == {"l1", "continuity"}
+    losses = optimise(model, lambda: model.loss(model(mels, pose, refs), target)[0], steps=8, lr=1e-3)
+    assert losses[-1] < losses[0] and set(model.loss(pred, target)[1]) == {"l1", "continuity"}
     model.eval().save(tmp_path / "lm.pt")
     again = LandmarkGenerator.load(tmp_path / "lm.pt")
     assert again.config == model.config
@@ -147,15 +141,11 @@ def test_tiny_renderer(use_warp: bool, blend: bool, tmp_path: Path) -> None:
     out, warped = model(target, sketches, refs, ref_sk, mel)
     assert out.shape == warped.shape == (2, 3, s, s) and torch.isfinite(out).all()
     assert 0 <= float(out.min()) and float(out.max()) <= 1
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(8):
+    def loss() -> torch.Tensor:
         out, warped = model(target, sketches, refs, ref_sk, mel)
-        loss = (out - target).abs().mean() + (warped - target).abs().mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+        return (out - target).abs().mean() + (warped - target).abs().mean()
+
+    losses = optimise(model, loss, steps=8, lr=3e-3)
     assert losses[-1] < losses[0]
     model.eval().save(tmp_path / "r.pt")
     again = IPLAPRenderer.load(tmp_path / "r.pt")

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import optimise
 
 from talkinghead.audio.phonemes import PHONE_INDEX, phone_windows
 from talkinghead.motion.styletalk.model import StyleTalk
@@ -68,14 +69,7 @@ def test_tiny_styletalk(k: int, tmp_path: Path) -> None:
     phones, style, pad, target = _inputs()
     out, code = model(phones, style, pad)
     assert out.shape == (2, 10, 12) and code.shape == (2, TINY.d_model) and torch.isfinite(out).all()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(10):
-        loss = (model(phones, style, pad)[0] - target).abs().mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = optimise(model, lambda: (model(phones, style, pad)[0] - target).abs().mean(), steps=10, lr=1e-3)
     assert losses[-1] < losses[0]
     model.eval()
     model.neutral_style.fill_(0.5)

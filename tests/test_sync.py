@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import optimise
 import torch.nn.functional as F
 
 from talkinghead.constants import SAMPLE_RATE
@@ -38,14 +39,8 @@ def test_tiny_syncnet_shapes_training_and_round_trip(objective: str, in_batch: b
     a = model.embed_audio(mels[:, 0])
     assert v.shape == a.shape == (6, TINY.embed)
     assert torch.allclose(v.norm(dim=-1), torch.ones(6)) and not torch.isnan(v).any()
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    first, _ = model.loss(mouth, mels)
-    for _ in range(30):
-        loss, acc = model.loss(mouth, mels)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert loss.item() < first.item()
+    losses = optimise(model, lambda: model.loss(mouth, mels)[0], steps=30, lr=3e-3)
+    assert losses[-1] < losses[0]
     model.eval()
     model.save(tmp_path / "s.pt")
     back = SyncNet.load(tmp_path / "s.pt")

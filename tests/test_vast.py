@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import optimise
 
 from talkinghead.audio.phonemes import PHONE_INDEX, PHONES
 from talkinghead.audio.posteriorgram import phone_posteriorgram
@@ -89,16 +90,12 @@ def test_tiny_vast(variant: dict, tmp_path: Path) -> None:
     out = model(speech, z, target)
     assert z.shape == (2, TINY.style_dim) and out.shape == (2, 16, 12) and torch.isfinite(out).all()
     assert variational.shape == (2,) and torch.isfinite(variational).all()
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(15):
+    def loss() -> torch.Tensor:
         z, variational = model.style(style, style_speech, pad, sample=True)
         rec = reconstruction_loss(model(speech, z, target), target, kind=model.config.loss, asymmetry=2.0)
-        loss = rec + 0.01 * variational.mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+        return rec + 0.01 * variational.mean()
+
+    losses = optimise(model, loss, steps=15, lr=3e-3)
     assert losses[-1] < losses[0]
     model.eval()
     model.scale.fill_(0.5)
@@ -204,14 +201,8 @@ def test_tiny_renderer(tmp_path: Path) -> None:
     mask = torch.zeros(2, 3, 1, 64, 64)
     mask[..., 16:48, 16:48] = 1.0
     assert torch.equal(composite(out, target, mask)[..., :16, :], target[..., :16, :])
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(8):
-        loss = masked_l1(composite(model(sketch, background, speech)[0], target, mask), target, mask)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = optimise(model, lambda: masked_l1(composite(model(sketch, background, speech)[0], target, mask), target,
+                                               mask), steps=8, lr=1e-3)
     assert losses[-1] < losses[0]
     model.eval().save(tmp_path / "r.pt")
     again = VastRenderer.load(tmp_path / "r.pt")
