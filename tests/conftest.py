@@ -74,3 +74,20 @@ def optimise(model: torch.nn.Module, loss: Callable[[], torch.Tensor], *, steps:
         opt.step()
         losses.append(value.item())
     return losses
+
+
+def mouth_follows_phonemes(clip_path: Path, coefficients: np.ndarray) -> tuple[float, float]:
+    """How a motion model's (T, K) coefficients for a preprocessed clip's own speech follow it: (mean mouth
+    opening on open vowels minus on p/b/m closures, in canonical units; correlation with the real opening)."""
+    from talkinghead.audio.phonemes import PHONE_INDEX
+    from talkinghead.data.clip import load_clip
+    from talkinghead.face.expression import mouth_features
+    from talkinghead.face.model import default_face_model
+
+    clip, face_model = load_clip(clip_path), default_face_model()
+    opening = mouth_features(face_model.expression_meshes(clip.neutral, coefficients))[:, 0]
+    real = mouth_features(face_model.expression_meshes(clip.neutral, clip.expression))[:, 0]
+    names = np.array(sorted(PHONE_INDEX, key=PHONE_INDEX.get))[clip.phone_ids]
+    vowels, closures = np.isin(names, ["AA", "AE", "AH", "AO", "AW", "AY"]), np.isin(names, ["M", "B", "P"])
+    assert vowels.any() and closures.any()
+    return float(opening[vowels].mean() - opening[closures].mean()), float(np.corrcoef(opening, real)[0, 1])
