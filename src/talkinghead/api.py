@@ -168,6 +168,8 @@ def generate(
         raise TalkingHeadError(f"expression scale must be between 0 and 3, not {expression_scale:g}")
     if not 0.0 <= style_intensity <= 1.5:
         raise TalkingHeadError(f"style intensity must be between 0 and 1.5, not {style_intensity:g}")
+    if style_intensity != 1.0 and method != "styletalk":
+        raise TalkingHeadError("style intensity applies to --method styletalk only")
     renderer = renderer or ("iplap" if method == "iplap" else
                             "vast" if method == "vast" and "vast_renderer" in checkpoints else "warp")
     if renderer not in RENDERERS or (method == "iplap" and renderer != "iplap"):
@@ -228,7 +230,7 @@ def generate(
             motion = _styletalk_motion(features, motion, style=style, intensity=style_intensity,
                                        checkpoint=checkpoints.get("styletalk"), quiet=quiet)
         elif method == "vast":
-            motion = _vast_motion(features, motion, style=style if style is not None else video, seed=seed,
+            motion = _vast_motion(features, motion, style=style if style is not None else video,
                                   checkpoint=checkpoints.get("vast"), quiet=quiet)
         if pose_from is not None:
             rot, trans = pose_motion(pose_from, fps=fps, n_frames=features.n_frames, quiet=quiet)
@@ -299,7 +301,7 @@ def _with_expression(base: FaceMotion, expression: np.ndarray) -> FaceMotion:
     return replace(base, expression=expression, basis=basis)
 
 
-def _vast_motion(features: AudioFeatures, base: FaceMotion, *, style: str | Path | None, seed: int,
+def _vast_motion(features: AudioFeatures, base: FaceMotion, *, style: str | Path | None,
                  checkpoint: str | Path | None, quiet: bool) -> FaceMotion:
     """``base`` (head motion, blinks) with VAST's expression coefficients of the whole face in the style of the
     ``style`` clip (None: the mean of the learned style prior)."""
@@ -315,7 +317,7 @@ def _vast_motion(features: AudioFeatures, base: FaceMotion, *, style: str | Path
         coeffs = style_coefficients(style, face_model=face_model, max_frames=model.config.max_style_frames,
                                     quiet=quiet)
         speech = style_speech(style, kind=model.config.speech, n_frames=len(coeffs))
-    return _with_expression(base, vast_expression(model, features, vast_style(model, coeffs, speech, seed=seed)))
+    return _with_expression(base, vast_expression(model, features, vast_style(model, coeffs, speech)))
 
 
 def _render_vast(clip: VideoClip, meshes: np.ndarray, src_idx: np.ndarray, targets: np.ndarray,

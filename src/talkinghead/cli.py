@@ -347,7 +347,8 @@ def _generate(args: argparse.Namespace) -> int:
     photo = args.command == "generate"
     checkpoints = {"landmarks": args.landmark_checkpoint, "renderer": args.renderer_checkpoint,
                    "styletalk": getattr(args, "styletalk_checkpoint", None),
-                   "vast": getattr(args, "vast_checkpoint", None), "vast_renderer": getattr(args, "vast_renderer", None)}
+                   "vast": getattr(args, "vast_checkpoint", None),
+                   "vast_renderer": getattr(args, "vast_renderer", None)}
     result = generate(
         image=args.image if photo else None, video=args.video, audio=args.audio, output=args.output,
         method=args.method, fps=args.fps, size=args.size, face_index=args.face_index, language=args.language,
