@@ -1,0 +1,242 @@
+"""The compact style-based generator (StyleGAN2 layout) and the pSp-style encoder into its W+ space.
+
+Generator: z (B, w) -> mapping -> w; W+ = (B, L, w) with L = 2 log2(size) - 2 style vectors; a learned 4x4
+constant, modulated/demodulated convolutions (weights scaled per sample by the affine style of their w), per-pixel
+noise, and skip toRGB outputs summed across resolutions. Images are (B, 3, S, S) in [-1, 1]. Layers use the
+equalised learning rate of StyleGAN (weights stored at unit variance, scaled at run time).
+
+Encoder: a residual backbone with a feature pyramid (coarse / medium / fine maps, pSp's GradualStyleEncoder), one
+map2style head per W+ vector, added to the generator's average w.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from talkinghead.nn.checkpoint import load_model, save_model
+from talkinghead.render.stylegan.config import EncoderConfig, GeneratorConfig
+
+ACTIVATION_GAIN = math.sqrt(2.0)
+
+
+class EqualLinear(nn.Module):
+    """Linear layer with the equalised learning rate (weight ~ N(0, 1) / lr_mul, scaled by lr_mul / sqrt(in))."""
+
+    def __init__(self, cin: int, cout: int, *, lr_mul: float = 1.0, bias_init: float = 0.0,
+                 activate: bool = False) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(cout, cin) / lr_mul)
+        self.bias = nn.Parameter(torch.full((cout,), bias_init / lr_mul))
+        self.scale, self.lr_mul, self.activate = lr_mul / math.sqrt(cin), lr_mul, activate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.linear(x, self.weight * self.scale, self.bias * self.lr_mul)
+        return F.leaky_relu(out, 0.2) * ACTIVATION_GAIN if self.activate else out
+
+
+class ModulatedConv2d(nn.Module):
+    """x (B, Cin, H, W) + w (B, w_dim) -> (B, Cout, H', W'): the kernel scaled per input channel by the affine style
+    s = A(w) (initialised to 1), then (``demodulate``) renormalised per output channel; ``upsample`` doubles the
+    resolution (bilinear) first."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, w_dim: int, *, demodulate: bool = True,
+                 upsample: bool = False) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(cout, cin, kernel, kernel))
+        self.affine = EqualLinear(w_dim, cin, bias_init=1.0)
+        self.scale = 1 / math.sqrt(cin * kernel**2)
+        self.demodulate, self.upsample, self.padding = demodulate, upsample, kernel // 2
+
+    def kernels(self, style: torch.Tensor) -> torch.Tensor:
+        """(B, Cout, Cin, k, k) per-sample kernels for styles (B, Cin)."""
+        weight = self.scale * self.weight[None] * style[:, None, :, None, None]
+        if self.demodulate:
+            weight = weight * torch.rsqrt(weight.pow(2).sum((2, 3, 4), keepdim=True) + 1e-8)
+        return weight
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        b, cin, _, _ = x.shape
+        if self.upsample:
+            x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+        weight = self.kernels(self.affine(w))
+        out = F.conv2d(x.reshape(1, b * cin, *x.shape[2:]), weight.reshape(-1, cin, *weight.shape[3:]),
+                       padding=self.padding, groups=b)
+        return out.view(b, -1, *out.shape[2:])
+
+
+class StyledConv(nn.Module):
+    """Modulated 3x3 convolution + per-pixel noise (learned strength, 0 at start) + bias + leaky ReLU."""
+
+    def __init__(self, cin: int, cout: int, w_dim: int, *, upsample: bool = False) -> None:
+        super().__init__()
+        self.conv = ModulatedConv2d(cin, cout, 3, w_dim, upsample=upsample)
+        self.noise_strength = nn.Parameter(torch.zeros(()))
+        self.bias = nn.Parameter(torch.zeros(1, cout, 1, 1))
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise: bool) -> torch.Tensor:
+        """``noise``: add fresh per-pixel noise (one map per sample, shared by the channels)."""
+        out = self.conv(x, w)
+        if noise:
+            out = out + self.noise_strength * torch.randn_like(out[:, :1])
+        return F.leaky_relu(out + self.bias, 0.2) * ACTIVATION_GAIN
+
+
+class ToRGB(nn.Module):
+    """Modulated 1x1 convolution to RGB (no demodulation) + the upsampled RGB of the previous resolution."""
+
+    def __init__(self, cin: int, w_dim: int) -> None:
+        super().__init__()
+        self.conv = ModulatedConv2d(cin, 3, 1, w_dim, demodulate=False)
+        self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
+        out = self.conv(x, w) + self.bias
+        if skip is not None:
+            out = out + F.interpolate(skip, scale_factor=2.0, mode="bilinear", align_corners=False)
+        return out
+
+
+class Generator(nn.Module):
+    """W+ (B, L, w_dim) -> image (B, 3, S, S) in about [-1, 1]; :meth:`mapping` gives w from z.
+
+    ``w_avg`` (w_dim,) is the running mean of mapped w (updated in training by :meth:`track_w`), the centre of
+    the truncation trick and the encoder's starting point."""
+
+    def __init__(self, config: GeneratorConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        self.mapping_net = nn.Sequential(*(EqualLinear(c.w_dim, c.w_dim, lr_mul=c.lr_mapping, activate=True)
+                                           for _ in range(c.mapping_layers)))
+        c4 = c.channels_at(4)
+        self.const = nn.Parameter(torch.randn(1, c4, 4, 4))
+        self.conv1 = StyledConv(c4, c4, c.w_dim)
+        self.to_rgb1 = ToRGB(c4, c.w_dim)
+        self.ups, self.convs, self.to_rgbs = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
+        cin = c4
+        for i in range(3, c.log_size + 1):
+            cout = c.channels_at(2**i)
+            self.ups.append(StyledConv(cin, cout, c.w_dim, upsample=True))
+            self.convs.append(StyledConv(cout, cout, c.w_dim))
+            self.to_rgbs.append(ToRGB(cout, c.w_dim))
+            cin = cout
+        self.register_buffer("w_avg", torch.zeros(c.w_dim))
+
+    def mapping(self, z: torch.Tensor) -> torch.Tensor:
+        """z (B, w_dim) -> w (B, w_dim) (z normalised to unit RMS first, as StyleGAN's PixelNorm)."""
+        return self.mapping_net(z * torch.rsqrt(z.pow(2).mean(1, keepdim=True) + 1e-8))
+
+    @torch.no_grad()
+    def track_w(self, w: torch.Tensor, decay: float = 0.995) -> None:
+        """Move ``w_avg`` towards the batch mean of w (B, w_dim)."""
+        self.w_avg.lerp_(w.mean(0), 1 - decay)
+
+    def forward(self, w_plus: torch.Tensor, *, noise: str = "random", features: int | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(image (B, 3, S, S), the feature map after the convolutions at resolution ``features`` (or None)).
+
+        ``noise``: "random" (fresh per-pixel noise, training) or "none" (deterministic)."""
+        if w_plus.ndim == 2:
+            w_plus = w_plus[:, None].expand(-1, self.config.n_latents, -1)
+        if w_plus.shape[1] != self.config.n_latents:
+            raise ValueError(f"W+ must hold {self.config.n_latents} style vectors, not {w_plus.shape[1]}")
+        if noise not in ("random", "none"):
+            raise ValueError(f"noise must be 'random' or 'none', not {noise!r}")
+        random = noise == "random"
+        x = self.const.expand(len(w_plus), -1, -1, -1)
+        x = self.conv1(x, w_plus[:, 0], random)
+        kept = x if features == 4 else None
+        rgb = self.to_rgb1(x, w_plus[:, 1], None)
+        for i, (up, conv, to_rgb) in enumerate(zip(self.ups, self.convs, self.to_rgbs)):
+            x = up(x, w_plus[:, 1 + 2 * i], random)
+            x = conv(x, w_plus[:, 2 + 2 * i], random)
+            if features == x.shape[-1]:
+                kept = x
+            rgb = to_rgb(x, w_plus[:, 3 + 2 * i], rgb)
+        return rgb, kept
+
+    def save(self, path: str | Path, **extra: object) -> None:
+        save_model(self, path, **extra)
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str | torch.device = "cpu") -> Generator:
+        return load_model(cls, GeneratorConfig, path, device=device)
+
+
+class _Residual(nn.Module):
+    """Pre-activation residual block (instance norm, LeakyReLU) with an optional stride-2 shortcut."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.InstanceNorm2d(cin, affine=True), nn.Conv2d(cin, cout, 3, 1, 1),
+                                  nn.LeakyReLU(0.2), nn.Conv2d(cout, cout, 3, stride, 1))
+        self.short = nn.Conv2d(cin, cout, 1, stride) if stride != 1 or cin != cout else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) + self.short(x)
+
+
+class _MapToStyle(nn.Module):
+    """pSp's map2style: stride-2 convolutions down to 1x1, then a linear layer -> (B, w_dim)."""
+
+    def __init__(self, cin: int, w_dim: int, resolution: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c = cin
+        for _ in range(int(math.log2(resolution))):
+            layers += [nn.Conv2d(c, w_dim, 3, 2, 1), nn.LeakyReLU(0.2)]
+            c = w_dim
+        self.convs = nn.Sequential(*layers)
+        self.linear = EqualLinear(c, w_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.convs(x).flatten(1))
+
+
+class Encoder(nn.Module):
+    """image (B, 3, S, S) in [-1, 1] -> W+ (B, L, w_dim) = ``w_avg`` + per-vector offsets from the feature pyramid.
+
+    Feature maps at S/4 (fine), S/8 (medium) and S/16 (coarse); the medium and fine maps add the upsampled coarser
+    map (FPN). As in pSp (3 coarse, 4 medium, 11 fine of 18) the first L/6 vectors read the coarse map, up to
+    7L/18 the medium one, the rest the fine one."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        widths = [min(c.channels * 2**i, c.channels * 8) for i in range(5)]
+        self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, 1, 1), nn.LeakyReLU(0.2))
+        self.stages = nn.ModuleList(_Residual(widths[i], widths[i + 1], 2) for i in range(4))
+        top = widths[4]
+        self.lateral_medium = nn.Conv2d(widths[3], top, 1)
+        self.lateral_fine = nn.Conv2d(widths[2], top, 1)
+        self.coarse_end, self.medium_end = max(1, c.n_latents // 6), max(2, 7 * c.n_latents // 18)
+        sizes = [c.size // 16] * self.coarse_end + [c.size // 8] * (self.medium_end - self.coarse_end) + \
+            [c.size // 4] * (c.n_latents - self.medium_end)
+        self.heads = nn.ModuleList(_MapToStyle(top, c.w_dim, s) for s in sizes)
+        self.register_buffer("w_avg", torch.zeros(c.w_dim))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        x = self.stem(image)
+        maps = []
+        for stage in self.stages:
+            x = stage(x)
+            maps.append(x)
+        coarse = maps[3]
+        medium = F.interpolate(coarse, scale_factor=2.0, mode="bilinear", align_corners=False) + \
+            self.lateral_medium(maps[2])
+        fine = F.interpolate(medium, scale_factor=2.0, mode="bilinear", align_corners=False) + \
+            self.lateral_fine(maps[1])
+        source = [coarse] * self.coarse_end + [medium] * (self.medium_end - self.coarse_end) + \
+            [fine] * (self.config.n_latents - self.medium_end)
+        return torch.stack([head(m) for head, m in zip(self.heads, source)], 1) + self.w_avg
+
+    def save(self, path: str | Path, **extra: object) -> None:
+        save_model(self, path, **extra)
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str | torch.device = "cpu") -> Encoder:
+        return load_model(cls, EncoderConfig, path, device=device)

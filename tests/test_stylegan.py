@@ -1,0 +1,75 @@
+"""The compact style-based generator and its pSp-style encoder: layers, tiny configs, inversion training step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import optimise
+
+from talkinghead.render.stylegan.config import EncoderConfig, GeneratorConfig
+from talkinghead.render.stylegan.model import Encoder, Generator, ModulatedConv2d
+
+TINY = GeneratorConfig(size=16, w_dim=16, mapping_layers=2, channels=16, min_channels=8)
+
+
+def test_modulated_conv_is_a_conv_scaled_per_input_channel() -> None:
+    """Without demodulation the per-sample kernel is the equalised weight times the style of each input channel;
+    with it, every output channel's kernel has unit norm."""
+    torch.manual_seed(0)
+    conv = ModulatedConv2d(4, 5, 3, 6, demodulate=False)
+    x, w = torch.randn(2, 4, 8, 8), torch.randn(2, 6)
+    style = conv.affine(w)
+    for b in range(2):
+        kernel = conv.scale * conv.weight * style[b][None, :, None, None]
+        assert torch.allclose(conv(x, w)[b:b + 1], F.conv2d(x[b:b + 1], kernel, padding=1), atol=1e-5)
+    demod = ModulatedConv2d(4, 5, 3, 6)
+    norms = demod.kernels(demod.affine(w)).pow(2).sum((2, 3, 4))
+    assert torch.allclose(norms, torch.ones(2, 5), atol=1e-4)
+    up = ModulatedConv2d(4, 5, 3, 6, upsample=True)
+    assert up(x, w).shape == (2, 5, 16, 16)
+
+
+def test_tiny_generator(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    gen = Generator(TINY)
+    assert TINY.n_latents == 6
+    w = gen.mapping(torch.randn(3, 16))
+    image, feats = gen(w, features=8)
+    assert image.shape == (3, 3, 16, 16) and feats is not None and feats.shape == (3, 16, 8, 8)
+    assert torch.isfinite(image).all()
+    w_plus = w[:, None].expand(-1, 6, -1).clone()
+    assert torch.equal(gen(w_plus, noise="none")[0], gen(w, noise="none")[0])  # one w = W+ of copies
+    moved = w_plus.clone()
+    moved[:, -1] += 3.0  # the last style vector only modulates the last toRGB
+    assert not torch.allclose(gen(moved, noise="none")[0], gen(w_plus, noise="none")[0])
+    with pytest.raises(ValueError, match="6 style vectors"):
+        gen(w_plus[:, :5])
+    target = torch.rand(3, 3, 16, 16) * 2 - 1
+    losses = optimise(gen, lambda: (gen(w_plus.detach(), noise="none")[0] - target).abs().mean(), steps=10, lr=1e-2)
+    assert losses[-1] < losses[0]
+    gen.track_w(w)
+    gen.eval().save(tmp_path / "g.pt")
+    again = Generator.load(tmp_path / "g.pt")
+    assert again.config == TINY and torch.equal(again.w_avg, gen.w_avg)
+    assert torch.equal(again(w_plus, noise="none")[0], gen(w_plus, noise="none")[0])
+
+
+def test_tiny_encoder_inverts_generated_images(tmp_path: Path) -> None:
+    """The encoder's W+ regenerates images of a frozen generator better after a few steps (pSp's L2 objective)."""
+    torch.manual_seed(0)
+    gen = Generator(TINY).eval().requires_grad_(False)
+    config = EncoderConfig(size=16, w_dim=16, n_latents=TINY.n_latents, channels=8)
+    enc = Encoder(config)
+    images = gen(gen.mapping(torch.randn(4, 16)), noise="none")[0]
+    w_plus = enc(images)
+    assert w_plus.shape == (4, 6, 16) and torch.isfinite(w_plus).all()
+    assert (enc.coarse_end, enc.medium_end) == (1, 2)
+    losses = optimise(enc, lambda: F.mse_loss(gen(enc(images), noise="none")[0], images), steps=15, lr=1e-3)
+    assert losses[-1] < losses[0]
+    enc.w_avg.fill_(0.25)
+    enc.eval().save(tmp_path / "e.pt")
+    again = Encoder.load(tmp_path / "e.pt")
+    assert torch.equal(again(images), enc(images))
