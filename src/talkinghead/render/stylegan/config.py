@@ -50,3 +50,5 @@ class EncoderConfig:
     n_latents: int = 12
     channels: int = 32
     """Backbone width at full resolution (doubling per level, at most 8x)."""
+    head_channels: int = 64
+    """Width of the map2style convolutions (pSp: 512, the w width; narrower keeps the 128 px encoder small)."""

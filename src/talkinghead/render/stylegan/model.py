@@ -181,15 +181,15 @@ class _Residual(nn.Module):
 
 
 class _MapToStyle(nn.Module):
-    """pSp's map2style: stride-2 convolutions down to 1x1, then a linear layer -> (B, w_dim)."""
+    """pSp's map2style: stride-2 convolutions (``width`` channels) down to 1x1, then a linear layer -> (B, w_dim)."""
 
-    def __init__(self, cin: int, w_dim: int, resolution: int) -> None:
+    def __init__(self, cin: int, w_dim: int, resolution: int, width: int) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         c = cin
         for _ in range(int(math.log2(resolution))):
-            layers += [nn.Conv2d(c, w_dim, 3, 2, 1), nn.LeakyReLU(0.2)]
-            c = w_dim
+            layers += [nn.Conv2d(c, width, 3, 2, 1), nn.LeakyReLU(0.2)]
+            c = width
         self.convs = nn.Sequential(*layers)
         self.linear = EqualLinear(c, w_dim)
 
@@ -216,7 +216,7 @@ class Encoder(nn.Module):
         self.coarse_end, self.medium_end = max(1, c.n_latents // 6), max(2, 7 * c.n_latents // 18)
         sizes = [c.size // 16] * self.coarse_end + [c.size // 8] * (self.medium_end - self.coarse_end) + \
             [c.size // 4] * (c.n_latents - self.medium_end)
-        self.heads = nn.ModuleList(_MapToStyle(top, c.w_dim, s) for s in sizes)
+        self.heads = nn.ModuleList(_MapToStyle(top, c.w_dim, s, c.head_channels) for s in sizes)
         self.register_buffer("w_avg", torch.zeros(c.w_dim))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
