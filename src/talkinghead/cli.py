@@ -200,6 +200,14 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--devices", default="auto", help="Lightning devices (e.g. 4 for four GPUs)")
     tr.add_argument("-q", "--quiet", action="store_true")
 
+    sv = sub.add_parser("serve", help="a local web page to make talking-head videos",
+                        description="Serve the web app: upload (or record) speech and a face, pick the method and "
+                                    "options, follow the progress, play the result. Listens on 127.0.0.1 only "
+                                    "unless --host says otherwise.")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    sv.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    sv.add_argument("--workdir", type=Path, default=None, help="folder for uploads and results (default: a temp folder)")
+
     vs = sub.add_parser("vast-split", help="VAST's split of the expression coefficients by mouth-vertex offset",
                         description="Print, as JSON, every face-model coefficient's mean lip + jaw point offset at "
                                     "one standard deviation and the speech-strongly-related group it gives.")
@@ -444,6 +452,16 @@ def _train_vast_renderer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from talkinghead.web.app import serve
+
+    if not 1 <= args.port <= 65535:
+        raise TalkingHeadError(f"--port must be between 1 and 65535, not {args.port}")
+    print(f"talkinghead: serving on http://{args.host}:{args.port}/ (Ctrl-C stops)", file=sys.stderr)
+    serve(host=args.host, port=args.port, workdir=args.workdir)
+    return 0
+
+
 def _vast_split(args: argparse.Namespace) -> int:
     import json
 
@@ -481,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
                     "fit-face-model": _fit_face_model, "datacard": _datacard, "evaluate": _evaluate,
                     "train-syncnet": _train_syncnet, "dub": _generate, "train-iplap": _train_iplap,
                     "train-styletalk": _train_styletalk, "train-vast": _train_vast,
-                    "train-vast-renderer": _train_vast_renderer, "vast-split": _vast_split}
+                    "train-vast-renderer": _train_vast_renderer, "vast-split": _vast_split, "serve": _serve}
         return commands[args.command](args)
     except TalkingHeadError as exc:
         print(f"talkinghead: error: {exc}", file=sys.stderr)

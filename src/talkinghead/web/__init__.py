@@ -1,0 +1,1 @@
+"""`talkinghead serve`: a local web page for generating talking-head videos."""

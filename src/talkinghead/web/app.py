@@ -1,0 +1,167 @@
+"""The local web app: one page to upload a face and speech (plus optional style and motion clips), pick the
+method and options, follow the progress and play the result.
+
+Generations run one at a time on a worker thread, each in its own folder under the app's work folder; the page
+polls ``/api/jobs/{id}`` for the stage and fraction done (reported by the progress bars,
+:func:`talkinghead.progress.report_to`). Bad uploads come back as the one-line message the CLI would print, with
+the file named as uploaded.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+
+from talkinghead.constants import METHODS
+from talkinghead.errors import TalkingHeadError
+from talkinghead.progress import report_to
+
+PAGE = Path(__file__).parent / "page.html"
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+"""Largest accepted upload (per file)."""
+VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm"}
+"""A face upload with one of these suffixes is a video to dub; anything else is taken as a photo."""
+OPTIONAL_FILES = ("style", "motion")
+
+
+@dataclass
+class Job:
+    """One generation: ``state`` is queued, running, done or error."""
+
+    id: str
+    folder: Path
+    state: str = "queued"
+    stage: str = "waiting"
+    progress: float = 0.0
+    error: str = ""
+    output: Path | None = None
+
+    def status(self) -> dict[str, Any]:
+        return {"id": self.id, "state": self.state, "stage": self.stage, "progress": round(self.progress, 3),
+                "error": self.error, "video": f"/api/jobs/{self.id}/video" if self.state == "done" else None}
+
+
+def _safe_name(name: str, fallback: str) -> str:
+    """An uploaded file's base name reduced to safe characters (its suffix kept)."""
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name or "").name).lstrip(".")
+    return base or fallback
+
+
+def _options(form: dict[str, str]) -> dict[str, Any]:
+    """Generation options from the form's text fields (unset ones keep the API's defaults)."""
+    method = form.get("method") or "viseme"
+    if method not in METHODS:
+        raise TalkingHeadError(f"method {method!r} is not available (available: {', '.join(METHODS)})")
+    out: dict[str, Any] = {"method": method}
+    try:
+        for key, cast in (("expression_scale", float), ("style_intensity", float), ("seed", int), ("size", int)):
+            if form.get(key):
+                out[key] = cast(form[key])
+    except ValueError as exc:
+        raise TalkingHeadError(f"bad number in the form ({exc})") from None
+    if form.get("still") in ("on", "true", "1"):
+        out["still"] = True
+    return out
+
+
+def _run(job: Job, inputs: dict[str, Path], options: dict[str, Any]) -> None:
+    from talkinghead.api import generate
+
+    def listen(stage: str, fraction: float) -> None:
+        job.stage, job.progress = stage, fraction
+
+    job.state = "running"
+    face = inputs["face"]
+    source = {"video": face} if face.suffix.lower() in VIDEO_SUFFIXES else {"image": face}
+    extra = {"style": inputs.get("style"), "pose_from": inputs.get("motion")}
+    if "video" in source:
+        extra.pop("pose_from")  # a dubbed video keeps its own head motion
+    try:
+        with report_to(listen):
+            generate(audio=inputs["audio"], output=job.folder / "out.mp4", quiet=True, **source,
+                     **{k: v for k, v in extra.items() if v is not None}, **options)
+    except TalkingHeadError as exc:
+        job.state, job.error = "error", re.sub(rf"{re.escape(str(job.folder))}/\w+/", "", str(exc))
+        return
+    except Exception as exc:  # noqa: BLE001 - shown on the page, the server keeps running
+        job.state, job.error = "error", f"internal error: {type(exc).__name__}: {exc}"
+        return
+    job.output, job.state, job.stage, job.progress = job.folder / "out.mp4", "done", "done", 1.0
+
+
+def create_app(workdir: Path | None = None) -> FastAPI:
+    """The FastAPI app; jobs live under ``workdir`` (default: a new temporary folder)."""
+    root = Path(workdir or tempfile.mkdtemp(prefix="talkinghead-web-"))
+    jobs: dict[str, Job] = {}
+    lock = threading.Lock()
+    worker = ThreadPoolExecutor(max_workers=1)
+    app = FastAPI(title="talkinghead")
+
+    @app.get("/", response_class=HTMLResponse)
+    def page() -> str:
+        return PAGE.read_text()
+
+    @app.post("/api/generate")
+    async def submit(request: Request) -> JSONResponse:
+        form = await request.form()
+        texts = {k: v for k, v in form.items() if isinstance(v, str)}
+        try:
+            options = _options(texts)
+        except TalkingHeadError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        job = Job(id=secrets.token_hex(8), folder=root / secrets.token_hex(8))
+        job.folder.mkdir(parents=True)
+        inputs: dict[str, Path] = {}
+        for key in ("face", "audio", *OPTIONAL_FILES):
+            upload = form.get(key)
+            if upload is None or isinstance(upload, str) or not upload.filename:
+                if key in ("face", "audio"):
+                    return JSONResponse({"error": f"no {key} file uploaded"}, status_code=400)
+                continue
+            data = await upload.read(MAX_UPLOAD_BYTES + 1)
+            if len(data) > MAX_UPLOAD_BYTES:
+                return JSONResponse({"error": f"{upload.filename}: larger than {MAX_UPLOAD_BYTES >> 20} MB"},
+                                    status_code=413)
+            path = job.folder / key / _safe_name(upload.filename, key)
+            path.parent.mkdir()
+            path.write_bytes(data)
+            inputs[key] = path
+        with lock:
+            jobs[job.id] = job
+        worker.submit(_run, job, inputs, options)
+        return JSONResponse(job.status())
+
+    def find(job_id: str) -> Job:
+        with lock:
+            if job_id not in jobs:
+                raise HTTPException(404, "no such job")
+            return jobs[job_id]
+
+    @app.get("/api/jobs/{job_id}")
+    def status(job_id: str) -> dict[str, Any]:
+        return find(job_id).status()
+
+    @app.get("/api/jobs/{job_id}/video")
+    def video(job_id: str) -> FileResponse:
+        job = find(job_id)
+        if job.output is None:
+            raise HTTPException(409, "the video is not ready")
+        return FileResponse(job.output, media_type="video/mp4", filename="talkinghead.mp4")
+
+    return app
+
+
+def serve(*, host: str = "127.0.0.1", port: int = 7860, workdir: Path | None = None) -> None:
+    """Run the web app until interrupted."""
+    import uvicorn
+
+    uvicorn.run(create_app(workdir), host=host, port=port, log_level="warning")
