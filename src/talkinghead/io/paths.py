@@ -39,19 +39,30 @@ def require_writable_output(path: str | Path) -> Path:
     return p
 
 
+def _open(path: str | Path) -> av.container.InputContainer:
+    """Open a media file; InputError when it is missing, empty or unreadable."""
+    p = require_file(path)
+    try:
+        return av.open(str(p))
+    except (av.FFmpegError, UnicodeDecodeError) as exc:
+        raise InputError(p, f"not a readable media file ({type(exc).__name__})") from None
+
+
 def open_stream(path: str | Path, kind: str) -> tuple[av.container.InputContainer, av.stream.Stream]:
     """Open a media file and its first ``kind`` ("audio" or "video") stream; close the container when done.
 
     Raises:
         InputError: missing, empty or unreadable file, or no such stream.
     """
-    p = require_file(path)
-    try:
-        container = av.open(str(p))
-    except (av.FFmpegError, UnicodeDecodeError) as exc:
-        raise InputError(p, f"not a readable media file ({type(exc).__name__})") from None
+    container = _open(path)
     streams = [s for s in container.streams if s.type == kind]
     if not streams:
         container.close()
-        raise InputError(p, f"has no {kind} stream")
+        raise InputError(path, f"has no {kind} stream")
     return container, streams[0]
+
+
+def has_stream(path: str | Path, kind: str) -> bool:
+    """Whether a media file has a ``kind`` ("audio" or "video") stream (InputError when it is unreadable)."""
+    with _open(path) as container:
+        return any(s.type == kind for s in container.streams)

@@ -12,11 +12,11 @@ from talkinghead.audio.phonemes import PhonemeTimeline
 from talkinghead.audio.posteriorgram import speech_features
 from talkinghead.constants import SAMPLE_RATE, SILENCE_PEAK
 from talkinghead.data.clip import DATA_FPS
-from talkinghead.errors import InputError
 from talkinghead.face.mesh import track_faces
 from talkinghead.face.model import FaceModel
 from talkinghead.face.pose import pose_free
 from talkinghead.io import load_audio, read_video
+from talkinghead.io.paths import has_stream
 from talkinghead.progress import bar
 
 
@@ -46,12 +46,8 @@ def style_coefficients(path: str | Path, *, face_model: FaceModel, max_frames: i
 def style_speech(path: str | Path, *, kind: str, n_frames: int) -> np.ndarray:
     """(n_frames, S) speech features at 25 fps of the style clip's first ``n_frames`` frames (VAST's style
     encoder reads them with the coefficients); a clip without sound gets the features of silence."""
-    try:
-        audio = load_audio(path, allow_silent=True)[:int(np.ceil(n_frames / DATA_FPS * SAMPLE_RATE))]
-    except InputError as exc:
-        if "has no audio stream" not in str(exc):
-            raise
-        audio = np.zeros(0, np.float32)
+    audio = load_audio(path, allow_silent=True)[:int(np.ceil(n_frames / DATA_FPS * SAMPLE_RATE))] \
+        if has_stream(path, "audio") else np.zeros(0, np.float32)
     if audio.size and np.abs(audio).max() >= SILENCE_PEAK:
         timeline = analyse_audio(audio, fps=DATA_FPS).phonemes
     else:
