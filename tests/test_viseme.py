@@ -12,7 +12,7 @@ from talkinghead.face.expression import GAP, JAW, mouth_features
 from talkinghead.face.pose import canonical_mesh
 from talkinghead.motion.viseme.config import VISEME_CLASSES, VisemeConfig
 from talkinghead.motion.viseme.infer import viseme_motion
-from talkinghead.motion.viseme.model import blink_track, default_calibration, head_track
+from talkinghead.motion.viseme.model import Blinks, HeadNoise, default_calibration, head_track
 
 FPS = 100.0  # fine frames so every phone centre is sampled
 
@@ -77,9 +77,8 @@ def test_expression_scale_zero_keeps_rest() -> None:
 
 
 def test_blinks_have_natural_timing() -> None:
-    rng = np.random.default_rng(3)
     fps = 100.0
-    track = blink_track(int(600 * fps), fps, rng, interval=(2.0, 6.0), duration=(0.10, 0.15))
+    track = Blinks(np.random.default_rng(3), interval=(2.0, 6.0), duration=(0.10, 0.15)).curve(fps, 0, int(600 * fps))
     closed = track > 0.5
     starts = np.nonzero(closed[1:] & ~closed[:-1])[0]
     intervals = np.diff(starts) / fps
@@ -95,12 +94,25 @@ def test_head_motion_follows_speech_energy() -> None:
     level = np.full(n, -80.0)
     level[750:] = -20.0  # silence, then loud speech
     voiced = level > -50
-    rot = head_track(level.astype(np.float32), voiced, fps, np.random.default_rng(0), amplitude_deg=(2.0, 3.0, 1.2),
-                     idle_fraction=0.35)
-    assert rot.shape == (n, 3) and np.allclose(rot.mean(0), 0.0, atol=1e-9)
+    rot = head_track(level.astype(np.float32), voiced, fps, HeadNoise(0, fps).window(0, n),
+                     amplitude_deg=(2.0, 3.0, 1.2), idle_fraction=0.35)
+    assert rot.shape == (n, 3)
     assert np.rad2deg(np.abs(rot)).max() < 12
     speed = np.abs(np.diff(rot, axis=0)).sum(1)
     assert speed[800:].mean() > 1.5 * speed[:700].mean()
+
+
+def test_blinks_and_head_noise_are_the_same_asked_for_block_by_block() -> None:
+    fps, n = 25.0, 400
+    whole = Blinks(np.random.default_rng(1), interval=(2.0, 6.0), duration=(0.10, 0.15)).curve(fps, 0, n)
+    blinks = Blinks(np.random.default_rng(1), interval=(2.0, 6.0), duration=(0.10, 0.15))
+    assert np.array_equal(np.concatenate([blinks.curve(fps, a, a + 7) for a in range(0, n, 7)])[:n], whole[:n])
+    assert whole.max() > 0.9  # blinks happened
+    noise = HeadNoise(5, fps).window(0, n)
+    streamed = HeadNoise(5, fps)
+    assert np.allclose(np.concatenate([streamed.window(a, min(a + 3, n)) for a in range(0, n, 3)]), noise, atol=1e-12)
+    long = HeadNoise(5, fps).window(0, 20000)
+    assert np.allclose(long.std(0), 1.0, atol=0.15) and np.allclose(long.mean(0), 0.0, atol=0.15)
 
 
 def test_same_seed_same_motion_different_seed_different() -> None:

@@ -32,6 +32,10 @@ are treated as non-English (or unintelligible) and the allphone recogniser is us
 MAX_CHUNK_SECONDS = 30.0
 """Longest stretch of audio aligned in one pocketsphinx utterance."""
 CHUNK_PAD_SECONDS = 0.3
+STREAM_UTTERANCE_SECONDS = 30.0
+"""A stream's phone recogniser ends its utterance at the first pause after this many seconds."""
+STREAM_PAUSE_SECONDS = 0.25
+"""Silence the recogniser must have heard before a stream's utterance is ended there."""
 
 _LETTER_RULES = [
     ("tch", "CH"), ("sch", "SH K"), ("ch", "CH"), ("sh", "SH"), ("th", "TH"), ("ph", "F"), ("ng", "NG"),
@@ -95,12 +99,15 @@ def _aligner():  # type: ignore[no-untyped-def]
     return Decoder(samprate=SAMPLE_RATE, loglevel="FATAL", bestpath=False)
 
 
-@lru_cache(maxsize=1)
-def _phone_recogniser():  # type: ignore[no-untyped-def]
+def _allphone_decoder():  # type: ignore[no-untyped-def]
+    """A new pocketsphinx phone recogniser (English phone set and phone language model)."""
     from pocketsphinx import Decoder, get_model_path
 
     lm = os.path.join(get_model_path(), "en-us", "en-us-phone.lm.bin")
     return Decoder(samprate=SAMPLE_RATE, loglevel="FATAL", allphone=lm, lw=2.0)
+
+
+_phone_recogniser = lru_cache(maxsize=1)(_allphone_decoder)
 
 
 @lru_cache(maxsize=1)
@@ -112,10 +119,10 @@ def _whisper():  # type: ignore[no-untyped-def]
                         cpu_threads=max(1, os.cpu_count() or 1))
 
 
-def _pcm16(audio: np.ndarray) -> np.ndarray:
-    """16-bit PCM for pocketsphinx, with 1 LSB of fixed-seed dither: runs of exact digital zeros
-    (synthetic speech, gated recordings) otherwise break its feature normalisation."""
-    dither = np.random.default_rng(0).normal(0.0, 1.0, audio.size)
+def _pcm16(audio: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+    """16-bit PCM for pocketsphinx, with 1 LSB of dither (fixed seed unless ``rng``, a stream's, is given): runs
+    of exact digital zeros (synthetic speech, gated recordings) otherwise break its feature normalisation."""
+    dither = (rng or np.random.default_rng(0)).normal(0.0, 1.0, audio.size)
     return np.clip(audio.astype(np.float64) * 32767.0 + dither, -32768, 32767).astype(np.int16)
 
 
@@ -239,6 +246,58 @@ def recognise_phones(audio: np.ndarray) -> PhonemeTimeline:
         starts.append(seg.start_frame / SPHINX_RATE)
         ends.append((seg.end_frame + 1) / SPHINX_RATE)
     return _timeline(phones, starts, ends, "allphone", audio.size / SAMPLE_RATE)
+
+
+class PhoneStream:
+    """Phones recognised while the audio arrives (pocketsphinx allphone, decoding incrementally).
+
+    :meth:`timeline` is the best path through the audio so far; its last phone may still change (and grow) as
+    more audio arrives. An utterance longer than :data:`STREAM_UTTERANCE_SECONDS` is ended at its next pause
+    and a new one begun, so the work per chunk stays bounded however long the stream runs.
+    """
+
+    def __init__(self) -> None:
+        self._decoder = _allphone_decoder()
+        self._decoder.start_utt()
+        self._rng = np.random.default_rng(0)
+        self._samples = 0
+        self.utterance_start = 0.0
+        """Seconds: where the current utterance began (0 until the first restart)."""
+        self._finished: list[tuple[str, float, float]] = []  # recent phones of ended utterances
+        self._open = True
+
+    def push(self, audio: np.ndarray) -> None:
+        """Decode more (N,) float32 audio at :data:`SAMPLE_RATE`."""
+        if not audio.size:
+            return
+        self._decoder.process_raw(_pcm16(audio, self._rng).tobytes(), full_utt=False)
+        self._samples += audio.size
+        now = self._samples / SAMPLE_RATE
+        if now - self.utterance_start > STREAM_UTTERANCE_SECONDS:
+            current = self._segments()
+            if current and current[-1][0] == "SIL" and current[-1][2] - current[-1][1] >= STREAM_PAUSE_SECONDS:
+                self._decoder.end_utt()
+                self._finished = [x for x in self._finished + self._segments() if x[2] > now - 10.0]
+                self._decoder.start_utt()
+                self.utterance_start = now
+
+    def close(self) -> None:
+        """End the utterance: the final best path."""
+        if self._open:
+            self._decoder.end_utt()
+            self._open = False
+
+    def _segments(self) -> list[tuple[str, float, float]]:
+        """(phone, start s, end s) of the current utterance's best path."""
+        return [(_normalise_phone(seg.word), self.utterance_start + seg.start_frame / SPHINX_RATE,
+                 self.utterance_start + (seg.end_frame + 1) / SPHINX_RATE) for seg in self._decoder.seg() or ()]
+
+    def timeline(self, since: float = 0.0) -> PhonemeTimeline:
+        """The phones recognised so far that end after ``since`` seconds (earlier time is silence); ``since``
+        at most 10 s ago."""
+        items = [x for x in self._finished + self._segments() if x[2] > since]
+        phones, starts, ends = ([x[i] for x in items] for i in range(3))
+        return _timeline(phones, starts, ends, "allphone", ends[-1] if ends else 0.0)
 
 
 def _timeline(phones: list[str], starts: list[float], ends: list[float], method: str, duration: float,

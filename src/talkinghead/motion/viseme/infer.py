@@ -11,9 +11,10 @@ from talkinghead.face.expression import (
 from talkinghead.motion.base import FaceMotion
 from talkinghead.motion.viseme.config import VisemeConfig
 from talkinghead.motion.viseme.model import (
+    Blinks,
+    HeadNoise,
     VisemeCalibration,
     articulation,
-    blink_track,
     default_calibration,
     head_track,
     loudness_gain,
@@ -41,14 +42,28 @@ def mouth_targets(features: AudioFeatures, *, config: VisemeConfig, calibration:
     """Mouth-feature offsets from rest per frame: (T, 5) float64 (lip_gap absolute, >= 0)."""
     deltas = articulation(features.phonemes, calibration.targets, fps=features.fps,
                           n_frames=features.n_frames, lag=calibration.lag)
-    gain, gate = loudness_gain(features.loudness_db, features.voiced, exponent=config.loudness_exponent,
-                               gain_range=config.loudness_gain_range, fps=features.fps,
-                               closed_pause=config.closed_pause)
-    for k in range(deltas.shape[1]):
-        deltas[:, k] *= gain * gate if k in OPENING_FEATURES else gate
-    deltas *= config.expression_scale
-    deltas[:, GAP] = np.maximum(deltas[:, GAP], 0.0)
-    return deltas
+    return shape_mouth(deltas, features.loudness_db, features.voiced, fps=features.fps, config=config)
+
+
+def shape_mouth(deltas: np.ndarray, loudness_db: np.ndarray, voiced: np.ndarray, *, fps: float,
+                config: VisemeConfig) -> np.ndarray:
+    """Articulated mouth-feature offsets (D, 5) opened with speech loudness, closed in pauses, scaled.
+
+    Args:
+        deltas: (D, 5) offsets of the last D frames of ``loudness_db`` / ``voiced`` (all of them in one call
+            for a whole utterance; a stream passes a window of recent frames ending with the new ones).
+        loudness_db, voiced: (W,) per-frame loudness and voice activity, W >= D.
+
+    Returns:
+        (D, 5) float64 (lip_gap >= 0).
+    """
+    gain, gate = loudness_gain(loudness_db, voiced, exponent=config.loudness_exponent,
+                               gain_range=config.loudness_gain_range, fps=fps, closed_pause=config.closed_pause)
+    gain, gate = gain[len(gain) - len(deltas):, None], gate[len(gate) - len(deltas):, None]
+    opening = np.isin(np.arange(deltas.shape[1]), OPENING_FEATURES)
+    out = deltas * gate * np.where(opening, gain, 1.0) * config.expression_scale
+    out[:, GAP] = np.maximum(out[:, GAP], 0.0)
+    return out
 
 
 def viseme_motion(
@@ -76,14 +91,29 @@ def viseme_motion(
     refs = reference[None] if reference.ndim == 2 else reference
     if len(refs) not in (1, features.n_frames):
         raise ValueError(f"reference has {len(refs)} meshes; expected 1 or {features.n_frames}")
-    target = rest_features(refs, calibration) + mouth_targets(features, config=config, calibration=calibration)
-    coefficients = target - mouth_features(refs)
-    rng = np.random.default_rng(config.seed)
     n, fps = features.n_frames, features.fps
-    blink = (blink_track(n, fps, rng, interval=config.blink_interval, duration=config.blink_duration)
-             if config.blink else np.zeros(n))
-    head = (head_track(features.loudness_db, features.voiced, fps, rng, amplitude_deg=config.head_amplitude_deg,
-                       idle_fraction=config.head_idle_fraction) if config.head_motion else np.zeros((n, 3)))
+    blink = blinks(config).curve(fps, 0, n) if config.blink else np.zeros(n)
+    head = np.zeros((n, 3))
+    if config.head_motion:
+        head = head_track(features.loudness_db, features.voiced, fps, HeadNoise(config.seed, fps).window(0, n),
+                          amplitude_deg=config.head_amplitude_deg, idle_fraction=config.head_idle_fraction)
+        head -= head.mean(0)
+    return assemble_motion(refs, mouth_targets(features, config=config, calibration=calibration), blink, head,
+                           fps=fps, config=config, calibration=calibration)
+
+
+def blinks(config: VisemeConfig) -> Blinks:
+    """The blinks of ``config`` (timing and seed), the same for a whole utterance and a stream."""
+    return Blinks(np.random.default_rng((config.seed, 0)), interval=config.blink_interval,
+                  duration=config.blink_duration)
+
+
+def assemble_motion(refs: np.ndarray, mouth: np.ndarray, blink: np.ndarray, head: np.ndarray, *, fps: float,
+                    config: VisemeConfig, calibration: VisemeCalibration) -> FaceMotion:
+    """FaceMotion of T frames from mouth-feature offsets from rest (T, 5), eyelid closure (T,) and head rotation
+    (T, 3), relative to the pose-free reference mesh(es) ``refs`` (1 or T, 478, 3)."""
+    n = len(mouth)
+    coefficients = rest_features(refs, calibration) + mouth - mouth_features(refs)
     style = np.broadcast_to([config.smile, config.brow_raise], (n, 2))
     basis = ExpressionBasis(f"{calibration.basis.name}+style", calibration.basis.coefficient_names + STYLE_COMPONENTS,
                             np.concatenate([calibration.basis.components, style_components(refs[0])]))

@@ -3,6 +3,7 @@ plus blink and head-motion generators. Pure numpy; nothing is trained by gradien
 
 from __future__ import annotations
 
+import bisect
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -71,7 +72,7 @@ def default_calibration() -> VisemeCalibration:
 
 
 def articulation(timeline: PhonemeTimeline, targets: np.ndarray, *, fps: float, n_frames: int,
-                 lag: float) -> np.ndarray:
+                 lag: float, start: int = 0) -> np.ndarray:
     """Blend per-phone mouth targets over time with dominance functions.
 
     Each phone i with span [s_i, e_i] has dominance alpha_i inside its span, decaying as
@@ -82,11 +83,12 @@ def articulation(timeline: PhonemeTimeline, targets: np.ndarray, *, fps: float, 
         timeline: phones with times in seconds.
         targets: (len(PHONES), F) per-phone targets.
         lag: mouth lead in seconds (the shape shown at t is the one for the sound at t + lag).
+        start: first frame wanted (a stream asks for the frames that became ready).
 
     Returns:
-        (n_frames, F) float64, each frame the mean over :data:`SUBSAMPLES` sub-frame samples.
+        (n_frames - start, F) float64, each frame the mean over :data:`SUBSAMPLES` sub-frame samples.
     """
-    times = (np.arange(n_frames * SUBSAMPLES) + 0.5) / (fps * SUBSAMPLES) + lag
+    times = (np.arange(start * SUBSAMPLES, n_frames * SUBSAMPLES) + 0.5) / (fps * SUBSAMPLES) + lag
     num = np.zeros((times.size, targets.shape[1]))
     den = np.full(times.size, 1e-9)
     for phone, s, e in zip(timeline.phones, timeline.starts, timeline.ends):
@@ -99,7 +101,7 @@ def articulation(timeline: PhonemeTimeline, targets: np.ndarray, *, fps: float, 
         den[lo:hi] += dom
     # where no phone reaches (far outside the timeline) the mouth rests
     out = num / np.maximum(den, 1e-3)[:, None]
-    return out.reshape(n_frames, SUBSAMPLES, -1).mean(1)
+    return out.reshape(n_frames - start, SUBSAMPLES, -1).mean(1)
 
 
 def loudness_gain(loudness_db: np.ndarray, voiced: np.ndarray, *, exponent: float,
@@ -126,43 +128,95 @@ def loudness_gain(loudness_db: np.ndarray, voiced: np.ndarray, *, exponent: floa
     return gain, gate
 
 
-def blink_track(n_frames: int, fps: float, rng: np.random.Generator, *, interval: tuple[float, float],
-                duration: tuple[float, float]) -> np.ndarray:
-    """Eye blinks at random intervals: (T,) float64 closure in [0, 1] (raised-cosine lid curve)."""
-    total = n_frames / fps
-    times = (np.arange(n_frames * SUBSAMPLES) + 0.5) / (fps * SUBSAMPLES)
-    curve = np.zeros(times.size)
-    t = rng.uniform(0.3, interval[0])
-    while t < total:
-        d = rng.uniform(*duration)
-        inside = (times >= t) & (times <= t + d)
-        curve[inside] = 0.5 - 0.5 * np.cos(2 * np.pi * (times[inside] - t) / d)
-        t += rng.uniform(*interval)
-    return curve.reshape(n_frames, SUBSAMPLES).max(1)
+class Blinks:
+    """Eye blinks at random intervals, drawn lazily: any stretch of frames can be asked for, in order or not,
+    and a stream asking block by block gets exactly the curve of one call for the whole length.
+
+    Args:
+        rng: the only source of randomness (blink times and lengths are drawn from it in time order).
+        interval: seconds between blink starts (uniform).
+        duration: blink length in seconds (uniform).
+    """
+
+    def __init__(self, rng: np.random.Generator, *, interval: tuple[float, float],
+                 duration: tuple[float, float]) -> None:
+        self._rng, self._interval, self._duration = rng, interval, duration
+        self._starts: list[float] = []
+        self._lengths: list[float] = []
+        self._next = float(rng.uniform(0.3, interval[0]))
+
+    def curve(self, fps: float, start: int, stop: int) -> np.ndarray:
+        """Eyelid closure of frames [start, stop): (stop - start,) float64 in [0, 1] (raised-cosine lid curve)."""
+        while self._next < stop / fps:
+            self._starts.append(self._next)
+            self._lengths.append(float(self._rng.uniform(*self._duration)))
+            self._next += float(self._rng.uniform(*self._interval))
+        times = (np.arange(start * SUBSAMPLES, stop * SUBSAMPLES) + 0.5) / (fps * SUBSAMPLES)
+        curve = np.zeros(times.size)
+        first = bisect.bisect_left(self._starts, start / fps - self._duration[1])
+        for t, d in zip(self._starts[first:], self._lengths[first:]):
+            inside = (times >= t) & (times <= t + d)
+            curve[inside] = 0.5 - 0.5 * np.cos(2 * np.pi * (times[inside] - t) / d)
+        return curve.reshape(stop - start, SUBSAMPLES).max(1)
 
 
-def head_track(loudness_db: np.ndarray, voiced: np.ndarray, fps: float, rng: np.random.Generator, *,
+HEAD_SMOOTHING = (0.35, 0.5, 0.6)
+"""Time scale (Gaussian sigma, seconds) of the random head motion about the pitch, yaw and roll axes."""
+TRUNCATE = 4.0
+"""Gaussian kernels reach this many sigmas (scipy's default)."""
+
+
+class HeadNoise:
+    """Smoothed random motion with unit variance per axis (pitch, yaw, roll), indexed by absolute frame: any
+    window of frames equals the same frames of any longer window (white noise drawn lazily per axis from its own
+    seeded generator, smoothed with every kernel tap inside the noise), so a stream gets the motion of one call.
+
+    Args:
+        seed: the noise's seed.
+        fps: frame rate (the smoothing time scales are :data:`HEAD_SMOOTHING` seconds).
+    """
+
+    def __init__(self, seed: int, fps: float) -> None:
+        self._sigmas = [s * fps for s in HEAD_SMOOTHING]
+        self._pad = max(int(TRUNCATE * s + 0.5) for s in self._sigmas)
+        self._rngs = [np.random.default_rng((seed, 1 + axis)) for axis in range(3)]
+        self._white = np.zeros((0, 3))  # row i is frame i - pad
+        self._norms = []
+        for sigma in self._sigmas:  # std of unit white noise after the filter: the kernel's L2 norm
+            delta = np.zeros(2 * self._pad + 1)
+            delta[self._pad] = 1.0
+            self._norms.append(float(np.linalg.norm(gaussian_filter1d(delta, sigma, truncate=TRUNCATE))))
+
+    def window(self, start: int, stop: int) -> np.ndarray:
+        """Frames [start, stop): (stop - start, 3) float64, each axis mean 0 and variance 1 in expectation."""
+        need = stop + 2 * self._pad
+        if need > len(self._white):
+            more = need - len(self._white) + 256
+            self._white = np.concatenate([self._white, np.stack([r.standard_normal(more) for r in self._rngs], 1)])
+        x = self._white[start:need]
+        out = np.stack([gaussian_filter1d(x[:, a], s, truncate=TRUNCATE) / n
+                        for a, (s, n) in enumerate(zip(self._sigmas, self._norms))], 1)
+        return out[self._pad:self._pad + stop - start]
+
+
+def head_track(loudness_db: np.ndarray, voiced: np.ndarray, fps: float, noise: np.ndarray, *,
                amplitude_deg: tuple[float, float, float], idle_fraction: float) -> np.ndarray:
     """Subtle head motion whose energy follows the speech energy.
 
-    Smoothed random motion per axis, scaled from ``idle_fraction`` (silence) to 1 (loud speech),
-    plus small nods (pitch) on rises of speech energy.
+    Random motion per axis (``noise``, e.g. :class:`HeadNoise`), scaled from ``idle_fraction`` (silence) to 1
+    (loud speech), plus small nods (pitch) on rises of speech energy.
+
+    Args:
+        noise: (T, 3) unit-variance smoothed noise of the same frames.
 
     Returns:
-        (T, 3) float64 (pitch, yaw, roll) radians, mean 0.
+        (T, 3) float64 (pitch, yaw, roll) radians, mean 0 in expectation.
     """
-    n = len(loudness_db)
     ref = float(np.median(loudness_db[voiced])) if voiced.any() else float(np.max(loudness_db))
     energy = np.clip(10 ** ((loudness_db - ref) / 20), 0, 1.5) * voiced
     env = np.clip(gaussian_filter1d(energy, 0.4 * fps), 0, 1)
     scale = idle_fraction + (1 - idle_fraction) * env
-    rot = np.zeros((n, 3))
-    for axis, sigma_s in enumerate((0.35, 0.5, 0.6)):
-        noise = gaussian_filter1d(rng.standard_normal(n + int(6 * sigma_s * fps)), sigma_s * fps)
-        noise = noise[: n]
-        noise /= max(float(noise.std()), 1e-6)
-        rot[:, axis] = np.deg2rad(amplitude_deg[axis]) * scale * noise
+    rot = np.deg2rad(np.asarray(amplitude_deg)) * scale[:, None] * noise
     onset = gaussian_filter1d(energy, 0.08 * fps) - gaussian_filter1d(energy, 0.5 * fps)
     rot[:, 0] += np.deg2rad(amplitude_deg[0]) * 0.8 * onset
-    rot = gaussian_filter1d(rot, max(0.06 * fps, 0.5), axis=0)
-    return rot - rot.mean(0)
+    return gaussian_filter1d(rot, max(0.06 * fps, 0.5), axis=0)
