@@ -6,6 +6,17 @@ import math
 from dataclasses import dataclass
 
 
+def check_size(size: int) -> None:
+    """Images of a style-based network are square, a power of two of at least 8 px."""
+    if size < 8 or size & (size - 1):
+        raise ValueError(f"size must be a power of two of at least 8, not {size}")
+
+
+def width_at(resolution: int, channels: int, min_channels: int) -> int:
+    """Channels at a resolution: ``channels`` up to 32 px, halved at every doubling above, at least ``min_channels``."""
+    return max(min_channels, channels // max(1, resolution // 32))
+
+
 @dataclass
 class GeneratorConfig:
     """A StyleGAN2-style generator (Karras et al., 2020), compact: a mapping network of ``mapping_layers`` from
@@ -23,8 +34,7 @@ class GeneratorConfig:
     """Learning-rate multiplier of the mapping network (equalised learning rate, as StyleGAN2)."""
 
     def __post_init__(self) -> None:
-        if self.size < 8 or self.size & (self.size - 1):
-            raise ValueError(f"size must be a power of two of at least 8, not {self.size}")
+        check_size(self.size)
 
     @property
     def log_size(self) -> int:
@@ -36,7 +46,7 @@ class GeneratorConfig:
         return 2 * self.log_size - 2
 
     def channels_at(self, resolution: int) -> int:
-        return max(self.min_channels, self.channels // max(1, resolution // 32))
+        return width_at(resolution, self.channels, self.min_channels)
 
 
 @dataclass
@@ -52,3 +62,21 @@ class EncoderConfig:
     """Backbone width at full resolution (doubling per level, at most 8x)."""
     head_channels: int = 64
     """Width of the map2style convolutions (pSp: 512, the w width; narrower keeps the 128 px encoder small)."""
+
+
+@dataclass
+class DiscriminatorConfig:
+    """StyleGAN2's residual discriminator: residual blocks halving the resolution down to 4 px, the minibatch
+    standard deviation as an extra channel (groups of ``mbstd_group``), a 3x3 conv and two linear layers -> one
+    logit per image. Widths follow :class:`GeneratorConfig`'s rule."""
+
+    size: int = 128
+    channels: int = 256
+    min_channels: int = 32
+    mbstd_group: int = 4
+
+    def __post_init__(self) -> None:
+        check_size(self.size)
+
+    def channels_at(self, resolution: int) -> int:
+        return width_at(resolution, self.channels, self.min_channels)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from talkinghead.nn.checkpoint import load_model, save_model
-from talkinghead.render.stylegan.config import EncoderConfig, GeneratorConfig
+from talkinghead.render.stylegan.config import DiscriminatorConfig, EncoderConfig, GeneratorConfig
 
 ACTIVATION_GAIN = math.sqrt(2.0)
 
@@ -240,3 +240,71 @@ class Encoder(nn.Module):
     @classmethod
     def load(cls, path: str | Path, *, device: str | torch.device = "cpu") -> Encoder:
         return load_model(cls, EncoderConfig, path, device=device)
+
+
+class _DownBlock(nn.Module):
+    """StyleGAN2's residual discriminator block: two 3x3 convs (LeakyReLU), 2x average-pool, and a pooled 1x1
+    skip, summed and scaled by 1/sqrt(2)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(cin, cin, 3, 1, 1), nn.Conv2d(cin, cout, 3, 1, 1)
+        self.skip = nn.Conv2d(cin, cout, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.leaky_relu(self.conv1(x), 0.2)
+        y = F.avg_pool2d(F.leaky_relu(self.conv2(y), 0.2), 2)
+        return (y + self.skip(F.avg_pool2d(x, 2))) / math.sqrt(2.0)
+
+
+def minibatch_stddev(x: torch.Tensor, group: int) -> torch.Tensor:
+    """x (B, C, H, W) with one more channel: the mean over features of the standard deviation within each group
+    of ``group`` samples (the whole batch when it does not divide), so the critic can see a lack of variety."""
+    b = x.shape[0]
+    g = group if b % group == 0 else b
+    std = x.view(g, b // g, *x.shape[1:]).var(0, unbiased=False).add(1e-8).sqrt().mean((1, 2, 3))
+    return torch.cat([x, std.repeat(g)[:, None, None, None].expand(b, 1, *x.shape[2:])], 1)
+
+
+class Discriminator(nn.Module):
+    """image (B, 3, S, S) in [-1, 1] -> (B,) logits (StyleGAN2's residual discriminator, compact)."""
+
+    def __init__(self, config: DiscriminatorConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        log_size = int(math.log2(c.size))
+        self.stem = nn.Conv2d(3, c.channels_at(c.size), 1)
+        self.blocks = nn.Sequential(*(_DownBlock(c.channels_at(2**i), c.channels_at(2**(i - 1)))
+                                      for i in range(log_size, 2, -1)))
+        top = c.channels_at(4)
+        self.final = nn.Conv2d(top + 1, top, 3, 1, 1)
+        self.head = nn.Sequential(nn.Linear(top * 16, top), nn.LeakyReLU(0.2), nn.Linear(top, 1))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(F.leaky_relu(self.stem(image), 0.2))
+        x = F.leaky_relu(self.final(minibatch_stddev(x, self.config.mbstd_group)), 0.2)
+        return self.head(x.flatten(1))[:, 0]
+
+    def save(self, path: str | Path, **extra: object) -> None:
+        save_model(self, path, **extra)
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str | torch.device = "cpu") -> Discriminator:
+        return load_model(cls, DiscriminatorConfig, path, device=device)
+
+
+def d_logistic_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """StyleGAN2's discriminator loss on (B,) logits: softplus(-real) + softplus(fake), averaged."""
+    return F.softplus(-real).mean() + F.softplus(fake).mean()
+
+
+def g_nonsaturating_loss(fake: torch.Tensor) -> torch.Tensor:
+    """The generator's non-saturating logistic loss on (B,) logits of its images: softplus(-fake)."""
+    return F.softplus(-fake).mean()
+
+
+def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Tensor:
+    """R1 regulariser: the mean squared norm of the logits' gradient with respect to the real images (which must
+    require grad); StyleGAN2 weighs it by gamma / 2 and applies it lazily (every 16 steps, scaled by 16)."""
+    (grad,) = torch.autograd.grad(real_logits.sum(), real_images, create_graph=True)
+    return grad.pow(2).flatten(1).sum(1).mean()
