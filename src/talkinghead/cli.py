@@ -157,11 +157,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="sizes: tiny (tests), small (the shipped CPU checkpoint), paper (StyleTalk's; GPUs)")
     tt.add_argument("--no-dynamic", dest="dynamic", action="store_false",
                     help="plain feed-forward layers in the decoders (the paper's ablation)")
-    tt.add_argument("--steps", type=int, default=3000)
-    tt.add_argument("--batch", type=int, default=16)
-    tt.add_argument("--window", type=int, default=32, help="frames decoded per item (default: 32)")
-    tt.add_argument("--style-length", type=int, default=64, help="style clip frames per item (default: 64)")
-    tt.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default: 1e-4)")
+    _style_training_options(tt, window=32, style_length=64)
 
     tv = sub.add_parser("train-vast", help="train VAST's motion model on preprocessed datasets",
                         description="VAST (conv + GRU style encoder, variational style enhancer with a Householder "
@@ -177,11 +173,7 @@ def _parser() -> argparse.ArgumentParser:
     tv.add_argument("--flow-steps", type=int, default=None,
                     help="Householder reflections (default: 4; 0 = plain Gaussian posterior, the paper's ablation)")
     tv.add_argument("--loss", choices=("asymmetric", "mse"), default="asymmetric", help="reconstruction loss")
-    tv.add_argument("--steps", type=int, default=3000)
-    tv.add_argument("--batch", type=int, default=16)
-    tv.add_argument("--window", type=int, default=64, help="frames decoded per item (default: 64)")
-    tv.add_argument("--style-length", type=int, default=128, help="style clip frames per item (default: 128)")
-    tv.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default: 1e-4)")
+    _style_training_options(tv, window=64, style_length=128)
 
     tr = sub.add_parser("train-vast-renderer", help="train VAST's person-specific renderer on a template video",
                         description="U-Net + LSTM cGAN (mesh sketch + eroded background in, speech features at the "
@@ -240,6 +232,16 @@ def _training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--devices", default="auto", help="Lightning devices per node (e.g. 8)")
     p.add_argument("--nodes", type=int, default=1, help="Lightning nodes (DDP)")
     p.add_argument("-q", "--quiet", action="store_true")
+
+
+def _style_training_options(p: argparse.ArgumentParser, *, window: int, style_length: int) -> None:
+    """Run options shared by train-styletalk and train-vast (decoded window and style clip per item)."""
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--window", type=int, default=window, help=f"frames decoded per item (default: {window})")
+    p.add_argument("--style-length", type=int, default=style_length,
+                   help=f"style clip frames per item (default: {style_length})")
+    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default: 1e-4)")
 
 
 def _output_options(p: argparse.ArgumentParser, *, size_help: str) -> None:
