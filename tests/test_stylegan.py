@@ -103,3 +103,73 @@ def test_tiny_discriminator(tmp_path: Path) -> None:
     disc.save(tmp_path / "d.pt")
     again = Discriminator.load(tmp_path / "d.pt")
     assert again.config == config and torch.equal(again(real), disc(real))
+
+
+def test_half_precision_checkpoint(tmp_path: Path) -> None:
+    """``half=True`` stores float16 weights (half the file) that load back into a float32 model."""
+    torch.manual_seed(0)
+    gen = Generator(TINY).eval()
+    gen.save(tmp_path / "full.pt")
+    gen.save(tmp_path / "half.pt", half=True)
+    assert (tmp_path / "half.pt").stat().st_size < 0.6 * (tmp_path / "full.pt").stat().st_size
+    again = Generator.load(tmp_path / "half.pt")
+    assert all(p.dtype == torch.float32 for p in again.parameters())
+    w = gen.mapping(torch.randn(2, 16))
+    assert torch.allclose(again(w, noise="none")[0], gen(w, noise="none")[0], atol=2e-2)
+
+
+def test_identity_student_learns_and_round_trips(tmp_path: Path) -> None:
+    from talkinghead.nn.identity import IdentityNet, IdentityNetConfig, identity_loss
+
+    torch.manual_seed(0)
+    net = IdentityNet(IdentityNetConfig(size=32, channels=4))
+    images, targets = torch.rand(4, 3, 48, 48) * 2 - 1, torch.randn(4, 128) * 0.1
+    assert net(images).shape == (4, 128)  # resized to its size
+    losses = optimise(net, lambda: F.mse_loss(net(images), targets), steps=30, lr=3e-3)
+    assert losses[-1] < 0.5 * losses[0]
+    net.eval()
+    assert identity_loss(net, images, images).item() == 0.0
+    assert identity_loss(net, images, images.flip(0)).item() > 0.0
+    net.save(tmp_path / "id.pt")
+    assert torch.equal(IdentityNet.load(tmp_path / "id.pt")(images), net(images))
+
+
+def test_encoder_objective_step_lowers_the_loss() -> None:
+    """pSp's objective (L2 + perceptual + identity + latent regulariser) on a frozen tiny generator."""
+    from talkinghead.nn.identity import IdentityNet
+    from talkinghead.train.stylegan import STYLEGAN_CONFIGS, EncoderModule
+
+    torch.manual_seed(0)
+    c = STYLEGAN_CONFIGS["tiny"]
+    module = EncoderModule(c.encoder, Generator(c.generator), IdentityNet(c.identity))
+    images = torch.rand(4, 3, 32, 32) * 2 - 1
+    loss, parts, recon = module.losses(images)
+    assert set(parts) == {"l2", "perceptual", "w_reg", "identity"} and recon.shape == images.shape
+    assert not any(p.requires_grad for p in module.generator.parameters())  # pSp: generator frozen
+    losses = optimise(module.encoder, lambda: module.losses(images)[0], steps=20, lr=1e-3)
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def test_train_stylegan_tiny(one_clip_dataset: Path, tmp_path: Path) -> None:
+    """The three stages run on real crops and write loadable checkpoints; a stage with 0 steps reuses its file."""
+    from talkinghead.nn.checkpoint import checkpoint_meta
+    from talkinghead.nn.identity import IdentityNet
+    from talkinghead.train.stylegan import STYLEGAN_CONFIGS, train_stylegan
+
+    c = STYLEGAN_CONFIGS["tiny"]
+    metrics = train_stylegan([one_clip_dataset], tmp_path, configs=c, identity_steps=3, gan_steps=3,
+                             encoder_steps=3, batch=4, generator_lr=1e-4, quiet=True)
+    assert set(metrics) == {"identity", "gan", "encoder"}
+    gen, enc = Generator.load(tmp_path / "generator.pt"), Encoder.load(tmp_path / "encoder.pt")
+    IdentityNet.load(tmp_path / "identity.pt")
+    Discriminator.load(tmp_path / "discriminator.pt")
+    assert gen.w_avg.abs().sum() > 0 and torch.equal(enc.w_avg, gen.w_avg)  # tracked w, the encoder's start
+    meta = checkpoint_meta(tmp_path / "generator.pt")
+    assert meta["steps"] == 3 and meta["tuned_with_encoder"]["steps"] == 3
+    image = torch.rand(1, 3, 32, 32) * 2 - 1
+    assert gen(enc(image), noise="none")[0].shape == (1, 3, 32, 32)
+    again = train_stylegan([one_clip_dataset], tmp_path, configs=c, identity_steps=0, gan_steps=0,
+                           encoder_steps=2, batch=4, quiet=True)
+    assert set(again) == {"encoder"}
+    with pytest.raises(ValueError, match="share size"):
+        type(c)(c.generator, c.discriminator, EncoderConfig(size=32, w_dim=32, n_latents=6))

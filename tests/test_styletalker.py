@@ -1,11 +1,20 @@
-"""StyleTalker's parts: the volume-preserving sequence flow of its prior."""
+"""StyleTalker: the volume-preserving sequence flow of its prior, the model, its training and its pipeline."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
+import pytest
 import torch
 from conftest import optimise
 
+from talkinghead.motion.styletalker.config import StyleTalkerConfig
+from talkinghead.motion.styletalker.model import StyleTalker, gaussian_smooth
 from talkinghead.nn.flows import SequenceFlow
+
+TINY = StyleTalkerConfig(w_dim=8, n_latents=6, manipulated=3, audio_channels=4, audio_dim=8, z_dim=2, hidden=16,
+                         prior_hidden=16, flow_steps=2, flow_hidden=8)
 
 
 def _random_flow(dim: int = 4, condition: int = 3) -> SequenceFlow:
@@ -45,3 +54,137 @@ def test_sequence_flow_is_causal_and_learns() -> None:
     cond = torch.zeros(64, 5, 3, dtype=torch.float64)
     losses = optimise(flow, lambda: 0.5 * flow.inverse(data, cond).pow(2).mean(), steps=150, lr=0.02)
     assert losses[-1] < 0.3 * losses[0]  # the base-side negative log-likelihood (log-det is 0)
+
+
+def _inputs(b: int = 2, t: int = 7) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    torch.manual_seed(1)
+    return torch.randn(b, t, 6, 8), torch.randn(b, 6, 8), torch.randn(b, t, 16, 80)
+
+
+def test_gaussian_smoothing() -> None:
+    x = torch.randn(2, 50, 3)
+    assert torch.equal(gaussian_smooth(x, 0.0), x)
+    assert torch.allclose(gaussian_smooth(torch.ones(1, 9, 2) * 3, 2.0), torch.full((1, 9, 2), 3.0))
+    assert gaussian_smooth(x, 2.0).std() < 0.6 * x.std()
+
+
+def test_styletalker_shapes_start_and_round_trip(tmp_path: Path) -> None:
+    """Before training every frame is the reference (zero manipulation); only the first ``manipulated`` style
+    vectors ever move; the KL, samples and posterior latents have their shapes; save/load keeps everything."""
+    torch.manual_seed(0)
+    model = StyleTalker(TINY)
+    w, w_ref, mels = _inputs()
+    w_hat, kl = model(w, w_ref, mels)
+    assert w_hat.shape == w.shape and torch.isfinite(kl)
+    assert torch.equal(w_hat, w_ref[:, None].expand_as(w))
+    with torch.no_grad():
+        for block in model.blocks:
+            block.manipulate.bias.normal_()
+    model.eval()
+    w_hat, _ = model(w, w_ref, mels)
+    assert not torch.allclose(w_hat[:, :, :3], w_ref[:, None, :3].expand(-1, 7, -1, -1))
+    assert torch.equal(w_hat[:, :, 3:], w_ref[:, None, 3:].expand(-1, 7, -1, -1))
+    gen = model.generate(w_ref, mels, generator=torch.Generator().manual_seed(3))
+    z = model.motion_latents(w, w_ref, mels)
+    assert gen.shape == w.shape and z.shape == (2, 7, TINY.motion_dim) and torch.isfinite(gen).all()
+    assert model.drive(z, w_ref, mels).shape == w.shape
+    model.save(tmp_path / "st.pt")
+    again = StyleTalker.load(tmp_path / "st.pt")
+    assert again.config == TINY
+    assert torch.equal(again.generate(w_ref, mels, generator=torch.Generator().manual_seed(3)), gen)
+
+
+def test_prior_samples_differ_by_seed_and_match_its_density() -> None:
+    """Different seeds give different motion (diversity > 0), the same seed the same; sampling at temperature 0
+    follows the prior's means, which score higher under its own log-density than random latents."""
+    torch.manual_seed(0)
+    model = StyleTalker(TINY).eval()
+    _, w_ref, mels = _inputs()
+    audio = model.encode_audio(mels)
+    ref = w_ref[:, :TINY.manipulated]
+    a = model.prior.sample(audio, ref, generator=torch.Generator().manual_seed(1))
+    b = model.prior.sample(audio, ref, generator=torch.Generator().manual_seed(2))
+    assert (a - b).abs().mean() > 0.1
+    assert torch.equal(a, model.prior.sample(audio, ref, generator=torch.Generator().manual_seed(1)))
+    mode = model.prior.sample(audio, ref, temperature=0.0)
+    with torch.no_grad():
+        assert (model.prior.log_prob(mode, audio, ref) > model.prior.log_prob(a, audio, ref)).all()
+
+
+def test_styletalker_training_step_lowers_the_loss() -> None:
+    torch.manual_seed(0)
+    model = StyleTalker(TINY)
+    w, w_ref, mels = _inputs()
+
+    def loss() -> torch.Tensor:
+        w_hat, kl = model(w, w_ref, mels)
+        return (w_hat[:, :, :3] - w[:, :, :3]).pow(2).mean() + 0.1 * kl
+
+    losses = optimise(model, loss, steps=40, lr=3e-3)
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def test_video_patch_discriminator() -> None:
+    from talkinghead.nn.discriminator import VideoPatchDiscriminator
+
+    scores = VideoPatchDiscriminator(channels=4, layers=3)(torch.randn(2, 8, 3, 32, 32))
+    assert scores.shape == (2, 2, 4, 4) and torch.isfinite(scores).all()
+
+
+@pytest.fixture(scope="module")
+def tiny_models(one_clip_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny generator, encoder and identity student (train-stylegan), an untrained tiny image SyncNet and a tiny
+    StyleTalker trained on them for a few steps."""
+    from talkinghead.sync.model import SyncNet
+    from talkinghead.train.stylegan import STYLEGAN_CONFIGS, train_stylegan
+    from talkinghead.train.styletalker import STYLETALKER_CONFIGS, train_styletalker
+    from talkinghead.train.syncnet import TINY as TINY_SYNC
+
+    root = tmp_path_factory.mktemp("styletalker")
+    train_stylegan([one_clip_dataset], root / "sg", configs=STYLEGAN_CONFIGS["tiny"], identity_steps=2,
+                   gan_steps=2, encoder_steps=2, batch=4, quiet=True)
+    torch.manual_seed(0)
+    SyncNet(TINY_SYNC).save(root / "sync.pt")
+    metrics = train_styletalker([one_clip_dataset], root / "st.pt", stylegan=root / "sg", syncnet=root / "sync.pt",
+                                config=STYLETALKER_CONFIGS["tiny"], max_steps=2, batch=2, window=10, quiet=True)
+    assert {"train_sync", "train_identity", "train_kl", "train_adversarial"} <= set(metrics)
+    assert all(np.isfinite(v) for v in metrics.values())
+    return {"styletalker": root / "st.pt", "generator": root / "sg" / "generator.pt",
+            "encoder": root / "sg" / "encoder.pt"}
+
+
+def test_train_styletalker_tiny(tiny_models: dict[str, Path]) -> None:
+    from talkinghead.nn.checkpoint import checkpoint_meta
+
+    model = StyleTalker.load(tiny_models["styletalker"])
+    assert (model.config.w_dim, model.config.n_latents, model.config.manipulated) == (32, 8, 4)  # the generator's
+    assert checkpoint_meta(tiny_models["styletalker"])["steps"] == 2
+
+
+def test_generate_styletalker(media: Path, tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    """A photo and speech -> a full-frame video of the right length, sampled or driven by a motion video; only
+    the face region changes; the method's errors."""
+    from talkinghead.api import generate
+    from talkinghead.errors import TalkingHeadError
+    from talkinghead.io import read_image, read_video, resize_longer
+
+    face, speech = media / "faces" / "liveportrait_s7.jpg", media / "talking" / "videoretalking_face1.mp4"
+    out = tmp_path / "st.mp4"
+    result = generate(image=face, audio=speech, output=out, method="styletalker", size=256,
+                      checkpoints=tiny_models, quiet=True)
+    clip = read_video(out)
+    assert result.method == "styletalker" and len(clip.frames) == result.frames == round(result.duration * 25)
+    photo = resize_longer(read_image(face), 256).astype(np.float32)
+    diff = np.abs(clip.frames[0].astype(np.float32) - photo).mean(-1)
+    corners = np.concatenate([diff[:16, :16].ravel(), diff[-16:, -16:].ravel()])
+    assert corners.mean() < 6 and diff.max() > 40  # pasted into the face only
+    driven = generate(image=face, audio=speech, output=tmp_path / "m.mp4", method="styletalker", size=256,
+                      motion_from=media / "motion" / "liveportrait_d3.mp4", checkpoints=tiny_models, quiet=True)
+    assert driven.frames == result.frames
+    with pytest.raises(TalkingHeadError, match="animates a photo"):
+        generate(video=speech, audio=speech, output=tmp_path / "x.mp4", method="styletalker")
+    with pytest.raises(TalkingHeadError, match="motion-from applies"):
+        generate(image=face, audio=speech, output=tmp_path / "x.mp4", motion_from=speech)
+    with pytest.raises(TalkingHeadError, match="pose-from"):
+        generate(image=face, audio=speech, output=tmp_path / "x.mp4", method="styletalker", pose_from=speech)
+    assert not (tmp_path / "x.mp4").exists()

@@ -7,26 +7,36 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from talkinghead.audio.features import AudioFeatures, analyse_audio
-from talkinghead.constants import DEFAULT_FPS, DEFAULT_SIZE, METHODS, RENDERERS
+from talkinghead.constants import DEFAULT_FPS, DEFAULT_SIZE, METHODS, RENDERERS, SAMPLE_RATE
 from talkinghead.errors import InputError, TalkingHeadError
 from talkinghead.face.mesh import mesh_image, track_faces
 from talkinghead.face.pose import fit_pose, pose_free, with_rest_shape
 from talkinghead.io import load_audio, read_image, read_video, resize_longer, write_video
 from talkinghead.io.paths import require_file, require_writable_output
-from talkinghead.io.video import VideoClip
+from talkinghead.io.video import VideoClip, frame_indices
 from talkinghead.motion.base import FaceMotion
 from talkinghead.motion.viseme.config import VisemeConfig
 from talkinghead.motion.viseme.infer import viseme_motion
 from talkinghead.progress import bar
 from talkinghead.render.warp import WarpRenderer, target_meshes
 
-CHECKPOINT_ROLES = ("landmarks", "renderer", "styletalk", "vast", "vast_renderer")
+if TYPE_CHECKING:
+    import torch
+
+    from talkinghead.render.stylegan.model import Encoder
+
+CHECKPOINT_ROLES = ("landmarks", "renderer", "styletalk", "vast", "vast_renderer", "styletalker", "generator",
+                    "encoder")
 """Keys of ``generate(checkpoints=...)``: IP_LAP's landmark generator and renderer, StyleTalk's model, VAST's
-motion model and its person-specific renderer (no default: trained on the template by ``train-vast-renderer``)."""
+motion model and its person-specific renderer (no default: trained on the template by ``train-vast-renderer``),
+StyleTalker's model and the style-based generator and encoder it was trained with (``train-stylegan``)."""
+STYLETALKER_MASK_SCALE = 1.15
+"""StyleTalker's pasted face: the reference face oval enlarged by this about its centre (the head moves)."""
 MAX_VIDEO_SIDE = 1280
 """A video to dub is worked on at most this large (longer side) unless ``size`` says otherwise."""
 
@@ -58,16 +68,6 @@ class GenerateResult:
     transcript: str
     faces_found: int
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def frame_indices(n_out: int, out_fps: float, n_src: int, src_fps: float) -> np.ndarray:
-    """Source frame for each output frame: time-matched, playing back and forth when the source is shorter."""
-    idx = np.floor(np.arange(n_out) * src_fps / out_fps + 1e-6).astype(np.int64)
-    if n_src == 1:
-        return np.zeros(n_out, np.int64)
-    period = 2 * (n_src - 1)
-    idx = idx % period
-    return np.where(idx < n_src, idx, period - idx)
 
 
 def pose_motion(path: str | Path, *, fps: float, n_frames: int, quiet: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -116,6 +116,7 @@ def generate(
     renderer: str | None = None,
     style: str | Path | None = None,
     style_intensity: float = 1.0,
+    motion_from: str | Path | None = None,
     checkpoints: dict[str, str | Path] | None = None,
     quiet: bool = False,
 ) -> GenerateResult:
@@ -143,6 +144,8 @@ def generate(
         style: "styletalk", "vast": a video of the speaking style to copy (default: StyleTalk's neutral style;
             for VAST the template video itself, or for a photo the mean of VAST's learned style prior).
         style_intensity: "styletalk": 0 = neutral style, 1 = the style clip's, up to 1.5 exaggerated (0..1.5).
+        motion_from: "styletalker": a video whose head motion and blinks (StyleTalker's posterior motion latents)
+            drive the photo; the lips still follow ``audio`` (default: motion sampled from the prior with ``seed``).
         checkpoints: checkpoints by role (:data:`CHECKPOINT_ROLES`) replacing the shipped ones.
         quiet: no progress bars.
 
@@ -152,7 +155,9 @@ def generate(
     photo: StyleTalk's expressions in the style of ``style``, the default engine's head motion (or
     ``pose_from``) and blinks, the warp renderer (or ``renderer="iplap"``). ``method="vast"`` animates a
     template video (or a photo): the template's head pose, VAST's expressions of the whole face in the style of
-    ``style``, drawn by VAST's renderer trained on that template (or the warp renderer).
+    ``style``, drawn by VAST's renderer trained on that template (or the warp renderer). ``method="styletalker"``
+    animates a photo's face crop in the style-based generator's latent space (StyleTalker: lips from the audio,
+    head motion and blinks sampled or from ``motion_from``) and pastes it back into the photo.
     """
     checkpoints = dict(checkpoints or {})
     if (image is None) == (video is None):
@@ -179,12 +184,18 @@ def generate(
         raise TalkingHeadError("the vast renderer is person-specific: train it on the template video "
                                "(talkinghead train-vast-renderer TEMPLATE.mp4 -o R.pt), then pass that video and "
                                "the checkpoint (--vast-renderer R.pt)")
-    if method == "styletalk" and image is None:
-        raise TalkingHeadError("styletalk animates a photo (--image); dub a video with viseme or iplap")
+    if method in ("styletalk", "styletalker") and image is None:
+        raise TalkingHeadError(f"{method} animates a photo (--image); dub a video with viseme or iplap")
+    if motion_from is not None and method != "styletalker":
+        raise TalkingHeadError("motion-from applies to --method styletalker only (other methods: --pose-from)")
+    if method == "styletalker" and (pose_from is not None or style is not None or renderer not in (None, "warp")
+                                    or still):
+        raise TalkingHeadError("styletalker draws the whole face itself: its head motion comes from --motion-from "
+                               "(or its prior); --pose-from, --style, --renderer and --still do not apply")
     if unknown := set(checkpoints) - set(CHECKPOINT_ROLES):
         raise TalkingHeadError(f"unknown checkpoint role(s) {', '.join(sorted(unknown))} "
                                f"(roles: {', '.join(CHECKPOINT_ROLES)})")
-    for p in (audio, image, video, pose_from, style, *checkpoints.values()):
+    for p in (audio, image, video, pose_from, style, motion_from, *checkpoints.values()):
         if p is not None:
             require_file(p)
     out = require_writable_output(output)
@@ -214,6 +225,22 @@ def generate(
         features = analyse_audio(speech, fps=fps, language=language,
                                  progress=lambda f: pb.update(max(0, int(100 * f) - pb.n)))
     timings["audio_analysis"] = time.perf_counter() - t0
+
+    if method == "styletalker":
+        t0 = time.perf_counter()
+        render_time = [0.0]
+        frames = _styletalker_frames(clip.frames[0], meshes[0], speech, features.n_frames, fps, seed=seed,
+                                     motion_from=motion_from, checkpoints=checkpoints, render_time=render_time,
+                                     quiet=quiet)
+        write_video(out, frames, fps=fps, audio=speech)
+        timings["render"] = render_time[0]
+        timings["encode"] = time.perf_counter() - t0 - render_time[0]
+        h, w = clip.frames.shape[1:3]
+        return GenerateResult(
+            output=out, frames=features.n_frames, fps=fps, duration=features.duration, size=(w, h), method=method,
+            phoneme_method=features.phonemes.method, transcript=features.phonemes.transcript, faces_found=faces,
+            timings=timings,
+        )
 
     t0 = time.perf_counter()
     src_idx = frame_indices(features.n_frames, fps, len(clip.frames), clip.fps)
@@ -289,6 +316,60 @@ def _styletalk_motion(features: AudioFeatures, base: FaceMotion, *, style: str |
                                                            max_frames=model.config.max_style_frames, quiet=quiet)
     return _with_expression(base, styletalk_expression(model, features, style_code(model, coeffs,
                                                                                    intensity=intensity)))
+
+
+def _styletalker_frames(frame: np.ndarray, mesh: np.ndarray, speech: np.ndarray, n_frames: int, fps: float, *,
+                        seed: int, motion_from: str | Path | None, checkpoints: dict[str, str | Path],
+                        render_time: list[float], quiet: bool) -> Iterator[np.ndarray]:
+    """StyleTalker's frames of a photo: its face crop encoded into W+, codes of every frame at 25 fps (prior
+    sample, or the motion latents of ``motion_from``), face crops from the generator pasted back through a soft
+    mask a little larger than the face oval, then time-matched to ``fps``."""
+    import cv2
+
+    from talkinghead.data.clip import CROP_SIZE, DATA_FPS
+    from talkinghead.face.crop import crop_face, face_mask, paste_back
+    from talkinghead.motion.styletalker.infer import encode_crops, load_models, render_codes, styletalker_codes
+    from talkinghead.sync.inputs import audio_mels
+
+    models = load_models({k: v for k, v in checkpoints.items() if k in ("styletalker", "generator", "encoder")})
+    crop, fc = crop_face(frame, mesh, size=CROP_SIZE)
+    w_ref = encode_crops(models.encoder, crop[None])[0]
+    n25 = max(1, int(round(len(speech) / SAMPLE_RATE * DATA_FPS)))
+    motion = _styletalker_motion(motion_from, models.encoder, quiet=quiet) if motion_from is not None else None
+    crops = render_codes(models.generator, styletalker_codes(models, w_ref, audio_mels(speech, n25), seed=seed,
+                                                             motion=motion))
+    oval = fc.to_crop(mesh)[:, :2]
+    centre = oval.mean(0)
+    mask = face_mask(centre + STYLETALKER_MASK_SCALE * (oval - centre), (CROP_SIZE, CROP_SIZE),
+                     feather=CROP_SIZE / 32)
+    idx = frame_indices(n_frames, fps, n25, DATA_FPS)
+
+    def frame_at(t: int) -> np.ndarray:
+        face = cv2.resize(crops[idx[t]], (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_CUBIC)
+        return paste_back(frame, face, fc, mask)
+
+    return _timed(frame_at, n_frames, render_time, quiet=quiet)
+
+
+def _styletalker_motion(path: str | Path, encoder: Encoder, *, quiet: bool) -> tuple[torch.Tensor, np.ndarray]:
+    """(W+ codes (M, L, w_dim), mel windows (M, 16, 80)) of the face in a motion video at 25 fps; a video without
+    sound gets silent mel windows (its mouth motion then goes into the motion latents too)."""
+    from talkinghead.data.clip import CROP_SIZE, DATA_FPS
+    from talkinghead.face.crop import track_crops
+    from talkinghead.motion.styletalker.infer import encode_crops
+    from talkinghead.sync.inputs import audio_mels
+
+    clip = read_video(path, max_side=512)
+    with bar(len(clip.frames), "motion video", quiet=quiet) as pb:
+        track = track_faces(clip.frames, source=str(path), progress=pb.update)
+    n25 = max(1, int(round(len(clip.frames) / clip.fps * DATA_FPS)))
+    idx = frame_indices(n25, DATA_FPS, len(clip.frames), clip.fps)
+    crops, _ = track_crops(clip.frames[idx], track.meshes[idx], size=CROP_SIZE)
+    try:
+        sound = load_audio(path)
+    except InputError:
+        sound = np.zeros(int(n25 / DATA_FPS * SAMPLE_RATE), np.float32)
+    return encode_crops(encoder, crops), audio_mels(sound, n25)
 
 
 def _with_expression(base: FaceMotion, expression: np.ndarray) -> FaceMotion:

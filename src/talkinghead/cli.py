@@ -47,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
                      help="styletalk: 0 = neutral, 1 = the style clip's style, up to 1.5 = exaggerated (default: 1.0)")
     gen.add_argument("--styletalk-checkpoint", type=Path, default=None, help="styletalk: model (.pt)")
     gen.add_argument("--vast-checkpoint", type=Path, default=None, help="vast: motion model (.pt)")
+    gen.add_argument("--motion-from", metavar="VIDEO", help="styletalker: head motion and blinks from the face in "
+                                                            "this video (default: sampled from the prior, --seed)")
+    gen.add_argument("--styletalker-checkpoint", type=Path, default=None, help="styletalker: model (.pt)")
+    gen.add_argument("--stylegan", type=Path, default=None, metavar="DIR",
+                     help="styletalker: generator.pt and encoder.pt of this train-stylegan folder")
     gen.add_argument("--vast-renderer", type=Path, default=None,
                      help="vast: person-specific renderer trained on the --video template (train-vast-renderer)")
 
@@ -175,6 +180,44 @@ def _parser() -> argparse.ArgumentParser:
     tv.add_argument("--loss", choices=("asymmetric", "mse"), default="asymmetric", help="reconstruction loss")
     _style_training_options(tv, window=64, style_length=128)
 
+    tg = sub.add_parser("train-stylegan", help="train the style-based generator, its encoder and the identity student",
+                        description="Three stages on single face crops of the datasets' train splits (PyTorch "
+                                    "Lightning): the identity student of dlib's embedding, the StyleGAN2-style "
+                                    "generator against its discriminator, then the pSp-style encoder into W+. "
+                                    "Writes identity.pt, generator.pt, discriminator.pt and encoder.pt; a stage "
+                                    "with 0 steps reuses its file from the output folder.")
+    _training_options(tg, output_help="folder to write the four checkpoints to")
+    tg.add_argument("--config", choices=("tiny", "cpu", "small", "paper"), default="small",
+                    help="sizes: tiny (tests, 32 px), cpu (64 px, the shipped models), small (128 px), paper "
+                         "(1024 px; GPUs)")
+    tg.add_argument("--identity-steps", type=int, default=2000)
+    tg.add_argument("--gan-steps", type=int, default=20000)
+    tg.add_argument("--encoder-steps", type=int, default=10000)
+    tg.add_argument("--batch", type=int, default=16)
+    tg.add_argument("--gan-lr", type=float, default=0.002, help="Adam learning rate of G and D (default: 0.002)")
+    tg.add_argument("--r1-gamma", type=float, default=1.0, help="R1 weight (default: 1.0)")
+    tg.add_argument("--encoder-lr", type=float, default=1e-4, help="encoder learning rate (default: 1e-4)")
+    tg.add_argument("--generator-lr", type=float, default=0.0,
+                    help="tune the generator with the encoder's loss at this rate (default: 0 = frozen, as pSp)")
+    tg.add_argument("--stage-minutes", type=float, default=None, help="stop each stage after this many minutes")
+
+    tk = sub.add_parser("train-styletalker", help="train StyleTalker on a trained generator and encoder",
+                        description="StyleTalker (audio encoder, per-layer posterior blocks with smoothing and two-way "
+                                    "manipulation, autoregressive flow prior) with PyTorch Lightning on windows of "
+                                    "the datasets' train splits, with the generator, encoder and identity student "
+                                    "of a train-stylegan folder and an image SyncNet for the sync loss.")
+    _training_options(tk)
+    tk.add_argument("--stylegan", type=Path, required=True, help="train-stylegan output folder")
+    tk.add_argument("--syncnet", type=Path, default=None,
+                    help="image SyncNet for the sync loss (train-syncnet --visual image); without it no sync loss")
+    tk.add_argument("--config", choices=("tiny", "cpu", "small", "paper"), default="small",
+                    help="sizes: tiny (tests), cpu (the shipped checkpoint), small, paper (wider; GPUs)")
+    tk.add_argument("--steps", type=int, default=5000)
+    tk.add_argument("--batch", type=int, default=8)
+    tk.add_argument("--window", type=int, default=16, help="frames per item (default: 16; at least 10 for sync)")
+    tk.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default: 1e-4)")
+    tk.add_argument("--minutes", type=float, default=None, help="stop after this many minutes")
+
     tr = sub.add_parser("train-vast-renderer", help="train VAST's person-specific renderer on a template video",
                         description="U-Net + LSTM cGAN (mesh sketch + eroded background in, speech features at the "
                                     "bottleneck) trained on one video of the target person with speech; the last "
@@ -224,10 +267,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _training_options(p: argparse.ArgumentParser) -> None:
+def _training_options(p: argparse.ArgumentParser, *, output_help: str = "checkpoint to write (.pt)") -> None:
     """Options shared by the train-* commands of the learned families (Lightning: GPUs and DDP when present)."""
     p.add_argument("datasets", nargs="+", type=Path, help="preprocessed dataset folders")
-    p.add_argument("-o", "--output", type=Path, required=True, help="checkpoint to write (.pt)")
+    p.add_argument("-o", "--output", type=Path, required=True, help=output_help)
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     p.add_argument("--devices", default="auto", help="Lightning devices per node (e.g. 8)")
     p.add_argument("--nodes", type=int, default=1, help="Lightning nodes (DDP)")
@@ -250,8 +293,9 @@ def _output_options(p: argparse.ArgumentParser, *, size_help: str) -> None:
     p.add_argument("-o", "--output", metavar="OUT.mp4", required=True, help="video to write")
     p.add_argument("--method", choices=METHODS if p.prog.endswith("generate") else ("viseme", "iplap"),
                    default="viseme", help="viseme: default engine, no weights; iplap: IP_LAP; styletalk (photos): "
-                                          "StyleTalk with --style; vast: VAST with --style (learned methods: "
-                                          "shipped small checkpoints)")
+                                          "StyleTalk with --style; vast: VAST with --style; styletalker (photos): "
+                                          "StyleTalker with the style-based generator (learned methods: shipped "
+                                          "small checkpoints)")
     p.add_argument("--fps", type=float, default=DEFAULT_FPS, help="output frame rate (default: 25)")
     p.add_argument("--size", type=int, default=None, help=size_help)
     p.add_argument("--face-index", type=int, default=0, metavar="N",
@@ -358,7 +402,10 @@ def _generate(args: argparse.Namespace) -> int:
     checkpoints = {"landmarks": args.landmark_checkpoint, "renderer": args.renderer_checkpoint,
                    "styletalk": getattr(args, "styletalk_checkpoint", None),
                    "vast": getattr(args, "vast_checkpoint", None),
-                   "vast_renderer": getattr(args, "vast_renderer", None)}
+                   "vast_renderer": getattr(args, "vast_renderer", None),
+                   "styletalker": getattr(args, "styletalker_checkpoint", None)}
+    if getattr(args, "stylegan", None) is not None:
+        checkpoints.update(generator=args.stylegan / "generator.pt", encoder=args.stylegan / "encoder.pt")
     result = generate(
         image=args.image if photo else None, video=args.video, audio=args.audio, output=args.output,
         method=args.method, fps=args.fps, size=args.size, face_index=args.face_index, language=args.language,
@@ -366,7 +413,8 @@ def _generate(args: argparse.Namespace) -> int:
         checkpoints={k: v for k, v in checkpoints.items() if v is not None},
         quiet=args.quiet, **({"seed": args.seed, "still": args.still, "expression_scale": args.expression_scale,
                               "pose_from": args.pose_from, "blink": args.blink, "style": args.style,
-                              "style_intensity": args.style_intensity} if photo else {}),
+                              "style_intensity": args.style_intensity, "motion_from": args.motion_from}
+                           if photo else {}),
     )
     if not args.quiet:
         stages = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
@@ -412,6 +460,37 @@ def _train_styletalk(args: argparse.Namespace) -> int:
                               window=args.window, style_length=args.style_length, lr=args.lr,
                               disc_channels=DISC_CHANNELS[args.config], workers=args.workers, devices=devices,
                               nodes=args.nodes, quiet=args.quiet)
+    print(json.dumps(metrics, indent=1))
+    return 0
+
+
+def _train_stylegan(args: argparse.Namespace) -> int:
+    import json
+
+    from talkinghead.train.stylegan import STYLEGAN_CONFIGS, train_stylegan
+
+    devices = int(args.devices) if str(args.devices).isdigit() else args.devices
+    metrics = train_stylegan(args.datasets, args.output, configs=STYLEGAN_CONFIGS[args.config],
+                             identity_steps=args.identity_steps, gan_steps=args.gan_steps,
+                             encoder_steps=args.encoder_steps, batch=args.batch, gan_lr=args.gan_lr,
+                             r1_gamma=args.r1_gamma, encoder_lr=args.encoder_lr, generator_lr=args.generator_lr,
+                             stage_minutes=args.stage_minutes, workers=args.workers, devices=devices,
+                             nodes=args.nodes, quiet=args.quiet)
+    print(json.dumps(metrics, indent=1))
+    return 0
+
+
+def _train_styletalker(args: argparse.Namespace) -> int:
+    import json
+
+    from talkinghead.train.styletalker import DISC_CHANNELS, STYLETALKER_CONFIGS, train_styletalker
+
+    devices = int(args.devices) if str(args.devices).isdigit() else args.devices
+    metrics = train_styletalker(args.datasets, args.output, stylegan=args.stylegan, syncnet=args.syncnet,
+                                config=STYLETALKER_CONFIGS[args.config], max_steps=args.steps, batch=args.batch,
+                                window=args.window, lr=args.lr, disc_channels=DISC_CHANNELS[args.config],
+                                max_minutes=args.minutes, workers=args.workers, devices=devices, nodes=args.nodes,
+                                quiet=args.quiet)
     print(json.dumps(metrics, indent=1))
     return 0
 
@@ -501,6 +580,7 @@ def main(argv: list[str] | None = None) -> int:
                     "fit-face-model": _fit_face_model, "datacard": _datacard, "evaluate": _evaluate,
                     "train-syncnet": _train_syncnet, "dub": _generate, "train-iplap": _train_iplap,
                     "train-styletalk": _train_styletalk, "train-vast": _train_vast,
+                    "train-stylegan": _train_stylegan, "train-styletalker": _train_styletalker,
                     "train-vast-renderer": _train_vast_renderer, "vast-split": _vast_split, "serve": _serve}
         return commands[args.command](args)
     except TalkingHeadError as exc:

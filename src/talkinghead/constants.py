@@ -20,9 +20,10 @@ MAX_FRAME_BYTES = 6 * 1024**3
 
 SILENCE_PEAK = 1e-4
 """Audio whose absolute peak stays below this is treated as silent (float samples in [-1, 1])."""
-METHODS = ("viseme", "iplap", "styletalk", "vast")
-"""Motion methods: "viseme" (default engine, no weights), "iplap" (IP_LAP), "styletalk" (StyleTalk) and "vast"
-(VAST); the learned ones run with shipped small checkpoints."""
+METHODS = ("viseme", "iplap", "styletalk", "vast", "styletalker")
+"""Motion methods: "viseme" (default engine, no weights), "iplap" (IP_LAP), "styletalk" (StyleTalk), "vast"
+(VAST) and "styletalker" (StyleTalker, drawing with the style-based generator); the learned ones run with shipped
+small checkpoints."""
 RENDERERS = ("warp", "iplap", "vast")
 """Renderers: "warp" (mesh-driven warp of the reference, no weights), "iplap" (IP_LAP's learned renderer) and
 "vast" (VAST's person-specific renderer, trained on the template video by ``train-vast-renderer``)."""

@@ -88,12 +88,11 @@ class ClipData:
         return self.n_frames / DATA_FPS
 
     def frames(self, indices: np.ndarray | list[int]) -> np.ndarray:
-        """Decoded face crops: (len(indices), 256, 256, 3) uint8 RGB."""
-        out = np.empty((len(indices), CROP_SIZE, CROP_SIZE, 3), np.uint8)
-        for k, i in enumerate(indices):
-            buf = self.jpeg[self.offsets[i]:self.offsets[i + 1]]
-            out[k] = cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1]
-        return out
+        """Decoded face crops: (len(indices), S, S, 3) uint8 RGB, S = CROP_SIZE as preprocessing writes them (a
+        reduced copy of a dataset may store smaller crops)."""
+        images = [cv2.imdecode(self.jpeg[self.offsets[i]:self.offsets[i + 1]], cv2.IMREAD_COLOR)[:, :, ::-1]
+                  for i in indices]
+        return np.stack(images) if images else np.empty((0, CROP_SIZE, CROP_SIZE, 3), np.uint8)
 
 
 def encode_frames(crops: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -130,6 +129,7 @@ def load_clip(path: Path) -> ClipData:
     meta = json.loads((path / "meta.json").read_text())
     with np.load(path / "data.npz", allow_pickle=False) as z:
         arrays = {k: z[k] for k in ClipData.ARRAYS if k in z}
+    arrays = {k: v.astype(np.float32) if v.dtype == np.float16 else v for k, v in arrays.items()}  # reduced copies
     if "neutral" not in arrays:  # format 1
         arrays["neutral"] = arrays["canonical"].mean(0)
     return ClipData(clip_id=meta["clip_id"], speaker=meta["speaker"], split=meta["split"], meta=meta, **arrays)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -61,6 +62,29 @@ class ClipStore:
         import json
 
         return [json.loads((clip_dir(r, c) / "meta.json").read_text()) for r, c in self.keys]
+
+
+class CropDataset(Dataset):
+    """Every frame of the clips as a single face crop, for the style-based generator, its encoder and the
+    identity student. Keys: image (3, size, size) float in [-1, 1]; identity (128,) the clip's dlib embedding
+    (NaN where dlib found no face). All clips stay cached (the crops are JPEG in memory)."""
+
+    def __init__(self, roots: list[Path] | Path, split: str | None = "train", *, size: int = 128) -> None:
+        self.store = ClipStore(roots, split, cache=1 << 30)
+        self.index = [(k, t) for k, n in enumerate(self.store.lengths()) for t in range(n)]
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict:
+        k, t = self.index[i]
+        clip = self.store.clip(k)
+        image = clip.frames([t])[0]
+        if image.shape[0] != self.size:
+            image = cv2.resize(image, (self.size, self.size), interpolation=cv2.INTER_AREA)
+        return {"image": torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(127.5).sub(1.0),
+                "identity": torch.from_numpy(clip.identity_embedding.astype(np.float32))}
 
 
 def iplap_windows(clip: ClipData, start: int, length: int) -> np.ndarray:

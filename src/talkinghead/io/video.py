@@ -45,6 +45,16 @@ def _rotate(rgb: np.ndarray, degrees: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(rgb, k=turns)) if turns else rgb
 
 
+def frame_indices(n_out: int, out_fps: float, n_src: int, src_fps: float) -> np.ndarray:
+    """Source frame for each output frame: time-matched, playing back and forth when the source is shorter."""
+    idx = np.floor(np.arange(n_out) * src_fps / out_fps + 1e-6).astype(np.int64)
+    if n_src == 1:
+        return np.zeros(n_out, np.int64)
+    period = 2 * (n_src - 1)
+    idx = idx % period
+    return np.where(idx < n_src, idx, period - idx)
+
+
 def read_video(path: str | Path, *, max_side: int | None = None, max_frames: int | None = None) -> VideoClip:
     """Decode all frames of the first video stream.
 

@@ -15,9 +15,13 @@ from torch import nn
 M = TypeVar("M", bound=nn.Module)
 
 
-def save_model(model: nn.Module, path: str | Path, **extra: object) -> None:
-    """Write ``{"config": asdict(model.config), "state_dict": ..., **extra}`` to ``path``."""
-    torch.save({"config": asdict(model.config), "state_dict": model.state_dict(), **extra}, path)
+def save_model(model: nn.Module, path: str | Path, *, half: bool = False, **extra: object) -> None:
+    """Write ``{"config": asdict(model.config), "state_dict": ..., **extra}`` to ``path``; ``half`` stores the
+    floating-point weights as float16 (half the file; :func:`load_model` copies them into float32 weights)."""
+    state = model.state_dict()
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    torch.save({"config": asdict(model.config), "state_dict": state, **extra}, path)
 
 
 def load_model(cls: type[M], config_cls: type, path: str | Path, *, device: str | torch.device = "cpu") -> M:

@@ -81,3 +81,22 @@ class SequenceDiscriminator(nn.Module):
         if isinstance(self.head, nn.Linear):
             return self.head(h.mean(-1))
         return self.head(h).squeeze(1)
+
+
+class VideoPatchDiscriminator(nn.Module):
+    """A video PatchGAN (StyleTalker's): 3-D convolutions over clips x (B, T, 3, H, W) in [-1, 1], ``layers``
+    blocks halving space (and time from the second block on), LeakyReLU, then a (B, T', H', W') score map."""
+
+    def __init__(self, channels: int = 32, layers: int = 4) -> None:
+        super().__init__()
+        blocks: list[nn.Module] = []
+        c = 3
+        for i in range(layers):
+            cout = channels * min(2**i, 8)
+            stride = (2 if i else 1, 2, 2)
+            blocks += [nn.Conv3d(c, cout, (3, 4, 4), stride, (1, 1, 1)), nn.LeakyReLU(0.2)]
+            c = cout
+        self.body = nn.Sequential(*blocks, nn.Conv3d(c, 1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x.transpose(1, 2)).squeeze(1)

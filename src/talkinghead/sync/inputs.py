@@ -21,8 +21,6 @@ from talkinghead.face import indices as ix
 from talkinghead.face.crop import track_crops
 from talkinghead.sync.model import SyncNetConfig
 
-MOUTH_ROW = CROP_SIZE // 2
-"""The image stream sees the lower half of the face crop."""
 SYNC_POINTS = np.concatenate([ix.LIPS_ALL, ix.JAW])
 """Mesh stream: 40 lip + 15 jaw points."""
 MESH_SCALE = 10.0
@@ -49,9 +47,10 @@ def coefficient_mouth(coefficients: torch.Tensor, basis: torch.Tensor) -> torch.
 
 
 def mouth_images(crops: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(T, 256, 256, 3) uint8 face crops -> (T, h, w, 3) uint8 lower halves resized to ``size`` = (h, w)."""
+    """(T, S, S, 3) uint8 face crops -> (T, h, w, 3) uint8 lower halves resized to ``size`` = (h, w) (the image
+    stream sees the lower half of the face crop)."""
     h, w = size
-    return np.stack([cv2.resize(c[MOUTH_ROW:], (w, h), interpolation=cv2.INTER_AREA) for c in crops])
+    return np.stack([cv2.resize(c[len(c) // 2:], (w, h), interpolation=cv2.INTER_AREA) for c in crops])
 
 
 def visual_tensor(visual: np.ndarray) -> torch.Tensor:

@@ -1,0 +1,40 @@
+"""StyleTalker's architecture (stored inside its checkpoints)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class StyleTalkerConfig:
+    """StyleTalker (Min et al., 2022) on the compact generator's W+ (``n_latents`` vectors of ``w_dim``).
+
+    The first ``manipulated`` style vectors (StyleTalker: the first half, the coarse and middle layers that hold
+    pose and mouth shape) get one StyleTalker block each; the rest stay the reference's."""
+
+    w_dim: int = 256
+    n_latents: int = 12
+    manipulated: int = 6
+    n_mels: int = 80
+    mel_frames: int = 16
+    """Mel window per video frame: 0.2 s (IP_LAP's mel settings, 80 frames/s)."""
+    audio_channels: int = 32
+    """Width of the audio encoder's first stage (doubling over three stages)."""
+    audio_dim: int = 128
+    z_dim: int = 16
+    """Motion latent per manipulated layer."""
+    hidden: int = 256
+    smoothing_sigma: float = 1.0
+    """Gaussian smoothing of the block's motion and audio inputs over time, in frames."""
+    prior_hidden: int = 256
+    flow_steps: int = 4
+    flow_hidden: int = 128
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.manipulated <= self.n_latents:
+            raise ValueError(f"manipulated must be 1..{self.n_latents}, not {self.manipulated}")
+
+    @property
+    def motion_dim(self) -> int:
+        """Size of the whole motion latent of a frame (all blocks)."""
+        return self.manipulated * self.z_dim

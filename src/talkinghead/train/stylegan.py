@@ -1,0 +1,271 @@
+"""Training the compact style-based generator, its pSp-style encoder and the identity student (Lightning).
+
+Three stages, run in order by :func:`train_stylegan`, each its own Lightning run on single face crops:
+
+1. ``identity``: :class:`~talkinghead.nn.identity.IdentityNet` regresses each crop's clip dlib embedding (MSE;
+   clips where dlib found no face are skipped), the differentiable stand-in for ArcFace in the losses below.
+2. ``gan``: StyleGAN2 (Karras et al., 2020): the non-saturating logistic loss, lazy R1 on the reals (every
+   ``r1_every`` discriminator steps, weighted by gamma / 2 x r1_every, with Adam's lr and betas corrected for the
+   lazy schedule), style mixing (two w with a random crossover layer, probability ``mixing``), horizontal
+   flips of the reals, an exponential moving average of the generator's weights (half-life ``ema_images``
+   images; the average is what is saved) and the running mean ``w_avg``. Path-length regularisation is left
+   out (it smooths W for interpolation, which nothing here needs).
+3. ``encoder``: pSp's objective (Richardson et al., 2021): L2 + 0.8 x perceptual (the random-VGG stand-in for
+   LPIPS, :mod:`talkinghead.nn.perceptual`) + 0.1 x identity (the student) + ``w_reg`` x ||W+ - w_avg||^2
+   (pSp's latent regulariser), the generator frozen. With ``generator_lr > 0`` the generator is tuned with the
+   same loss (jointly, as pivotal tuning does per image): a generator trained for minutes inverts poorly,
+   and StyleTalker only needs encoder -> generator round trips of real faces.
+
+Files written to the output folder: ``identity.pt``, ``generator.pt`` (EMA weights), ``discriminator.pt``,
+``encoder.pt``. A stage with 0 steps loads its file from the folder instead (to resume or re-run one stage).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from talkinghead.data.datasets import CropDataset
+from talkinghead.nn.checkpoint import checkpoint_meta
+from talkinghead.nn.identity import IdentityNet, IdentityNetConfig, identity_loss
+from talkinghead.nn.perceptual import PerceptualLoss
+from talkinghead.render.stylegan.config import DiscriminatorConfig, EncoderConfig, GeneratorConfig
+from talkinghead.render.stylegan.model import (Discriminator, Encoder, Generator, d_logistic_loss,
+                                               g_nonsaturating_loss, r1_penalty)
+from talkinghead.train.common import fit
+
+
+@dataclass
+class StyleGanConfigs:
+    """The four architectures trained together (the encoder's W+ size follows the generator's)."""
+
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    identity: IdentityNetConfig = field(default_factory=IdentityNetConfig)
+
+    def __post_init__(self) -> None:
+        g, d, e = self.generator, self.discriminator, self.encoder
+        if not (g.size == d.size == e.size) or g.w_dim != e.w_dim or g.n_latents != e.n_latents:
+            raise ValueError("generator, discriminator and encoder must share size, w_dim and the W+ length")
+
+
+STYLEGAN_CONFIGS = {
+    "tiny": StyleGanConfigs(GeneratorConfig(size=32, w_dim=32, mapping_layers=2, channels=32, min_channels=8),
+                            DiscriminatorConfig(size=32, channels=32, min_channels=8),
+                            EncoderConfig(size=32, w_dim=32, n_latents=8, channels=8, head_channels=16),
+                            IdentityNetConfig(size=32, channels=8)),
+    "cpu": StyleGanConfigs(GeneratorConfig(size=64, w_dim=128, mapping_layers=2, channels=128),
+                           DiscriminatorConfig(size=64, channels=128),
+                           EncoderConfig(size=64, w_dim=128, n_latents=10, channels=16, head_channels=32),
+                           IdentityNetConfig(size=64, channels=16)),
+    "small": StyleGanConfigs(GeneratorConfig(channels=192), DiscriminatorConfig(channels=192),
+                             EncoderConfig(channels=24), IdentityNetConfig()),
+    "paper": StyleGanConfigs(GeneratorConfig(size=1024, w_dim=512, mapping_layers=8, channels=512),
+                             DiscriminatorConfig(size=1024, channels=512),
+                             EncoderConfig(size=1024, w_dim=512, n_latents=18, channels=64, head_channels=512),
+                             IdentityNetConfig(size=112, channels=64)),
+}
+"""``tiny``: CPU tests (32 px); ``cpu``: 64 px, trainable in minutes on a laptop CPU (the shipped models);
+``small``: 128 px (a GPU's hours); ``paper``: StyleGAN2 FFHQ's 1024 px generator
+with pSp's 18-vector W+ (GPU users)."""
+
+
+def _flip_half(image: torch.Tensor) -> torch.Tensor:
+    """Mirror a random half of the batch (B, 3, H, W)."""
+    return torch.where(torch.rand(len(image), 1, 1, 1, device=image.device) < 0.5, image.flip(-1), image)
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean PSNR (dB) of image batches in [-1, 1]."""
+    mse = ((a.clamp(-1, 1) - b) / 2).pow(2).flatten(1).mean(1)
+    return (10 * torch.log10(1.0 / mse.clamp_min(1e-10))).mean()
+
+
+class IdentityModule(L.LightningModule):
+    """The identity student: MSE to the clip's dlib embedding, Adam."""
+
+    def __init__(self, config: IdentityNetConfig, lr: float = 1e-3) -> None:
+        super().__init__()
+        self.net, self.lr = IdentityNet(config), lr
+
+    def _loss(self, batch: dict) -> torch.Tensor:
+        keep = ~batch["identity"].isnan().any(1)
+        return F.mse_loss(self.net(batch["image"][keep]), batch["identity"][keep]) * batch["identity"].shape[1]
+
+    def training_step(self, batch: dict, _: int) -> torch.Tensor:
+        loss = self._loss({**batch, "image": _flip_half(batch["image"])})
+        self.log("train_id", loss, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: dict, _: int) -> None:
+        self.log("val_id", self._loss(batch), prog_bar=True)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.lr)
+
+
+class GanModule(L.LightningModule):
+    """StyleGAN2 training (see the module docstring); one generator and one discriminator step per batch."""
+
+    def __init__(self, generator: GeneratorConfig, discriminator: DiscriminatorConfig, *, lr: float = 0.002,
+                 r1_gamma: float = 1.0, r1_every: int = 16, mixing: float = 0.9, ema_images: float = 10_000) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.generator = Generator(generator)
+        self.ema = copy.deepcopy(self.generator).requires_grad_(False)
+        self.discriminator = Discriminator(discriminator)
+        self.lr, self.r1_gamma, self.r1_every, self.mixing, self.ema_images = lr, r1_gamma, r1_every, mixing, ema_images
+        self.steps = 0
+
+    def fake(self, batch: int) -> torch.Tensor:
+        """Images of random z, two w mixed at a random layer with probability ``mixing``."""
+        g = self.generator
+        w = g.mapping(torch.randn(2 * batch, g.config.w_dim, device=self.device)).view(2, batch, -1)
+        g.track_w(w[0].detach())
+        n = g.config.n_latents
+        cut = int(torch.randint(1, n, ())) if n > 1 and float(torch.rand(())) < self.mixing else n
+        w_plus = torch.cat([w[0, :, None].expand(-1, cut, -1), w[1, :, None].expand(-1, n - cut, -1)], 1)
+        return g(w_plus)[0]
+
+    def training_step(self, batch: dict, _: int) -> None:
+        opt_g, opt_d = self.optimizers()  # type: ignore[misc]
+        real = _flip_half(batch["image"])
+        b = len(real)
+        self.discriminator.requires_grad_(True)
+        with torch.no_grad():
+            fake = self.fake(b)
+        d_loss = d_logistic_loss(self.discriminator(real), self.discriminator(fake))
+        logs = {"train_d": d_loss.detach()}
+        if self.steps % self.r1_every == 0:
+            real = real.detach().requires_grad_(True)
+            r1 = r1_penalty(self.discriminator(real), real)
+            d_loss = d_loss + self.r1_gamma / 2 * r1 * self.r1_every
+            logs["train_r1"] = r1.detach()
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(d_loss)
+        opt_d.step()
+
+        self.discriminator.requires_grad_(False)
+        g_loss = g_nonsaturating_loss(self.discriminator(self.fake(b)))
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(g_loss)
+        opt_g.step()
+        self._update_ema(b)
+        self.steps += 1
+        self.log_dict({**logs, "train_g": g_loss.detach()}, prog_bar=True, batch_size=b)
+
+    @torch.no_grad()
+    def _update_ema(self, batch: int) -> None:
+        keep = 0.5 ** (batch / self.ema_images)
+        for e, p in zip(self.ema.parameters(), self.generator.parameters()):
+            e.lerp_(p, 1 - keep)
+        for e, p in zip(self.ema.buffers(), self.generator.buffers()):
+            e.copy_(p)
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        c = self.r1_every / (self.r1_every + 1)
+        return [torch.optim.Adam(self.generator.parameters(), lr=self.lr, betas=(0.0, 0.99)),
+                torch.optim.Adam(self.discriminator.parameters(), lr=self.lr * c, betas=(0.0, 0.99**c))]
+
+
+@dataclass
+class EncoderLossWeights:
+    """pSp's weights for faces (L2 1, LPIPS 0.8, ID 0.1) and a small latent regulariser."""
+
+    l2: float = 1.0
+    perceptual: float = 0.8
+    identity: float = 0.1
+    w_reg: float = 0.005
+
+
+class EncoderModule(L.LightningModule):
+    """pSp's encoder objective on a trained generator (frozen unless ``generator_lr > 0``)."""
+
+    def __init__(self, config: EncoderConfig, generator: Generator, identity: IdentityNet | None, *,
+                 lr: float = 1e-4, generator_lr: float = 0.0, weights: EncoderLossWeights | None = None) -> None:
+        super().__init__()
+        self.encoder = Encoder(config)
+        self.encoder.w_avg.copy_(generator.w_avg)
+        self.generator = generator.train().requires_grad_(generator_lr > 0)
+        self.identity = identity.eval().requires_grad_(False) if identity is not None else None
+        self.perceptual = PerceptualLoss()
+        self.lr, self.generator_lr, self.weights = lr, generator_lr, weights or EncoderLossWeights()
+
+    def losses(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        """(weighted loss, its parts, reconstruction) for real images (B, 3, S, S) in [-1, 1]."""
+        w = self.encoder(image)
+        recon, _ = self.generator(w, noise="none")
+        parts = {"l2": F.mse_loss(recon, image),
+                 "perceptual": self.perceptual((recon + 1) / 2, (image + 1) / 2),
+                 "w_reg": (w - self.generator.w_avg).pow(2).sum(-1).mean()}
+        if self.identity is not None:
+            self.identity.eval()
+            parts["identity"] = identity_loss(self.identity, recon, image)
+        loss = sum(getattr(self.weights, k) * v for k, v in parts.items())
+        return loss, parts, recon  # type: ignore[return-value]
+
+    def training_step(self, batch: dict, _: int) -> torch.Tensor:
+        loss, parts, _ = self.losses(_flip_half(batch["image"]))
+        self.log_dict({"train_loss": loss, **{f"train_{k}": v for k, v in parts.items()}}, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: dict, _: int) -> None:
+        _, parts, recon = self.losses(batch["image"])
+        self.log_dict({"val_l2": parts["l2"], "val_psnr": psnr(recon, batch["image"])}, prog_bar=True)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        groups = [{"params": self.encoder.parameters(), "lr": self.lr}]
+        if self.generator_lr > 0:
+            groups.append({"params": self.generator.parameters(), "lr": self.generator_lr})
+        return torch.optim.Adam(groups)
+
+
+def train_stylegan(datasets: list[Path], output: Path, *, configs: StyleGanConfigs, identity_steps: int,
+                   gan_steps: int, encoder_steps: int, batch: int = 16, gan_lr: float = 0.002, r1_gamma: float = 1.0,
+                   encoder_lr: float = 1e-4, generator_lr: float = 0.0, stage_minutes: float | None = None,
+                   workers: int = 0, seed: int = 0, accelerator: str = "auto", devices: int | str = "auto",
+                   nodes: int = 1, quiet: bool = False) -> dict[str, dict[str, float]]:
+    """Run the three stages on the datasets' train splits (validated on val) into the folder ``output``;
+    ``stage_minutes`` caps each stage's time. Returns each run stage's last metrics."""
+    L.seed_everything(seed, workers=True, verbose=False)
+    output.mkdir(parents=True, exist_ok=True)
+    size = configs.generator.size
+    train, val = CropDataset(datasets, "train", size=size), CropDataset(datasets, "val", size=size)
+    run = {"batch": batch, "workers": workers, "accelerator": accelerator, "devices": devices, "nodes": nodes,
+           "quiet": quiet, "max_minutes": stage_minutes}
+    card = {"datasets": [str(d) for d in datasets], "seed": seed}
+    metrics: dict[str, dict[str, float]] = {}
+
+    paths = {k: output / f"{k}.pt" for k in ("identity", "generator", "discriminator", "encoder")}
+    if identity_steps:
+        ident = IdentityModule(configs.identity)
+        metrics["identity"] = fit(ident, train, val, max_steps=identity_steps, **run)
+        ident.net.save(paths["identity"], metrics=metrics["identity"], steps=ident.global_step, **card)
+    if gan_steps:
+        gan = GanModule(configs.generator, configs.discriminator, lr=gan_lr, r1_gamma=r1_gamma)
+        metrics["gan"] = fit(gan, train, None, max_steps=2 * gan_steps, **run)
+        gan.ema.save(paths["generator"], metrics=metrics["gan"], steps=gan.steps, images=gan.steps * batch,
+                     training={"lr": gan_lr, "r1_gamma": r1_gamma, "batch": batch}, **card)
+        gan.discriminator.save(paths["discriminator"], steps=gan.steps, **card)
+    if encoder_steps:
+        identity = IdentityNet.load(paths["identity"]) if paths["identity"].exists() else None
+        enc = EncoderModule(configs.encoder, Generator.load(paths["generator"]), identity, lr=encoder_lr,
+                            generator_lr=generator_lr)
+        metrics["encoder"] = fit(enc, train, val, max_steps=encoder_steps, **run)
+        training = {"lr": encoder_lr, "generator_lr": generator_lr, "weights": asdict(enc.weights), "batch": batch}
+        enc.encoder.save(paths["encoder"], metrics=metrics["encoder"], steps=enc.global_step, training=training,
+                         **card)
+        if generator_lr > 0:
+            gan_card = {k: v for k, v in checkpoint_meta(paths["generator"]).items() if k != "config"}
+            enc.generator.save(paths["generator"], **{**gan_card, "tuned_with_encoder": {
+                **training, "steps": enc.global_step, "metrics": metrics["encoder"]}})
+    if not math.isfinite(sum(v for m in metrics.values() for v in m.values())):
+        raise RuntimeError(f"training diverged: {metrics}")
+    return metrics

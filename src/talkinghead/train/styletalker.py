@@ -1,0 +1,178 @@
+"""Training StyleTalker with PyTorch Lightning on a trained generator and encoder (``train-stylegan``).
+
+Items are windows of consecutive face crops with their 0.2 s mel windows and one other frame of the same clip as
+the reference. The frozen encoder gives every frame's W+ code w_t and the reference's w_ref; StyleTalker
+reconstructs the codes through its posterior, the frozen generator draws them, and the losses are (StyleTalker's,
+our stand-ins named): reconstruction (L1 + the random-VGG perceptual stand-in for LPIPS) of the frames, and with
+lambda = 0.1 each: identity (the dlib student, generated frame against the real one), KL (posterior against the
+flow prior, per latent dimension), a video PatchGAN (LSGAN, 3-D convolutions over the window) and lip sync (our
+contrastive image SyncNet on the generated mouths, InfoNCE over shifted windows). One addition: an L2 between the
+manipulated codes and the encoder's (weight 1), which makes minutes of training enough to follow the encoder.
+
+Configurations: ``tiny`` (CPU tests), ``cpu`` (the shipped checkpoint, on the 64 px ``cpu`` generator), ``small``
+(for the 128 px generator), ``paper`` (wider; GPUs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from talkinghead.data.datasets import WindowDataset
+from talkinghead.motion.styletalker.config import StyleTalkerConfig
+from talkinghead.motion.styletalker.model import StyleTalker
+from talkinghead.nn.discriminator import VideoPatchDiscriminator
+from talkinghead.nn.identity import IdentityNet, identity_loss
+from talkinghead.nn.perceptual import PerceptualLoss
+from talkinghead.render.stylegan.model import Encoder, Generator
+from talkinghead.sync.model import SyncNet, sequence_sync_loss
+from talkinghead.train.common import fit
+from talkinghead.train.stylegan import psnr
+
+STYLETALKER_CONFIGS = {
+    "tiny": StyleTalkerConfig(audio_channels=4, audio_dim=16, z_dim=4, hidden=32, prior_hidden=32, flow_steps=2,
+                              flow_hidden=16),
+    "cpu": StyleTalkerConfig(audio_channels=16, audio_dim=64, z_dim=8, hidden=128, prior_hidden=128, flow_steps=3,
+                             flow_hidden=64),
+    "small": StyleTalkerConfig(),
+    "paper": StyleTalkerConfig(audio_channels=64, audio_dim=256, z_dim=32, hidden=512, prior_hidden=512,
+                               flow_steps=6, flow_hidden=256),
+}
+DISC_CHANNELS = {"tiny": 8, "cpu": 16, "small": 32, "paper": 64}
+
+
+@dataclass
+class StyleTalkerLossWeights:
+    reconstruction: float = 1.0
+    latent: float = 1.0
+    identity: float = 0.1
+    kl: float = 0.1
+    adversarial: float = 0.1
+    sync: float = 0.1
+
+
+def mouth_crops(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The image SyncNet's view of face crops (..., 3, S, S) in [-1, 1]: lower halves resized to ``size`` (h, w),
+    in [0, 1] (as :func:`talkinghead.sync.inputs.mouth_images` cuts preprocessed crops)."""
+    lead, s = frames.shape[:-3], frames.shape[-1]
+    lower = frames.reshape(-1, 3, s, s)[:, :, s // 2:]
+    return ((F.interpolate(lower, size=size, mode="area") + 1) / 2).view(*lead, 3, *size)
+
+
+class StyleTalkerModule(L.LightningModule):
+    """StyleTalker + the video discriminator, trained alternately (Adam 1e-4); generator, encoder, identity
+    student and SyncNet frozen (the last two optional: their loss terms are left out without them)."""
+
+    def __init__(self, config: StyleTalkerConfig, generator: Generator, encoder: Encoder,
+                 identity: IdentityNet | None, syncnet: SyncNet | None, *, lr: float = 1e-4,
+                 disc_channels: int = 32, weights: StyleTalkerLossWeights | None = None) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        if syncnet is not None and syncnet.config.visual != "image":
+            raise ValueError("StyleTalker's sync loss needs a SyncNet with the image visual stream")
+        self.model = StyleTalker(config)
+        self.generator = generator.eval().requires_grad_(False)
+        self.encoder = encoder.eval().requires_grad_(False)
+        self.identity = identity.eval().requires_grad_(False) if identity is not None else None
+        self.syncnet = syncnet.eval().requires_grad_(False) if syncnet is not None else None
+        self.disc = VideoPatchDiscriminator(disc_channels)
+        self.perceptual = PerceptualLoss()
+        self.lr, self.weights = lr, weights or StyleTalkerLossWeights()
+
+    def _prepare(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(real frames (B, T, 3, S, S) in [-1, 1], reference (B, 3, S, S), their codes w (B, T, L, D), w_ref)."""
+        s = self.generator.config.size
+        b, t = batch["frames"].shape[:2]
+        frames = torch.cat([batch["frames"].flatten(0, 1), batch["references"][:, 0]])
+        if frames.shape[-1] != s:
+            frames = F.interpolate(frames, size=(s, s), mode="area")
+        frames = frames * 2 - 1
+        self.encoder.eval()
+        with torch.no_grad():
+            codes = self.encoder(frames)
+        real, ref = frames[:b * t].view(b, t, 3, s, s), frames[b * t:]
+        return real, ref, codes[:b * t].view(b, t, *codes.shape[1:]), codes[b * t:]
+
+    def _render(self, w_plus: torch.Tensor) -> torch.Tensor:
+        b, t = w_plus.shape[:2]
+        images, _ = self.generator(w_plus.flatten(0, 1), noise="none")
+        return images.view(b, t, *images.shape[1:])
+
+    def _generator_losses(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        real, _, w, w_ref = self._prepare(batch)
+        w_hat, kl = self.model(w, w_ref, batch["mel_iplap"])
+        fake = self._render(w_hat)
+        m = self.model.config.manipulated
+        score = self.disc(fake)
+        parts = {"reconstruction": F.l1_loss(fake, real) + self.perceptual((fake.flatten(0, 1) + 1) / 2,
+                                                                           (real.flatten(0, 1) + 1) / 2),
+                 "latent": F.mse_loss(w_hat[:, :, :m], w[:, :, :m]), "kl": kl,
+                 "adversarial": F.mse_loss(score, torch.ones_like(score))}
+        if self.identity is not None:
+            self.identity.eval()
+            parts["identity"] = identity_loss(self.identity, fake.flatten(0, 1), real.flatten(0, 1))
+        if self.syncnet is not None:
+            self.syncnet.eval()
+            size = (self.syncnet.config.height, self.syncnet.config.width)
+            parts["sync"] = sequence_sync_loss(self.syncnet, mouth_crops(fake, size), batch["mel_iplap"])
+        loss = sum(getattr(self.weights, k) * v for k, v in parts.items())
+        return loss, parts, fake, real  # type: ignore[return-value]
+
+    def training_step(self, batch: dict, _: int) -> None:
+        opt_g, opt_d = self.optimizers()  # type: ignore[misc]
+        self.disc.requires_grad_(False)
+        loss, parts, fake, real = self._generator_losses(batch)
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        opt_g.step()
+        self.disc.requires_grad_(True)
+        d_real, d_fake = self.disc(real), self.disc(fake.detach())
+        d_loss = 0.5 * (F.mse_loss(d_real, torch.ones_like(d_real)) + F.mse_loss(d_fake, torch.zeros_like(d_fake)))
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(d_loss)
+        opt_d.step()
+        self.log_dict({"train_loss": loss.detach(), "train_disc": d_loss.detach(),
+                       **{f"train_{k}": v.detach() for k, v in parts.items()}}, prog_bar=True, batch_size=len(real))
+
+    def validation_step(self, batch: dict, _: int) -> None:
+        real, _, w, w_ref = self._prepare(batch)
+        w_hat, kl = self.model(w, w_ref, batch["mel_iplap"])
+        fake = self._render(w_hat)
+        self.log_dict({"val_l1": F.l1_loss(fake, real), "val_psnr": psnr(fake.flatten(0, 1), real.flatten(0, 1)),
+                       "val_kl": kl}, prog_bar=True, batch_size=len(real))
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        return [torch.optim.Adam(self.model.parameters(), lr=self.lr),
+                torch.optim.Adam(self.disc.parameters(), lr=self.lr, betas=(0.5, 0.999))]
+
+
+def train_styletalker(datasets: list[Path], output: Path, *, stylegan: Path, syncnet: Path | None,
+                      config: StyleTalkerConfig, max_steps: int, batch: int = 8, window: int = 16, lr: float = 1e-4,
+                      disc_channels: int = 32, max_minutes: float | None = None, workers: int = 0, seed: int = 0,
+                      accelerator: str = "auto", devices: int | str = "auto", nodes: int = 1,
+                      quiet: bool = False) -> dict[str, float]:
+    """Train on the datasets' train splits (validated on val) with the generator, encoder and identity student of
+    the ``train-stylegan`` folder ``stylegan`` and an image SyncNet (``syncnet``, optional); the config takes the
+    generator's W+ shape (the first half of the style vectors manipulated). Saves ``output``."""
+    L.seed_everything(seed, workers=True, verbose=False)
+    generator, encoder = Generator.load(stylegan / "generator.pt"), Encoder.load(stylegan / "encoder.pt")
+    identity = IdentityNet.load(stylegan / "identity.pt") if (stylegan / "identity.pt").exists() else None
+    sync = SyncNet.load(syncnet) if syncnet is not None else None
+    g = generator.config
+    config = replace(config, w_dim=g.w_dim, n_latents=g.n_latents, manipulated=g.n_latents // 2,
+                     mel_frames=sync.config.mel_frames if sync else config.mel_frames)
+    kw = {"window": window, "references": 1}
+    train = WindowDataset(datasets, "train", stride=max(window // 4, 1), seed=seed, **kw)
+    val = WindowDataset(datasets, "val", seed=seed + 1, **kw)
+    module = StyleTalkerModule(config, generator, encoder, identity, sync, lr=lr, disc_channels=disc_channels)
+    metrics = fit(module, train, val, max_steps=2 * max_steps, batch=batch, workers=workers, accelerator=accelerator,
+                  devices=devices, nodes=nodes, max_minutes=max_minutes, quiet=quiet)
+    module.model.save(output, metrics=metrics, datasets=[str(d) for d in datasets], steps=max_steps,
+                      stylegan=str(stylegan), syncnet=str(syncnet) if syncnet else None,
+                      training={"batch": batch, "window": window, "lr": lr, "seed": seed, "config": asdict(config),
+                                "weights": asdict(module.weights)})
+    return metrics
