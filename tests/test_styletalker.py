@@ -179,12 +179,17 @@ def test_generate_styletalker(media: Path, tiny_models: dict[str, Path], tmp_pat
     corners = np.concatenate([diff[:16, :16].ravel(), diff[-16:, -16:].ravel()])
     assert corners.mean() < 6 and diff.max() > 40  # pasted into the face only
     driven = generate(image=face, audio=speech, output=tmp_path / "m.mp4", method="styletalker", size=256,
-                      motion_from=media / "motion" / "liveportrait_d3.mp4", checkpoints=tiny_models, quiet=True)
+                      motion_from=media / "motion" / "liveportrait_d3.mp4", invert_steps=3, checkpoints=tiny_models,
+                      quiet=True)
     assert driven.frames == result.frames
+    with pytest.raises(TalkingHeadError, match="needs trained models .missing: styletalker, generator, encoder"):
+        generate(image=face, audio=speech, output=tmp_path / "x.mp4", method="styletalker")
     with pytest.raises(TalkingHeadError, match="animates a photo"):
-        generate(video=speech, audio=speech, output=tmp_path / "x.mp4", method="styletalker")
-    with pytest.raises(TalkingHeadError, match="motion-from applies"):
+        generate(video=speech, audio=speech, output=tmp_path / "x.mp4", method="styletalker",
+                 checkpoints=tiny_models)
+    with pytest.raises(TalkingHeadError, match="motion-from and invert-steps apply"):
         generate(image=face, audio=speech, output=tmp_path / "x.mp4", motion_from=speech)
     with pytest.raises(TalkingHeadError, match="pose-from"):
-        generate(image=face, audio=speech, output=tmp_path / "x.mp4", method="styletalker", pose_from=speech)
+        generate(image=face, audio=speech, output=tmp_path / "x.mp4", method="styletalker", pose_from=speech,
+                 checkpoints=tiny_models)
     assert not (tmp_path / "x.mp4").exists()

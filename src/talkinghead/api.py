@@ -117,6 +117,7 @@ def generate(
     style: str | Path | None = None,
     style_intensity: float = 1.0,
     motion_from: str | Path | None = None,
+    invert_steps: int = 0,
     checkpoints: dict[str, str | Path] | None = None,
     quiet: bool = False,
 ) -> GenerateResult:
@@ -146,6 +147,7 @@ def generate(
         style_intensity: "styletalk": 0 = neutral style, 1 = the style clip's, up to 1.5 exaggerated (0..1.5).
         motion_from: "styletalker": a video whose head motion and blinks (StyleTalker's posterior motion latents)
             drive the photo; the lips still follow ``audio`` (default: motion sampled from the prior with ``seed``).
+        invert_steps: "styletalker": optimisation steps refining the photo's W+ code after the encoder (0..1000).
         checkpoints: checkpoints by role (:data:`CHECKPOINT_ROLES`) replacing the shipped ones.
         quiet: no progress bars.
 
@@ -186,8 +188,15 @@ def generate(
                                "the checkpoint (--vast-renderer R.pt)")
     if method in ("styletalk", "styletalker") and image is None:
         raise TalkingHeadError(f"{method} animates a photo (--image); dub a video with viseme or iplap")
-    if motion_from is not None and method != "styletalker":
-        raise TalkingHeadError("motion-from applies to --method styletalker only (other methods: --pose-from)")
+    if method == "styletalker":
+        from talkinghead.motion.styletalker.infer import check_paths
+
+        check_paths(checkpoints)
+    if not 0 <= invert_steps <= 1000:
+        raise TalkingHeadError(f"invert steps must be between 0 and 1000, not {invert_steps}")
+    if (motion_from is not None or invert_steps) and method != "styletalker":
+        raise TalkingHeadError("motion-from and invert-steps apply to --method styletalker only (other methods: "
+                               "--pose-from)")
     if method == "styletalker" and (pose_from is not None or style is not None or renderer not in (None, "warp")
                                     or still):
         raise TalkingHeadError("styletalker draws the whole face itself: its head motion comes from --motion-from "
@@ -226,58 +235,49 @@ def generate(
                                  progress=lambda f: pb.update(max(0, int(100 * f) - pb.n)))
     timings["audio_analysis"] = time.perf_counter() - t0
 
-    if method == "styletalker":
-        t0 = time.perf_counter()
-        render_time = [0.0]
-        frames = _styletalker_frames(clip.frames[0], meshes[0], speech, features.n_frames, fps, seed=seed,
-                                     motion_from=motion_from, checkpoints=checkpoints, render_time=render_time,
-                                     quiet=quiet)
-        write_video(out, frames, fps=fps, audio=speech)
-        timings["render"] = render_time[0]
-        timings["encode"] = time.perf_counter() - t0 - render_time[0]
-        h, w = clip.frames.shape[1:3]
-        return GenerateResult(
-            output=out, frames=features.n_frames, fps=fps, duration=features.duration, size=(w, h), method=method,
-            phoneme_method=features.phonemes.method, transcript=features.phonemes.transcript, faces_found=faces,
-            timings=timings,
-        )
-
-    t0 = time.perf_counter()
-    src_idx = frame_indices(features.n_frames, fps, len(clip.frames), clip.fps)
-    references_ = meshes[0] if image is not None else meshes[src_idx]
-    if method == "vast" and image is None:  # VAST drives the whole face: the template keeps only its head pose
-        references_ = with_rest_shape(meshes)[src_idx]
-    as_is = method == "iplap" and image is None and pose_from is None  # IP_LAP dubbing: frames kept as they are
-    if as_is:
-        targets = references_
-    else:
-        motion = _motion(features, references_, is_photo=image is not None, seed=seed, still=still,
-                         expression_scale=0.0 if method == "iplap" else expression_scale, blink=blink)
-        if method == "styletalk":
-            motion = _styletalk_motion(features, motion, style=style, intensity=style_intensity,
-                                       checkpoint=checkpoints.get("styletalk"), quiet=quiet)
-        elif method == "vast":
-            motion = _vast_motion(features, motion, style=style if style is not None else video,
-                                  checkpoint=checkpoints.get("vast"), quiet=quiet)
-        if pose_from is not None:
-            rot, trans = pose_motion(pose_from, fps=fps, n_frames=features.n_frames, quiet=quiet)
-            motion = replace(motion, head_rotation=rot.astype(np.float32), head_translation=trans.astype(np.float32))
-        targets = target_meshes(references_, motion)
-    timings["motion"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
     render_time = [0.0]
-    frame_at = (lambda t: clip.frames[src_idx[t]]) if as_is else _warped_frames(clip, meshes, src_idx, targets)
-    if renderer == "iplap":
-        candidates = np.unique(src_idx, return_index=True)[1] if image is None else np.zeros(1, np.int64)
-        frames = _render_iplap(frame_at, targets, speech, fps, candidates=candidates, references=references,
-                               checkpoints=(checkpoints.get("landmarks"), checkpoints.get("renderer")),
-                               predict=method == "iplap", render_time=render_time, quiet=quiet)
-    elif renderer == "vast":
-        frames = _render_vast(clip, meshes, src_idx, targets, features, checkpoint=checkpoints["vast_renderer"],
-                              render_time=render_time, quiet=quiet)
+    if method == "styletalker":  # draws the whole face crop itself: no mesh motion, no renderer
+        t0 = time.perf_counter()
+        frames = _styletalker_frames(clip.frames[0], meshes[0], speech, features.n_frames, fps, seed=seed,
+                                     motion_from=motion_from, invert_steps=invert_steps, checkpoints=checkpoints,
+                                     render_time=render_time, quiet=quiet)
     else:
-        frames = _timed(frame_at, len(targets), render_time, quiet=quiet)
+        t0 = time.perf_counter()
+        src_idx = frame_indices(features.n_frames, fps, len(clip.frames), clip.fps)
+        references_ = meshes[0] if image is not None else meshes[src_idx]
+        if method == "vast" and image is None:  # VAST drives the whole face: the template keeps only its head pose
+            references_ = with_rest_shape(meshes)[src_idx]
+        as_is = method == "iplap" and image is None and pose_from is None  # IP_LAP dubbing: frames kept as they are
+        if as_is:
+            targets = references_
+        else:
+            motion = _motion(features, references_, is_photo=image is not None, seed=seed, still=still,
+                             expression_scale=0.0 if method == "iplap" else expression_scale, blink=blink)
+            if method == "styletalk":
+                motion = _styletalk_motion(features, motion, style=style, intensity=style_intensity,
+                                           checkpoint=checkpoints.get("styletalk"), quiet=quiet)
+            elif method == "vast":
+                motion = _vast_motion(features, motion, style=style if style is not None else video,
+                                      checkpoint=checkpoints.get("vast"), quiet=quiet)
+            if pose_from is not None:
+                rot, trans = pose_motion(pose_from, fps=fps, n_frames=features.n_frames, quiet=quiet)
+                motion = replace(motion, head_rotation=rot.astype(np.float32),
+                                 head_translation=trans.astype(np.float32))
+            targets = target_meshes(references_, motion)
+        timings["motion"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        frame_at = (lambda t: clip.frames[src_idx[t]]) if as_is else _warped_frames(clip, meshes, src_idx, targets)
+        if renderer == "iplap":
+            candidates = np.unique(src_idx, return_index=True)[1] if image is None else np.zeros(1, np.int64)
+            frames = _render_iplap(frame_at, targets, speech, fps, candidates=candidates, references=references,
+                                   checkpoints=(checkpoints.get("landmarks"), checkpoints.get("renderer")),
+                                   predict=method == "iplap", render_time=render_time, quiet=quiet)
+        elif renderer == "vast":
+            frames = _render_vast(clip, meshes, src_idx, targets, features, checkpoint=checkpoints["vast_renderer"],
+                                  render_time=render_time, quiet=quiet)
+        else:
+            frames = _timed(frame_at, len(targets), render_time, quiet=quiet)
     write_video(out, frames, fps=fps, audio=speech)
     timings["render"] = render_time[0]
     timings["encode"] = time.perf_counter() - t0 - render_time[0]
@@ -319,21 +319,22 @@ def _styletalk_motion(features: AudioFeatures, base: FaceMotion, *, style: str |
 
 
 def _styletalker_frames(frame: np.ndarray, mesh: np.ndarray, speech: np.ndarray, n_frames: int, fps: float, *,
-                        seed: int, motion_from: str | Path | None, checkpoints: dict[str, str | Path],
-                        render_time: list[float], quiet: bool) -> Iterator[np.ndarray]:
-    """StyleTalker's frames of a photo: its face crop encoded into W+, codes of every frame at 25 fps (prior
+                        seed: int, motion_from: str | Path | None, invert_steps: int,
+                        checkpoints: dict[str, str | Path], render_time: list[float], quiet: bool
+                        ) -> Iterator[np.ndarray]:
+    """StyleTalker's frames of a photo: its face crop inverted into W+ (encoder + ``invert_steps``), codes of every frame at 25 fps (prior
     sample, or the motion latents of ``motion_from``), face crops from the generator pasted back through a soft
     mask a little larger than the face oval, then time-matched to ``fps``."""
     import cv2
 
     from talkinghead.data.clip import CROP_SIZE, DATA_FPS
     from talkinghead.face.crop import crop_face, face_mask, paste_back
-    from talkinghead.motion.styletalker.infer import encode_crops, load_models, render_codes, styletalker_codes
+    from talkinghead.motion.styletalker.infer import load_models, reference_code, render_codes, styletalker_codes
     from talkinghead.sync.inputs import audio_mels
 
-    models = load_models({k: v for k, v in checkpoints.items() if k in ("styletalker", "generator", "encoder")})
+    models = load_models(checkpoints)
     crop, fc = crop_face(frame, mesh, size=CROP_SIZE)
-    w_ref = encode_crops(models.encoder, crop[None])[0]
+    w_ref = reference_code(models, crop, steps=invert_steps)
     n25 = max(1, int(round(len(speech) / SAMPLE_RATE * DATA_FPS)))
     motion = _styletalker_motion(motion_from, models.encoder, quiet=quiet) if motion_from is not None else None
     crops = render_codes(models.generator, styletalker_codes(models, w_ref, audio_mels(speech, n25), seed=seed,

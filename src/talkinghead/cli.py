@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--vast-checkpoint", type=Path, default=None, help="vast: motion model (.pt)")
     gen.add_argument("--motion-from", metavar="VIDEO", help="styletalker: head motion and blinks from the face in "
                                                             "this video (default: sampled from the prior, --seed)")
+    gen.add_argument("--invert-steps", type=int, default=0, metavar="N",
+                     help="styletalker: optimisation steps refining the photo's latent code after the encoder "
+                          "(default: 0)")
     gen.add_argument("--styletalker-checkpoint", type=Path, default=None, help="styletalker: model (.pt)")
     gen.add_argument("--stylegan", type=Path, default=None, metavar="DIR",
                      help="styletalker: generator.pt and encoder.pt of this train-stylegan folder")
@@ -109,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--syncnet", type=Path, default=None, help="SyncNet checkpoint (default: the shipped one)")
     ev.add_argument("--checkpoint", action="append", default=[], metavar="ROLE=PATH",
                     help="reconstruction: a checkpoint replacing a shipped one, ROLE one of landmarks, renderer, "
-                         "styletalk, vast, vast_renderer (repeatable)")
+                         "styletalk, vast, vast_renderer, styletalker, generator, encoder (repeatable)")
     ev.add_argument("-o", "--output", type=Path, default=None, help="write the results as JSON")
     ev.add_argument("-q", "--quiet", action="store_true")
 
@@ -293,9 +296,10 @@ def _output_options(p: argparse.ArgumentParser, *, size_help: str) -> None:
     p.add_argument("-o", "--output", metavar="OUT.mp4", required=True, help="video to write")
     p.add_argument("--method", choices=METHODS if p.prog.endswith("generate") else ("viseme", "iplap"),
                    default="viseme", help="viseme: default engine, no weights; iplap: IP_LAP; styletalk (photos): "
-                                          "StyleTalk with --style; vast: VAST with --style; styletalker (photos): "
-                                          "StyleTalker with the style-based generator (learned methods: shipped "
-                                          "small checkpoints)")
+                                          "StyleTalk with --style; vast: VAST with --style (learned methods: shipped "
+                                          "small checkpoints); styletalker (photos): StyleTalker with the "
+                                          "style-based generator (your models: --stylegan, "
+                                          "--styletalker-checkpoint)")
     p.add_argument("--fps", type=float, default=DEFAULT_FPS, help="output frame rate (default: 25)")
     p.add_argument("--size", type=int, default=None, help=size_help)
     p.add_argument("--face-index", type=int, default=0, metavar="N",
@@ -413,7 +417,8 @@ def _generate(args: argparse.Namespace) -> int:
         checkpoints={k: v for k, v in checkpoints.items() if v is not None},
         quiet=args.quiet, **({"seed": args.seed, "still": args.still, "expression_scale": args.expression_scale,
                               "pose_from": args.pose_from, "blink": args.blink, "style": args.style,
-                              "style_intensity": args.style_intensity, "motion_from": args.motion_from}
+                              "style_intensity": args.style_intensity, "motion_from": args.motion_from,
+                              "invert_steps": args.invert_steps}
                            if photo else {}),
     )
     if not args.quiet:

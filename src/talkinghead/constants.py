@@ -23,7 +23,7 @@ SILENCE_PEAK = 1e-4
 METHODS = ("viseme", "iplap", "styletalk", "vast", "styletalker")
 """Motion methods: "viseme" (default engine, no weights), "iplap" (IP_LAP), "styletalk" (StyleTalk), "vast"
 (VAST) and "styletalker" (StyleTalker, drawing with the style-based generator); the learned ones run with shipped
-small checkpoints."""
+small checkpoints, except StyleTalker, whose generator needs GPU training (no weights ship)."""
 RENDERERS = ("warp", "iplap", "vast")
 """Renderers: "warp" (mesh-driven warp of the reference, no weights), "iplap" (IP_LAP's learned renderer) and
 "vast" (VAST's person-specific renderer, trained on the template video by ``train-vast-renderer``)."""

@@ -102,7 +102,8 @@ class StyleTalkerModule(L.LightningModule):
         images, _ = self.generator(w_plus.flatten(0, 1), noise="none")
         return images.view(b, t, *images.shape[1:])
 
-    def _generator_losses(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    def _generator_losses(self, batch: dict
+                          ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         real, _, w, w_ref = self._prepare(batch)
         w_hat, kl = self.model(w, w_ref, batch["mel_iplap"])
         fake = self._render(w_hat)

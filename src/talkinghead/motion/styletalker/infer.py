@@ -8,7 +8,6 @@ the photo and pastes the generated crops back.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -16,15 +15,14 @@ import numpy as np
 import torch
 
 from talkinghead.data.clip import DATA_FPS
+from talkinghead.errors import TalkingHeadError
 from talkinghead.io.video import frame_indices
 from talkinghead.motion.styletalker.model import StyleTalker
+from talkinghead.render.stylegan.invert import invert
 from talkinghead.render.stylegan.model import Encoder, Generator
 
-ASSETS = Path(__file__).parent / "assets"
-DEFAULT_CHECKPOINTS = {"styletalker": ASSETS / "styletalker_v1.pt",
-                       "generator": ASSETS / "generator_v1.pt", "encoder": ASSETS / "encoder_v1.pt"}
-"""The shipped StyleTalker and the 64 px generator and encoder it was trained on (data card:
-``styletalker_v1.json`` beside them)."""
+ROLES = ("styletalker", "generator", "encoder")
+"""The checkpoints StyleTalker runs with (``generate(checkpoints=...)`` keys)."""
 BATCH = 32
 """Frames per generator / encoder call."""
 
@@ -38,34 +36,45 @@ class StyleTalkerModels:
     def __post_init__(self) -> None:
         g, c = self.generator.config, self.model.config
         if (g.w_dim, g.n_latents) != (c.w_dim, c.n_latents) or self.encoder.config.n_latents != g.n_latents:
-            raise ValueError("StyleTalker, generator and encoder were not trained together (W+ shapes differ)")
+            raise TalkingHeadError("the StyleTalker, generator and encoder checkpoints were not trained together "
+                                   "(their W+ shapes differ)")
 
 
-def load_models(paths: dict[str, str | Path] | None = None) -> StyleTalkerModels:
-    """The models of ``paths`` (keys "styletalker", "generator", "encoder"; missing ones: the shipped ones)."""
-    paths = {**DEFAULT_CHECKPOINTS, **(paths or {})}
-    if paths == DEFAULT_CHECKPOINTS:
-        return default_models()
+def check_paths(paths: dict[str, str | Path]) -> None:
+    """No StyleTalker weights ship with the package (a usable generator needs hours of GPU training, see the
+    README): all of :data:`ROLES` must be given."""
+    if missing := [r for r in ROLES if r not in paths]:
+        raise TalkingHeadError(
+            f"styletalker needs trained models (missing: {', '.join(missing)}); none ship with the package: train "
+            "them with talkinghead train-stylegan and train-styletalker, then pass --stylegan DIR "
+            "--styletalker-checkpoint FILE")
+
+
+def load_models(paths: dict[str, str | Path]) -> StyleTalkerModels:
+    """The models of ``paths`` (keys :data:`ROLES`, see :func:`check_paths`)."""
+    check_paths(paths)
     return StyleTalkerModels(StyleTalker.load(paths["styletalker"]), Generator.load(paths["generator"]),
                              Encoder.load(paths["encoder"]))
 
 
-@lru_cache(maxsize=1)
-def default_models() -> StyleTalkerModels:
-    return StyleTalkerModels(*(cls.load(DEFAULT_CHECKPOINTS[k]) for cls, k in
-                               ((StyleTalker, "styletalker"), (Generator, "generator"), (Encoder, "encoder"))))
+def crops_tensor(crops: np.ndarray, size: int) -> torch.Tensor:
+    """Aligned face crops (N, S, S, 3) uint8 of any size -> (N, 3, size, size) float in [-1, 1]."""
+    resized = [cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) for c in crops]
+    return torch.from_numpy(np.stack(resized)).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
 @torch.no_grad()
 def encode_crops(encoder: Encoder, crops: np.ndarray) -> torch.Tensor:
-    """W+ codes (N, L, w_dim) of aligned face crops (N, S, S, 3) uint8 of any size."""
-    size = encoder.config.size
-    codes = []
-    for s in range(0, len(crops), BATCH):
-        batch = [cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) for c in crops[s:s + BATCH]]
-        x = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).float() / 127.5 - 1
-        codes.append(encoder(x))
+    """W+ codes (N, L, w_dim) of aligned face crops (N, S, S, 3) uint8 of any size (the encoder alone)."""
+    codes = [encoder(crops_tensor(crops[s:s + BATCH], encoder.config.size)) for s in range(0, len(crops), BATCH)]
     return torch.cat(codes)
+
+
+def reference_code(models: StyleTalkerModels, crop: np.ndarray, *, steps: int = 0) -> torch.Tensor:
+    """The W+ code (L, w_dim) of the photo's face crop (S, S, 3) uint8: the encoder's, refined by ``steps`` of
+    optimisation (:func:`talkinghead.render.stylegan.invert.invert`)."""
+    image = crops_tensor(crop[None], models.generator.config.size)
+    return invert(models.generator, models.encoder, image, steps=steps)[0]
 
 
 @torch.no_grad()
