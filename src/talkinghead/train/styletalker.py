@@ -172,7 +172,7 @@ def train_styletalker(datasets: list[Path], output: Path, *, stylegan: Path, syn
     module = StyleTalkerModule(config, generator, encoder, identity, sync, lr=lr, disc_channels=disc_channels)
     metrics = fit(module, train, val, max_steps=2 * max_steps, batch=batch, workers=workers, accelerator=accelerator,
                   devices=devices, nodes=nodes, max_minutes=max_minutes, quiet=quiet)
-    module.model.save(output, metrics=metrics, datasets=[str(d) for d in datasets], steps=max_steps,
+    module.model.save(output, metrics=metrics, datasets=[str(d) for d in datasets], steps=module.global_step // 2,
                       stylegan=str(stylegan), syncnet=str(syncnet) if syncnet else None,
                       training={"batch": batch, "window": window, "lr": lr, "seed": seed, "config": asdict(config),
                                 "weights": asdict(module.weights)})
