@@ -189,6 +189,9 @@ def test_generate_styletalker(media: Path, tiny_models: dict[str, Path], tmp_pat
                  checkpoints=tiny_models)
     with pytest.raises(TalkingHeadError, match="motion-from and invert-steps apply"):
         generate(image=face, audio=speech, output=tmp_path / "x.mp4", motion_from=speech)
+    with pytest.raises(TalkingHeadError, match="--blink do not apply"):
+        generate(image=face, audio=speech, output=tmp_path / "x.mp4", method="styletalker", blink=False,
+                 checkpoints=tiny_models)
     with pytest.raises(TalkingHeadError, match="pose-from"):
         generate(image=face, audio=speech, output=tmp_path / "x.mp4", method="styletalker", pose_from=speech,
                  checkpoints=tiny_models)

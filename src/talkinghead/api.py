@@ -198,9 +198,10 @@ def generate(
         raise TalkingHeadError("motion-from and invert-steps apply to --method styletalker only (other methods: "
                                "--pose-from)")
     if method == "styletalker" and (pose_from is not None or style is not None or renderer not in (None, "warp")
-                                    or still):
-        raise TalkingHeadError("styletalker draws the whole face itself: its head motion comes from --motion-from "
-                               "(or its prior); --pose-from, --style, --renderer and --still do not apply")
+                                    or still or expression_scale != 1.0 or blink is not None):
+        raise TalkingHeadError("styletalker draws the whole face itself: its head motion and blinks come from "
+                               "--motion-from (or its prior); --pose-from, --style, --renderer, --still, "
+                               "--expression-scale and --blink do not apply")
     if unknown := set(checkpoints) - set(CHECKPOINT_ROLES):
         raise TalkingHeadError(f"unknown checkpoint role(s) {', '.join(sorted(unknown))} "
                                f"(roles: {', '.join(CHECKPOINT_ROLES)})")
