@@ -189,3 +189,21 @@ def test_inversion_refines_the_encoder_code() -> None:
     codes = invert(gen, enc, images, steps=30, lr=0.05, perceptual_weight=0.0)  # 16 px: too small for it
     assert F.mse_loss(gen(codes, noise="none")[0], images).item() < 0.8 * before
     assert all(p.requires_grad for p in gen.parameters())
+
+
+def test_generator_feature_warping() -> None:
+    """StyleHEAT's warping of generator features: a zero flow gives the unwarped image; a flow of one pixel at
+    8 px moves the 16 px image by two pixels (the layers after it are translation-equivariant inside)."""
+    torch.manual_seed(0)
+    gen = Generator(TINY).eval()
+    w = gen.mapping(torch.randn(2, 16))
+    plain, _ = gen(w, noise="none")
+    zero, feats = gen(w, noise="none", flow=torch.zeros(2, 2, 8, 8), features=8)
+    assert torch.allclose(zero, plain, atol=1e-5) and feats is not None
+    shift = torch.zeros(2, 2, 8, 8)
+    shift[:, 0] = 1.0  # output(x) = features(x + 1)
+    moved, _ = gen(w, noise="none", flow=shift)
+    assert (moved - plain).abs().mean() > 1e-3
+    assert torch.allclose(moved[..., 3:-3, 3:-5], plain[..., 3:-3, 5:-3], atol=1e-4)
+    with pytest.raises(ValueError, match="resolution of 8..16"):
+        gen(w, flow=torch.zeros(2, 2, 4, 4))

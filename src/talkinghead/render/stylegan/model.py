@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from talkinghead.nn.checkpoint import load_model, save_model
+from talkinghead.nn.layers import warp
 from talkinghead.render.stylegan.config import DiscriminatorConfig, EncoderConfig, GeneratorConfig
 
 ACTIVATION_GAIN = math.sqrt(2.0)
@@ -135,11 +136,15 @@ class Generator(nn.Module):
         """Move ``w_avg`` towards the batch mean of w (B, w_dim)."""
         self.w_avg.lerp_(w.mean(0), 1 - decay)
 
-    def forward(self, w_plus: torch.Tensor, *, noise: str = "random", features: int | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(image (B, 3, S, S), the feature map after the convolutions at resolution ``features`` (or None)).
+    def forward(self, w_plus: torch.Tensor, *, noise: str = "random", features: int | None = None,
+                flow: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(image (B, 3, S, S), the feature map after the convolutions at resolution ``features`` (or None; warped
+        when ``flow`` is at that resolution).
 
-        ``noise``: "random" (fresh per-pixel noise, training) or "none" (deterministic)."""
+        ``noise``: "random" (fresh per-pixel noise, training) or "none" (deterministic). ``flow`` (B, 2, r, r), a
+        pixel flow at one of the generator's resolutions r >= 8 (StyleHEAT: 64), backward-warps the feature map
+        and the summed RGB at that resolution after its convolutions (:func:`talkinghead.nn.layers.warp`); the
+        rest of the generator runs on the warped maps, so a zero flow gives the unwarped image."""
         if w_plus.ndim == 2:
             w_plus = w_plus[:, None].expand(-1, self.config.n_latents, -1)
         if w_plus.shape[1] != self.config.n_latents:
@@ -147,6 +152,8 @@ class Generator(nn.Module):
         if noise not in ("random", "none"):
             raise ValueError(f"noise must be 'random' or 'none', not {noise!r}")
         random = noise == "random"
+        if flow is not None and flow.shape[-1] not in [2**i for i in range(3, self.config.log_size + 1)]:
+            raise ValueError(f"flow must be at a resolution of 8..{self.config.size} px, not {flow.shape[-1]}")
         x = self.const.expand(len(w_plus), -1, -1, -1)
         x = self.conv1(x, w_plus[:, 0], random)
         kept = x if features == 4 else None
@@ -154,9 +161,11 @@ class Generator(nn.Module):
         for i, (up, conv, to_rgb) in enumerate(zip(self.ups, self.convs, self.to_rgbs)):
             x = up(x, w_plus[:, 1 + 2 * i], random)
             x = conv(x, w_plus[:, 2 + 2 * i], random)
+            rgb = to_rgb(x, w_plus[:, 3 + 2 * i], rgb)
+            if flow is not None and flow.shape[-1] == x.shape[-1]:
+                x, rgb = warp(x, flow), warp(rgb, flow)
             if features == x.shape[-1]:
                 kept = x
-            rgb = to_rgb(x, w_plus[:, 3 + 2 * i], rgb)
         return rgb, kept
 
     def save(self, path: str | Path, **extra: object) -> None:
