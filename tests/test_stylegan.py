@@ -207,3 +207,23 @@ def test_generator_feature_warping() -> None:
     assert torch.allclose(moved[..., 3:-3, 3:-5], plain[..., 3:-3, 5:-3], atol=1e-4)
     with pytest.raises(ValueError, match="resolution of 8..16"):
         gen(w, flow=torch.zeros(2, 2, 4, 4))
+
+
+def test_ganspace_directions_and_gradual_edits() -> None:
+    """PCA of W: orthonormal components, descending spread that matches the samples' projections; an edit moves
+    only the chosen style vectors, by strength x std along the component, per frame for a gradual edit."""
+    from talkinghead.render.stylegan.edit import apply_edit, principal_directions
+
+    torch.manual_seed(0)
+    gen = Generator(TINY).eval()
+    dirs = principal_directions(gen, samples=2000, k=4, batch=500)
+    assert torch.allclose(dirs.components @ dirs.components.T, torch.eye(4), atol=1e-5)
+    assert (dirs.stds[:-1] >= dirs.stds[1:]).all()
+    ws = gen.mapping(torch.randn(2000, 16, generator=torch.Generator().manual_seed(1))).detach()
+    spread = ((ws - dirs.mean) @ dirs.components.T).std(0)
+    assert torch.allclose(spread, dirs.stds, rtol=0.15)
+    w_plus = ws[:5, None].expand(-1, 6, -1)
+    edited = apply_edit(w_plus, dirs, 1, torch.linspace(0, 2, 5), layers=slice(0, 3))
+    moved = ((edited - w_plus) @ dirs.components[1])  # (5, 6) in units of the component
+    assert torch.allclose(moved[:, :3], (torch.linspace(0, 2, 5) * dirs.stds[1])[:, None].expand(-1, 3), atol=1e-5)
+    assert torch.equal(edited[:, 3:], w_plus[:, 3:])
