@@ -154,3 +154,17 @@ def test_image_stream_scores_a_video_at_another_frame_rate(media: Path) -> None:
     score = score_video(SyncNet(TINY).eval(), frames, meshes, free, load_audio(path), 30.0)
     assert score.distances.shape == (31,) and np.isfinite(score.distances).sum() == 31
     assert np.isfinite(score.lse_d) and score.lse_c >= 0
+
+
+def test_mouth_crops_of_generated_frames_match_the_preprocessed_view() -> None:
+    """The differentiable view of generated crops equals :func:`mouth_images` of the same crops (2x area
+    downsampling in both), so the sync loss sees what SyncNet was trained on."""
+    from talkinghead.sync.inputs import mouth_crops, mouth_images
+
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 256, (3, 128, 128, 3), dtype=np.uint8)
+    expected = mouth_images(crops, (32, 64)).astype(np.float32) / 255
+    frames = torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 127.5 - 1
+    got = mouth_crops(frames[None], (32, 64))[0].permute(0, 2, 3, 1).numpy()
+    assert got.shape == (3, 32, 64, 3)
+    assert np.abs(got - expected).max() < 1.5 / 255  # cv2 rounds to uint8

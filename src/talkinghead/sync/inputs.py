@@ -14,6 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from talkinghead.audio.mel import IPLAP, mel_spectrogram, mel_windows
 from talkinghead.data.clip import CROP_SIZE, DATA_FPS, ClipData
@@ -51,6 +52,14 @@ def mouth_images(crops: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     stream sees the lower half of the face crop)."""
     h, w = size
     return np.stack([cv2.resize(c[len(c) // 2:], (w, h), interpolation=cv2.INTER_AREA) for c in crops])
+
+
+def mouth_crops(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """:func:`mouth_images` for generated face crops, differentiable: (..., 3, S, S) in [-1, 1] -> lower halves
+    resized to ``size`` (h, w), (..., 3, h, w) in [0, 1]."""
+    lead, s = frames.shape[:-3], frames.shape[-1]
+    lower = frames.reshape(-1, 3, s, s)[:, :, s // 2:]
+    return ((F.interpolate(lower, size=size, mode="area") + 1) / 2).view(*lead, 3, *size)
 
 
 def visual_tensor(visual: np.ndarray) -> torch.Tensor:

@@ -29,6 +29,7 @@ from talkinghead.nn.discriminator import VideoPatchDiscriminator
 from talkinghead.nn.identity import IdentityNet, identity_loss
 from talkinghead.nn.perceptual import PerceptualLoss
 from talkinghead.render.stylegan.model import Encoder, Generator
+from talkinghead.sync.inputs import mouth_crops
 from talkinghead.sync.model import SyncNet, sequence_sync_loss
 from talkinghead.train.common import fit
 from talkinghead.train.stylegan import psnr
@@ -53,14 +54,6 @@ class StyleTalkerLossWeights:
     kl: float = 0.1
     adversarial: float = 0.1
     sync: float = 0.1
-
-
-def mouth_crops(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """The image SyncNet's view of face crops (..., 3, S, S) in [-1, 1]: lower halves resized to ``size`` (h, w),
-    in [0, 1] (as :func:`talkinghead.sync.inputs.mouth_images` cuts preprocessed crops)."""
-    lead, s = frames.shape[:-3], frames.shape[-1]
-    lower = frames.reshape(-1, 3, s, s)[:, :, s // 2:]
-    return ((F.interpolate(lower, size=size, mode="area") + 1) / 2).view(*lead, 3, *size)
 
 
 class StyleTalkerModule(L.LightningModule):
