@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -119,6 +121,33 @@ def test_style_dataset_draws_style_clips_by_class(styled_dataset: Path) -> None:
     # which is also c's only choice for the style clip (none of its class): c's own other frames
     c_items = [i for i, (k, _) in enumerate(data.index) if k == 2]
     assert c_items and all(data[i]["label"] == 1 for i in c_items)
+
+
+def test_triplets_cross_speakers_for_positives_and_stay_within_for_negatives(one_clip_dataset: Path,
+                                                                             tmp_path: Path) -> None:
+    from talkinghead.data.datasets import StyleDataset
+
+    clips = {"a": ("x", "p"), "b": ("x", "p"), "c": ("x", "q"), "d": ("y", "p"), "e": ("y", "q"), "f": ("z", "r")}
+    (tmp_path / "splits").mkdir()
+    for cid, (style, speaker) in clips.items():
+        shutil.copytree(one_clip_dataset / "clips" / "a", tmp_path / "clips" / cid)
+        meta_path = tmp_path / "clips" / cid / "meta.json"
+        meta = json.loads(meta_path.read_text())
+        meta.update(clip_id=cid, speaker=speaker, labels={"style": style})
+        meta_path.write_text(json.dumps(meta))
+    (tmp_path / "splits" / "train.txt").write_text("\n".join(clips) + "\n")
+    data = StyleDataset(tmp_path, "train", window=16, seed=0)
+    ids = [data.store.clip(k).clip_id for k in range(len(clips))]
+    rng = np.random.default_rng(0)
+
+    def draws(anchor: str) -> set[tuple[str, str]]:
+        return {tuple(ids[j] for j in data.triplet_clips(ids.index(anchor), rng)) for _ in range(60)}
+
+    assert draws("a") == {("c", "d")}  # same style, other speaker; other style, same speaker
+    assert draws("c") == {("a", "e"), ("b", "e")}
+    assert {n for _, n in draws("d")} == {"a", "b"} and {p for p, _ in draws("d")} == {"e"}
+    assert {p for p, _ in draws("f")} == {"f"}  # alone in its class: itself; no other clip of its speaker:
+    assert {n for _, n in draws("f")} == {"a", "b", "c", "d", "e"}  # any clip of another class
 
 
 def test_sequence_sync_loss_prefers_real_sync(one_clip_dataset: Path) -> None:

@@ -220,8 +220,12 @@ def style_class(meta: dict) -> str:
 class StyleDataset(_Windows):
     """StyleTalk items: a window of ``window`` frames of a clip, and style clips of up to ``style_length``
     frames (random segments, zero-padded): ``style`` from another clip of the same style class (else
-    another part of the same clip), ``positive`` another one of that class, ``negative`` one of another
-    class (for the triplet loss).
+    another part of the same clip), and for the triplet loss with ``style`` as the anchor, ``positive``
+    another clip of that class spoken by another speaker and ``negative`` a clip of another class spoken
+    by the anchor's speaker (each from any speaker when there is none such). Choosing them across and
+    within speakers makes the style code carry the style, not the face: with positives and negatives drawn
+    at random, the synthetic corpus' 9 training faces let the code separate the training clips by face and
+    generalise worse to new faces (our addition; StyleTalk draws them by style class only).
 
     Keys: expression (N, K), phones (N, 2w + 1) int64 (``w`` = ``phone_window``), mels (N, 16, 80) IP_LAP
     windows, style / positive / negative (L, K) with *_padding (L,) bool (True = padding), label (style
@@ -233,11 +237,21 @@ class StyleDataset(_Windows):
         super().__init__(roots, split, length=window, stride=max(window // 4, 1) if train else window, seed=seed)
         self.window, self.style_length, self.phone_window, self.train = window, style_length, phone_window, train
         self.labels = [style_class(m) for m in self.store.metas()]
+        self.speakers = [str(m["speaker"]) for m in self.store.metas()]
         self.classes = sorted(set(self.labels))
         self.by_class: dict[str, list[int]] = {}
         for k, label in enumerate(self.labels):
             self.by_class.setdefault(label, []).append(k)
         self._calls = 0
+
+    def triplet_clips(self, anchor: int, rng: np.random.Generator) -> tuple[int, int]:
+        """(positive, negative) clips of the triplet whose anchor is clip ``anchor`` (see the class)."""
+        label, speaker = self.labels[anchor], self.speakers[anchor]
+        same = [j for j in self.by_class[label] if j != anchor] or [anchor]
+        other = [j for j in range(len(self.labels)) if self.labels[j] != label] or [anchor]
+        positive = [j for j in same if self.speakers[j] != speaker] or same
+        negative = [j for j in other if self.speakers[j] == speaker] or other
+        return int(rng.choice(positive)), int(rng.choice(negative))
 
     def _segment_range(self, k: int, rng: np.random.Generator, avoid: tuple[int, int] | None = None
                        ) -> tuple[int, int]:
@@ -270,11 +284,11 @@ class StyleDataset(_Windows):
         clip = self.store.clip(k)
         label = self.labels[k]
         same = [j for j in self.by_class[label] if j != k]
-        other = [j for j in range(len(self.labels)) if self.labels[j] != label]
         style_k = int(rng.choice(same)) if same else k
         style, style_pad = self._segment(style_k, rng, (s, s + self.window) if style_k == k else None)
-        positive, positive_pad = self._segment(int(rng.choice(same)) if same else k, rng)
-        negative, negative_pad = self._segment(int(rng.choice(other)) if other else k, rng)
+        positive_k, negative_k = self.triplet_clips(style_k, rng)
+        positive, positive_pad = self._segment(positive_k, rng)
+        negative, negative_pad = self._segment(negative_k, rng)
         sl = slice(s, s + self.window)
         phones = phone_windows(clip.phone_ids, self.phone_window)[sl]
         return {"expression": torch.from_numpy(clip.expression[sl]), "phones": torch.from_numpy(phones),
