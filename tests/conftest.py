@@ -49,6 +49,22 @@ def one_clip_dataset(media: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 
 @pytest.fixture(scope="session")
+def tiny_stylegan(one_clip_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A train-stylegan folder of the tiny configuration (identity student, generator, discriminator, encoder,
+    two steps each on the one-clip dataset) with an untrained tiny image SyncNet beside them as sync.pt."""
+    from talkinghead.sync.model import SyncNet
+    from talkinghead.train.stylegan import STYLEGAN_CONFIGS, train_stylegan
+    from talkinghead.train.syncnet import TINY as TINY_SYNC
+
+    root = tmp_path_factory.mktemp("stylegan")
+    train_stylegan([one_clip_dataset], root, configs=STYLEGAN_CONFIGS["tiny"], identity_steps=2, gan_steps=2,
+                   encoder_steps=2, batch=4, quiet=True)
+    torch.manual_seed(0)
+    SyncNet(TINY_SYNC).save(root / "sync.pt")
+    return root
+
+
+@pytest.fixture(scope="session")
 def styled_dataset(one_clip_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real one-clip dataset as three clips: two of style "x", one of style "y"."""
     root = tmp_path_factory.mktemp("styled")

@@ -132,25 +132,18 @@ def test_video_patch_discriminator() -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny_models(one_clip_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Tiny generator, encoder and identity student (train-stylegan), an untrained tiny image SyncNet and a tiny
-    StyleTalker trained on them for a few steps."""
-    from talkinghead.sync.model import SyncNet
-    from talkinghead.train.stylegan import STYLEGAN_CONFIGS, train_stylegan
+def tiny_models(one_clip_dataset: Path, tiny_stylegan: Path, tmp_path_factory: pytest.TempPathFactory
+                ) -> dict[str, Path]:
+    """A tiny StyleTalker trained for a few steps on the tiny generator and encoder, with the untrained tiny
+    image SyncNet."""
     from talkinghead.train.styletalker import STYLETALKER_CONFIGS, train_styletalker
-    from talkinghead.train.syncnet import TINY as TINY_SYNC
 
-    root = tmp_path_factory.mktemp("styletalker")
-    train_stylegan([one_clip_dataset], root / "sg", configs=STYLEGAN_CONFIGS["tiny"], identity_steps=2,
-                   gan_steps=2, encoder_steps=2, batch=4, quiet=True)
-    torch.manual_seed(0)
-    SyncNet(TINY_SYNC).save(root / "sync.pt")
-    metrics = train_styletalker([one_clip_dataset], root / "st.pt", stylegan=root / "sg", syncnet=root / "sync.pt",
+    path = tmp_path_factory.mktemp("styletalker") / "st.pt"
+    metrics = train_styletalker([one_clip_dataset], path, stylegan=tiny_stylegan, syncnet=tiny_stylegan / "sync.pt",
                                 config=STYLETALKER_CONFIGS["tiny"], max_steps=2, batch=2, window=10, quiet=True)
     assert {"train_sync", "train_identity", "train_kl", "train_adversarial"} <= set(metrics)
     assert all(np.isfinite(v) for v in metrics.values())
-    return {"styletalker": root / "st.pt", "generator": root / "sg" / "generator.pt",
-            "encoder": root / "sg" / "encoder.pt"}
+    return {"styletalker": path, "generator": tiny_stylegan / "generator.pt", "encoder": tiny_stylegan / "encoder.pt"}
 
 
 def test_train_styletalker_tiny(tiny_models: dict[str, Path]) -> None:

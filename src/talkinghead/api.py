@@ -330,12 +330,13 @@ def _styletalker_frames(frame: np.ndarray, mesh: np.ndarray, speech: np.ndarray,
 
     from talkinghead.data.clip import CROP_SIZE, DATA_FPS
     from talkinghead.face.crop import crop_face, face_mask, paste_back
-    from talkinghead.motion.styletalker.infer import load_models, reference_code, render_codes, styletalker_codes
+    from talkinghead.motion.styletalker.infer import load_models, styletalker_codes
+    from talkinghead.render.stylegan.infer import reference_code, render_codes
     from talkinghead.sync.inputs import audio_mels
 
     models = load_models(checkpoints)
     crop, fc = crop_face(frame, mesh, size=CROP_SIZE)
-    w_ref = reference_code(models, crop, steps=invert_steps)
+    w_ref = reference_code(models.generator, models.encoder, crop, steps=invert_steps)
     n25 = max(1, int(round(len(speech) / SAMPLE_RATE * DATA_FPS)))
     motion = _styletalker_motion(motion_from, models.encoder, quiet=quiet) if motion_from is not None else None
     crops = render_codes(models.generator, styletalker_codes(models, w_ref, audio_mels(speech, n25), seed=seed,
@@ -358,7 +359,7 @@ def _styletalker_motion(path: str | Path, encoder: Encoder, *, quiet: bool) -> t
     sound gets silent mel windows (its mouth motion then goes into the motion latents too)."""
     from talkinghead.data.clip import CROP_SIZE, DATA_FPS
     from talkinghead.face.crop import track_crops
-    from talkinghead.motion.styletalker.infer import encode_crops
+    from talkinghead.render.stylegan.infer import encode_crops
     from talkinghead.sync.inputs import audio_mels
 
     clip = read_video(path, max_side=512)

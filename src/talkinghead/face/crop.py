@@ -14,6 +14,9 @@ CROP_MARGIN = 1.6
 """Crop side relative to the larger side of the mesh's bounding box (forehead, hair and chin included)."""
 CROP_SMOOTHING = 2.0
 """Gaussian sigma (frames) applied to a video's crop centre, size and angle over time."""
+MOUTH_REGION = (0.30, 0.52, 0.70, 0.82)
+"""(x0, y0, x1, y1) fractions of an aligned face crop holding the mouth and the chin's travel: the lip points of
+the preprocessed real and synthetic clips lie in x 0.34..0.64, y 0.56..0.73 (2nd..98th percentiles)."""
 
 
 @dataclass

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -18,13 +17,10 @@ from talkinghead.data.clip import DATA_FPS
 from talkinghead.errors import TalkingHeadError
 from talkinghead.io.video import frame_indices
 from talkinghead.motion.styletalker.model import StyleTalker
-from talkinghead.render.stylegan.invert import invert
 from talkinghead.render.stylegan.model import Encoder, Generator
 
 ROLES = ("styletalker", "generator", "encoder")
 """The checkpoints StyleTalker runs with (``generate(checkpoints=...)`` keys)."""
-BATCH = 32
-"""Frames per generator / encoder call."""
 
 
 @dataclass
@@ -55,36 +51,6 @@ def load_models(paths: dict[str, str | Path]) -> StyleTalkerModels:
     check_paths(paths)
     return StyleTalkerModels(StyleTalker.load(paths["styletalker"]), Generator.load(paths["generator"]),
                              Encoder.load(paths["encoder"]))
-
-
-def crops_tensor(crops: np.ndarray, size: int) -> torch.Tensor:
-    """Aligned face crops (N, S, S, 3) uint8 of any size -> (N, 3, size, size) float in [-1, 1]."""
-    resized = [cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) for c in crops]
-    return torch.from_numpy(np.stack(resized)).permute(0, 3, 1, 2).float() / 127.5 - 1
-
-
-@torch.no_grad()
-def encode_crops(encoder: Encoder, crops: np.ndarray) -> torch.Tensor:
-    """W+ codes (N, L, w_dim) of aligned face crops (N, S, S, 3) uint8 of any size (the encoder alone)."""
-    codes = [encoder(crops_tensor(crops[s:s + BATCH], encoder.config.size)) for s in range(0, len(crops), BATCH)]
-    return torch.cat(codes)
-
-
-def reference_code(models: StyleTalkerModels, crop: np.ndarray, *, steps: int = 0) -> torch.Tensor:
-    """The W+ code (L, w_dim) of the photo's face crop (S, S, 3) uint8: the encoder's, refined by ``steps`` of
-    optimisation (:func:`talkinghead.render.stylegan.invert.invert`)."""
-    image = crops_tensor(crop[None], models.generator.config.size)
-    return invert(models.generator, models.encoder, image, steps=steps)[0]
-
-
-@torch.no_grad()
-def render_codes(generator: Generator, codes: torch.Tensor) -> np.ndarray:
-    """Face crops (T, S, S, 3) uint8 of W+ codes (T, L, w_dim) (deterministic: no per-pixel noise)."""
-    out = []
-    for s in range(0, len(codes), BATCH):
-        images, _ = generator(codes[s:s + BATCH], noise="none")
-        out.append(((images.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy())
-    return np.concatenate(out) if out else np.zeros((0, generator.config.size, generator.config.size, 3), np.uint8)
 
 
 @torch.no_grad()

@@ -12,6 +12,7 @@ map2style head per W+ vector, added to the generator's average w.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -137,14 +138,16 @@ class Generator(nn.Module):
         self.w_avg.lerp_(w.mean(0), 1 - decay)
 
     def forward(self, w_plus: torch.Tensor, *, noise: str = "random", features: int | None = None,
-                flow: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                flow: torch.Tensor | None = None, calibrate: Callable[[torch.Tensor], torch.Tensor] | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(image (B, 3, S, S), the feature map after the convolutions at resolution ``features`` (or None; warped
         when ``flow`` is at that resolution).
 
         ``noise``: "random" (fresh per-pixel noise, training) or "none" (deterministic). ``flow`` (B, 2, r, r), a
         pixel flow at one of the generator's resolutions r >= 8 (StyleHEAT: 64), backward-warps the feature map
         and the summed RGB at that resolution after its convolutions (:func:`talkinghead.nn.layers.warp`); the
-        rest of the generator runs on the warped maps, so a zero flow gives the unwarped image."""
+        rest of the generator runs on the warped maps, so a zero flow gives the unwarped image. ``calibrate`` maps
+        the warped feature map to a corrected one of the same shape (StyleHEAT's calibration) before the rest."""
         if w_plus.ndim == 2:
             w_plus = w_plus[:, None].expand(-1, self.config.n_latents, -1)
         if w_plus.shape[1] != self.config.n_latents:
@@ -164,6 +167,8 @@ class Generator(nn.Module):
             rgb = to_rgb(x, w_plus[:, 3 + 2 * i], rgb)
             if flow is not None and flow.shape[-1] == x.shape[-1]:
                 x, rgb = warp(x, flow), warp(rgb, flow)
+                if calibrate is not None:
+                    x = calibrate(x)
             if features == x.shape[-1]:
                 kept = x
         return rgb, kept

@@ -1,0 +1,332 @@
+"""Training StyleHEAT with PyTorch Lightning on a trained generator, encoder and discriminator (``train-stylegan``).
+
+Items are windows of ``frames`` consecutive face crops (plus ``radius`` frames of coefficients on each side) and
+one other frame of the same clip as the source. The frozen encoder inverts the source into W+; the motion
+generators warp the generator's feature map so that it draws each target frame. Two stages, as StyleHEAT's
+supplement schedules them:
+
+1. ``warp``: the video-driven motion generator learns to reproduce the target frames (L1 + the random-VGG
+   perceptual stand-in for VGG, weight ``warp``), and the audio-driven one the lower face on top of the
+   (detached) video flow: L1 + perceptual inside the soft mouth mask (``mouth``) and the lip-sync loss of our
+   image SyncNet on the generated mouths (``sync``).
+2. ``calibrate``: the calibration network is trained (both motion generators fine-tuned at a tenth of the
+   learning rate) on the final image: L1 + perceptual with the soft mouth mask (1 inside :data:`MOUTH_REGION`,
+   outside a weight falling 0.2 -> 0.05 -> 0.005 over the stage, StyleHEAT's schedule), the non-masked-region
+   regulariser (outside the mask the final image stays the warped one), sync, the calibration domain loss (the
+   calibrated feature map against the generator's own map of the target frame's code, our reading: it keeps
+   the calibrated features in the generator's feature domain) and the adversarial loss of the StyleGAN
+   discriminator (non-saturating, fine-tuned alongside).
+
+The loss weights are ours (StyleHEAT's multiply VGG-19 losses we do not have). Configurations: ``tiny`` (CPU
+tests), ``cpu`` (the 64 px generator), ``small`` (128 px), ``paper`` (StyleHEAT's sizes). After training, edit
+directions are stored in the checkpoint: GANSpace components and, from the training frames' meshes, the
+directions of "smile" (mouth-corner width) and "mouth_open" (inner-lip gap), each the ridge-regression normal of
+the attribute on the encoder's codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from talkinghead.data.clip import clip_dir, list_clips, load_clip
+from talkinghead.data.datasets import WindowDataset
+from talkinghead.face.crop import MOUTH_REGION
+from talkinghead.face.indices import INNER_LIP_PAIRS, MOUTH_CORNERS, OUTER_EYE_CORNERS
+from talkinghead.motion.styleheat.config import StyleHeatConfig
+from talkinghead.motion.styleheat.model import StyleHeat, coefficient_features, compose_flows
+from talkinghead.nn.layers import warp
+from talkinghead.nn.perceptual import PerceptualLoss
+from talkinghead.render.stylegan.edit import principal_directions
+from talkinghead.render.stylegan.model import (Discriminator, Encoder, Generator, d_logistic_loss,
+                                               g_nonsaturating_loss)
+from talkinghead.sync.inputs import mouth_crops
+from talkinghead.sync.model import SyncNet, sequence_sync_loss
+from talkinghead.train.common import fit
+from talkinghead.train.stylegan import psnr
+
+STYLEHEAT_CONFIGS = {
+    "tiny": StyleHeatConfig(radius=2, descriptor=16, mapping_layers=1, base_channels=8, max_channels=16,
+                            down_layers=3, calibration_channels=8, calibration_levels=1),
+    "cpu": StyleHeatConfig(radius=6, descriptor=64, mapping_layers=2, base_channels=16, max_channels=64,
+                           down_layers=4, calibration_channels=32),
+    "small": StyleHeatConfig(radius=13, descriptor=128, base_channels=32, max_channels=128),
+    "paper": StyleHeatConfig(),
+}
+PCA_EDITS = 4
+"""GANSpace components stored as edits "pc0".."pc3" (they move the first half of the W+ vectors)."""
+LABELLED_EDITS = ("smile", "mouth_open")
+"""Edits measured on the meshes (our data has no age labels, so no age direction)."""
+EDIT_NAMES = [*LABELLED_EDITS, *(f"pc{i}" for i in range(PCA_EDITS))]
+MASK_SCHEDULE = ((0.05, 0.2), (0.2, 0.05), (1.0, 0.005))
+"""(share of the calibration stage, weight outside the mouth until then): StyleHEAT's 0.2 / 0.05 / 0.005."""
+
+
+@dataclass
+class StyleHeatLossWeights:
+    warp: float = 1.0
+    mouth: float = 1.0
+    regular: float = 0.5
+    sync: float = 0.1
+    domain: float = 1.0
+    adversarial: float = 0.05
+
+
+def soft_mouth_mask(size: int, outside: float, *, feather: float = 0.04) -> torch.Tensor:
+    """(1, 1, size, size): 1 inside :data:`MOUTH_REGION`, ``outside`` beyond it, linear in between over
+    ``feather`` of the crop."""
+    x0, y0, x1, y1 = MOUTH_REGION
+    t = (torch.arange(size, dtype=torch.float32) + 0.5) / size
+
+    def ramp(lo: float, hi: float) -> torch.Tensor:
+        return ((t - lo + feather) / feather).clamp(0, 1) * ((hi + feather - t) / feather).clamp(0, 1)
+
+    inside = ramp(y0, y1)[:, None] * ramp(x0, x1)[None]
+    return (outside + (1 - outside) * inside)[None, None]
+
+
+class StyleHeatModule(L.LightningModule):
+    """One stage (``warp`` or ``calibrate``) of StyleHEAT's training; generator, encoder and SyncNet frozen, the
+    discriminator trained alongside in the ``calibrate`` stage."""
+
+    def __init__(self, model: StyleHeat, generator: Generator, encoder: Encoder, discriminator: Discriminator,
+                 syncnet: SyncNet | None, *, stage: str, max_steps: int, lr: float = 1e-4,
+                 weights: StyleHeatLossWeights | None = None) -> None:
+        super().__init__()
+        if stage not in ("warp", "calibrate"):
+            raise ValueError(f"stage must be 'warp' or 'calibrate', not {stage!r}")
+        if syncnet is not None and syncnet.config.visual != "image":
+            raise ValueError("StyleHEAT's sync loss needs a SyncNet with the image visual stream")
+        self.automatic_optimization = False
+        self.model, self.stage, self.max_steps = model, stage, max_steps
+        self.generator = generator.eval().requires_grad_(False)
+        self.encoder = encoder.eval().requires_grad_(False)
+        self.discriminator = discriminator
+        self.syncnet = syncnet.eval().requires_grad_(False) if syncnet is not None else None
+        self.perceptual = PerceptualLoss()
+        self.lr, self.weights = lr, weights or StyleHeatLossWeights()
+        self.steps = 0
+
+    def _prepare(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Targets (B, T, 3, S, S) in [-1, 1], per target frame (B * T rows): the source's code and its generator
+        image, coefficient windows and mel windows, and the generator's feature map of the target's own code."""
+        c, g = self.model.config, self.generator
+        s, r = g.config.size, c.radius
+        frames = batch["frames"]
+        b, n = frames.shape[:2]
+        t = n - 2 * r
+        images = torch.cat([frames[:, r:r + t].flatten(0, 1), batch["references"][:, 0]])
+        if images.shape[-1] != s:
+            images = F.interpolate(images, size=(s, s), mode="area")
+        images = images * 2 - 1
+        targets, source = images[:b * t], images[b * t:]
+        coefficients = coefficient_features(batch["expression"], batch["rotation"])  # (B, N, F)
+        windows = coefficients.unfold(1, 2 * r + 1, 1).transpose(2, 3)  # (B, T, W, F)
+        self.encoder.eval()
+        with torch.no_grad():
+            codes = self.encoder(torch.cat([source, targets]))
+            w = codes[:b].repeat_interleave(t, 0)
+            source_image, _ = g(codes[:b], noise="none")
+            _, target_feature = g(codes[b:], noise="none", features=c.warp_resolution)
+        return {"targets": targets.view(b, t, 3, s, s), "w": w, "source": source_image.repeat_interleave(t, 0),
+                "coefficients": windows.flatten(0, 1), "mels": batch["mel_iplap"][:, r:r + t],
+                "target_feature": target_feature}
+
+    def _image_loss(self, fake: torch.Tensor, real: torch.Tensor, weight: torch.Tensor | None = None
+                    ) -> torch.Tensor:
+        """L1 + perceptual of images (N, 3, S, S) in [-1, 1], both weighted by the mask ``weight`` if given."""
+        if weight is not None:
+            fake, real = fake * weight, real * weight
+        return F.l1_loss(fake, real) + self.perceptual((fake + 1) / 2, (real + 1) / 2)
+
+    def _sync(self, fake: torch.Tensor, mels: torch.Tensor) -> torch.Tensor:
+        self.syncnet.eval()  # type: ignore[union-attr]
+        size = (self.syncnet.config.height, self.syncnet.config.width)  # type: ignore[union-attr]
+        return sequence_sync_loss(self.syncnet, mouth_crops(fake, size), mels)  # type: ignore[arg-type]
+
+    def outside_weight(self) -> float:
+        """The soft mask's weight outside the mouth at this point of the calibration stage."""
+        share = self.steps / max(self.max_steps, 1)
+        return next(weight for until, weight in MASK_SCHEDULE if share < until or until == 1.0)
+
+    def _losses(self, p: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Loss terms of the stage and the final images (B, T, 3, S, S)."""
+        m, g = self.model, self.generator
+        real = p["targets"].flatten(0, 1)
+        b, t = p["targets"].shape[:2]
+        video_flow, descriptor = m.video_motion(p["source"], p["coefficients"])
+        mels = p["mels"].flatten(0, 1)
+        parts: dict[str, torch.Tensor] = {}
+        if self.stage == "warp":
+            video_image, _ = m.render(g, p["w"], video_flow, descriptor, calibrate=False)
+            parts["warp"] = self._image_loss(video_image, real)
+            fixed = video_flow.detach()
+            audio_flow = m.audio_motion(warp(p["source"], fixed), mels)
+            fake, _ = m.render(g, p["w"], compose_flows(fixed, audio_flow), descriptor, calibrate=False)
+            parts["mouth"] = self._image_loss(fake, real, soft_mouth_mask(real.shape[-1], 0.0).to(real))
+        else:
+            flow = compose_flows(video_flow, m.audio_motion(warp(p["source"], video_flow), mels))
+            with torch.no_grad():
+                warped, _ = m.render(g, p["w"], flow, descriptor, calibrate=False)
+            fake, feature = m.render(g, p["w"], flow, descriptor)
+            mask = soft_mouth_mask(real.shape[-1], self.outside_weight()).to(real)
+            parts["mouth"] = self._image_loss(fake, real, mask)
+            parts["regular"] = self._image_loss(fake, warped, 1 - mask)
+            parts["domain"] = F.l1_loss(feature, p["target_feature"])
+            parts["adversarial"] = g_nonsaturating_loss(self.discriminator(fake))
+        fake = fake.view(b, t, *fake.shape[1:])
+        if self.syncnet is not None:
+            parts["sync"] = self._sync(fake, p["mels"])
+        return parts, fake
+
+    def training_step(self, batch: dict, _: int) -> None:
+        optimizers = self.optimizers()
+        opt_g = optimizers[0] if isinstance(optimizers, list) else optimizers
+        p = self._prepare(batch)
+        self.discriminator.requires_grad_(False)
+        parts, fake = self._losses(p)
+        loss = sum(getattr(self.weights, k) * v for k, v in parts.items())
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        opt_g.step()
+        logs = {"train_loss": loss.detach(), **{f"train_{k}": v.detach() for k, v in parts.items()}}
+        if self.stage == "calibrate":
+            opt_d = optimizers[1]  # type: ignore[index]
+            self.discriminator.requires_grad_(True)
+            d_loss = d_logistic_loss(self.discriminator(p["targets"].flatten(0, 1)),
+                                     self.discriminator(fake.detach().flatten(0, 1)))
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(d_loss)
+            opt_d.step()
+            logs["train_disc"] = d_loss.detach()
+        self.steps += 1
+        self.log_dict(logs, prog_bar=True, batch_size=len(fake))
+
+    def validation_step(self, batch: dict, _: int) -> None:
+        p = self._prepare(batch)
+        flow, descriptor = self.model.motion(p["source"], p["coefficients"], p["mels"].flatten(0, 1))
+        fake, _ = self.model.render(self.generator, p["w"], flow, descriptor, calibrate=self.stage == "calibrate")
+        real = p["targets"].flatten(0, 1)
+        self.log_dict({"val_l1": F.l1_loss(fake, real), "val_psnr": psnr(fake, real),
+                       "val_source_psnr": psnr(p["source"], real)}, prog_bar=True, batch_size=len(real))
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        m = self.model
+        warpers = [*m.video_mapper.parameters(), *m.video_flow.parameters(), *m.audio_mapper.parameters(),
+                   *m.audio_flow.parameters()]
+        if self.stage == "warp":
+            return [torch.optim.Adam(warpers, lr=self.lr, betas=(0.5, 0.999))]
+        return [torch.optim.Adam([{"params": list(m.calibrator.parameters())},
+                                  {"params": warpers, "lr": self.lr / 10}], lr=self.lr, betas=(0.5, 0.999)),
+                torch.optim.Adam(self.discriminator.parameters(), lr=self.lr, betas=(0.0, 0.99))]
+
+
+def mesh_attributes(canonical: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-frame attributes of pose-free meshes (T, 478, 3), in eye-corner distances: "smile" the mouth-corner
+    width, "mouth_open" the mean inner-lip gap."""
+    eyes = np.linalg.norm(canonical[:, OUTER_EYE_CORNERS[0]] - canonical[:, OUTER_EYE_CORNERS[1]], axis=-1)
+    width = np.linalg.norm(canonical[:, MOUTH_CORNERS[0]] - canonical[:, MOUTH_CORNERS[1]], axis=-1)
+    gap = np.linalg.norm(canonical[:, INNER_LIP_PAIRS[:, 0]] - canonical[:, INNER_LIP_PAIRS[:, 1]], axis=-1).mean(1)
+    return {"smile": width / eyes, "mouth_open": gap / eyes}
+
+
+def labelled_direction(codes: torch.Tensor, values: torch.Tensor, *, ridge: float = 1.0
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(unit direction (w_dim,), the codes' standard deviation along it) of the attribute ``values`` (N,) over codes
+    (N, w_dim): the normal of the ridge regression of the standardised attribute on the centred codes (the
+    continuous counterpart of InterFaceGAN's separating hyperplane)."""
+    x = codes - codes.mean(0)
+    y = (values - values.mean()) / values.std().clamp_min(1e-8)
+    beta = torch.linalg.solve(x.T @ x + ridge * torch.eye(x.shape[1]), x.T @ y)
+    direction = beta / beta.norm().clamp_min(1e-12)
+    return direction, (x @ direction).std()
+
+
+@torch.no_grad()
+def fill_edit_directions(model: StyleHeat, generator: Generator, encoder: Encoder, datasets: list[Path], *,
+                         frames: int = 2000, seed: int = 0) -> dict[str, float]:
+    """Store the edit directions of :data:`EDIT_NAMES` in ``model`` (its config must name them): the labelled ones
+    from up to ``frames`` training frames (encoder codes averaged over W+, attributes of their meshes), the
+    GANSpace ones from the generator. Returns each labelled direction's correlation with its attribute."""
+    from talkinghead.render.stylegan.infer import encode_crops
+
+    if model.config.edit_names != EDIT_NAMES:
+        raise ValueError(f"the model's edits must be {EDIT_NAMES}")
+    clips = [load_clip(clip_dir(root, c)) for root in datasets for c in list_clips(root, "train")]
+    clips = [c for c in clips if len(c.canonical)]
+    if not clips:
+        raise ValueError("edit directions need training clips with their meshes")
+    rng = np.random.default_rng(seed)
+    per_clip = max(1, frames // len(clips))
+    codes, attrs = [], {k: [] for k in LABELLED_EDITS}
+    for clip in clips:
+        pick = np.sort(rng.choice(clip.n_frames, min(per_clip, clip.n_frames), replace=False))
+        codes.append(encode_crops(encoder, clip.frames(pick)).mean(1))
+        for k, v in mesh_attributes(clip.canonical[pick]).items():
+            attrs[k].append(torch.from_numpy(v).float())
+    x = torch.cat(codes)
+    half = model.config.n_latents // 2
+    fit_quality = {}
+    for i, name in enumerate(LABELLED_EDITS):
+        y = torch.cat(attrs[name])
+        direction, std = labelled_direction(x, y)
+        model.edit_directions[i], model.edit_stds[i] = direction, std
+        model.edit_layers[i] = torch.tensor([0, model.config.n_latents])
+        fit_quality[name] = float(torch.corrcoef(torch.stack([x @ direction, y]))[0, 1])
+    pca = principal_directions(generator, k=PCA_EDITS, seed=seed)
+    for j in range(PCA_EDITS):
+        i = len(LABELLED_EDITS) + j
+        model.edit_directions[i], model.edit_stds[i] = pca.components[j], pca.stds[j]
+        model.edit_layers[i] = torch.tensor([0, half])
+    return fit_quality
+
+
+def train_styleheat(datasets: list[Path], output: Path, *, stylegan: Path, syncnet: Path | None,
+                    config: StyleHeatConfig, warp_steps: int, calibrate_steps: int, batch: int = 4, frames: int = 12,
+                    lr: float = 1e-4, stage_minutes: float | None = None, direction_frames: int = 2000,
+                    workers: int = 0, seed: int = 0, accelerator: str = "auto", devices: int | str = "auto",
+                    nodes: int = 1, quiet: bool = False) -> dict[str, dict[str, float]]:
+    """Train both stages on the datasets' train splits (validated on val) with the generator, encoder and
+    discriminator of the ``train-stylegan`` folder ``stylegan`` and an image SyncNet (``syncnet``, optional: its
+    loss is left out without it), then store the edit directions; the config takes the generator's sizes.
+    A stage given 0 steps is skipped (``calibrate`` alone continues from ``output``). Saves ``output``."""
+    L.seed_everything(seed, workers=True, verbose=False)
+    generator, encoder = Generator.load(stylegan / "generator.pt"), Encoder.load(stylegan / "encoder.pt")
+    discriminator = Discriminator.load(stylegan / "discriminator.pt").train()
+    sync = SyncNet.load(syncnet) if syncnet is not None else None
+    if sync is not None and frames < sync.config.frames + 5:
+        raise ValueError(f"the sync loss needs windows of at least {sync.config.frames + 5} frames, not {frames}")
+    g = generator.config
+    r = min(config.warp_resolution, g.size // 2)
+    config = replace(config, flow_input=min(config.flow_input, g.size), warp_resolution=r,
+                     feature_channels=g.channels_at(r), n_latents=g.n_latents, w_dim=g.w_dim,
+                     mel_frames=sync.config.mel_frames if sync else config.mel_frames, edit_names=list(EDIT_NAMES))
+    if warp_steps:
+        model = StyleHeat(config)
+    else:
+        model = StyleHeat.load(output)
+        if model.config != config:
+            raise ValueError(f"{output} was trained with another configuration or generator")
+    kw = {"window": frames + 2 * config.radius, "references": 1}
+    train = WindowDataset(datasets, "train", stride=max(frames // 2, 1), seed=seed, **kw)
+    val = WindowDataset(datasets, "val", seed=seed + 1, **kw)
+    run = {"batch": batch, "workers": workers, "accelerator": accelerator, "devices": devices, "nodes": nodes,
+           "quiet": quiet, "max_minutes": stage_minutes}
+    metrics: dict[str, dict[str, float]] = {}
+    steps: dict[str, int] = {}
+    for stage, n in (("warp", warp_steps), ("calibrate", calibrate_steps)):
+        if n:
+            module = StyleHeatModule(model, generator, encoder, discriminator, sync, stage=stage, max_steps=n, lr=lr)
+            metrics[stage] = fit(module, train, val, max_steps=n * (2 if stage == "calibrate" else 1), **run)
+            steps[stage] = module.steps
+    metrics["edits"] = fill_edit_directions(model, generator, encoder, datasets, frames=direction_frames, seed=seed)
+    model.save(output, metrics=metrics, steps=steps, datasets=[str(d) for d in datasets], stylegan=str(stylegan),
+               syncnet=str(syncnet) if syncnet else None,
+               training={"batch": batch, "frames": frames, "lr": lr, "seed": seed, "config": asdict(config),
+                         "weights": asdict(StyleHeatLossWeights())})
+    return metrics

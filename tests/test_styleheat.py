@@ -1,0 +1,153 @@
+"""StyleHEAT: motion generators, flow composition, calibration, training stages and edit directions (tiny configs)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import optimise
+
+from talkinghead.motion.styleheat.model import StyleHeat, compose_flows
+from talkinghead.nn.layers import warp
+from talkinghead.render.stylegan.model import Generator
+from talkinghead.train.stylegan import STYLEGAN_CONFIGS
+from talkinghead.train.styleheat import EDIT_NAMES, STYLEHEAT_CONFIGS, labelled_direction, soft_mouth_mask
+
+GEN = STYLEGAN_CONFIGS["tiny"].generator
+TINY = replace(STYLEHEAT_CONFIGS["tiny"], flow_input=32, warp_resolution=16, feature_channels=GEN.channels_at(16),
+               n_latents=GEN.n_latents, w_dim=GEN.w_dim, edit_names=["smile"])
+
+
+def _inputs(b: int = 2) -> tuple[Generator, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    torch.manual_seed(0)
+    generator = Generator(GEN).eval()
+    w = torch.randn(b, GEN.n_latents, GEN.w_dim)
+    with torch.no_grad():
+        source, _ = generator(w, noise="none")
+    return generator, w, source, torch.randn(b, TINY.window, TINY.n_coefficients), torch.randn(b, 16, 80)
+
+
+def test_untrained_model_reproduces_the_unwarped_generator_output() -> None:
+    generator, w, source, coefficients, mels = _inputs()
+    model = StyleHeat(TINY)
+    with torch.no_grad():
+        flow, descriptor = model.motion(source, coefficients, mels)
+        image, feature = model.render(generator, w, flow, descriptor)
+        _, plain_feature = generator(w, noise="none", features=16)
+    assert flow.shape == (2, 2, 16, 16) and not flow.any()  # zero-initialised flow heads
+    assert torch.allclose(image, source, atol=1e-5)  # zero flow + untouched calibration = the generator's image
+    assert torch.allclose(feature, plain_feature, atol=1e-5)
+
+
+def test_zero_flow_reproduces_the_generator_output_and_calibration_changes_it() -> None:
+    generator, w, source, _, _ = _inputs()
+    model = StyleHeat(TINY)
+    zero = torch.zeros(2, 2, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(model.render(generator, w, zero, None, calibrate=False)[0], source, atol=1e-5)
+        model.calibrator.shift.bias.fill_(0.5)
+        assert (model.render(generator, w, zero, None)[0] - source).abs().amax() > 1e-2
+
+
+def test_composed_flow_equals_warping_twice() -> None:
+    """Smooth image and flows (bilinear resampling of noise would differ by its blur alone)."""
+    ys, xs = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    x = torch.stack([torch.sin(xs / 5) + torch.cos(ys / 7), torch.sin((xs + ys) / 6)])[None]
+    first = torch.stack([1.5 * torch.sin(xs / 4), torch.cos(xs / 5)])[None]
+    second = torch.stack([2 + 0.5 * torch.cos(ys / 6), 0.8 * torch.sin(xs / 7)])[None]
+    inside = (slice(None), slice(None), slice(4, -4), slice(4, -4))  # away from the border clamp
+    twice, once = warp(warp(x, first), second), warp(x, compose_flows(first, second))
+    assert (twice - once)[inside].abs().max() < 0.02 * x.abs().max()
+    shift = torch.zeros(1, 2, 16, 16)
+    shift[:, 0] = 1.0  # one pixel right, twice: exactly two
+    assert torch.allclose(compose_flows(shift, shift), 2 * shift)
+    naive = warp(x, first + second)  # adding the flows is not the same
+    assert (twice - naive)[inside].abs().max() > 5 * (twice - once)[inside].abs().max()
+
+
+def test_audio_flow_moves_only_the_lower_face() -> None:
+    _, _, source, _, mels = _inputs()
+    model = StyleHeat(TINY)
+    with torch.no_grad():
+        model.audio_flow.head.bias.fill_(1.0)
+        flow = model.audio_motion(source, mels)
+    rows = flow.abs().amax((0, 1, 3))
+    assert not rows[:8].any() and (rows[8:] > 0.5).all()  # mouth_from 0.5 of 16 rows
+
+
+def test_training_lowers_a_flow_loss_and_round_trips(tmp_path: Path) -> None:
+    """A training step of the whole motion path (both generators, calibration) lowers an image loss towards a
+    shifted target; save/load keeps every output."""
+    generator, w, source, coefficients, mels = _inputs()
+    target = torch.roll(source, 1, dims=-1)
+    model = StyleHeat(TINY)
+
+    def loss() -> torch.Tensor:
+        flow, descriptor = model.motion(source, coefficients, mels)
+        image, _ = model.render(generator, w, flow, descriptor)
+        return (image - target).abs().mean()
+
+    losses = optimise(model, loss, steps=30, lr=3e-3)
+    assert np.isfinite(losses).all() and losses[-1] < 0.9 * losses[0]
+    model.edit_directions.normal_()
+    model.save(tmp_path / "sh.pt")
+    again = StyleHeat.load(tmp_path / "sh.pt")
+    with torch.no_grad():
+        model.eval()
+        a, b = model.motion(source, coefficients, mels), again.motion(source, coefficients, mels)
+    assert torch.equal(a[0], b[0]) and torch.equal(model.edit_directions, again.edit_directions)
+
+
+def test_soft_mouth_mask() -> None:
+    mask = soft_mouth_mask(100, 0.2)[0, 0]
+    assert mask.shape == (100, 100)
+    assert mask[67, 50] == 1.0 and mask[5, 5] == pytest.approx(0.2) and mask[67, 5] == pytest.approx(0.2)
+    assert mask.min() == pytest.approx(0.2)
+
+
+def test_labelled_direction_finds_a_planted_attribute() -> None:
+    rng = torch.Generator().manual_seed(0)
+    codes = torch.randn(500, 16, generator=rng)
+    true = torch.zeros(16)
+    true[3], true[7] = 0.6, -0.8
+    values = codes @ true + 0.05 * torch.randn(500, generator=rng)
+    direction, std = labelled_direction(codes, values)
+    assert torch.dot(direction, true) > 0.99 and std == pytest.approx(1.0, abs=0.1)
+
+
+@pytest.fixture(scope="module")
+def tiny_styleheat(one_clip_dataset: Path, tiny_stylegan: Path, tmp_path_factory: pytest.TempPathFactory
+                   ) -> tuple[Path, dict]:
+    import shutil
+
+    from talkinghead.train.styleheat import train_styleheat
+
+    root = tmp_path_factory.mktemp("styleheat")
+    data = shutil.copytree(one_clip_dataset, root / "data")
+    (data / "splits" / "val.txt").write_text("a\n")  # the same clip validates: the validation step runs
+    path = root / "sh.pt"
+    metrics = train_styleheat([data], path, stylegan=tiny_stylegan, syncnet=tiny_stylegan / "sync.pt",
+                              config=STYLEHEAT_CONFIGS["tiny"], warp_steps=2, calibrate_steps=2, batch=2, frames=10,
+                              direction_frames=60, quiet=True)
+    return path, metrics
+
+
+def test_train_styleheat_tiny(tiny_styleheat: tuple[Path, dict], tiny_stylegan: Path) -> None:
+    from talkinghead.nn.checkpoint import checkpoint_meta
+
+    path, metrics = tiny_styleheat
+    assert {"train_warp", "train_mouth", "train_sync", "val_psnr"} <= set(metrics["warp"])
+    assert {"train_mouth", "train_regular", "train_domain", "train_adversarial", "train_sync",
+            "train_disc"} <= set(metrics["calibrate"])
+    assert all(np.isfinite(v) for stage in ("warp", "calibrate") for v in metrics[stage].values())
+    model = StyleHeat.load(path)
+    c = model.config
+    assert (c.flow_input, c.warp_resolution, c.n_latents, c.w_dim) == (32, 16, 8, 32)  # the tiny generator's
+    assert c.edit_names == EDIT_NAMES and checkpoint_meta(path)["steps"] == {"warp": 2, "calibrate": 2}
+    norms = model.edit_directions.norm(dim=1)
+    assert torch.allclose(norms, torch.ones(len(EDIT_NAMES)), atol=1e-5) and (model.edit_stds > 0).all()
+    assert model.edit_layers[:2].tolist() == [[0, 8], [0, 8]] and model.edit_layers[2:, 1].eq(4).all()
+    assert all(-1 <= metrics["edits"][k] <= 1 for k in ("smile", "mouth_open"))
