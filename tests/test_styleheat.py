@@ -151,3 +151,72 @@ def test_train_styleheat_tiny(tiny_styleheat: tuple[Path, dict], tiny_stylegan: 
     assert torch.allclose(norms, torch.ones(len(EDIT_NAMES)), atol=1e-5) and (model.edit_stds > 0).all()
     assert model.edit_layers[:2].tolist() == [[0, 8], [0, 8]] and model.edit_layers[2:, 1].eq(4).all()
     assert all(-1 <= metrics["edits"][k] <= 1 for k in ("smile", "mouth_open"))
+
+
+def test_edits_ramp_from_none_to_full(tiny_styleheat: tuple[Path, dict], tiny_stylegan: Path, media: Path) -> None:
+    from talkinghead.io import read_image
+    from talkinghead.motion.styleheat.infer import edited_codes, load_models, styleheat_crops
+
+    models = load_models({"styleheat": tiny_styleheat[0], "generator": tiny_stylegan / "generator.pt",
+                          "encoder": tiny_stylegan / "encoder.pt"})
+    model = models.model
+    w = torch.randn(GEN.n_latents, GEN.w_dim)
+    codes = edited_codes(model, w, {"smile": 2.0, "pc1": -1.0}, 5)
+    smile, pc1 = (model.edit_directions[i] * model.edit_stds[i] for i in (0, 3))
+    assert torch.equal(codes[0], w)
+    assert torch.allclose(codes[-1, :4], w[:4] + 2.0 * smile - pc1, atol=1e-5)  # pc edits move the first half
+    assert torch.allclose(codes[-1, 4:], w[4:] + 2.0 * smile, atol=1e-5)
+    assert torch.allclose(codes[2], (codes[0] + codes[-1]) / 2, atol=1e-5)
+    crop = read_image(media / "faces" / "liveportrait_s7.jpg")[:256, :256]
+    mels = np.random.default_rng(0).normal(size=(6, 16, 80)).astype(np.float32)
+    plain = styleheat_crops(models, crop, mels)
+    edited = styleheat_crops(models, crop, mels, edits={"smile": 3.0})
+    assert plain.shape == (6, 32, 32, 3) and np.array_equal(plain[0], edited[0])
+    assert np.abs(plain[-1].astype(int) - edited[-1]).max() > 0
+
+
+def test_generate_styleheat(media: Path, tiny_styleheat: tuple[Path, dict], tiny_stylegan: Path,
+                            tmp_path: Path) -> None:
+    """A photo and speech (and a driving video, and an edit) -> a full-frame video of the right length, pasted into
+    the face only; the method's errors."""
+    from talkinghead.api import generate
+    from talkinghead.errors import TalkingHeadError
+    from talkinghead.io import read_image, read_video, resize_longer
+
+    models = {"styleheat": tiny_styleheat[0], "generator": tiny_stylegan / "generator.pt",
+              "encoder": tiny_stylegan / "encoder.pt"}
+    face, speech = media / "faces" / "liveportrait_s7.jpg", media / "talking" / "videoretalking_face1.mp4"
+    out = tmp_path / "sh.mp4"
+    result = generate(image=face, audio=speech, output=out, method="styleheat", size=256, checkpoints=models,
+                      motion_from=media / "motion" / "liveportrait_d3.mp4", edits={"smile": 1.0}, quiet=True)
+    clip = read_video(out)
+    assert result.method == "styleheat" and len(clip.frames) == result.frames == round(result.duration * 25)
+    photo = resize_longer(read_image(face), 256).astype(np.float32)
+    diff = np.abs(clip.frames[0].astype(np.float32) - photo).mean(-1)
+    corners = np.concatenate([diff[:16, :16].ravel(), diff[-16:, -16:].ravel()])
+    assert corners.mean() < 6 and diff.max() > 40  # pasted into the face only
+    with pytest.raises(TalkingHeadError, match="needs trained models .missing: styleheat, generator, encoder"):
+        generate(image=face, audio=speech, output=tmp_path / "x.mp4", method="styleheat")
+    with pytest.raises(TalkingHeadError, match="unknown edit 'age'"):
+        generate(image=face, audio=speech, output=tmp_path / "x.mp4", method="styleheat", checkpoints=models,
+                 edits={"age": 1.0})
+    with pytest.raises(TalkingHeadError, match="between -3 and 3"):
+        generate(image=face, audio=speech, output=tmp_path / "x.mp4", method="styleheat", checkpoints=models,
+                 edits={"smile": 4.0})
+    with pytest.raises(TalkingHeadError, match="edits apply to --method styleheat only"):
+        generate(image=face, audio=speech, output=tmp_path / "x.mp4", edits={"smile": 1.0})
+    with pytest.raises(TalkingHeadError, match="styleheat draws the whole face"):
+        generate(image=face, audio=speech, output=tmp_path / "x.mp4", method="styleheat", still=True,
+                 checkpoints=models)
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_cli_edit_option() -> None:
+    import argparse
+
+    from talkinghead.cli import _edit
+
+    assert _edit("smile=+1.5") == ("smile", 1.5) and _edit("pc0=-2") == ("pc0", -2.0)
+    for bad in ("smile", "=1", "smile=much"):
+        with pytest.raises(argparse.ArgumentTypeError, match="NAME=STRENGTH"):
+            _edit(bad)

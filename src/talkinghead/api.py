@@ -30,13 +30,18 @@ if TYPE_CHECKING:
 
     from talkinghead.render.stylegan.model import Encoder
 
-CHECKPOINT_ROLES = ("landmarks", "renderer", "styletalk", "vast", "vast_renderer", "styletalker", "generator",
-                    "encoder")
+CHECKPOINT_ROLES = ("landmarks", "renderer", "styletalk", "vast", "vast_renderer", "styletalker", "styleheat",
+                    "generator", "encoder")
 """Keys of ``generate(checkpoints=...)``: IP_LAP's landmark generator and renderer, StyleTalk's model, VAST's
 motion model and its person-specific renderer (no default: trained on the template by ``train-vast-renderer``),
-StyleTalker's model and the style-based generator and encoder it was trained with (``train-stylegan``)."""
-STYLETALKER_MASK_SCALE = 1.15
-"""StyleTalker's pasted face: the reference face oval enlarged by this about its centre (the head moves)."""
+StyleTalker's and StyleHEAT's models and the style-based generator and encoder they were trained with
+(``train-stylegan``)."""
+LATENT_METHODS = ("styletalker", "styleheat")
+"""Methods that draw the whole face crop with the style-based generator and paste it back into the photo."""
+LATENT_MASK_SCALE = 1.15
+"""The generator's pasted face: the reference face oval enlarged by this about its centre (the head moves)."""
+MAX_DRIVING_FRAMES = 25 * 600
+"""A driving (motion) video is read up to this many frames at 25 fps (10 minutes)."""
 MAX_VIDEO_SIDE = 1280
 """A video to dub is worked on at most this large (longer side) unless ``size`` says otherwise."""
 
@@ -118,6 +123,7 @@ def generate(
     style_intensity: float = 1.0,
     motion_from: str | Path | None = None,
     invert_steps: int = 0,
+    edits: dict[str, float] | None = None,
     checkpoints: dict[str, str | Path] | None = None,
     quiet: bool = False,
 ) -> GenerateResult:
@@ -147,7 +153,12 @@ def generate(
         style_intensity: "styletalk": 0 = neutral style, 1 = the style clip's, up to 1.5 exaggerated (0..1.5).
         motion_from: "styletalker": a video whose head motion and blinks (StyleTalker's posterior motion latents)
             drive the photo; the lips still follow ``audio`` (default: motion sampled from the prior with ``seed``).
-        invert_steps: "styletalker": optimisation steps refining the photo's W+ code after the encoder (0..1000).
+            "styleheat": a video whose head pose and upper face drive the photo (default: a still head).
+        invert_steps: "styletalker", "styleheat": optimisation steps refining the photo's W+ code after the
+            encoder (0..1000).
+        edits: "styleheat": attribute edits, name -> strength in standard deviations (-3..3), applied gradually
+            from none at the first frame to the full strength at the last (names: the model's edit directions,
+            e.g. smile, mouth_open, pc0..pc3).
         checkpoints: checkpoints by role (:data:`CHECKPOINT_ROLES`) replacing the shipped ones.
         quiet: no progress bars.
 
@@ -159,7 +170,9 @@ def generate(
     template video (or a photo): the template's head pose, VAST's expressions of the whole face in the style of
     ``style``, drawn by VAST's renderer trained on that template (or the warp renderer). ``method="styletalker"``
     animates a photo's face crop in the style-based generator's latent space (StyleTalker: lips from the audio,
-    head motion and blinks sampled or from ``motion_from``) and pastes it back into the photo.
+    head motion and blinks sampled or from ``motion_from``) and pastes it back into the photo. ``method="styleheat"``
+    warps the generator's features of the photo's code (StyleHEAT: lips from the audio, head pose from
+    ``motion_from``), with gradual ``edits``, and pastes the face back.
     """
     checkpoints = dict(checkpoints or {})
     if (image is None) == (video is None):
@@ -186,22 +199,28 @@ def generate(
         raise TalkingHeadError("the vast renderer is person-specific: train it on the template video "
                                "(talkinghead train-vast-renderer TEMPLATE.mp4 -o R.pt), then pass that video and "
                                "the checkpoint (--vast-renderer R.pt)")
-    if method in ("styletalk", "styletalker") and image is None:
+    if method in ("styletalk", *LATENT_METHODS) and image is None:
         raise TalkingHeadError(f"{method} animates a photo (--image); dub a video with viseme or iplap")
     if method == "styletalker":
         from talkinghead.motion.styletalker.infer import check_paths
 
         check_paths(checkpoints)
+    elif method == "styleheat":
+        from talkinghead.motion.styleheat.infer import check_paths as check_styleheat_paths
+
+        check_styleheat_paths(checkpoints)
     if not 0 <= invert_steps <= 1000:
         raise TalkingHeadError(f"invert steps must be between 0 and 1000, not {invert_steps}")
-    if (motion_from is not None or invert_steps) and method != "styletalker":
-        raise TalkingHeadError("motion-from and invert-steps apply to --method styletalker only (other methods: "
-                               "--pose-from)")
-    if method == "styletalker" and (pose_from is not None or style is not None or renderer not in (None, "warp")
-                                    or still or expression_scale != 1.0 or blink is not None):
-        raise TalkingHeadError("styletalker draws the whole face itself: its head motion and blinks come from "
-                               "--motion-from (or its prior); --pose-from, --style, --renderer, --still, "
-                               "--expression-scale and --blink do not apply")
+    if (motion_from is not None or invert_steps) and method not in LATENT_METHODS:
+        raise TalkingHeadError("motion-from and invert-steps apply to --method styletalker and styleheat only "
+                               "(other methods: --pose-from)")
+    if edits and method != "styleheat":
+        raise TalkingHeadError("edits apply to --method styleheat only")
+    if method in LATENT_METHODS and (pose_from is not None or style is not None or renderer not in (None, "warp")
+                                     or still or expression_scale != 1.0 or blink is not None):
+        raise TalkingHeadError(f"{method} draws the whole face itself: its head motion comes from --motion-from "
+                               "(or its model); --pose-from, --style, --renderer, --still, --expression-scale and "
+                               "--blink do not apply")
     if unknown := set(checkpoints) - set(CHECKPOINT_ROLES):
         raise TalkingHeadError(f"unknown checkpoint role(s) {', '.join(sorted(unknown))} "
                                f"(roles: {', '.join(CHECKPOINT_ROLES)})")
@@ -237,11 +256,17 @@ def generate(
     timings["audio_analysis"] = time.perf_counter() - t0
 
     render_time = [0.0]
-    if method == "styletalker":  # draws the whole face crop itself: no mesh motion, no renderer
+    if method in LATENT_METHODS:  # draws the whole face crop itself: no mesh motion, no renderer
         t0 = time.perf_counter()
-        frames = _styletalker_frames(clip.frames[0], meshes[0], speech, features.n_frames, fps, seed=seed,
-                                     motion_from=motion_from, invert_steps=invert_steps, checkpoints=checkpoints,
-                                     render_time=render_time, quiet=quiet)
+        if method == "styletalker":
+            crops = _styletalker_crops(clip.frames[0], meshes[0], speech, seed=seed, motion_from=motion_from,
+                                       invert_steps=invert_steps, checkpoints=checkpoints, quiet=quiet)
+        else:
+            crops = _styleheat_crops(clip.frames[0], meshes[0], speech, motion_from=motion_from,
+                                     invert_steps=invert_steps, edits=edits or {}, checkpoints=checkpoints,
+                                     quiet=quiet)
+        frames = _pasted_crops(clip.frames[0], meshes[0], crops, features.n_frames, fps, render_time=render_time,
+                               quiet=quiet)
     else:
         t0 = time.perf_counter()
         src_idx = frame_indices(features.n_frames, fps, len(clip.frames), clip.fps)
@@ -319,33 +344,67 @@ def _styletalk_motion(features: AudioFeatures, base: FaceMotion, *, style: str |
                                                                                    intensity=intensity)))
 
 
-def _styletalker_frames(frame: np.ndarray, mesh: np.ndarray, speech: np.ndarray, n_frames: int, fps: float, *,
-                        seed: int, motion_from: str | Path | None, invert_steps: int,
-                        checkpoints: dict[str, str | Path], render_time: list[float], quiet: bool
-                        ) -> Iterator[np.ndarray]:
-    """StyleTalker's frames of a photo: its face crop inverted into W+ (encoder + ``invert_steps``), codes of every frame at 25 fps (prior
-    sample, or the motion latents of ``motion_from``), face crops from the generator pasted back through a soft
-    mask a little larger than the face oval, then time-matched to ``fps``."""
-    import cv2
-
+def _styletalker_crops(frame: np.ndarray, mesh: np.ndarray, speech: np.ndarray, *, seed: int,
+                       motion_from: str | Path | None, invert_steps: int, checkpoints: dict[str, str | Path],
+                       quiet: bool) -> np.ndarray:
+    """StyleTalker's face crops at 25 fps of a photo: its face crop inverted into W+ (encoder + ``invert_steps``),
+    codes of every frame (prior sample, or the motion latents of ``motion_from``) drawn by the generator."""
     from talkinghead.data.clip import CROP_SIZE, DATA_FPS
-    from talkinghead.face.crop import crop_face, face_mask, paste_back
+    from talkinghead.face.crop import crop_face
     from talkinghead.motion.styletalker.infer import load_models, styletalker_codes
     from talkinghead.render.stylegan.infer import reference_code, render_codes
     from talkinghead.sync.inputs import audio_mels
 
     models = load_models(checkpoints)
-    crop, fc = crop_face(frame, mesh, size=CROP_SIZE)
+    crop, _ = crop_face(frame, mesh, size=CROP_SIZE)
     w_ref = reference_code(models.generator, models.encoder, crop, steps=invert_steps)
     n25 = max(1, int(round(len(speech) / SAMPLE_RATE * DATA_FPS)))
     motion = _styletalker_motion(motion_from, models.encoder, quiet=quiet) if motion_from is not None else None
-    crops = render_codes(models.generator, styletalker_codes(models, w_ref, audio_mels(speech, n25), seed=seed,
-                                                             motion=motion))
+    return render_codes(models.generator, styletalker_codes(models, w_ref, audio_mels(speech, n25), seed=seed,
+                                                            motion=motion))
+
+
+def _styleheat_crops(frame: np.ndarray, mesh: np.ndarray, speech: np.ndarray, *, motion_from: str | Path | None, invert_steps: int, edits: dict[str, float],
+                     checkpoints: dict[str, str | Path], quiet: bool) -> np.ndarray:
+    """StyleHEAT's face crops at 25 fps of a photo: lips from the speech, head pose and upper face from
+    ``motion_from`` (time-matched, played back and forth when shorter), gradual ``edits``."""
+    from talkinghead.data.clip import CROP_SIZE, DATA_FPS
+    from talkinghead.face.crop import crop_face
+    from talkinghead.face.model import default_face_model
+    from talkinghead.motion.styleclip import video_coefficients
+    from talkinghead.motion.styleheat.infer import check_edits, coefficient_windows, load_models, styleheat_crops
+    from talkinghead.sync.inputs import audio_mels
+
+    models = load_models(checkpoints)
+    check_edits(models.model, edits)
+    crop, _ = crop_face(frame, mesh, size=CROP_SIZE)
+    n25 = max(1, int(round(len(speech) / SAMPLE_RATE * DATA_FPS)))
+    motion = None
+    if motion_from is not None:
+        face_model = default_face_model()
+        expression, rotation = video_coefficients(motion_from, face_model=face_model, max_frames=MAX_DRIVING_FRAMES,
+                                                  label="motion video", quiet=quiet)
+        order = frame_indices(n25, DATA_FPS, len(expression), DATA_FPS)
+        motion = coefficient_windows(expression[order], rotation[order], radius=models.model.config.radius,
+                                     lower_face=face_model.lower_face)
+    return styleheat_crops(models, crop, audio_mels(speech, n25), motion=motion, edits=edits,
+                           invert_steps=invert_steps)
+
+
+def _pasted_crops(frame: np.ndarray, mesh: np.ndarray, crops: np.ndarray, n_frames: int, fps: float, *,
+                  render_time: list[float], quiet: bool) -> Iterator[np.ndarray]:
+    """Generated face crops at 25 fps pasted back into the photo through a soft mask a little larger than its face
+    oval, time-matched to ``fps``."""
+    import cv2
+
+    from talkinghead.data.clip import CROP_SIZE, DATA_FPS
+    from talkinghead.face.crop import face_crop_for, face_mask, paste_back
+
+    fc = face_crop_for(mesh, size=CROP_SIZE)
     oval = fc.to_crop(mesh)[:, :2]
     centre = oval.mean(0)
-    mask = face_mask(centre + STYLETALKER_MASK_SCALE * (oval - centre), (CROP_SIZE, CROP_SIZE),
-                     feather=CROP_SIZE / 32)
-    idx = frame_indices(n_frames, fps, n25, DATA_FPS)
+    mask = face_mask(centre + LATENT_MASK_SCALE * (oval - centre), (CROP_SIZE, CROP_SIZE), feather=CROP_SIZE / 32)
+    idx = frame_indices(n_frames, fps, len(crops), DATA_FPS)
 
     def frame_at(t: int) -> np.ndarray:
         face = cv2.resize(crops[idx[t]], (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_CUBIC)

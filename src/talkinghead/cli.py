@@ -48,13 +48,19 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--styletalk-checkpoint", type=Path, default=None, help="styletalk: model (.pt)")
     gen.add_argument("--vast-checkpoint", type=Path, default=None, help="vast: motion model (.pt)")
     gen.add_argument("--motion-from", metavar="VIDEO", help="styletalker: head motion and blinks from the face in "
-                                                            "this video (default: sampled from the prior, --seed)")
+                                                            "this video (default: sampled from the prior, --seed); "
+                                                            "styleheat: head pose and upper face from it (default: "
+                                                            "a still head)")
     gen.add_argument("--invert-steps", type=int, default=0, metavar="N",
-                     help="styletalker: optimisation steps refining the photo's latent code after the encoder "
-                          "(default: 0)")
+                     help="styletalker, styleheat: optimisation steps refining the photo's latent code after the "
+                          "encoder (default: 0)")
+    gen.add_argument("--edit", action="append", default=[], metavar="NAME=STRENGTH", type=_edit,
+                     help="styleheat: move an attribute gradually over the video, e.g. smile=+1.0 (standard "
+                          "deviations, -3..3; names: smile, mouth_open, pc0..pc3; repeatable)")
     gen.add_argument("--styletalker-checkpoint", type=Path, default=None, help="styletalker: model (.pt)")
+    gen.add_argument("--styleheat-checkpoint", type=Path, default=None, help="styleheat: model (.pt)")
     gen.add_argument("--stylegan", type=Path, default=None, metavar="DIR",
-                     help="styletalker: generator.pt and encoder.pt of this train-stylegan folder")
+                     help="styletalker, styleheat: generator.pt and encoder.pt of this train-stylegan folder")
     gen.add_argument("--vast-renderer", type=Path, default=None,
                      help="vast: person-specific renderer trained on the --video template (train-vast-renderer)")
 
@@ -112,7 +118,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--syncnet", type=Path, default=None, help="SyncNet checkpoint (default: the shipped one)")
     ev.add_argument("--checkpoint", action="append", default=[], metavar="ROLE=PATH",
                     help="reconstruction: a checkpoint replacing a shipped one, ROLE one of landmarks, renderer, "
-                         "styletalk, vast, vast_renderer, styletalker, generator, encoder (repeatable)")
+                         "styletalk, vast, vast_renderer, styletalker, styleheat, generator, encoder (repeatable)")
     ev.add_argument("-o", "--output", type=Path, default=None, help="write the results as JSON")
     ev.add_argument("-q", "--quiet", action="store_true")
 
@@ -221,6 +227,27 @@ def _parser() -> argparse.ArgumentParser:
     tk.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default: 1e-4)")
     tk.add_argument("--minutes", type=float, default=None, help="stop after this many minutes")
 
+    th = sub.add_parser("train-styleheat", help="train StyleHEAT on a trained generator, encoder and discriminator",
+                        description="StyleHEAT's video- and audio-driven motion generators and calibration network "
+                                    "with PyTorch Lightning in two stages (warp, then calibrate) on windows of the "
+                                    "datasets' train splits, with the generator, encoder and discriminator of a "
+                                    "train-stylegan folder and an image SyncNet for the sync loss; then the edit "
+                                    "directions (smile, mouth_open from the meshes; pc0..pc3 from GANSpace).")
+    _training_options(th)
+    th.add_argument("--stylegan", type=Path, required=True, help="train-stylegan output folder")
+    th.add_argument("--syncnet", type=Path, default=None,
+                    help="image SyncNet for the sync loss (train-syncnet --visual image); without it no sync loss")
+    th.add_argument("--config", choices=("tiny", "cpu", "small", "paper"), default="small",
+                    help="sizes: tiny (tests), cpu (64 px generator), small (128 px), paper (StyleHEAT's; GPUs)")
+    th.add_argument("--warp-steps", type=int, default=5000, help="steps of the warp stage (0: skip it and "
+                                                                   "continue the model in --output)")
+    th.add_argument("--calibrate-steps", type=int, default=5000, help="steps of the calibration stage")
+    th.add_argument("--batch", type=int, default=4)
+    th.add_argument("--frames", type=int, default=12, help="target frames per item (default: 12; at least 10 "
+                                                           "for sync)")
+    th.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default: 1e-4)")
+    th.add_argument("--stage-minutes", type=float, default=None, help="stop each stage after this many minutes")
+
     tr = sub.add_parser("train-vast-renderer", help="train VAST's person-specific renderer on a template video",
                         description="U-Net + LSTM cGAN (mesh sketch + eroded background in, speech features at the "
                                     "bottleneck) trained on one video of the target person with speech; the last "
@@ -297,9 +324,9 @@ def _output_options(p: argparse.ArgumentParser, *, size_help: str) -> None:
     p.add_argument("--method", choices=METHODS if p.prog.endswith("generate") else ("viseme", "iplap"),
                    default="viseme", help="viseme: default engine, no weights; iplap: IP_LAP; styletalk (photos): "
                                           "StyleTalk with --style; vast: VAST with --style (learned methods: shipped "
-                                          "small checkpoints); styletalker (photos): StyleTalker with the "
-                                          "style-based generator (your models: --stylegan, "
-                                          "--styletalker-checkpoint)")
+                                          "small checkpoints); styletalker, styleheat (photos): StyleTalker, "
+                                          "StyleHEAT with the style-based generator (your models: --stylegan, "
+                                          "--styletalker-checkpoint / --styleheat-checkpoint)")
     p.add_argument("--fps", type=float, default=DEFAULT_FPS, help="output frame rate (default: 25)")
     p.add_argument("--size", type=int, default=None, help=size_help)
     p.add_argument("--face-index", type=int, default=0, metavar="N",
@@ -399,6 +426,17 @@ def _fit_face_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _edit(text: str) -> tuple[str, float]:
+    """``NAME=STRENGTH`` -> (name, strength)."""
+    name, sep, value = text.partition("=")
+    try:
+        if not (sep and name):
+            raise ValueError
+        return name.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"an edit is NAME=STRENGTH (e.g. smile=+1.0), not {text!r}") from None
+
+
 def _generate(args: argparse.Namespace) -> int:
     from talkinghead.api import generate
 
@@ -407,7 +445,8 @@ def _generate(args: argparse.Namespace) -> int:
                    "styletalk": getattr(args, "styletalk_checkpoint", None),
                    "vast": getattr(args, "vast_checkpoint", None),
                    "vast_renderer": getattr(args, "vast_renderer", None),
-                   "styletalker": getattr(args, "styletalker_checkpoint", None)}
+                   "styletalker": getattr(args, "styletalker_checkpoint", None),
+                   "styleheat": getattr(args, "styleheat_checkpoint", None)}
     if getattr(args, "stylegan", None) is not None:
         checkpoints.update(generator=args.stylegan / "generator.pt", encoder=args.stylegan / "encoder.pt")
     result = generate(
@@ -418,7 +457,7 @@ def _generate(args: argparse.Namespace) -> int:
         quiet=args.quiet, **({"seed": args.seed, "still": args.still, "expression_scale": args.expression_scale,
                               "pose_from": args.pose_from, "blink": args.blink, "style": args.style,
                               "style_intensity": args.style_intensity, "motion_from": args.motion_from,
-                              "invert_steps": args.invert_steps}
+                              "invert_steps": args.invert_steps, "edits": dict(args.edit)}
                            if photo else {}),
     )
     if not args.quiet:
@@ -496,6 +535,21 @@ def _train_styletalker(args: argparse.Namespace) -> int:
                                 window=args.window, lr=args.lr, disc_channels=DISC_CHANNELS[args.config],
                                 max_minutes=args.minutes, workers=args.workers, devices=devices, nodes=args.nodes,
                                 quiet=args.quiet)
+    print(json.dumps(metrics, indent=1))
+    return 0
+
+
+def _train_styleheat(args: argparse.Namespace) -> int:
+    import json
+
+    from talkinghead.train.styleheat import STYLEHEAT_CONFIGS, train_styleheat
+
+    devices = int(args.devices) if str(args.devices).isdigit() else args.devices
+    metrics = train_styleheat(args.datasets, args.output, stylegan=args.stylegan, syncnet=args.syncnet,
+                              config=STYLEHEAT_CONFIGS[args.config], warp_steps=args.warp_steps,
+                              calibrate_steps=args.calibrate_steps, batch=args.batch, frames=args.frames, lr=args.lr,
+                              stage_minutes=args.stage_minutes, workers=args.workers, devices=devices,
+                              nodes=args.nodes, quiet=args.quiet)
     print(json.dumps(metrics, indent=1))
     return 0
 
@@ -586,6 +640,7 @@ def main(argv: list[str] | None = None) -> int:
                     "train-syncnet": _train_syncnet, "dub": _generate, "train-iplap": _train_iplap,
                     "train-styletalk": _train_styletalk, "train-vast": _train_vast,
                     "train-stylegan": _train_stylegan, "train-styletalker": _train_styletalker,
+                    "train-styleheat": _train_styleheat,
                     "train-vast-renderer": _train_vast_renderer, "vast-split": _vast_split, "serve": _serve}
         return commands[args.command](args)
     except TalkingHeadError as exc:

@@ -1,5 +1,5 @@
-"""Style clips: the expression coefficients (and speech) of the face in a video of a speaking style, at the
-training frame rate, for the style-driven families (StyleTalk, VAST)."""
+"""Style and driving clips: the expression coefficients, head rotations (and speech) of the face in a video, at
+the training frame rate, for the style-driven families (StyleTalk, VAST) and StyleHEAT's video driving."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from talkinghead.constants import SAMPLE_RATE, SILENCE_PEAK
 from talkinghead.data.clip import DATA_FPS
 from talkinghead.face.mesh import track_faces
 from talkinghead.face.model import FaceModel
-from talkinghead.face.pose import pose_free
+from talkinghead.face.pose import fit_pose
 from talkinghead.io import load_audio, read_video
 from talkinghead.io.paths import has_stream
 from talkinghead.progress import bar
@@ -29,18 +29,28 @@ def resample(x: np.ndarray, n: int) -> np.ndarray:
     return np.stack([np.interp(dst, src, x[:, k]) for k in range(x.shape[1])], 1).astype(np.float32)
 
 
-def style_coefficients(path: str | Path, *, face_model: FaceModel, max_frames: int, quiet: bool = False
-                       ) -> np.ndarray:
-    """Expression coefficients (L, K) at 25 fps of the face in a style clip (the first ``max_frames``),
-    encoded as preprocessing encodes real clips (offsets from the clip's mean shape)."""
+def video_coefficients(path: str | Path, *, face_model: FaceModel, max_frames: int, label: str = "style clip",
+                       quiet: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(expression coefficients (L, K), head rotations (L, 3, 3)) at 25 fps of the face in a video (its first
+    ``max_frames``), encoded as preprocessing encodes real clips (offsets from the clip's mean shape; rotations
+    canonical -> image axes)."""
     fps = read_video(path, max_side=64, max_frames=1).fps
     clip = read_video(path, max_side=512, max_frames=int(np.ceil(max_frames * fps / DATA_FPS)) + 1)
-    with bar(len(clip.frames), "style clip", quiet=quiet) as pb:
+    with bar(len(clip.frames), label, quiet=quiet) as pb:
         meshes = track_faces(clip.frames, source=str(path), progress=pb.update).meshes
-    canonical = pose_free(meshes).astype(np.float64)
+    poses = [fit_pose(m) for m in meshes]
+    canonical = np.stack([p.to_canonical(m.astype(np.float64)) for p, m in zip(poses, meshes)])
     coeffs = face_model.encode_expression(canonical, canonical.mean(0))
+    rotations = np.stack([p.rotation for p in poses]).reshape(len(poses), 9)
     n = max(1, int(round(len(coeffs) * DATA_FPS / clip.fps)))
-    return resample(coeffs, n)[:max_frames]
+    both = resample(np.concatenate([coeffs, rotations], 1), n)[:max_frames]
+    return both[:, :coeffs.shape[1]], both[:, coeffs.shape[1]:].reshape(-1, 3, 3)
+
+
+def style_coefficients(path: str | Path, *, face_model: FaceModel, max_frames: int, quiet: bool = False
+                       ) -> np.ndarray:
+    """Expression coefficients (L, K) at 25 fps of the face in a style clip (see :func:`video_coefficients`)."""
+    return video_coefficients(path, face_model=face_model, max_frames=max_frames, quiet=quiet)[0]
 
 
 def style_speech(path: str | Path, *, kind: str, n_frames: int) -> np.ndarray:

@@ -1,0 +1,110 @@
+"""Running StyleHEAT: a photo's face crop, speech (and a driving video) -> face crops from the warped generator.
+
+Works at :data:`~talkinghead.data.clip.DATA_FPS` on aligned face crops; :mod:`talkinghead.api` cuts the crop
+from the photo and pastes the generated crops back. The audio drives the lips; a driving video (``motion``)
+drives the head pose and the upper face: its lower-face coefficients are set to their rest value (0), so its
+mouth does not move ours. Edits move the photo's code along stored directions, gradually over the video.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from talkinghead.errors import TalkingHeadError
+from talkinghead.motion.styleheat.model import StyleHeat, coefficient_features
+from talkinghead.render.stylegan.infer import BATCH, reference_code, to_crops
+from talkinghead.render.stylegan.model import Encoder, Generator
+
+ROLES = ("styleheat", "generator", "encoder")
+"""The checkpoints StyleHEAT runs with (``generate(checkpoints=...)`` keys)."""
+MAX_EDIT = 3.0
+"""Largest edit strength (standard deviations of the codes along a direction)."""
+
+
+@dataclass
+class StyleHeatModels:
+    model: StyleHeat
+    generator: Generator
+    encoder: Encoder
+
+    def __post_init__(self) -> None:
+        g, c = self.generator.config, self.model.config
+        if (g.w_dim, g.n_latents, g.channels_at(c.warp_resolution)) != (c.w_dim, c.n_latents, c.feature_channels) \
+                or self.encoder.config.n_latents != g.n_latents:
+            raise TalkingHeadError("the StyleHEAT, generator and encoder checkpoints were not trained together "
+                                   "(their shapes differ)")
+
+
+def check_paths(paths: dict[str, str | Path]) -> None:
+    """No StyleHEAT weights ship with the package (it needs a trained generator, see the README): all of
+    :data:`ROLES` must be given."""
+    if missing := [r for r in ROLES if r not in paths]:
+        raise TalkingHeadError(
+            f"styleheat needs trained models (missing: {', '.join(missing)}); none ship with the package: train "
+            "them with talkinghead train-stylegan and train-styleheat, then pass --stylegan DIR "
+            "--styleheat-checkpoint FILE")
+
+
+def load_models(paths: dict[str, str | Path]) -> StyleHeatModels:
+    check_paths(paths)
+    return StyleHeatModels(StyleHeat.load(paths["styleheat"]), Generator.load(paths["generator"]),
+                           Encoder.load(paths["encoder"]))
+
+
+def check_edits(model: StyleHeat, edits: dict[str, float]) -> None:
+    """Every edit names a stored direction and has a strength within +-:data:`MAX_EDIT`."""
+    names = model.config.edit_names
+    for name, strength in edits.items():
+        if name not in names:
+            raise TalkingHeadError(f"unknown edit {name!r} (this StyleHEAT model has: {', '.join(names) or 'none'})")
+        if not -MAX_EDIT <= strength <= MAX_EDIT:
+            raise TalkingHeadError(f"edit strength must be between -{MAX_EDIT:g} and {MAX_EDIT:g}, not {strength:g}")
+
+
+def edited_codes(model: StyleHeat, w: torch.Tensor, edits: dict[str, float], n: int) -> torch.Tensor:
+    """(n, L, w_dim) codes: ``w`` (L, w_dim) moved along each edit's direction by strength x its std on its W+
+    vectors, the strength rising linearly from 0 at the first frame to the full value at the last."""
+    codes = w[None].repeat(n, 1, 1)
+    ramp = torch.linspace(0.0, 1.0, n) if n > 1 else torch.ones(1)
+    for name, strength in edits.items():
+        i = model.config.edit_names.index(name)
+        lo, hi = model.edit_layers[i].tolist()
+        step = model.edit_directions[i] * model.edit_stds[i] * strength
+        codes[:, lo:hi] += ramp[:, None, None] * step
+    return codes
+
+
+def coefficient_windows(expression: np.ndarray, rotation: np.ndarray, *, radius: int, lower_face: np.ndarray
+                        ) -> torch.Tensor:
+    """(T, 2 radius + 1, F) video-descriptor windows of a driving sequence (T, K) + (T, 3, 3), edges repeated, with
+    the ``lower_face`` coefficients (bool (K,)) at rest."""
+    expression = np.where(lower_face[:expression.shape[1]], 0.0, expression)
+    features = coefficient_features(torch.from_numpy(expression).float(), torch.from_numpy(rotation).float())
+    idx = np.clip(np.arange(len(features))[:, None] + np.arange(-radius, radius + 1)[None], 0, len(features) - 1)
+    return features[torch.from_numpy(idx)]
+
+
+@torch.no_grad()
+def styleheat_crops(models: StyleHeatModels, crop: np.ndarray, mels: np.ndarray, *,
+                    motion: torch.Tensor | None = None, edits: dict[str, float] | None = None,
+                    invert_steps: int = 0) -> np.ndarray:
+    """Face crops (T, S, S, 3) uint8 of T frames at 25 fps of the photo's face crop ``crop`` (S', S', 3) uint8
+    speaking the mel windows (T, 16, 80), head driven by ``motion`` (T, 2 radius + 1, F) windows
+    (:func:`coefficient_windows`) when given, with gradual ``edits`` (name -> strength)."""
+    model, generator = models.model.eval(), models.generator
+    with torch.enable_grad():
+        w = reference_code(generator, models.encoder, crop, steps=invert_steps)
+    source, _ = generator(w[None], noise="none")
+    codes = edited_codes(model, w, edits or {}, len(mels))
+    mel = torch.from_numpy(mels).float()
+    out = []
+    for s in range(0, len(mels), BATCH):
+        n = len(mel[s:s + BATCH])
+        flow, descriptor = model.motion(source.expand(n, -1, -1, -1),
+                                        None if motion is None else motion[s:s + BATCH], mel[s:s + BATCH])
+        out.append(to_crops(model.render(generator, codes[s:s + BATCH], flow, descriptor)[0]))
+    return np.concatenate(out)
