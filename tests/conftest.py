@@ -79,6 +79,18 @@ def styled_dataset(one_clip_dataset: Path, tmp_path_factory: pytest.TempPathFact
     return root
 
 
+def assert_pasted_into_face(video: Path, photo: Path, size: int) -> int:
+    """The first frame of a generated video differs from the photo (resized to ``size``) in the face, not in the
+    corners; returns the video's frame count."""
+    from talkinghead.io import read_image, read_video, resize_longer
+
+    clip = read_video(video)
+    diff = np.abs(clip.frames[0].astype(np.float32) - resize_longer(read_image(photo), size)).mean(-1)
+    corners = np.concatenate([diff[:16, :16].ravel(), diff[-16:, -16:].ravel()])
+    assert corners.mean() < 6 and diff.max() > 40
+    return len(clip.frames)
+
+
 def optimise(model: torch.nn.Module, loss: Callable[[], torch.Tensor], *, steps: int, lr: float) -> list[float]:
     """``steps`` Adam steps on ``loss()`` over the model's parameters; returns the loss before each step."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)

@@ -201,14 +201,10 @@ def generate(
                                "the checkpoint (--vast-renderer R.pt)")
     if method in ("styletalk", *LATENT_METHODS) and image is None:
         raise TalkingHeadError(f"{method} animates a photo (--image); dub a video with viseme or iplap")
-    if method == "styletalker":
-        from talkinghead.motion.styletalker.infer import check_paths
+    if method in LATENT_METHODS:
+        from talkinghead.render.stylegan.infer import require_models
 
-        check_paths(checkpoints)
-    elif method == "styleheat":
-        from talkinghead.motion.styleheat.infer import check_paths as check_styleheat_paths
-
-        check_styleheat_paths(checkpoints)
+        require_models(method, checkpoints)
     if not 0 <= invert_steps <= 1000:
         raise TalkingHeadError(f"invert steps must be between 0 and 1000, not {invert_steps}")
     if (motion_from is not None or invert_steps) and method not in LATENT_METHODS:
@@ -364,7 +360,8 @@ def _styletalker_crops(frame: np.ndarray, mesh: np.ndarray, speech: np.ndarray, 
                                                             motion=motion))
 
 
-def _styleheat_crops(frame: np.ndarray, mesh: np.ndarray, speech: np.ndarray, *, motion_from: str | Path | None, invert_steps: int, edits: dict[str, float],
+def _styleheat_crops(frame: np.ndarray, mesh: np.ndarray, speech: np.ndarray, *, motion_from: str | Path | None,
+                     invert_steps: int, edits: dict[str, float],
                      checkpoints: dict[str, str | Path], quiet: bool) -> np.ndarray:
     """StyleHEAT's face crops at 25 fps of a photo: lips from the speech, head pose and upper face from
     ``motion_from`` (time-matched, played back and forth when shorter), gradual ``edits``."""

@@ -206,7 +206,8 @@ def reconstruction(clips: Path, *, method: str, protocol: str = "photo", referen
     """The reconstruction protocol: every clip in ``clips`` regenerated with ``method`` from its own audio and
     either its first frame (``protocol="photo"``) or its own frames (``"dub"``), then evaluated against itself.
     ``references``: IP_LAP renderer references (default: IP_LAP's rule); ``checkpoints``: see
-    :func:`talkinghead.api.generate`; "styletalk" and "vast" take each clip as its own style clip."""
+    :func:`talkinghead.api.generate`; "styletalk" and "vast" take each clip as its own style clip, "styleheat" as
+    its driving video (head pose and upper face; the lips follow the audio)."""
     from talkinghead.api import generate
 
     if protocol not in PROTOCOLS:
@@ -227,6 +228,8 @@ def reconstruction(clips: Path, *, method: str, protocol: str = "photo", referen
                 cv2.imwrite(str(source["image"]), real.frames[0][:, :, ::-1])
             if method in ("styletalk", "vast"):  # self-driven, as both papers evaluate: the clip is its own style
                 source["style"] = clip
+            if method == "styleheat":  # self-reenactment, as StyleHEAT evaluates: the clip's own head pose
+                source["motion_from"] = clip
             generate(audio=clip, output=out, method=method, fps=real.fps, size=max(real.frames.shape[1:3]),
                      references=references, checkpoints=checkpoints, quiet=True, **source)  # type: ignore[arg-type]
             row = evaluate_pair(out, clip, embedder=embedder, syncnet=net, audio=clip)

@@ -1,1 +1,2 @@
-"""StyleHEAT: talking faces by warping a trained style-based generator's features (video / audio driven), calibration and attribute edits."""
+"""StyleHEAT: talking faces by warping the features of a trained style-based generator (video or audio driven),
+calibration and attribute edits."""

@@ -16,11 +16,9 @@ import torch
 
 from talkinghead.errors import TalkingHeadError
 from talkinghead.motion.styleheat.model import StyleHeat, coefficient_features
-from talkinghead.render.stylegan.infer import BATCH, reference_code, to_crops
+from talkinghead.render.stylegan.infer import BATCH, reference_code, require_models, to_crops
 from talkinghead.render.stylegan.model import Encoder, Generator
 
-ROLES = ("styleheat", "generator", "encoder")
-"""The checkpoints StyleHEAT runs with (``generate(checkpoints=...)`` keys)."""
 MAX_EDIT = 3.0
 """Largest edit strength (standard deviations of the codes along a direction)."""
 
@@ -39,18 +37,9 @@ class StyleHeatModels:
                                    "(their shapes differ)")
 
 
-def check_paths(paths: dict[str, str | Path]) -> None:
-    """No StyleHEAT weights ship with the package (it needs a trained generator, see the README): all of
-    :data:`ROLES` must be given."""
-    if missing := [r for r in ROLES if r not in paths]:
-        raise TalkingHeadError(
-            f"styleheat needs trained models (missing: {', '.join(missing)}); none ship with the package: train "
-            "them with talkinghead train-stylegan and train-styleheat, then pass --stylegan DIR "
-            "--styleheat-checkpoint FILE")
-
-
 def load_models(paths: dict[str, str | Path]) -> StyleHeatModels:
-    check_paths(paths)
+    """The models of ``paths`` (keys: the method, generator, encoder)."""
+    require_models("styleheat", paths)
     return StyleHeatModels(StyleHeat.load(paths["styleheat"]), Generator.load(paths["generator"]),
                            Encoder.load(paths["encoder"]))
 

@@ -17,10 +17,8 @@ from talkinghead.data.clip import DATA_FPS
 from talkinghead.errors import TalkingHeadError
 from talkinghead.io.video import frame_indices
 from talkinghead.motion.styletalker.model import StyleTalker
+from talkinghead.render.stylegan.infer import require_models
 from talkinghead.render.stylegan.model import Encoder, Generator
-
-ROLES = ("styletalker", "generator", "encoder")
-"""The checkpoints StyleTalker runs with (``generate(checkpoints=...)`` keys)."""
 
 
 @dataclass
@@ -36,19 +34,9 @@ class StyleTalkerModels:
                                    "(their W+ shapes differ)")
 
 
-def check_paths(paths: dict[str, str | Path]) -> None:
-    """No StyleTalker weights ship with the package (a usable generator needs hours of GPU training, see the
-    README): all of :data:`ROLES` must be given."""
-    if missing := [r for r in ROLES if r not in paths]:
-        raise TalkingHeadError(
-            f"styletalker needs trained models (missing: {', '.join(missing)}); none ship with the package: train "
-            "them with talkinghead train-stylegan and train-styletalker, then pass --stylegan DIR "
-            "--styletalker-checkpoint FILE")
-
-
 def load_models(paths: dict[str, str | Path]) -> StyleTalkerModels:
-    """The models of ``paths`` (keys :data:`ROLES`, see :func:`check_paths`)."""
-    check_paths(paths)
+    """The models of ``paths`` (keys: the method, generator, encoder)."""
+    require_models("styletalker", paths)
     return StyleTalkerModels(StyleTalker.load(paths["styletalker"]), Generator.load(paths["generator"]),
                              Encoder.load(paths["encoder"]))
 
