@@ -123,19 +123,32 @@ def test_style_dataset_draws_style_clips_by_class(styled_dataset: Path) -> None:
     assert c_items and all(data[i]["label"] == 1 for i in c_items)
 
 
+def _speaker_dataset(one_clip_dataset: Path, root: Path, clips: dict[str, tuple[str, str]],
+                     expression: dict[str, float] | None = None) -> Path:
+    """The real clip copied as clips of the given (style, speaker); ``expression``: clip -> a constant that
+    replaces its expression coefficients."""
+    (root / "splits").mkdir()
+    for cid, (style, speaker) in clips.items():
+        shutil.copytree(one_clip_dataset / "clips" / "a", root / "clips" / cid)
+        meta_path = root / "clips" / cid / "meta.json"
+        meta = json.loads(meta_path.read_text())
+        meta.update(clip_id=cid, speaker=speaker, labels={"style": style})
+        meta_path.write_text(json.dumps(meta))
+        if expression is not None:
+            with np.load(root / "clips" / cid / "data.npz") as z:
+                arrays = dict(z)
+            arrays["expression"] = np.full_like(arrays["expression"], expression[cid])
+            np.savez(root / "clips" / cid / "data.npz", **arrays)
+    (root / "splits" / "train.txt").write_text("\n".join(clips) + "\n")
+    return root
+
+
 def test_triplets_cross_speakers_for_positives_and_stay_within_for_negatives(one_clip_dataset: Path,
                                                                              tmp_path: Path) -> None:
     from talkinghead.data.datasets import StyleDataset
 
     clips = {"a": ("x", "p"), "b": ("x", "p"), "c": ("x", "q"), "d": ("y", "p"), "e": ("y", "q"), "f": ("z", "r")}
-    (tmp_path / "splits").mkdir()
-    for cid, (style, speaker) in clips.items():
-        shutil.copytree(one_clip_dataset / "clips" / "a", tmp_path / "clips" / cid)
-        meta_path = tmp_path / "clips" / cid / "meta.json"
-        meta = json.loads(meta_path.read_text())
-        meta.update(clip_id=cid, speaker=speaker, labels={"style": style})
-        meta_path.write_text(json.dumps(meta))
-    (tmp_path / "splits" / "train.txt").write_text("\n".join(clips) + "\n")
+    _speaker_dataset(one_clip_dataset, tmp_path, clips)
     data = StyleDataset(tmp_path, "train", window=16, seed=0)
     ids = [data.store.clip(k).clip_id for k in range(len(clips))]
     rng = np.random.default_rng(0)
@@ -148,6 +161,30 @@ def test_triplets_cross_speakers_for_positives_and_stay_within_for_negatives(one
     assert {n for _, n in draws("d")} == {"a", "b"} and {p for p, _ in draws("d")} == {"e"}
     assert {p for p, _ in draws("f")} == {"f"}  # alone in its class: itself; no other clip of its speaker:
     assert {n for _, n in draws("f")} == {"a", "b", "c", "d", "e"}  # any clip of another class
+
+
+def test_style_clips_swap_face_offsets(one_clip_dataset: Path, tmp_path: Path) -> None:
+    """Speakers seen in several styles (p, q) have offsets (their mean minus the mean over them); a style clip of
+    theirs carries a random one of those offsets instead of its own; r (one style) and padding are untouched."""
+    from talkinghead.data.datasets import StyleDataset
+
+    clips = {"a": ("x", "p"), "b": ("y", "p"), "c": ("x", "q"), "d": ("y", "q"), "e": ("z", "r")}
+    _speaker_dataset(one_clip_dataset, tmp_path, clips, {"a": 3.0, "b": 1.0, "c": -1.0, "d": -3.0, "e": 5.0})
+    data = StyleDataset(tmp_path, "train", window=16, style_length=300, face_offsets=True, seed=0)
+    assert sorted(data.offsets) == ["p", "q"]
+    assert np.allclose(data.offsets["p"], 2.0) and np.allclose(data.offsets["q"], -2.0)
+    ids = [data.store.clip(k).clip_id for k in range(len(clips))]
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(40):
+        rows, padding = data._segment(ids.index("a"), rng)
+        valid = rows[~padding]
+        assert torch.allclose(valid, valid[0, 0].expand_as(valid)) and not rows[padding].any()
+        seen.add(round(float(valid[0, 0]), 4))  # 3 - 2 + (+2 or -2)
+    assert seen == {3.0, -1.0}
+    rows, padding = data._segment(ids.index("e"), rng)
+    assert torch.allclose(rows[~padding], torch.tensor(5.0))
+    assert not StyleDataset(tmp_path, "train", window=16, seed=0).offsets  # off by default
 
 
 def test_sequence_sync_loss_prefers_real_sync(one_clip_dataset: Path) -> None:

@@ -131,7 +131,7 @@ def train_styletalk(datasets: list[Path], output: Path, *, config: StyleTalkConf
     if syncnet.config.visual != "mesh":
         raise ValueError("StyleTalk's sync loss needs a SyncNet with the mesh visual stream")
     kw = {"window": window, "style_length": style_length, "phone_window": config.window}
-    train = StyleDataset(datasets, "train", train=True, seed=seed, **kw)
+    train = StyleDataset(datasets, "train", train=True, face_offsets=True, seed=seed, **kw)
     val = StyleDataset(datasets, "val", seed=seed + 1, **kw)
     lower = [int(i) for i in (face_model.lower_face[:config.n_expression]).nonzero()[0]]
     config = replace(config, lower_face=lower, n_styles=len(train.classes),
@@ -139,7 +139,7 @@ def train_styletalk(datasets: list[Path], output: Path, *, config: StyleTalkConf
     module = StyleTalkModule(config, face_model=face_model, syncnet=syncnet, lr=lr, disc_channels=disc_channels)
     metrics = fit(module, train, val, max_steps=2 * max_steps, batch=batch, workers=workers, accelerator=accelerator,
                   devices=devices, nodes=nodes, quiet=quiet)
-    module.model.neutral_style.copy_(neutral_style(module.model, train))
+    module.model.neutral_style.copy_(neutral_style(module.model, StyleDataset(datasets, "train", seed=seed, **kw)))
     module.model.save(output, metrics=metrics, classes=train.classes, datasets=[str(d) for d in datasets],
                       steps=max_steps, face_model=face_model.card.get("name", ""),
                       training={"batch": batch, "window": window, "style_length": style_length, "lr": lr,
