@@ -226,6 +226,11 @@ def generate(
     out = require_writable_output(output)
     if out.suffix.lower() != ".mp4":
         raise InputError(out, "output must be an .mp4 file")
+    if edits and method == "styleheat":
+        from talkinghead.motion.styleheat.infer import check_edits
+        from talkinghead.nn.checkpoint import checkpoint_meta
+
+        check_edits(checkpoint_meta(checkpoints["styleheat"])["config"]["edit_names"], edits)
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -369,11 +374,10 @@ def _styleheat_crops(frame: np.ndarray, mesh: np.ndarray, speech: np.ndarray, *,
     from talkinghead.face.crop import crop_face
     from talkinghead.face.model import default_face_model
     from talkinghead.motion.styleclip import video_coefficients
-    from talkinghead.motion.styleheat.infer import check_edits, coefficient_windows, load_models, styleheat_crops
+    from talkinghead.motion.styleheat.infer import coefficient_windows, load_models, styleheat_crops
     from talkinghead.sync.inputs import audio_mels
 
     models = load_models(checkpoints)
-    check_edits(models.model, edits)
     crop, _ = crop_face(frame, mesh, size=CROP_SIZE)
     n25 = max(1, int(round(len(speech) / SAMPLE_RATE * DATA_FPS)))
     motion = None

@@ -44,9 +44,8 @@ def load_models(paths: dict[str, str | Path]) -> StyleHeatModels:
                            Encoder.load(paths["encoder"]))
 
 
-def check_edits(model: StyleHeat, edits: dict[str, float]) -> None:
-    """Every edit names a stored direction and has a strength within +-:data:`MAX_EDIT`."""
-    names = model.config.edit_names
+def check_edits(names: list[str], edits: dict[str, float]) -> None:
+    """Every edit names one of a model's directions (``names``) and has a strength within +-:data:`MAX_EDIT`."""
     for name, strength in edits.items():
         if name not in names:
             raise TalkingHeadError(f"unknown edit {name!r} (this StyleHEAT model has: {', '.join(names) or 'none'})")
