@@ -21,7 +21,7 @@ The loss weights are ours (StyleHEAT's multiply VGG-19 losses we do not have). C
 tests), ``cpu`` (the 64 px generator), ``small`` (128 px), ``paper`` (StyleHEAT's sizes). After training, edit
 directions are stored in the checkpoint: GANSpace components and, from the training frames' meshes, the
 directions of "smile" (mouth-corner width) and "mouth_open" (inner-lip gap), each the ridge-regression normal of
-the attribute on the encoder's codes.
+the attribute on the encoder's codes (both centred per clip).
 """
 
 from __future__ import annotations
@@ -251,8 +251,10 @@ def labelled_direction(codes: torch.Tensor, values: torch.Tensor, *, ridge: floa
 def fill_edit_directions(model: StyleHeat, generator: Generator, encoder: Encoder, datasets: list[Path], *,
                          frames: int = 2000, seed: int = 0) -> dict[str, float]:
     """Store the edit directions of :data:`EDIT_NAMES` in ``model`` (its config must name them): the labelled ones
-    from up to ``frames`` training frames (encoder codes averaged over W+, attributes of their meshes), the
-    GANSpace ones from the generator. Returns each labelled direction's correlation with its attribute."""
+    from up to ``frames`` training frames (encoder codes averaged over W+, attributes of their meshes, both
+    centred per clip, so that a direction follows a face's own changes and not the differences between
+    speakers), the GANSpace ones from the generator. Returns each labelled direction's correlation with its
+    attribute on those frames."""
     from talkinghead.render.stylegan.infer import encode_crops
 
     if model.config.edit_names != EDIT_NAMES:
@@ -264,11 +266,12 @@ def fill_edit_directions(model: StyleHeat, generator: Generator, encoder: Encode
     rng = np.random.default_rng(seed)
     per_clip = max(1, frames // len(clips))
     codes, attrs = [], {k: [] for k in LABELLED_EDITS}
-    for clip in clips:
+    for clip in clips:  # each clip centred: the directions follow changes within a face, not between faces
         pick = np.sort(rng.choice(clip.n_frames, min(per_clip, clip.n_frames), replace=False))
-        codes.append(encode_crops(encoder, clip.frames(pick)).mean(1))
+        w = encode_crops(encoder, clip.frames(pick)).mean(1)
+        codes.append(w - w.mean(0))
         for k, v in mesh_attributes(clip.canonical[pick]).items():
-            attrs[k].append(torch.from_numpy(v).float())
+            attrs[k].append(torch.from_numpy(v - v.mean()).float())
     x = torch.cat(codes)
     half = model.config.n_latents // 2
     fit_quality = {}
