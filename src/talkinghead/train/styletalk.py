@@ -2,8 +2,7 @@
 
 Losses (StyleTalk §3.4, our stand-ins named): lambda_rec x L1 of the expression coefficients + L1 of
 the mouth vertices they move; the triplet loss on style codes (the style clip's code against another
-clip of its style class and a clip of another class), plus (our addition) a linear style classifier on the
-codes (cross-entropy, ``code_class_weight``); a lip-sync loss from our frozen contrastive
+clip of its style class and a clip of another class); a lip-sync loss from our frozen contrastive
 SyncNet on the generated mouth vertices (:func:`talkinghead.sync.model.sequence_sync_loss`; StyleTalk
 pretrains its own lip-sync discriminator on mouth vertices); a style discriminator (a sequence
 classifier over the training style classes, trained on real sequences, whose cross-entropy on the
@@ -52,7 +51,6 @@ class StyleTalkModule(L.LightningModule):
         c = config
         self.style_disc = SequenceDiscriminator(c.n_expression, disc_channels, 3, classes=max(c.n_styles, 1))
         self.temporal_disc = SequenceDiscriminator(c.n_expression, disc_channels, 3)
-        self.code_classifier = torch.nn.Linear(c.d_model, max(c.n_styles, 1))
         self.syncnet = syncnet.eval().requires_grad_(False)
         self.register_buffer("mouth", mouth_basis(face_model.expression_basis[:c.n_expression]), persistent=False)
         self.lr = lr
@@ -69,14 +67,11 @@ class StyleTalkModule(L.LightningModule):
             "vertex": F.l1_loss(mouth_pred, mouth_real),
             "triplet": F.relu((code - positive).norm(dim=-1) - (code - negative).norm(dim=-1)
                               + c.triplet_margin).mean(),
-            "code_class": F.cross_entropy(self.code_classifier(torch.cat([code, positive])),
-                                          batch["label"].repeat(2)),
             "sync": sequence_sync_loss(self.syncnet, mouth_pred, batch["mels"]),
             "style": F.cross_entropy(self.style_disc(pred), batch["label"]),
             "temporal": lsgan_loss([[self.temporal_disc(pred)]], True),
         }
         weights = {"rec": c.reconstruction_weight, "vertex": c.vertex_weight, "triplet": c.triplet_weight,
-                   "code_class": c.code_class_weight,
                    "sync": c.sync_weight, "style": c.style_weight, "temporal": c.temporal_weight}
         return sum(weights[k] * v for k, v in parts.items()), parts, pred  # type: ignore[return-value]
 
@@ -104,7 +99,7 @@ class StyleTalkModule(L.LightningModule):
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         discs = list(self.style_disc.parameters()) + list(self.temporal_disc.parameters())
-        return [torch.optim.Adam([*self.model.parameters(), *self.code_classifier.parameters()], lr=self.lr),
+        return [torch.optim.Adam(self.model.parameters(), lr=self.lr),
                 torch.optim.Adam(discs, lr=self.lr, betas=(0.5, 0.999))]
 
 

@@ -44,9 +44,6 @@ class StyleTalkConfig:
     """Weight of the L1 between mouth vertices (canonical units x 10, as SyncNet sees them)."""
     triplet_weight: float = 1.0
     triplet_margin: float = 5.0
-    code_class_weight: float = 1.0
-    """Weight of a linear style classifier on the style codes (cross-entropy over the training style classes; our
-    addition, 0 = StyleTalk's triplet loss alone): it makes the code space separate styles linearly."""
     sync_weight: float = 1.0
     style_weight: float = 1.0
     temporal_weight: float = 1.0
