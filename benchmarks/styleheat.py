@@ -1,9 +1,18 @@
-"""StyleHEAT attribute-edit check: does the edited attribute move monotonically with the edit strength (measured on
-the mesh) while the identity stays close?
+"""StyleHEAT checks: which generator layer to warp, and do attribute edits work.
 
+    python benchmarks/styleheat.py layers --stylegan DIR DATASET [...] [--pairs 60]
     python benchmarks/styleheat.py edits STYLEHEAT.pt --stylegan DIR [FACE.jpg ...] [--strengths -2 -1 0 1 2]
 
-For every face photo (default: ../shared/media/faces) the aligned face crop is inverted (the encoder), each
+layers (the study of StyleHEAT's supplement, Fig. 1, on our generator): pairs of frames of the datasets' val/test
+clips (a source and a target 8..40 frames later); the source crop is inverted by the encoder and the generator's
+feature map at each resolution r is warped by the same motion, the backward flow of the target's mesh to the
+source's (piecewise linear over the mesh triangles, zero at the crop's corners), before the rest of the generator
+runs. Each result is compared (PSNR, at the generator's size) with the real target crop, beside three references
+(no warp, the generated image warped in image space, the encoder's own code of the target), and with the image-space
+warp of the generated source: how exactly warping features at r carries out the motion (StyleHEAT's observation is
+that the 64 x 64 features of a 1024 px generator still transform like the image).
+
+edits: for every face photo (default: ../shared/media/faces) the aligned face crop is inverted (the encoder), each
 labelled edit (smile, mouth_open) is applied at each strength (standard deviations of the codes along its
 direction, the whole strength at once), and the generator's crop is measured: the attribute on its MediaPipe mesh
 (:func:`talkinghead.train.styleheat.mesh_attributes`, eye-corner distances) and CSIM (cosine of dlib embeddings;
@@ -24,8 +33,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
+from scipy.interpolate import griddata
 
-from talkinghead.data.clip import CROP_SIZE
+from talkinghead.data.clip import CROP_SIZE, clip_dir, list_clips, load_clip
 from talkinghead.errors import InputError
 from talkinghead.face.crop import crop_face
 from talkinghead.face.mesh import mesh_image
@@ -33,10 +44,62 @@ from talkinghead.face.pose import pose_free
 from talkinghead.io import read_image
 from talkinghead.metrics.identity import FaceEmbedder
 from talkinghead.motion.styleheat.infer import StyleHeatModels, edited_codes, load_models
-from talkinghead.render.stylegan.infer import reference_code, render_codes
+from talkinghead.nn.layers import warp
+from talkinghead.render.stylegan.infer import crops_tensor, encode_crops, reference_code, render_codes
+from talkinghead.render.stylegan.model import Encoder, Generator
+from talkinghead.train.stylegan import psnr
 from talkinghead.train.styleheat import LABELLED_EDITS, mesh_attributes
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
+
+
+def mesh_flow(source: np.ndarray, target: np.ndarray, size: int) -> torch.Tensor:
+    """(1, 2, size, size) backward flow in pixels of ``size``: at each pixel of the target crop, the offset to the
+    same face point in the source crop, interpolated linearly over the triangles of the target's mesh points
+    (source, target: (478, 2) crop pixels at :data:`CROP_SIZE`) and zero at the crop's corners."""
+    corners = np.array([[0, 0], [CROP_SIZE, 0], [0, CROP_SIZE], [CROP_SIZE, CROP_SIZE]], np.float64)
+    points = np.concatenate([target, corners])
+    offsets = np.concatenate([source - target, np.zeros((4, 2))])
+    pos = (np.arange(size) + 0.5) * CROP_SIZE / size - 0.5
+    gx, gy = np.meshgrid(pos, pos)
+    field = griddata(points, offsets, (gx, gy), method="linear", fill_value=0.0) * size / CROP_SIZE
+    return torch.from_numpy(field.astype(np.float32)).permute(2, 0, 1)[None]
+
+
+@torch.no_grad()
+def layer_study(generator: Generator, encoder: Encoder, datasets: list[Path], *, pairs: int, seed: int = 0) -> dict:
+    """Mean PSNR (dB) of warping at each resolution (and of the references) against the real target, and of the
+    feature warps against the image-space warp."""
+    rng = np.random.default_rng(seed)
+    clips = [load_clip(clip_dir(root, c)) for root in datasets for split in ("val", "test")
+             for c in list_clips(root, split)]
+    clips = [c for c in clips if len(c.meshes) and c.n_frames > 48]
+    if not clips:
+        raise SystemExit("layers: needs val/test clips with meshes, longer than 48 frames")
+    s = generator.config.size
+    resolutions = [2**i for i in range(3, generator.config.log_size + 1)]
+    scores: dict[str, list[float]] = {k: [] for k in ["no warp", *(f"warp at {r}" for r in resolutions),
+                                                       "image warp", "target's own code"]}
+    agreement: dict[str, list[float]] = {f"warp at {r}": [] for r in resolutions}
+    for _ in range(pairs):
+        clip = clips[int(rng.integers(len(clips)))]
+        a = int(rng.integers(clip.n_frames - 40))
+        b = a + int(rng.integers(8, 41))
+        crops = clip.frames([a, b])
+        codes = encode_crops(encoder, crops)
+        target = crops_tensor(crops[1:], s)
+        flow = mesh_flow(clip.meshes[a, :, :2].astype(np.float64), clip.meshes[b, :, :2].astype(np.float64), s)
+        plain, _ = generator(codes[:1], noise="none")
+        moved = warp(plain, flow)
+        scores["no warp"].append(float(psnr(plain, target)))
+        for r in resolutions:
+            out, _ = generator(codes[:1], noise="none", flow=F.interpolate(flow, size=(r, r), mode="area") * (r / s))
+            scores[f"warp at {r}"].append(float(psnr(out, target)))
+            agreement[f"warp at {r}"].append(float(psnr(out, moved)))
+        scores["image warp"].append(float(psnr(moved, target)))
+        scores["target's own code"].append(float(psnr(generator(codes[1:], noise="none")[0], target)))
+    return {"pairs": pairs, "psnr": {k: float(np.mean(v)) for k, v in scores.items()},
+            "psnr_to_image_warp": {k: float(np.mean(v)) for k, v in agreement.items()}}
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
@@ -86,18 +149,30 @@ def summarise(series: dict[str, dict], strengths: list[float]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("check", choices=("edits",))
-    ap.add_argument("checkpoint", type=Path)
-    ap.add_argument("faces", nargs="*", type=Path)
+    ap.add_argument("check", choices=("layers", "edits"))
+    ap.add_argument("paths", nargs="*", type=Path, help="layers: datasets; edits: STYLEHEAT.pt [FACE.jpg ...]")
     ap.add_argument("--stylegan", type=Path, required=True)
+    ap.add_argument("--pairs", type=int, default=60)
     ap.add_argument("--strengths", type=float, nargs="+", default=[-2.0, -1.0, 0.0, 1.0, 2.0])
     ap.add_argument("-o", "--output", type=Path, default=None)
-    args = ap.parse_args()
+    args = ap.parse_intermixed_args()
+    torch.manual_seed(0)
+    if args.check == "layers":
+        result = layer_study(Generator.load(args.stylegan / "generator.pt"), Encoder.load(args.stylegan / "encoder.pt"),
+                             args.paths, pairs=args.pairs)
+        for k, v in result["psnr"].items():
+            to_warp = result["psnr_to_image_warp"].get(k)
+            print(f"{k:>18}: PSNR {v:.2f} dB" + (f", {to_warp:.2f} dB to the image-space warp" if to_warp else ""))
+        if args.output:
+            args.output.write_text(json.dumps(result, indent=1))
+        return
+    if not args.paths:
+        raise SystemExit("edits: give the StyleHEAT checkpoint")
     if 0.0 not in args.strengths:
         raise SystemExit("--strengths must include 0 (the unedited reference)")
-    models = load_models({"styleheat": args.checkpoint, "generator": args.stylegan / "generator.pt",
+    models = load_models({"styleheat": args.paths[0], "generator": args.stylegan / "generator.pt",
                           "encoder": args.stylegan / "encoder.pt"})
-    faces = args.faces or sorted((MEDIA / "faces").glob("*.jpg"))
+    faces = args.paths[1:] or sorted((MEDIA / "faces").glob("*.jpg"))
     embedder = FaceEmbedder()
     series = {f.name: edit_series(models, embedder, f, args.strengths) for f in faces}
     result = {"strengths": args.strengths, "summary": summarise(series, args.strengths), "faces": series}
