@@ -190,6 +190,9 @@ def test_generate_styleheat(media: Path, tiny_styleheat: tuple[Path, dict], tiny
                       motion_from=media / "motion" / "liveportrait_d3.mp4", edits={"smile": 1.0}, quiet=True)
     assert result.method == "styleheat"
     assert assert_pasted_into_face(out, face, 256) == result.frames == round(result.duration * 25)
+    still = generate(image=face, audio=speech, output=tmp_path / "still.mp4", method="styleheat", size=256,
+                     checkpoints=models, quiet=True)  # no driving video: the photo drives itself
+    assert still.frames == result.frames
     with pytest.raises(TalkingHeadError, match="needs trained models .missing: styleheat, generator, encoder"):
         generate(image=face, audio=speech, output=tmp_path / "x.mp4", method="styleheat")
     with pytest.raises(TalkingHeadError, match="unknown edit 'age'"):

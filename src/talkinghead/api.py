@@ -369,7 +369,8 @@ def _styleheat_crops(frame: np.ndarray, mesh: np.ndarray, speech: np.ndarray, *,
                      invert_steps: int, edits: dict[str, float],
                      checkpoints: dict[str, str | Path], quiet: bool) -> np.ndarray:
     """StyleHEAT's face crops at 25 fps of a photo: lips from the speech, head pose and upper face from
-    ``motion_from`` (time-matched, played back and forth when shorter), gradual ``edits``."""
+    ``motion_from`` (time-matched, played back and forth when shorter; else the photo's own, still), gradual
+    ``edits``."""
     from talkinghead.data.clip import CROP_SIZE, DATA_FPS
     from talkinghead.face.crop import crop_face
     from talkinghead.face.model import default_face_model
@@ -380,14 +381,17 @@ def _styleheat_crops(frame: np.ndarray, mesh: np.ndarray, speech: np.ndarray, *,
     models = load_models(checkpoints)
     crop, _ = crop_face(frame, mesh, size=CROP_SIZE)
     n25 = max(1, int(round(len(speech) / SAMPLE_RATE * DATA_FPS)))
-    motion = None
+    face_model = default_face_model()
     if motion_from is not None:
-        face_model = default_face_model()
         expression, rotation = video_coefficients(motion_from, face_model=face_model, max_frames=MAX_DRIVING_FRAMES,
                                                   label="motion video", quiet=quiet)
         order = frame_indices(n25, DATA_FPS, len(expression), DATA_FPS)
-        motion = coefficient_windows(expression[order], rotation[order], radius=models.model.config.radius,
-                                     lower_face=face_model.lower_face)
+        expression, rotation = expression[order], rotation[order]
+    else:  # a still head: the photo drives itself (its own pose, expression at rest)
+        expression = np.zeros((n25, models.model.config.n_expression), np.float32)
+        rotation = np.repeat(fit_pose(mesh).rotation[None].astype(np.float32), n25, 0)
+    motion = coefficient_windows(expression, rotation, radius=models.model.config.radius,
+                                 lower_face=face_model.lower_face)
     return styleheat_crops(models, crop, audio_mels(speech, n25), motion=motion, edits=edits,
                            invert_steps=invert_steps)
 

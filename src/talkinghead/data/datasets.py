@@ -222,10 +222,10 @@ class StyleDataset(_Windows):
     frames (random segments, zero-padded): ``style`` from another clip of the same style class (else
     another part of the same clip), and for the triplet loss with ``style`` as the anchor, ``positive``
     another clip of that class spoken by another speaker and ``negative`` a clip of another class spoken
-    by the anchor's speaker (each from any speaker when there is none such). Choosing them across and
-    within speakers makes the style code carry the style, not the face: with positives and negatives drawn
-    at random, the synthetic corpus' 9 training faces let the code separate the training clips by face and
-    generalise worse to new faces (our addition; StyleTalk draws them by style class only).
+    by the anchor's speaker (each from any speaker when there is none such): the style code is asked to carry
+    the style, not the face (our addition; StyleTalk draws them by style class only; alone it left held-out
+    style accuracy on the synthetic corpus where it was, 80.0 % vs 81.3 %, together with the offsets below
+    82.7 %).
 
     With ``face_offsets`` (training; our addition) every style clip of a speaker recorded in several style
     classes (a synthetic face) gets another such speaker's face offset in place of its own: a speaker's offset is
