@@ -216,9 +216,7 @@ def _parser() -> argparse.ArgumentParser:
                                     "the datasets' train splits, with the generator, encoder and identity student "
                                     "of a train-stylegan folder and an image SyncNet for the sync loss.")
     _training_options(tk)
-    tk.add_argument("--stylegan", type=Path, required=True, help="train-stylegan output folder")
-    tk.add_argument("--syncnet", type=Path, default=None,
-                    help="image SyncNet for the sync loss (train-syncnet --visual image); without it no sync loss")
+    _generator_training_inputs(tk)
     tk.add_argument("--config", choices=("tiny", "cpu", "small", "paper"), default="small",
                     help="sizes: tiny (tests), cpu (the shipped checkpoint), small, paper (wider; GPUs)")
     tk.add_argument("--steps", type=int, default=5000)
@@ -234,9 +232,7 @@ def _parser() -> argparse.ArgumentParser:
                                     "train-stylegan folder and an image SyncNet for the sync loss; then the edit "
                                     "directions (smile, mouth_open from the meshes; pc0..pc3 from GANSpace).")
     _training_options(th)
-    th.add_argument("--stylegan", type=Path, required=True, help="train-stylegan output folder")
-    th.add_argument("--syncnet", type=Path, default=None,
-                    help="image SyncNet for the sync loss (train-syncnet --visual image); without it no sync loss")
+    _generator_training_inputs(th)
     th.add_argument("--config", choices=("tiny", "cpu", "small", "paper"), default="small",
                     help="sizes: tiny (tests), cpu (64 px generator), small (128 px), paper (StyleHEAT's; GPUs)")
     th.add_argument("--warp-steps", type=int, default=5000, help="steps of the warp stage (0: skip it and "
@@ -305,6 +301,13 @@ def _training_options(p: argparse.ArgumentParser, *, output_help: str = "checkpo
     p.add_argument("--devices", default="auto", help="Lightning devices per node (e.g. 8)")
     p.add_argument("--nodes", type=int, default=1, help="Lightning nodes (DDP)")
     p.add_argument("-q", "--quiet", action="store_true")
+
+
+def _generator_training_inputs(p: argparse.ArgumentParser) -> None:
+    """Inputs shared by train-styletalker and train-styleheat: the trained generator folder and the image SyncNet."""
+    p.add_argument("--stylegan", type=Path, required=True, help="train-stylegan output folder")
+    p.add_argument("--syncnet", type=Path, default=None,
+                   help="image SyncNet for the sync loss (train-syncnet --visual image); without it no sync loss")
 
 
 def _style_training_options(p: argparse.ArgumentParser, *, window: int, style_length: int) -> None:
