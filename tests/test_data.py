@@ -19,7 +19,7 @@ from talkinghead.sync.inputs import mesh_mouth
 from talkinghead.sync.model import SyncNetConfig
 from talkinghead.data.layouts import discover, speaker_split
 from talkinghead.data.preprocess import preprocess
-from talkinghead.data.synth import STYLES, make_clip, draw_spec, synth
+from talkinghead.data.synth import SIZE, STYLES, draw_spec, face_files, face_still, make_clip, synth
 from talkinghead.face import indices as ix
 from talkinghead.face.expression import mouth_features
 from talkinghead.face.model import default_face_model, fit_face_model, round_trip_error
@@ -141,6 +141,25 @@ def test_datasets_are_aligned_and_deterministic(corpus: Path) -> None:
     s = sync.index[10][1]
     expected = mesh_mouth(clip.canonical)[s:s + 5]
     assert torch.equal(mesh["visual"], torch.from_numpy(expected)) and torch.equal(mesh["offsets"], pair["offsets"])
+
+
+def test_synthetic_faces_come_from_photos_and_first_video_frames(tmp_path: Path, media: Path) -> None:
+    from talkinghead.io import read_image, read_video, resize_longer
+
+    video, photo = media / "talking" / "videoretalking_face5.mp4", media / "faces" / "liveportrait_s0.jpg"
+    for name, src in (("b.mp4", video), ("a.jpg", photo)):
+        shutil.copy(src, tmp_path / name)
+    (tmp_path / "notes.txt").write_text("not a face")
+    (tmp_path / "sub").mkdir()
+    shutil.copy(photo, tmp_path / "sub" / "c.jpg")
+    assert face_files([tmp_path / "sub", tmp_path]) == [tmp_path / "sub" / "c.jpg", tmp_path / "a.jpg",
+                                                        tmp_path / "b.mp4"]
+    first = read_video(video, max_frames=1).frames[0]
+    assert np.array_equal(face_still(tmp_path / "b.mp4"), resize_longer(first, SIZE))
+    assert np.array_equal(face_still(tmp_path / "a.jpg"), resize_longer(read_image(photo), SIZE))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no face photos or videos"):
+        synth(tmp_path / "out", clips=1, faces=[tmp_path / "empty"])
 
 
 def test_synthetic_clips_have_exact_phonemes_and_styles(tmp_path: Path, media: Path) -> None:

@@ -127,7 +127,7 @@ def _speaker_dataset(one_clip_dataset: Path, root: Path, clips: dict[str, tuple[
                      expression: dict[str, float] | None = None) -> Path:
     """The real clip copied as clips of the given (style, speaker); ``expression``: clip -> a constant that
     replaces its expression coefficients."""
-    (root / "splits").mkdir()
+    (root / "splits").mkdir(parents=True)
     for cid, (style, speaker) in clips.items():
         shutil.copytree(one_clip_dataset / "clips" / "a", root / "clips" / cid)
         meta_path = root / "clips" / cid / "meta.json"
@@ -170,9 +170,11 @@ def test_style_clips_swap_face_offsets(one_clip_dataset: Path, tmp_path: Path) -
 
     clips = {"a": ("x", "p"), "b": ("y", "p"), "c": ("x", "q"), "d": ("y", "q"), "e": ("z", "r")}
     _speaker_dataset(one_clip_dataset, tmp_path, clips, {"a": 3.0, "b": 1.0, "c": -1.0, "d": -3.0, "e": 5.0})
-    data = StyleDataset(tmp_path, "train", window=16, style_length=300, face_offsets=True, seed=0)
-    assert sorted(data.offsets) == ["p", "q"]
-    assert np.allclose(data.offsets["p"], 2.0) and np.allclose(data.offsets["q"], -2.0)
+    other = _speaker_dataset(one_clip_dataset, tmp_path / "other", {"f": ("w", "p")}, {"f": 100.0})
+    data = StyleDataset([tmp_path, other], "train", window=16, style_length=300, face_offsets=True, seed=0)
+    p, q = f"{tmp_path}/p", f"{tmp_path}/q"  # other/p is another speaker, seen in one style
+    assert sorted(data.offsets) == [p, q]
+    assert np.allclose(data.offsets[p], 2.0) and np.allclose(data.offsets[q], -2.0)
     ids = [data.store.clip(k).clip_id for k in range(len(clips))]
     rng = np.random.default_rng(0)
     seen = set()

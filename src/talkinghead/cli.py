@@ -95,8 +95,9 @@ def _parser() -> argparse.ArgumentParser:
                                      "speaking styles, stored in the preprocess format (resumable).")
     syn.add_argument("dst", type=Path, help="output dataset folder")
     syn.add_argument("--clips", type=int, required=True, help="number of clips")
-    syn.add_argument("--faces", type=Path, default=Path("../shared/media/faces"),
-                     help="folder of face photos (default: ../shared/media/faces)")
+    syn.add_argument("--faces", type=Path, nargs="+", default=[Path("../shared/media/faces")],
+                     help="folder(s) of face photos and/or videos (a video gives its first frame; "
+                          "default: ../shared/media/faces)")
     syn.add_argument("--seed", type=int, default=0)
     syn.add_argument("--workers", type=int, default=1)
     syn.add_argument("-q", "--quiet", action="store_true")
@@ -364,8 +365,9 @@ def _synth(args: argparse.Namespace) -> int:
 
     from talkinghead.data.synth import synth
 
-    if not args.faces.is_dir():
-        raise TalkingHeadError(f"{args.faces}: faces folder not found")
+    for folder in args.faces:
+        if not folder.is_dir():
+            raise TalkingHeadError(f"{folder}: faces folder not found")
     summary = synth(args.dst, clips=args.clips, faces=args.faces, seed=args.seed, workers=args.workers,
                     quiet=args.quiet)
     print(json.dumps(summary, indent=1))

@@ -227,6 +227,9 @@ class StyleDataset(_Windows):
     style accuracy on the synthetic corpus where it was, 80.0 % vs 81.3 %, together with the offsets below
     82.7 %).
 
+    A speaker is a speaker name within one dataset folder: a synthetic face made from a real clip's first frame
+    is not that clip's speaker.
+
     With ``face_offsets`` (training; our addition) every style clip of a speaker recorded in several style
     classes (a synthetic face) gets another such speaker's face offset in place of its own: a speaker's offset is
     the mean of its clips' coefficients minus the mean over those speakers. A face's own proportions shift all
@@ -245,7 +248,7 @@ class StyleDataset(_Windows):
         super().__init__(roots, split, length=window, stride=max(window // 4, 1) if train else window, seed=seed)
         self.window, self.style_length, self.phone_window, self.train = window, style_length, phone_window, train
         self.labels = [style_class(m) for m in self.store.metas()]
-        self.speakers = [str(m["speaker"]) for m in self.store.metas()]
+        self.speakers = [f"{root}/{m['speaker']}" for (root, _), m in zip(self.store.keys, self.store.metas())]
         self.classes = sorted(set(self.labels))
         self.by_class: dict[str, list[int]] = {}
         for k, label in enumerate(self.labels):

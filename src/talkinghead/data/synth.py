@@ -3,7 +3,8 @@
 Each clip: random English sentences spoken by espeak-ng (voice, rate and pitch drawn at random)
 with phone times from libespeak-ng's events; a face from a folder of photos animated by the
 default engine driven by those exact phones, in one of a few labelled speaking styles (mouth
-amplitude, smile, brow raise, head-motion energy, blink rate). The video is then preprocessed like
+amplitude, smile, brow raise, head-motion energy, blink rate). A face is a photo, or a video's first frame
+(more identities from the same media). The video is then preprocessed like
 a real clip (mesh, crops, coefficients, forced alignment of the known text, ...) and stored in
 the same format; the espeak timeline is kept as the clip's phone timeline and the forced
 alignment's error against it is recorded in the clip's meta.
@@ -23,11 +24,11 @@ from talkinghead.audio.features import features_from_timeline
 from talkinghead.audio.phonemes import PHONE_INDEX, PHONES, PhonemeTimeline
 from talkinghead.constants import SAMPLE_RATE
 from talkinghead.data.clip import DATA_FPS, clip_dir, save_clip, write_splits
-from talkinghead.data.layouts import ClipSource, speaker_split
+from talkinghead.data.layouts import VIDEO_SUFFIXES, ClipSource, speaker_split
 from talkinghead.data.preprocess import Skip, face_model_or_none, process_video, run_jobs
 from talkinghead.face.mesh import mesh_image
 from talkinghead.face.pose import pose_free
-from talkinghead.io import read_image, resize_longer, write_video
+from talkinghead.io import read_image, read_video, resize_longer, write_video
 from talkinghead.motion.viseme.config import VisemeConfig
 from talkinghead.motion.viseme.infer import viseme_motion
 from talkinghead.progress import bar
@@ -37,6 +38,7 @@ VOICES = ("en-us", "en-us+m3", "en-us+f2", "en+m1", "en+f3", "en-us+m7", "en+f4"
 SIZE = 384
 """Rendered video size (longer side) before cropping to 256 px face crops."""
 PAD_SECONDS = 0.4
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,19 @@ def draw_spec(index: int, faces: list[Path], seed: int) -> SynthSpec:
                      style=STYLES[int(rng.integers(len(STYLES)))], seed=int(rng.integers(2**31)))
 
 
+def face_files(folders: list[Path]) -> list[Path]:
+    """The photos and videos directly inside ``folders`` (sorted per folder, folders in the given order)."""
+    return [p for folder in folders for p in sorted(folder.iterdir())
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES]
+
+
+def face_still(path: str | Path) -> np.ndarray:
+    """(H, W, 3) RGB face of a photo, or of a video's first frame, with its longer side :data:`SIZE`."""
+    if Path(path).suffix.lower() in VIDEO_SUFFIXES:
+        return resize_longer(read_video(path, max_frames=1).frames[0], SIZE)
+    return resize_longer(read_image(path), SIZE)
+
+
 def render_spec(spec: SynthSpec, video_path: Path):  # type: ignore[no-untyped-def]
     """Speak and animate one spec into an mp4; returns the exact (padded) espeak timeline and the face's
     (478, 3) pose-free rest shape (the photo's own mesh, from which all motion is applied)."""
@@ -114,7 +129,7 @@ def render_spec(spec: SynthSpec, video_path: Path):  # type: ignore[no-untyped-d
                         np.concatenate([[PAD_SECONDS], tl.ends + PAD_SECONDS, [audio.size / SAMPLE_RATE]]),
                         "espeak", transcript=spec.text)
     features = features_from_timeline(audio, timeline, fps=DATA_FPS)
-    image = resize_longer(read_image(spec.face), SIZE)
+    image = face_still(spec.face)
     mesh, _ = mesh_image(image, source=spec.face)
     st = spec.style
     config = VisemeConfig(expression_scale=st.mouth_amplitude, smile=st.smile, brow_raise=st.brow_raise,
@@ -168,13 +183,16 @@ def alignment_error(truth, aligned) -> float:  # type: ignore[no-untyped-def]
     return float(np.mean(errs)) if errs else float("nan")
 
 
-def synth(dst: Path, *, clips: int, faces: Path, seed: int = 0, workers: int = 1, quiet: bool = False) -> dict:
-    """Make (or complete) a synthetic corpus of ``clips`` clips in ``dst``; returns a summary."""
-    face_files = sorted(p for p in faces.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp"})
-    if not face_files:
-        raise ValueError(f"{faces}: no face images")
+def synth(dst: Path, *, clips: int, faces: Path | list[Path], seed: int = 0, workers: int = 1,
+          quiet: bool = False) -> dict:
+    """Make (or complete) a synthetic corpus of ``clips`` clips in ``dst`` with the photos and videos (first
+    frame) in the folder(s) ``faces`` (see :func:`face_files`); returns a summary."""
+    folders = [faces] if isinstance(faces, Path) else faces
+    files = face_files(folders)
+    if not files:
+        raise ValueError(f"{', '.join(map(str, folders))}: no face photos or videos")
     dst.mkdir(parents=True, exist_ok=True)
-    specs = [draw_spec(i, face_files, seed) for i in range(clips)]
+    specs = [draw_spec(i, files, seed) for i in range(clips)]
     jobs = [(s, str(dst)) for s in specs if not (clip_dir(dst, s.clip_id) / "meta.json").exists()]
     start = time.perf_counter()
     with bar(clips, "synth", quiet=quiet, unit="clip") as pb:
