@@ -43,12 +43,11 @@ from talkinghead.data.datasets import style_class
 from talkinghead.data.synth import STYLES
 from talkinghead.face import indices as ix
 from talkinghead.face.expression import mouth_features
+from talkinghead.motion.styletalk.infer import style_code, style_frames
 from talkinghead.motion.styletalk.model import StyleTalk
 
-@torch.no_grad()
 def code_of(model: StyleTalk, clip: ClipData) -> np.ndarray:
-    style = torch.from_numpy(clip.expression[:model.config.max_style_frames]).float()[None]
-    return model.encode_style(style)[0].numpy()
+    return style_code(model, style_frames(model, clip.expression, clip.rotation)).numpy()
 
 
 @torch.no_grad()

@@ -58,7 +58,7 @@ def test_phone_windows_pad_with_silence() -> None:
 def _inputs(b: int = 2, n: int = 10, length: int = 20) -> tuple[torch.Tensor, ...]:
     g = torch.Generator().manual_seed(0)
     phones = torch.randint(0, TINY.n_phones, (b, n, 2 * TINY.window + 1), generator=g)
-    style = torch.randn(b, length, TINY.n_expression, generator=g)
+    style = torch.randn(b, length, TINY.style_width, generator=g)  # coefficients + head motion
     pad = torch.zeros(b, length, dtype=torch.bool)
     pad[1, 15:] = True
     return phones, style, pad, torch.randn(b, n, TINY.n_expression, generator=g) * 0.1
@@ -167,6 +167,7 @@ def test_style_clips_swap_face_offsets(one_clip_dataset: Path, tmp_path: Path) -
     """Speakers seen in several styles (p, q) have offsets (their mean minus the mean over them); a style clip of
     theirs carries a random one of those offsets instead of its own; r (one style) and padding are untouched."""
     from talkinghead.data.datasets import StyleDataset
+    from talkinghead.face.pose import head_motion
 
     clips = {"a": ("x", "p"), "b": ("y", "p"), "c": ("x", "q"), "d": ("y", "q"), "e": ("z", "r")}
     _speaker_dataset(one_clip_dataset, tmp_path, clips, {"a": 3.0, "b": 1.0, "c": -1.0, "d": -3.0, "e": 5.0})
@@ -187,6 +188,14 @@ def test_style_clips_swap_face_offsets(one_clip_dataset: Path, tmp_path: Path) -
     rows, padding = data._segment(ids.index("e"), rng)
     assert torch.allclose(rows[~padding], torch.tensor(5.0))
     assert not StyleDataset(tmp_path, "train", window=16, seed=0).offsets  # off by default
+    # with the head motion: 3 more values a frame, the segment's own head motion, untouched by the offsets
+    data = StyleDataset(tmp_path, "train", window=16, style_length=300, face_offsets=True, head_motion=True, seed=0)
+    clip = data.store.clip(ids.index("a"))
+    rows, padding = data._segment(ids.index("a"), rng)
+    k, n = clip.expression.shape[1], int((~padding).sum())
+    assert rows.shape == (300, k + 3) and n == clip.n_frames and not rows[padding].any()  # all of it: from 0
+    assert float(rows[0, 0]) in (3.0, -1.0)
+    assert torch.allclose(rows[:n, k:], torch.from_numpy(head_motion(clip.rotation[:n])).float(), atol=1e-6)
 
 
 def test_sequence_sync_loss_prefers_real_sync(one_clip_dataset: Path) -> None:
@@ -242,12 +251,12 @@ def test_shipped_model_follows_the_phonemes_of_real_speech(one_clip_dataset: Pat
     """The shipped checkpoint, styled by the clip itself, on a real clip it never saw: the mouth is wider
     open on open vowels than on bilabial closures, and its opening follows the real one."""
     from talkinghead.data.clip import clip_dir, load_clip
-    from talkinghead.motion.styletalk.infer import default_styletalk
+    from talkinghead.motion.styletalk.infer import default_styletalk, style_code, style_frames
 
     model, clip = default_styletalk(), load_clip(clip_dir(one_clip_dataset, "a"))
+    code = style_code(model, style_frames(model, clip.expression, clip.rotation))
     with torch.no_grad():
-        code = model.encode_style(torch.from_numpy(clip.expression[:model.config.max_style_frames]).float()[None])
         coefficients = model.decode(torch.from_numpy(phone_windows(clip.phone_ids, model.config.window))[None],
-                                    code)[0].numpy()
+                                    code[None])[0].numpy()
     gap, corr = mouth_follows_phonemes(clip_dir(one_clip_dataset, "a"), coefficients)
     assert gap > 0.02 and corr > 0.3

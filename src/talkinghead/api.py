@@ -333,15 +333,15 @@ def _styletalk_motion(features: AudioFeatures, base: FaceMotion, *, style: str |
                       checkpoint: str | Path | None, quiet: bool) -> FaceMotion:
     """``base`` (head motion, blinks) with StyleTalk's expression coefficients in the face model's basis."""
     from talkinghead.face.model import default_face_model
-    from talkinghead.motion.styleclip import style_coefficients
-    from talkinghead.motion.styletalk.infer import default_styletalk, style_code, styletalk_expression
+    from talkinghead.motion.styleclip import video_coefficients
+    from talkinghead.motion.styletalk.infer import default_styletalk, style_code, style_frames, styletalk_expression
     from talkinghead.motion.styletalk.model import StyleTalk
 
     model = StyleTalk.load(checkpoint) if checkpoint else default_styletalk()
-    face_model = default_face_model()
-    coeffs = None if style is None else style_coefficients(style, face_model=face_model,
-                                                           max_frames=model.config.max_style_frames, quiet=quiet)
-    return _with_expression(base, styletalk_expression(model, features, style_code(model, coeffs,
+    frames = None if style is None else style_frames(model, *video_coefficients(
+        style, face_model=default_face_model(), max_frames=model.config.max_style_frames, label="style clip",
+        quiet=quiet))
+    return _with_expression(base, styletalk_expression(model, features, style_code(model, frames,
                                                                                    intensity=intensity)))
 
 

@@ -19,6 +19,7 @@ from talkinghead.audio.posteriorgram import phone_posteriorgram, whisper_feature
 from talkinghead.constants import SAMPLE_RATE
 from talkinghead.data.clip import DATA_FPS, ClipData, clip_dir, list_clips, load_clip
 from talkinghead.errors import InputError
+from talkinghead.face.pose import with_head_motion
 from talkinghead.sync.inputs import clip_mels, clip_visual, visual_tensor
 from talkinghead.sync.model import SyncNetConfig
 
@@ -237,6 +238,9 @@ class StyleDataset(_Windows):
     lifts nearest-neighbour style classification of new faces from plain coefficient statistics from 71 % to
     93 %; swapping it teaches the style encoder to ignore it.
 
+    With ``head_motion`` a style clip's rows also carry its head motion (:func:`talkinghead.face.pose.head_motion`
+    of the segment, 3 values after the K coefficients; StyleTalk's ``style_head_motion``).
+
     Keys: expression (N, K), phones (N, 2w + 1) int64 (``w`` = ``phone_window``), mels (N, 16, 80) IP_LAP
     windows, style / positive / negative (L, K) with *_padding (L,) bool (True = padding), label (style
     class index into :attr:`classes`), clip_id. With ``train`` the choices are drawn anew at every visit.
@@ -244,9 +248,10 @@ class StyleDataset(_Windows):
 
     def __init__(self, roots: list[Path] | Path, split: str | None = "train", *, window: int = 32,
                  style_length: int = 64, phone_window: int = 5, train: bool = False, face_offsets: bool = False,
-                 seed: int = 0) -> None:
+                 head_motion: bool = False, seed: int = 0) -> None:
         super().__init__(roots, split, length=window, stride=max(window // 4, 1) if train else window, seed=seed)
         self.window, self.style_length, self.phone_window, self.train = window, style_length, phone_window, train
+        self.head_motion = head_motion
         self.labels = [style_class(m) for m in self.store.metas()]
         self.speakers = [f"{root}/{m['speaker']}" for (root, _), m in zip(self.store.keys, self.store.metas())]
         self.classes = sorted(set(self.labels))
@@ -298,10 +303,14 @@ class StyleDataset(_Windows):
         """A random segment of clip ``k``'s coefficients (see :meth:`_segment_range`), padded (with another face's
         offset when :attr:`offsets` has the speaker), and its padding."""
         start, length = self._segment_range(k, rng, avoid)
-        rows = self._padded(self.store.clip(k).expression, start, length)
+        clip, frames = self.store.clip(k), slice(start, start + length)
+        segment = clip.expression[frames]
+        if self.head_motion:
+            segment = with_head_motion(segment, clip.rotation[frames])
+        rows = self._padded(segment, 0, length)
         if (own := self.offsets.get(self.speakers[k])) is not None:
             other = self.offsets[sorted(self.offsets)[int(rng.integers(len(self.offsets)))]]
-            rows[:length] += torch.from_numpy(other - own)
+            rows[:length, :own.size] += torch.from_numpy(other - own)
         return rows, torch.arange(self.style_length) >= length
 
     def __getitem__(self, i: int) -> dict:

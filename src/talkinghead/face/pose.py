@@ -95,6 +95,21 @@ def with_rest_shape(meshes: np.ndarray) -> np.ndarray:
     return np.stack([p.to_image(rest) for p in poses])
 
 
+def head_motion(rotations: np.ndarray) -> np.ndarray:
+    """(L, 3) head motion of a clip's (L, 3, 3) rotations: each frame's rotation relative to the clips' mean
+    rotation (the nearest rotation to their average) as its small-angle axis vector, sin(angle) x axis, in
+    radians: the face's own pose in the clip is removed, its movement kept."""
+    u, _, vt = np.linalg.svd(rotations.astype(np.float64).mean(0))
+    mean = u @ np.diag([1.0, 1.0, np.linalg.det(u @ vt)]) @ vt
+    rel = rotations @ mean.T
+    return np.stack([rel[:, 2, 1] - rel[:, 1, 2], rel[:, 0, 2] - rel[:, 2, 0], rel[:, 1, 0] - rel[:, 0, 1]], 1) / 2
+
+
+def with_head_motion(expression: np.ndarray, rotations: np.ndarray) -> np.ndarray:
+    """(L, K + 3) float32: a clip's expression coefficients with its :func:`head_motion` appended."""
+    return np.concatenate([expression, head_motion(rotations)], 1).astype(np.float32)
+
+
 def upright_frame(mesh: np.ndarray) -> np.ndarray:
     """Re-express a pose-free mean mesh in a frame with x along the eyes, y down the face, unit eye distance.
 

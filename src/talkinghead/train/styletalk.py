@@ -32,9 +32,9 @@ from talkinghead.train.common import fit
 
 STYLETALK_CONFIGS = {
     "tiny": StyleTalkConfig(d_model=32, heads=2, content_layers=1, style_layers=1, decoder_layers=1, feedforward=64,
-                            phone_embed=16, max_style_frames=64),
+                            phone_embed=16, max_style_frames=64, style_head_motion=True),
     "small": StyleTalkConfig(d_model=128, heads=4, content_layers=2, style_layers=2, decoder_layers=2,
-                             feedforward=256, phone_embed=64),
+                             feedforward=256, phone_embed=64, style_head_motion=True),
     "paper": StyleTalkConfig(),
 }
 DISC_CHANNELS = {"tiny": 8, "small": 32, "paper": 64}
@@ -130,7 +130,8 @@ def train_styletalk(datasets: list[Path], output: Path, *, config: StyleTalkConf
     syncnet = syncnet or default_syncnet()
     if syncnet.config.visual != "mesh":
         raise ValueError("StyleTalk's sync loss needs a SyncNet with the mesh visual stream")
-    kw = {"window": window, "style_length": style_length, "phone_window": config.window}
+    kw = {"window": window, "style_length": style_length, "phone_window": config.window,
+          "head_motion": config.style_head_motion}
     train = StyleDataset(datasets, "train", train=True, face_offsets=True, seed=seed, **kw)
     val = StyleDataset(datasets, "val", seed=seed + 1, **kw)
     lower = [int(i) for i in (face_model.lower_face[:config.n_expression]).nonzero()[0]]

@@ -31,6 +31,12 @@ class StyleTalkConfig:
     by the upper-face decoder."""
     max_style_frames: int = 256
     """Longest style clip (frames) the style encoder reads; longer clips are cut."""
+    style_head_motion: bool = False
+    """The style encoder also reads the style clip's head motion (:func:`talkinghead.face.pose.head_motion`, 3
+    values a frame after the K coefficients). Our addition, off in the paper's configuration: StyleTalk's style
+    encoder reads expression only, but how much a speaker moves the head is part of a speaking style, and the
+    size of a mouth's movement is relative to each face, so expression alone cannot tell a new face's
+    neutral from subdued speech (see the README)."""
     dynamic_k: int = 8
     """K kernels of the dynamic FFN (0: plain FFN, the paper's ablation)."""
     dynamic_ratio: int = 4
@@ -47,6 +53,11 @@ class StyleTalkConfig:
     sync_weight: float = 1.0
     style_weight: float = 1.0
     temporal_weight: float = 1.0
+
+    @property
+    def style_width(self) -> int:
+        """Values a frame of a style clip has: K coefficients (+ 3 of head motion)."""
+        return self.n_expression + 3 * self.style_head_motion
 
     @property
     def upper_face(self) -> list[int]:

@@ -1,4 +1,4 @@
-"""Running StyleTalk: a style clip's expression coefficients -> style code; speech phonemes + style code ->
+"""Running StyleTalk: a style clip's expression coefficients (+ head motion) -> style code; speech phonemes + style code ->
 expression coefficients of every output frame."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import torch
 from talkinghead.audio.features import AudioFeatures
 from talkinghead.audio.phonemes import phone_windows
 from talkinghead.data.clip import DATA_FPS
+from talkinghead.face.pose import with_head_motion
 from talkinghead.motion.styleclip import resample
 from talkinghead.motion.styletalk.model import StyleTalk
 
@@ -24,12 +25,22 @@ def default_styletalk() -> StyleTalk:
     return StyleTalk.load(DEFAULT_CHECKPOINT)
 
 
+def style_frames(model: StyleTalk, expression: np.ndarray, rotations: np.ndarray) -> np.ndarray:
+    """(L, style width) style-encoder input of a style clip's (L, K) expression coefficients and (L, 3, 3) head
+    rotations (its first ``max_style_frames`` frames)."""
+    n = model.config.max_style_frames
+    if model.config.style_head_motion:
+        return with_head_motion(expression[:n], rotations[:n])
+    return expression[:n].astype(np.float32)
+
+
 @torch.no_grad()
 def style_code(model: StyleTalk, style: np.ndarray | None, *, intensity: float = 1.0) -> torch.Tensor:
-    """(D,) style code of (L, K) style coefficients (None: the neutral style), scaled by ``intensity``."""
+    """(D,) style code of a style clip's :func:`style_frames` (None: the neutral style), scaled by
+    ``intensity``."""
     if style is None:
         return model.neutral_style.clone()
-    code = model.encode_style(torch.from_numpy(style[:, :model.config.n_expression]).float()[None])[0]
+    code = model.encode_style(torch.from_numpy(style).float()[None])[0]
     return model.scaled_style(code, intensity)
 
 

@@ -2,8 +2,8 @@
 
 - Content encoder: per frame, the phoneme labels of the 2w + 1 frames around it, embedded and mixed
   by a transformer encoder -> articulation features (B, N, 2w + 1, D).
-- Style encoder: a transformer encoder over the style clip's expression coefficients, pooled by
-  additive self-attention -> the style code s (B, D).
+- Style encoder: a transformer encoder over the style clip's expression coefficients (and, our addition,
+  optionally its head motion), pooled by additive self-attention -> the style code s (B, D).
 - Style-controllable dynamic decoders (one for the lower-face coefficients, one for the upper): the
   queries are style tokens (s repeated 2w + 1 times + positional encodings), the keys and values the
   articulation features; the first feed-forward layer of every block is a dynamic linear layer whose
@@ -43,12 +43,13 @@ class ContentEncoder(nn.Module):
 
 
 class StyleEncoder(nn.Module):
-    """style clip (B, L, K) coefficients + padding (B, L) bool (True = padding) -> style code (B, D)."""
+    """style clip (B, L, K) coefficients (+ 3 of head motion, see ``style_head_motion``) + padding (B, L) bool
+    (True = padding) -> style code (B, D)."""
 
     def __init__(self, c: StyleTalkConfig) -> None:
         super().__init__()
         self.max_frames = c.max_style_frames
-        self.project = nn.Linear(c.n_expression, c.d_model)
+        self.project = nn.Linear(c.style_width, c.d_model)
         self.encoder = PosEncoder(c.d_model, c.heads, c.feedforward, c.dropout, c.style_layers)
         self.pool = AttentionPooling(c.d_model)
         self.register_buffer("pos", sinusoid(c.max_style_frames, c.d_model), persistent=False)
