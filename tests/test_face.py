@@ -56,7 +56,7 @@ def test_pose_of_rotated_canonical_mesh() -> None:
 def test_head_motion_is_the_movement_around_the_mean_pose() -> None:
     """Turns of -a, 0, +a about the image z axis on top of a tilted pose: the mean pose is the tilted one and
     each frame's motion is exactly (0, 0, sin(angle))."""
-    from talkinghead.face.pose import head_motion, with_head_motion
+    from talkinghead.face.pose import HEAD_MOTION_SCALE, head_motion, with_head_motion
 
     def rz(a: float) -> np.ndarray:
         return np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
@@ -67,7 +67,7 @@ def test_head_motion_is_the_movement_around_the_mean_pose() -> None:
     assert np.allclose(motion, np.stack([0 * angles, 0 * angles, np.sin(angles)], 1), atol=1e-12)
     assert np.allclose(head_motion(np.stack([tilt] * 4)), 0, atol=1e-12)  # a still head: no motion
     rows = with_head_motion(np.ones((3, 5)), np.stack([rz(a) @ tilt for a in angles]))
-    assert rows.shape == (3, 8) and rows.dtype == np.float32 and np.allclose(rows[:, 5:], motion)
+    assert rows.shape == (3, 8) and rows.dtype == np.float32 and np.allclose(rows[:, 5:], HEAD_MOTION_SCALE * motion)
 
 
 def test_mesh_on_real_photo(media: Path) -> None:

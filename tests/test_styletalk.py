@@ -167,7 +167,7 @@ def test_style_clips_swap_face_offsets(one_clip_dataset: Path, tmp_path: Path) -
     """Speakers seen in several styles (p, q) have offsets (their mean minus the mean over them); a style clip of
     theirs carries a random one of those offsets instead of its own; r (one style) and padding are untouched."""
     from talkinghead.data.datasets import StyleDataset
-    from talkinghead.face.pose import head_motion
+    from talkinghead.face.pose import with_head_motion
 
     clips = {"a": ("x", "p"), "b": ("y", "p"), "c": ("x", "q"), "d": ("y", "q"), "e": ("z", "r")}
     _speaker_dataset(one_clip_dataset, tmp_path, clips, {"a": 3.0, "b": 1.0, "c": -1.0, "d": -3.0, "e": 5.0})
@@ -195,7 +195,8 @@ def test_style_clips_swap_face_offsets(one_clip_dataset: Path, tmp_path: Path) -
     k, n = clip.expression.shape[1], int((~padding).sum())
     assert rows.shape == (300, k + 3) and n == clip.n_frames and not rows[padding].any()  # all of it: from 0
     assert float(rows[0, 0]) in (3.0, -1.0)
-    assert torch.allclose(rows[:n, k:], torch.from_numpy(head_motion(clip.rotation[:n])).float(), atol=1e-6)
+    own = with_head_motion(clip.expression[:n], clip.rotation[:n])[:, k:]
+    assert torch.allclose(rows[:n, k:], torch.from_numpy(own), atol=1e-6)
 
 
 def test_sequence_sync_loss_prefers_real_sync(one_clip_dataset: Path) -> None:

@@ -1,5 +1,5 @@
-"""Running StyleTalk: a style clip's expression coefficients (+ head motion) -> style code; speech phonemes + style code ->
-expression coefficients of every output frame."""
+"""Running StyleTalk: a style clip's expression coefficients (+ head motion) -> style code; speech phonemes +
+style code -> expression coefficients of every output frame."""
 
 from __future__ import annotations
 
