@@ -16,8 +16,8 @@ from talkinghead.face.pose import with_head_motion
 from talkinghead.motion.styleclip import resample
 from talkinghead.motion.styletalk.model import StyleTalk
 
-DEFAULT_CHECKPOINT = Path(__file__).parent / "assets" / "styletalk_v1.pt"
-"""The StyleTalk model shipped with the package (its data card: ``styletalk_v1.json`` beside it)."""
+DEFAULT_CHECKPOINT = Path(__file__).parent / "assets" / "styletalk_v2.pt"
+"""The StyleTalk model shipped with the package (its data card: ``styletalk_v2.json`` beside it)."""
 
 
 @lru_cache(maxsize=1)
