@@ -242,8 +242,8 @@ class StyleDataset(_Windows):
     of the segment, 3 values after the K coefficients; StyleTalk's ``style_head_motion``).
 
     Keys: expression (N, K), phones (N, 2w + 1) int64 (``w`` = ``phone_window``), mels (N, 16, 80) IP_LAP
-    windows, style / positive / negative (L, K) with *_padding (L,) bool (True = padding), label (style
-    class index into :attr:`classes`), clip_id. With ``train`` the choices are drawn anew at every visit.
+    windows, style / positive / negative (L, K; K + 3 with ``head_motion``) with *_padding (L,) bool (True =
+    padding), label (style class index into :attr:`classes`), clip_id. With ``train`` the choices are drawn anew at every visit.
     """
 
     def __init__(self, roots: list[Path] | Path, split: str | None = "train", *, window: int = 32,

@@ -96,7 +96,7 @@ def with_rest_shape(meshes: np.ndarray) -> np.ndarray:
 
 
 def head_motion(rotations: np.ndarray) -> np.ndarray:
-    """(L, 3) head motion of a clip's (L, 3, 3) rotations: each frame's rotation relative to the clips' mean
+    """(L, 3) head motion of a clip's (L, 3, 3) rotations: each frame's rotation relative to the clip's mean
     rotation (the nearest rotation to their average) as its small-angle axis vector, sin(angle) x axis, in
     radians: the face's own pose in the clip is removed, its movement kept."""
     u, _, vt = np.linalg.svd(rotations.astype(np.float64).mean(0))
