@@ -52,6 +52,20 @@ def test_zero_flow_reproduces_the_generator_output_and_calibration_changes_it() 
         assert (model.render(generator, w, zero, None)[0] - source).abs().amax() > 1e-2
 
 
+def test_one_source_image_drives_a_batch_like_its_copies() -> None:
+    """``motion`` with one source image for B drivers (encoded once) gives the flows of B copies of it."""
+    _, _, source, coefficients, mels = _inputs()
+    model = StyleHeat(TINY).eval()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.05)  # non-zero flow heads
+        one, copies = source[:1], source[:1].expand(2, -1, -1, -1)
+        for drivers in ((coefficients, mels), (coefficients, None), (None, mels)):
+            flow, _ = model.motion(one, *drivers)
+            assert flow.shape == (2, 2, 16, 16) and flow.abs().amax() > 0.1
+            assert torch.allclose(flow, model.motion(copies, *drivers)[0], atol=1e-5)
+
 def test_composed_flow_equals_warping_twice() -> None:
     """Smooth image and flows (bilinear resampling of noise would differ by its blur alone)."""
     ys, xs = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")

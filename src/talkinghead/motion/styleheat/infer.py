@@ -91,8 +91,6 @@ def styleheat_crops(models: StyleHeatModels, crop: np.ndarray, mels: np.ndarray,
     mel = torch.from_numpy(mels).float()
     out = []
     for s in range(0, len(mels), BATCH):
-        n = len(mel[s:s + BATCH])
-        flow, descriptor = model.motion(source.expand(n, -1, -1, -1),
-                                        None if motion is None else motion[s:s + BATCH], mel[s:s + BATCH])
+        flow, descriptor = model.motion(source, None if motion is None else motion[s:s + BATCH], mel[s:s + BATCH])
         out.append(to_crops(model.render(generator, codes[s:s + BATCH], flow, descriptor)[0]))
     return np.concatenate(out)

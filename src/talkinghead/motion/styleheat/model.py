@@ -185,15 +185,16 @@ class StyleHeat(nn.Module):
     def motion(self, source: torch.Tensor, coefficients: torch.Tensor | None, mels: torch.Tensor | None
                ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(flow, video descriptor or None) driven by the video (``coefficients``), the audio (``mels``) or both
-        (the audio flow is predicted on the video-warped image and applied after the video flow)."""
+        (the audio flow is predicted on the video-warped image and applied after the video flow). ``source`` may be
+        one image (1, 3, S, S) for all the drivers: the hourglasses then encode it once."""
         if coefficients is None and mels is None:
             raise ValueError("StyleHEAT needs a driving video, audio or both")
-        c, b = self.config, len(source)
+        c, b = self.config, len(coefficients if coefficients is not None else mels)
         flow, descriptor = source.new_zeros(b, 2, c.warp_resolution, c.warp_resolution), None
         if coefficients is not None:
             flow, descriptor = self.video_motion(source, coefficients)
         if mels is not None:
-            moved = warp(source, flow) if descriptor is not None else source
+            moved = warp(source.expand(b, -1, -1, -1), flow) if descriptor is not None else source
             flow = compose_flows(flow, self.audio_motion(moved, mels))
         return flow, descriptor
 
