@@ -11,11 +11,11 @@ import numpy as np
 import torch
 
 from talkinghead.data.clip import ClipData, clip_dir, list_clips, load_clip
-from talkinghead.data.datasets import style_class
 from talkinghead.face.model import default_face_model
 from talkinghead.sync.inputs import SYNC_POINTS, clip_mels, mesh_mouth
 from talkinghead.sync.metrics import sync_score
-from talkinghead.sync.model import default_syncnet
+from talkinghead.sync.model import SyncNet
+from talkinghead.train.datasets import style_class
 
 HELD_OUT = ("val", "test")
 
@@ -72,7 +72,7 @@ def reconstruction_scores(predict: Callable[[ClipData], np.ndarray] | None, clip
     """Scores of ``predict`` (clip -> (T, K) coefficients) regenerating every clip (None: the clips' own
     coefficients): mouth LMD (lip + jaw points, % of the eye-corner distance) against the real coefficients,
     and LSE-D / LSE-C / |offset| of our SyncNet's mesh stream against the clip's audio."""
-    net = default_syncnet()
+    net = SyncNet.default()
     lmd, d, c, off = [], [], [], []
     for clip in clips:
         pred = clip.expression if predict is None else predict(clip)

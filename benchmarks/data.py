@@ -17,8 +17,8 @@ from pathlib import Path
 
 from talkinghead.data.layouts import discover
 from talkinghead.data.preprocess import preprocess
-from talkinghead.data.synth import synth
 from talkinghead.io import load_audio, read_video
+from talkinghead.train.synth import synth
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 

@@ -29,12 +29,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from talkinghead.data.clip import CROP_SIZE, clip_dir, list_clips, load_clip
+from talkinghead.constants import CROP_SIZE
+from talkinghead.data.clip import clip_dir, list_clips, load_clip
 from talkinghead.metrics.image import psnr, ssim
-from talkinghead.motion.iplap.infer import N_POSE, predict_content
-from talkinghead.motion.iplap.landmarks import pick_references, subcrop_images, subcrop_points
+from talkinghead.motion.iplap.infer import predict_content
 from talkinghead.motion.iplap.model import LandmarkGenerator
 from talkinghead.render.iplap.config import RendererConfig
+from talkinghead.render.iplap.landmarks import N_POSE, pick_references, subcrop_images, subcrop_points
 from talkinghead.render.iplap.model import IPLAPRenderer
 from talkinghead.render.iplap.sketch import draw_sketch
 from talkinghead.sync.inputs import clip_mels, visual_tensor
@@ -105,8 +106,6 @@ def _fps(fn, seconds: float) -> float:
 
 @torch.no_grad()
 def speed(seconds: float) -> dict[str, float]:
-    from talkinghead.motion.iplap.infer import default_landmark_generator
-    from talkinghead.render.iplap.renderer import default_renderer
     from talkinghead.render.warp import WarpRenderer
 
     torch.manual_seed(0)
@@ -123,11 +122,11 @@ def speed(seconds: float) -> dict[str, float]:
     warp = WarpRenderer(face, mesh)
     target = mesh + rng.normal(0, 0.3, mesh.shape)
     out["warp_fps"] = _fps(lambda: warp.compose(face, warp.render(target)), seconds)
-    lm = default_landmark_generator()
+    lm = LandmarkGenerator.default()
     b = 64
     args = (torch.randn(b, 5, 16, 80), torch.rand(b, 5, 74, 2), torch.rand(b, 15, 131, 2))
     out["landmarks_fps"] = 5 * b * _fps(lambda: lm(*args), seconds)
-    for name, model in (("small", default_renderer()), ("paper", IPLAPRenderer(RendererConfig()).eval())):
+    for name, model in (("small", IPLAPRenderer.default()), ("paper", IPLAPRenderer(RendererConfig()).eval())):
         s = model.config.size
         for n in (3, 25):
             x = (torch.rand(1, 3, s, s), torch.rand(1, 5, 3, s, s), torch.rand(1, n, 3, s, s),

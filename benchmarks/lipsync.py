@@ -24,9 +24,9 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from talkinghead.api import generate
+from talkinghead.face.identity import FaceEmbedder, identity_distance
 from talkinghead.face.mesh import track_faces
 from talkinghead.io import read_video
-from talkinghead.metrics.identity import FaceEmbedder, identity_distance
 from talkinghead.metrics.mouth import lip_distance, mouth_opening, pearson
 
 

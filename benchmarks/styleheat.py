@@ -36,13 +36,14 @@ import torch
 import torch.nn.functional as F
 from scipy.interpolate import griddata
 
-from talkinghead.data.clip import CROP_SIZE, clip_dir, list_clips, load_clip
+from talkinghead.constants import CROP_SIZE
+from talkinghead.data.clip import clip_dir, list_clips, load_clip
 from talkinghead.errors import InputError
 from talkinghead.face.crop import crop_face
+from talkinghead.face.identity import FaceEmbedder
 from talkinghead.face.mesh import mesh_image
 from talkinghead.face.pose import pose_free
 from talkinghead.io import read_image
-from talkinghead.metrics.identity import FaceEmbedder
 from talkinghead.motion.styleheat.infer import StyleHeatModels, edited_codes, load_models
 from talkinghead.nn.layers import warp
 from talkinghead.render.stylegan.infer import crops_tensor, encode_crops, reference_code, render_codes

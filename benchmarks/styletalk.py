@@ -39,12 +39,13 @@ import coefficients
 from coefficients import HELD_OUT, load_clips, reconstruction_scores, shapes
 from talkinghead.audio.phonemes import phone_windows
 from talkinghead.data.clip import ClipData
-from talkinghead.data.datasets import style_class
-from talkinghead.data.synth import STYLES
 from talkinghead.face import indices as ix
 from talkinghead.face.expression import mouth_features
 from talkinghead.motion.styletalk.infer import style_code, style_frames
 from talkinghead.motion.styletalk.model import StyleTalk
+from talkinghead.train.datasets import style_class
+from talkinghead.train.synth import STYLES
+
 
 def code_of(model: StyleTalk, clip: ClipData) -> np.ndarray:
     return style_code(model, style_frames(model, clip.expression, clip.rotation)).numpy()

@@ -24,12 +24,12 @@ import numpy as np
 import torch
 
 from talkinghead.audio.phonemes import PHONE_INDEX
-from talkinghead.data.clip import DATA_FPS, ClipData, clip_dir, list_clips, load_clip
+from talkinghead.constants import DATA_FPS
+from talkinghead.data.clip import ClipData, clip_dir, list_clips, load_clip
 from talkinghead.face import indices as ix
 from talkinghead.sync.inputs import clip_mels, clip_visual, visual_tensor
 from talkinghead.sync.metrics import sync_score
 from talkinghead.sync.model import SyncNet
-
 
 SHIFTS = range(-10, 11)
 BILABIALS = [PHONE_INDEX[p] for p in ("P", "B", "M")]

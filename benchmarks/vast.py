@@ -33,8 +33,8 @@ import torch
 import coefficients
 from coefficients import HELD_OUT, load_clips, reconstruction_scores, shapes
 from talkinghead.data.clip import ClipData
-from talkinghead.data.datasets import clip_speech, style_class
 from talkinghead.motion.vast.model import Vast
+from talkinghead.train.datasets import clip_speech, style_class
 
 
 def style_inputs(model: Vast, clip: ClipData) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,18 +12,19 @@ import numpy as np
 import pytest
 import torch
 
+from talkinghead.constants import DATA_FPS
 from talkinghead.data.card import datacard, markdown
-from talkinghead.data.clip import DATA_FPS, list_clips, load_clip
-from talkinghead.data.datasets import SyncDataset, WindowDataset
-from talkinghead.sync.inputs import mesh_mouth
-from talkinghead.sync.model import SyncNetConfig
+from talkinghead.data.clip import list_clips, load_clip
 from talkinghead.data.layouts import discover, speaker_split
 from talkinghead.data.preprocess import preprocess
-from talkinghead.data.synth import SIZE, STYLES, draw_spec, face_files, face_still, make_clip, synth
 from talkinghead.face import indices as ix
 from talkinghead.face.expression import mouth_features
 from talkinghead.face.model import default_face_model, fit_face_model, round_trip_error
 from talkinghead.face.pose import canonical_mesh
+from talkinghead.sync.inputs import mesh_mouth
+from talkinghead.sync.model import SyncNetConfig
+from talkinghead.train.datasets import SyncDataset, WindowDataset
+from talkinghead.train.synth import SIZE, STYLES, draw_spec, face_files, face_still, make_clip, synth
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +87,7 @@ def test_layouts(tmp_path: Path) -> None:
     assert speaker_split("WDA_KatieHill") == speaker_split("WDA_KatieHill") in ("train", "val", "test")
 
 
+@pytest.mark.slow
 def test_preprocessed_clip_contents(corpus: Path) -> None:
     clip = load_clip(corpus / "clips" / "videoretalking_face5")
     n = clip.n_frames
@@ -133,7 +135,7 @@ def test_datasets_are_aligned_and_deterministic(corpus: Path) -> None:
     assert pair["visual"].shape == (5, 3, 64, 128) and pair["mels"].shape == (4, 16, 80)
     assert pair["offsets"][0] == 0 and (pair["offsets"][1:].abs() >= 5).all()
     clip = load_clip(corpus / "clips" / sync.store.keys[sync.index[10][0]][1])
-    from talkinghead.data.datasets import iplap_windows
+    from talkinghead.train.datasets import iplap_windows
 
     shifted = iplap_windows(clip, sync.index[10][1] + int(pair["offsets"][2]), 1)[0]
     assert torch.equal(pair["mels"][2], torch.from_numpy(shifted))  # the negative is the shifted window
@@ -162,6 +164,7 @@ def test_synthetic_faces_come_from_photos_and_first_video_frames(tmp_path: Path,
         synth(tmp_path / "out", clips=1, faces=[tmp_path / "empty"])
 
 
+@pytest.mark.slow
 def test_synthetic_clips_have_exact_phonemes_and_styles(tmp_path: Path, media: Path) -> None:
     faces = sorted((media / "faces").glob("liveportrait_s[5-9].jpg"))
     summary = synth(tmp_path, clips=2, faces=media / "faces", seed=7, quiet=True)
@@ -200,6 +203,8 @@ def test_datacard(corpus: Path) -> None:
     assert "| train |" in markdown(card)
 
 
+@pytest.mark.train
+@pytest.mark.slow
 def test_training_on_a_folder_that_is_not_a_dataset_names_it(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "talkinghead", "train-syncnet", str(tmp_path), "-o",
                            str(tmp_path / "s.pt")], capture_output=True, text=True)

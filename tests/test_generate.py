@@ -10,13 +10,14 @@ import av
 import cv2
 import numpy as np
 import pytest
-from conftest import MEDIA, write_wav
 
-from talkinghead.api import frame_indices, generate
+from helpers import MEDIA, write_wav
+from talkinghead.api import generate
 from talkinghead.face import indices as ix
+from talkinghead.face.identity import FaceEmbedder, identity_distance
 from talkinghead.face.mesh import track_faces
 from talkinghead.io import read_video
-from talkinghead.metrics.identity import FaceEmbedder, identity_distance
+from talkinghead.io.video import frame_indices
 
 FACES = sorted(p.name for p in (MEDIA / "faces").glob("*")) if MEDIA.is_dir() else []
 SPEECH = ["videoretalking_1.wav", "sadtalker_RD_Radio31_000.wav"]
@@ -39,6 +40,7 @@ def embedder() -> FaceEmbedder:
     return FaceEmbedder()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("face", FACES)
 def test_every_face_with_two_speech_files(media: Path, tmp_path: Path, face: str, embedder: FaceEmbedder) -> None:
     ref = cv2.cvtColor(cv2.imread(str(media / "faces" / face)), cv2.COLOR_BGR2RGB)
@@ -58,6 +60,7 @@ def test_every_face_with_two_speech_files(media: Path, tmp_path: Path, face: str
             assert dists and np.mean(dists) < 0.4
 
 
+@pytest.mark.slow
 def test_cli_generate(media: Path, tmp_path: Path) -> None:
     out = tmp_path / "cli.mp4"
     proc = _cli("generate", "--image", str(media / "faces" / "liveportrait_s4.jpg"), "--audio",
@@ -70,6 +73,7 @@ def test_cli_generate(media: Path, tmp_path: Path) -> None:
     assert read_video(out, max_frames=1).frames.shape[1:] == (384, 384, 3)
 
 
+@pytest.mark.slow
 def test_dub_keeps_head_motion_and_replaces_the_mouth(media: Path, tmp_path: Path) -> None:
     src = media / "talking" / "videoretalking_face5.mp4"  # 4.9 s; the 8 s speech makes it play back and forth
     out = tmp_path / "dub.mp4"
@@ -86,6 +90,7 @@ def test_dub_keeps_head_motion_and_replaces_the_mouth(media: Path, tmp_path: Pat
     assert result.phoneme_method == "aligned"
 
 
+@pytest.mark.slow
 def test_pose_from_video_moves_the_head(media: Path, tmp_path: Path) -> None:
     face, speech = media / "faces" / "liveportrait_s5.jpg", media / "speech" / "videoretalking_1.wav"
     still, posed = tmp_path / "still.mp4", tmp_path / "posed.mp4"
@@ -159,6 +164,7 @@ def test_frame_indices_play_back_and_forth() -> None:
     assert frame_indices(4, 25.0, 10, 50.0).tolist() == [0, 2, 4, 6]
 
 
+@pytest.mark.slow
 def test_error_option_combinations(media: Path, tmp_path: Path) -> None:
     face, speech = media / "faces" / "liveportrait_s5.jpg", media / "speech" / "videoretalking_1.wav"
     video = media / "talking" / "videoretalking_face5.mp4"

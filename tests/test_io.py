@@ -9,8 +9,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import write_wav
 
+from helpers import write_wav
 from talkinghead.errors import InputError
 from talkinghead.io import load_audio, read_image, read_video, write_video
 

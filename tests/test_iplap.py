@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import optimise
 
+from helpers import optimise
 from talkinghead.face import indices as ix
 from talkinghead.motion.iplap.model import LandmarkGenerator
 from talkinghead.nn.layers import warp
@@ -62,7 +62,7 @@ def test_spade_shares_one_modulation_across_consecutive_items() -> None:
 
 
 def test_landmark_references_avoid_the_target_window() -> None:
-    from talkinghead.data.iplap import reference_frames
+    from talkinghead.train.iplap_data import reference_frames
 
     rng = np.random.default_rng(0)
     for _ in range(50):
@@ -73,7 +73,7 @@ def test_landmark_references_avoid_the_target_window() -> None:
 
 
 def test_landmark_augmentation_moves_every_array_by_one_similarity() -> None:
-    from talkinghead.data.iplap import augment_landmarks
+    from talkinghead.train.iplap_data import augment_landmarks
 
     rng = np.random.default_rng(0)
     a, b = rng.random((5, 131, 2), dtype=np.float32), rng.random((15, 131, 2), dtype=np.float32)
@@ -105,6 +105,7 @@ def _landmark_batch(b: int = 4, refs: int = 3) -> tuple[torch.Tensor, ...]:
             torch.rand(b, refs, 131, 2, generator=g), torch.rand(b, 5, 57, 2, generator=g))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sequence", ["transformer", "bilstm"])
 def test_tiny_landmark_generator(sequence: str, tmp_path: Path) -> None:
     torch.manual_seed(0)
@@ -128,6 +129,7 @@ def test_continuity_loss_sees_only_motion() -> None:
     assert float(parts["l1"]) == pytest.approx(0.1, abs=1e-6) and float(parts["continuity"]) < 1e-6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("use_warp, blend", [(True, False), (False, False), (True, True)])
 def test_tiny_renderer(use_warp: bool, blend: bool, tmp_path: Path) -> None:
     torch.manual_seed(0)
@@ -164,8 +166,10 @@ def test_renderer_ignores_the_target_lower_half() -> None:
         assert torch.equal(model(target, *args)[0], model(other, *args)[0])
 
 
+@pytest.mark.train
+@pytest.mark.slow
 def test_lightning_runs_of_both_stages(one_clip_dataset: Path, tmp_path: Path) -> None:
-    from talkinghead.data.iplap import LandmarkDataset, RendererDataset
+    from talkinghead.train.iplap_data import LandmarkDataset, RendererDataset
 
     item = LandmarkDataset(one_clip_dataset, "train", references=3)[0]
     assert item["pose"].shape == (5, 74, 2) and item["content"].shape == (5, 57, 2)
@@ -175,17 +179,18 @@ def test_lightning_runs_of_both_stages(one_clip_dataset: Path, tmp_path: Path) -
     kw = {"quiet": True, "accelerator": "cpu", "devices": 1}
     m = train_landmarks([one_clip_dataset], tmp_path / "lm.pt", config=LANDMARK_CONFIGS["tiny"], max_steps=3, batch=4,
                         **kw)
-    assert np.isfinite(m["train_loss"])
+    assert m["train_loss"] < m["first_train_loss"]  # the training loss fell
     m = train_renderer([one_clip_dataset], tmp_path / "r.pt", config=RENDERER_CONFIGS["tiny"], max_steps=3, batch=2,
                        warmup=1, **kw)
-    assert np.isfinite(m["train_loss"]) and "train_gan" in m  # past warm-up: all losses
+    assert "train_gan" in m and np.isfinite(m["train_loss"])  # past warm-up: all losses
+    assert m["train_warp"] < m["first_train_warp"]  # the warping loss fell (the others start after warm-up)
     assert torch.load(tmp_path / "r.pt", weights_only=True)["steps"] == 3
     assert IPLAPRenderer.load(tmp_path / "r.pt").config == RENDERER_CONFIGS["tiny"]
 
 
+@pytest.mark.slow
 def test_dub_regenerates_only_the_lower_face(media: Path, tmp_path: Path) -> None:
-    from conftest import write_wav
-
+    from helpers import write_wav
     from talkinghead.api import generate
     from talkinghead.face.mesh import track_faces
     from talkinghead.io import load_audio, read_video, write_video
@@ -212,6 +217,7 @@ def test_dub_regenerates_only_the_lower_face(media: Path, tmp_path: Path) -> Non
     assert diff(dubbed, mouth) > diff(plain, mouth) + 3.0  # the regenerated mouth
 
 
+@pytest.mark.slow
 def test_iplap_photo_and_bad_checkpoint(media: Path, tmp_path: Path) -> None:
     import subprocess
     import sys
@@ -225,6 +231,6 @@ def test_iplap_photo_and_bad_checkpoint(media: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.mp4"
     proc = subprocess.run([sys.executable, "-m", "talkinghead", "dub", "--video", str(media / "talking" /
                            "videoretalking_face5.mp4"), "--audio", str(speech), "-o", str(bad), "--method", "iplap",
-                           "--renderer-checkpoint", str(tmp_path / "missing.pt")], capture_output=True, text=True)
+                           "--checkpoint", f"renderer={tmp_path / 'missing.pt'}"], capture_output=True, text=True)
     assert proc.returncode == 2 and "missing.pt" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not bad.exists()

@@ -12,11 +12,11 @@ import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from talkinghead.errors import InputError
+from talkinghead.face.identity import FaceEmbedder
 from talkinghead.io import read_image, read_video, write_video
 from talkinghead.metrics.evaluate import evaluate_pair, pairs
-from talkinghead.sync.model import default_syncnet
-from talkinghead.metrics.identity import FaceEmbedder
 from talkinghead.metrics.image import cpbd, luma, ms_ssim, psnr, ssim
+from talkinghead.sync.model import SyncNet
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +49,12 @@ def test_ms_ssim_and_cpbd_order_blur(face: np.ndarray) -> None:
     assert cpbd(face) > cpbd(blurred[0]) >= cpbd(blurred[2])
 
 
+@pytest.mark.slow
 def test_a_video_against_itself_is_perfect(media: Path, tmp_path: Path) -> None:
     clip = read_video(media / "talking" / "videoretalking_face5.mp4", max_side=256, max_frames=30)
     path = write_video(tmp_path / "ref.mp4", iter(clip.frames), fps=clip.fps)
     speech = media / "talking" / "videoretalking_face5.mp4"
-    net = default_syncnet()
+    net = SyncNet.default()
     row = evaluate_pair(path, path, embedder=FaceEmbedder(), syncnet=net, audio=speech)
     assert row["psnr"] == 100.0 and row["ssim"] == pytest.approx(1.0) and row["ms_ssim"] == pytest.approx(1.0)
     assert row["lmd"] == 0.0 and row["mouth_lmd"] == 0.0 and row["aed"] == 0.0 and row["apd"] == 0.0
@@ -76,6 +77,7 @@ def test_pairs_by_name(tmp_path: Path) -> None:
         pairs(tmp_path / "missing", tmp_path / "ref")
 
 
+@pytest.mark.slow
 def test_evaluate_cli_errors(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "talkinghead", "evaluate", "--generated", str(tmp_path / "g.mp4"),
                            "--reference", str(tmp_path / "r.mp4")], capture_output=True, text=True)

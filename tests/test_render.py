@@ -10,8 +10,8 @@ import pytest
 from talkinghead.face import indices as ix
 from talkinghead.face.expression import MOUTH_FEATURES, ExpressionBasis
 from talkinghead.face.mesh import mesh_image
+from talkinghead.face.motion import FaceMotion
 from talkinghead.io import read_image
-from talkinghead.motion.base import FaceMotion
 from talkinghead.render.warp import WarpRenderer, target_meshes
 
 

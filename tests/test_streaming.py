@@ -63,6 +63,7 @@ def test_frames_come_while_the_audio_arrives_and_cover_it(generator: Generator, 
     assert crop.std(0).mean() > 5  # the mouth moves
 
 
+@pytest.mark.slow
 def test_streamed_mouth_follows_a_real_speaker(media: Path) -> None:
     clip = media / "talking" / "videoretalking_face1.mp4"
     real = read_video(clip, max_side=512)

@@ -7,11 +7,17 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import optimise
 
+from helpers import optimise
 from talkinghead.render.stylegan.config import DiscriminatorConfig, EncoderConfig, GeneratorConfig
 from talkinghead.render.stylegan.model import (
-    Discriminator, Encoder, Generator, ModulatedConv2d, d_logistic_loss, minibatch_stddev, r1_penalty,
+    Discriminator,
+    Encoder,
+    Generator,
+    ModulatedConv2d,
+    d_logistic_loss,
+    minibatch_stddev,
+    r1_penalty,
 )
 
 TINY = GeneratorConfig(size=16, w_dim=16, mapping_layers=2, channels=16, min_channels=8)
@@ -134,6 +140,7 @@ def test_identity_student_learns_and_round_trips(tmp_path: Path) -> None:
     assert torch.equal(IdentityNet.load(tmp_path / "id.pt")(images), net(images))
 
 
+@pytest.mark.slow
 def test_encoder_objective_step_lowers_the_loss() -> None:
     """pSp's objective (L2 + perceptual + identity + latent regulariser) on a frozen tiny generator."""
     from talkinghead.nn.identity import IdentityNet
@@ -150,6 +157,8 @@ def test_encoder_objective_step_lowers_the_loss() -> None:
     assert losses[-1] < 0.8 * losses[0]
 
 
+@pytest.mark.train
+@pytest.mark.slow
 def test_train_stylegan_tiny(one_clip_dataset: Path, tmp_path: Path) -> None:
     """The three stages run on real crops and write loadable checkpoints; a stage with 0 steps reuses its file."""
     from talkinghead.nn.checkpoint import checkpoint_meta
@@ -160,6 +169,8 @@ def test_train_stylegan_tiny(one_clip_dataset: Path, tmp_path: Path) -> None:
     metrics = train_stylegan([one_clip_dataset], tmp_path, configs=c, identity_steps=3, gan_steps=3,
                              encoder_steps=3, batch=4, generator_lr=1e-4, quiet=True)
     assert set(metrics) == {"identity", "gan", "encoder"}
+    for stage, loss in (("identity", "train_id"), ("encoder", "train_loss")):  # fell (the GAN's players need not)
+        assert metrics[stage][loss] < metrics[stage][f"first_{loss}"], metrics
     gen, enc = Generator.load(tmp_path / "generator.pt"), Encoder.load(tmp_path / "encoder.pt")
     IdentityNet.load(tmp_path / "identity.pt")
     Discriminator.load(tmp_path / "discriminator.pt")

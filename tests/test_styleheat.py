@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import assert_pasted_into_face, optimise
 
+from helpers import assert_pasted_into_face, optimise
 from talkinghead.motion.styleheat.model import StyleHeat, compose_flows
 from talkinghead.nn.layers import warp
 from talkinghead.render.stylegan.model import Generator
@@ -92,6 +92,7 @@ def test_audio_flow_moves_only_the_lower_face() -> None:
     assert not rows[:8].any() and (rows[8:] > 0.5).all()  # mouth_from 0.5 of 16 rows
 
 
+@pytest.mark.slow
 def test_training_lowers_a_flow_loss_and_round_trips(tmp_path: Path) -> None:
     """A training step of the whole motion path (both generators, calibration) lowers an image loss towards a
     shifted target; save/load keeps every output."""
@@ -149,6 +150,8 @@ def tiny_styleheat(one_clip_dataset: Path, tiny_stylegan: Path, tmp_path_factory
     return path, metrics
 
 
+@pytest.mark.train
+@pytest.mark.slow
 def test_train_styleheat_tiny(tiny_styleheat: tuple[Path, dict], tiny_stylegan: Path) -> None:
     from talkinghead.nn.checkpoint import checkpoint_meta
 
@@ -157,6 +160,7 @@ def test_train_styleheat_tiny(tiny_styleheat: tuple[Path, dict], tiny_stylegan: 
     assert {"train_mouth", "train_regular", "train_domain", "train_adversarial", "train_sync",
             "train_disc"} <= set(metrics["calibrate"])
     assert all(np.isfinite(v) for stage in ("warp", "calibrate") for v in metrics[stage].values())
+    assert metrics["warp"]["train_warp"] < metrics["warp"]["first_train_warp"], metrics  # the warp loss fell
     model = StyleHeat.load(path)
     c = model.config
     assert (c.flow_input, c.warp_resolution, c.n_latents, c.w_dim) == (32, 16, 8, 32)  # the tiny generator's
@@ -189,6 +193,7 @@ def test_edits_ramp_from_none_to_full(tiny_styleheat: tuple[Path, dict], tiny_st
     assert np.abs(plain[-1].astype(int) - edited[-1]).max() > 0
 
 
+@pytest.mark.slow
 def test_generate_styleheat(media: Path, tiny_styleheat: tuple[Path, dict], tiny_stylegan: Path,
                             tmp_path: Path) -> None:
     """A photo and speech (and a driving video, and an edit) -> a full-frame video of the right length, pasted into
@@ -215,9 +220,9 @@ def test_generate_styleheat(media: Path, tiny_styleheat: tuple[Path, dict], tiny
     with pytest.raises(TalkingHeadError, match="between -3 and 3"):
         generate(image=face, audio=speech, output=tmp_path / "x.mp4", method="styleheat", checkpoints=models,
                  edits={"smile": 4.0})
-    with pytest.raises(TalkingHeadError, match="edits apply to --method styleheat only"):
+    with pytest.raises(TalkingHeadError, match="--edit does not apply to --method viseme .*styleheat"):
         generate(image=face, audio=speech, output=tmp_path / "x.mp4", edits={"smile": 1.0})
-    with pytest.raises(TalkingHeadError, match="styleheat draws the whole face"):
+    with pytest.raises(TalkingHeadError, match="--still does not apply to --method styleheat"):
         generate(image=face, audio=speech, output=tmp_path / "x.mp4", method="styleheat", still=True,
                  checkpoints=models)
     assert not (tmp_path / "x.mp4").exists()

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import mouth_follows_phonemes, optimise
 
+from helpers import mouth_follows_phonemes, optimise
 from talkinghead.audio.phonemes import PHONE_INDEX, phone_windows
 from talkinghead.motion.styletalk.model import StyleTalk
 from talkinghead.nn.transformer import AttentionPooling, DynamicLinear
@@ -104,7 +104,7 @@ def test_style_intensity_interpolates_towards_neutral() -> None:
 
 def test_style_dataset_draws_style_clips_by_class(styled_dataset: Path) -> None:
     from talkinghead.data.clip import clip_dir, load_clip
-    from talkinghead.data.datasets import StyleDataset
+    from talkinghead.train.datasets import StyleDataset
 
     data = StyleDataset(styled_dataset, "train", window=16, style_length=300, seed=0)
     assert data.classes == ["x", "y"] and data.labels == ["x", "x", "y"]
@@ -145,7 +145,7 @@ def _speaker_dataset(one_clip_dataset: Path, root: Path, clips: dict[str, tuple[
 
 def test_triplets_cross_speakers_for_positives_and_stay_within_for_negatives(one_clip_dataset: Path,
                                                                              tmp_path: Path) -> None:
-    from talkinghead.data.datasets import StyleDataset
+    from talkinghead.train.datasets import StyleDataset
 
     clips = {"a": ("x", "p"), "b": ("x", "p"), "c": ("x", "q"), "d": ("y", "p"), "e": ("y", "q"), "f": ("z", "r")}
     _speaker_dataset(one_clip_dataset, tmp_path, clips)
@@ -166,8 +166,8 @@ def test_triplets_cross_speakers_for_positives_and_stay_within_for_negatives(one
 def test_style_clips_swap_face_offsets(one_clip_dataset: Path, tmp_path: Path) -> None:
     """Speakers seen in several styles (p, q) have offsets (their mean minus the mean over them); a style clip of
     theirs carries a random one of those offsets instead of its own; r (one style) and padding are untouched."""
-    from talkinghead.data.datasets import StyleDataset
     from talkinghead.face.pose import with_head_motion
+    from talkinghead.train.datasets import StyleDataset
 
     clips = {"a": ("x", "p"), "b": ("y", "p"), "c": ("x", "q"), "d": ("y", "q"), "e": ("z", "r")}
     _speaker_dataset(one_clip_dataset, tmp_path, clips, {"a": 3.0, "b": 1.0, "c": -1.0, "d": -3.0, "e": 5.0})
@@ -202,12 +202,12 @@ def test_style_clips_swap_face_offsets(one_clip_dataset: Path, tmp_path: Path) -
 def test_sequence_sync_loss_prefers_real_sync(one_clip_dataset: Path) -> None:
     from talkinghead.data.clip import clip_dir, load_clip
     from talkinghead.sync.inputs import clip_mels, mesh_mouth
-    from talkinghead.sync.model import default_syncnet, sequence_sync_loss
+    from talkinghead.sync.model import SyncNet, sequence_sync_loss
 
     clip = load_clip(clip_dir(one_clip_dataset, "a"))
     mouth = torch.from_numpy(mesh_mouth(clip.canonical))[None]
     mels = torch.from_numpy(clip_mels(clip))[None]
-    net = default_syncnet()
+    net = SyncNet.default()
     with torch.no_grad():
         own = sequence_sync_loss(net, mouth, mels)
         reversed_audio = sequence_sync_loss(net, mouth, mels.flip(1))
@@ -215,6 +215,8 @@ def test_sequence_sync_loss_prefers_real_sync(one_clip_dataset: Path) -> None:
     assert own < shifted and own < reversed_audio
 
 
+@pytest.mark.train
+@pytest.mark.slow
 def test_lightning_training_and_generation(styled_dataset: Path, media: Path, tmp_path: Path) -> None:
     from talkinghead.render.iplap.model import IPLAPRenderer
 
@@ -226,6 +228,7 @@ def test_lightning_training_and_generation(styled_dataset: Path, media: Path, tm
                               devices=1)
     assert all(np.isfinite(metrics[f"train_{k}"]) for k in ("rec", "vertex", "triplet", "sync", "style",
                                                             "temporal"))
+    assert metrics["train_rec"] < metrics["first_train_rec"], metrics  # the reconstruction loss fell
     saved = torch.load(ckpt, weights_only=True)
     assert saved["classes"] == ["x", "y"] and saved["config"]["n_styles"] == 2
     model = StyleTalk.load(ckpt)
@@ -234,13 +237,13 @@ def test_lightning_training_and_generation(styled_dataset: Path, media: Path, tm
     face, speech = media / "faces" / "liveportrait_s5.jpg", media / "speech" / "videoretalking_1.wav"
     out = tmp_path / "styled.mp4"
     base = [sys.executable, "-m", "talkinghead", "generate", "--image", str(face), "--audio", str(speech),
-            "--method", "styletalk", "--styletalk-checkpoint", str(ckpt), "--size", "256", "-q"]
+            "--method", "styletalk", "--checkpoint", f"styletalk={ckpt}", "--size", "256", "-q"]
     proc = subprocess.run([*base, "-o", str(out), "--style", str(media / "talking" / "videoretalking_face5.mp4"),
                            "--style-intensity", "1.2"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0 and out.stat().st_size > 0, proc.stderr
     with_iplap = tmp_path / "styled_iplap.mp4"  # StyleTalk's lips and jaw drawn by IP_LAP's renderer
-    proc = subprocess.run([*base, "-o", str(with_iplap), "--renderer", "iplap", "--renderer-checkpoint",
-                           str(renderer_checkpoint)], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([*base, "-o", str(with_iplap), "--renderer", "iplap", "--checkpoint",
+                           f"renderer={renderer_checkpoint}"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0 and with_iplap.stat().st_size > 0, proc.stderr
     bad = tmp_path / "bad.mp4"
     proc = subprocess.run([*base, "-o", str(bad), "--style", str(tmp_path / "missing.mp4")], capture_output=True,
@@ -252,9 +255,9 @@ def test_shipped_model_follows_the_phonemes_of_real_speech(one_clip_dataset: Pat
     """The shipped checkpoint, styled by the clip itself, on a real clip it never saw: the mouth is wider
     open on open vowels than on bilabial closures, and its opening follows the real one."""
     from talkinghead.data.clip import clip_dir, load_clip
-    from talkinghead.motion.styletalk.infer import default_styletalk, style_code, style_frames
+    from talkinghead.motion.styletalk.infer import style_code, style_frames
 
-    model, clip = default_styletalk(), load_clip(clip_dir(one_clip_dataset, "a"))
+    model, clip = StyleTalk.default(), load_clip(clip_dir(one_clip_dataset, "a"))
     code = style_code(model, style_frames(model, clip.expression, clip.rotation))
     with torch.no_grad():
         coefficients = model.decode(torch.from_numpy(phone_windows(clip.phone_ids, model.config.window))[None],

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import assert_pasted_into_face, optimise
 
+from helpers import assert_pasted_into_face, optimise
 from talkinghead.motion.styletalker.config import StyleTalkerConfig
 from talkinghead.motion.styletalker.model import StyleTalker, gaussian_smooth
 from talkinghead.nn.flows import SequenceFlow
@@ -111,6 +111,7 @@ def test_prior_samples_differ_by_seed_and_match_its_density() -> None:
         assert (model.prior.log_prob(mode, audio, ref) > model.prior.log_prob(a, audio, ref)).all()
 
 
+@pytest.mark.slow
 def test_styletalker_training_step_lowers_the_loss() -> None:
     torch.manual_seed(0)
     model = StyleTalker(TINY)
@@ -143,9 +144,13 @@ def tiny_models(one_clip_dataset: Path, tiny_stylegan: Path, tmp_path_factory: p
                                 config=STYLETALKER_CONFIGS["tiny"], max_steps=2, batch=2, window=10, quiet=True)
     assert {"train_sync", "train_identity", "train_kl", "train_adversarial"} <= set(metrics)
     assert all(np.isfinite(v) for v in metrics.values())
+    # the latent reconstruction fell (the image terms go through a 2-step generator and vary with the window)
+    assert metrics["train_latent"] < metrics["first_train_latent"], metrics
     return {"styletalker": path, "generator": tiny_stylegan / "generator.pt", "encoder": tiny_stylegan / "encoder.pt"}
 
 
+@pytest.mark.train
+@pytest.mark.slow
 def test_train_styletalker_tiny(tiny_models: dict[str, Path]) -> None:
     from talkinghead.nn.checkpoint import checkpoint_meta
 
@@ -154,6 +159,7 @@ def test_train_styletalker_tiny(tiny_models: dict[str, Path]) -> None:
     assert checkpoint_meta(tiny_models["styletalker"])["steps"] == 2
 
 
+@pytest.mark.slow
 def test_generate_styletalker(media: Path, tiny_models: dict[str, Path], tmp_path: Path) -> None:
     """A photo and speech -> a full-frame video of the right length, sampled or driven by a motion video; only
     the face region changes; the method's errors."""
@@ -175,9 +181,9 @@ def test_generate_styletalker(media: Path, tiny_models: dict[str, Path], tmp_pat
     with pytest.raises(TalkingHeadError, match="animates a photo"):
         generate(video=speech, audio=speech, output=tmp_path / "x.mp4", method="styletalker",
                  checkpoints=tiny_models)
-    with pytest.raises(TalkingHeadError, match="motion-from and invert-steps apply"):
+    with pytest.raises(TalkingHeadError, match="--motion-from does not apply to --method viseme .*styletalker"):
         generate(image=face, audio=speech, output=tmp_path / "x.mp4", motion_from=speech)
-    with pytest.raises(TalkingHeadError, match="--blink do not apply"):
+    with pytest.raises(TalkingHeadError, match="--blink does not apply to --method styletalker"):
         generate(image=face, audio=speech, output=tmp_path / "x.mp4", method="styletalker", blink=False,
                  checkpoints=tiny_models)
     with pytest.raises(TalkingHeadError, match="pose-from"):

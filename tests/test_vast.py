@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import mouth_follows_phonemes, optimise
 
+from helpers import mouth_follows_phonemes, optimise
 from talkinghead.audio.phonemes import PHONE_INDEX, PHONES
 from talkinghead.audio.posteriorgram import phone_posteriorgram
 from talkinghead.motion.vast.model import Vast, gaussian_log_prob, reconstruction_loss
@@ -156,7 +156,7 @@ def test_split_by_mouth_vertex_offset() -> None:
 
 
 def test_vast_dataset_items(styled_dataset: Path) -> None:
-    from talkinghead.data.datasets import VastDataset
+    from talkinghead.train.datasets import VastDataset
 
     data = VastDataset(styled_dataset, "train", window=16, style_length=300, seed=0)
     assert data.classes == ["x", "y"]
@@ -170,11 +170,13 @@ def test_vast_dataset_items(styled_dataset: Path) -> None:
         assert not item["style_speech"][valid:].any() and not item["style"][valid:].any()
 
 
+@pytest.mark.train
 def test_lightning_training(styled_dataset: Path, tmp_path: Path) -> None:
     ckpt = tmp_path / "vast.pt"
     metrics = train_vast([styled_dataset], ckpt, config=VAST_CONFIGS["tiny"], max_steps=2, batch=2, window=16,
                          style_length=32, quiet=True, accelerator="cpu", devices=1)
     assert all(np.isfinite(metrics[f"train_{k}"]) for k in ("loss", "rec", "kl"))
+    assert metrics["train_rec"] < metrics["first_train_rec"], metrics  # the reconstruction loss fell
     model = Vast.load(ckpt)
     assert model.config.strong and model.config.weak and (model.scale != 1).all()
 
@@ -228,6 +230,8 @@ def test_frame_inputs_black_out_the_face_region(one_clip_dataset: Path) -> None:
     assert sketch.any() and not sketch[2, 2].any()
 
 
+@pytest.mark.train
+@pytest.mark.slow
 def test_train_renderer_and_generate(styled_dataset: Path, media: Path, tmp_path: Path) -> None:
     import subprocess
     import sys
@@ -245,9 +249,9 @@ def test_train_renderer_and_generate(styled_dataset: Path, media: Path, tmp_path
     assert proc.returncode == 0 and renderer.exists(), proc.stderr
     speech = media / "speech" / "videoretalking_1.wav"
     base = [*cli, "generate", "--video", str(template), "--audio", str(speech), "--method", "vast",
-            "--vast-checkpoint", str(motion), "--size", "256", "-q"]
+            "--checkpoint", f"vast={motion}", "--size", "256", "-q"]
     out = tmp_path / "vast.mp4"
-    proc = subprocess.run([*base, "-o", str(out), "--vast-renderer", str(renderer), "--style",
+    proc = subprocess.run([*base, "-o", str(out), "--checkpoint", f"vast_renderer={renderer}", "--style",
                            str(media / "talking" / "videoretalking_face4.mp4")], capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr
@@ -262,10 +266,10 @@ def test_shipped_model_follows_the_phonemes_of_real_speech(one_clip_dataset: Pat
     """The shipped checkpoint, styled by the clip itself, on a real clip it never saw: the mouth is wider open
     on open vowels than on bilabial closures, and its opening follows the real one."""
     from talkinghead.data.clip import clip_dir, load_clip
-    from talkinghead.data.datasets import clip_speech
-    from talkinghead.motion.vast.infer import default_vast, vast_style
+    from talkinghead.motion.vast.infer import vast_style
+    from talkinghead.train.datasets import clip_speech
 
-    model, clip = default_vast(), load_clip(clip_dir(one_clip_dataset, "a"))
+    model, clip = Vast.default(), load_clip(clip_dir(one_clip_dataset, "a"))
     speech = clip_speech(clip, model.config.speech)
     n = model.config.max_style_frames
     z = vast_style(model, clip.expression[:n], speech[:n])
@@ -275,6 +279,7 @@ def test_shipped_model_follows_the_phonemes_of_real_speech(one_clip_dataset: Pat
     assert gap > 0.015 and corr > 0.3
 
 
+@pytest.mark.slow
 def test_example_renderer_redraws_held_out_frames_of_its_template(media: Path) -> None:
     """The shipped example renderer on the last tenth of its template (never trained on), each frame redrawn from
     its own mesh and speech: the face region is close to the real one, and far closer than the eroded input."""

@@ -126,6 +126,8 @@ def test_same_seed_same_motion_different_seed_different() -> None:
     assert not np.allclose(a.head_rotation, c.head_rotation)
 
 
+@pytest.mark.train
+@pytest.mark.slow
 def test_calibrate_command_fits_loadable_assets(media, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import json
 

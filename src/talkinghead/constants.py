@@ -20,11 +20,8 @@ MAX_FRAME_BYTES = 6 * 1024**3
 
 SILENCE_PEAK = 1e-4
 """Audio whose absolute peak stays below this is treated as silent (float samples in [-1, 1])."""
-METHODS = ("viseme", "iplap", "styletalk", "vast", "styletalker", "styleheat")
-"""Motion methods: "viseme" (default engine, no weights), "iplap" (IP_LAP), "styletalk" (StyleTalk), "vast"
-(VAST), "styletalker" (StyleTalker) and "styleheat" (StyleHEAT), the last two drawing with the style-based
-generator; the learned ones run with shipped small checkpoints, except StyleTalker and StyleHEAT, whose generator
-needs GPU training (no weights ship)."""
-RENDERERS = ("warp", "iplap", "vast")
-"""Renderers: "warp" (mesh-driven warp of the reference, no weights), "iplap" (IP_LAP's learned renderer) and
-"vast" (VAST's person-specific renderer, trained on the template video by ``train-vast-renderer``)."""
+DATA_FPS = 25.0
+"""Frame rate (frames per second) of preprocessed clips and of every learned model's frames."""
+
+CROP_SIZE = 256
+"""Side (pixels) of the face crops of preprocessed clips, and of the crops the generator methods paste back."""

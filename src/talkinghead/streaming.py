@@ -17,20 +17,24 @@ from pathlib import Path
 import numpy as np
 
 from talkinghead.audio.vad import voice_activity
-from talkinghead.constants import DEFAULT_FPS, DEFAULT_SIZE, METHODS, SAMPLE_RATE
+from talkinghead.constants import DEFAULT_FPS, DEFAULT_SIZE, SAMPLE_RATE
 from talkinghead.errors import TalkingHeadError
 from talkinghead.face.mesh import mesh_image
+from talkinghead.face.motion import FaceMotion
 from talkinghead.face.pose import pose_free
 from talkinghead.io import read_image, resize_longer
 from talkinghead.io.paths import require_file
-from talkinghead.motion.base import FaceMotion
 from talkinghead.motion.viseme.config import VisemeConfig
 from talkinghead.motion.viseme.stream import VisemeStream
+from talkinghead.registry import available_methods, get_method
 from talkinghead.render.warp import WarpRenderer, target_meshes
 
-STREAM_METHODS = ("viseme",)
-"""Methods that can stream. StyleTalk's and VAST's decoders attend over the whole utterance and IP_LAP's
-landmark transformer over a window centred on each frame with the audio of the whole clip; they generate files."""
+
+def stream_methods() -> tuple[str, ...]:
+    """The registered methods whose spec says they stream (the others read the whole utterance: their decoders
+    attend over it, or over windows centred on each frame; they generate files)."""
+    return tuple(m for m in available_methods() if get_method(m).streams)
+
 
 
 @dataclass
@@ -54,7 +58,8 @@ class Generator:
     """Talking-head frames from a face photo and speech that arrives in chunks (the default engine).
 
     Args:
-        method: motion method; one of :data:`STREAM_METHODS`.
+        method: motion method; one of :func:`stream_methods` (this engine runs the default engine's streaming
+            viseme model).
         fps: output frame rate.
         size: longer side of the frames in pixels.
         seed: seed of blinks and head motion.
@@ -71,10 +76,9 @@ class Generator:
     def __init__(self, *, method: str = "viseme", fps: float = DEFAULT_FPS, size: int = DEFAULT_SIZE, seed: int = 0,
                  still: bool = False, expression_scale: float = 1.0, blink: bool = True, face_index: int = 0,
                  lookahead: float = 0.15) -> None:
-        if method not in STREAM_METHODS:
-            known = f"{method!r} cannot stream" if method in METHODS else f"method {method!r} is not available"
-            raise TalkingHeadError(f"{known}: streaming works with {', '.join(STREAM_METHODS)} (StyleTalk, VAST "
-                                   "and IP_LAP read the whole utterance; use generate() for them)")
+        if not get_method(method).streams:
+            raise TalkingHeadError(f"{method!r} cannot stream: streaming works with {', '.join(stream_methods())} "
+                                   "(the other methods read the whole utterance; use generate() for them)")
         if not 1.0 <= fps <= 120.0:
             raise TalkingHeadError(f"fps must be between 1 and 120, not {fps:g}")
         if not 64 <= size <= 4096:

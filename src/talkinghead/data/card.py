@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from talkinghead.audio.phonemes import PHONES
-from talkinghead.data.clip import DATA_FPS, SPLITS, clip_dir, list_clips
+from talkinghead.constants import DATA_FPS
+from talkinghead.data.clip import SPLITS, clip_dir, list_clips
 
 
 def _clip_stats(root: Path, cid: str) -> dict:

@@ -16,10 +16,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from talkinghead.constants import CROP_SIZE, DATA_FPS
+
 FORMAT_VERSION = 2
 """2: clips store their rest shape (``neutral``); format-1 clips load with the clip mean as it."""
-DATA_FPS = 25.0
-CROP_SIZE = 256
 JPEG_QUALITY = 92
 SPLITS = ("train", "val", "test")
 

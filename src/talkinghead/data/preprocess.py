@@ -27,8 +27,8 @@ import numpy as np
 from talkinghead.audio.features import analyse_audio
 from talkinghead.audio.mel import IPLAP, STYLETALKER, mel_spectrogram
 from talkinghead.audio.phonemes import PHONE_INDEX, PhonemeTimeline
-from talkinghead.constants import SAMPLE_RATE, SILENCE_PEAK
-from talkinghead.data.clip import CROP_SIZE, DATA_FPS, ClipData, clip_dir, encode_frames, save_clip, write_splits
+from talkinghead.constants import CROP_SIZE, DATA_FPS, SAMPLE_RATE, SILENCE_PEAK
+from talkinghead.data.clip import ClipData, clip_dir, encode_frames, save_clip, write_splits
 from talkinghead.data.layouts import ClipSource, discover
 from talkinghead.errors import InputError
 from talkinghead.face.crop import track_crops
@@ -66,7 +66,7 @@ class Result:
 
 @lru_cache(maxsize=1)
 def _embedder():  # type: ignore[no-untyped-def]
-    from talkinghead.metrics.identity import FaceEmbedder
+    from talkinghead.face.identity import FaceEmbedder
 
     return FaceEmbedder()
 

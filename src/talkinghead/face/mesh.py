@@ -7,11 +7,14 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from talkinghead.errors import InputError
 from talkinghead.face.indices import N_POINTS
+from talkinghead.io.video import VideoClip, read_video
+from talkinghead.progress import bar
 
 MAX_FACES = 4
 """Faces looked for in one image; the largest is used unless a face index is given."""
@@ -184,3 +187,13 @@ def track_faces(
         filled.append(m if m is not None else meshes[int(found_arr[np.argmin(np.abs(found_arr - i))])])
     stacked = np.stack(filled).astype(np.float32)
     return FaceTrack(meshes=stacked, boxes=np.stack([mesh_box(m) for m in stacked]), image_size=size)
+
+
+def track_video(path: str | Path, *, label: str, max_side: int, max_frames: int | None = None, face_index: int = 0,
+                quiet: bool = False) -> tuple[VideoClip, FaceTrack]:
+    """Read a video (longer side at most ``max_side``, its first ``max_frames``) and mesh one face through it,
+    with a progress bar called ``label``."""
+    clip = read_video(path, max_side=max_side, max_frames=max_frames)
+    with bar(len(clip.frames), label, quiet=quiet) as pb:
+        track = track_faces(clip.frames, face_index=face_index, source=str(path), progress=pb.update)
+    return clip, track

@@ -55,6 +55,11 @@ def frame_indices(n_out: int, out_fps: float, n_src: int, src_fps: float) -> np.
     return np.where(idx < n_src, idx, period - idx)
 
 
+def frame_count(seconds: float, fps: float) -> int:
+    """Frames (at least one) covering ``seconds`` at ``fps``."""
+    return max(1, int(round(seconds * fps)))
+
+
 def read_video(path: str | Path, *, max_side: int | None = None, max_frames: int | None = None) -> VideoClip:
     """Decode all frames of the first video stream.
 

@@ -24,27 +24,26 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from talkinghead.errors import InputError, TalkingHeadError
+from talkinghead.errors import InputError
 from talkinghead.face import indices as ix
 from talkinghead.face.crop import crop_face
+from talkinghead.face.identity import FaceEmbedder
 from talkinghead.face.mesh import track_faces
 from talkinghead.face.model import default_face_model
 from talkinghead.face.pose import fit_pose
 from talkinghead.io import load_audio, read_video
 from talkinghead.io.paths import require_file
-from talkinghead.metrics.identity import FaceEmbedder
 from talkinghead.metrics.image import cpbd, ms_ssim, psnr, ssim
 from talkinghead.metrics.mouth import mouth_opening, pearson
 from talkinghead.progress import bar
 from talkinghead.sync.metrics import score_video
-from talkinghead.sync.model import SyncNet, default_syncnet
+from talkinghead.sync.model import SyncNet
 
 METRICS = ("psnr", "ssim", "ms_ssim", "cpbd", "cpbd_ref", "lmd", "mouth_lmd", "csim", "aed", "apd",
            "mouth_corr", "lse_d", "lse_c", "lse_c_ref", "offset", "diversity", "diversity_ref")
@@ -168,9 +167,10 @@ def _audio_for(generated: Path, audio: Path | None) -> Path | None:
     return found[0]
 
 
-def _syncnet(checkpoint: Path | None) -> SyncNet:
+def load_syncnet(checkpoint: Path | None) -> SyncNet:
+    """The SyncNet of a checkpoint (default: the shipped one)."""
     if checkpoint is None:
-        return default_syncnet()
+        return SyncNet.default()
     require_file(checkpoint)
     return SyncNet.load(checkpoint)
 
@@ -187,56 +187,13 @@ def evaluate(generated: Path, reference: Path, *, audio: Path | None = None, syn
     todo = pairs(generated, reference)
     if audio is not None and not audio.exists():
         raise InputError(audio, "not found")
-    embedder, net = FaceEmbedder(), _syncnet(syncnet)
+    embedder, net = FaceEmbedder(), load_syncnet(syncnet)
     rows = []
     with bar(len(todo), "evaluate", quiet=quiet, unit="video") as pb:
         for g, r in todo:
             rows.append(evaluate_pair(g, r, embedder=embedder, syncnet=net, audio=_audio_for(g, audio)))
             pb.update(1)
     return {"pairs": rows, "mean": summarise(rows)}
-
-
-PROTOCOLS = {"photo": "reconstruction: first frame + own audio",
-             "dub": "reconstruction: the clip dubbed with its own audio (IP_LAP's protocol)"}
-
-
-def reconstruction(clips: Path, *, method: str, protocol: str = "photo", references: int | None = None,
-                   checkpoints: dict[str, str | Path] | None = None, syncnet: Path | None = None,
-                   quiet: bool = False) -> dict:
-    """The reconstruction protocol: every clip in ``clips`` regenerated with ``method`` from its own audio and
-    either its first frame (``protocol="photo"``) or its own frames (``"dub"``), then evaluated against itself.
-    ``references``: IP_LAP renderer references (default: IP_LAP's rule); ``checkpoints``: see
-    :func:`talkinghead.api.generate`; "styletalk" and "vast" take each clip as its own style clip, "styleheat" as
-    its driving video (head pose and upper face; the lips follow the audio)."""
-    from talkinghead.api import generate
-
-    if protocol not in PROTOCOLS:
-        raise TalkingHeadError(f"unknown protocol {protocol!r} (choose from {', '.join(PROTOCOLS)})")
-    videos = sorted(p for p in clips.iterdir() if p.suffix.lower() in {".mp4", ".mov", ".mkv", ".avi"})
-    if not videos:
-        raise InputError(clips, "no videos found")
-    embedder, net = FaceEmbedder(), _syncnet(syncnet)
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp, bar(len(videos), f"reconstruct ({method}, {protocol})", quiet=quiet,
-                                                   unit="clip") as pb:
-        for clip in videos:
-            real = read_video(clip, max_side=512, max_frames=1)
-            out = Path(tmp) / f"{clip.stem}.mp4"
-            source: dict[str, Path] = {"video": clip}
-            if protocol == "photo":
-                source = {"image": Path(tmp) / f"{clip.stem}.png"}
-                cv2.imwrite(str(source["image"]), real.frames[0][:, :, ::-1])
-            if method in ("styletalk", "vast"):  # self-driven, as both papers evaluate: the clip is its own style
-                source["style"] = clip
-            if method == "styleheat":  # self-reenactment, as StyleHEAT evaluates: the clip's own head pose
-                source["motion_from"] = clip
-            generate(audio=clip, output=out, method=method, fps=real.fps, size=max(real.frames.shape[1:3]),
-                     references=references, checkpoints=checkpoints, quiet=True, **source)  # type: ignore[arg-type]
-            row = evaluate_pair(out, clip, embedder=embedder, syncnet=net, audio=clip)
-            row["generated"] = f"{method}/{clip.name}"
-            rows.append(row)
-            pb.update(1)
-    return {"method": method, "protocol": PROTOCOLS[protocol], "pairs": rows, "mean": summarise(rows)}
 
 
 def write_json(result: dict, path: Path) -> None:

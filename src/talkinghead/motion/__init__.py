@@ -1,5 +1,5 @@
 """Motion models: audio (+ references) -> per-frame FaceMotion."""
 
-from talkinghead.motion.base import FaceMotion
+from talkinghead.face.motion import FaceMotion
 
 __all__ = ["FaceMotion"]

@@ -3,6 +3,7 @@ the training frame rate, for the style-driven families (StyleTalk, VAST) and Sty
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,14 +11,14 @@ import numpy as np
 from talkinghead.audio.features import analyse_audio
 from talkinghead.audio.phonemes import PhonemeTimeline
 from talkinghead.audio.posteriorgram import speech_features
-from talkinghead.constants import SAMPLE_RATE, SILENCE_PEAK
-from talkinghead.data.clip import DATA_FPS
-from talkinghead.face.mesh import track_faces
+from talkinghead.constants import DATA_FPS, SAMPLE_RATE, SILENCE_PEAK
+from talkinghead.face.mesh import track_video
 from talkinghead.face.model import FaceModel
+from talkinghead.face.motion import FaceMotion
 from talkinghead.face.pose import fit_pose
 from talkinghead.io import load_audio, read_video
 from talkinghead.io.paths import has_stream
-from talkinghead.progress import bar
+from talkinghead.io.video import frame_count, frame_indices
 
 
 def resample(x: np.ndarray, n: int) -> np.ndarray:
@@ -35,14 +36,14 @@ def video_coefficients(path: str | Path, *, face_model: FaceModel, max_frames: i
     ``max_frames``), encoded as preprocessing encodes real clips (offsets from the clip's mean shape; rotations
     canonical -> image axes)."""
     fps = read_video(path, max_side=64, max_frames=1).fps
-    clip = read_video(path, max_side=512, max_frames=int(np.ceil(max_frames * fps / DATA_FPS)) + 1)
-    with bar(len(clip.frames), label, quiet=quiet) as pb:
-        meshes = track_faces(clip.frames, source=str(path), progress=pb.update).meshes
+    clip, track = track_video(path, label=label, max_side=512, max_frames=int(np.ceil(max_frames * fps / DATA_FPS)) + 1,
+                              quiet=quiet)
+    meshes = track.meshes
     poses = [fit_pose(m) for m in meshes]
     canonical = np.stack([p.to_canonical(m.astype(np.float64)) for p, m in zip(poses, meshes)])
     coeffs = face_model.encode_expression(canonical, canonical.mean(0))
     rotations = np.stack([p.rotation for p in poses]).reshape(len(poses), 9)
-    n = max(1, int(round(len(coeffs) * DATA_FPS / clip.fps)))
+    n = frame_count(len(coeffs) / clip.fps, DATA_FPS)
     both = resample(np.concatenate([coeffs, rotations], 1), n)[:max_frames]
     return both[:, :coeffs.shape[1]], both[:, coeffs.shape[1]:].reshape(-1, 3, 3)
 
@@ -64,3 +65,33 @@ def style_speech(path: str | Path, *, kind: str, n_frames: int) -> np.ndarray:
         audio = np.zeros(int(np.ceil(n_frames / DATA_FPS * SAMPLE_RATE)), np.float32)
         timeline = PhonemeTimeline(phones=[], starts=np.zeros(0), ends=np.zeros(0), method="allphone")
     return speech_features(kind, audio=audio, timeline=timeline, fps=DATA_FPS, n_frames=n_frames)
+
+
+def pose_motion(path: str | Path, *, fps: float, n_frames: int, quiet: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Head motion of the face in a video, relative to its median pose, resampled to ``n_frames`` at ``fps``.
+
+    Returns:
+        ((T, 3) rotations (pitch, yaw, roll) radians, (T, 3) translations in canonical units).
+    """
+    from scipy.spatial.transform import Rotation
+
+    clip, track = track_video(path, label="head pose", max_side=512, quiet=quiet)
+    poses = [fit_pose(m) for m in track.meshes]
+    rots = Rotation.from_matrix(np.stack([p.rotation for p in poses]))
+    median = Rotation.from_matrix(rots.mean().as_matrix())
+    rel = (median.inv() * rots).as_euler("xyz")
+    t_med = np.median(np.stack([p.translation for p in poses]), 0)
+    trans = np.stack([median.inv().apply((p.translation - t_med) / p.scale) for p in poses])
+    idx = frame_indices(n_frames, fps, len(poses), clip.fps)
+    return rel[idx], trans[idx]
+
+
+def with_expression(base: FaceMotion, expression: np.ndarray) -> FaceMotion:
+    """``base`` with its expression replaced by (T, K) coefficients of the shipped face model's first K
+    components."""
+    from talkinghead.face.model import default_face_model
+
+    full = default_face_model().basis()
+    basis = replace(full, coefficient_names=full.coefficient_names[:expression.shape[1]],
+                    components=full.components[:expression.shape[1]])
+    return replace(base, expression=expression, basis=basis)

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import torch
 from torch import nn
+
+from talkinghead.errors import TalkingHeadError
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -36,3 +38,33 @@ def checkpoint_meta(path: str | Path) -> dict[str, Any]:
     """Everything in a checkpoint except the weights."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     return {k: v for k, v in ckpt.items() if k != "state_dict"}
+
+
+class CheckpointModel(nn.Module):
+    """Base of every model: ``save``, ``load`` and the shipped ``default`` in the one checkpoint format.
+
+    A subclass names its config dataclass (``config_class``, stored in the checkpoint as ``self.config``) and, when
+    weights ship inside the package, their file (``default_checkpoint``).
+    """
+
+    config_class: ClassVar[type]
+    default_checkpoint: ClassVar[Path | None] = None
+    _defaults: ClassVar[dict[type, nn.Module]] = {}
+
+    def save(self, path: str | Path, *, half: bool = False, **extra: object) -> None:
+        """Write the checkpoint (see :func:`save_model`)."""
+        save_model(self, path, half=half, **extra)
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str | torch.device = "cpu") -> Self:
+        """The model of a checkpoint, in eval mode (see :func:`load_model`)."""
+        return load_model(cls, cls.config_class, path, device=device)
+
+    @classmethod
+    def default(cls) -> Self:
+        """The shipped model, loaded once (on the CPU)."""
+        if cls.default_checkpoint is None:
+            raise TalkingHeadError(f"no {cls.__name__} weights ship with the package")
+        if cls not in CheckpointModel._defaults:
+            CheckpointModel._defaults[cls] = cls.load(cls.default_checkpoint)
+        return CheckpointModel._defaults[cls]  # type: ignore[return-value]

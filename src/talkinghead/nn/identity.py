@@ -1,7 +1,7 @@
 """A differentiable student of dlib's face embedding, for identity losses.
 
 pSp and StyleTalker take an identity loss from ArcFace. No ArcFace weights exist offline, and dlib's
-ResNet (our identity metric, :mod:`talkinghead.metrics.identity`) is not differentiable. So identity
+ResNet (our identity metric, :mod:`talkinghead.face.identity`) is not differentiable. So identity
 losses use this small CNN, trained to map each aligned face crop to its clip's dlib embedding; the loss
 is the distance between the student's embeddings of two images. Reports still measure identity with
 dlib itself.
@@ -10,13 +10,12 @@ dlib itself.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from talkinghead.nn.checkpoint import load_model, save_model
+from talkinghead.nn.checkpoint import CheckpointModel
 
 
 @dataclass
@@ -29,8 +28,10 @@ class IdentityNetConfig:
     """dlib's embedding size."""
 
 
-class IdentityNet(nn.Module):
+class IdentityNet(CheckpointModel):
     """image (B, 3, H, W) in [-1, 1] -> (B, embed) estimate of its dlib embedding."""
+
+    config_class = IdentityNetConfig
 
     def __init__(self, config: IdentityNetConfig) -> None:
         super().__init__()
@@ -51,12 +52,6 @@ class IdentityNet(nn.Module):
                                   align_corners=False, antialias=True)
         return self.head(self.features(image).mean((2, 3)))
 
-    def save(self, path: str | Path, **extra: object) -> None:
-        save_model(self, path, **extra)
-
-    @classmethod
-    def load(cls, path: str | Path, *, device: str | torch.device = "cpu") -> IdentityNet:
-        return load_model(cls, IdentityNetConfig, path, device=device)
 
 
 def identity_loss(net: IdentityNet, image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

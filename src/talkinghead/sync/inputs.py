@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from talkinghead.audio.mel import IPLAP, mel_spectrogram, mel_windows
-from talkinghead.data.clip import CROP_SIZE, DATA_FPS, ClipData
+from talkinghead.constants import CROP_SIZE, DATA_FPS
+from talkinghead.data.clip import ClipData
 from talkinghead.face import indices as ix
 from talkinghead.face.crop import track_crops
 from talkinghead.sync.model import SyncNetConfig

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from talkinghead.data.clip import DATA_FPS
+from talkinghead.constants import DATA_FPS
 from talkinghead.sync.inputs import audio_mels, video_visual, visual_tensor
 from talkinghead.sync.model import SyncNet
 

@@ -12,18 +12,13 @@ the cosine similarity of in-sync vs shifted pairs).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from talkinghead.nn.checkpoint import load_model, save_model
-
-
-DEFAULT_CHECKPOINT = Path(__file__).parent / "assets" / "syncnet_mesh_v1.pt"
-"""The SyncNet shipped with the package (its data card: the .json file beside it)."""
+from talkinghead.nn.checkpoint import CheckpointModel
 
 
 @dataclass
@@ -64,9 +59,13 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers, nn.Linear(sizes[-2], sizes[-1]))
 
 
-class SyncNet(nn.Module):
+class SyncNet(CheckpointModel):
     """mouth: (B, frames, 3, H, W) in [0, 1] or (B, frames, mesh_dim); mel: (B, mel_frames, n_mels)
     -> unit embeddings (B, embed)."""
+
+    config_class = SyncNetConfig
+    default_checkpoint = Path(__file__).parent / "assets" / "syncnet_mesh_v1.pt"
+    """The SyncNet shipped with the package (its data card: the .json file beside it)."""
 
     def __init__(self, config: SyncNetConfig) -> None:
         super().__init__()
@@ -128,13 +127,6 @@ class SyncNet(nn.Module):
             raise ValueError(f"unknown objective {self.config.objective!r}")
         return loss, (cos.argmax(1) == 0).float().mean()
 
-    def save(self, path: str | Path, **extra: object) -> None:
-        """Checkpoint with the config (no pickled objects)."""
-        save_model(self, path, **extra)
-
-    @classmethod
-    def load(cls, path: str | Path, *, device: str | torch.device = "cpu") -> SyncNet:
-        return load_model(cls, SyncNetConfig, path, device=device)
 
 
 def sequence_sync_loss(net: SyncNet, mouth: torch.Tensor, mels: torch.Tensor, *, min_offset: int = 5) -> torch.Tensor:
@@ -143,7 +135,7 @@ def sequence_sync_loss(net: SyncNet, mouth: torch.Tensor, mels: torch.Tensor, *,
     Every ``frames``-long chunk of ``mouth`` (B, N, ...) is scored against the mel windows (B, N, 16, 80)
     of every chunk start of its own sequence: InfoNCE (cosine / temperature) of the in-sync window
     against those shifted by at least ``min_offset`` frames (nearer shifts are left out, as in
-    :class:`talkinghead.data.datasets.SyncDataset`). Needs N >= frames + min_offset.
+    :class:`talkinghead.train.datasets.SyncDataset`). Needs N >= frames + min_offset.
     """
     f = net.config.frames
     b, n = mouth.shape[:2]
@@ -159,8 +151,3 @@ def sequence_sync_loss(net: SyncNet, mouth: torch.Tensor, mels: torch.Tensor, *,
     target = torch.arange(starts, device=logits.device).repeat(b)
     return F.cross_entropy(logits.flatten(0, 1), target)
 
-
-@lru_cache(maxsize=1)
-def default_syncnet() -> SyncNet:
-    """The shipped SyncNet (see :data:`DEFAULT_CHECKPOINT`), loaded once."""
-    return SyncNet.load(DEFAULT_CHECKPOINT)

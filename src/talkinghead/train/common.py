@@ -1,11 +1,27 @@
-"""The Lightning trainer every family uses: step-based runs, periodic validation, no logger files."""
+"""The Lightning trainer every family uses (step-based runs, periodic validation, no logger files), and the
+command-line options the families' train-* commands share."""
 
 from __future__ import annotations
 
+import argparse
+import json
 from datetime import timedelta
+from pathlib import Path
 
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
+
+
+class _FirstLosses(L.Callback):
+    """Keeps the training losses logged at the first step (``first_train_*`` in :func:`fit`'s metrics)."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, float] = {}
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
+        if not self.first:
+            self.first = {f"first_{k}": float(v) for k, v in trainer.callback_metrics.items()
+                          if k.startswith("train_")}
 
 
 def fit(module: L.LightningModule, train: Dataset, val: Dataset | None, *, max_steps: int, batch: int,
@@ -13,17 +29,56 @@ def fit(module: L.LightningModule, train: Dataset, val: Dataset | None, *, max_s
         val_every: int = 200, val_batches: int = 20, max_minutes: float | None = None,
         quiet: bool = False) -> dict[str, float]:
     """Train ``module`` for ``max_steps`` steps, or until ``max_minutes`` have passed (DDP when several devices or
-    nodes); returns the last logged metrics."""
+    nodes); returns the last logged metrics and, as ``first_train_*``, the training losses of the first step."""
     if not len(train):  # type: ignore[arg-type]
         raise ValueError("no training windows (preprocess a corpus first)")
     trainer = L.Trainer(max_steps=max_steps, max_time=timedelta(minutes=max_minutes) if max_minutes else None,
                         accelerator=accelerator, devices=devices, num_nodes=nodes, logger=False,
                         enable_checkpointing=False, enable_progress_bar=not quiet, enable_model_summary=False,
                         val_check_interval=min(max_steps, val_every), check_val_every_n_epoch=None,
-                        limit_val_batches=val_batches, num_sanity_val_steps=0, benchmark=True)
+                        limit_val_batches=val_batches, num_sanity_val_steps=0, benchmark=True,
+                        callbacks=[first := _FirstLosses()])
     loaders = [DataLoader(train, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
                           persistent_workers=workers > 0)]
     if val is not None and len(val):  # type: ignore[arg-type]
         loaders.append(DataLoader(val, batch_size=batch, num_workers=workers))
     trainer.fit(module, *loaders)
-    return {k: float(v) for k, v in trainer.callback_metrics.items()}
+    return {**first.first, **{k: float(v) for k, v in trainer.callback_metrics.items()}}
+
+
+def training_options(p: argparse.ArgumentParser, *, output_help: str = "checkpoint to write (.pt)") -> None:
+    """Options shared by the train-* commands of the learned families (Lightning: GPUs and DDP when present)."""
+    p.add_argument("datasets", nargs="+", type=Path, help="preprocessed dataset folders")
+    p.add_argument("-o", "--output", type=Path, required=True, help=output_help)
+    p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+    p.add_argument("--devices", default="auto", help="Lightning devices per node (e.g. 8)")
+    p.add_argument("--nodes", type=int, default=1, help="Lightning nodes (DDP)")
+    p.add_argument("-q", "--quiet", action="store_true")
+
+
+def generator_training_inputs(p: argparse.ArgumentParser) -> None:
+    """Inputs shared by train-styletalker and train-styleheat: the trained generator folder and the image SyncNet."""
+    p.add_argument("--stylegan", type=Path, required=True, help="train-stylegan output folder")
+    p.add_argument("--syncnet", type=Path, default=None,
+                   help="image SyncNet for the sync loss (train-syncnet --visual image); without it no sync loss")
+
+
+def style_training_options(p: argparse.ArgumentParser, *, window: int, style_length: int) -> None:
+    """Run options shared by train-styletalk and train-vast (decoded window and style clip per item)."""
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--window", type=int, default=window, help=f"frames decoded per item (default: {window})")
+    p.add_argument("--style-length", type=int, default=style_length,
+                   help=f"style clip frames per item (default: {style_length})")
+    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default: 1e-4)")
+
+
+def parse_devices(value: str) -> int | str:
+    """``--devices``: a count, or a Lightning keyword such as "auto"."""
+    return int(value) if str(value).isdigit() else value
+
+
+def print_metrics(metrics: dict) -> int:
+    """Print a training run's final metrics as JSON; the command's exit status (0)."""
+    print(json.dumps(metrics, indent=1))
+    return 0

@@ -6,20 +6,22 @@ a CPU) and ``paper`` (IP_LAP's sizes, for LRS2 on GPUs with DDP: ``--devices 8 -
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import argparse
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import lightning as L
 import torch
 
-from talkinghead.data.iplap import LandmarkDataset, RendererDataset
 from talkinghead.motion.iplap.config import LandmarkConfig
 from talkinghead.motion.iplap.model import LandmarkGenerator
 from talkinghead.nn.discriminator import MultiScaleDiscriminator, feature_matching_loss, lsgan_loss
 from talkinghead.nn.perceptual import PerceptualLoss
 from talkinghead.render.iplap.config import RendererConfig
 from talkinghead.render.iplap.model import IPLAPRenderer
-from talkinghead.train.common import fit
+from talkinghead.spec import Command
+from talkinghead.train.common import fit, parse_devices, print_metrics, training_options
+from talkinghead.train.iplap_data import LandmarkDataset, RendererDataset
 
 LANDMARK_CONFIGS = {
     "tiny": LandmarkConfig(references=3, d_model=32, layers=1, heads=2, feedforward=64, width=0.125),
@@ -152,3 +154,41 @@ def train_renderer(datasets: list[Path], output: Path, *, config: RendererConfig
     module.model.save(output, metrics=metrics, datasets=[str(d) for d in datasets], steps=max_steps,
                       training={"batch": batch, "references": references, "warmup": warmup, "lr": lr, "seed": seed})
     return metrics
+
+
+def _arguments(ti: argparse.ArgumentParser) -> None:
+    training_options(ti)
+    ti.add_argument("--stage", choices=("landmarks", "renderer"), required=True)
+    ti.add_argument("--config", choices=("tiny", "small", "paper"), default="small",
+                    help="sizes: tiny (tests), small (the shipped CPU checkpoints), paper (IP_LAP's; GPUs)")
+    ti.add_argument("--sequence", choices=("transformer", "bilstm"), default="transformer",
+                    help="landmarks: token mixer (bilstm = the paper's ablation)")
+    ti.add_argument("--augment", action="store_true",
+                    help="landmarks: random similarity transform of each item's landmarks and mel level shift")
+    ti.add_argument("--no-warp", dest="warp", action="store_false", help="renderer: the ablation without warping")
+    ti.add_argument("--size", type=int, default=None, help="renderer: face crop side in pixels (default: 128)")
+    ti.add_argument("--references", type=int, default=3, help="renderer: reference frames per item (default: 3)")
+    ti.add_argument("--warmup", type=int, default=None,
+                    help="renderer: warping-loss-only steps (default: a quarter of --steps)")
+    ti.add_argument("--steps", type=int, default=3000)
+    ti.add_argument("--batch", type=int, default=None, help="batch size (default: 32 landmarks, 8 renderer)")
+    ti.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default: 1e-4, IP_LAP's)")
+
+
+def _run(args: argparse.Namespace) -> int:
+    common = {"max_steps": args.steps, "lr": args.lr, "workers": args.workers, "devices": parse_devices(args.devices),
+              "nodes": args.nodes, "quiet": args.quiet}
+    if args.stage == "landmarks":
+        config = replace(LANDMARK_CONFIGS[args.config], sequence=args.sequence)
+        return print_metrics(train_landmarks(args.datasets, args.output, config=config, batch=args.batch or 32,
+                                             augment=args.augment, **common))
+    base = RENDERER_CONFIGS[args.config]
+    rconfig = replace(base, warp=args.warp, size=args.size or base.size)
+    return print_metrics(train_renderer(args.datasets, args.output, config=rconfig, batch=args.batch or 8,
+                                        references=args.references, warmup=args.warmup, **common))
+
+
+COMMAND = Command(
+    description="Stage 1 (--stage landmarks: audio -> lip/jaw landmarks) or stage 2 (--stage renderer: landmark "
+                "sketches + references -> face), PyTorch Lightning on the datasets' train splits (GPUs, DDP across "
+                "devices and nodes when present).", arguments=_arguments, run=_run)

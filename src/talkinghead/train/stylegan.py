@@ -22,6 +22,7 @@ Files written to the output folder: ``identity.pt``, ``generator.pt`` (EMA weigh
 
 from __future__ import annotations
 
+import argparse
 import copy
 import math
 from dataclasses import asdict, dataclass, field
@@ -31,14 +32,21 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
-from talkinghead.data.datasets import CropDataset
 from talkinghead.nn.checkpoint import checkpoint_meta
 from talkinghead.nn.identity import IdentityNet, IdentityNetConfig, identity_loss
 from talkinghead.nn.perceptual import PerceptualLoss
 from talkinghead.render.stylegan.config import DiscriminatorConfig, EncoderConfig, GeneratorConfig
-from talkinghead.render.stylegan.model import (Discriminator, Encoder, Generator, d_logistic_loss,
-                                               g_nonsaturating_loss, r1_penalty)
-from talkinghead.train.common import fit
+from talkinghead.render.stylegan.model import (
+    Discriminator,
+    Encoder,
+    Generator,
+    d_logistic_loss,
+    g_nonsaturating_loss,
+    r1_penalty,
+)
+from talkinghead.spec import Command
+from talkinghead.train.common import fit, parse_devices, print_metrics, training_options
+from talkinghead.train.datasets import CropDataset
 
 
 @dataclass
@@ -269,3 +277,36 @@ def train_stylegan(datasets: list[Path], output: Path, *, configs: StyleGanConfi
     if not math.isfinite(sum(v for m in metrics.values() for v in m.values())):
         raise RuntimeError(f"training diverged: {metrics}")
     return metrics
+
+
+def _arguments(tg: argparse.ArgumentParser) -> None:
+    training_options(tg, output_help="folder to write the four checkpoints to")
+    tg.add_argument("--config", choices=("tiny", "cpu", "small", "paper"), default="small",
+                    help="sizes: tiny (tests, 32 px), cpu (64 px, the shipped models), small (128 px), paper "
+                         "(1024 px; GPUs)")
+    tg.add_argument("--identity-steps", type=int, default=2000)
+    tg.add_argument("--gan-steps", type=int, default=20000)
+    tg.add_argument("--encoder-steps", type=int, default=10000)
+    tg.add_argument("--batch", type=int, default=16)
+    tg.add_argument("--gan-lr", type=float, default=0.002, help="Adam learning rate of G and D (default: 0.002)")
+    tg.add_argument("--r1-gamma", type=float, default=1.0, help="R1 weight (default: 1.0)")
+    tg.add_argument("--encoder-lr", type=float, default=1e-4, help="encoder learning rate (default: 1e-4)")
+    tg.add_argument("--generator-lr", type=float, default=0.0,
+                    help="tune the generator with the encoder's loss at this rate (default: 0 = frozen, as pSp)")
+    tg.add_argument("--stage-minutes", type=float, default=None, help="stop each stage after this many minutes")
+
+
+def _run(args: argparse.Namespace) -> int:
+    return print_metrics(train_stylegan(
+        args.datasets, args.output, configs=STYLEGAN_CONFIGS[args.config], identity_steps=args.identity_steps,
+        gan_steps=args.gan_steps, encoder_steps=args.encoder_steps, batch=args.batch, gan_lr=args.gan_lr,
+        r1_gamma=args.r1_gamma, encoder_lr=args.encoder_lr, generator_lr=args.generator_lr,
+        stage_minutes=args.stage_minutes, workers=args.workers, devices=parse_devices(args.devices),
+        nodes=args.nodes, quiet=args.quiet))
+
+
+COMMAND = Command(
+    description="Three stages on single face crops of the datasets' train splits (PyTorch Lightning): the identity "
+                "student of dlib's embedding, the StyleGAN2-style generator against its discriminator, then the "
+                "pSp-style encoder into W+. Writes identity.pt, generator.pt, discriminator.pt and encoder.pt; a "
+                "stage with 0 steps reuses its file from the output folder.", arguments=_arguments, run=_run)

@@ -26,6 +26,7 @@ the attribute on the encoder's codes (both centred per clip).
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -35,7 +36,6 @@ import torch
 import torch.nn.functional as F
 
 from talkinghead.data.clip import clip_dir, list_clips, load_clip
-from talkinghead.data.datasets import WindowDataset
 from talkinghead.face.crop import MOUTH_REGION
 from talkinghead.face.indices import INNER_LIP_PAIRS, MOUTH_CORNERS, OUTER_EYE_CORNERS
 from talkinghead.motion.styleheat.config import StyleHeatConfig
@@ -43,11 +43,12 @@ from talkinghead.motion.styleheat.model import StyleHeat, coefficient_features, 
 from talkinghead.nn.layers import warp
 from talkinghead.nn.perceptual import PerceptualLoss
 from talkinghead.render.stylegan.edit import principal_directions
-from talkinghead.render.stylegan.model import (Discriminator, Encoder, Generator, d_logistic_loss,
-                                               g_nonsaturating_loss)
+from talkinghead.render.stylegan.model import Discriminator, Encoder, Generator, d_logistic_loss, g_nonsaturating_loss
+from talkinghead.spec import Command
 from talkinghead.sync.inputs import mouth_crops
 from talkinghead.sync.model import SyncNet, sequence_sync_loss
-from talkinghead.train.common import fit
+from talkinghead.train.common import fit, generator_training_inputs, parse_devices, print_metrics, training_options
+from talkinghead.train.datasets import WindowDataset
 from talkinghead.train.stylegan import psnr
 
 STYLEHEAT_CONFIGS = {
@@ -333,3 +334,34 @@ def train_styleheat(datasets: list[Path], output: Path, *, stylegan: Path, syncn
                training={"batch": batch, "frames": frames, "lr": lr, "seed": seed, "config": asdict(config),
                          "weights": asdict(StyleHeatLossWeights())})
     return metrics
+
+
+def _arguments(th: argparse.ArgumentParser) -> None:
+    training_options(th)
+    generator_training_inputs(th)
+    th.add_argument("--config", choices=("tiny", "cpu", "small", "paper"), default="small",
+                    help="sizes: tiny (tests), cpu (64 px generator), small (128 px), paper (StyleHEAT's; GPUs)")
+    th.add_argument("--warp-steps", type=int, default=5000,
+                    help="steps of the warp stage (0: skip it and continue the model in --output)")
+    th.add_argument("--calibrate-steps", type=int, default=5000, help="steps of the calibration stage")
+    th.add_argument("--batch", type=int, default=4)
+    th.add_argument("--frames", type=int, default=12,
+                    help="target frames per item (default: 12; at least 10 for sync)")
+    th.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default: 1e-4)")
+    th.add_argument("--stage-minutes", type=float, default=None, help="stop each stage after this many minutes")
+
+
+def _run(args: argparse.Namespace) -> int:
+    return print_metrics(train_styleheat(
+        args.datasets, args.output, stylegan=args.stylegan, syncnet=args.syncnet,
+        config=STYLEHEAT_CONFIGS[args.config], warp_steps=args.warp_steps, calibrate_steps=args.calibrate_steps,
+        batch=args.batch, frames=args.frames, lr=args.lr, stage_minutes=args.stage_minutes, workers=args.workers,
+        devices=parse_devices(args.devices), nodes=args.nodes, quiet=args.quiet))
+
+
+COMMAND = Command(
+    description="StyleHEAT's video- and audio-driven motion generators and calibration network with PyTorch "
+                "Lightning in two stages (warp, then calibrate) on windows of the datasets' train splits, with the "
+                "generator, encoder and discriminator of a train-stylegan folder and an image SyncNet for the sync "
+                "loss; then the edit directions (smile, mouth_open from the meshes; pc0..pc3 from GANSpace).",
+    arguments=_arguments, run=_run)

@@ -14,6 +14,7 @@ Configurations: ``tiny`` (CPU tests), ``small`` (the shipped checkpoint, trained
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -21,14 +22,15 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
-from talkinghead.data.datasets import StyleDataset
 from talkinghead.face.model import FaceModel, default_face_model
 from talkinghead.motion.styletalk.config import StyleTalkConfig
 from talkinghead.motion.styletalk.model import StyleTalk
 from talkinghead.nn.discriminator import SequenceDiscriminator, lsgan_loss
+from talkinghead.spec import Command
 from talkinghead.sync.inputs import coefficient_mouth, mouth_basis
-from talkinghead.sync.model import SyncNet, default_syncnet, sequence_sync_loss
-from talkinghead.train.common import fit
+from talkinghead.sync.model import SyncNet, sequence_sync_loss
+from talkinghead.train.common import fit, parse_devices, print_metrics, style_training_options, training_options
+from talkinghead.train.datasets import StyleDataset
 
 STYLETALK_CONFIGS = {
     "tiny": StyleTalkConfig(d_model=32, heads=2, content_layers=1, style_layers=1, decoder_layers=1, feedforward=64,
@@ -127,7 +129,7 @@ def train_styletalk(datasets: list[Path], output: Path, *, config: StyleTalkConf
     classes. Saves ``output`` (with the classes and the neutral style code); returns the last metrics."""
     L.seed_everything(seed, workers=True, verbose=False)
     face_model = face_model or default_face_model()
-    syncnet = syncnet or default_syncnet()
+    syncnet = syncnet or SyncNet.default()
     if syncnet.config.visual != "mesh":
         raise ValueError("StyleTalk's sync loss needs a SyncNet with the mesh visual stream")
     kw = {"window": window, "style_length": style_length, "phone_window": config.window,
@@ -146,3 +148,28 @@ def train_styletalk(datasets: list[Path], output: Path, *, config: StyleTalkConf
                       training={"batch": batch, "window": window, "style_length": style_length, "lr": lr,
                                 "seed": seed, "config": asdict(config)})
     return metrics
+
+
+def _arguments(tt: argparse.ArgumentParser) -> None:
+    training_options(tt)
+    tt.add_argument("--config", choices=("tiny", "small", "paper"), default="small",
+                    help="sizes: tiny (tests), small (the shipped CPU checkpoint), paper (StyleTalk's; GPUs)")
+    tt.add_argument("--no-dynamic", dest="dynamic", action="store_false",
+                    help="plain feed-forward layers in the decoders (the paper's ablation)")
+    style_training_options(tt, window=32, style_length=64)
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = STYLETALK_CONFIGS[args.config]
+    if not args.dynamic:
+        config = replace(config, dynamic_k=0)
+    return print_metrics(train_styletalk(
+        args.datasets, args.output, config=config, max_steps=args.steps, batch=args.batch, window=args.window,
+        style_length=args.style_length, lr=args.lr, disc_channels=DISC_CHANNELS[args.config], workers=args.workers,
+        devices=parse_devices(args.devices), nodes=args.nodes, quiet=args.quiet))
+
+
+COMMAND = Command(
+    description="StyleTalk (style encoder + style-controllable dynamic decoders) with PyTorch Lightning on the "
+                "datasets' train splits; style classes are the clips' style labels (synthetic corpus), else speaker "
+                "+ emotion, else speaker.", arguments=_arguments, run=_run)

@@ -15,6 +15,7 @@ Configurations: ``tiny`` (CPU tests), ``cpu`` (the shipped checkpoint, on the 64
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -22,16 +23,17 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
-from talkinghead.data.datasets import WindowDataset
 from talkinghead.motion.styletalker.config import StyleTalkerConfig
 from talkinghead.motion.styletalker.model import StyleTalker
 from talkinghead.nn.discriminator import VideoPatchDiscriminator
 from talkinghead.nn.identity import IdentityNet, identity_loss
 from talkinghead.nn.perceptual import PerceptualLoss
 from talkinghead.render.stylegan.model import Encoder, Generator
+from talkinghead.spec import Command
 from talkinghead.sync.inputs import mouth_crops
 from talkinghead.sync.model import SyncNet, sequence_sync_loss
-from talkinghead.train.common import fit
+from talkinghead.train.common import fit, generator_training_inputs, parse_devices, print_metrics, training_options
+from talkinghead.train.datasets import WindowDataset
 from talkinghead.train.stylegan import psnr
 
 STYLETALKER_CONFIGS = {
@@ -170,3 +172,30 @@ def train_styletalker(datasets: list[Path], output: Path, *, stylegan: Path, syn
                       training={"batch": batch, "window": window, "lr": lr, "seed": seed, "config": asdict(config),
                                 "weights": asdict(module.weights)})
     return metrics
+
+
+def _arguments(tk: argparse.ArgumentParser) -> None:
+    training_options(tk)
+    generator_training_inputs(tk)
+    tk.add_argument("--config", choices=("tiny", "cpu", "small", "paper"), default="small",
+                    help="sizes: tiny (tests), cpu (the shipped checkpoint), small, paper (wider; GPUs)")
+    tk.add_argument("--steps", type=int, default=5000)
+    tk.add_argument("--batch", type=int, default=8)
+    tk.add_argument("--window", type=int, default=16, help="frames per item (default: 16; at least 10 for sync)")
+    tk.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default: 1e-4)")
+    tk.add_argument("--minutes", type=float, default=None, help="stop after this many minutes")
+
+
+def _run(args: argparse.Namespace) -> int:
+    return print_metrics(train_styletalker(
+        args.datasets, args.output, stylegan=args.stylegan, syncnet=args.syncnet,
+        config=STYLETALKER_CONFIGS[args.config], max_steps=args.steps, batch=args.batch, window=args.window,
+        lr=args.lr, disc_channels=DISC_CHANNELS[args.config], max_minutes=args.minutes, workers=args.workers,
+        devices=parse_devices(args.devices), nodes=args.nodes, quiet=args.quiet))
+
+
+COMMAND = Command(
+    description="StyleTalker (audio encoder, per-layer posterior blocks with smoothing and two-way manipulation, "
+                "autoregressive flow prior) with PyTorch Lightning on windows of the datasets' train splits, with "
+                "the generator, encoder and identity student of a train-stylegan folder and an image SyncNet for "
+                "the sync loss.", arguments=_arguments, run=_run)

@@ -8,9 +8,9 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from talkinghead.data.datasets import SyncDataset
 from talkinghead.sync.model import SyncNet, SyncNetConfig
 from talkinghead.train.common import fit
+from talkinghead.train.datasets import SyncDataset
 
 TINY = SyncNetConfig(height=32, width=64, embed=32, channels=8)
 """A configuration small enough for CPU tests."""

@@ -17,6 +17,7 @@ Configurations: ``tiny`` (CPU tests), ``small`` (the shipped checkpoint, trained
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -25,15 +26,19 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from talkinghead.data.datasets import VastDataset
+from talkinghead.audio.posteriorgram import SPEECH_KINDS
+from talkinghead.errors import TalkingHeadError
 from talkinghead.face.model import FaceModel, default_face_model
+from talkinghead.io.paths import require_file
 from talkinghead.motion.vast.config import VastConfig
 from talkinghead.motion.vast.model import Vast, reconstruction_loss
 from talkinghead.motion.vast.split import strong_coefficients
 from talkinghead.nn.discriminator import PatchDiscriminator, lsgan_loss
 from talkinghead.render.vast.model import VastRenderer, VastRendererConfig, composite, masked_l1
 from talkinghead.render.vast.renderer import Template, frame_inputs, prepare_template, to_tensor
-from talkinghead.train.common import fit
+from talkinghead.spec import Command
+from talkinghead.train.common import fit, parse_devices, print_metrics, style_training_options, training_options
+from talkinghead.train.datasets import VastDataset
 
 VAST_CONFIGS = {
     "tiny": VastConfig(d_model=32, heads=2, style_conv_layers=1, style_dim=8, nar_layers=1, feedforward=64,
@@ -195,3 +200,66 @@ def train_vast_renderer(video: Path, output: Path, *, config: VastRendererConfig
     module.model.save(output, metrics=metrics, template=Path(video).name, steps=max_steps, frames=n,
                       training={"batch": batch, "frames": frames, "lr": lr, "seed": seed, "config": asdict(config)})
     return metrics
+
+
+def _arguments(tv: argparse.ArgumentParser) -> None:
+    training_options(tv)
+    tv.add_argument("--config", choices=("tiny", "small", "paper"), default="small",
+                    help="sizes: tiny (tests), small (the shipped CPU checkpoint), paper (VAST's layout; GPUs)")
+    tv.add_argument("--speech", choices=SPEECH_KINDS, default="ppg",
+                    help="speech features: ppg (phone posteriorgram, default) or whisper (Whisper tiny.en encoder)")
+    tv.add_argument("--no-enhancer", dest="enhancer", action="store_false",
+                    help="no variational style enhancer (the paper's ablation)")
+    tv.add_argument("--flow-steps", type=int, default=None,
+                    help="Householder reflections (default: 4; 0 = plain Gaussian posterior, the paper's ablation)")
+    tv.add_argument("--loss", choices=("asymmetric", "mse"), default="asymmetric", help="reconstruction loss")
+    style_training_options(tv, window=64, style_length=128)
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = VAST_CONFIGS[args.config]
+    config = replace(config, speech=args.speech, enhancer=args.enhancer, loss=args.loss,
+                     flow_steps=config.flow_steps if args.flow_steps is None else args.flow_steps)
+    if config.flow_steps < 0:
+        raise TalkingHeadError("--flow-steps must be 0 or more")
+    return print_metrics(train_vast(args.datasets, args.output, config=config, max_steps=args.steps, batch=args.batch,
+                                    window=args.window, style_length=args.style_length, lr=args.lr,
+                                    workers=args.workers, devices=parse_devices(args.devices), nodes=args.nodes,
+                                    quiet=args.quiet))
+
+
+COMMAND = Command(
+    description="VAST (conv + GRU style encoder, variational style enhancer with a Householder flow, hybrid AR/NAR "
+                "expression decoder) with PyTorch Lightning on the datasets' train splits.",
+    arguments=_arguments, run=_run)
+
+
+def _renderer_arguments(tr: argparse.ArgumentParser) -> None:
+    tr.add_argument("video", type=Path, help="template video of the target person speaking")
+    tr.add_argument("-o", "--output", type=Path, required=True, help="checkpoint to write (.pt)")
+    tr.add_argument("--config", choices=("tiny", "small", "paper"), default="small",
+                    help="sizes: tiny (tests), small (128 px, minutes on a CPU), paper (256 px; GPUs)")
+    tr.add_argument("--speech", choices=SPEECH_KINDS, default="ppg", help="speech features (default: ppg)")
+    tr.add_argument("--steps", type=int, default=600)
+    tr.add_argument("--batch", type=int, default=2, help="runs of --frames consecutive frames per step (default: 2)")
+    tr.add_argument("--frames", type=int, default=4, help="consecutive frames per run (default: 4)")
+    tr.add_argument("--lr", type=float, default=2e-4)
+    tr.add_argument("--devices", default="auto", help="Lightning devices (e.g. 4 for four GPUs)")
+    tr.add_argument("-q", "--quiet", action="store_true")
+
+
+def _renderer_run(args: argparse.Namespace) -> int:
+    require_file(args.video)
+    if args.steps < 1 or args.batch < 1 or args.frames < 1:
+        raise TalkingHeadError("--steps, --batch and --frames must be at least 1")
+    config = replace(RENDERER_CONFIGS[args.config], speech=args.speech)
+    return print_metrics(train_vast_renderer(args.video, args.output, config=config, max_steps=args.steps,
+                                             batch=args.batch, frames=args.frames, lr=args.lr,
+                                             devices=parse_devices(args.devices), quiet=args.quiet))
+
+
+RENDERER_COMMAND = Command(
+    description="U-Net + LSTM cGAN (mesh sketch + eroded background in, speech features at the bottleneck) trained "
+                "on one video of the target person with speech; the last tenth is held out. Use it with generate "
+                "--method vast --video TEMPLATE --checkpoint vast_renderer=OUTPUT.",
+    arguments=_renderer_arguments, run=_renderer_run)

@@ -21,9 +21,9 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
-from talkinghead.constants import METHODS
 from talkinghead.errors import TalkingHeadError
 from talkinghead.progress import report_to
+from talkinghead.registry import available_methods, default_renderer, get_method, get_renderer
 
 PAGE = Path(__file__).parent / "page.html"
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
@@ -58,9 +58,8 @@ def _safe_name(name: str, fallback: str) -> str:
 
 def _options(form: dict[str, str]) -> dict[str, Any]:
     """Generation options from the form's text fields (unset ones keep the API's defaults)."""
-    method = form.get("method") or "viseme"
-    if method not in METHODS:
-        raise TalkingHeadError(f"method {method!r} is not available (available: {', '.join(METHODS)})")
+    method = form.get("method") or available_methods()[0]
+    get_method(method)  # an unknown method is a one-line error listing the available ones
     out: dict[str, Any] = {"method": method}
     try:
         for key, cast in (("expression_scale", float), ("style_intensity", float), ("seed", int), ("size", int)):
@@ -82,8 +81,10 @@ def _run(job: Job, inputs: dict[str, Path], options: dict[str, Any]) -> None:
     job.state = "running"
     face = inputs["face"]
     source = {"video": face} if face.suffix.lower() in VIDEO_SUFFIXES else {"image": face}
-    extra = {"style": inputs.get("style"), "pose_from": inputs.get("motion")}
-    if "video" in source:
+    spec = get_method(options["method"])
+    motion = "pose_from" if "pose_from" in spec.options else "motion_from"  # the motion clip's option for the method
+    extra = {"style": inputs.get("style"), motion: inputs.get("motion")}
+    if "video" in source and motion == "pose_from":
         extra.pop("pose_from")  # a dubbed video keeps its own head motion
     try:
         with report_to(listen):
@@ -109,6 +110,18 @@ def create_app(workdir: Path | None = None) -> FastAPI:
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:
         return PAGE.read_text()
+
+    @app.get("/api/methods")
+    def methods() -> list[dict[str, Any]]:
+        """The registered methods for the page's list: name, title, what faces they take and the options they
+        (or their default renderer) take."""
+        out = []
+        for name in available_methods():
+            spec = get_method(name)
+            options = spec.options | get_renderer(default_renderer(spec)).options
+            out.append({"name": name, "title": spec.title, "photo": spec.photo, "video": spec.video,
+                        "options": sorted(options | ({"motion"} if options & {"pose_from", "motion_from"} else set()))})
+        return out
 
     @app.post("/api/generate")
     async def submit(request: Request) -> JSONResponse:

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from talkinghead.motion.iplap.model import LandmarkGenerator
-
-DEFAULT_CHECKPOINT = Path(__file__).parent / "assets" / "iplap_landmarks_v1.pt"
-"""The landmark generator shipped with the package (its data card: ``iplap_v1.json`` beside it)."""
-N_POSE = 74
-
-
-@lru_cache(maxsize=1)
-def default_landmark_generator() -> LandmarkGenerator:
-    return LandmarkGenerator.load(DEFAULT_CHECKPOINT)
+from talkinghead.render.iplap.landmarks import N_POSE, pick_references
+from talkinghead.spec import LipPredictor
 
 
 @torch.no_grad()
@@ -43,3 +35,15 @@ def predict_content(model: LandmarkGenerator, mels: np.ndarray, pose: np.ndarray
         r = torch.from_numpy(np.broadcast_to(refs, (len(i), *refs.shape)).copy()).float()
         out.append(model(torch.from_numpy(mels[i]).float(), torch.from_numpy(pose[i]).float(), r).numpy())
     return np.concatenate(out).reshape(-1, *out[0].shape[2:])[:n]
+
+
+def lip_predictor(path: str | Path | None = None) -> LipPredictor:
+    """IP_LAP's lip and jaw prediction for its renderer (:data:`talkinghead.spec.LipPredictor`) with the landmark
+    generator of ``path`` (default: the shipped one), its references picked among the candidate frames."""
+    model = LandmarkGenerator.load(path) if path else LandmarkGenerator.default()
+
+    def predict(points: np.ndarray, candidates: np.ndarray, mels: np.ndarray) -> np.ndarray:
+        refs = candidates[pick_references(points[candidates], model.config.references)]
+        return predict_content(model, mels, points[:, :N_POSE], points[refs])
+
+    return predict

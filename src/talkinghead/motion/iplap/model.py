@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from talkinghead.motion.iplap.config import LandmarkConfig
-from talkinghead.nn.checkpoint import load_model, save_model
+from talkinghead.nn.checkpoint import CheckpointModel
 from talkinghead.nn.encoders import MelEncoder, PointEncoder
 from talkinghead.nn.layers import sinusoid
 
@@ -29,9 +29,13 @@ def _head(d: int, out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, out))
 
 
-class LandmarkGenerator(nn.Module):
+class LandmarkGenerator(CheckpointModel):
     """mels (B, T, 16, 80), pose (B, T, 74, 2), references (B, N_l, 131, 2) -> content (B, T, 57, 2):
     40 lip points then 17 jaw points (``face.indices.IPLAP_CONTENT`` order)."""
+
+    config_class = LandmarkConfig
+    default_checkpoint = Path(__file__).parent / "assets" / "iplap_landmarks_v1.pt"
+    """The landmark generator shipped with the package (its data card: ``iplap_v1.json`` beside it)."""
 
     def __init__(self, config: LandmarkConfig) -> None:
         super().__init__()
@@ -91,9 +95,3 @@ class LandmarkGenerator(nn.Module):
         cont = F.l1_loss(pred.diff(dim=1), target.diff(dim=1))
         return l1 + self.config.continuity_weight * cont, {"l1": l1.detach(), "continuity": cont.detach()}
 
-    def save(self, path: str | Path, **extra: object) -> None:
-        save_model(self, path, **extra)
-
-    @classmethod
-    def load(cls, path: str | Path, *, device: str | torch.device = "cpu") -> LandmarkGenerator:
-        return load_model(cls, LandmarkConfig, path, device=device)

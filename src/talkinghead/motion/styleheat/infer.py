@@ -16,7 +16,7 @@ import torch
 
 from talkinghead.errors import TalkingHeadError
 from talkinghead.motion.styleheat.model import StyleHeat, coefficient_features
-from talkinghead.render.stylegan.infer import BATCH, reference_code, require_models, to_crops
+from talkinghead.render.stylegan.infer import BATCH, reference_code, to_crops
 from talkinghead.render.stylegan.model import Encoder, Generator
 
 MAX_EDIT = 3.0
@@ -39,7 +39,6 @@ class StyleHeatModels:
 
 def load_models(paths: dict[str, str | Path]) -> StyleHeatModels:
     """The models of ``paths`` (keys: the method, generator, encoder)."""
-    require_models("styleheat", paths)
     return StyleHeatModels(StyleHeat.load(paths["styleheat"]), Generator.load(paths["generator"]),
                            Encoder.load(paths["encoder"]))
 

@@ -24,14 +24,13 @@ warper reads the video-warped *image* warped directly by the video flow (no extr
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from talkinghead.motion.styleheat.config import StyleHeatConfig
-from talkinghead.nn.checkpoint import load_model, save_model
+from talkinghead.nn.checkpoint import CheckpointModel
 from talkinghead.nn.layers import AdaIN, warp
 from talkinghead.render.stylegan.model import Generator
 
@@ -151,11 +150,13 @@ def coefficient_features(expression: torch.Tensor, rotation: torch.Tensor) -> to
     return torch.cat([expression, rotation.flatten(-2)], -1)
 
 
-class StyleHeat(nn.Module):
+class StyleHeat(CheckpointModel):
     """The video- and audio-driven motion generators, the calibration network and the edit directions.
 
     ``edit_directions`` (A, w_dim) unit vectors with ``edit_stds`` (A,) (the spread of the codes along each) and
     ``edit_layers`` (A, 2) the range of W+ vectors each moves; names in ``config.edit_names``."""
+
+    config_class = StyleHeatConfig
 
     def __init__(self, config: StyleHeatConfig) -> None:
         super().__init__()
@@ -211,9 +212,3 @@ class StyleHeat(nn.Module):
         fix = self.calibration(descriptor, len(w_plus)) if calibrate else None
         return generator(w_plus, noise="none", features=flow.shape[-1], flow=flow, calibrate=fix)
 
-    def save(self, path: str | Path, **extra: object) -> None:
-        save_model(self, path, **extra)
-
-    @classmethod
-    def load(cls, path: str | Path, *, device: str | torch.device = "cpu") -> StyleHeat:
-        return load_model(cls, StyleHeatConfig, path, device=device)

@@ -3,26 +3,16 @@ style code -> expression coefficients of every output frame."""
 
 from __future__ import annotations
 
-from functools import lru_cache
-from pathlib import Path
-
 import numpy as np
 import torch
 
 from talkinghead.audio.features import AudioFeatures
 from talkinghead.audio.phonemes import phone_windows
-from talkinghead.data.clip import DATA_FPS
+from talkinghead.constants import DATA_FPS
 from talkinghead.face.pose import with_head_motion
+from talkinghead.io.video import frame_count
 from talkinghead.motion.styleclip import resample
 from talkinghead.motion.styletalk.model import StyleTalk
-
-DEFAULT_CHECKPOINT = Path(__file__).parent / "assets" / "styletalk_v2.pt"
-"""The StyleTalk model shipped with the package (its data card: ``styletalk_v2.json`` beside it)."""
-
-
-@lru_cache(maxsize=1)
-def default_styletalk() -> StyleTalk:
-    return StyleTalk.load(DEFAULT_CHECKPOINT)
 
 
 def style_frames(model: StyleTalk, expression: np.ndarray, rotations: np.ndarray) -> np.ndarray:
@@ -49,7 +39,7 @@ def styletalk_expression(model: StyleTalk, features: AudioFeatures, code: torch.
                          ) -> np.ndarray:
     """(T, K) expression coefficients of the T output frames: StyleTalk runs at 25 fps on the phone timeline,
     then the coefficients are resampled to the output frame rate."""
-    n25 = max(1, int(round(features.duration * DATA_FPS)))
+    n25 = frame_count(features.duration, DATA_FPS)
     phones = phone_windows(features.phonemes.frame_ids(fps=DATA_FPS, n_frames=n25), model.config.window)
     out = []
     for s in range(0, n25, chunk):

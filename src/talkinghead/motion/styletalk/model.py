@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from talkinghead.motion.styletalk.config import StyleTalkConfig
-from talkinghead.nn.checkpoint import load_model, save_model
+from talkinghead.nn.checkpoint import CheckpointModel
 from talkinghead.nn.layers import sinusoid
 from talkinghead.nn.transformer import AttentionPooling, DynamicDecoderLayer, PosEncoder
 
@@ -85,12 +85,16 @@ class StyleDecoder(nn.Module):
         return self.tail(self.norm(x[:, w // 2])).view(b, n, -1)
 
 
-class StyleTalk(nn.Module):
+class StyleTalk(CheckpointModel):
     """phones (B, N, 2w + 1), style clip (B, L, K) (+ padding) -> expression coefficients (B, N, K).
 
     ``neutral_style`` (D,) is the style code of neutral speech (set after training from the clips
     labelled neutral, else the mean code); :meth:`scaled_style` interpolates towards it.
     """
+
+    config_class = StyleTalkConfig
+    default_checkpoint = Path(__file__).parent / "assets" / "styletalk_v2.pt"
+    """The StyleTalk model shipped with the package (its data card: ``styletalk_v2.json`` beside it)."""
 
     def __init__(self, config: StyleTalkConfig) -> None:
         super().__init__()
@@ -127,9 +131,3 @@ class StyleTalk(nn.Module):
         code = self.encode_style(style, padding)
         return self.decode(phones, code), code
 
-    def save(self, path: str | Path, **extra: object) -> None:
-        save_model(self, path, **extra)
-
-    @classmethod
-    def load(cls, path: str | Path, *, device: str | torch.device = "cpu") -> StyleTalk:
-        return load_model(cls, StyleTalkConfig, path, device=device)

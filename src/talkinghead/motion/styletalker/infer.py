@@ -13,11 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from talkinghead.data.clip import DATA_FPS
+from talkinghead.constants import DATA_FPS
 from talkinghead.errors import TalkingHeadError
 from talkinghead.io.video import frame_indices
 from talkinghead.motion.styletalker.model import StyleTalker
-from talkinghead.render.stylegan.infer import require_models
 from talkinghead.render.stylegan.model import Encoder, Generator
 
 
@@ -36,7 +35,6 @@ class StyleTalkerModels:
 
 def load_models(paths: dict[str, str | Path]) -> StyleTalkerModels:
     """The models of ``paths`` (keys: the method, generator, encoder)."""
-    require_models("styletalker", paths)
     return StyleTalkerModels(StyleTalker.load(paths["styletalker"]), Generator.load(paths["generator"]),
                              Encoder.load(paths["encoder"]))
 

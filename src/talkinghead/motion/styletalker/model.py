@@ -22,14 +22,13 @@ another video (its head motion and blinks on our face, lips from the new audio).
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from talkinghead.motion.styletalker.config import StyleTalkerConfig
-from talkinghead.nn.checkpoint import load_model, save_model
+from talkinghead.nn.checkpoint import CheckpointModel
 from talkinghead.nn.flows import SequenceFlow
 
 LOG_2PI = math.log(2 * math.pi)
@@ -157,8 +156,10 @@ class FlowPrior(nn.Module):
         return self.flow(torch.cat(us, 1), audio)
 
 
-class StyleTalker(nn.Module):
+class StyleTalker(CheckpointModel):
     """W+ sequences of a talking head from a reference code, audio and motion latents (see the module doc)."""
+
+    config_class = StyleTalkerConfig
 
     def __init__(self, config: StyleTalkerConfig) -> None:
         super().__init__()
@@ -217,9 +218,3 @@ class StyleTalker(nn.Module):
         """Codes (B, T, L, w_dim) of given motion latents (B, T, M * z_dim) with new audio on w_ref."""
         return self.decode(z, self.encode_audio(mels), w_ref)
 
-    def save(self, path: str | Path, **extra: object) -> None:
-        save_model(self, path, **extra)
-
-    @classmethod
-    def load(cls, path: str | Path, *, device: str | torch.device = "cpu") -> StyleTalker:
-        return load_model(cls, StyleTalkerConfig, path, device=device)

@@ -3,25 +3,15 @@ z -> expression coefficients of every output frame."""
 
 from __future__ import annotations
 
-from functools import lru_cache
-from pathlib import Path
-
 import numpy as np
 import torch
 
 from talkinghead.audio.features import AudioFeatures
 from talkinghead.audio.posteriorgram import speech_features
-from talkinghead.data.clip import DATA_FPS
+from talkinghead.constants import DATA_FPS
+from talkinghead.io.video import frame_count
 from talkinghead.motion.styleclip import resample
 from talkinghead.motion.vast.model import Vast
-
-DEFAULT_CHECKPOINT = Path(__file__).parent / "assets" / "vast_v1.pt"
-"""The VAST motion model shipped with the package (its data card: ``vast_v1.json`` beside it)."""
-
-
-@lru_cache(maxsize=1)
-def default_vast() -> Vast:
-    return Vast.load(DEFAULT_CHECKPOINT)
 
 
 @torch.no_grad()
@@ -42,7 +32,7 @@ def vast_style(model: Vast, coefficients: np.ndarray | None, speech: np.ndarray 
 def vast_expression(model: Vast, features: AudioFeatures, z: torch.Tensor) -> np.ndarray:
     """(T, K) expression coefficients of the T output frames: VAST runs at 25 fps on the speech features, then the
     coefficients are resampled to the output frame rate."""
-    n25 = max(1, int(round(features.duration * DATA_FPS)))
+    n25 = frame_count(features.duration, DATA_FPS)
     speech = speech_features(model.config.speech, audio=features.audio, timeline=features.phonemes, fps=DATA_FPS,
                              n_frames=n25)
     out = model.generate(torch.from_numpy(speech).float()[None], z[None])[0].numpy()

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from talkinghead.motion.vast.config import VastConfig
-from talkinghead.nn.checkpoint import load_model, save_model
+from talkinghead.nn.checkpoint import CheckpointModel
 from talkinghead.nn.flows import HouseholderFlow
 from talkinghead.nn.layers import sinusoid
 from talkinghead.nn.transformer import PosEncoder
@@ -165,10 +165,14 @@ class ARDecoder(nn.Module):
         return torch.cat(outs, 1), state  # type: ignore[return-value]
 
 
-class Vast(nn.Module):
+class Vast(CheckpointModel):
     """speech features (B, T, S) + style clip (coefficients (B, L, K), speech (B, L, S), padding) -> (B, T, K).
 
     ``scale`` (K,) is each coefficient's standard deviation (set from the face model before training)."""
+
+    config_class = VastConfig
+    default_checkpoint = Path(__file__).parent / "assets" / "vast_v1.pt"
+    """The VAST motion model shipped with the package (its data card: ``vast_v1.json`` beside it)."""
 
     def __init__(self, config: VastConfig) -> None:
         super().__init__()
@@ -219,9 +223,3 @@ class Vast(nn.Module):
             last = w[:, -1]
         return self._join(torch.cat(strong, 1), torch.cat(weak, 1))
 
-    def save(self, path: str | Path, **extra: object) -> None:
-        save_model(self, path, **extra)
-
-    @classmethod
-    def load(cls, path: str | Path, *, device: str | torch.device = "cpu") -> Vast:
-        return load_model(cls, VastConfig, path, device=device)

@@ -17,30 +17,22 @@ Run by ``talkinghead calibrate CLIP_OR_DIR ...``.
 
 from __future__ import annotations
 
+import argparse
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from talkinghead.audio.phonemes import (
-    PHONE_INDEX,
-    PHONES,
-    PhonemeTimeline,
-    phoneme_timeline,
-)
+from talkinghead.audio.phonemes import PHONE_INDEX, PHONES, PhonemeTimeline, phoneme_timeline
 from talkinghead.face import indices as ix
-from talkinghead.face.expression import (
-    GAP,
-    MOUTH_FEATURES,
-    ExpressionBasis,
-    mouth_features,
-)
-from talkinghead.face.mesh import track_faces
-from talkinghead.face.pose import pose_free, procrustes_mean
-from talkinghead.io import load_audio, read_video
+from talkinghead.face.expression import GAP, MOUTH_FEATURES, ExpressionBasis, mouth_features
+from talkinghead.face.mesh import track_video
+from talkinghead.face.pose import CANONICAL_ASSET, pose_free, procrustes_mean
+from talkinghead.io import load_audio
 from talkinghead.motion.viseme.config import VISEME_CLASSES
-from talkinghead.motion.viseme.model import VisemeCalibration, articulation
-from talkinghead.progress import bar
+from talkinghead.motion.viseme.model import CALIBRATION_ASSET, VisemeCalibration, articulation
+from talkinghead.spec import Command
 
 SHRINKAGE = 5.0
 """Pseudo-count pulling a rare phone's target toward its class mean."""
@@ -61,9 +53,7 @@ class Clip:
 
 def load_clip(path: Path, *, quiet: bool = False) -> Clip:
     """Mesh and align one talking clip."""
-    video = read_video(path, max_side=WORK_SIZE)
-    with bar(len(video.frames), f"mesh {path.name}", quiet=quiet) as pb:
-        track = track_faces(video.frames, source=str(path), progress=pb.update)
+    video, track = track_video(path, label=f"mesh {path.name}", max_side=WORK_SIZE, quiet=quiet)
     audio = load_audio(path)
     return Clip(path.name, track.meshes, video.fps, phoneme_timeline(audio))
 
@@ -181,3 +171,22 @@ def calibrate(inputs: list[str], *, canonical_out: Path, calibration_out: Path, 
                                       f"MediaPipe meshes (about 60 per clip) from: {', '.join(c.name for c in clips)}"))
     calibration.save(calibration_out)
     return calibration.card
+
+
+def _arguments(cal: argparse.ArgumentParser) -> None:
+    cal.add_argument("clips", nargs="+", metavar="CLIP_OR_DIR", help="videos with their own speech, or folders of them")
+    cal.add_argument("--canonical-out", type=Path, 
+                     default=Path(__file__).parents[2] / "face" / "assets" / CANONICAL_ASSET)
+    cal.add_argument("--calibration-out", type=Path, default=Path(__file__).parent / "assets" / CALIBRATION_ASSET)
+    cal.add_argument("-q", "--quiet", action="store_true")
+
+
+def _run(args: argparse.Namespace) -> int:
+    card = calibrate(args.clips, canonical_out=args.canonical_out, calibration_out=args.calibration_out,
+                     quiet=args.quiet)
+    print(json.dumps(card, indent=1))
+    return 0
+
+
+COMMAND = Command(description="Mesh and align real talking clips and fit the canonical mesh and the viseme "
+                              "calibration (writes the package assets by default).", arguments=_arguments, run=_run)

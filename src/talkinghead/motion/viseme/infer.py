@@ -6,9 +6,14 @@ import numpy as np
 
 from talkinghead.audio.features import AudioFeatures
 from talkinghead.face.expression import (
-    GAP, OPENING_FEATURES, STYLE_COMPONENTS, ExpressionBasis, mouth_features, style_components,
+    GAP,
+    OPENING_FEATURES,
+    STYLE_COMPONENTS,
+    ExpressionBasis,
+    mouth_features,
+    style_components,
 )
-from talkinghead.motion.base import FaceMotion
+from talkinghead.face.motion import FaceMotion
 from talkinghead.motion.viseme.config import VisemeConfig
 from talkinghead.motion.viseme.model import (
     Blinks,

@@ -10,16 +10,10 @@ from talkinghead.audio.features import frame_count
 from talkinghead.audio.phonemes import PhoneStream
 from talkinghead.audio.vad import loudness, voice_activity
 from talkinghead.constants import SAMPLE_RATE
-from talkinghead.motion.base import FaceMotion
+from talkinghead.face.motion import FaceMotion
 from talkinghead.motion.viseme.config import VisemeConfig
 from talkinghead.motion.viseme.infer import assemble_motion, blinks, shape_mouth
-from talkinghead.motion.viseme.model import (
-    HeadNoise,
-    VisemeCalibration,
-    articulation,
-    default_calibration,
-    head_track,
-)
+from talkinghead.motion.viseme.model import HeadNoise, VisemeCalibration, articulation, default_calibration, head_track
 
 PHONE_REACH = 1.0
 """Seconds before the first new frame from which phones are still read: beyond a phone's dominance reach

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from talkinghead.nn.checkpoint import load_model, save_model
+from talkinghead.nn.checkpoint import CheckpointModel
 from talkinghead.nn.encoders import MelEncoder
 from talkinghead.nn.layers import adain_block, spade_block, warp
 from talkinghead.render.iplap.config import RendererConfig
@@ -106,9 +106,13 @@ class Translation(nn.Module):
         return m * image + (1 - m) * self.out(x)
 
 
-class IPLAPRenderer(nn.Module):
+class IPLAPRenderer(CheckpointModel):
     """target (B, 3, S, S) (only its upper half is used), sketches (B, F, 3, S, S), refs and ref_sketches
     (B, N, 3, S, S), mel (B, 16, 80) -> (generated (B, 3, S, S), aggregated warped references (B, 3, S, S))."""
+
+    config_class = RendererConfig
+    default_checkpoint = Path(__file__).parent / "assets" / "iplap_renderer_v1.pt"
+    """The renderer shipped with the package (its data card: ``motion/iplap/assets/iplap_v1.json``)."""
 
     def __init__(self, config: RendererConfig) -> None:
         super().__init__()
@@ -123,9 +127,3 @@ class IPLAPRenderer(nn.Module):
         out = self.translation(lower_half_masked(target), sketches, image, h1, h2, self.audio(mel))
         return out, image
 
-    def save(self, path: str | Path, **extra: object) -> None:
-        save_model(self, path, **extra)
-
-    @classmethod
-    def load(cls, path: str | Path, *, device: str | torch.device = "cpu") -> IPLAPRenderer:
-        return load_model(cls, RendererConfig, path, device=device)

@@ -4,9 +4,6 @@ every frame, pasted back into the full frames through a feathered lower-face mas
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,39 +11,17 @@ import torch
 
 from talkinghead.face import indices as ix
 from talkinghead.face.crop import FaceCrop, cut, paste_back, track_crop_params
-from talkinghead.motion.iplap.infer import N_POSE, default_landmark_generator, predict_content
-from talkinghead.motion.iplap.landmarks import RENDER_MARGIN, pick_references
-from talkinghead.motion.iplap.model import LandmarkGenerator
+from talkinghead.render.iplap.landmarks import N_POSE, RENDER_MARGIN, pick_references
 from talkinghead.render.iplap.model import IPLAPRenderer
 from talkinghead.render.iplap.sketch import draw_sketch
+from talkinghead.spec import LipPredictor
 from talkinghead.sync.inputs import visual_tensor
 
-DEFAULT_CHECKPOINT = Path(__file__).parent / "assets" / "iplap_renderer_v1.pt"
-"""The renderer shipped with the package (its data card: ``motion/iplap/assets/iplap_v1.json``)."""
 MAX_REFERENCES = 25
 """IP_LAP inference: references = 1/5 of the video's frames, at most 25."""
 MASK_FEATHER = 0.04
 """Sigma of the paste-back mask's Gaussian edge, as a share of the crop side."""
 
-
-@lru_cache(maxsize=1)
-def default_renderer() -> IPLAPRenderer:
-    return IPLAPRenderer.load(DEFAULT_CHECKPOINT)
-
-
-@dataclass
-class IPLAPModels:
-    landmarks: LandmarkGenerator | None
-    """None when the lips and jaw come from another method's motion."""
-    renderer: IPLAPRenderer
-
-    @classmethod
-    def load(cls, landmarks: str | Path | None = None, renderer: str | Path | None = None, *,
-             with_landmarks: bool = True) -> IPLAPModels:
-        """The given checkpoints, or the shipped ones (no landmark generator unless ``with_landmarks``)."""
-        generator = (LandmarkGenerator.load(landmarks) if landmarks else default_landmark_generator()) \
-            if with_landmarks else None
-        return cls(generator, IPLAPRenderer.load(renderer) if renderer else default_renderer())
 
 
 def lower_face_mask(points: list[np.ndarray], size: int) -> np.ndarray:
@@ -65,11 +40,11 @@ def default_references(n_frames: int) -> int:
     return int(np.clip(n_frames // 5, 1, MAX_REFERENCES))
 
 
-def dub_frames(models: IPLAPModels, frame_at: Callable[[int], np.ndarray], meshes: np.ndarray, mels: np.ndarray, *,
-               candidates: np.ndarray, references: int | None = None, predict: bool = True, batch: int = 8,
-               progress: Callable[[int], object] | None = None) -> Iterator[np.ndarray]:
-    """Frames with the lower face regenerated from speech (IP_LAP), or drawn by the renderer from the lips and
-    jaw of ``meshes`` (``predict=False``: another method's motion rendered by IP_LAP's renderer).
+def dub_frames(renderer: IPLAPRenderer, frame_at: Callable[[int], np.ndarray], meshes: np.ndarray, mels: np.ndarray,
+               *, candidates: np.ndarray, references: int | None = None, lips: LipPredictor | None = None,
+               batch: int = 8) -> Iterator[np.ndarray]:
+    """Frames with the lower face regenerated from speech (IP_LAP: ``lips`` predicts lips and jaw from the mels),
+    or drawn by the renderer from the lips and jaw of ``meshes`` (``lips=None``: another method's motion).
 
     Args:
         frame_at: output frame index -> (H, W, 3) uint8 frame whose upper face is kept.
@@ -77,26 +52,21 @@ def dub_frames(models: IPLAPModels, frame_at: Callable[[int], np.ndarray], meshe
         mels: (T, 16, 80) mel window of every output frame.
         candidates: output frame indices that may serve as references (distinct source frames).
         references: renderer references (default: 1/5 of the candidates, at most 25).
-        predict: lips and jaw from the landmark generator (else from ``meshes``).
+        lips: lips and jaw predicted from the mels (IP_LAP's landmark generator; else those of ``meshes``).
         batch: frames rendered together.
-        progress: called with the number of frames finished after each batch.
     """
-    size = models.renderer.config.size
+    size = renderer.config.size
     fcs = track_crop_params(meshes, size=size, margin=RENDER_MARGIN)
     points = np.stack([fc.to_crop(m[ix.IPLAP_REFERENCE]) / size for fc, m in zip(fcs, meshes)]).astype(np.float32)
     driven = points
-    if predict:
-        if models.landmarks is None:
-            raise ValueError("predicting lips and jaw needs the landmark generator")
-        lm_refs = candidates[pick_references(points[candidates], models.landmarks.config.references)]
-        content = predict_content(models.landmarks, mels, points[:, :N_POSE], points[lm_refs])
-        driven = np.concatenate([points[:, :N_POSE], content], 1)
+    if lips is not None:
+        driven = np.concatenate([points[:, :N_POSE], lips(points, candidates, mels)], 1)
     n_refs = references or default_references(len(candidates))
     refs = candidates[pick_references(points[candidates], n_refs)]
     ref_images = visual_tensor(np.stack([cut(frame_at(int(r)), fcs[r]) for r in refs]))[None]
     ref_sketches = visual_tensor(np.stack([draw_sketch(points[r], size) for r in refs]))[None]
     sketches = np.stack([draw_sketch(p, size) for p in driven])
-    k = models.renderer.config.frames // 2
+    k = renderer.config.frames // 2
     n = len(meshes)
     for s in range(0, n, batch):
         ts = range(s, min(s + batch, n))
@@ -104,14 +74,12 @@ def dub_frames(models: IPLAPModels, frame_at: Callable[[int], np.ndarray], meshe
         crops = np.stack([cut(f, fcs[t]) for f, t in zip(frames, ts)])
         window = np.clip(np.arange(-k, k + 1)[None] + np.array(ts)[:, None], 0, n - 1)
         with torch.no_grad():
-            out, _ = models.renderer(visual_tensor(crops), visual_tensor(sketches[window]),
+            out, _ = renderer(visual_tensor(crops), visual_tensor(sketches[window]),
                                      ref_images.expand(len(ts), -1, -1, -1, -1),
                                      ref_sketches.expand(len(ts), -1, -1, -1, -1), torch.from_numpy(mels[list(ts)]))
         generated = (out.permute(0, 2, 3, 1).numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8)
         for f, t, g in zip(frames, ts, generated):
             yield _paste(f, g, fcs[t], points[t], driven[t])
-        if progress is not None:
-            progress(len(ts))
 
 
 def _paste(frame: np.ndarray, generated: np.ndarray, fc: FaceCrop, real: np.ndarray, driven: np.ndarray) -> np.ndarray:

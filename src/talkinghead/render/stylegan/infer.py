@@ -5,28 +5,15 @@ Crops are the aligned face crops of preprocessing (any size; resized to the netw
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import torch
 
-from talkinghead.errors import TalkingHeadError
 from talkinghead.render.stylegan.invert import invert
 from talkinghead.render.stylegan.model import Encoder, Generator
 
 BATCH = 32
 """Frames per generator / encoder call."""
-
-
-def require_models(method: str, paths: dict[str, str | Path]) -> None:
-    """No weights ship for the methods drawing with the generator (a usable one needs hours of GPU training, see
-    the README): ``paths`` must give the method's model, the generator and the encoder (one-line error)."""
-    if missing := [r for r in (method, "generator", "encoder") if r not in paths]:
-        raise TalkingHeadError(
-            f"{method} needs trained models (missing: {', '.join(missing)}); none ship with the package: train "
-            f"them with talkinghead train-stylegan and train-{method}, then pass --stylegan DIR "
-            f"--{method}-checkpoint FILE")
 
 
 def crops_tensor(crops: np.ndarray, size: int) -> torch.Tensor:

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from talkinghead.nn.checkpoint import load_model, save_model
+from talkinghead.nn.checkpoint import CheckpointModel
 from talkinghead.nn.layers import warp
 from talkinghead.render.stylegan.config import DiscriminatorConfig, EncoderConfig, GeneratorConfig
 
@@ -103,11 +102,13 @@ class ToRGB(nn.Module):
         return out
 
 
-class Generator(nn.Module):
+class Generator(CheckpointModel):
     """W+ (B, L, w_dim) -> image (B, 3, S, S) in about [-1, 1]; :meth:`mapping` gives w from z.
 
     ``w_avg`` (w_dim,) is the running mean of mapped w (updated in training by :meth:`track_w`), the centre of
     the truncation trick and the encoder's starting point."""
+
+    config_class = GeneratorConfig
 
     def __init__(self, config: GeneratorConfig) -> None:
         super().__init__()
@@ -173,12 +174,6 @@ class Generator(nn.Module):
                 kept = x
         return rgb, kept
 
-    def save(self, path: str | Path, **extra: object) -> None:
-        save_model(self, path, **extra)
-
-    @classmethod
-    def load(cls, path: str | Path, *, device: str | torch.device = "cpu") -> Generator:
-        return load_model(cls, GeneratorConfig, path, device=device)
 
 
 class _Residual(nn.Module):
@@ -211,12 +206,14 @@ class _MapToStyle(nn.Module):
         return self.linear(self.convs(x).flatten(1))
 
 
-class Encoder(nn.Module):
+class Encoder(CheckpointModel):
     """image (B, 3, S, S) in [-1, 1] -> W+ (B, L, w_dim) = ``w_avg`` + per-vector offsets from the feature pyramid.
 
     Feature maps at S/4 (fine), S/8 (medium) and S/16 (coarse); the medium and fine maps add the upsampled coarser
     map (FPN). As in pSp (3 coarse, 4 medium, 11 fine of 18) the first L/6 vectors read the coarse map, up to
     7L/18 the medium one, the rest the fine one."""
+
+    config_class = EncoderConfig
 
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
@@ -248,12 +245,6 @@ class Encoder(nn.Module):
             [fine] * (self.config.n_latents - self.medium_end)
         return torch.stack([head(m) for head, m in zip(self.heads, source)], 1) + self.w_avg
 
-    def save(self, path: str | Path, **extra: object) -> None:
-        save_model(self, path, **extra)
-
-    @classmethod
-    def load(cls, path: str | Path, *, device: str | torch.device = "cpu") -> Encoder:
-        return load_model(cls, EncoderConfig, path, device=device)
 
 
 class _DownBlock(nn.Module):
@@ -280,8 +271,10 @@ def minibatch_stddev(x: torch.Tensor, group: int) -> torch.Tensor:
     return torch.cat([x, std.repeat(g)[:, None, None, None].expand(b, 1, *x.shape[2:])], 1)
 
 
-class Discriminator(nn.Module):
+class Discriminator(CheckpointModel):
     """image (B, 3, S, S) in [-1, 1] -> (B,) logits (StyleGAN2's residual discriminator, compact)."""
+
+    config_class = DiscriminatorConfig
 
     def __init__(self, config: DiscriminatorConfig) -> None:
         super().__init__()
@@ -299,12 +292,6 @@ class Discriminator(nn.Module):
         x = F.leaky_relu(self.final(minibatch_stddev(x, self.config.mbstd_group)), 0.2)
         return self.head(x.flatten(1))[:, 0]
 
-    def save(self, path: str | Path, **extra: object) -> None:
-        save_model(self, path, **extra)
-
-    @classmethod
-    def load(cls, path: str | Path, *, device: str | torch.device = "cpu") -> Discriminator:
-        return load_model(cls, DiscriminatorConfig, path, device=device)
 
 
 def d_logistic_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:

@@ -11,13 +11,12 @@ the face mask (:func:`composite`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from talkinghead.audio.posteriorgram import speech_dim
-from talkinghead.nn.checkpoint import load_model, save_model
+from talkinghead.nn.checkpoint import CheckpointModel
 
 
 @dataclass
@@ -47,8 +46,10 @@ def _up(cin: int, cout: int) -> nn.Module:
                          nn.Conv2d(cin, cout, 3, 1, 1), nn.InstanceNorm2d(cout), nn.ReLU())
 
 
-class VastRenderer(nn.Module):
+class VastRenderer(CheckpointModel):
     """sketches (B, F, 3, S, S) + backgrounds (B, F, 3, S, S) in [0, 1] + speech (B, F, D) -> (B, F, 3, S, S)."""
+
+    config_class = VastRendererConfig
 
     def __init__(self, config: VastRendererConfig) -> None:
         super().__init__()
@@ -80,12 +81,6 @@ class VastRenderer(nn.Module):
         out = torch.sigmoid(self.out(torch.cat([x, skips[0]], 1)))
         return out.view(b, f, 3, *out.shape[2:]), state  # type: ignore[return-value]
 
-    def save(self, path: str | Path, **extra: object) -> None:
-        save_model(self, path, **extra)
-
-    @classmethod
-    def load(cls, path: str | Path, *, device: str | torch.device = "cpu") -> VastRenderer:
-        return load_model(cls, VastRendererConfig, path, device=device)
 
 
 def composite(rendered: torch.Tensor, background: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

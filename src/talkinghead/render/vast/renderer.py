@@ -20,9 +20,8 @@ from talkinghead.audio.features import analyse_audio
 from talkinghead.audio.posteriorgram import speech_features
 from talkinghead.face import indices as ix
 from talkinghead.face.crop import FaceCrop, cut, paste_back, track_crop_params, track_crops
-from talkinghead.face.mesh import track_faces
-from talkinghead.io import load_audio, read_video
-from talkinghead.progress import bar
+from talkinghead.face.mesh import track_video
+from talkinghead.io import load_audio
 from talkinghead.render.iplap.sketch import draw_sketch
 from talkinghead.render.vast.model import VastRenderer, composite
 
@@ -53,10 +52,9 @@ class Template:
 
 def prepare_template(path: str | Path, *, size: int, speech: str, quiet: bool = False) -> Template:
     """Face crops, meshes and speech features of every frame of a template video (needs its speech track)."""
-    clip = read_video(path, max_side=MAX_TEMPLATE_SIDE)
+    clip, track = track_video(path, label="template face mesh", max_side=MAX_TEMPLATE_SIDE, quiet=quiet)
     audio = load_audio(path)
-    with bar(len(clip.frames), "template face mesh", quiet=quiet) as pb:
-        meshes = track_faces(clip.frames, source=str(path), progress=pb.update).meshes
+    meshes = track.meshes
     crops, fcs = track_crops(clip.frames, meshes, size=size)
     crop_meshes = np.stack([fc.to_crop(m) for fc, m in zip(fcs, meshes)]).astype(np.float32)
     features = analyse_audio(audio, fps=clip.fps)

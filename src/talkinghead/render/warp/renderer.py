@@ -19,8 +19,8 @@ from scipy.spatial.transform import Rotation
 from talkinghead.face import indices as ix
 from talkinghead.face.crop import crop_face, paste_back
 from talkinghead.face.expression import eyelid_closure
+from talkinghead.face.motion import FaceMotion
 from talkinghead.face.pose import fit_pose, umeyama
-from talkinghead.motion.base import FaceMotion
 from talkinghead.render.warp.mouth import mouth_colours, paint_mouth
 
 WARP_MARGIN = 1.9

@@ -13,6 +13,8 @@ import numpy as np
 from talkinghead.face import indices as ix
 from talkinghead.face.crop import CROP_MARGIN
 
+N_POSE = 74
+"""The first 74 of the 131 reference points are the pose prior; the remaining 57 the content (lips, jaw)."""
 RENDER_MARGIN = 1.15
 """Render crop side relative to the face mesh box."""
 SUBCROP = RENDER_MARGIN / CROP_MARGIN

@@ -1,6 +1,6 @@
 """IP_LAP training items over preprocessed clips (see :mod:`talkinghead.data.clip`).
 
-Every clip's landmarks (:mod:`talkinghead.motion.iplap.landmarks`), mel windows and, for the
+Every clip's landmarks (:mod:`talkinghead.render.iplap.landmarks`), mel windows and, for the
 renderer, its render crops are computed once and kept in memory. Training items (every window
 start) draw their reference frames anew at every visit; validation items are fixed per index.
 """
@@ -12,13 +12,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from talkinghead.data.datasets import _Windows
-from talkinghead.motion.iplap.landmarks import subcrop_images, subcrop_points
+from talkinghead.render.iplap.landmarks import N_POSE, subcrop_images, subcrop_points
 from talkinghead.render.iplap.sketch import draw_sketch
 from talkinghead.sync.inputs import clip_mels, visual_tensor
-
-N_POSE = 74
-"""The first 74 of the 131 reference points are the pose prior; the remaining 57 the content."""
+from talkinghead.train.datasets import _Windows
 
 
 def reference_frames(rng: np.random.Generator, n_frames: int, n: int, *, exclude: range = range(0)) -> np.ndarray:

@@ -22,8 +22,8 @@ import numpy as np
 from talkinghead.audio.espeak import synthesize
 from talkinghead.audio.features import features_from_timeline
 from talkinghead.audio.phonemes import PHONE_INDEX, PHONES, PhonemeTimeline
-from talkinghead.constants import SAMPLE_RATE
-from talkinghead.data.clip import DATA_FPS, clip_dir, save_clip, write_splits
+from talkinghead.constants import DATA_FPS, SAMPLE_RATE
+from talkinghead.data.clip import clip_dir, save_clip, write_splits
 from talkinghead.data.layouts import VIDEO_SUFFIXES, ClipSource, speaker_split
 from talkinghead.data.preprocess import Skip, face_model_or_none, process_video, run_jobs
 from talkinghead.face.mesh import mesh_image

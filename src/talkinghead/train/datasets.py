@@ -16,8 +16,8 @@ from torch.utils.data import Dataset
 from talkinghead.audio.mel import IPLAP, STYLETALKER, mel_windows
 from talkinghead.audio.phonemes import phone_windows
 from talkinghead.audio.posteriorgram import phone_posteriorgram, whisper_features
-from talkinghead.constants import SAMPLE_RATE
-from talkinghead.data.clip import DATA_FPS, ClipData, clip_dir, list_clips, load_clip
+from talkinghead.constants import DATA_FPS, SAMPLE_RATE
+from talkinghead.data.clip import ClipData, clip_dir, list_clips, load_clip
 from talkinghead.errors import InputError
 from talkinghead.face.pose import with_head_motion
 from talkinghead.sync.inputs import clip_mels, clip_visual, visual_tensor
@@ -243,7 +243,8 @@ class StyleDataset(_Windows):
 
     Keys: expression (N, K), phones (N, 2w + 1) int64 (``w`` = ``phone_window``), mels (N, 16, 80) IP_LAP
     windows, style / positive / negative (L, K; K + 3 with ``head_motion``) with *_padding (L,) bool (True =
-    padding), label (style class index into :attr:`classes`), clip_id. With ``train`` the choices are drawn anew at every visit.
+    padding), label (style class index into :attr:`classes`), clip_id. With ``train`` the choices are drawn anew at
+    every visit.
     """
 
     def __init__(self, roots: list[Path] | Path, split: str | None = "train", *, window: int = 32,

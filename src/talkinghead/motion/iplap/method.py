@@ -1,0 +1,29 @@
+"""IP_LAP as a method: a dubbed video keeps its frames and IP_LAP redraws the lower face from lips predicted from
+the speech; a photo (or ``pose_from``) is first animated by the default engine with a still mouth (head motion,
+blinks)."""
+
+from __future__ import annotations
+
+from talkinghead.spec import CheckpointRole, CommandRef, MethodSpec, Performance, Request, Scene
+
+
+def iplap_performance(request: Request, scene: Scene) -> Performance:
+    from talkinghead.motion.iplap.infer import lip_predictor
+    from talkinghead.motion.viseme.method import mesh_performance, viseme_base
+
+    if scene.is_photo or request.pose_from is not None:
+        performance = mesh_performance(request, scene, viseme_base(request, scene, expression_scale=0.0))
+    else:  # dubbing: the frames are kept as they are
+        performance = Performance(targets=scene.meshes[scene.src_idx], keep_frames=True)
+    performance.lips = lip_predictor(request.checkpoints.get("landmarks"))
+    return performance
+
+
+SPEC = MethodSpec(
+    name="iplap", title="IP_LAP", summary="IP_LAP: audio -> lip landmarks (transformer) + reference-warping renderer "
+                                          "of the lower face (shipped small checkpoints)",
+    motion=iplap_performance, photo=True, video=True, options=frozenset({"still", "pose_from", "blink"}),
+    checkpoints=(CheckpointRole("landmarks", "IP_LAP's landmark generator (.pt)"),), renderers=("iplap",),
+    commands=(CommandRef("train-iplap", "train IP_LAP's landmark generator or renderer on preprocessed datasets",
+                         "talkinghead.train.iplap:COMMAND"),),
+)

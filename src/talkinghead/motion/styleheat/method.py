@@ -1,0 +1,65 @@
+"""StyleHEAT as a method: the generator's features of a photo's code are warped (lips from the speech; head pose
+and upper face from ``motion_from``, time-matched and played back and forth when shorter, else the photo's own,
+still), with gradual attribute ``edits``, and the face is pasted back into the photo."""
+
+from __future__ import annotations
+
+from talkinghead.motion.styletalker.method import GENERATOR_ROLES
+from talkinghead.spec import CheckpointRole, CommandRef, MethodSpec, Performance, Request, Scene
+
+MAX_DRIVING_FRAMES = 25 * 600
+"""A driving video is read up to this many frames at 25 fps (10 minutes)."""
+
+
+def styleheat_performance(request: Request, scene: Scene) -> Performance:
+    import numpy as np
+
+    from talkinghead.constants import CROP_SIZE, DATA_FPS
+    from talkinghead.face.crop import crop_face
+    from talkinghead.face.model import default_face_model
+    from talkinghead.face.pose import fit_pose
+    from talkinghead.io.video import frame_count, frame_indices
+    from talkinghead.motion.styleclip import video_coefficients
+    from talkinghead.motion.styleheat.infer import coefficient_windows, load_models, styleheat_crops
+    from talkinghead.sync.inputs import audio_mels
+
+    models = load_models(request.checkpoints)
+    frame, mesh = scene.clip.frames[0], scene.meshes[0]
+    crop, _ = crop_face(frame, mesh, size=CROP_SIZE)
+    n25 = frame_count(scene.features.duration, DATA_FPS)
+    face_model = default_face_model()
+    if request.motion_from is not None:
+        expression, rotation = video_coefficients(request.motion_from, face_model=face_model,
+                                                  max_frames=MAX_DRIVING_FRAMES, label="motion video",
+                                                  quiet=request.quiet)
+        order = frame_indices(n25, DATA_FPS, len(expression), DATA_FPS)
+        expression, rotation = expression[order], rotation[order]
+    else:  # a still head: the photo drives itself (its own pose, expression at rest)
+        expression = np.zeros((n25, models.model.config.n_expression), np.float32)
+        rotation = np.repeat(fit_pose(mesh).rotation[None].astype(np.float32), n25, 0)
+    motion = coefficient_windows(expression, rotation, radius=models.model.config.radius,
+                                 lower_face=face_model.lower_face)
+    return Performance(crops=styleheat_crops(models, crop, audio_mels(scene.speech, n25), motion=motion,
+                                             edits=request.edits, invert_steps=request.invert_steps))
+
+
+def check_request(request: Request) -> None:
+    """Unknown or too strong edits fail before any work (names read from the checkpoint's config)."""
+    from talkinghead.motion.styleheat.infer import check_edits
+    from talkinghead.nn.checkpoint import checkpoint_meta
+
+    if request.edits and "styleheat" in request.checkpoints:
+        check_edits(checkpoint_meta(request.checkpoints["styleheat"])["config"]["edit_names"], request.edits)
+
+
+SPEC = MethodSpec(
+    name="styleheat", title="StyleHEAT (photos; your trained models)",
+    summary="StyleHEAT: the generator's features of a photo warped by the speech and --motion-from, with gradual "
+            "--edit (no weights ship: train-stylegan, train-styleheat)",
+    motion=styleheat_performance, photo=True, video=False,
+    options=frozenset({"motion_from", "invert_steps", "edits"}),
+    checkpoints=(CheckpointRole("styleheat", "StyleHEAT's model (.pt)", False), *GENERATOR_ROLES),
+    renderers=("generator",), self_driven=("motion_from",), check=check_request,
+    commands=(CommandRef("train-styleheat", "train StyleHEAT on a trained generator, encoder and discriminator",
+                         "talkinghead.train.styleheat:COMMAND"),),
+)

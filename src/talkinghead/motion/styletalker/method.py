@@ -1,0 +1,74 @@
+"""StyleTalker as a method: a photo's face crop is inverted into the style-based generator's W+ space and every
+frame's code is drawn by the generator (lips from the speech; head motion and blinks sampled from the prior with
+``seed``, or the posterior motion latents of ``motion_from``), then pasted back into the photo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from talkinghead.spec import CheckpointRole, CommandRef, MethodSpec, Performance, Request, Scene
+
+if TYPE_CHECKING:
+    import torch
+
+    from talkinghead.render.stylegan.model import Encoder
+
+GENERATOR_ROLES = (CheckpointRole("generator", "the style-based generator (train-stylegan's generator.pt)", False),
+                   CheckpointRole("encoder", "its W+ encoder (train-stylegan's encoder.pt)", False))
+"""The generator and encoder of a train-stylegan folder, shared by the methods that draw with them."""
+
+
+def styletalker_performance(request: Request, scene: Scene) -> Performance:
+    from talkinghead.constants import CROP_SIZE, DATA_FPS
+    from talkinghead.face.crop import crop_face
+    from talkinghead.io.video import frame_count
+    from talkinghead.motion.styletalker.infer import load_models, styletalker_codes
+    from talkinghead.render.stylegan.infer import reference_code, render_codes
+    from talkinghead.sync.inputs import audio_mels
+
+    models = load_models(request.checkpoints)
+    crop, _ = crop_face(scene.clip.frames[0], scene.meshes[0], size=CROP_SIZE)
+    w_ref = reference_code(models.generator, models.encoder, crop, steps=request.invert_steps)
+    n25 = frame_count(scene.features.duration, DATA_FPS)
+    motion = None if request.motion_from is None else motion_latents(request.motion_from, models.encoder,
+                                                                     quiet=request.quiet)
+    codes = styletalker_codes(models, w_ref, audio_mels(scene.speech, n25), seed=request.seed, motion=motion)
+    return Performance(crops=render_codes(models.generator, codes))
+
+
+def motion_latents(path: Path, encoder: Encoder, *, quiet: bool) -> tuple[torch.Tensor, np.ndarray]:
+    """(W+ codes (M, L, w_dim), mel windows (M, 16, 80)) of the face in a motion video at 25 fps; a video without
+    sound gets silent mel windows (its mouth motion then goes into the motion latents too)."""
+    from talkinghead.constants import CROP_SIZE, DATA_FPS, SAMPLE_RATE
+    from talkinghead.errors import InputError
+    from talkinghead.face.crop import track_crops
+    from talkinghead.face.mesh import track_video
+    from talkinghead.io import load_audio
+    from talkinghead.io.video import frame_count, frame_indices
+    from talkinghead.render.stylegan.infer import encode_crops
+    from talkinghead.sync.inputs import audio_mels
+
+    clip, track = track_video(path, label="motion video", max_side=512, quiet=quiet)
+    n25 = frame_count(len(clip.frames) / clip.fps, DATA_FPS)
+    idx = frame_indices(n25, DATA_FPS, len(clip.frames), clip.fps)
+    crops, _ = track_crops(clip.frames[idx], track.meshes[idx], size=CROP_SIZE)
+    try:
+        sound = load_audio(path)
+    except InputError:
+        sound = np.zeros(int(n25 / DATA_FPS * SAMPLE_RATE), np.float32)
+    return encode_crops(encoder, crops), audio_mels(sound, n25)
+
+
+SPEC = MethodSpec(
+    name="styletalker", title="StyleTalker (photos; your trained models)",
+    summary="StyleTalker: a photo redrawn by the style-based generator, motion sampled or from --motion-from "
+            "(no weights ship: train-stylegan, train-styletalker)",
+    motion=styletalker_performance, photo=True, video=False, options=frozenset({"motion_from", "invert_steps"}),
+    checkpoints=(CheckpointRole("styletalker", "StyleTalker's model (.pt)", False), *GENERATOR_ROLES),
+    renderers=("generator",),
+    commands=(CommandRef("train-styletalker", "train StyleTalker on a trained generator and encoder",
+                         "talkinghead.train.styletalker:COMMAND"),),
+)

@@ -1,0 +1,65 @@
+"""The package's floors: a module imports only from its own floor or the floors below (README, "Layout")."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import talkinghead
+
+FLOORS = (
+    ("constants", "errors", "progress"),
+    ("io",),
+    ("audio",),
+    ("face",),
+    ("spec",),
+    ("nn",),
+    ("data",),
+    ("sync",),
+    ("metrics",),
+    ("render",),
+    ("motion",),
+    ("train",),
+    ("registry",),
+    ("api", "streaming"),
+    ("evaluation", "web"),
+    ("cli",),
+    ("__main__",),
+)
+"""Lowest first. Names on one floor do not import each other (they are independent)."""
+FLOOR = {name: level for level, names in enumerate(FLOORS) for name in names}
+
+
+def _imports(path: Path) -> set[str]:
+    """The talkinghead top-level names a module imports (at the top or inside functions)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("talkinghead."):
+            found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.ImportFrom) and node.module == "talkinghead":
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("talkinghead."))
+    return found
+
+
+def test_no_import_runs_up_the_floors() -> None:
+    root = Path(talkinghead.__file__).parent
+    upward = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        own = rel.parts[0].removesuffix(".py")
+        if own == "__init__":
+            continue
+        assert own in FLOOR, f"{rel}: its folder or module is on no floor of FLOORS"
+        for name in _imports(path) - {own, "__version__"}:
+            assert name in FLOOR, f"{rel} imports talkinghead.{name}, which is on no floor"
+            if FLOOR[name] >= FLOOR[own]:
+                upward.append(f"{rel} -> {name}")
+    assert not upward, "imports that run up (or across) the floors: " + ", ".join(upward)
+
+
+def test_the_floor_check_sees_function_level_imports(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text("def f():\n    from talkinghead.api import generate\n    import talkinghead.cli\n")
+    assert _imports(module) == {"api", "cli"}
