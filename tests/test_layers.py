@@ -63,3 +63,18 @@ def test_the_floor_check_sees_function_level_imports(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from talkinghead.api import generate\n    import talkinghead.cli\n")
     assert _imports(module) == {"api", "cli"}
+
+
+def test_the_shared_layers_name_no_method() -> None:
+    """api.py, cli.py and web/ read the registry: no method or renderer is named in them."""
+    from talkinghead import registry
+
+    root = Path(talkinghead.__file__).parent
+    # "warp" and "generator" are also ordinary words there (a warp, a Python generator)
+    names = {*registry.available_methods(), *registry.available_renderers()} - {"warp", "generator"}
+    for path in (root / "api.py", root / "cli.py", *(root / "web").iterdir()):
+        if path.suffix not in (".py", ".html"):
+            continue
+        text = path.read_text().lower()
+        named = sorted(n for n in names if any(f"{n}{end}" in text for end in ('"', "'", " ", ":", ",", ")")))
+        assert not named, f"{path.name} names {', '.join(named)}"

@@ -17,12 +17,12 @@ import numpy as np
 from talkinghead.audio.features import analyse_audio
 from talkinghead.constants import DEFAULT_FPS, DEFAULT_SIZE
 from talkinghead.errors import InputError, TalkingHeadError
-from talkinghead.face.mesh import mesh_image, track_faces
-from talkinghead.io import load_audio, read_image, read_video, resize_longer, write_video
+from talkinghead.face.mesh import mesh_image, track_video
+from talkinghead.io import load_audio, read_image, resize_longer, write_video
 from talkinghead.io.paths import require_file, require_writable_output
 from talkinghead.io.video import VideoClip, frame_indices
 from talkinghead.progress import bar
-from talkinghead.registry import resolve
+from talkinghead.registry import available_methods, resolve
 from talkinghead.spec import Request, Scene
 
 MAX_VIDEO_SIDE = 1280
@@ -62,7 +62,7 @@ class GenerateResult:
 
 def generate(
     *, audio: str | Path, output: str | Path, image: str | Path | None = None, video: str | Path | None = None,
-    method: str = "viseme", fps: float = DEFAULT_FPS, size: int | None = None, seed: int = 0, still: bool = False,
+    method: str | None = None, fps: float = DEFAULT_FPS, size: int | None = None, seed: int = 0, still: bool = False,
     expression_scale: float = 1.0, pose_from: str | Path | None = None, blink: bool | None = None, face_index: int = 0,
     language: str = "auto", references: int | None = None, renderer: str | None = None, style: str | Path | None = None,
     style_intensity: float = 1.0, motion_from: str | Path | None = None, invert_steps: int = 0,
@@ -75,7 +75,8 @@ def generate(
         output: the .mp4 to write (h264 + aac); nothing is left there if anything fails.
         image: a face photo; the video shows it talking, with blinks and head motion.
         video: a face video to dub: its head motion and eyes are kept, its mouth follows the speech.
-        method: motion method (:func:`talkinghead.registry.available_methods`; each spec says what it takes).
+        method: motion method (:func:`talkinghead.registry.available_methods`; default: the first, the engine
+            that needs no weights; each method's spec says what it takes).
         fps: output frame rate (for ``video`` too; its frames are time-matched).
         size: longer side of the output in pixels (default 512 for a photo, the video's own up to 1280).
         seed: seed of blinks, head motion and sampled motion.
@@ -85,8 +86,7 @@ def generate(
         blink: generate eye blinks (default: yes for a photo, no for a video, which keeps its own).
         face_index: which face when there are several, counting from the largest.
         language: "auto", "en" or "other" (phones without a transcript).
-        references: reference frames of a renderer that takes them (IP_LAP's: default 1/5 of the video's
-            frames, at most 25; 1..100).
+        references: reference frames of a renderer that takes them (1..100; default: the renderer's own rule).
         renderer: a renderer the method can draw with (default: the first of its spec's whose checkpoints are
             all at hand).
         style: a video of the speaking style to copy (methods that take a style clip).
@@ -105,7 +105,7 @@ def generate(
                        face_index=face_index, language=language, references=references, style=style,
                        style_intensity=style_intensity, motion_from=motion_from, invert_steps=invert_steps,
                        edits=edits, checkpoints=checkpoints, quiet=quiet)
-    spec, draw = resolve(request, method, renderer)
+    spec, draw = resolve(request, method or available_methods()[0], renderer)
     out = require_writable_output(output)
     if out.suffix.lower() != ".mp4":
         raise InputError(out, "output must be an .mp4 file")
@@ -140,11 +140,10 @@ def analyse(request: Request, timings: dict[str, float]) -> Scene:
             print(f"talkinghead: {faces} faces in {request.image}; using face {request.face_index} by size "
                   "(largest = 0; --face-index to choose)", file=sys.stderr)
     else:
-        clip = read_video(request.video, max_side=request.size or MAX_VIDEO_SIDE)  # type: ignore[arg-type]
-        with bar(len(clip.frames), "face mesh", quiet=request.quiet) as pb:
-            meshes = track_faces(clip.frames, face_index=request.face_index, source=str(request.video),
-                                 progress=pb.update).meshes
-        faces = 1
+        clip, track = track_video(request.video,  # type: ignore[arg-type]  # not None: one of image, video
+                                  label="face mesh", max_side=request.size or MAX_VIDEO_SIDE,
+                                  face_index=request.face_index, quiet=request.quiet)
+        meshes, faces = track.meshes, 1
     timings["face_analysis"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     with bar(100, "speech analysis", quiet=request.quiet, unit="%") as pb:

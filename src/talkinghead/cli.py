@@ -116,7 +116,7 @@ def _parser(chosen: str | None = None) -> argparse.ArgumentParser:
     ev.add_argument("-q", "--quiet", action="store_true")
 
     ts = sub.add_parser("train-syncnet", help="train the lip-sync expert (SyncNet) on preprocessed datasets",
-                        description="Contrastive (StyleTalker) or binary (Wav2Lip) SyncNet, trained with PyTorch "
+                        description="Contrastive (InfoNCE) or binary (Wav2Lip's) SyncNet, trained with PyTorch "
                                     "Lightning on the datasets' train splits (GPUs and DDP when present).")
     ts.add_argument("datasets", nargs="+", type=Path, help="preprocessed dataset folders")
     ts.add_argument("-o", "--output", type=Path, required=True, help="checkpoint to write (.pt)")

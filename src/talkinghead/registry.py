@@ -139,10 +139,13 @@ def resolve(request: Request, method: str, renderer: str | None) -> tuple[Method
     if draw.needs_video and request.video is None:
         raise TalkingHeadError(f"the {renderer} renderer draws only the video it was trained on: pass that video "
                                f"(--video) and its checkpoint (--checkpoint {draw.checkpoints[0].name}=PATH)")
-    for option in sorted(request.given() - spec.options - draw.options):
+    if refused := sorted(request.given() - spec.options - draw.options):
+        option = refused[0]
         flag = "--edit" if option == "edits" else "--" + option.replace("_", "-")
-        raise TalkingHeadError(f"{flag} does not apply to --method {method} with the {renderer} renderer (it "
-                               f"applies to: {', '.join(methods_taking(option)) or 'no method'})")
+        renderers = [r.name for r in _renderers.values() if option in r.options]
+        takers = f"renderers that take it: {', '.join(renderers)}" if renderers else \
+            f"it applies to: {', '.join(methods_taking(option))}"
+        raise TalkingHeadError(f"{flag} does not apply to --method {method} with the {renderer} renderer ({takers})")
     roles = {r.name: r for r in (*spec.checkpoints, *draw.checkpoints)}
     if unknown := given - set(roles):
         raise TalkingHeadError(f"checkpoint role(s) {', '.join(sorted(unknown))} not used by --method {method} with "
@@ -157,4 +160,5 @@ def resolve(request: Request, method: str, renderer: str | None) -> tuple[Method
 
 
 def _missing(spec: MethodSpec | RendererSpec, given: set[str]) -> list[str]:
+    """The spec's checkpoint roles whose weights do not ship and that are not ``given``."""
     return [r.name for r in spec.checkpoints if not r.shipped and r.name not in given]
