@@ -106,7 +106,7 @@ def _fps(fn, seconds: float) -> float:
 
 @torch.no_grad()
 def speed(seconds: float) -> dict[str, float]:
-    from talkinghead.render.warp import WarpRenderer
+    from talkinghead.render.warp.renderer import WarpRenderer
 
     torch.manual_seed(0)
     rng = np.random.default_rng(0)

@@ -36,7 +36,7 @@ from talkinghead.io import load_audio, read_video
 from talkinghead.metrics.mouth import mouth_opening, pearson
 from talkinghead.motion.viseme.infer import viseme_motion
 from talkinghead.motion.viseme.stream import VisemeStream
-from talkinghead.render.warp import target_meshes
+from talkinghead.render.warp.renderer import target_meshes
 from talkinghead.streaming import Generator
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"

@@ -12,7 +12,7 @@ from talkinghead.face.expression import MOUTH_FEATURES, ExpressionBasis
 from talkinghead.face.mesh import mesh_image
 from talkinghead.face.motion import FaceMotion
 from talkinghead.io import read_image
-from talkinghead.render.warp import WarpRenderer, target_meshes
+from talkinghead.render.warp.renderer import WarpRenderer, target_meshes
 
 
 @pytest.fixture(scope="module")

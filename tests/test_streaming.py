@@ -18,7 +18,7 @@ from talkinghead.face.pose import pose_free
 from talkinghead.io import load_audio, read_video
 from talkinghead.metrics.mouth import mouth_opening, pearson
 from talkinghead.motion.viseme.stream import VisemeStream
-from talkinghead.render.warp import target_meshes
+from talkinghead.render.warp.renderer import target_meshes
 from talkinghead.streaming import Generator
 
 CHUNK = 320  # 20 ms

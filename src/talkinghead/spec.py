@@ -14,12 +14,13 @@ import argparse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from talkinghead.audio.features import AudioFeatures
-from talkinghead.io.video import VideoClip
+if TYPE_CHECKING:
+    from talkinghead.audio.features import AudioFeatures
+    from talkinghead.io.video import VideoClip
 
 OPTIONS: dict[str, Any] = {
     "still": False, "expression_scale": 1.0, "pose_from": None, "blink": None, "style": None,

@@ -27,7 +27,7 @@ from talkinghead.io.paths import require_file
 from talkinghead.motion.viseme.config import VisemeConfig
 from talkinghead.motion.viseme.stream import VisemeStream
 from talkinghead.registry import available_methods, get_method
-from talkinghead.render.warp import WarpRenderer, target_meshes
+from talkinghead.render.warp.renderer import WarpRenderer, target_meshes
 
 
 def stream_methods() -> tuple[str, ...]:

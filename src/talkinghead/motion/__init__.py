@@ -1,5 +1,1 @@
-"""Motion models: audio (+ references) -> per-frame FaceMotion."""
-
-from talkinghead.face.motion import FaceMotion
-
-__all__ = ["FaceMotion"]
+"""Motion models: one package per family, each declaring its method in ``method.py`` (see :mod:`talkinghead.registry`)."""

@@ -32,7 +32,7 @@ from talkinghead.io import read_image, read_video, resize_longer, write_video
 from talkinghead.motion.viseme.config import VisemeConfig
 from talkinghead.motion.viseme.infer import viseme_motion
 from talkinghead.progress import bar
-from talkinghead.render.warp import WarpRenderer, target_meshes
+from talkinghead.render.warp.renderer import WarpRenderer, target_meshes
 
 VOICES = ("en-us", "en-us+m3", "en-us+f2", "en+m1", "en+f3", "en-us+m7", "en+f4", "en-gb-x-rp")
 SIZE = 384
