@@ -100,3 +100,21 @@ def test_bad_uploads_are_explained_on_the_page(server: str, browser, media: Path
                  timeout=120)
     assert message in text and "/tmp" not in text, text
     assert browser.execute_script("return document.getElementById('result').hidden")
+
+
+def test_methods_and_their_options_come_from_the_registry(server: str, browser) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from talkinghead.registry import available_methods
+
+    browser.get(server)
+    _wait(browser, lambda b: len(Select(b.find_element(By.ID, "method")).options) == len(available_methods()), 30)
+    method = Select(browser.find_element(By.ID, "method"))
+    assert [o.get_attribute("value") for o in method.options] == list(available_methods())
+    shown = "return !document.getElementById(arguments[0]).closest('label').hidden"
+    method.select_by_value("styletalk")  # takes a style clip and its intensity, no expression scale
+    assert browser.execute_script(shown, "style") and browser.execute_script(shown, "style_intensity")
+    assert not browser.execute_script(shown, "expression_scale")
+    method.select_by_value("viseme")
+    assert not browser.execute_script(shown, "style") and browser.execute_script(shown, "expression_scale")
