@@ -1,1 +1,2 @@
-"""Motion models: one package per family, each declaring its method in ``method.py`` (see :mod:`talkinghead.registry`)."""
+"""Motion models: one package per family, each declaring its method in ``method.py`` (see
+:mod:`talkinghead.registry`)."""
