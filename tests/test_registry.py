@@ -104,8 +104,12 @@ def test_unknown_method_renderer_and_role_name_the_choices(media: Path, tmp_path
         generate(image=face, audio=speech, output=out, method="nope")
     with pytest.raises(TalkingHeadError, match="renderer 'generator' is not available for viseme"):
         generate(image=face, audio=speech, output=out, renderer="generator")
+    from talkinghead.motion.iplap.model import LandmarkGenerator
+
     with pytest.raises(TalkingHeadError, match="checkpoint role.* landmarks not used by --method viseme"):
-        generate(image=face, audio=speech, output=out, checkpoints={"landmarks": face})
+        generate(image=face, audio=speech, output=out, checkpoints={"landmarks": LandmarkGenerator.default_checkpoint})
+    with pytest.raises(TalkingHeadError, match="liveportrait_s7.jpg: not a model checkpoint"):
+        generate(image=face, audio=speech, output=out, method="iplap", checkpoints={"landmarks": face})
     missing = [n for n in registry.available_methods() if not shipped(registry.get_method(n))]
     for name in missing:  # methods whose weights do not ship say which roles to train and pass
         with pytest.raises(TalkingHeadError, match=f"{name} needs trained models .*--checkpoint ROLE=PATH"):

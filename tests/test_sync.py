@@ -12,7 +12,9 @@ import torch.nn.functional as F
 
 from helpers import optimise
 from talkinghead.constants import DATA_FPS, SAMPLE_RATE
+from talkinghead.errors import InputError
 from talkinghead.face import indices as ix
+from talkinghead.render.stylegan.model import Generator
 from talkinghead.sync.inputs import MESH_SCALE, SYNC_POINTS, mesh_mouth
 from talkinghead.sync.metrics import score_video, sync_score
 from talkinghead.sync.model import SyncNet, SyncNetConfig
@@ -85,8 +87,10 @@ def test_lightning_training_writes_a_loadable_checkpoint(one_clip_dataset: Path,
     assert metrics["train_loss"] < metrics["first_train_loss"], metrics  # the training loss fell
     model = SyncNet.load(tmp_path / "sync.pt")
     assert model.config == TINY
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(InputError, match="missing.pt: file not found"):
         SyncNet.load(tmp_path / "missing.pt")
+    with pytest.raises(InputError, match="sync.pt: not a Generator checkpoint"):  # another model's checkpoint
+        Generator.load(tmp_path / "sync.pt")
     ckpt = torch.load(tmp_path / "sync.pt", weights_only=True)
     assert ckpt["steps"] == 8 and ckpt["datasets"] == [str(data)]
 

@@ -17,14 +17,16 @@ import numpy as np
 from talkinghead.audio.features import analyse_audio
 from talkinghead.constants import DEFAULT_FPS, DEFAULT_SIZE
 from talkinghead.errors import InputError, TalkingHeadError
-from talkinghead.face.mesh import mesh_image, track_video
+from talkinghead.face.mesh import MAX_FACES, mesh_image, track_video
 from talkinghead.io import load_audio, read_image, resize_longer, write_video
-from talkinghead.io.paths import require_file, require_writable_output
+from talkinghead.io.paths import require_checkpoint, require_file, require_video, require_writable_output
 from talkinghead.io.video import VideoClip, frame_indices
 from talkinghead.progress import bar
 from talkinghead.registry import available_methods, resolve
 from talkinghead.spec import Request, Scene
 
+MAX_SEED = 2**32 - 1
+"""Seeds are 32-bit (0 .. 2**32 - 1)."""
 MAX_VIDEO_SIDE = 1280
 """A video to dub is worked on at most this large (longer side) unless ``size`` says otherwise."""
 
@@ -106,9 +108,7 @@ def generate(
                        style_intensity=style_intensity, motion_from=motion_from, invert_steps=invert_steps,
                        edits=edits, checkpoints=checkpoints, quiet=quiet)
     spec, draw = resolve(request, method or available_methods()[0], renderer)
-    out = require_writable_output(output)
-    if out.suffix.lower() != ".mp4":
-        raise InputError(out, "output must be an .mp4 file")
+    out = _output(output, request)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     scene = analyse(request, timings)
@@ -163,20 +163,35 @@ def _request(*, audio: str | Path, output: str | Path, image: str | Path | None,
         raise TalkingHeadError("give exactly one of image or video")
     fps, size, refs = options["fps"], options["size"], options["references"]
     for name, value, low, high, unit in (
-            ("fps", fps, 1.0, 120.0, ""), ("size", size, 64, 4096, " pixels"), ("references", refs, 1, 100, ""),
-            ("expression scale", options["expression_scale"], 0.0, 3.0, ""),
-            ("style intensity", options["style_intensity"], 0.0, 1.5, ""),
+            ("seed", options["seed"], 0, MAX_SEED, ""), ("face index", options["face_index"], 0, MAX_FACES - 1, ""),
+            ("fps", fps, 1, 120, ""), ("size", size, 64, 4096, " pixels"), ("references", refs, 1, 100, ""),
+            ("expression scale", options["expression_scale"], 0, 3, ""),
+            ("style intensity", options["style_intensity"], 0, 1.5, ""),
             ("invert steps", options["invert_steps"], 0, 1000, "")):
         if value is not None and not low <= value <= high:  # type: ignore[operator]
-            raise TalkingHeadError(f"{name} must be between {low:g} and {high:g}{unit}, not {value:g}")
+            raise TalkingHeadError(f"{name} must be between {low} and {high}{unit}, not {value}")
     paths = {k: None if p is None else Path(p) for k, p in
              (("audio", audio), ("image", image), ("video", video), ("pose_from", pose_from), ("style", style),
               ("motion_from", motion_from))}
-    ckpts = {role: Path(p) for role, p in (checkpoints or {}).items()}
-    for p in (*paths.values(), *ckpts.values()):
+    ckpts = {role: require_checkpoint(p) for role, p in (checkpoints or {}).items()}
+    for p in paths.values():
         if p is not None:
             require_file(p)
+    for option in ("pose_from", "style", "motion_from"):
+        if paths[option] is not None:
+            require_video(paths[option], option="--" + option.replace("_", "-"))  # type: ignore[arg-type]
     return Request(**paths, edits=dict(edits or {}), checkpoints=ckpts, **options)  # type: ignore[arg-type]
+
+
+def _output(output: str | Path, request: Request) -> Path:
+    """The output, checked before any work: an .mp4 that can be written there and is none of the inputs."""
+    out = Path(output)
+    if out.suffix.lower() != ".mp4":
+        raise InputError(out, "output must be an .mp4 file")
+    inputs = {f"--{k.replace('_', '-')}": getattr(request, k) for k in ("audio", "image", "video", "pose_from",
+                                                                        "style", "motion_from")}
+    return require_writable_output(out, inputs={**inputs, **{f"--checkpoint {r}": p
+                                                             for r, p in request.checkpoints.items()}})
 
 
 def _timed(frames: Iterator[np.ndarray], seconds: list[float], done: object) -> Iterator[np.ndarray]:

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import traceback
+import warnings
 from pathlib import Path
 
 from talkinghead import __version__
 from talkinghead.constants import DEFAULT_FPS
-from talkinghead.errors import TalkingHeadError
+from talkinghead.errors import InputWarning, TalkingHeadError
 from talkinghead.registry import (
     available_methods,
     available_renderers,
@@ -336,27 +339,55 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Stopped(BaseException):
+    """SIGTERM or SIGHUP arrived: unwinds like Ctrl-C, so partial outputs are removed on the way out."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum: int, _frame: object) -> None:
+    raise _Stopped(signum)
+
+
+def _warning(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
+    """Warnings on one line each (an input that looks truncated, ...)."""
+    print(f"talkinghead: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``talkinghead`` command; returns the exit status."""
     argv = sys.argv[1:] if argv is None else argv
     chosen = next((a for a in argv if not a.startswith("-")), None)
     args = _parser(chosen).parse_args(argv)
+    handlers = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGHUP)} \
+        if threading.current_thread() is threading.main_thread() else {}
     try:
-        commands = {"generate": _generate, "dub": _generate, "preprocess": _preprocess, "synth": _synth,
-                    "fit-face-model": _fit_face_model, "datacard": _datacard, "evaluate": _evaluate,
-                    "train-syncnet": _train_syncnet, "serve": _serve}
-        if hasattr(args, "run"):
-            return args.run(args)
-        return commands[args.command](args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", InputWarning)
+            warnings.showwarning = _warning
+            commands = {"generate": _generate, "dub": _generate, "preprocess": _preprocess, "synth": _synth,
+                        "fit-face-model": _fit_face_model, "datacard": _datacard, "evaluate": _evaluate,
+                        "train-syncnet": _train_syncnet, "serve": _serve}
+            if hasattr(args, "run"):
+                return args.run(args)
+            return commands[args.command](args)
     except TalkingHeadError as exc:
-        print(f"talkinghead: error: {exc}", file=sys.stderr)
+        print(f"talkinghead: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("talkinghead: interrupted", file=sys.stderr)
         return 130
+    except _Stopped as exc:
+        print(f"talkinghead: stopped by {signal.Signals(exc.signum).name}", file=sys.stderr)
+        return 128 + exc.signum
     except Exception as exc:  # noqa: BLE001 - one line for users; TALKINGHEAD_DEBUG=1 shows the traceback
         if os.environ.get("TALKINGHEAD_DEBUG"):
             traceback.print_exc()
-        print(f"talkinghead: internal error: {type(exc).__name__}: {exc} "
+        print(f"talkinghead: internal error: {type(exc).__name__}: {' '.join(str(exc).split())} "
               "(set TALKINGHEAD_DEBUG=1 for the traceback)", file=sys.stderr)
         return 1
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)

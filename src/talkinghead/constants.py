@@ -15,6 +15,9 @@ MAX_AUDIO_SECONDS = 3600.0
 MAX_IMAGE_PIXELS = 64_000_000
 """Largest image accepted (pixels)."""
 
+MIN_IMAGE_SIDE = 16
+"""Smallest image or video side accepted (pixels); a face needs more, but smaller input is refused outright."""
+
 MAX_FRAME_BYTES = 6 * 1024**3
 """Largest decoded video (bytes of RGB frames at the working size) held in memory."""
 

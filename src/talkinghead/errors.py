@@ -16,3 +16,7 @@ class InputError(TalkingHeadError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class InputWarning(UserWarning):
+    """An input was used but something about it looks wrong (a truncated file); the CLI prints it on one line."""

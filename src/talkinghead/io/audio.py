@@ -9,7 +9,7 @@ import numpy as np
 
 from talkinghead.constants import MAX_AUDIO_SECONDS, SAMPLE_RATE, SILENCE_PEAK
 from talkinghead.errors import InputError
-from talkinghead.io.paths import open_stream
+from talkinghead.io.paths import declared_seconds, open_stream, warn_if_truncated
 
 
 def load_audio(path: str | Path, *, allow_silent: bool = False) -> np.ndarray:
@@ -44,7 +44,9 @@ def load_audio(path: str | Path, *, allow_silent: bool = False) -> np.ndarray:
         except av.FFmpegError as exc:
             if not chunks:
                 raise InputError(p, f"audio stream cannot be decoded ({type(exc).__name__})") from None
+        declared = declared_seconds(container, stream)
     audio = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    warn_if_truncated(p, "audio", audio.size / SAMPLE_RATE, declared)
     if audio.size < SAMPLE_RATE // 10:
         raise InputError(p, "audio is empty (shorter than 0.1 s)")
     if not np.all(np.isfinite(audio)):

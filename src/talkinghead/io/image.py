@@ -2,35 +2,67 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-from talkinghead.constants import MAX_IMAGE_PIXELS
+from talkinghead.constants import MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE
 from talkinghead.errors import InputError
-from talkinghead.io.paths import require_file
+from talkinghead.io.paths import media_streams, require_file
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file (jpg, png, webp, bmp, ...) as RGB.
+    """Read a still image file (jpg, png, webp, avif, bmp, ...) as RGB.
 
+    The header is read first: animated images, images over :data:`MAX_IMAGE_PIXELS` or with a side under
+    :data:`MIN_IMAGE_SIDE`, and videos or sound files given as a photo are refused before anything is decoded.
     EXIF orientation is applied. Grey and RGBA images are converted to RGB.
 
     Returns:
         image: (H, W, 3) uint8 RGB.
     """
     p = require_file(path)
-    data = np.fromfile(p, dtype=np.uint8)
-    header = cv2.imdecode(data, cv2.IMREAD_REDUCED_GRAYSCALE_8)
-    if header is None:
-        raise InputError(p, "not a readable image (unknown or corrupt format)")
-    if header.size * 64 > MAX_IMAGE_PIXELS:
-        raise InputError(p, f"image is too large (over {MAX_IMAGE_PIXELS // 1_000_000} megapixels)")
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise InputError(p, "not a readable image (unknown or corrupt format)")
-    return np.ascontiguousarray(bgr[:, :, ::-1])
+    kind, width, height, frames = _header(p)
+    if frames > 1:
+        raise InputError(p, f"is an animated {kind} ({frames} frames): give a still photo, or convert it to a video "
+                            "and dub that with --video")
+    if width * height > MAX_IMAGE_PIXELS:
+        raise InputError(p, f"image is too large ({width}x{height}; at most {MAX_IMAGE_PIXELS // 1_000_000} "
+                            "megapixels)")
+    if min(width, height) < MIN_IMAGE_SIDE:
+        raise InputError(p, f"image is too small ({width}x{height}; each side must be at least {MIN_IMAGE_SIDE} "
+                            "pixels)")
+    bgr = cv2.imdecode(np.fromfile(p, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if bgr is not None:
+        return np.ascontiguousarray(bgr[:, :, ::-1])
+    try:  # a format OpenCV does not decode (AVIF, ...)
+        with Image.open(p) as image:
+            return np.asarray(ImageOps.exif_transpose(image).convert("RGB")).copy()
+    except (OSError, ValueError) as exc:
+        raise InputError(p, f"not a readable image ({kind} that cannot be decoded: {exc})") from None
+
+
+def _header(p: Path) -> tuple[str, int, int, int]:
+    """(format, width, height, frames) from an image file's header, without decoding it; InputError saying what
+    the file is when it is no image."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(p) as image:
+                return image.format or "image", image.width, image.height, getattr(image, "n_frames", 1)
+    except Image.DecompressionBombError:
+        raise InputError(p, f"image is too large (over {MAX_IMAGE_PIXELS // 1_000_000} megapixels)") from None
+    except (UnidentifiedImageError, OSError, ValueError):
+        pass
+    streams = media_streams(p)
+    if "video" in streams:
+        raise InputError(p, "is a video, not a photo: dub it with --video (or talkinghead dub)")
+    if "audio" in streams:
+        raise InputError(p, "is a sound file, not a photo")
+    raise InputError(p, "not a readable image (unknown or corrupt format)")
 
 
 def even_size(width: int, height: int, longer: int | None, *, upscale: bool = True) -> tuple[int, int]:

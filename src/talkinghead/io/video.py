@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import errno
 import os
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -16,7 +16,17 @@ import numpy as np
 from talkinghead.constants import MAX_FRAME_BYTES, SAMPLE_RATE
 from talkinghead.errors import InputError
 from talkinghead.io.image import even_size
-from talkinghead.io.paths import open_stream, require_writable_output
+from talkinghead.io.paths import (
+    declared_seconds,
+    open_stream,
+    output_error,
+    require_writable_output,
+    temp_output,
+    warn_if_truncated,
+)
+
+WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS}
+"""Errors of the output's file system (full disk, quota, file too large, I/O, read-only) while writing."""
 
 
 @dataclass
@@ -95,6 +105,8 @@ def read_video(path: str | Path, *, max_side: int | None = None, max_frames: int
         except av.FFmpegError as exc:
             if not frames:
                 raise InputError(p, f"video stream cannot be decoded ({type(exc).__name__})") from None
+        if max_frames is None and fps:
+            warn_if_truncated(p, "video", len(frames) / fps, declared_seconds(container, stream))
     if not frames:
         raise InputError(p, "video has no frames")
     if not 1.0 <= fps <= 240.0:
@@ -135,15 +147,24 @@ def write_video(
     """
     out = require_writable_output(path)
     # a hidden sibling, created by the encoder with the usual permissions (mkstemp would make it private)
-    tmp_name = str(out.parent / f".{out.stem}.{secrets.token_hex(4)}.mp4")
+    tmp_name = str(temp_output(out))
     try:
         _encode(tmp_name, frames, fps=fps, audio=audio, sample_rate=sample_rate, crf=crf, preset=preset)
         os.replace(tmp_name, out)
+    except OSError as exc:  # PyAV's write errors are OSErrors too
+        _remove(tmp_name)
+        if exc.errno in WRITE_ERRORS:
+            raise output_error(out, exc) from None
+        raise
     except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
+        _remove(tmp_name)
         raise
     return out
+
+
+def _remove(name: str) -> None:
+    if os.path.exists(name):
+        os.unlink(name)
 
 
 def _encode(

@@ -5,6 +5,7 @@ Loading needs no YAML and unpickles nothing (``weights_only=True``, ``strict=Tru
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, ClassVar, Self, TypeVar
@@ -12,7 +13,7 @@ from typing import Any, ClassVar, Self, TypeVar
 import torch
 from torch import nn
 
-from talkinghead.errors import TalkingHeadError
+from talkinghead.errors import InputError, TalkingHeadError
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -28,9 +29,15 @@ def save_model(model: nn.Module, path: str | Path, *, half: bool = False, **extr
 
 def load_model(cls: type[M], config_cls: type, path: str | Path, *, device: str | torch.device = "cpu") -> M:
     """Build ``cls(config_cls(**config))`` from a checkpoint written by :func:`save_model`, in eval mode."""
-    ckpt = torch.load(path, map_location=device, weights_only=True)
-    model = cls(config_cls(**ckpt["config"]))
-    model.load_state_dict(ckpt["state_dict"], strict=True)
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+        model = cls(config_cls(**ckpt["config"]))
+        model.load_state_dict(ckpt["state_dict"], strict=True)
+    except FileNotFoundError:
+        raise InputError(path, "file not found") from None
+    except (RuntimeError, TypeError, KeyError, ValueError, AttributeError, pickle.UnpicklingError) as exc:
+        first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        raise InputError(path, f"not a {cls.__name__} checkpoint ({first})") from None
     return model.to(device).eval()
 
 
