@@ -144,7 +144,9 @@ def _parser(chosen: str | None = None) -> argparse.ArgumentParser:
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     sv.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
     sv.add_argument("--workdir", type=Path, default=None,
-                    help="folder for uploads and results (default: a temp folder)")
+                    help="folder for uploads and results (default: a temporary folder, deleted at exit)")
+    sv.add_argument("--keep-minutes", type=float, default=60.0, metavar="M",
+                    help="delete a finished job's uploads and video this long after it ends (default: 60)")
 
     card = sub.add_parser("datacard", help="counts, durations, identities and per-split statistics of datasets")
     card.add_argument("datasets", nargs="+", type=Path, help="preprocessed dataset folders")
@@ -334,8 +336,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     if not 1 <= args.port <= 65535:
         raise TalkingHeadError(f"--port must be between 1 and 65535, not {args.port}")
-    print(f"talkinghead: serving on http://{args.host}:{args.port}/ (Ctrl-C stops)", file=sys.stderr)
-    serve(host=args.host, port=args.port, workdir=args.workdir)
+    if not args.keep_minutes > 0:
+        raise TalkingHeadError(f"--keep-minutes must be above 0, not {args.keep_minutes:g}")
+    serve(host=args.host, port=args.port, workdir=args.workdir, keep_minutes=args.keep_minutes)
     return 0
 
 

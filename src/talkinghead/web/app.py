@@ -11,26 +11,36 @@ from __future__ import annotations
 
 import re
 import secrets
+import shutil
+import sys
 import tempfile
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from starlette.datastructures import FormData
+from starlette.types import Message, Receive
 
-from talkinghead.errors import TalkingHeadError
+from talkinghead.errors import InputError, TalkingHeadError
 from talkinghead.progress import report_to
 from talkinghead.registry import available_methods, default_renderer, get_method, get_renderer
 
 PAGE = Path(__file__).parent / "page.html"
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 """Largest accepted upload (per file)."""
+UPLOADS = ("face", "audio", "style", "motion")
+"""The file fields of the form (face and audio required)."""
+MAX_REQUEST_BYTES = len(UPLOADS) * MAX_UPLOAD_BYTES + (1 << 20)
+"""Largest accepted request body (every upload at its limit, plus the form's text)."""
+KEEP_MINUTES = 60.0
+"""Finished jobs (their uploads and video) are deleted this long after they end."""
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm"}
 """A face upload with one of these suffixes is a video to dub; anything else is taken as a photo."""
-OPTIONAL_FILES = ("style", "motion")
 
 
 @dataclass
@@ -44,6 +54,8 @@ class Job:
     progress: float = 0.0
     error: str = ""
     output: Path | None = None
+    ended: float | None = None
+    """time.monotonic() when it finished (done or error)."""
 
     def status(self) -> dict[str, Any]:
         return {"id": self.id, "state": self.state, "stage": self.stage, "progress": round(self.progress, 3),
@@ -92,20 +104,51 @@ def _run(job: Job, inputs: dict[str, Path], options: dict[str, Any]) -> None:
                      **{k: v for k, v in extra.items() if v is not None}, **options)
     except TalkingHeadError as exc:
         job.state, job.error = "error", re.sub(rf"{re.escape(str(job.folder))}/\w+/", "", str(exc))
-        return
     except Exception as exc:  # noqa: BLE001 - shown on the page, the server keeps running
         job.state, job.error = "error", f"internal error: {type(exc).__name__}: {exc}"
-        return
-    job.output, job.state, job.stage, job.progress = job.folder / "out.mp4", "done", "done", 1.0
+    else:
+        job.output, job.state, job.stage, job.progress = job.folder / "out.mp4", "done", "done", 1.0
+    finally:
+        job.ended = time.monotonic()
 
 
-def create_app(workdir: Path | None = None) -> FastAPI:
-    """The FastAPI app; jobs live under ``workdir`` (default: a new temporary folder)."""
-    root = Path(workdir or tempfile.mkdtemp(prefix="talkinghead-web-"))
+class _TooLarge(Exception):
+    """The request body went past :data:`MAX_REQUEST_BYTES`."""
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    """``receive`` that stops a request body once it passes ``limit`` bytes (a body without Content-Length)."""
+    seen = 0
+
+    async def wrapped() -> Message:
+        nonlocal seen
+        message = await receive()
+        seen += len(message.get("body", b""))
+        if seen > limit:
+            raise _TooLarge
+        return message
+
+    return wrapped
+
+
+def create_app(workdir: Path | None = None, *, keep_minutes: float = KEEP_MINUTES) -> FastAPI:
+    """The FastAPI app; jobs live under ``workdir`` (default: a new temporary folder) and finished ones are deleted
+    ``keep_minutes`` after they end."""
+    root = _workdir(workdir)
     jobs: dict[str, Job] = {}
     lock = threading.Lock()
     worker = ThreadPoolExecutor(max_workers=1)
     app = FastAPI(title="talkinghead")
+
+    def sweep() -> None:
+        """Forget finished jobs older than ``keep_minutes`` and delete their folders."""
+        now = time.monotonic()
+        with lock:
+            old = [j for j in jobs.values() if j.ended is not None and now - j.ended > keep_minutes * 60]
+            for job in old:
+                del jobs[job.id]
+        for job in old:
+            shutil.rmtree(job.folder, ignore_errors=True)
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:
@@ -125,35 +168,43 @@ def create_app(workdir: Path | None = None) -> FastAPI:
 
     @app.post("/api/generate")
     async def submit(request: Request) -> JSONResponse:
-        form = await request.form()
-        texts = {k: v for k, v in form.items() if isinstance(v, str)}
+        sweep()
+        too_large = JSONResponse({"error": f"the upload is larger than {MAX_REQUEST_BYTES >> 20} MB"}, status_code=413)
+        if int(request.headers.get("content-length") or 0) > MAX_REQUEST_BYTES:
+            return too_large  # refused before a byte of the body is read
         try:
-            options = _options(texts)
+            form = await Request(request.scope, _limited(request.receive, MAX_REQUEST_BYTES)).form(
+                max_files=len(UPLOADS), max_fields=20)
+        except _TooLarge:
+            return too_large
+        try:
+            options = _options({k: v for k, v in form.items() if isinstance(v, str)})
+            uploads = _uploads(form)
         except TalkingHeadError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
+        except _TooLarge as exc:
+            return JSONResponse({"error": str(exc)}, status_code=413)
         job = Job(id=secrets.token_hex(8), folder=root / secrets.token_hex(8))
-        job.folder.mkdir(parents=True)
         inputs: dict[str, Path] = {}
-        for key in ("face", "audio", *OPTIONAL_FILES):
-            upload = form.get(key)
-            if upload is None or isinstance(upload, str) or not upload.filename:
-                if key in ("face", "audio"):
-                    return JSONResponse({"error": f"no {key} file uploaded"}, status_code=400)
-                continue
-            data = await upload.read(MAX_UPLOAD_BYTES + 1)
-            if len(data) > MAX_UPLOAD_BYTES:
-                return JSONResponse({"error": f"{upload.filename}: larger than {MAX_UPLOAD_BYTES >> 20} MB"},
-                                    status_code=413)
-            path = job.folder / key / _safe_name(upload.filename, key)
-            path.parent.mkdir()
-            path.write_bytes(data)
-            inputs[key] = path
+        try:
+            for key, upload in uploads.items():  # copied in chunks: an upload is never held in memory whole
+                path = job.folder / key / _safe_name(upload.filename or key, key)
+                path.parent.mkdir(parents=True)
+                with path.open("wb") as out:
+                    shutil.copyfileobj(upload.file, out, 1 << 20)
+                inputs[key] = path
+        except OSError as exc:
+            shutil.rmtree(job.folder, ignore_errors=True)
+            return JSONResponse({"error": f"the upload could not be stored ({exc.strerror or exc})"}, status_code=507)
+        finally:
+            await form.close()
         with lock:
             jobs[job.id] = job
         worker.submit(_run, job, inputs, options)
         return JSONResponse(job.status())
 
     def find(job_id: str) -> Job:
+        sweep()
         with lock:
             if job_id not in jobs:
                 raise HTTPException(404, "no such job")
@@ -173,8 +224,51 @@ def create_app(workdir: Path | None = None) -> FastAPI:
     return app
 
 
-def serve(*, host: str = "127.0.0.1", port: int = 7860, workdir: Path | None = None) -> None:
-    """Run the web app until interrupted."""
+def _uploads(form: FormData) -> dict[str, UploadFile]:
+    """The uploaded files by field: face and audio required, each at most :data:`MAX_UPLOAD_BYTES`."""
+    found = {}
+    for key in UPLOADS:
+        upload = form.get(key)
+        if upload is None or isinstance(upload, str) or not upload.filename:
+            if key in ("face", "audio"):
+                raise TalkingHeadError(f"no {key} file uploaded")
+            continue
+        if (upload.size or 0) > MAX_UPLOAD_BYTES:
+            raise _TooLarge(f"{upload.filename}: larger than {MAX_UPLOAD_BYTES >> 20} MB")
+        found[key] = upload
+    return found
+
+
+def _workdir(workdir: Path | None) -> Path:
+    """The work folder, created and checked for writing now (not at the first upload)."""
+    if workdir is None:
+        return Path(tempfile.mkdtemp(prefix="talkinghead-web-"))
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        probe = workdir / f".probe-{secrets.token_hex(4)}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise InputError(workdir, f"cannot be used as the work folder ({exc.strerror or exc})") from None
+    return workdir
+
+
+def serve(*, host: str = "127.0.0.1", port: int = 7860, workdir: Path | None = None,
+          keep_minutes: float = KEEP_MINUTES) -> None:
+    """Run the web app until interrupted; a temporary work folder (no ``workdir``) is deleted at exit."""
+    import socket
+
     import uvicorn
 
-    uvicorn.run(create_app(workdir), host=host, port=port, log_level="warning")
+    with socket.socket() as probe:  # a port in use fails now, before the page is announced
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise TalkingHeadError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+    root = _workdir(workdir)
+    try:
+        print(f"talkinghead: serving on http://{host}:{port}/ (Ctrl-C stops)", file=sys.stderr)
+        uvicorn.run(create_app(root, keep_minutes=keep_minutes), host=host, port=port, log_level="warning")
+    finally:
+        if workdir is None:
+            shutil.rmtree(root, ignore_errors=True)
