@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import struct
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -157,3 +158,55 @@ def test_read_image_errors(tmp_path: Path) -> None:
     bad.write_bytes(b"not an image at all" * 10)
     with pytest.raises(InputError, match="not a readable image"):
         read_image(bad)
+
+
+def _timed_mp4(path: Path, frame_pts: list[int], *, audio_start: float = 0.0, video_start: int = 0) -> Path:
+    """An mp4 whose frame k (grey level 10 * k) is shown at frame_pts[k] / 30 s (+ ``video_start`` / 30 s), with a
+    440 Hz tone from ``audio_start`` seconds to the end."""
+    with av.open(str(path), "w", format="mp4") as c:
+        v = c.add_stream("libx264", rate=30)
+        v.width = v.height = 64
+        v.pix_fmt, v.time_base = "yuv420p", Fraction(1, 30)
+        v.options = {"crf": "0"}
+        a = c.add_stream("aac", rate=16000, layout="mono")
+        for k, pts in enumerate(frame_pts):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 10 * k, np.uint8), format="rgb24")
+            frame.pts = pts + video_start
+            for packet in v.encode(frame):
+                c.mux(packet)
+        for packet in v.encode(None):
+            c.mux(packet)
+        end = (frame_pts[-1] + video_start + 1) / 30
+        n = int((end - audio_start) * 16000)
+        tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(n) / 16000) * 32767).astype(np.int16)
+        for s in range(0, n, 1024):
+            af = av.AudioFrame.from_ndarray(tone[None, s:s + 1024], format="s16", layout="mono")
+            af.sample_rate, af.pts = 16000, int(round(audio_start * 16000)) + s
+            for packet in a.encode(af):
+                c.mux(packet)
+        for packet in a.encode(None):
+            c.mux(packet)
+    return path
+
+
+def test_variable_frame_rate_is_read_by_timestamps(tmp_path: Path) -> None:
+    """Frames shown for 1 or 2 steps of 1/30 s come back at 30 fps, each held as long as it was on screen."""
+    pts = [0, 1, 3, 4, 6, 8, 9]  # steps 1, 2, 1, 2, 2, 1
+    clip = read_video(_timed_mp4(tmp_path / "vfr.mp4", pts))
+    assert clip.fps == 30.0 and len(clip.frames) == 10
+    levels = np.round(clip.frames[:, 32, 32, 0] / 10).astype(int)
+    assert levels.tolist() == [0, 1, 1, 2, 3, 3, 4, 4, 5, 6]
+
+
+def test_stream_start_times_are_honoured(tmp_path: Path) -> None:
+    """Sound that starts 0.5 s into a file starts 0.5 s into what is read; a video stream that starts 0.2 s after
+    the sound is led by its first frame for those 0.2 s; an evenly timed file is read as it is."""
+    late_sound = _timed_mp4(tmp_path / "late_sound.mp4", list(range(30)), audio_start=0.5)
+    audio = load_audio(late_sound)
+    onset = np.argmax(np.abs(audio) > 0.1) / 16000
+    assert abs(onset - 0.5) < 0.03 and len(read_video(late_sound).frames) == 30
+    late_video = _timed_mp4(tmp_path / "late_video.mp4", list(range(30)), video_start=6)
+    clip = read_video(late_video)
+    assert clip.fps == 30.0 and len(clip.frames) == 36
+    assert (np.round(clip.frames[:7, 32, 32, 0] / 10) == 0).all() and round(clip.frames[7, 32, 32, 0] / 10) == 1
+    assert np.argmax(np.abs(load_audio(late_video)) > 0.1) / 16000 < 0.03

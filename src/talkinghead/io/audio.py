@@ -9,7 +9,7 @@ import numpy as np
 
 from talkinghead.constants import MAX_AUDIO_SECONDS, SAMPLE_RATE, SILENCE_PEAK
 from talkinghead.errors import InputError
-from talkinghead.io.paths import declared_seconds, open_stream, warn_if_truncated
+from talkinghead.io.paths import declared_seconds, media_zero, open_stream, warn_if_truncated
 
 
 def load_audio(path: str | Path, *, allow_silent: bool = False) -> np.ndarray:
@@ -45,7 +45,10 @@ def load_audio(path: str | Path, *, allow_silent: bool = False) -> np.ndarray:
             if not chunks:
                 raise InputError(p, f"audio stream cannot be decoded ({type(exc).__name__})") from None
         declared = declared_seconds(container, stream)
+        lead = float(stream.start_time * stream.time_base) - media_zero(container) if stream.start_time else 0.0
     audio = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    if lead > 0.5 / SAMPLE_RATE and audio.size:  # the sound starts after the file's video: keep that gap
+        audio = np.concatenate([np.zeros(int(round(lead * SAMPLE_RATE)), np.float32), audio])
     warn_if_truncated(p, "audio", audio.size / SAMPLE_RATE, declared)
     if audio.size < SAMPLE_RATE // 10:
         raise InputError(p, "audio is empty (shorter than 0.1 s)")

@@ -172,3 +172,11 @@ def _wav_seconds(path: str) -> float | None:
     byte_rate = int.from_bytes(head[fmt + 16:fmt + 20], "little")
     size = int.from_bytes(head[data + 4:data + 8], "little")
     return size / byte_rate if byte_rate and size < 0xFFFFFFF0 else None  # streamed WAVs declare 0xFFFFFFFF
+
+
+def media_zero(container: av.container.InputContainer) -> float:
+    """The time (seconds) the first of a file's audio and video streams starts at: time 0 of what is read from
+    it (a stream that starts later, as a phone's audio often does, is placed after that gap)."""
+    starts = [float(s.start_time * s.time_base) for s in container.streams
+              if s.type in ("audio", "video") and s.start_time is not None and s.time_base is not None]
+    return min(starts, default=0.0)

@@ -18,6 +18,7 @@ from talkinghead.errors import InputError
 from talkinghead.io.image import even_size
 from talkinghead.io.paths import (
     declared_seconds,
+    media_zero,
     open_stream,
     output_error,
     require_writable_output,
@@ -84,7 +85,9 @@ def read_video(path: str | Path, *, max_side: int | None = None, max_frames: int
     p = Path(path)
     container, stream = open_stream(p, "video")
     frames: list[np.ndarray] = []
+    times: list[float | None] = []
     with container:
+        zero = media_zero(container)
         stream.thread_type = "AUTO"
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate) if rate else 0.0
@@ -97,6 +100,7 @@ def read_video(path: str | Path, *, max_side: int | None = None, max_frames: int
                 if size != (w, h):
                     rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
                 frames.append(rgb)
+                times.append(frame.time)
                 nbytes += rgb.nbytes
                 if nbytes > MAX_FRAME_BYTES:
                     raise InputError(p, "video is too large to hold in memory (use a shorter clip or --size)")
@@ -111,7 +115,30 @@ def read_video(path: str | Path, *, max_side: int | None = None, max_frames: int
         raise InputError(p, "video has no frames")
     if not 1.0 <= fps <= 240.0:
         raise InputError(p, f"video frame rate {fps:g} is not usable")
+    frames, fps = constant_rate(frames, times, fps, zero)
     return VideoClip(frames=np.stack(frames), fps=fps, path=str(p))
+
+
+def constant_rate(frames: list[np.ndarray], times: list[float | None], fps: float, zero: float = 0.0
+                  ) -> tuple[list[np.ndarray], float]:
+    """Frames on an even time grid from ``zero``, by their timestamps (seconds): a variable-rate video (a phone's;
+    some frame steps twice as long) is resampled to its usual step, each grid time showing the frame on screen
+    then, and a video stream that starts after ``zero`` (the file's first stream) is led by its first frame.
+    Evenly spaced frames that start at ``zero`` come back unchanged (at ``fps``)."""
+    if len(frames) < 2 or any(t is None for t in times):
+        return frames, fps
+    t = np.asarray(times, np.float64)
+    steps = np.diff(t)
+    step = float(np.percentile(steps, 10))  # the usual step; a variable-rate file shows some frames longer
+    if step <= 0:
+        return frames, fps
+    even = bool(np.all(np.abs(steps - step) < 0.25 * step))
+    if even and t[0] - zero < 0.5 * step:
+        return frames, fps
+    rate = fps if even else float(_fps_fraction(1.0 / step))
+    n = int(round((t[-1] + step - zero) * rate))
+    idx = np.clip(np.searchsorted(t, zero + np.arange(n) / rate + 1e-6, side="right") - 1, 0, len(frames) - 1)
+    return [frames[i] for i in idx], rate
 
 
 def _fps_fraction(fps: float) -> Fraction:
