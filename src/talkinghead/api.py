@@ -185,13 +185,13 @@ def _request(*, audio: str | Path, output: str | Path, image: str | Path | None,
 
 def _output(output: str | Path, request: Request) -> Path:
     """The output, checked before any work: an .mp4 that can be written there and is none of the inputs."""
-    out = Path(output)
-    if out.suffix.lower() != ".mp4":
-        raise InputError(out, "output must be an .mp4 file")
     inputs = {f"--{k.replace('_', '-')}": getattr(request, k) for k in ("audio", "image", "video", "pose_from",
                                                                         "style", "motion_from")}
-    return require_writable_output(out, inputs={**inputs, **{f"--checkpoint {r}": p
-                                                             for r, p in request.checkpoints.items()}})
+    out = require_writable_output(output, inputs={**inputs, **{f"--checkpoint {r}": p
+                                                               for r, p in request.checkpoints.items()}})
+    if out.suffix.lower() != ".mp4":
+        raise InputError(out, "output must be an .mp4 file")
+    return out
 
 
 def _timed(frames: Iterator[np.ndarray], seconds: list[float], done: object) -> Iterator[np.ndarray]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,7 +73,11 @@ class FaceMesher:
     def __init__(self, *, video: bool = False, max_faces: int = MAX_FACES, min_confidence: float = 0.5) -> None:
         from mediapipe.python.solutions import face_mesh  # heavy import, done on first use
 
-        with _native_stderr_silenced():
+        # MediaPipe's graph threads log their start-up notes asynchronously, until the first frame is through:
+        # stderr stays silenced from here to the end of the first detect (nothing of ours prints in between)
+        self._silence: ExitStack | None = ExitStack()
+        self._silence.enter_context(_native_stderr_silenced())
+        try:
             self._mesh = face_mesh.FaceMesh(
                 static_image_mode=not video,
                 max_num_faces=max_faces,
@@ -81,7 +85,14 @@ class FaceMesher:
                 min_detection_confidence=min_confidence,
                 min_tracking_confidence=min_confidence,
             )
-        self._first = True
+        except BaseException:
+            self._unsilence()
+            raise
+
+    def _unsilence(self) -> None:
+        if self._silence is not None:
+            self._silence.close()
+            self._silence = None
 
     def __enter__(self) -> FaceMesher:
         return self
@@ -91,17 +102,16 @@ class FaceMesher:
 
     def close(self) -> None:
         """Release MediaPipe's graph."""
+        self._unsilence()
         self._mesh.close()
 
     def detect(self, image: np.ndarray) -> list[np.ndarray]:
         """All faces in ``image`` ((H, W, 3) uint8 RGB), largest first, each (478, 3) float32 pixels."""
         h, w = image.shape[:2]
-        if self._first:  # the graph logs once more on its first frame
-            with _native_stderr_silenced():
-                result = self._mesh.process(np.ascontiguousarray(image))
-            self._first = False
-        else:
+        try:
             result = self._mesh.process(np.ascontiguousarray(image))
+        finally:
+            self._unsilence()  # the first frame is through: the graph has said all it says at start-up
         faces = []
         for lm in result.multi_face_landmarks or []:
             pts = np.array([(p.x * w, p.y * h, p.z * w) for p in lm.landmark], dtype=np.float32)
