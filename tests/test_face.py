@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
@@ -152,3 +153,19 @@ def test_mouth_features_of_known_shapes() -> None:
     wider = mesh.copy()
     wider[ix.MOUTH_CORNERS[1], 0] += 0.1
     assert mouth_features(wider)[2] - base[2] == pytest.approx(0.1, abs=0.01)
+
+
+@pytest.mark.media
+def test_a_second_face_missed_by_facemesh_is_found(media: Path) -> None:
+    """A cartoon face beside a small painted one: FaceMesh's own detector sees only the first; the full-range
+    detector finds the second, which is meshed in its crop and lies in the right half."""
+    from talkinghead.face.mesh import mesh_box, mesh_image
+    from talkinghead.io import read_image, resize_longer
+
+    left = read_image(media / "faces" / "liveportrait_s7.jpg")
+    right = cv2.resize(read_image(media / "faces" / "liveportrait_s3.jpg"), (left.shape[1], left.shape[0]))
+    image = resize_longer(np.concatenate([left, right], 1), 512)
+    first, _ = mesh_image(image, face_index=0)
+    second, found = mesh_image(image, face_index=1)
+    assert found == 2 and mesh_box(first)[2] < 256 < mesh_box(second)[0]
+    assert (mesh_box(second)[2:] - mesh_box(second)[:2]).min() > 20  # a whole face, not a fragment

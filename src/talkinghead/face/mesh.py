@@ -9,6 +9,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from talkinghead.errors import InputError
@@ -18,6 +19,8 @@ from talkinghead.progress import bar
 
 MAX_FACES = 4
 """Faces looked for in one image; the largest is used unless a face index is given."""
+CROP_MESH_SIDE = 384
+"""A face found by the detector alone is meshed in a crop resized to this side (pixels)."""
 
 
 @dataclass
@@ -134,9 +137,39 @@ def mesh_image(image: np.ndarray, *, face_index: int = 0, source: str = "image")
     """
     with FaceMesher(video=False) as mesher:
         faces = mesher.detect(image)
+        if len(faces) <= face_index:  # FaceMesh's own detector misses faces it can mesh: look again
+            faces = _with_detected(image, faces, mesher)
     if not faces:
         raise InputError(source, "no face found")
     return _pick(faces, face_index, source), len(faces)
+
+
+def _with_detected(image: np.ndarray, faces: list[np.ndarray], mesher: FaceMesher) -> list[np.ndarray]:
+    """``faces`` plus the faces MediaPipe's full-range face detector finds elsewhere, each meshed in a crop of
+    twice its box (FaceMesh's own short-range detector misses faces that are small or beside another face)."""
+    from mediapipe.python.solutions import face_detection
+
+    h, w = image.shape[:2]
+    with _native_stderr_silenced(), face_detection.FaceDetection(model_selection=1,
+                                                                  min_detection_confidence=0.5) as detector:
+        found = detector.process(np.ascontiguousarray(image)).detections or []
+    out = list(faces)
+    for det in found:
+        box = det.location_data.relative_bounding_box
+        cx, cy = (box.xmin + box.width / 2) * w, (box.ymin + box.height / 2) * h
+        if any(mesh_box(m)[0] <= cx <= mesh_box(m)[2] and mesh_box(m)[1] <= cy <= mesh_box(m)[3] for m in out):
+            continue  # already meshed
+        half = max(box.width * w, box.height * h)
+        x0, y0 = int(max(cx - half, 0)), int(max(cy - half, 0))
+        x1, y1 = int(min(cx + half, w)), int(min(cy + half, h))
+        crop = image[y0:y1, x0:x1]
+        scale = CROP_MESH_SIDE / max(crop.shape[:2])
+        resized = cv2.resize(crop, (round(crop.shape[1] * scale), round(crop.shape[0] * scale)))
+        meshed = [m / scale + np.array([x0, y0, 0], np.float32) for m in mesher.detect(resized)]
+        if meshed:  # the one nearest the detection
+            out.append(min(meshed, key=lambda m: float(np.hypot(*(m[:, :2].mean(0) - (cx, cy))))).astype(np.float32))
+    out.sort(key=lambda m: -float(np.prod(mesh_box(m)[2:] - mesh_box(m)[:2])))
+    return out
 
 
 def _pick(faces: list[np.ndarray], face_index: int, source: str) -> np.ndarray:
