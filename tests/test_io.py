@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import struct
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -210,3 +214,54 @@ def test_stream_start_times_are_honoured(tmp_path: Path) -> None:
     assert clip.fps == 30.0 and len(clip.frames) == 36
     assert (np.round(clip.frames[:7, 32, 32, 0] / 10) == 0).all() and round(clip.frames[7, 32, 32, 0] / 10) == 1
     assert np.argmax(np.abs(load_audio(late_video)) > 0.1) / 16000 < 0.03
+
+
+def test_a_full_disk_while_writing_names_the_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    import talkinghead.io.video as video
+
+    def fill_up(filename: str, *_: object, **__: object) -> None:
+        Path(filename).write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(video, "_encode", fill_up)
+    with pytest.raises(InputError, match=r"out.mp4: output could not be written \(no space left on the device\)"):
+        write_video(tmp_path / "out.mp4", [np.zeros((16, 16, 3), np.uint8)], fps=25.0)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KB file system (tmpfs), where this machine allows mounting one."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("mounting a tmpfs is not permitted here")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.mark.slow
+def test_a_real_full_disk(tiny_disk: Path, media: Path) -> None:
+    """On a 64 KB disk the video runs out of room while it is written; on a full one the write probe fails before
+    any work. Both: one line naming the output, status 2, nothing left."""
+    cli = [sys.executable, "-m", "talkinghead", "generate", "--image", str(media / "faces" / "liveportrait_s7.jpg"),
+           "--audio", str(media / "speech" / "videoretalking_1.wav"), "--size", "256", "-q", "-o"]
+    proc = subprocess.run([*cli, str(tiny_disk / "out.mp4")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        f"talkinghead: error: {tiny_disk / 'out.mp4'}: output could not be written (no space left on the device); "
+        "nothing was left there"], proc.stderr
+    assert not list(tiny_disk.iterdir())
+    fd = os.open(tiny_disk / "filler", os.O_WRONLY | os.O_CREAT)  # fill the disk up (unbuffered)
+    try:
+        while os.write(fd, b"\0" * 1024):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    start = time.perf_counter()
+    proc = subprocess.run([*cli, str(tiny_disk / "out.mp4")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "output cannot be written there (No space left on device)" in proc.stderr
+    assert time.perf_counter() - start < 10 and [p.name for p in tiny_disk.iterdir()] == ["filler"]

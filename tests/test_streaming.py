@@ -96,10 +96,18 @@ def test_silence_streams_an_idle_face(generator: Generator, face) -> None:  # ty
     ({"method": "styletalk"}, "'styletalk' cannot stream: streaming works with viseme"),
     ({"method": "nope"}, "method 'nope' is not available"),
     ({"lookahead": 2.0}, "lookahead must be between 0 and 1 s"),
+    ({"seed": -1}, "seed must be between 0 and 4294967295, not -1"),  # the same checks as generate()
+    ({"face_index": -1}, "face index must be between 0 and 3, not -1"),
+    ({"fps": 0}, "fps must be between 1 and 120, not 0"),
 ])
 def test_bad_options(kwargs: dict, message: str) -> None:
     with pytest.raises(TalkingHeadError, match=message):
         Generator(**kwargs)
+
+
+def test_a_tiny_face_array_is_refused() -> None:
+    with pytest.raises(TalkingHeadError, match="at least 16 pixels on each side, not 8x4"):
+        Generator().prepare(np.zeros((4, 8, 3), np.uint8))
 
 
 @pytest.mark.parametrize(("chunks", "rate", "message"), [

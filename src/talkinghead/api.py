@@ -17,16 +17,14 @@ import numpy as np
 from talkinghead.audio.features import analyse_audio
 from talkinghead.constants import DEFAULT_FPS, DEFAULT_SIZE
 from talkinghead.errors import InputError, TalkingHeadError
-from talkinghead.face.mesh import MAX_FACES, mesh_image, track_video
+from talkinghead.face.mesh import mesh_image, track_video
 from talkinghead.io import load_audio, read_image, resize_longer, write_video
 from talkinghead.io.paths import require_checkpoint, require_file, require_video, require_writable_output
 from talkinghead.io.video import VideoClip, frame_indices
 from talkinghead.progress import bar
 from talkinghead.registry import available_methods, resolve
-from talkinghead.spec import Request, Scene
+from talkinghead.spec import RANGES, Request, Scene, check_ranges
 
-MAX_SEED = 2**32 - 1
-"""Seeds are 32-bit (0 .. 2**32 - 1)."""
 MAX_VIDEO_SIDE = 1280
 """A video to dub is worked on at most this large (longer side) unless ``size`` says otherwise."""
 
@@ -161,15 +159,7 @@ def _request(*, audio: str | Path, output: str | Path, image: str | Path | None,
     """The request, with the checks every method shares: one face source, ranges, files that exist."""
     if (image is None) == (video is None):
         raise TalkingHeadError("give exactly one of image or video")
-    fps, size, refs = options["fps"], options["size"], options["references"]
-    for name, value, low, high, unit in (
-            ("seed", options["seed"], 0, MAX_SEED, ""), ("face index", options["face_index"], 0, MAX_FACES - 1, ""),
-            ("fps", fps, 1, 120, ""), ("size", size, 64, 4096, " pixels"), ("references", refs, 1, 100, ""),
-            ("expression scale", options["expression_scale"], 0, 3, ""),
-            ("style intensity", options["style_intensity"], 0, 1.5, ""),
-            ("invert steps", options["invert_steps"], 0, 1000, "")):
-        if value is not None and not low <= value <= high:  # type: ignore[operator]
-            raise TalkingHeadError(f"{name} must be between {low} and {high}{unit}, not {value}")
+    check_ranges(**{k: options[k] for k in RANGES})  # type: ignore[misc]
     paths = {k: None if p is None else Path(p) for k, p in
              (("audio", audio), ("image", image), ("video", video), ("pose_from", pose_from), ("style", style),
               ("motion_from", motion_from))}

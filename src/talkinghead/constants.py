@@ -21,6 +21,12 @@ MIN_IMAGE_SIDE = 16
 MAX_FRAME_BYTES = 6 * 1024**3
 """Largest decoded video (bytes of RGB frames at the working size) held in memory."""
 
+MAX_FACES = 4
+"""Faces looked for in one image; the largest is used unless a face index is given (0 .. MAX_FACES - 1)."""
+
+MAX_SEED = 2**32 - 1
+"""Seeds are 32-bit (0 .. MAX_SEED)."""
+
 SILENCE_PEAK = 1e-4
 """Audio whose absolute peak stays below this is treated as silent (float samples in [-1, 1])."""
 DATA_FPS = 25.0

@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from talkinghead.constants import MAX_FACES, MAX_SEED
+from talkinghead.errors import TalkingHeadError
+
 if TYPE_CHECKING:
     from talkinghead.audio.features import AudioFeatures
     from talkinghead.io.video import VideoClip
@@ -28,6 +31,22 @@ OPTIONS: dict[str, Any] = {
 }
 """The options a method (or its renderer) takes or refuses, with their unset values: a refused option given a
 value other than this is an error naming the methods that take it."""
+
+
+RANGES: dict[str, tuple[float, float, str]] = {
+    "fps": (1, 120, ""), "size": (64, 4096, " pixels"), "references": (1, 100, ""), "seed": (0, MAX_SEED, ""),
+    "face_index": (0, MAX_FACES - 1, ""), "expression_scale": (0, 3, ""), "style_intensity": (0, 1.5, ""),
+    "invert_steps": (0, 1000, ""),
+}
+"""Allowed values of the numeric options (low, high, unit), checked the same by generate() and streaming."""
+
+
+def check_ranges(**values: float | None) -> None:
+    """A one-line error for the first option (of :data:`RANGES`) outside its range; None means unset."""
+    for name, value in values.items():
+        low, high, unit = RANGES[name]
+        if value is not None and not low <= value <= high:
+            raise TalkingHeadError(f"{name.replace('_', ' ')} must be between {low} and {high}{unit}, not {value}")
 
 
 @dataclass(frozen=True)

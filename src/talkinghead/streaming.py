@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from talkinghead.audio.vad import voice_activity
-from talkinghead.constants import DEFAULT_FPS, DEFAULT_SIZE, SAMPLE_RATE
+from talkinghead.constants import DEFAULT_FPS, DEFAULT_SIZE, MIN_IMAGE_SIDE, SAMPLE_RATE
 from talkinghead.errors import TalkingHeadError
 from talkinghead.face.mesh import mesh_image
 from talkinghead.face.motion import FaceMotion
@@ -28,6 +28,7 @@ from talkinghead.motion.viseme.config import VisemeConfig
 from talkinghead.motion.viseme.stream import VisemeStream
 from talkinghead.registry import available_methods, get_method
 from talkinghead.render.warp.renderer import WarpRenderer, target_meshes
+from talkinghead.spec import check_ranges
 
 
 def stream_methods() -> tuple[str, ...]:
@@ -79,12 +80,7 @@ class Generator:
         if not get_method(method).streams:
             raise TalkingHeadError(f"{method!r} cannot stream: streaming works with {', '.join(stream_methods())} "
                                    "(the other methods read the whole utterance; use generate() for them)")
-        if not 1.0 <= fps <= 120.0:
-            raise TalkingHeadError(f"fps must be between 1 and 120, not {fps:g}")
-        if not 64 <= size <= 4096:
-            raise TalkingHeadError(f"size must be between 64 and 4096 pixels, not {size}")
-        if not 0.0 <= expression_scale <= 3.0:
-            raise TalkingHeadError(f"expression scale must be between 0 and 3, not {expression_scale:g}")
+        check_ranges(fps=fps, size=size, expression_scale=expression_scale, seed=seed, face_index=face_index)
         if not 0.0 <= lookahead <= 1.0:
             raise TalkingHeadError(f"lookahead must be between 0 and 1 s, not {lookahead:g}")
         self.fps, self.size, self.face_index, self.lookahead = fps, size, face_index, lookahead
@@ -99,6 +95,9 @@ class Generator:
         if isinstance(face, np.ndarray):
             if face.ndim != 3 or face.shape[2] != 3 or face.dtype != np.uint8:
                 raise TalkingHeadError(f"a face array must be (H, W, 3) uint8 RGB, not {face.shape} {face.dtype}")
+            if min(face.shape[:2]) < MIN_IMAGE_SIDE:
+                raise TalkingHeadError(f"a face array must be at least {MIN_IMAGE_SIDE} pixels on each side, not "
+                                       f"{face.shape[1]}x{face.shape[0]}")
             image, source = face, "face array"
         else:
             image, source = read_image(require_file(face)), str(face)

@@ -12,13 +12,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from talkinghead.constants import MAX_FACES
 from talkinghead.errors import InputError
 from talkinghead.face.indices import N_POINTS
 from talkinghead.io.video import VideoClip, read_video
 from talkinghead.progress import bar
 
-MAX_FACES = 4
-"""Faces looked for in one image; the largest is used unless a face index is given."""
 CROP_MESH_SIDE = 384
 """A face found by the detector alone is meshed in a crop resized to this side (pixels)."""
 
