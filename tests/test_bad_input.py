@@ -6,11 +6,13 @@ names the file (or option) and the problem, leave nothing next to the output, an
 from __future__ import annotations
 
 import hashlib
+import os
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -114,11 +116,13 @@ def test_bad_input_is_one_line(argv: str, named: str, problem: str, files: dict[
     out = root / "out" / "result.mp4"
     out.parent.mkdir(exist_ok=True)
     before = _digest(list(root.iterdir()))
+    temp = set(os.listdir(tempfile.gettempdir()))
     args = shlex.split(argv.format(root=shlex.quote(str(root)), **{k: shlex.quote(str(v)) for k, v in files.items()}))
     code, lines = _run([*args, "-o", str(out)], capsys)
     assert code == 2 and len(lines) == 1, lines
     assert lines[0].startswith("talkinghead: error: ") and named in lines[0] and problem in lines[0], lines
     assert not any(out.parent.iterdir()), list(out.parent.iterdir())  # nothing left next to the output
+    assert set(os.listdir(tempfile.gettempdir())) <= temp  # nor in the temp folder
     assert _digest(list(before)) == before  # every input unchanged
 
 

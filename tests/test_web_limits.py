@@ -139,3 +139,17 @@ def test_start_up_errors_are_one_line(tmp_path: Path) -> None:
     assert "serving on" not in proc.stderr
     assert not {n for n in set(os.listdir(os.environ.get("TMPDIR", "/tmp"))) - before if "talkinghead" in n}
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_a_full_queue_refuses_with_503_and_bad_numbers_with_400(tmp_path: Path, media: Path) -> None:
+    proc, url = _start(tmp_path / "work", "--max-queued", "2")
+    try:
+        files = {"face": ("f.jpg", (media / "faces" / "liveportrait_s7.jpg").read_bytes()),
+                 "audio": ("s.wav", (media / "speech" / "videoretalking_1.wav").read_bytes())}
+        reply = requests.post(url + "/api/generate", data={"seed": "-1"}, files=files, timeout=30)
+        assert reply.status_code == 400 and "seed must be between 0 and" in reply.json()["error"]
+        codes = [requests.post(url + "/api/generate", files=files, timeout=30).status_code for _ in range(3)]
+        assert codes == [200, 200, 503]  # each video takes seconds: the first two still wait or run
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -147,6 +147,8 @@ def _parser(chosen: str | None = None) -> argparse.ArgumentParser:
                     help="folder for uploads and results (default: a temporary folder, deleted at exit)")
     sv.add_argument("--keep-minutes", type=float, default=60.0, metavar="M",
                     help="delete a finished job's uploads and video this long after it ends (default: 60)")
+    sv.add_argument("--max-queued", type=int, default=20, metavar="N",
+                    help="videos waiting or being made at once; more are refused until one ends (default: 20)")
 
     card = sub.add_parser("datacard", help="counts, durations, identities and per-split statistics of datasets")
     card.add_argument("datasets", nargs="+", type=Path, help="preprocessed dataset folders")
@@ -338,7 +340,10 @@ def _serve(args: argparse.Namespace) -> int:
         raise TalkingHeadError(f"--port must be between 1 and 65535, not {args.port}")
     if not args.keep_minutes > 0:
         raise TalkingHeadError(f"--keep-minutes must be above 0, not {args.keep_minutes:g}")
-    serve(host=args.host, port=args.port, workdir=args.workdir, keep_minutes=args.keep_minutes)
+    if args.max_queued < 1:
+        raise TalkingHeadError(f"--max-queued must be at least 1, not {args.max_queued}")
+    serve(host=args.host, port=args.port, workdir=args.workdir, keep_minutes=args.keep_minutes,
+          max_queued=args.max_queued)
     return 0
 
 

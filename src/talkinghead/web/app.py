@@ -29,6 +29,7 @@ from starlette.types import Message, Receive
 from talkinghead.errors import InputError, TalkingHeadError
 from talkinghead.progress import report_to
 from talkinghead.registry import available_methods, default_renderer, get_method, get_renderer
+from talkinghead.spec import RANGES, check_ranges
 
 PAGE = Path(__file__).parent / "page.html"
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
@@ -37,6 +38,8 @@ UPLOADS = ("face", "audio", "style", "motion")
 """The file fields of the form (face and audio required)."""
 MAX_REQUEST_BYTES = len(UPLOADS) * MAX_UPLOAD_BYTES + (1 << 20)
 """Largest accepted request body (every upload at its limit, plus the form's text)."""
+MAX_QUEUED = 20
+"""Jobs waiting or running at once; more are refused (HTTP 503), so the uploads held on disk stay bounded."""
 KEEP_MINUTES = 60.0
 """Finished jobs (their uploads and video) are deleted this long after they end."""
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm"}
@@ -81,6 +84,7 @@ def _options(form: dict[str, str]) -> dict[str, Any]:
         raise TalkingHeadError(f"bad number in the form ({exc})") from None
     if form.get("still") in ("on", "true", "1"):
         out["still"] = True
+    check_ranges(**{k: v for k, v in out.items() if k in RANGES})  # refused now (HTTP 400), not in the job
     return out
 
 
@@ -131,9 +135,10 @@ def _limited(receive: Receive, limit: int) -> Receive:
     return wrapped
 
 
-def create_app(workdir: Path | None = None, *, keep_minutes: float = KEEP_MINUTES) -> FastAPI:
-    """The FastAPI app; jobs live under ``workdir`` (default: a new temporary folder) and finished ones are deleted
-    ``keep_minutes`` after they end."""
+def create_app(workdir: Path | None = None, *, keep_minutes: float = KEEP_MINUTES, max_queued: int = MAX_QUEUED
+               ) -> FastAPI:
+    """The FastAPI app; jobs live under ``workdir`` (default: a new temporary folder), at most ``max_queued`` wait
+    or run at once, and finished ones are deleted ``keep_minutes`` after they end."""
     root = _workdir(workdir)
     jobs: dict[str, Job] = {}
     lock = threading.Lock()
@@ -184,6 +189,11 @@ def create_app(workdir: Path | None = None, *, keep_minutes: float = KEEP_MINUTE
             return JSONResponse({"error": str(exc)}, status_code=400)
         except _TooLarge as exc:
             return JSONResponse({"error": str(exc)}, status_code=413)
+        with lock:
+            if sum(j.ended is None for j in jobs.values()) >= max_queued:
+                await form.close()
+                return JSONResponse({"error": f"busy: {max_queued} videos are waiting; try again in a while"},
+                                    status_code=503)
         job = Job(id=secrets.token_hex(8), folder=root / secrets.token_hex(8))
         inputs: dict[str, Path] = {}
         try:
@@ -254,7 +264,7 @@ def _workdir(workdir: Path | None) -> Path:
 
 
 def serve(*, host: str = "127.0.0.1", port: int = 7860, workdir: Path | None = None,
-          keep_minutes: float = KEEP_MINUTES) -> None:
+          keep_minutes: float = KEEP_MINUTES, max_queued: int = MAX_QUEUED) -> None:
     """Run the web app until interrupted; a temporary work folder (no ``workdir``) is deleted at exit."""
     import socket
 
@@ -268,7 +278,8 @@ def serve(*, host: str = "127.0.0.1", port: int = 7860, workdir: Path | None = N
     root = _workdir(workdir)
     try:
         print(f"talkinghead: serving on http://{host}:{port}/ (Ctrl-C stops)", file=sys.stderr)
-        uvicorn.run(create_app(root, keep_minutes=keep_minutes), host=host, port=port, log_level="warning")
+        uvicorn.run(create_app(root, keep_minutes=keep_minutes, max_queued=max_queued), host=host, port=port,
+                    log_level="warning")
     finally:
         if workdir is None:
             shutil.rmtree(root, ignore_errors=True)
