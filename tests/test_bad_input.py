@@ -172,8 +172,21 @@ def test_odd_but_valid_input_works(files: dict[str, Path], tmp_path: Path, capsy
     photo = tmp_path / "visage 顔.avif"
     with Image.open(files["face"]) as im:
         im.save(photo)
-    out = tmp_path / "sortie é.mp4"
+    out = tmp_path / ("sortie " + "é" * 121 + ".mp4")  # 253 bytes: a legal name, however long the temp name
     code, lines = _run(["generate", "--image", str(photo), "--audio", str(speech), "--size", "128", "-o",
                         str(out)], capsys)
     assert code == 0 and out.stat().st_size > 0 and not lines, lines
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([speech.name, photo.name, out.name])
+
+
+@pytest.mark.slow
+def test_truncated_speech_works_with_one_warning(files: dict[str, Path], tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """A WAV cut after 1.9 s of its 5 s: the video covers what was decoded, and one line says so."""
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(files["speech"].read_bytes()[:340_000])
+    out = tmp_path / "out.mp4"
+    code, lines = _run(["generate", "--image", str(files["face"]), "--audio", str(cut), "--size", "128", "-o",
+                        str(out)], capsys)
+    assert code == 0 and out.exists() and len(lines) == 1, lines
+    assert lines[0].startswith("talkinghead: warning: ") and "cut.wav: only 1.9" in lines[0] and "5.02 s" in lines[0]

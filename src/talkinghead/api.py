@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -184,7 +184,8 @@ def _output(output: str | Path, request: Request) -> Path:
     return out
 
 
-def _timed(frames: Iterator[np.ndarray], seconds: list[float], done: object) -> Iterator[np.ndarray]:
+def _timed(frames: Iterator[np.ndarray], seconds: list[float], done: Callable[[int], object]
+           ) -> Iterator[np.ndarray]:
     """The frames of ``frames``; adds the time spent making them to ``seconds[0]`` and calls ``done(1)`` after
     each."""
     while True:
@@ -193,5 +194,5 @@ def _timed(frames: Iterator[np.ndarray], seconds: list[float], done: object) -> 
         seconds[0] += time.perf_counter() - start
         if frame is None:
             return
-        done(1)  # type: ignore[operator]
+        done(1)
         yield frame
