@@ -7,6 +7,7 @@ import struct
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 
 from helpers import write_wav
-from talkinghead.errors import InputError
+from talkinghead.errors import InputError, InputWarning
 from talkinghead.io import load_audio, read_image, read_video, write_video
 
 
@@ -196,8 +197,12 @@ def _timed_mp4(path: Path, frame_pts: list[int], *, audio_start: float = 0.0, vi
 def test_variable_frame_rate_is_read_by_timestamps(tmp_path: Path) -> None:
     """Frames shown for 1 or 2 steps of 1/30 s come back at 30 fps, each held as long as it was on screen."""
     pts = [0, 1, 3, 4, 6, 8, 9]  # steps 1, 2, 1, 2, 2, 1
-    clip = read_video(_timed_mp4(tmp_path / "vfr.mp4", pts))
+    path = _timed_mp4(tmp_path / "vfr.mp4", pts)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InputWarning)  # 10 frames of 1/30 s: nothing is missing
+        clip = read_video(path)
     assert clip.fps == 30.0 and len(clip.frames) == 10
+    assert read_video(path, max_frames=1).fps == 30.0  # the same rate however much is read
     levels = np.round(clip.frames[:, 32, 32, 0] / 10).astype(int)
     assert levels.tolist() == [0, 1, 1, 2, 3, 3, 4, 4, 5, 6]
 

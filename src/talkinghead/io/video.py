@@ -91,6 +91,9 @@ def read_video(path: str | Path, *, max_side: int | None = None, max_frames: int
         stream.thread_type = "AUTO"
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate) if rate else 0.0
+        timestamps = float(stream.guessed_rate) if stream.guessed_rate else fps
+        if 1.0 <= timestamps <= 240.0 and abs(timestamps - fps) > 0.01 * fps:
+            fps = timestamps  # a variable-rate file: the rate of its timestamps, not its average (any max_frames)
         nbytes = 0
         try:
             for frame in container.decode(stream):
@@ -109,13 +112,13 @@ def read_video(path: str | Path, *, max_side: int | None = None, max_frames: int
         except av.FFmpegError as exc:
             if not frames:
                 raise InputError(p, f"video stream cannot be decoded ({type(exc).__name__})") from None
-        if max_frames is None and fps:
-            warn_if_truncated(p, "video", len(frames) / fps, declared_seconds(container, stream))
+        declared = declared_seconds(container, stream) if max_frames is None else None
     if not frames:
         raise InputError(p, "video has no frames")
     if not 1.0 <= fps <= 240.0:
         raise InputError(p, f"video frame rate {fps:g} is not usable")
     frames, fps = constant_rate(frames, times, fps, zero)
+    warn_if_truncated(p, "video", len(frames) / fps, declared)
     return VideoClip(frames=np.stack(frames), fps=fps, path=str(p))
 
 
