@@ -124,3 +124,12 @@ def test_every_command_a_family_brings_loads() -> None:
         parser = cli.argparse.ArgumentParser(prog=ref.name)
         command.arguments(parser)
         assert command.description and parser.format_help()
+
+
+def test_register_adds_a_method_from_your_own_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "_methods", {})
+    monkeypatch.setattr(registry, "_renderers", {})
+    spec = MethodSpec(name="mine", title="Mine", summary="mine", motion=lambda request, scene: None)  # type: ignore
+    assert registry.register(spec) is spec
+    assert registry.available_methods()[-1] == "mine" and registry.get_method("mine") is spec
+    assert registry.available_methods()[0] == "viseme"  # the built-in ones were loaded first
