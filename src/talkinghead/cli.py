@@ -359,9 +359,14 @@ def _stop(signum: int, _frame: object) -> None:
     raise _Stopped(signum)
 
 
+def _one_line(message: object) -> str:
+    """A message on one line (line breaks become spaces; file names keep their own spacing)."""
+    return " ".join(line.strip() for line in str(message).splitlines() if line.strip())
+
+
 def _warning(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
     """Warnings on one line each (an input that looks truncated, ...)."""
-    print(f"talkinghead: warning: {' '.join(str(message).split())}", file=sys.stderr)
+    print(f"talkinghead: warning: {_one_line(message)}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -382,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
                 return args.run(args)
             return commands[args.command](args)
     except TalkingHeadError as exc:
-        print(f"talkinghead: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"talkinghead: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("talkinghead: interrupted", file=sys.stderr)
@@ -393,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - one line for users; TALKINGHEAD_DEBUG=1 shows the traceback
         if os.environ.get("TALKINGHEAD_DEBUG"):
             traceback.print_exc()
-        print(f"talkinghead: internal error: {type(exc).__name__}: {' '.join(str(exc).split())} "
+        print(f"talkinghead: internal error: {type(exc).__name__}: {_one_line(exc)} "
               "(set TALKINGHEAD_DEBUG=1 for the traceback)", file=sys.stderr)
         return 1
     finally:
