@@ -78,3 +78,17 @@ def test_the_shared_layers_name_no_method() -> None:
         text = path.read_text().lower()
         named = sorted(n for n in names if any(f"{n}{end}" in text for end in ('"', "'", " ", ":", ",", ")")))
         assert not named, f"{path.name} names {', '.join(named)}"
+
+
+def test_every_shipped_checkpoint_has_a_card_with_its_data_terms() -> None:
+    """Each .pt inside the package has a JSON card in its own folder whose licence section names it, lists the media
+    it was trained on with their licences, and states the terms that follow."""
+    import json
+
+    root = Path(talkinghead.__file__).parent
+    for weights in sorted(root.rglob("*.pt")):
+        rel = str(weights.relative_to(root))
+        cards = [json.loads(c.read_text()) for c in weights.parent.glob("*.json")]
+        licences = [c["licence"] for c in cards if rel in c.get("licence", {}).get("checkpoints", [])]
+        assert licences, f"{rel}: no card beside it names it in a licence section"
+        assert all(m["licence"] and m["from"] for m in licences[0]["training_media"]) and licences[0]["terms"]
