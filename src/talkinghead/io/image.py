@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from talkinghead.constants import MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE
 from talkinghead.errors import InputError
-from talkinghead.io.paths import media_streams, require_file
+from talkinghead.io.paths import image_header, media_streams, require_file
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -49,14 +48,11 @@ def _header(p: Path) -> tuple[str, int, int, int]:
     """(format, width, height, frames) from an image file's header, without decoding it; InputError saying what
     the file is when it is no image."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(p) as image:
-                return image.format or "image", image.width, image.height, getattr(image, "n_frames", 1)
+        header = image_header(p)
     except Image.DecompressionBombError:
         raise InputError(p, f"image is too large (over {MAX_IMAGE_PIXELS // 1_000_000} megapixels)") from None
-    except (UnidentifiedImageError, OSError, ValueError):
-        pass
+    if header is not None:
+        return header
     streams = media_streams(p)
     if "video" in streams:
         raise InputError(p, "is a video, not a photo: dub it with --video (or talkinghead dub)")

@@ -84,20 +84,32 @@ def require_checkpoint(path: str | Path) -> Path:
     return p
 
 
+def image_header(path: Path) -> tuple[str, int, int, int] | None:
+    """(format, width, height, frames) from an image file's header (Pillow, nothing decoded), or None when the file
+    is no image Pillow knows. Raises Pillow's DecompressionBombError for a header of over twice its pixel limit."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return image.format or "image", image.width, image.height, getattr(image, "n_frames", 1)
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
+
+
 def require_video(path: str | Path, *, option: str) -> Path:
     """Return ``path`` if it is a video (an option such as ``--style`` reads a face moving), else raise InputError:
     a still image, or a file without a video stream."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     p = require_file(path)
     try:
-        with Image.open(p) as image:
-            still = getattr(image, "n_frames", 1) == 1
-            kind = image.format or "image"
-    except (UnidentifiedImageError, OSError, ValueError):
-        still = False
-    if still:
-        raise InputError(p, f"is a still image ({kind}): {option} needs a video of a face")
+        header = image_header(p)
+    except Image.DecompressionBombError:
+        header = None
+    if header is not None and header[3] == 1:
+        raise InputError(p, f"is a still image ({header[0]}): {option} needs a video of a face")
     if "video" not in media_streams(p):
         raise InputError(p, f"has no video stream: {option} needs a video of a face")
     return p
