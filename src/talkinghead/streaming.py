@@ -37,7 +37,6 @@ def stream_methods() -> tuple[str, ...]:
     return tuple(m for m in available_methods() if get_method(m).streams)
 
 
-
 @dataclass
 class StreamFace:
     """A face photo made ready to stream (see :meth:`Generator.prepare`).

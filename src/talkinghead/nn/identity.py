@@ -53,7 +53,6 @@ class IdentityNet(CheckpointModel):
         return self.head(self.features(image).mean((2, 3)))
 
 
-
 def identity_loss(net: IdentityNet, image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean distance between the student's embeddings of ``image`` and ``target`` (B, 3, H, W); the target's
     embedding is a constant. ``net`` should be frozen and in eval mode."""

@@ -128,7 +128,6 @@ class SyncNet(CheckpointModel):
         return loss, (cos.argmax(1) == 0).float().mean()
 
 
-
 def sequence_sync_loss(net: SyncNet, mouth: torch.Tensor, mels: torch.Tensor, *, min_offset: int = 5) -> torch.Tensor:
     """Lip-sync loss of generated sequences under a (frozen) contrastive SyncNet.
 
@@ -150,4 +149,3 @@ def sequence_sync_loss(net: SyncNet, mouth: torch.Tensor, mels: torch.Tensor, *,
     logits = logits.masked_fill((shift > 0) & (shift < min_offset), float("-inf"))
     target = torch.arange(starts, device=logits.device).repeat(b)
     return F.cross_entropy(logits.flatten(0, 1), target)
-

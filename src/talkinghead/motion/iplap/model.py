@@ -94,4 +94,3 @@ class LandmarkGenerator(CheckpointModel):
         l1 = F.l1_loss(pred, target)
         cont = F.l1_loss(pred.diff(dim=1), target.diff(dim=1))
         return l1 + self.config.continuity_weight * cont, {"l1": l1.detach(), "continuity": cont.detach()}
-

@@ -211,4 +211,3 @@ class StyleHeat(CheckpointModel):
         with the generator's feature map at r warped by ``flow`` (deterministic: no per-pixel noise)."""
         fix = self.calibration(descriptor, len(w_plus)) if calibrate else None
         return generator(w_plus, noise="none", features=flow.shape[-1], flow=flow, calibrate=fix)
-

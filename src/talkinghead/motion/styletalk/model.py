@@ -130,4 +130,3 @@ class StyleTalk(CheckpointModel):
         """(coefficients (B, N, K), style code (B, D))."""
         code = self.encode_style(style, padding)
         return self.decode(phones, code), code
-

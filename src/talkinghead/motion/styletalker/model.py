@@ -217,4 +217,3 @@ class StyleTalker(CheckpointModel):
     def drive(self, z: torch.Tensor, w_ref: torch.Tensor, mels: torch.Tensor) -> torch.Tensor:
         """Codes (B, T, L, w_dim) of given motion latents (B, T, M * z_dim) with new audio on w_ref."""
         return self.decode(z, self.encode_audio(mels), w_ref)
-

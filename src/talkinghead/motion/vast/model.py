@@ -222,4 +222,3 @@ class Vast(CheckpointModel):
             weak.append(w)
             last = w[:, -1]
         return self._join(torch.cat(strong, 1), torch.cat(weak, 1))
-

@@ -126,4 +126,3 @@ class IPLAPRenderer(CheckpointModel):
         image, h1, h2 = self.alignment(refs, ref_sketches, sketches)
         out = self.translation(lower_half_masked(target), sketches, image, h1, h2, self.audio(mel))
         return out, image
-

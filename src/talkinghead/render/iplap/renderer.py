@@ -23,7 +23,6 @@ MASK_FEATHER = 0.04
 """Sigma of the paste-back mask's Gaussian edge, as a share of the crop side."""
 
 
-
 def lower_face_mask(points: list[np.ndarray], size: int) -> np.ndarray:
     """(size, size) float32 mask: the hull of the given (N, 2) crop-pixel point sets below the nose
     line (half the crop), with a Gaussian edge of MASK_FEATHER * size."""

@@ -175,7 +175,6 @@ class Generator(CheckpointModel):
         return rgb, kept
 
 
-
 class _Residual(nn.Module):
     """Pre-activation residual block (instance norm, LeakyReLU) with an optional stride-2 shortcut."""
 
@@ -246,7 +245,6 @@ class Encoder(CheckpointModel):
         return torch.stack([head(m) for head, m in zip(self.heads, source)], 1) + self.w_avg
 
 
-
 class _DownBlock(nn.Module):
     """StyleGAN2's residual discriminator block: two 3x3 convs (LeakyReLU), 2x average-pool, and a pooled 1x1
     skip, summed and scaled by 1/sqrt(2)."""
@@ -291,7 +289,6 @@ class Discriminator(CheckpointModel):
         x = self.blocks(F.leaky_relu(self.stem(image), 0.2))
         x = F.leaky_relu(self.final(minibatch_stddev(x, self.config.mbstd_group)), 0.2)
         return self.head(x.flatten(1))[:, 0]
-
 
 
 def d_logistic_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:

@@ -82,7 +82,6 @@ class VastRenderer(CheckpointModel):
         return out.view(b, f, 3, *out.shape[2:]), state  # type: ignore[return-value]
 
 
-
 def composite(rendered: torch.Tensor, background: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """The rendered face inside ``mask`` (..., 1, S, S) in [0, 1], the template background outside."""
     return mask * rendered + (1 - mask) * background
@@ -91,5 +90,3 @@ def composite(rendered: torch.Tensor, background: torch.Tensor, mask: torch.Tens
 def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """L1 inside the mask, normalised by the mask's area."""
     return ((pred - target).abs() * mask).sum() / (mask.sum() * pred.shape[-3]).clamp_min(1.0)
-
-
