@@ -333,6 +333,7 @@ def _generate(args: argparse.Namespace) -> int:
               f"{result.phoneme_method}; {stages})", file=sys.stderr)
     return 0
 
+
 def _serve(args: argparse.Namespace) -> int:
     from talkinghead.web.app import serve
 
