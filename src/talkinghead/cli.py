@@ -205,6 +205,7 @@ def _used(option: str) -> str:
 
 
 def _checkpoint_option(p: argparse.ArgumentParser) -> None:
+    """``--checkpoint ROLE=PATH`` (repeatable), its help listing every registered role."""
     roles = checkpoint_roles()
     p.add_argument("--checkpoint", action="append", default=[], metavar="ROLE=PATH", type=_role,
                    help="a checkpoint replacing the shipped one or one that does not ship (repeatable); ROLE: "
