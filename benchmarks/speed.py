@@ -70,7 +70,7 @@ def main() -> None:
     print(f"input: {args.face.name} at {frame.shape[1]}x{frame.shape[0]}, {args.audio.name} ({duration:.1f} s)")
     print(f"whole command: {wall:.1f} s = {duration / wall:.2f}x faster than real time (target >= 2x)")
     print("stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in stages.items())
-          + f", start-up and imports {wall - sum(stages.values()):.1f} s")
+          + f", start-up and imports {wall - stages['analysis'] - stages['motion'] - stages['output']:.1f} s")
     print(f"peak memory (RSS): {peak_mb:.0f} MB")
     print(f"baseline (encode the still portrait + audio only): {baseline:.1f} s; whole command = "
           f"{wall / baseline:.2f}x baseline")

@@ -11,7 +11,7 @@ from scipy.spatial.transform import Rotation
 
 from talkinghead.errors import InputError
 from talkinghead.face import indices as ix
-from talkinghead.face.crop import crop_face, face_mask, paste_back
+from talkinghead.face.crop import FaceCrop, crop_face, face_mask, paste_back
 from talkinghead.face.expression import eyelid_closure, mouth_features
 from talkinghead.face.mesh import mesh_image, track_faces
 from talkinghead.face.pose import canonical_mesh, fit_pose, umeyama
@@ -133,6 +133,21 @@ def test_crop_and_paste_back_round_trip(media: Path) -> None:
     exact, fc1 = crop_face(image, mesh, size=None, align=False)
     x0, y0 = -fc1.matrix[:, 2].astype(int)
     assert np.array_equal(exact[10:20, 10:20], image[y0 + 10:y0 + 20, x0 + 10:x0 + 20])  # an exact cut
+
+
+@pytest.mark.parametrize("corner", [(-30, -20), (40, 25), (150, 170)])
+def test_paste_back_with_an_inset_equals_the_full_blend(corner: tuple[int, int]) -> None:
+    """Copying the solid middle of an exact cut and blending only its band gives the full blend's pixels, for a
+    crop inside the frame and ones hanging over its edges."""
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (200, 240, 3), np.uint8)
+    crop = rng.integers(0, 256, (120, 120, 3), np.uint8)
+    ramp = np.clip(np.minimum(np.arange(120), np.arange(120)[::-1]) / 9.0, 0, 1).astype(np.float32)
+    mask = np.minimum(ramp[:, None], ramp[None, :])
+    fc = FaceCrop(matrix=np.array([[1.0, 0.0, -corner[0]], [0.0, 1.0, -corner[1]]]), size=120)
+    full = paste_back(frame, crop, fc, mask)
+    assert np.array_equal(paste_back(frame, crop, fc, mask, inset=9), full)
+    assert not np.array_equal(full, frame)
 
 
 def test_eyelid_closure_brings_lids_together() -> None:

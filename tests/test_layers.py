@@ -8,7 +8,7 @@ from pathlib import Path
 import talkinghead
 
 FLOORS = (
-    ("constants", "errors", "progress"),
+    ("constants", "errors", "progress", "threads"),
     ("io",),
     ("audio",),
     ("face",),

@@ -6,7 +6,9 @@ performance and its renderer draws the frames.
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from talkinghead.audio.features import analyse_audio
+from talkinghead.audio.features import analyse_audio, release_models
 from talkinghead.constants import DEFAULT_FPS, DEFAULT_SIZE
 from talkinghead.errors import InputError, TalkingHeadError
 from talkinghead.face.mesh import mesh_image, track_video
@@ -24,6 +26,7 @@ from talkinghead.io.video import VideoClip, frame_indices
 from talkinghead.progress import bar
 from talkinghead.registry import available_methods, resolve
 from talkinghead.spec import RANGES, Request, Scene, check_ranges
+from talkinghead.threads import Background, ahead
 
 MAX_VIDEO_SIDE = 1280
 """A video to dub is worked on at most this large (longer side) unless ``size`` says otherwise."""
@@ -44,7 +47,8 @@ class GenerateResult:
         phoneme_method: "aligned" (transcript + forced alignment) or "allphone".
         transcript: Whisper transcript of the speech ("" for allphone).
         faces_found: faces seen in the reference (the largest, or ``face_index``, was used).
-        timings: seconds per stage.
+        timings: seconds per stage; "face_analysis" and "audio_analysis" overlap ("analysis" is their wall time),
+            so do "render" and "encode" ("output").
     """
 
     output: Path
@@ -108,16 +112,18 @@ def generate(
     spec, draw = resolve(request, method or available_methods()[0], renderer)
     out = _output(output, request)
     timings: dict[str, float] = {}
-    t0 = time.perf_counter()
     scene = analyse(request, timings)
+    t0 = time.perf_counter()
     performance = spec.motion(request, scene)
-    timings["motion"] = time.perf_counter() - t0 - sum(timings.values())
-    render = [0.0]
+    timings["motion"] = time.perf_counter() - t0
+    render, waited = [0.0], [0.0]
     t0 = time.perf_counter()
     with bar(scene.n_frames, "render", quiet=quiet) as pb:
-        write_video(out, _timed(draw.create().frames(request, scene, performance), render, pb.update), fps=fps,
-                    audio=scene.speech)
-    timings["render"], timings["encode"] = render[0], time.perf_counter() - t0 - render[0]
+        frames = _timed(draw.create().frames(request, scene, performance), render, pb.update)
+        write_video(out, ahead(frames, waited=waited), fps=fps, audio=scene.speech)
+    output_seconds = time.perf_counter() - t0
+    # the renderer runs in a background thread while the encoder works: both busy times and their wall time
+    timings.update(render=render[0], encode=output_seconds - waited[0], output=output_seconds)
     h, w = scene.clip.frames.shape[1:3]
     features = scene.features
     return GenerateResult(output=out, frames=scene.n_frames, fps=fps, duration=features.duration, size=(w, h),
@@ -126,30 +132,55 @@ def generate(
 
 
 def analyse(request: Request, timings: dict[str, float]) -> Scene:
-    """The face (a photo's mesh, or a video's frames tracked) and the speech of a request; adds the seconds of
-    "face_analysis" and "audio_analysis" to ``timings``."""
+    """The face (a photo's mesh, or a video's frames tracked) and the speech of a request, the speech in a
+    background thread while the face is analysed; adds the seconds of "face_analysis" and "audio_analysis" (which
+    overlap) and their wall time "analysis" to ``timings``.
+
+    The speech analysis's bar is shown once the face is found: a face error comes first and alone."""
     t0 = time.perf_counter()
     speech = load_audio(request.audio)
+    done, cancelled = [0.0], threading.Event()
+
+    def progress(fraction: float) -> None:
+        if cancelled.is_set():
+            raise _Cancelled
+        done[0] = fraction
+
+    audio = Background(lambda: analyse_audio(speech, fps=request.fps, language=request.language, progress=progress),
+                       name="talkinghead-speech")
+    try:
+        clip, meshes, faces = _face(request)
+    except BaseException:
+        cancelled.set()
+        with contextlib.suppress(BaseException):
+            audio.result()  # stops at its next progress report
+        raise
+    timings["face_analysis"] = time.perf_counter() - t0
+    with bar(100, "speech analysis", quiet=request.quiet, unit="%") as pb:
+        features, timings["audio_analysis"] = audio.result(poll=lambda: pb.update(max(0, int(100 * done[0]) - pb.n)))
+    release_models()
+    timings["analysis"] = time.perf_counter() - t0
+    src_idx = frame_indices(features.n_frames, request.fps, len(clip.frames), clip.fps)
+    return Scene(clip=clip, meshes=meshes, speech=speech, features=features, src_idx=src_idx, faces=faces)
+
+
+class _Cancelled(Exception):
+    """The speech analysis was stopped: the face analysis failed."""
+
+
+def _face(request: Request) -> tuple[VideoClip, np.ndarray, int]:
+    """The request's face: (the photo as a one-frame clip or the video's frames, (T, 478, 3) meshes, faces seen)."""
     if request.image is not None:
         frame = resize_longer(read_image(request.image), request.size or DEFAULT_SIZE)
         mesh, faces = mesh_image(frame, face_index=request.face_index, source=str(request.image))
-        clip, meshes = VideoClip(frames=frame[None], fps=request.fps, path=str(request.image)), mesh[None]
         if faces > 1 and not request.quiet:
             print(f"talkinghead: {faces} faces in {request.image}; using face {request.face_index} by size "
                   "(largest = 0; --face-index to choose)", file=sys.stderr)
-    else:
-        clip, track = track_video(request.video,  # type: ignore[arg-type]  # not None: one of image, video
-                                  label="face mesh", max_side=request.size or MAX_VIDEO_SIDE,
-                                  face_index=request.face_index, quiet=request.quiet)
-        meshes, faces = track.meshes, 1
-    timings["face_analysis"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    with bar(100, "speech analysis", quiet=request.quiet, unit="%") as pb:
-        features = analyse_audio(speech, fps=request.fps, language=request.language,
-                                 progress=lambda f: pb.update(max(0, int(100 * f) - pb.n)))
-    timings["audio_analysis"] = time.perf_counter() - t0
-    src_idx = frame_indices(features.n_frames, request.fps, len(clip.frames), clip.fps)
-    return Scene(clip=clip, meshes=meshes, speech=speech, features=features, src_idx=src_idx, faces=faces)
+        return VideoClip(frames=frame[None], fps=request.fps, path=str(request.image)), mesh[None], faces
+    clip, track = track_video(request.video,  # type: ignore[arg-type]  # not None: one of image, video
+                              label="face mesh", max_side=request.size or MAX_VIDEO_SIDE,
+                              face_index=request.face_index, quiet=request.quiet)
+    return clip, track.meshes, 1
 
 
 def _request(*, audio: str | Path, output: str | Path, image: str | Path | None, video: str | Path | None,

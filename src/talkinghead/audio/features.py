@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from talkinghead.audio import phonemes
 from talkinghead.audio.phonemes import PhonemeTimeline, phoneme_timeline
 from talkinghead.audio.vad import loudness, voice_activity
 from talkinghead.constants import SAMPLE_RATE
@@ -72,3 +76,16 @@ def features_from_timeline(audio: np.ndarray, timeline: PhonemeTimeline, *, fps:
         loudness_db=loudness(audio, fps=fps, n_frames=n),
         voiced=voice_activity(audio, fps=fps, n_frames=n),
     )
+
+
+def release_models() -> None:
+    """Free the speech models (Whisper about 200 MB while it works, the aligner and the voice-activity model about
+    100 MB together; the next analysis loads them again in about 0.5 s) and hand the freed heap back to the system,
+    so that the rest of a one-off generation runs in less memory."""
+    from faster_whisper.vad import get_vad_model
+
+    for cached in (phonemes._whisper, phonemes._aligner, phonemes._phone_recogniser, get_vad_model):
+        cached.cache_clear()
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).malloc_trim(0)  # glibc keeps freed heap otherwise

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TypeVar
 
 import numpy as np
 
 from talkinghead.constants import SAMPLE_RATE
+from talkinghead.threads import ahead
+
+T = TypeVar("T")
 
 PHONES: tuple[str, ...] = (
     "SIL", "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH",
@@ -31,6 +35,10 @@ MIN_ENGLISH_LOGPROB = -0.85
 are treated as non-English (or unintelligible) and the allphone recogniser is used instead."""
 MAX_CHUNK_SECONDS = 30.0
 """Longest stretch of audio aligned in one pocketsphinx utterance."""
+MIN_CHUNK_SECONDS = 8.0
+SHORT_PAUSE = 0.25
+"""A chunk longer than MIN_CHUNK_SECONDS ends at a pause of SHORT_PAUSE: chunks that end before Whisper's window
+does are aligned while it decodes the next."""
 CHUNK_PAD_SECONDS = 0.3
 STREAM_UTTERANCE_SECONDS = 30.0
 """A stream's phone recogniser ends its utterance at the first pause after this many seconds."""
@@ -158,45 +166,59 @@ def _dictionary_words(text: str) -> list[str]:
                 phones = decoder.lookup_word(base) + " Z"
             else:
                 phones = letters_to_phones(w)
-            decoder.add_word(w, phones, True)
+            decoder.add_word(w, phones, False)  # no search rebuild (0.12 s a word): set_align_text builds one
         words.append(w)
     return words
 
 
-def transcribe(audio: np.ndarray, *, progress: Callable[[float], None] | None = None
-               ) -> tuple[list[tuple[str, float, float]], float]:
-    """Whisper tiny.en transcript; ``progress`` gets the fraction of audio transcribed so far.
+@dataclass
+class _Confidence:
+    """Duration-weighted mean token log-probability of a transcript, gathered segment by segment."""
 
-    Returns:
-        (words as (text, start s, end s), duration-weighted mean token log-probability).
-    """
+    total: float = 0.0
+    weight: float = 0.0
+
+    def add(self, avg_logprob: float, seconds: float) -> None:
+        self.total += avg_logprob * max(seconds, 1e-3)
+        self.weight += max(seconds, 1e-3)
+
+    @property
+    def logprob(self) -> float:
+        return self.total / self.weight if self.weight else -np.inf
+
+
+def transcribe(audio: np.ndarray, confidence: _Confidence | None = None,
+               progress: Callable[[float], None] | None = None) -> Iterator[tuple[str, float, float]]:
+    """Whisper tiny.en's words (text, start s, end s), as each 30 s window is decoded; ``confidence`` gathers
+    the transcript's log-probability and ``progress`` gets the fraction of audio transcribed so far."""
     segments, _ = _whisper().transcribe(audio, language="en", beam_size=1, word_timestamps=True,
                                         condition_on_previous_text=False, vad_filter=False,
                                         temperature=0.0)
-    words: list[tuple[str, float, float]] = []
-    total = weight = 0.0
     for seg in segments:
-        dur = max(seg.end - seg.start, 1e-3)
-        total += seg.avg_logprob * dur
-        weight += dur
-        words.extend((w.word.strip(), float(w.start), float(w.end)) for w in seg.words or [])
+        if confidence is not None:
+            confidence.add(seg.avg_logprob, seg.end - seg.start)
+        yield from ((w.word.strip(), float(w.start), float(w.end)) for w in seg.words or [])
         if progress is not None:
             progress(min(1.0, seg.end * SAMPLE_RATE / max(audio.size, 1)))
-    return words, (total / weight if weight else -np.inf)
 
 
-def _chunks(words: list[tuple[str, float, float]], duration: float) -> list[tuple[float, float, str]]:
-    """Group words into (start s, end s, text) chunks of at most MAX_CHUNK_SECONDS, split at pauses."""
-    chunks: list[tuple[float, float, str]] = []
+def _chunks(words: Iterable[tuple[str, float, float]], duration: float) -> Iterator[tuple[float, float, str]]:
+    """Group words into (start s, end s, text) chunks of at most MAX_CHUNK_SECONDS, split at pauses; each chunk
+    is yielded as soon as the word after it (or the end) is seen."""
     cur: list[tuple[str, float, float]] = []
+
+    def chunk() -> tuple[float, float, str]:
+        return (max(0.0, cur[0][1] - CHUNK_PAD_SECONDS), min(duration, cur[-1][2] + CHUNK_PAD_SECONDS),
+                " ".join(x[0] for x in cur))
+
     for w in words:
-        if cur and (w[2] - cur[0][1] > MAX_CHUNK_SECONDS or w[1] - cur[-1][2] > 1.0):
-            chunks.append((cur[0][1], cur[-1][2], " ".join(x[0] for x in cur)))
+        pause, length = w[1] - cur[-1][2] if cur else 0.0, w[2] - cur[0][1] if cur else 0.0
+        if cur and (length > MAX_CHUNK_SECONDS or pause > 1.0 or (pause > SHORT_PAUSE and length > MIN_CHUNK_SECONDS)):
+            yield chunk()
             cur = []
         cur.append(w)
     if cur:
-        chunks.append((cur[0][1], cur[-1][2], " ".join(x[0] for x in cur)))
-    return [(max(0.0, a - CHUNK_PAD_SECONDS), min(duration, b + CHUNK_PAD_SECONDS), t) for a, b, t in chunks]
+        yield chunk()
 
 
 def _align_chunk(pcm: np.ndarray, text: str
@@ -336,30 +358,39 @@ def phoneme_timeline(audio: np.ndarray, *, language: str = "auto", transcript: s
                      progress: Callable[[float], None] | None = None) -> PhonemeTimeline:
     """Phone timeline of speech.
 
+    Whisper transcribes in a background thread while each chunk of its words is force-aligned as soon as it is
+    complete (CTranslate2 releases the GIL, pocketsphinx holds it: the two share a laptop's two cores).
+
     Args:
         audio: (N,) float32 at :data:`SAMPLE_RATE`.
         language: "en" forces alignment of a Whisper transcript, "other" forces allphone
             recognition, "auto" aligns when Whisper's transcript is confident enough to be English.
         transcript: the known English text of the speech: it is force-aligned and Whisper is not run.
-        progress: called with the fraction done (transcription is the first 60 %).
+        progress: called with the fraction done (half transcription, half alignment), from a background thread
+            too; an exception it raises stops the work.
     """
     report = progress or (lambda fraction: None)
     if language not in ("auto", "en", "other"):
         raise ValueError(f"language must be auto, en or other, not {language!r}")
     duration = audio.size / SAMPLE_RATE
-    if transcript is not None:
-        words, chunks = [(transcript, 0.0, duration)], [(0.0, duration, transcript)]
-    elif language == "other":
+    if language == "other" and transcript is None:
         return recognise_phones(audio)
+    transcribed = [0.0]
+    confidence = _Confidence()
+    if transcript is not None:
+        words: list[tuple[str, float, float]] = [(transcript, 0.0, duration)]
+        source: Iterable[tuple[str, float, float]] = words
     else:
-        words, logprob = transcribe(audio, progress=lambda f: report(0.6 * f))
-        if not words or (language == "auto" and logprob < MIN_ENGLISH_LOGPROB):
-            return recognise_phones(audio)
-        chunks = _chunks(words, duration)
+        words = []
+        def transcribing(fraction: float) -> None:  # in Whisper's thread
+            transcribed[0] = fraction
+            report(0.5 * fraction)
+
+        source = _kept(ahead(transcribe(audio, confidence, transcribing), depth=1024), words)
     pcm = _pcm16(audio)
     phones, starts, ends, aligned_words = [], [], [], []
-    for a, b, text in chunks:
-        report(0.6 + 0.4 * a / duration)
+
+    def align(a: float, b: float, text: str) -> None:
         i0, i1 = int(a * SAMPLE_RATE), int(b * SAMPLE_RATE)
         result = _align_chunk(pcm[i0:i1], text)
         if result is None:
@@ -370,5 +401,25 @@ def phoneme_timeline(audio: np.ndarray, *, language: str = "auto", transcript: s
             starts.append(a + s)
             ends.append(a + e)
         aligned_words.extend((w, a + s, a + e) for w, s, e in result[1])
-    transcript = " ".join(w[0] for w in words)
-    return _timeline(phones, starts, ends, "aligned", duration, transcript, aligned_words)
+        report(0.5 * transcribed[0] + 0.5 * b / duration)
+
+    waiting: list[tuple[float, float, str]] = []  # chunks held while the transcript so far does not look English
+    for chunk in _chunks(source, duration):
+        waiting.append(chunk)
+        if transcript is not None or language == "en" or confidence.logprob >= MIN_ENGLISH_LOGPROB:
+            for held in waiting:
+                align(*held)
+            waiting = []
+    if transcript is None and (not words or (language == "auto" and confidence.logprob < MIN_ENGLISH_LOGPROB)):
+        return recognise_phones(audio)  # not (recognisably) English
+    for held in waiting:
+        align(*held)
+    text = transcript if transcript is not None else " ".join(w[0] for w in words)
+    return _timeline(phones, starts, ends, "aligned", duration, text, aligned_words)
+
+
+def _kept(items: Iterable[T], kept: list[T]) -> Iterator[T]:
+    """The items of ``items``, each also appended to ``kept``."""
+    for item in items:
+        kept.append(item)
+        yield item

