@@ -1,17 +1,26 @@
-"""Speed of the whole `talkinghead generate` command: 60 s of speech on a 512 px portrait.
+"""Speed of the whole command, one table: every method that runs with its shipped weights x {photo, dub} x
+{256, 512 px}, on the first ``--seconds`` of a speech file.
 
-Prints wall time, the ratio to real time, per-stage times, peak memory (RSS of the command), and
-the ratio to a baseline measured in the same run: only encoding 60 s of the unchanged portrait
-with the audio (the floor any generator pays for its output). Saves a contact sheet of 8 frames.
+Each row is one ``talkinghead generate`` (photo) or ``talkinghead dub`` (video) run as a child process: wall time,
+x real time, the seconds of each stage (from the command's own report; "analysis" and "output" are the wall times
+of overlapping stages), and the child's peak RSS. Beside it, measured in the same run at the same size: the default
+engine (``viseme``) and an encode-only baseline (the unchanged portrait, or the video's own frames, written with
+the speech: the floor any generator pays for its output). Saves a contact sheet of 8 frames of the default engine
+at 512 px.
 
-    python benchmarks/speed.py [--face ../shared/media/faces/liveportrait_s7.jpg] [--out benchmarks/out]
+    python benchmarks/speed.py [--methods viseme,iplap,styletalk,vast] [--sizes 256,512] [--modes photo,dub]
+        [--seconds 60] [--face ../shared/media/faces/liveportrait_s7.jpg]
+        [--video ../shared/media/talking/styletalk_KristiNoem.mp4] [--out benchmarks/out]
+
+The default face is the slowest of ``faces/`` for the warp renderer (its working crop, 559 px, is larger than the
+512 px photo). A method is skipped where it takes no photo (or video), or needs a checkpoint that does not ship.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
-import resource
 import subprocess
 import sys
 import time
@@ -19,8 +28,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import soundfile
 
+from talkinghead.constants import SAMPLE_RATE
 from talkinghead.io import load_audio, read_image, read_video, resize_longer, write_video
+from talkinghead.io.video import frame_indices
+from talkinghead.registry import available_methods, get_method, get_renderer
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 
@@ -41,41 +54,89 @@ def contact_sheet(video: Path, out: Path) -> None:
     cv2.imwrite(str(out), sheet[:, :, ::-1])
 
 
+def runnable(method: str, mode: str) -> bool:
+    """Whether ``method`` takes this mode's face and runs with shipped weights (some renderer needs none)."""
+    spec = get_method(method)
+    if not (spec.photo if mode == "photo" else spec.video):
+        return False
+    if not all(role.shipped for role in spec.checkpoints):
+        return False
+    return any(all(role.shipped for role in get_renderer(r).checkpoints) for r in spec.renderers)
+
+
+def run(args: list[str]) -> tuple[float, dict[str, float], float]:
+    """Run ``talkinghead ARGS``: (wall seconds, its stage seconds, its peak RSS in MB)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "talkinghead", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    stderr = proc.stderr.read() if proc.stderr else ""
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    report = [line for line in stderr.splitlines() if line.startswith("wrote ")]
+    if os.waitstatus_to_exitcode(status) or not report:
+        sys.exit(f"talkinghead {' '.join(args)} failed:\n{stderr[-2000:]}")
+    stages = {k: float(v) for k, v in re.findall(r"(\w+) ([\d.]+)s", report[-1].split("phonemes:")[-1])}
+    return wall, stages, usage.ru_maxrss / 1024
+
+
+def baseline(mode: str, size: int, face: Path, video: Path, speech: np.ndarray, out: Path) -> float:
+    """Seconds to encode the speech with the unchanged portrait (photo) or the video's frames (dub) at ``size``."""
+    n = int(np.ceil(speech.size / SAMPLE_RATE * 25))
+    if mode == "photo":
+        frame = resize_longer(read_image(face), size)
+        frames = [frame] * n
+    else:
+        clip = read_video(video, max_side=size)
+        frames = [clip.frames[i] for i in frame_indices(n, 25.0, len(clip.frames), clip.fps)]
+    start = time.perf_counter()
+    write_video(out, iter(frames), fps=25.0, audio=speech)
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--methods", default=",".join(available_methods()))
+    parser.add_argument("--sizes", default="256,512")
+    parser.add_argument("--modes", default="photo,dub")
+    parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--face", type=Path, default=MEDIA / "faces" / "liveportrait_s7.jpg")
+    parser.add_argument("--video", type=Path, default=MEDIA / "talking" / "styletalk_KristiNoem.mp4")
     parser.add_argument("--audio", type=Path, default=MEDIA / "speech" / "musetalk_eng.wav")
+    parser.add_argument("--style", type=Path, default=MEDIA / "motion" / "liveportrait_d6.mp4",
+                        help="style clip for the methods that take one")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    duration = load_audio(args.audio).size / 16000
+    speech = load_audio(args.audio)[:int(args.seconds * SAMPLE_RATE)]
+    duration = speech.size / SAMPLE_RATE
+    audio = args.out / "speed_speech.wav"
+    soundfile.write(audio, speech, SAMPLE_RATE)
+    methods = [m for m in args.methods.split(",") if m]
+    methods = ["viseme"] + [m for m in methods if m != "viseme"]  # the default engine first: every row's reference
 
-    video = args.out / "speed.mp4"
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "talkinghead", "generate", "--image", str(args.face), "--audio",
-                           str(args.audio), "-o", str(video)], capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    if proc.returncode:
-        sys.exit(proc.stderr)
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    stages = dict((k, float(v)) for k, v in re.findall(r"(\w+) ([\d.]+)s", proc.stderr.split("phonemes:")[-1]))
-
-    frame = resize_longer(read_image(args.face), 512)
-    audio = load_audio(args.audio)
-    n = int(np.ceil(duration * 25))
-    start = time.perf_counter()
-    write_video(args.out / "baseline.mp4", (frame for _ in range(n)), fps=25.0, audio=audio)
-    baseline = time.perf_counter() - start
-
-    print(f"input: {args.face.name} at {frame.shape[1]}x{frame.shape[0]}, {args.audio.name} ({duration:.1f} s)")
-    print(f"whole command: {wall:.1f} s = {duration / wall:.2f}x faster than real time (target >= 2x)")
-    print("stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in stages.items())
-          + f", start-up and imports {wall - stages['analysis'] - stages['motion'] - stages['output']:.1f} s")
-    print(f"peak memory (RSS): {peak_mb:.0f} MB")
-    print(f"baseline (encode the still portrait + audio only): {baseline:.1f} s; whole command = "
-          f"{wall / baseline:.2f}x baseline")
-    contact_sheet(video, args.out / "contact_sheet.png")
-    print(f"contact sheet: {args.out / 'contact_sheet.png'}")
+    print(f"speech: the first {duration:.0f} s of {args.audio.name}; photo: {args.face.name}; dub: {args.video.name}")
+    print("| method | face | size | wall s | x real time | x default engine | x encode-only | peak RSS MB | stages (s) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for mode in args.modes.split(","):
+        for size in (int(s) for s in args.sizes.split(",")):
+            base = baseline(mode, size, args.face, args.video, speech, args.out / "speed_baseline.mp4")
+            print(f"| encode only | {mode} | {size} | {base:.1f} | {duration / base:.1f} | | 1.00 | | |")
+            default = None
+            for method in methods:
+                if not runnable(method, mode):
+                    continue
+                out = args.out / f"speed_{method}_{mode}_{size}.mp4"
+                face = ["generate", "--image", str(args.face)] if mode == "photo" else ["dub", "--video", str(args.video)]
+                extra = ["--style", str(args.style)] if "style" in get_method(method).options and mode == "photo" else []
+                wall, stages, rss = run([*face, "--audio", str(audio), "-o", str(out), "--size", str(size),
+                                         "--method", method, *extra])
+                default = default or wall
+                shown = ", ".join(f"{k} {v:.1f}" for k, v in stages.items())
+                print(f"| {method} | {mode} | {size} | {wall:.1f} | {duration / wall:.2f} | {default / wall:.2f} | "
+                      f"{base / wall:.2f} | {rss:.0f} | {shown} |", flush=True)
+                if method == "viseme" and mode == "photo" and size == 512:
+                    contact_sheet(out, args.out / "contact_sheet.png")
+    print(f"contact sheet of the default engine (photo, 512 px): {args.out / 'contact_sheet.png'}")
 
 
 if __name__ == "__main__":

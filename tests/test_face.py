@@ -135,6 +135,18 @@ def test_crop_and_paste_back_round_trip(media: Path) -> None:
     assert np.array_equal(exact[10:20, 10:20], image[y0 + 10:y0 + 20, x0 + 10:x0 + 20])  # an exact cut
 
 
+def test_exact_cut_is_the_frame_with_replicated_edges(media: Path) -> None:
+    """An exact cut that hangs over the frame's edges (this face's warp crop is larger than the photo) is a copy
+    with the edges replicated, pixel for pixel what resampling gives."""
+    image = read_image(media / "faces" / "liveportrait_s7.jpg")
+    mesh, _ = mesh_image(image)
+    crop, fc = crop_face(image, mesh, size=None, margin=1.9, align=False)
+    assert fc.size > max(image.shape[:2])
+    resampled = cv2.warpAffine(image, fc.matrix, (fc.size, fc.size), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE)
+    assert np.array_equal(crop, resampled)
+
+
 @pytest.mark.parametrize("corner", [(-30, -20), (40, 25), (150, 170)])
 def test_paste_back_with_an_inset_equals_the_full_blend(corner: tuple[int, int]) -> None:
     """Copying the solid middle of an exact cut and blending only its band gives the full blend's pixels, for a

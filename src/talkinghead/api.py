@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from talkinghead.audio.features import analyse_audio, release_models
-from talkinghead.constants import DEFAULT_FPS, DEFAULT_SIZE
+from talkinghead.constants import DEFAULT_FPS, DEFAULT_SIZE, SAMPLE_RATE
 from talkinghead.errors import InputError, TalkingHeadError
 from talkinghead.face.mesh import mesh_image, track_video
 from talkinghead.io import load_audio, read_image, resize_longer, write_video
@@ -149,15 +149,16 @@ def analyse(request: Request, timings: dict[str, float]) -> Scene:
     audio = Background(lambda: analyse_audio(speech, fps=request.fps, language=request.language, progress=progress),
                        name="talkinghead-speech")
     try:
-        clip, meshes, faces = _face(request)
-    except BaseException:
+        clip, meshes, faces = _face(request, speech.size / SAMPLE_RATE)
+        timings["face_analysis"] = time.perf_counter() - t0
+        with bar(100, "speech analysis", quiet=request.quiet, unit="%") as pb:
+            features, timings["audio_analysis"] = audio.result(
+                poll=lambda: pb.update(max(0, int(100 * done[0]) - pb.n)))
+    except BaseException:  # no face, or stopped: the speech analysis stops too, at its next progress report
         cancelled.set()
         with contextlib.suppress(BaseException):
-            audio.result()  # stops at its next progress report
+            audio.result()
         raise
-    timings["face_analysis"] = time.perf_counter() - t0
-    with bar(100, "speech analysis", quiet=request.quiet, unit="%") as pb:
-        features, timings["audio_analysis"] = audio.result(poll=lambda: pb.update(max(0, int(100 * done[0]) - pb.n)))
     release_models()
     timings["analysis"] = time.perf_counter() - t0
     src_idx = frame_indices(features.n_frames, request.fps, len(clip.frames), clip.fps)
@@ -168,8 +169,9 @@ class _Cancelled(Exception):
     """The speech analysis was stopped: the face analysis failed."""
 
 
-def _face(request: Request) -> tuple[VideoClip, np.ndarray, int]:
-    """The request's face: (the photo as a one-frame clip or the video's frames, (T, 478, 3) meshes, faces seen)."""
+def _face(request: Request, seconds: float) -> tuple[VideoClip, np.ndarray, int]:
+    """The request's face: (the photo as a one-frame clip or the frames of the video's first ``seconds`` (the
+    speech's length: a longer video is cut there), (T, 478, 3) meshes, faces seen)."""
     if request.image is not None:
         frame = resize_longer(read_image(request.image), request.size or DEFAULT_SIZE)
         mesh, faces = mesh_image(frame, face_index=request.face_index, source=str(request.image))
@@ -179,7 +181,7 @@ def _face(request: Request) -> tuple[VideoClip, np.ndarray, int]:
         return VideoClip(frames=frame[None], fps=request.fps, path=str(request.image)), mesh[None], faces
     clip, track = track_video(request.video,  # type: ignore[arg-type]  # not None: one of image, video
                               label="face mesh", max_side=request.size or MAX_VIDEO_SIDE,
-                              face_index=request.face_index, quiet=request.quiet)
+                              face_index=request.face_index, seconds=seconds, quiet=request.quiet)
     return clip, track.meshes, 1
 
 

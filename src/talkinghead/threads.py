@@ -26,7 +26,7 @@ def ahead(items: Iterable[T], *, depth: int = 8, waited: list[float] | None = No
     (the encoder, the aligner) use both cores.
 
     An exception in the producer is raised here; when the consumer stops early (an error while encoding, an
-    interrupt) the producer stops after the item it is making. ``waited[0]`` (when given) grows by the seconds
+    interrupt) the producer stops after the item it is making, and this waits for that. ``waited[0]`` (when given) grows by the seconds
     the consumer waited for items.
     """
     done = object()
@@ -67,6 +67,7 @@ def ahead(items: Iterable[T], *, depth: int = 8, waited: list[float] | None = No
             yield item  # type: ignore[misc]
     finally:
         stop.set()
+        worker.join()  # after the item in hand: no thread left running into the interpreter's exit
 
 
 class Background(Generic[T]):

@@ -91,8 +91,27 @@ def crop_face(image: np.ndarray, mesh: np.ndarray, *, size: int | None = 256, ma
         (crop (size, size, 3) uint8, FaceCrop).
     """
     fc = face_crop_for(mesh, size=size, margin=margin, align=align)
-    crop = cv2.warpAffine(image, fc.matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return crop, fc
+    offset = _integer_offset(fc)
+    if offset is None:
+        crop = cv2.warpAffine(image, fc.matrix, (fc.size, fc.size), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE)
+        return crop, fc
+    h, w = image.shape[:2]
+    x0, y0 = offset
+    x1, y1 = x0 + fc.size, y0 + fc.size
+    inner = image[min(max(y0, 0), h - 1):max(min(y1, h), 1), min(max(x0, 0), w - 1):max(min(x1, w), 1)]
+    top, left = max(0, min(-y0, fc.size)), max(0, min(-x0, fc.size))  # an exact cut: a copy, edges replicated
+    bottom, right = fc.size - top - inner.shape[0], fc.size - left - inner.shape[1]
+    return cv2.copyMakeBorder(inner, top, bottom, left, right, cv2.BORDER_REPLICATE), fc
+
+
+def _integer_offset(fc: FaceCrop) -> tuple[int, int] | None:
+    """The frame pixel (x, y) at the crop's top-left corner when the crop is an exact cut (scale 1, no rotation,
+    whole-pixel offset), else None."""
+    inv = fc.inverse
+    if np.array_equal(inv[:, :2], np.eye(2)) and np.all(inv[:, 2] == np.round(inv[:, 2])):
+        return int(inv[0, 2]), int(inv[1, 2])
+    return None
 
 
 def track_crop_params(meshes: np.ndarray, *, size: int, smoothing: float = CROP_SMOOTHING,
@@ -150,9 +169,9 @@ def paste_back(frame: np.ndarray, crop: np.ndarray, fc: FaceCrop, mask: np.ndarr
     """
     h, w = frame.shape[:2]
     out = frame.copy()
-    inv = fc.inverse
-    if np.array_equal(inv[:, :2], np.eye(2)) and np.all(inv[:, 2] == np.round(inv[:, 2])):
-        ox, oy = int(inv[0, 2]), int(inv[1, 2])
+    offset = _integer_offset(fc)
+    if offset is not None:
+        ox, oy = offset
         box = (max(ox, 0), max(oy, 0), min(ox + fc.size, w), min(oy + fc.size, h))
         solid = (max(box[0], ox + inset), max(box[1], oy + inset), min(box[2], ox + fc.size - inset),
                  min(box[3], oy + fc.size - inset))
@@ -165,6 +184,7 @@ def paste_back(frame: np.ndarray, crop: np.ndarray, fc: FaceCrop, mask: np.ndarr
             _blend(out, crop, mask, (ox, oy), band)
         out[sy0:sy1, sx0:sx1] = crop[sy0 - oy:sy1 - oy, sx0 - ox:sx1 - ox]
         return out
+    inv = fc.inverse
     corners = np.array([[0, 0], [fc.size, 0], [0, fc.size], [fc.size, fc.size]], np.float64)
     pts = corners @ inv[:, :2].T + inv[:, 2]
     x0, y0 = np.maximum(np.floor(pts.min(0)).astype(int), 0)

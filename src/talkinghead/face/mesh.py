@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -232,10 +233,12 @@ def track_faces(
 
 
 def track_video(path: str | Path, *, label: str, max_side: int, max_frames: int | None = None, face_index: int = 0,
-                quiet: bool = False) -> tuple[VideoClip, FaceTrack]:
-    """Read a video (longer side at most ``max_side``, its first ``max_frames``) and mesh one face through it,
-    with a progress bar called ``label``."""
+                seconds: float | None = None, quiet: bool = False) -> tuple[VideoClip, FaceTrack]:
+    """Read a video (longer side at most ``max_side``, its first ``max_frames``; only the frames shown in its first
+    ``seconds`` when given) and mesh one face through it, with a progress bar called ``label``."""
     clip = read_video(path, max_side=max_side, max_frames=max_frames)
+    if seconds is not None:
+        clip = replace(clip, frames=clip.frames[:max(1, math.ceil(seconds * clip.fps + 1e-6))])
     with bar(len(clip.frames), label, quiet=quiet) as pb:
         track = track_faces(clip.frames, face_index=face_index, source=str(path), progress=pb.update)
     return clip, track

@@ -18,13 +18,14 @@ def frame_source(scene: Scene, performance: Performance) -> Callable[[int], np.n
         return lambda t: clip.frames[src_idx[t]]
     if targets is None:
         raise ValueError("the performance has no target meshes to warp the face to")
-    from talkinghead.render.warp.renderer import WarpRenderer
+    from talkinghead.render.warp.renderer import Topology, WarpRenderer
 
-    photo = WarpRenderer(clip.frames[0], meshes[0]) if scene.is_photo else None
+    topology = Topology.of(clip.frames[src_idx[0]], meshes[src_idx[0]])
+    photo = WarpRenderer(clip.frames[0], meshes[0], topology) if scene.is_photo else None
 
     def frame_at(t: int) -> np.ndarray:
         k = int(src_idx[t])
-        r = photo or WarpRenderer(clip.frames[k], meshes[k])
+        r = photo or WarpRenderer(clip.frames[k], meshes[k], topology)
         return r.compose(clip.frames[k], r.render(targets[t]))
 
     return frame_at
