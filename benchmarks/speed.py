@@ -19,7 +19,7 @@ The default face is the slowest of ``faces/`` for the warp renderer (its working
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import re
 import subprocess
 import sys
@@ -64,24 +64,35 @@ def runnable(method: str, mode: str) -> bool:
     return any(all(role.shipped for role in get_renderer(r).checkpoints) for r in spec.renderers)
 
 
+LAUNCHER = """
+import json, os, subprocess, sys
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+err = proc.stderr.read()
+_, status, usage = os.wait4(proc.pid, 0)
+print(json.dumps({"code": os.waitstatus_to_exitcode(status), "rss_mb": usage.ru_maxrss / 1024, "stderr": err}))
+"""
+"""Runs a command from a small process and reports its peak RSS: a child forked from this (large) benchmark
+process would count this one's memory in its own peak."""
+
+
 def run(args: list[str]) -> tuple[float, dict[str, float], float]:
     """Run ``talkinghead ARGS``: (wall seconds, its stage seconds, its peak RSS in MB)."""
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "talkinghead", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    stderr = proc.stderr.read() if proc.stderr else ""
-    _, status, usage = os.wait4(proc.pid, 0)
+    launched = subprocess.run([sys.executable, "-c", LAUNCHER, sys.executable, "-m", "talkinghead", *args],
+                              capture_output=True, text=True, check=True)
     wall = time.perf_counter() - start
-    report = [line for line in stderr.splitlines() if line.startswith("wrote ")]
-    if os.waitstatus_to_exitcode(status) or not report:
-        sys.exit(f"talkinghead {' '.join(args)} failed:\n{stderr[-2000:]}")
+    result = json.loads(launched.stdout)
+    report = [line for line in result["stderr"].splitlines() if line.startswith("wrote ")]
+    if result["code"] or not report:
+        sys.exit(f"talkinghead {' '.join(args)} failed:\n{result['stderr'][-2000:]}")
     stages = {k: float(v) for k, v in re.findall(r"(\w+) ([\d.]+)s", report[-1].split("phonemes:")[-1])}
-    return wall, stages, usage.ru_maxrss / 1024
+    return wall, stages, result["rss_mb"]
 
 
-def baseline(mode: str, size: int, face: Path, video: Path, speech: np.ndarray, out: Path) -> float:
+def baseline(mode: str, size: int, face: Path, video: Path, speech: Path, out: Path) -> float:
     """Seconds to encode the speech with the unchanged portrait (photo) or the video's frames (dub) at ``size``."""
-    n = int(np.ceil(speech.size / SAMPLE_RATE * 25))
+    audio = load_audio(speech)
+    n = int(np.ceil(audio.size / SAMPLE_RATE * 25))
     if mode == "photo":
         frame = resize_longer(read_image(face), size)
         frames = [frame] * n
@@ -89,7 +100,7 @@ def baseline(mode: str, size: int, face: Path, video: Path, speech: np.ndarray, 
         clip = read_video(video, max_side=size)
         frames = [clip.frames[i] for i in frame_indices(n, 25.0, len(clip.frames), clip.fps)]
     start = time.perf_counter()
-    write_video(out, iter(frames), fps=25.0, audio=speech)
+    write_video(out, iter(frames), fps=25.0, audio=audio)
     return time.perf_counter() - start
 
 
@@ -105,8 +116,13 @@ def main() -> None:
     parser.add_argument("--style", type=Path, default=MEDIA / "motion" / "liveportrait_d6.mp4",
                         help="style clip for the methods that take one")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out")
+    parser.add_argument("--baseline", nargs=2, metavar=("MODE", "SIZE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.baseline:
+        print(baseline(args.baseline[0], int(args.baseline[1]), args.face, args.video, args.audio,
+                       args.out / "speed_baseline.mp4"))
+        return
     speech = load_audio(args.audio)[:int(args.seconds * SAMPLE_RATE)]
     duration = speech.size / SAMPLE_RATE
     audio = args.out / "speed_speech.wav"
@@ -119,7 +135,10 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for mode in args.modes.split(","):
         for size in (int(s) for s in args.sizes.split(",")):
-            base = baseline(mode, size, args.face, args.video, speech, args.out / "speed_baseline.mp4")
+            measured = subprocess.run([sys.executable, __file__, "--baseline", mode, str(size), "--face", str(args.face),
+                                       "--video", str(args.video), "--audio", str(audio), "--out", str(args.out)],
+                                      capture_output=True, text=True, check=True)
+            base = float(measured.stdout)  # in a child: this process stays small (see LAUNCHER)
             print(f"| encode only | {mode} | {size} | {base:.1f} | {duration / base:.1f} | | 1.00 | | |")
             default = None
             for method in methods:

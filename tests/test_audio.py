@@ -10,7 +10,7 @@ import pytest
 from talkinghead.audio.espeak import synthesize
 from talkinghead.audio.features import analyse_audio, frame_count
 from talkinghead.audio.mel import IPLAP, STYLETALKER, mel_per_frame, mel_spectrogram, mel_windows
-from talkinghead.audio.phonemes import PHONE_INDEX, PhonemeTimeline, letters_to_phones, phoneme_timeline
+from talkinghead.audio.phonemes import PHONE_INDEX, PhonemeTimeline, _chunks, letters_to_phones, phoneme_timeline
 from talkinghead.audio.vad import loudness, voice_activity
 from talkinghead.io import load_audio
 
@@ -114,3 +114,25 @@ def test_analyse_audio_bundles_everything(media: Path) -> None:
     assert f.n_frames == frame_count(audio.size, 25.0)
     assert f.phone_ids.shape == f.loudness_db.shape == f.voiced.shape == (f.n_frames,)
     assert f.voiced.mean() > 0.5
+
+
+def test_chunks_end_at_pauses_and_come_as_soon_as_the_next_word_is_seen() -> None:
+    """Words -> alignment chunks: a pause over 1 s always ends one, a 0.25 s pause ends one once it is 8 s long,
+    none is longer than 30 s; each is padded by 0.3 s and yielded before later words are read."""
+    words = [(f"w{i}", 0.5 * i, 0.5 * i + 0.4) for i in range(20)]  # 0.1 s gaps: 0 .. 9.9 s
+    words += [("after", 11.5, 11.9)]  # a 1.6 s pause
+    words += [(f"v{i}", 12.0 + 0.7 * i, 12.0 + 0.7 * i + 0.4) for i in range(15)]  # 0.3 s gaps from 12 s
+    seen = []
+
+    def stream():  # type: ignore[no-untyped-def]
+        for w in words:
+            seen.append(w[0])
+            yield w
+
+    chunks = _chunks(stream(), 30.0)
+    first = next(chunks)
+    assert first[0] == 0.0 and first[1] == pytest.approx(10.2) and first[2] == " ".join(f"w{i}" for i in range(20))
+    assert seen[-1] == "after"
+    rest = list(chunks)
+    assert [c[2].split()[0] for c in rest] == ["after", "v11"]  # 12 .. 19.4 s is under 8 s; v11 starts at 19.7 s
+    assert rest[0][0] == pytest.approx(11.2) and rest[-1][1] == pytest.approx(22.5)

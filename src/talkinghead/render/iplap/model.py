@@ -54,13 +54,18 @@ class Alignment(nn.Module):
         nn.init.zeros_(self.flow.weight)
         nn.init.zeros_(self.flow.bias)
 
-    def forward(self, refs: torch.Tensor, ref_sketches: torch.Tensor, sketches: torch.Tensor
+    def encode(self, refs: torch.Tensor, ref_sketches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The references' encoder features, which depend on no target: (B * N, c1, S, S), (B * N, c2, S/2, S/2)."""
+        h1 = self.enc1(torch.cat([refs, ref_sketches], 2).flatten(0, 1))
+        return h1, self.enc2(h1)
+
+    def forward(self, refs: torch.Tensor, ref_sketches: torch.Tensor, sketches: torch.Tensor,
+                encoded: tuple[torch.Tensor, torch.Tensor] | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``encoded``: :meth:`encode` of these references (computed here when not given)."""
         b, n = refs.shape[:2]
         drive = sketches.flatten(1, 2)  # (B, 3F, S, S): SPADE modulates each target's N references alike
-        x = torch.cat([refs, ref_sketches], 2).flatten(0, 1)
-        h1 = self.enc1(x)
-        h2 = self.enc2(h1)
+        h1, h2 = encoded if encoded is not None else self.encode(refs, ref_sketches)
         y = self.spade2(self.spade1(h2, drive), drive)
         y = self.spade3(self.shuffle(y), drive)
         logits = self.weight(y).view(b, n, 1, *y.shape[-2:])
@@ -122,7 +127,9 @@ class IPLAPRenderer(CheckpointModel):
         self.audio = MelEncoder(config.audio_dim, width=config.audio_width, tanh=False)
 
     def forward(self, target: torch.Tensor, sketches: torch.Tensor, refs: torch.Tensor, ref_sketches: torch.Tensor,
-                mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        image, h1, h2 = self.alignment(refs, ref_sketches, sketches)
+                mel: torch.Tensor, encoded: tuple[torch.Tensor, torch.Tensor] | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``encoded``: the references' :meth:`Alignment.encode`, when a clip's references serve many batches."""
+        image, h1, h2 = self.alignment(refs, ref_sketches, sketches, encoded)
         out = self.translation(lower_half_masked(target), sketches, image, h1, h2, self.audio(mel))
         return out, image

@@ -67,6 +67,8 @@ def dub_frames(renderer: IPLAPRenderer, frame_at: Callable[[int], np.ndarray], m
     sketches = np.stack([draw_sketch(p, size) for p in driven])
     k = renderer.config.frames // 2
     n = len(meshes)
+    with torch.no_grad():
+        encoded = renderer.alignment.encode(ref_images, ref_sketches)  # once per clip, not per batch
     for s in range(0, n, batch):
         ts = range(s, min(s + batch, n))
         frames = [frame_at(t) for t in ts]
@@ -74,8 +76,8 @@ def dub_frames(renderer: IPLAPRenderer, frame_at: Callable[[int], np.ndarray], m
         window = np.clip(np.arange(-k, k + 1)[None] + np.array(ts)[:, None], 0, n - 1)
         with torch.no_grad():
             out, _ = renderer(visual_tensor(crops), visual_tensor(sketches[window]),
-                                     ref_images.expand(len(ts), -1, -1, -1, -1),
-                                     ref_sketches.expand(len(ts), -1, -1, -1, -1), torch.from_numpy(mels[list(ts)]))
+                              ref_images.expand(len(ts), -1, -1, -1, -1), ref_sketches.expand(len(ts), -1, -1, -1, -1),
+                              torch.from_numpy(mels[list(ts)]), tuple(h.repeat(len(ts), 1, 1, 1) for h in encoded))
         generated = (out.permute(0, 2, 3, 1).numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8)
         for f, t, g in zip(frames, ts, generated):
             yield _paste(f, g, fcs[t], points[t], driven[t])

@@ -207,15 +207,17 @@ def _barycentric_matrix(points: np.ndarray, topology: Topology, size: int, grid_
         return np.stack([1.0 - b1 - b2, b1, b2], 1)
 
     weights = barycentric(queries, k)
+    moved = np.arange(len(k))  # the points whose triangle changed in the last step
     for _ in range(WALK_STEPS):
-        corner = weights.argmin(1)
-        lost = np.flatnonzero(weights[np.arange(len(k)), corner] < -1e-9)
-        across = topology.neighbors[k[lost], corner[lost]]
-        lost, across = lost[across >= 0], across[across >= 0]
-        if not len(lost):
+        corner = weights[moved].argmin(1)
+        outside = weights[moved, corner] < -1e-6
+        moved, corner = moved[outside], corner[outside]
+        across = topology.neighbors[k[moved], corner]
+        moved, across = moved[across >= 0], across[across >= 0]
+        if not len(moved):
             break
-        k[lost] = across
-        weights[lost] = barycentric(queries[lost], across)
+        k[moved] = across
+        weights[moved] = barycentric(queries[moved], across)
     data = weights.reshape(-1)
     indices = simplices[k].reshape(-1)
     indptr = np.concatenate([[0], np.cumsum(inside.astype(np.int64) * 3)])
