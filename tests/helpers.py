@@ -2,15 +2,43 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 import wave
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 """The real media the tests use (../shared/media beside the checkout)."""
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[int]:
+    """Serve an ASGI app with uvicorn (WebSockets by wsproto, as ``talkinghead serve``) on a free port of
+    127.0.0.1 in a background thread; yields the port."""
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="wsproto"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not srv.started and time.time() < deadline:
+        time.sleep(0.1)
+    assert srv.started
+    try:
+        yield port
+    finally:
+        srv.should_exit = True
+        thread.join(10)
 
 
 def write_wav(path: Path, samples: np.ndarray, rate: int, channels: int = 1) -> Path:

@@ -149,6 +149,8 @@ def _parser(chosen: str | None = None) -> argparse.ArgumentParser:
                     help="delete a finished job's uploads and video this long after it ends (default: 60)")
     sv.add_argument("--max-queued", type=int, default=20, metavar="N",
                     help="videos waiting or being made at once; more are refused until one ends (default: 20)")
+    sv.add_argument("--max-streams", type=int, default=2, metavar="N",
+                    help="live streams (ws://HOST:PORT/api/live) at once; more are refused until one ends (default: 2)")
 
     card = sub.add_parser("datacard", help="counts, durations, identities and per-split statistics of datasets")
     card.add_argument("datasets", nargs="+", type=Path, help="preprocessed dataset folders")
@@ -344,8 +346,10 @@ def _serve(args: argparse.Namespace) -> int:
         raise TalkingHeadError(f"--keep-minutes must be above 0, not {args.keep_minutes:g}")
     if args.max_queued < 1:
         raise TalkingHeadError(f"--max-queued must be at least 1, not {args.max_queued}")
+    if args.max_streams < 1:
+        raise TalkingHeadError(f"--max-streams must be at least 1, not {args.max_streams}")
     serve(host=args.host, port=args.port, workdir=args.workdir, keep_minutes=args.keep_minutes,
-          max_queued=args.max_queued)
+          max_queued=args.max_queued, max_streams=args.max_streams)
     return 0
 
 

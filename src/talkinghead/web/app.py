@@ -30,6 +30,7 @@ from talkinghead.errors import InputError, TalkingHeadError
 from talkinghead.progress import report_to
 from talkinghead.registry import available_methods, default_renderer, get_method, get_renderer
 from talkinghead.spec import RANGES, check_ranges
+from talkinghead.web.live import MAX_STREAMS, add_live
 
 PAGE = Path(__file__).parent / "page.html"
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
@@ -135,15 +136,17 @@ def _limited(receive: Receive, limit: int) -> Receive:
     return wrapped
 
 
-def create_app(workdir: Path | None = None, *, keep_minutes: float = KEEP_MINUTES, max_queued: int = MAX_QUEUED
-               ) -> FastAPI:
+def create_app(workdir: Path | None = None, *, keep_minutes: float = KEEP_MINUTES, max_queued: int = MAX_QUEUED,
+               max_streams: int = MAX_STREAMS) -> FastAPI:
     """The FastAPI app; jobs live under ``workdir`` (default: a new temporary folder), at most ``max_queued`` wait
-    or run at once, and finished ones are deleted ``keep_minutes`` after they end."""
+    or run at once, and finished ones are deleted ``keep_minutes`` after they end; at most ``max_streams`` live
+    streams (:mod:`talkinghead.web.live`) at once."""
     root = _workdir(workdir)
     jobs: dict[str, Job] = {}
     lock = threading.Lock()
     worker = ThreadPoolExecutor(max_workers=1)
     app = FastAPI(title="talkinghead")
+    add_live(app, max_streams=max_streams)
 
     def sweep() -> None:
         """Forget finished jobs older than ``keep_minutes`` and delete their folders."""
@@ -264,7 +267,7 @@ def _workdir(workdir: Path | None) -> Path:
 
 
 def serve(*, host: str = "127.0.0.1", port: int = 7860, workdir: Path | None = None,
-          keep_minutes: float = KEEP_MINUTES, max_queued: int = MAX_QUEUED) -> None:
+          keep_minutes: float = KEEP_MINUTES, max_queued: int = MAX_QUEUED, max_streams: int = MAX_STREAMS) -> None:
     """Run the web app until interrupted; a temporary work folder (no ``workdir``) is deleted at exit."""
     import socket
 
@@ -278,8 +281,8 @@ def serve(*, host: str = "127.0.0.1", port: int = 7860, workdir: Path | None = N
     root = _workdir(workdir)
     try:
         print(f"talkinghead: serving on http://{host}:{port}/ (Ctrl-C stops)", file=sys.stderr)
-        uvicorn.run(create_app(root, keep_minutes=keep_minutes, max_queued=max_queued), host=host, port=port,
-                    log_level="warning")
+        uvicorn.run(create_app(root, keep_minutes=keep_minutes, max_queued=max_queued, max_streams=max_streams),
+                    host=host, port=port, log_level="warning", ws="wsproto")
     finally:
         if workdir is None:
             shutil.rmtree(root, ignore_errors=True)
