@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -102,3 +103,55 @@ def test_methods_and_their_options_come_from_the_registry(server: str, browser) 
     assert not browser.execute_script(shown, "expression_scale")
     method.select_by_value("viseme")
     assert not browser.execute_script(shown, "style") and browser.execute_script(shown, "expression_scale")
+
+
+def _live_until_done(browser, timeout: float = 120.0) -> str:  # type: ignore[no-untyped-def]
+    return _wait(browser, lambda b: b.execute_script(
+        "const s = document.getElementById('stage').textContent;"
+        " return s.startsWith('live: done') || document.getElementById('error').textContent ? s || 'error' : false"),
+        timeout)
+
+
+def test_live_mode_plays_the_speech_file_through_the_stream(server: str, browser, media: Path,  # type: ignore[no-untyped-def]
+                                                            tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(server)
+    browser.find_element(By.ID, "face").send_keys(str(media / "faces" / "liveportrait_s0.jpg"))
+    browser.find_element(By.ID, "audio").send_keys(str(media / "speech" / "videoretalking_1.wav"))  # 5.02 s
+    browser.find_element(By.ID, "live-file").click()
+    _wait(browser, lambda b: b.execute_script("return document.getElementById('latency').textContent"), 60)
+    browser.save_screenshot(str(tmp_path / "live.png"))
+    stage = _live_until_done(browser)
+    assert browser.execute_script("return document.getElementById('error').textContent") == ""
+    frames = int(stage.split()[2])
+    assert 124 <= frames <= 127  # 5.02 s at 25 fps
+    ms = int(browser.execute_script("return document.getElementById('latency').textContent").split()[4])
+    assert 0 < ms < 300
+
+
+def test_live_mode_listens_to_the_microphone(server: str, media: Path, tmp_path: Path) -> None:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    speech = tmp_path / "speech.wav"  # Chromium's fake microphone plays this file, over and over
+    speech.write_bytes((media / "speech" / "videoretalking_1.wav").read_bytes())
+    options = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required",
+                "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={speech}"):
+        options.add_argument(arg)
+    browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        browser.get(server)
+        browser.find_element(By.ID, "face").send_keys(str(media / "faces" / "liveportrait_s0.jpg"))
+        browser.find_element(By.ID, "live-mic").click()
+        _wait(browser, lambda b: b.execute_script("return document.getElementById('latency').textContent"), 60)
+        time.sleep(3)
+        browser.find_element(By.ID, "live-stop").click()
+        stage = _live_until_done(browser)
+        assert browser.execute_script("return document.getElementById('error').textContent") == ""
+        assert int(stage.split()[2]) >= 75  # at least the 3 s listened to
+    finally:
+        browser.quit()
