@@ -127,17 +127,20 @@ def main() -> None:
     duration = speech.size / SAMPLE_RATE
     audio = args.out / "speed_speech.wav"
     soundfile.write(audio, speech, SAMPLE_RATE)
-    methods = [m for m in args.methods.split(",") if m]
-    methods = ["viseme"] + [m for m in methods if m != "viseme"]  # the default engine first: every row's reference
+    default_engine = available_methods()[0]
+    methods = [default_engine] + [m for m in args.methods.split(",") if m and m != default_engine]  # the reference
 
-    print(f"speech: the first {duration:.0f} s of {args.audio.name}; photo: {args.face.name}; dub: {args.video.name}")
-    print("| method | face | size | wall s | x real time | x default engine | x encode-only | peak RSS MB | stages (s) |")
+    print(f"speech: the first {duration:.0f} s of {args.audio.name}; photo: {args.face.name}; "
+          f"dub: {args.video.name}")
+    print("| method | face | size | wall s | x real time | x default engine | x encode-only | peak RSS MB "
+          "| stages (s) |")
     print("|---|---|---|---|---|---|---|---|---|")
+    sheet = None
     for mode in args.modes.split(","):
         for size in (int(s) for s in args.sizes.split(",")):
-            measured = subprocess.run([sys.executable, __file__, "--baseline", mode, str(size), "--face", str(args.face),
-                                       "--video", str(args.video), "--audio", str(audio), "--out", str(args.out)],
-                                      capture_output=True, text=True, check=True)
+            measured = subprocess.run([sys.executable, __file__, "--baseline", mode, str(size), "--face",
+                                       str(args.face), "--video", str(args.video), "--audio", str(audio), "--out",
+                                       str(args.out)], capture_output=True, text=True, check=True)
             base = float(measured.stdout)  # in a child: this process stays small (see LAUNCHER)
             print(f"| encode only | {mode} | {size} | {base:.1f} | {duration / base:.1f} | | 1.00 | | |")
             default = None
@@ -145,17 +148,21 @@ def main() -> None:
                 if not runnable(method, mode):
                     continue
                 out = args.out / f"speed_{method}_{mode}_{size}.mp4"
-                face = ["generate", "--image", str(args.face)] if mode == "photo" else ["dub", "--video", str(args.video)]
-                extra = ["--style", str(args.style)] if "style" in get_method(method).options and mode == "photo" else []
+                face = (["generate", "--image", str(args.face)] if mode == "photo" else
+                        ["dub", "--video", str(args.video)])
+                takes_style = "style" in get_method(method).options and mode == "photo"
+                extra = ["--style", str(args.style)] if takes_style else []
                 wall, stages, rss = run([*face, "--audio", str(audio), "-o", str(out), "--size", str(size),
                                          "--method", method, *extra])
                 default = default or wall
                 shown = ", ".join(f"{k} {v:.1f}" for k, v in stages.items())
                 print(f"| {method} | {mode} | {size} | {wall:.1f} | {duration / wall:.2f} | {default / wall:.2f} | "
                       f"{base / wall:.2f} | {rss:.0f} | {shown} |", flush=True)
-                if method == "viseme" and mode == "photo" and size == 512:
-                    contact_sheet(out, args.out / "contact_sheet.png")
-    print(f"contact sheet of the default engine (photo, 512 px): {args.out / 'contact_sheet.png'}")
+                if method == default_engine and mode == "photo" and size == 512:
+                    sheet = args.out / "contact_sheet.png"
+                    contact_sheet(out, sheet)
+    if sheet is not None:
+        print(f"contact sheet of the default engine (photo, 512 px): {sheet}")
 
 
 if __name__ == "__main__":

@@ -24,15 +24,21 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}/"
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
+def _chrome(*extra: str):  # type: ignore[no-untyped-def]
+    """Headless Chromium that may play sound without a click, with ``extra`` command-line switches."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required"):
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                "--autoplay-policy=no-user-gesture-required", *extra):
         options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    driver = _chrome()
     yield driver
     driver.quit()
 
@@ -112,8 +118,8 @@ def _live_until_done(browser, timeout: float = 120.0) -> str:  # type: ignore[no
         timeout)
 
 
-def test_live_mode_plays_the_speech_file_through_the_stream(server: str, browser, media: Path,  # type: ignore[no-untyped-def]
-                                                            tmp_path: Path) -> None:
+def test_live_mode_plays_the_speech_file_through_the_stream(  # type: ignore[no-untyped-def]
+        server: str, browser, media: Path, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 
     browser.get(server)
@@ -131,18 +137,12 @@ def test_live_mode_plays_the_speech_file_through_the_stream(server: str, browser
 
 
 def test_live_mode_listens_to_the_microphone(server: str, media: Path, tmp_path: Path) -> None:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
     speech = tmp_path / "speech.wav"  # Chromium's fake microphone plays this file, over and over
     speech.write_bytes((media / "speech" / "videoretalking_1.wav").read_bytes())
-    options = webdriver.ChromeOptions()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required",
-                "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-audio-capture={speech}"):
-        options.add_argument(arg)
-    browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    browser = _chrome("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                      f"--use-file-for-fake-audio-capture={speech}")
     try:
         browser.get(server)
         browser.find_element(By.ID, "face").send_keys(str(media / "faces" / "liveportrait_s0.jpg"))

@@ -21,13 +21,12 @@ class _Failed:
 
 def ahead(items: Iterable[T], *, depth: int = 8, waited: list[float] | None = None) -> Iterator[T]:
     """The items of ``items``, made in a background thread (in a copy of the caller's context, so progress
-    listeners carry over) up to ``depth`` items ahead of the consumer, so that
-    the producer (a renderer, Whisper: OpenCV, NumPy, torch and CTranslate2 release the GIL) and the consumer
-    (the encoder, the aligner) use both cores.
+    listeners carry over) up to ``depth`` items ahead of the consumer, so that the producer (a renderer, Whisper:
+    OpenCV, NumPy, torch and CTranslate2 release the GIL) and the consumer (the encoder, the aligner) use both cores.
 
     An exception in the producer is raised here; when the consumer stops early (an error while encoding, an
-    interrupt) the producer stops after the item it is making, and this waits for that. ``waited[0]`` (when given) grows by the seconds
-    the consumer waited for items.
+    interrupt) the producer stops after the item it is making, and this waits for that. ``waited[0]`` (when given)
+    grows by the seconds the consumer waited for items.
     """
     done = object()
     made: queue.Queue[object] = queue.Queue(depth)

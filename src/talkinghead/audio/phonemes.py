@@ -383,6 +383,7 @@ def phoneme_timeline(audio: np.ndarray, *, language: str = "auto", transcript: s
         source: Iterable[tuple[str, float, float]] = words
     else:
         words = []
+
         def transcribing(fraction: float) -> None:  # in Whisper's thread
             transcribed[0] = fraction
             report(0.5 * fraction)

@@ -26,10 +26,6 @@ from talkinghead.io.paths import (
     warn_if_truncated,
 )
 
-X264_PARAMS = "subme=2"
-"""libx264 settings on top of the "veryfast" preset (whose subme is 2, me hex): on 60 s of a 512 px talking head
-they take the encoder from 5.7 to 3.3 CPU-seconds for a 14 % larger file at the same PSNR to the frames (41.8 dB);
-"superfast" takes as long for a file 2.5 times as large."""
 WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS}
 """Errors of the output's file system (full disk, quota, file too large, I/O, read-only) while writing."""
 
@@ -226,7 +222,7 @@ def _encode(
                 vstream = container.add_stream("libx264", rate=rate)
                 vstream.width, vstream.height, vstream.pix_fmt = w, h, "yuv420p"
                 vstream.time_base = 1 / rate
-                vstream.options = {"crf": str(crf), "preset": preset, "x264-params": X264_PARAMS}
+                vstream.options = {"crf": str(crf), "preset": preset}
             # OpenCV's RGB -> I420 (BT.601, limited range, as swscale's default) is about 1 s a minute of 512 px
             # video faster than handing PyAV RGB to convert
             vf = av.VideoFrame.from_ndarray(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2YUV_I420),

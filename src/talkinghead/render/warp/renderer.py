@@ -145,7 +145,7 @@ class WarpRenderer:
         pos = (np.arange(self.grid_size) + 0.5) * size / self.grid_size - 0.5
         gx, gy = np.meshgrid(pos, pos)
         self.grid = np.stack([gx, gy], -1).astype(np.float32)
-        self.weights = _barycentric_matrix(points, topology, size, self.grid_size)
+        self.weights = _barycentric_matrix(points, topology, size, self.grid)
         self.mask = _feather_mask(size)
         self.colours = topology.colours
 
@@ -174,9 +174,9 @@ class WarpRenderer:
         return paste_back(frame, crop, self.fc, self.mask, inset=int(np.ceil(_feather_ramp(self.fc.size))))
 
 
-def _barycentric_matrix(points: np.ndarray, topology: Topology, size: int, grid_size: int) -> csr_matrix:
-    """Sparse (G * G, len(points)) matrix of barycentric weights of the points of a ``grid_size`` square grid over
-    a ``size`` crop in the triangles of ``topology`` with corners at ``points``.
+def _barycentric_matrix(points: np.ndarray, topology: Topology, size: int, grid: np.ndarray) -> csr_matrix:
+    """Sparse (G * G, len(points)) matrix of barycentric weights of the points of a (G, G, 2) square ``grid`` (crop
+    pixels, evenly spaced over a ``size`` crop) in the triangles of ``topology`` with corners at ``points``.
 
     Each grid point gets the three weights of the triangle it falls in: the triangles' indices are drawn into a
     grid-sized image (which gives a point near an edge either triangle), then a point outside the triangle it got
@@ -188,6 +188,7 @@ def _barycentric_matrix(points: np.ndarray, topology: Topology, size: int, grid_
     edges = np.stack([corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]], axis=2)  # (K, 2, 2)
     det = edges[:, 0, 0] * edges[:, 1, 1] - edges[:, 0, 1] * edges[:, 1, 0]
     det = np.where(np.abs(det) > 1e-9, det, 1e-9)  # a triangle folded flat covers nothing
+    grid_size = len(grid)
     owner = np.full((grid_size, grid_size), -1, np.int32)
     scale = grid_size / size
     fixed = np.round(((corners + 0.5) * scale - 0.5) * (1 << RASTER_BITS)).astype(np.int32)
@@ -196,9 +197,7 @@ def _barycentric_matrix(points: np.ndarray, topology: Topology, size: int, grid_
     flat = owner.reshape(-1)
     inside = flat >= 0
     k = flat[inside]
-    pos = (np.arange(grid_size) + 0.5) / scale - 0.5
-    gx, gy = np.meshgrid(pos, pos)
-    queries = np.stack([gx.reshape(-1)[inside], gy.reshape(-1)[inside]], 1)
+    queries = grid.reshape(-1, 2)[inside].astype(np.float64)
 
     def barycentric(q: np.ndarray, tri: np.ndarray) -> np.ndarray:
         d, e, dk = q - corners[tri, 0], edges[tri], det[tri]
