@@ -153,3 +153,36 @@ def test_a_full_queue_refuses_with_503_and_bad_numbers_with_400(tmp_path: Path, 
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_faces_edits_and_server_checkpoints(tmp_path: Path, media: Path) -> None:
+    """/api/faces boxes the faces of a photo or of a video's first frame; a bad edit is refused at once; models given
+    to `serve --checkpoint` count as given for every method that uses their role."""
+    weights = tmp_path / "styleheat.pt"
+    weights.write_bytes(b"not read until a video is made")
+    proc, url = _start(tmp_path / "work", "--checkpoint", f"styleheat={weights}")
+    try:
+        photo = requests.post(url + "/api/faces", timeout=60,
+                              files={"face": ("p.jpg", (media / "faces" / "liveportrait_s7.jpg").read_bytes())}).json()
+        clip = requests.post(url + "/api/faces", timeout=60, files={"face": (
+            "c.mp4", (media / "talking" / "videoretalking_face1.mp4").read_bytes())}).json()
+        for found in (photo, clip):
+            assert len(found["faces"]) == 1 and max(found["width"], found["height"]) <= 1024
+            x0, y0, x1, y1 = found["faces"][0]
+            assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1 and (x1 - x0) * (y1 - y0) > 0.01
+        reply = requests.post(url + "/api/faces", files={"face": ("notes.txt", b"text")}, timeout=60)
+        assert reply.status_code == 400 and reply.json()["error"].startswith("notes.txt: ")
+        files = {"face": ("f.jpg", (media / "faces" / "liveportrait_s7.jpg").read_bytes()),
+                 "audio": ("s.wav", (media / "speech" / "videoretalking_1.wav").read_bytes())}
+        reply = requests.post(url + "/api/generate", data={"edits": "smile"}, files=files, timeout=30)
+        assert reply.status_code == 400 and reply.json()["error"] == "an edit is NAME=STRENGTH (e.g. smile=+1.0), " \
+                                                                     "not 'smile'"
+        methods = {m["name"]: m for m in requests.get(url + "/api/methods", timeout=30).json()}
+        assert methods["styleheat"]["needs"] == ["generator", "encoder"] and "edits" in methods["styleheat"]["options"]
+        assert methods["viseme"]["needs"] == [] and methods["styletalker"]["needs"][0] == "styletalker"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    proc = subprocess.run([*CLI, "serve", "--checkpoint", f"styleheat={tmp_path / 'missing.pt'}"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.strip().endswith("missing.pt: file not found")

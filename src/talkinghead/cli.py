@@ -32,6 +32,7 @@ from talkinghead.registry import (
     load_command,
     methods_taking,
 )
+from talkinghead.spec import parse_edit
 
 
 def _parser(chosen: str | None = None) -> argparse.ArgumentParser:
@@ -151,6 +152,7 @@ def _parser(chosen: str | None = None) -> argparse.ArgumentParser:
                     help="videos waiting or being made at once; more are refused until one ends (default: 20)")
     sv.add_argument("--max-streams", type=int, default=2, metavar="N",
                     help="live streams (ws://HOST:PORT/api/live) at once; more are refused until one ends (default: 2)")
+    _checkpoint_option(sv)
 
     card = sub.add_parser("datacard", help="counts, durations, identities and per-split statistics of datasets")
     card.add_argument("datasets", nargs="+", type=Path, help="preprocessed dataset folders")
@@ -307,13 +309,10 @@ def _fit_face_model(args: argparse.Namespace) -> int:
 
 def _edit(text: str) -> tuple[str, float]:
     """``NAME=STRENGTH`` -> (name, strength)."""
-    name, sep, value = text.partition("=")
     try:
-        if not (sep and name):
-            raise ValueError
-        return name.strip(), float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"an edit is NAME=STRENGTH (e.g. smile=+1.0), not {text!r}") from None
+        return parse_edit(text)
+    except TalkingHeadError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -338,6 +337,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from talkinghead.io.paths import require_file
     from talkinghead.web.app import serve
 
     if not 1 <= args.port <= 65535:
@@ -348,8 +348,14 @@ def _serve(args: argparse.Namespace) -> int:
         raise TalkingHeadError(f"--max-queued must be at least 1, not {args.max_queued}")
     if args.max_streams < 1:
         raise TalkingHeadError(f"--max-streams must be at least 1, not {args.max_streams}")
+    roles = checkpoint_roles()
+    for role, path in args.checkpoint:  # checked now, not at the first video that needs it
+        if role not in roles:
+            raise TalkingHeadError(f"unknown checkpoint role {role!r} (roles: {', '.join(roles)})")
+        require_file(path)
     serve(host=args.host, port=args.port, workdir=args.workdir, keep_minutes=args.keep_minutes,
-          max_queued=args.max_queued, max_streams=args.max_streams)
+          max_queued=args.max_queued, max_streams=args.max_streams,
+          checkpoints={role: Path(path) for role, path in args.checkpoint})
     return 0
 
 

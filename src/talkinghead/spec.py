@@ -49,6 +49,17 @@ def check_ranges(**values: float | None) -> None:
             raise TalkingHeadError(f"{name.replace('_', ' ')} must be between {low} and {high}{unit}, not {value}")
 
 
+def parse_edit(text: str) -> tuple[str, float]:
+    """``NAME=STRENGTH`` (e.g. ``smile=+1.0``) -> (name, strength); a one-line error otherwise."""
+    name, sep, value = text.partition("=")
+    try:
+        if not (sep and name.strip()):
+            raise ValueError
+        return name.strip(), float(value)
+    except ValueError:
+        raise TalkingHeadError(f"an edit is NAME=STRENGTH (e.g. smile=+1.0), not {text.strip()!r}") from None
+
+
 @dataclass(frozen=True)
 class Request:
     """Everything :func:`talkinghead.api.generate` was asked (see its arguments), with files as paths."""

@@ -135,13 +135,29 @@ def mesh_image(image: np.ndarray, *, face_index: int = 0, source: str = "image")
     Returns:
         ((478, 3) float32 pixel coordinates, number of faces found).
     """
+    faces = find_faces(image, source=source, at_least=face_index + 1)
+    return _pick(faces, face_index, source), len(faces)
+
+
+def find_faces(image: np.ndarray, *, source: str = "image", at_least: int = MAX_FACES) -> list[np.ndarray]:
+    """Meshes of the faces in a still image, the largest first; a one-line error when there is none.
+
+    Args:
+        image: (H, W, 3) uint8 RGB.
+        source: file name used in error messages.
+        at_least: when FaceMesh's own detector finds fewer faces than this, a full-range face detector looks
+            for more (slower; FaceMesh misses small faces and faces beside another).
+
+    Returns:
+        (478, 3) float32 pixel meshes, at most :data:`MAX_FACES`.
+    """
     with FaceMesher(video=False) as mesher:
         faces = mesher.detect(image)
-        if len(faces) <= face_index:  # FaceMesh's own detector misses faces it can mesh: look again
+        if len(faces) < at_least:
             faces = _with_detected(image, faces, mesher)
     if not faces:
         raise InputError(source, "no face found")
-    return _pick(faces, face_index, source), len(faces)
+    return faces[:MAX_FACES]
 
 
 def _with_detected(image: np.ndarray, faces: list[np.ndarray], mesher: FaceMesher) -> list[np.ndarray]:

@@ -17,19 +17,21 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from fastapi import FastAPI, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.types import Message, Receive
 
 from talkinghead.errors import InputError, TalkingHeadError
 from talkinghead.progress import report_to
 from talkinghead.registry import available_methods, default_renderer, get_method, get_renderer
-from talkinghead.spec import RANGES, check_ranges
+from talkinghead.spec import RANGES, check_ranges, parse_edit
 from talkinghead.web.live import MAX_STREAMS, add_live
 
 PAGE = Path(__file__).parent / "page.html"
@@ -43,6 +45,8 @@ MAX_QUEUED = 20
 """Jobs waiting or running at once; more are refused (HTTP 503), so the uploads held on disk stay bounded."""
 KEEP_MINUTES = 60.0
 """Finished jobs (their uploads and video) are deleted this long after they end."""
+PREVIEW_SIDE = 1024
+"""The face preview looks for faces in the picture scaled to at most this many pixels on its longer side."""
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm"}
 """A face upload with one of these suffixes is a video to dub; anything else is taken as a photo."""
 
@@ -58,12 +62,15 @@ class Job:
     progress: float = 0.0
     error: str = ""
     output: Path | None = None
+    stages: dict[str, float] = field(default_factory=dict)
+    """Every stage reported so far, in order, with its fraction done (some stages run at once)."""
     ended: float | None = None
     """time.monotonic() when it finished (done or error)."""
 
     def status(self) -> dict[str, Any]:
         return {"id": self.id, "state": self.state, "stage": self.stage, "progress": round(self.progress, 3),
-                "error": self.error, "video": f"/api/jobs/{self.id}/video" if self.state == "done" else None}
+                "stages": [[name, round(done, 3)] for name, done in list(self.stages.items())], "error": self.error,
+                "video": f"/api/jobs/{self.id}/video" if self.state == "done" else None}
 
 
 def _safe_name(name: str, fallback: str) -> str:
@@ -78,22 +85,32 @@ def _options(form: dict[str, str]) -> dict[str, Any]:
     get_method(method)  # an unknown method is a one-line error listing the available ones
     out: dict[str, Any] = {"method": method}
     try:
-        for key, cast in (("expression_scale", float), ("style_intensity", float), ("seed", int), ("size", int)):
+        for key, cast in (("expression_scale", float), ("style_intensity", float), ("seed", int), ("size", int),
+                          ("face_index", int)):
             if form.get(key):
                 out[key] = cast(form[key])
     except ValueError as exc:
         raise TalkingHeadError(f"bad number in the form ({exc})") from None
     if form.get("still") in ("on", "true", "1"):
         out["still"] = True
+    if edits := [e for e in form.get("edits", "").split(",") if e.strip()]:
+        out["edits"] = dict(parse_edit(e) for e in edits)
     check_ranges(**{k: v for k, v in out.items() if k in RANGES})  # refused now (HTTP 400), not in the job
     return out
 
 
-def _run(job: Job, inputs: dict[str, Path], options: dict[str, Any]) -> None:
+def _roles(method: str, given: set[str]) -> set[str]:
+    """The checkpoint roles a method uses with the renderer it draws with when ``given`` roles are given."""
+    spec = get_method(method)
+    return {r.name for r in (*spec.checkpoints, *get_renderer(default_renderer(spec, given)).checkpoints)}
+
+
+def _run(job: Job, inputs: dict[str, Path], options: dict[str, Any], checkpoints: dict[str, Path]) -> None:
     from talkinghead.api import generate
 
     def listen(stage: str, fraction: float) -> None:
         job.stage, job.progress = stage, fraction
+        job.stages[stage] = fraction
 
     job.state = "running"
     face = inputs["face"]
@@ -105,7 +122,9 @@ def _run(job: Job, inputs: dict[str, Path], options: dict[str, Any]) -> None:
         extra.pop("pose_from")  # a dubbed video keeps its own head motion
     try:
         with report_to(listen):
+            used = _roles(options["method"], set(checkpoints))
             generate(audio=inputs["audio"], output=job.folder / "out.mp4", quiet=True, **source,
+                     checkpoints={role: path for role, path in checkpoints.items() if role in used},
                      **{k: v for k, v in extra.items() if v is not None}, **options)
     except TalkingHeadError as exc:
         job.state, job.error = "error", re.sub(rf"{re.escape(str(job.folder))}/\w+/", "", str(exc))
@@ -113,6 +132,7 @@ def _run(job: Job, inputs: dict[str, Path], options: dict[str, Any]) -> None:
         job.state, job.error = "error", f"internal error: {type(exc).__name__}: {exc}"
     else:
         job.output, job.state, job.stage, job.progress = job.folder / "out.mp4", "done", "done", 1.0
+        job.stages = dict.fromkeys(job.stages, 1.0)
     finally:
         job.ended = time.monotonic()
 
@@ -137,10 +157,12 @@ def _limited(receive: Receive, limit: int) -> Receive:
 
 
 def create_app(workdir: Path | None = None, *, keep_minutes: float = KEEP_MINUTES, max_queued: int = MAX_QUEUED,
-               max_streams: int = MAX_STREAMS) -> FastAPI:
+               max_streams: int = MAX_STREAMS, checkpoints: dict[str, Path] | None = None) -> FastAPI:
     """The FastAPI app; jobs live under ``workdir`` (default: a new temporary folder), at most ``max_queued`` wait
     or run at once, and finished ones are deleted ``keep_minutes`` after they end; at most ``max_streams`` live
-    streams (:mod:`talkinghead.web.live`) at once."""
+    streams (:mod:`talkinghead.web.live`) at once. ``checkpoints`` (role -> file, as ``--checkpoint``) are used by
+    every generation whose method or renderer has the role: the methods whose weights do not ship become usable."""
+    given = dict(checkpoints or {})
     root = _workdir(workdir)
     jobs: dict[str, Job] = {}
     lock = threading.Lock()
@@ -164,15 +186,46 @@ def create_app(workdir: Path | None = None, *, keep_minutes: float = KEEP_MINUTE
 
     @app.get("/api/methods")
     def methods() -> list[dict[str, Any]]:
-        """The registered methods for the page's list: name, title, what faces they take and the options they
-        (or their default renderer) take."""
+        """The registered methods for the page's list: name, title, summary, what faces they take, the options they
+        (or their renderer) take, and the checkpoint roles they still need (none ship and the server was not
+        given them: the page cannot use the method)."""
         out = []
         for name in available_methods():
             spec = get_method(name)
-            options = spec.options | get_renderer(default_renderer(spec)).options
-            out.append({"name": name, "title": spec.title, "photo": spec.photo, "video": spec.video,
+            draw = get_renderer(default_renderer(spec, set(given)))
+            options = spec.options | draw.options
+            needs = [r.name for r in (*spec.checkpoints, *draw.checkpoints) if not r.shipped and r.name not in given]
+            out.append({"name": name, "title": spec.title, "summary": spec.summary, "photo": spec.photo,
+                        "video": spec.video, "needs": needs,
                         "options": sorted(options | ({"motion"} if options & {"pose_from", "motion_from"} else set()))})
         return out
+
+    @app.post("/api/faces")
+    async def faces(request: Request) -> JSONResponse:
+        """The faces in an uploaded photo (or a video's first frame), the largest first, as boxes (x0, y0, x1, y1)
+        in fractions of the picture: the page draws them over its preview, and a click picks the face."""
+        limit = MAX_UPLOAD_BYTES + (1 << 20)
+        too_large = JSONResponse({"error": f"the upload is larger than {MAX_UPLOAD_BYTES >> 20} MB"}, status_code=413)
+        if int(request.headers.get("content-length") or 0) > limit:
+            return too_large
+        try:
+            form = await Request(request.scope, _limited(request.receive, limit)).form(max_files=1, max_fields=2)
+        except _TooLarge:
+            return too_large
+        try:
+            upload = form.get("face")
+            if upload is None or isinstance(upload, str) or not upload.filename:
+                return JSONResponse({"error": "no face file uploaded"}, status_code=400)
+            with tempfile.TemporaryDirectory(dir=root) as tmp:
+                path = Path(tmp) / _safe_name(upload.filename, "face")
+                with path.open("wb") as out:
+                    shutil.copyfileobj(upload.file, out, 1 << 20)
+                try:
+                    return JSONResponse(await run_in_threadpool(_find_faces, path))
+                except TalkingHeadError as exc:
+                    return JSONResponse({"error": str(exc).replace(str(path), upload.filename)}, status_code=400)
+        finally:
+            await form.close()
 
     @app.post("/api/generate")
     async def submit(request: Request) -> JSONResponse:
@@ -213,7 +266,7 @@ def create_app(workdir: Path | None = None, *, keep_minutes: float = KEEP_MINUTE
             await form.close()
         with lock:
             jobs[job.id] = job
-        worker.submit(_run, job, inputs, options)
+        worker.submit(_run, job, inputs, options, given)
         return JSONResponse(job.status())
 
     def find(job_id: str) -> Job:
@@ -235,6 +288,21 @@ def create_app(workdir: Path | None = None, *, keep_minutes: float = KEEP_MINUTE
         return FileResponse(job.output, media_type="video/mp4", filename="talkinghead.mp4")
 
     return app
+
+
+def _find_faces(path: Path) -> dict[str, Any]:
+    """The faces of a photo, or of a video's first frame, for the page's preview (see ``/api/faces``)."""
+    from talkinghead.face.mesh import find_faces, mesh_box
+    from talkinghead.io import read_image, read_video, resize_longer
+
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        clip = read_video(path, max_side=PREVIEW_SIDE, max_frames=1)
+        image = clip.frames[0]
+    else:
+        image = resize_longer(read_image(path), PREVIEW_SIDE)
+    h, w = image.shape[:2]
+    boxes = [np.clip(mesh_box(m) / (w, h, w, h), 0.0, 1.0).round(4).tolist() for m in find_faces(image, source=str(path))]
+    return {"width": w, "height": h, "faces": boxes}
 
 
 def _uploads(form: FormData) -> dict[str, UploadFile]:
@@ -267,8 +335,10 @@ def _workdir(workdir: Path | None) -> Path:
 
 
 def serve(*, host: str = "127.0.0.1", port: int = 7860, workdir: Path | None = None,
-          keep_minutes: float = KEEP_MINUTES, max_queued: int = MAX_QUEUED, max_streams: int = MAX_STREAMS) -> None:
-    """Run the web app until interrupted; a temporary work folder (no ``workdir``) is deleted at exit."""
+          keep_minutes: float = KEEP_MINUTES, max_queued: int = MAX_QUEUED, max_streams: int = MAX_STREAMS,
+          checkpoints: dict[str, Path] | None = None) -> None:
+    """Run the web app until interrupted (options: :func:`create_app`); a temporary work folder (no ``workdir``) is
+    deleted at exit."""
     import socket
 
     import uvicorn
@@ -281,7 +351,8 @@ def serve(*, host: str = "127.0.0.1", port: int = 7860, workdir: Path | None = N
     root = _workdir(workdir)
     try:
         print(f"talkinghead: serving on http://{host}:{port}/ (Ctrl-C stops)", file=sys.stderr)
-        uvicorn.run(create_app(root, keep_minutes=keep_minutes, max_queued=max_queued, max_streams=max_streams),
+        uvicorn.run(create_app(root, keep_minutes=keep_minutes, max_queued=max_queued, max_streams=max_streams,
+                               checkpoints=checkpoints),
                     host=host, port=port, log_level="warning", ws="wsproto")
     finally:
         if workdir is None:
