@@ -11,6 +11,10 @@
    own audio by the stream and by the whole-utterance engine (with a Whisper transcript, and without:
    allphone); the mouth opening of the motion's meshes against the mouth opening tracked in the real video
    (Pearson correlation).
+4. The stream against generate(): the mouth-opening correlation of the stream's motion with the whole-utterance
+   engine's (Whisper transcript + alignment, what generate() makes), on the talking clips and on the speech files
+   of ../shared/media/speech (the photo). To compare two versions, run this script against each
+   (``PYTHONPATH=OTHER/src``) at the same time.
 
     python benchmarks/streaming.py [--size 256] [--lookahead 0.15] [--out benchmarks/out]
 """
@@ -30,9 +34,9 @@ import soundfile
 from talkinghead.api import generate
 from talkinghead.audio.features import analyse_audio
 from talkinghead.constants import SAMPLE_RATE
-from talkinghead.face.mesh import track_faces
+from talkinghead.face.mesh import mesh_image, track_faces
 from talkinghead.face.pose import pose_free
-from talkinghead.io import load_audio, read_video
+from talkinghead.io import load_audio, read_image, read_video
 from talkinghead.metrics.mouth import mouth_opening, pearson
 from talkinghead.motion.viseme.infer import viseme_motion
 from talkinghead.motion.viseme.stream import VisemeStream
@@ -86,27 +90,41 @@ def throughput(gen: Generator, face: Path, audio: np.ndarray) -> dict:
             "generate_fps": batch_fps, "stream_vs_generate": stream_fps / batch_fps}
 
 
+def streamed(ref: np.ndarray, audio: np.ndarray, fps: float, lookahead: float) -> np.ndarray:
+    """The meshes of the stream's motion for ``audio`` fed in chunks."""
+    motion = VisemeStream(pose_free(ref), fps=fps, lookahead=lookahead)
+    step = int(CHUNK * SAMPLE_RATE)
+    parts = [motion.push(audio[i:i + step]) for i in range(0, audio.size, step)] + [motion.close()]
+    return np.concatenate([target_meshes(ref, m) for m in parts if len(m)])
+
+
+def follows_generate(ref: np.ndarray, audio: np.ndarray, fps: float, lookahead: float) -> dict:
+    """Mouth-opening correlation of the stream with generate()'s motion."""
+    whole = mouth_opening(target_meshes(ref, viseme_motion(analyse_audio(audio, fps=fps), pose_free(ref))))
+    opening = mouth_opening(streamed(ref, audio, fps, lookahead))
+    n = min(len(opening), len(whole))
+    return {"stream_vs_generate": pearson(opening[:n], whole[:n])}
+
+
 def lip_sync(clip: Path, lookahead: float) -> dict:
-    """Mouth-opening correlation with the real clip: stream vs the whole-utterance engine (aligned, allphone)."""
+    """Mouth-opening correlation with the real clip: stream vs the whole-utterance engine (aligned, allphone);
+    and the stream's with generate()'s."""
     real = read_video(clip, max_side=512)
     meshes = track_faces(real.frames, source=str(clip)).meshes
     audio = load_audio(clip)
     fps = real.fps
     ref = meshes[0]
     free = pose_free(ref)
-    motion = VisemeStream(free, fps=fps, lookahead=lookahead)
-    step = int(CHUNK * SAMPLE_RATE)
-    parts = [motion.push(audio[i:i + step]) for i in range(0, audio.size, step)] + [motion.close()]
-    streamed = np.concatenate([target_meshes(ref, m) for m in parts if len(m)])
     out = {"clip": clip.name, "frames": len(meshes)}
     real_open = mouth_opening(meshes)
     for name, language in (("whole_aligned", "auto"), ("whole_allphone", "other")):
         whole = target_meshes(ref, viseme_motion(analyse_audio(audio, fps=fps, language=language), free))
         n = min(len(whole), len(meshes))
         out[name] = pearson(mouth_opening(whole[:n]), real_open[:n])
-    n = min(len(streamed), len(meshes))
-    out["stream"] = pearson(mouth_opening(streamed[:n]), real_open[:n])
-    return out
+    stream = streamed(ref, audio, fps, lookahead)
+    n = min(len(stream), len(meshes))
+    out["stream"] = pearson(mouth_opening(stream[:n]), real_open[:n])
+    return out | follows_generate(ref, audio, fps, lookahead)
 
 
 def main() -> None:
@@ -117,12 +135,13 @@ def main() -> None:
                                                                 "musetalk_eng.wav")])
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--lookahead", type=float, default=0.15)
+    parser.add_argument("--skip-latency", action="store_true", help="only the lip-sync figures (parts 3 and 4)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     gen = Generator(size=args.size, lookahead=args.lookahead)
     result: dict = {"size": args.size, "lookahead_s": args.lookahead, "chunk_s": CHUNK, "speech": []}
-    for path in args.speech:
+    for path in [] if args.skip_latency else args.speech:
         audio = load_audio(path)
         row = {"speech": path.name, "seconds": round(audio.size / SAMPLE_RATE, 2), **live(gen, args.face, audio),
                **throughput(gen, args.face, audio)}
@@ -136,6 +155,16 @@ def main() -> None:
     means = {k: float(np.mean([r[k] for r in result["lip_sync"]])) for k in ("stream", "whole_aligned", "whole_allphone")}
     result["lip_sync_mean"] = means
     print("mean mouth-opening correlation with the real clips:", json.dumps({k: round(v, 3) for k, v in means.items()}))
+    ref, _ = mesh_image(read_image(args.face), source=str(args.face))
+    result["follows_generate"] = [{"clip": r["clip"], "stream_vs_generate": r["stream_vs_generate"]}
+                                  for r in result["lip_sync"]]
+    for path in sorted((MEDIA / "speech").glob("*.wav")):
+        row = {"clip": path.name, **follows_generate(ref, load_audio(path), gen.fps, args.lookahead)}
+        result["follows_generate"].append(row)
+        print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+    mean = float(np.mean([r["stream_vs_generate"] for r in result["follows_generate"]]))
+    result["follows_generate_mean"] = mean
+    print(f"mean mouth-opening correlation of the stream with generate(): {mean:.3f}")
     (args.out / "streaming.json").write_text(json.dumps(result, indent=1))
 
 

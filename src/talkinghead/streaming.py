@@ -70,7 +70,8 @@ class Generator:
         lookahead: seconds of audio past a frame before it is made: the first frame comes this much after
             the audio starts (plus one frame and the compute time); shorter is snappier, longer recognises
             phones more reliably (on ../shared/media/talking the mouth-opening correlation with the real
-            clips is 0.34 at 0.12 s, 0.37 at 0.15 s, 0.38 at 0.2 s).
+            clips was 0.34 at 0.12 s, 0.37 at 0.15 s, 0.38 at 0.2 s before the pause gate used the lookahead; 0.38
+            at 0.15 s since).
     """
 
     def __init__(self, *, method: str = "viseme", fps: float = DEFAULT_FPS, size: int = DEFAULT_SIZE, seed: int = 0,

@@ -51,20 +51,24 @@ def mouth_targets(features: AudioFeatures, *, config: VisemeConfig, calibration:
 
 
 def shape_mouth(deltas: np.ndarray, loudness_db: np.ndarray, voiced: np.ndarray, *, fps: float,
-                config: VisemeConfig) -> np.ndarray:
+                config: VisemeConfig, ahead: int = 0) -> np.ndarray:
     """Articulated mouth-feature offsets (D, 5) opened with speech loudness, closed in pauses, scaled.
 
     Args:
         deltas: (D, 5) offsets of the last D frames of ``loudness_db`` / ``voiced`` (all of them in one call
-            for a whole utterance; a stream passes a window of recent frames ending with the new ones).
-        loudness_db, voiced: (W,) per-frame loudness and voice activity, W >= D.
+            for a whole utterance); a stream passes a window of recent frames ending ``ahead`` frames after the new
+            ones (the audio heard past them).
+        loudness_db, voiced: (W,) per-frame loudness and voice activity, W >= D (+ ``ahead``).
+        ahead: frames of ``loudness_db`` / ``voiced`` after the last of ``deltas``: a stream's audio heard past the
+            new frames, which tells whether a pause there is a short one (kept open) or not.
 
     Returns:
         (D, 5) float64 (lip_gap >= 0).
     """
     gain, gate = loudness_gain(loudness_db, voiced, exponent=config.loudness_exponent,
                                gain_range=config.loudness_gain_range, fps=fps, closed_pause=config.closed_pause)
-    gain, gate = gain[len(gain) - len(deltas):, None], gate[len(gate) - len(deltas):, None]
+    end = len(gain) - ahead
+    gain, gate = gain[end - len(deltas):end, None], gate[end - len(deltas):end, None]
     opening = np.isin(np.arange(deltas.shape[1]), OPENING_FEATURES)
     out = deltas * gate * np.where(opening, gain, 1.0) * config.expression_scale
     out[:, GAP] = np.maximum(out[:, GAP], 0.0)

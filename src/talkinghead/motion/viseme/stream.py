@@ -29,10 +29,10 @@ class VisemeStream:
 
     Differences from :func:`talkinghead.motion.viseme.infer.viseme_motion` on the whole utterance:
     phones are recognised without a transcript (pocketsphinx allphone, as ``language="other"``, decoding
-    incrementally); a pause that outlasts the lookahead closes the mouth (the whole-utterance engine keeps
-    parted lips in pauses up to ``closed_pause``); the loudness reference is the recent speech's; head motion
-    is not re-centred on its mean. Blinks and head noise are the same as the whole-utterance engine's for the
-    same seed.
+    incrementally); a pause whose end is not heard within the lookahead closes the mouth
+    (the whole-utterance engine keeps parted lips in pauses up to ``closed_pause``); the loudness reference is the
+    recent speech's; head motion is not re-centred on its mean. Blinks and head noise are the same as the
+    whole-utterance engine's for the same seed.
 
     Args:
         reference: (478, 3) pose-free mesh of the face photo.
@@ -83,12 +83,14 @@ class VisemeStream:
         first = max(0, start - int(self.history * fps))  # the window of frames whose audio is measured
         offset = round(first / fps * SAMPLE_RATE) - self._audio_start
         audio = self._audio[offset:]
-        level = loudness(audio, fps=fps, n_frames=stop - first)
-        voiced = voice_activity(audio, fps=fps, n_frames=stop - first)
+        heard = max(stop, math.floor(self.samples / SAMPLE_RATE * fps))  # frames whose audio is all here
+        level = loudness(audio, fps=fps, n_frames=heard - first)
+        voiced = voice_activity(audio, fps=fps, n_frames=heard - first)
         timeline = self._phones.timeline(since=start / fps + self.calibration.lag - PHONE_REACH)
         deltas = articulation(timeline, self.calibration.targets, fps=fps, n_frames=stop,
                               lag=self.calibration.lag, start=start)
-        mouth = shape_mouth(deltas, level, voiced, fps=fps, config=config)
+        mouth = shape_mouth(deltas, level, voiced, fps=fps, config=config, ahead=heard - stop)
+        level, voiced = level[:stop - first], voiced[:stop - first]
         blink = self._blinks.curve(fps, start, stop) if config.blink else np.zeros(n)
         head = np.zeros((n, 3))
         if config.head_motion:
