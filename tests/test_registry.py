@@ -80,7 +80,9 @@ def test_a_registered_method_appears_everywhere(toy: str, capsys: pytest.Capture
     assert toy in _help(["evaluate", "--help"], capsys)
     assert toy not in _help(["dub", "--help"], capsys)  # it takes no video
     listed = TestClient(create_app()).get("/api/methods").json()
-    assert {"name": "toy", "title": "Toy (a still face)", "photo": True, "video": False, "options": []} in listed
+    toy_entry = next(m for m in listed if m["name"] == "toy")
+    assert toy_entry == {"name": "toy", "title": "Toy (a still face)", "summary": "a still face",
+                         "photo": True, "video": False, "needs": [], "options": []}
 
 
 @pytest.mark.slow
