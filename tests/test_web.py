@@ -63,10 +63,10 @@ def _submit(browser, url: str, face: Path, audio: Path):  # type: ignore[no-unty
     browser.find_element(By.ID, "go").click()
 
 
-def _wait(browser, condition, timeout: float = 300.0):  # type: ignore[no-untyped-def]
+def _wait(browser, condition, timeout: float = 300.0, poll: float = 0.5):  # type: ignore[no-untyped-def]
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(browser, timeout, poll_frequency=0.5).until(condition)
+    return WebDriverWait(browser, timeout, poll_frequency=poll).until(condition)
 
 
 def _shot(browser, name: str) -> None:  # type: ignore[no-untyped-def]
@@ -90,10 +90,8 @@ def test_generate_and_play(server: str, browser, media: Path) -> None:  # type: 
     _shot(browser, "2-face-chosen")
     browser.find_element(By.ID, "audio").send_keys(str(speech))
     browser.find_element(By.ID, "go").click()
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    WebDriverWait(browser, 120, poll_frequency=0.05).until(lambda b: b.execute_script(
-        "return document.getElementById('stage').textContent.startsWith('making')"))
+    _wait(browser, lambda b: b.execute_script("return document.getElementById('stage').textContent"
+                                              ".startsWith('making')"), 120, poll=0.05)
     _shot(browser, "3-generating")
     _wait(browser, lambda b: b.execute_script(
         "const v = document.getElementById('result'); return !document.getElementById('result-box').hidden"

@@ -118,6 +118,12 @@ def default_renderer(spec: MethodSpec, given: set[str] | frozenset[str] = frozen
     return usable[0] if usable else spec.renderers[0]
 
 
+def missing_checkpoints(spec: MethodSpec, given: set[str]) -> list[str]:
+    """The roles without shipped weights that the method and the renderer it would draw with need and that are not
+    ``given``: the method cannot run until they are."""
+    return _missing(spec, given) + _missing(get_renderer(default_renderer(spec, given)), given)
+
+
 def resolve(request: Request, method: str, renderer: str | None) -> tuple[MethodSpec, RendererSpec]:
     """Check a request against the method and renderer before any work: one-line errors for a face the method does
     not take, a renderer it cannot draw with, an option or checkpoint role neither uses, a checkpoint without

@@ -30,7 +30,7 @@ from starlette.types import Message, Receive
 
 from talkinghead.errors import InputError, TalkingHeadError
 from talkinghead.progress import report_to
-from talkinghead.registry import available_methods, default_renderer, get_method, get_renderer
+from talkinghead.registry import available_methods, default_renderer, get_method, get_renderer, missing_checkpoints
 from talkinghead.spec import RANGES, check_ranges, parse_edit
 from talkinghead.web.live import MAX_STREAMS, add_live
 
@@ -156,6 +156,21 @@ def _limited(receive: Receive, limit: int) -> Receive:
     return wrapped
 
 
+async def _read_form(request: Request, limit: int, *, max_files: int, max_fields: int,
+                     stated: int | None = None) -> FormData | JSONResponse:
+    """The request's form, or the HTTP 413 answer when its body is larger than ``limit`` bytes: refused from its
+    declared length before a byte is read, or stopped once it passes the limit. The answer states ``stated``
+    bytes (default: ``limit``) as the largest upload."""
+    too_large = JSONResponse({"error": f"the upload is larger than {(stated or limit) >> 20} MB"}, status_code=413)
+    if int(request.headers.get("content-length") or 0) > limit:
+        return too_large
+    try:
+        return await Request(request.scope, _limited(request.receive, limit)).form(max_files=max_files,
+                                                                                   max_fields=max_fields)
+    except _TooLarge:
+        return too_large
+
+
 def create_app(workdir: Path | None = None, *, keep_minutes: float = KEEP_MINUTES, max_queued: int = MAX_QUEUED,
                max_streams: int = MAX_STREAMS, checkpoints: dict[str, Path] | None = None) -> FastAPI:
     """The FastAPI app; jobs live under ``workdir`` (default: a new temporary folder), at most ``max_queued`` wait
@@ -192,9 +207,8 @@ def create_app(workdir: Path | None = None, *, keep_minutes: float = KEEP_MINUTE
         out = []
         for name in available_methods():
             spec = get_method(name)
-            draw = get_renderer(default_renderer(spec, set(given)))
-            options = spec.options | draw.options
-            needs = [r.name for r in (*spec.checkpoints, *draw.checkpoints) if not r.shipped and r.name not in given]
+            options = spec.options | get_renderer(default_renderer(spec, set(given))).options
+            needs = missing_checkpoints(spec, set(given))
             out.append({"name": name, "title": spec.title, "summary": spec.summary, "photo": spec.photo,
                         "video": spec.video, "needs": needs,
                         "options": sorted(options | ({"motion"} if options & {"pose_from", "motion_from"} else set()))})
@@ -204,14 +218,10 @@ def create_app(workdir: Path | None = None, *, keep_minutes: float = KEEP_MINUTE
     async def faces(request: Request) -> JSONResponse:
         """The faces in an uploaded photo (or a video's first frame), the largest first, as boxes (x0, y0, x1, y1)
         in fractions of the picture: the page draws them over its preview, and a click picks the face."""
-        limit = MAX_UPLOAD_BYTES + (1 << 20)
-        too_large = JSONResponse({"error": f"the upload is larger than {MAX_UPLOAD_BYTES >> 20} MB"}, status_code=413)
-        if int(request.headers.get("content-length") or 0) > limit:
-            return too_large
-        try:
-            form = await Request(request.scope, _limited(request.receive, limit)).form(max_files=1, max_fields=2)
-        except _TooLarge:
-            return too_large
+        form = await _read_form(request, MAX_UPLOAD_BYTES + (1 << 20), max_files=1, max_fields=2,
+                                stated=MAX_UPLOAD_BYTES)
+        if isinstance(form, JSONResponse):
+            return form
         try:
             upload = form.get("face")
             if upload is None or isinstance(upload, str) or not upload.filename:
@@ -230,14 +240,9 @@ def create_app(workdir: Path | None = None, *, keep_minutes: float = KEEP_MINUTE
     @app.post("/api/generate")
     async def submit(request: Request) -> JSONResponse:
         sweep()
-        too_large = JSONResponse({"error": f"the upload is larger than {MAX_REQUEST_BYTES >> 20} MB"}, status_code=413)
-        if int(request.headers.get("content-length") or 0) > MAX_REQUEST_BYTES:
-            return too_large  # refused before a byte of the body is read
-        try:
-            form = await Request(request.scope, _limited(request.receive, MAX_REQUEST_BYTES)).form(
-                max_files=len(UPLOADS), max_fields=20)
-        except _TooLarge:
-            return too_large
+        form = await _read_form(request, MAX_REQUEST_BYTES, max_files=len(UPLOADS), max_fields=20)
+        if isinstance(form, JSONResponse):
+            return form
         try:
             options = _options({k: v for k, v in form.items() if isinstance(v, str)})
             uploads = _uploads(form)
@@ -301,7 +306,8 @@ def _find_faces(path: Path) -> dict[str, Any]:
     else:
         image = resize_longer(read_image(path), PREVIEW_SIDE)
     h, w = image.shape[:2]
-    boxes = [np.clip(mesh_box(m) / (w, h, w, h), 0.0, 1.0).round(4).tolist() for m in find_faces(image, source=str(path))]
+    boxes = [np.clip(mesh_box(m) / (w, h, w, h), 0.0, 1.0).round(4).tolist()
+             for m in find_faces(image, source=str(path))]
     return {"width": w, "height": h, "faces": boxes}
 
 
