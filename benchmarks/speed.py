@@ -5,8 +5,9 @@ Each row is one ``talkinghead generate`` (photo) or ``talkinghead dub`` (video) 
 x real time, the seconds of each stage (from the command's own report; "analysis" and "output" are the wall times
 of overlapping stages), and the child's peak RSS. Beside it, measured in the same run at the same size: the default
 engine (``viseme``) and an encode-only baseline (the unchanged portrait, or the video's own frames, written with
-the speech: the floor any generator pays for its output). Saves a contact sheet of 8 frames of the default engine
-at 512 px.
+the speech: the floor any generator pays for its output). The default engine runs twice, with its learned mouth
+painter (the default) and with ``--mouth painted`` (no weights), so the painter's cost is measured in the same run.
+Saves a contact sheet of 8 frames of the default engine at 512 px.
 
     python benchmarks/speed.py [--methods viseme,iplap,styletalk,vast] [--sizes 256,512] [--modes photo,dub]
         [--seconds 60] [--face ../shared/media/faces/liveportrait_s7.jpg]
@@ -144,21 +145,24 @@ def main() -> None:
             base = float(measured.stdout)  # in a child: this process stays small (see LAUNCHER)
             print(f"| encode only | {mode} | {size} | {base:.1f} | {duration / base:.1f} | | 1.00 | | |")
             default = None
-            for method in methods:
+            runs = [(m, []) for m in methods]
+            runs.insert(1, (default_engine, ["--mouth", "painted"]))
+            for method, options in runs:
                 if not runnable(method, mode):
                     continue
-                out = args.out / f"speed_{method}_{mode}_{size}.mp4"
+                label = method + (" (mouth painted)" if options else "")
+                out = args.out / f"speed_{method}{'_painted' if options else ''}_{mode}_{size}.mp4"
                 face = (["generate", "--image", str(args.face)] if mode == "photo" else
                         ["dub", "--video", str(args.video)])
                 takes_style = "style" in get_method(method).options and mode == "photo"
-                extra = ["--style", str(args.style)] if takes_style else []
+                extra = ["--style", str(args.style)] if takes_style else options
                 wall, stages, rss = run([*face, "--audio", str(audio), "-o", str(out), "--size", str(size),
                                          "--method", method, *extra])
                 default = default or wall
                 shown = ", ".join(f"{k} {v:.1f}" for k, v in stages.items())
-                print(f"| {method} | {mode} | {size} | {wall:.1f} | {duration / wall:.2f} | {default / wall:.2f} | "
+                print(f"| {label} | {mode} | {size} | {wall:.1f} | {duration / wall:.2f} | {default / wall:.2f} | "
                       f"{base / wall:.2f} | {rss:.0f} | {shown} |", flush=True)
-                if method == default_engine and mode == "photo" and size == 512:
+                if method == default_engine and not options and mode == "photo" and size == 512:
                     sheet = args.out / "contact_sheet.png"
                     contact_sheet(out, sheet)
     if sheet is not None:

@@ -120,6 +120,20 @@ def test_preprocess_resumes(corpus: Path, media: Path) -> None:
     assert not [p for p in (corpus / "clips").iterdir() if p.name.startswith(".")]  # no partial clip left
 
 
+@pytest.mark.slow
+def test_preprocess_on_a_local_ray_instance_writes_the_same_clips(corpus: Path, tmp_path: Path) -> None:
+    src = Path(json.loads((corpus / "summary.json").read_text())["source"])
+    summary = preprocess(src, tmp_path, workers=2, executor="ray", quiet=True)
+    assert summary["executor"] == "ray" and summary["done"] == 2
+    assert summary["skipped"]["mute"] == "audio missing" and summary["skipped"]["broken"].startswith("unreadable")
+    assert not [p for p in (tmp_path / "clips").iterdir() if p.name.startswith(".")]  # every clip renamed into place
+    for cid in ("videoretalking_face5", "videoretalking_face2"):
+        here, there = load_clip(corpus / "clips" / cid), load_clip(tmp_path / "clips" / cid)
+        assert np.array_equal(here.meshes, there.meshes) and np.array_equal(here.phone_ids, there.phone_ids)
+        assert np.array_equal(here.frames([0, 5]), there.frames([0, 5]))
+    assert list_clips(tmp_path, "train") + list_clips(tmp_path, "val") + list_clips(tmp_path, "test")
+
+
 def test_datasets_are_aligned_and_deterministic(corpus: Path) -> None:
     ds = WindowDataset(corpus, None, window=5, references=2, seed=3)
     item = ds[4]

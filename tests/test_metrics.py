@@ -47,6 +47,25 @@ def test_ms_ssim_and_cpbd_order_blur(face: np.ndarray) -> None:
     assert ms_ssim(face, face) == pytest.approx(1.0)
     assert scores[0] > scores[1] > scores[2]
     assert cpbd(face) > cpbd(blurred[0]) >= cpbd(blurred[2])
+    mouth = (slice(122, 150), slice(104, 152))  # the lips: smaller than CPBD's 64 px blocks, measured in 28 px ones
+    assert cpbd(face[mouth]) > cpbd(blurred[0][mouth]) >= cpbd(blurred[1][mouth])
+
+
+def test_mouth_flicker_is_the_frame_difference_while_the_lips_are_still(face: np.ndarray) -> None:
+    from talkinghead.face.mesh import mesh_image
+    from talkinghead.face.pose import pose_free
+    from talkinghead.metrics.evaluate import mouth_flicker
+
+    mesh = mesh_image(face)[0]
+    meshes = np.repeat(mesh[None], 4, 0)
+    still = np.repeat(face[None], 4, 0)
+    assert mouth_flicker(still, meshes, pose_free(meshes)) == 0.0
+    flashing = still.copy()
+    flashing[1::2] = np.clip(flashing[1::2].astype(int) + 10, 0, 255).astype(np.uint8)  # every other frame lighter
+    assert mouth_flicker(flashing, meshes, pose_free(meshes)) == pytest.approx(10.0, abs=0.5)
+    moving = meshes.copy()
+    moving[1::2, 14, 1] += 30.0  # the lower lip jumps every other frame: no still pair, nothing measured
+    assert np.isnan(mouth_flicker(flashing, moving, pose_free(moving)))
 
 
 @pytest.mark.slow
@@ -58,6 +77,8 @@ def test_a_video_against_itself_is_perfect(media: Path, tmp_path: Path) -> None:
     row = evaluate_pair(path, path, embedder=FaceEmbedder(), syncnet=net, audio=speech)
     assert row["psnr"] == 100.0 and row["ssim"] == pytest.approx(1.0) and row["ms_ssim"] == pytest.approx(1.0)
     assert row["lmd"] == 0.0 and row["mouth_lmd"] == 0.0 and row["aed"] == 0.0 and row["apd"] == 0.0
+    assert row["mouth_psnr"] == 100.0 and row["mouth_ssim"] == pytest.approx(1.0)
+    assert row["mouth_cpbd"] == row["mouth_cpbd_ref"] and row["flicker"] == row["flicker_ref"]
     assert row["mouth_corr"] == pytest.approx(1.0)
     assert row["csim"] > 0.95  # the reference's first frame against other frames of the same person
     assert row["lse_c"] == row["lse_c_ref"] > 0 and row["diversity"] == row["diversity_ref"] > 0

@@ -12,7 +12,7 @@ from talkinghead.face.expression import MOUTH_FEATURES, ExpressionBasis
 from talkinghead.face.mesh import mesh_image
 from talkinghead.face.motion import FaceMotion
 from talkinghead.io import read_image
-from talkinghead.render.warp.renderer import WarpRenderer, target_meshes
+from talkinghead.render.warp.renderer import Topology, WarpRenderer, target_meshes
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +58,17 @@ def test_known_translation_moves_the_face(face) -> None:  # type: ignore[no-unty
     assert np.abs(out[:10, :10].astype(int) - image[:10, :10].astype(int)).max() <= 1  # background still
 
 
-def test_opening_the_mouth_paints_a_dark_interior(face) -> None:  # type: ignore[no-untyped-def]
-    image, mesh = face
+def _opened(mesh: np.ndarray, by: float = 14.0) -> np.ndarray:
     target = mesh.copy().astype(np.float64)
     lower = np.concatenate([ix.LIPS_LOWER_INNER[1:-1], ix.LIPS_LOWER_OUTER[1:-1], ix.JAW[4:-4], [ix.CHIN]])
-    target[lower, 1] += 14.0
-    r = WarpRenderer(image, mesh)
+    target[lower, 1] += by
+    return target
+
+
+def test_opening_the_mouth_paints_a_dark_interior(face) -> None:  # type: ignore[no-untyped-def]
+    image, mesh = face
+    target = _opened(mesh)
+    r = WarpRenderer(image, mesh, Topology.of(image, mesh, mouth="painted"))
     out = r.compose(image, r.render(target))
     gap_centre = (target[ix.UPPER_LIP_CENTRE, :2] + target[ix.LOWER_LIP_CENTRE, :2]) / 2
     cx, cy = np.round(gap_centre).astype(int)
@@ -72,6 +77,24 @@ def test_opening_the_mouth_paints_a_dark_interior(face) -> None:  # type: ignore
     assert below_teeth < 0.6 * lip  # the cavity is darker than the lips
     upper_teeth = out[int(target[ix.UPPER_LIP_CENTRE, 1]) + 2, cx - 2:cx + 3].astype(float).mean()
     assert upper_teeth > below_teeth + 40  # a light teeth band under the upper lip
+
+
+def test_the_learned_mouth_is_drawn_inside_the_opened_lips_only(face) -> None:  # type: ignore[no-untyped-def]
+    image, mesh = face
+    target = _opened(mesh)
+    learned = WarpRenderer(image, mesh)  # the default mouth
+    painted = WarpRenderer(image, mesh, Topology.of(image, mesh, mouth="painted"))
+    a, b = learned.render(target), painted.render(target)
+    tgt = learned.fc.to_crop(target)
+    differs = np.abs(a.astype(int) - b.astype(int)).max(-1) > 2
+    rows, cols = _mouth_box(tgt, pad=4)
+    assert differs[rows, cols].sum() > 50  # the learned mouth is its own
+    differs[rows, cols] = False
+    assert not differs.any()  # and nothing else changes
+    gap = (tgt[ix.UPPER_LIP_CENTRE, :2] + tgt[ix.LOWER_LIP_CENTRE, :2]) / 2
+    cx, cy = np.round(gap).astype(int)
+    lip = a[int(tgt[ix.LOWER_LIP_BOTTOM, 1]) - 3, cx].astype(float).mean()
+    assert a[cy - 1:cy + 2, cx - 2:cx + 3].astype(float).mean() < lip  # the opened mouth is darker than the lips
 
 
 def test_blink_closes_the_eyes_as_seen_by_the_mesh(face) -> None:  # type: ignore[no-untyped-def]

@@ -25,7 +25,7 @@ from talkinghead.io.paths import require_checkpoint, require_file, require_video
 from talkinghead.io.video import VideoClip, frame_indices
 from talkinghead.progress import bar
 from talkinghead.registry import available_methods, resolve
-from talkinghead.spec import RANGES, Request, Scene, check_ranges
+from talkinghead.spec import MOUTHS, RANGES, Request, Scene, check_ranges
 from talkinghead.threads import Background, ahead
 
 MAX_VIDEO_SIDE = 1280
@@ -68,7 +68,8 @@ def generate(
     *, audio: str | Path, output: str | Path, image: str | Path | None = None, video: str | Path | None = None,
     method: str | None = None, fps: float = DEFAULT_FPS, size: int | None = None, seed: int = 0, still: bool = False,
     expression_scale: float = 1.0, pose_from: str | Path | None = None, blink: bool | None = None, face_index: int = 0,
-    language: str = "auto", references: int | None = None, renderer: str | None = None, style: str | Path | None = None,
+    language: str = "auto", references: int | None = None, mouth: str | None = None, renderer: str | None = None,
+    style: str | Path | None = None,
     style_intensity: float = 1.0, motion_from: str | Path | None = None, invert_steps: int = 0,
     edits: dict[str, float] | None = None, checkpoints: dict[str, str | Path] | None = None, quiet: bool = False,
 ) -> GenerateResult:
@@ -91,6 +92,8 @@ def generate(
         face_index: which face when there are several, counting from the largest.
         language: "auto", "en" or "other" (phones without a transcript).
         references: reference frames of a renderer that takes them (1..100; default: the renderer's own rule).
+        mouth: the warp renderer's mouth interior: "learned" (the default: a small network trained on real mouths
+            paints teeth, tongue and cavity) or "painted" (drawn teeth bands, no weights).
         renderer: a renderer the method can draw with (default: the first of its spec's whose checkpoints are
             all at hand).
         style: a video of the speaking style to copy (methods that take a style clip).
@@ -106,7 +109,7 @@ def generate(
     """
     request = _request(audio=audio, output=output, image=image, video=video, fps=fps, size=size, seed=seed,
                        still=still, expression_scale=expression_scale, pose_from=pose_from, blink=blink,
-                       face_index=face_index, language=language, references=references, style=style,
+                       face_index=face_index, language=language, references=references, mouth=mouth, style=style,
                        style_intensity=style_intensity, motion_from=motion_from, invert_steps=invert_steps,
                        edits=edits, checkpoints=checkpoints, quiet=quiet)
     spec, draw = resolve(request, method or available_methods()[0], renderer)
@@ -193,6 +196,8 @@ def _request(*, audio: str | Path, output: str | Path, image: str | Path | None,
     if (image is None) == (video is None):
         raise TalkingHeadError("give exactly one of image or video")
     check_ranges(**{k: options[k] for k in RANGES})  # type: ignore[misc]
+    if options["mouth"] is not None and options["mouth"] not in MOUTHS:
+        raise TalkingHeadError(f"mouth must be one of {', '.join(MOUTHS)}, not {options['mouth']!r}")
     paths = {k: None if p is None else Path(p) for k, p in
              (("audio", audio), ("image", image), ("video", video), ("pose_from", pose_from), ("style", style),
               ("motion_from", motion_from))}

@@ -32,7 +32,7 @@ from talkinghead.registry import (
     load_command,
     methods_taking,
 )
-from talkinghead.spec import parse_edit
+from talkinghead.spec import MOUTHS, parse_edit
 
 
 def _parser(chosen: str | None = None) -> argparse.ArgumentParser:
@@ -83,7 +83,14 @@ def _parser(chosen: str | None = None) -> argparse.ArgumentParser:
     pre.add_argument("src", type=Path, help="corpus folder")
     pre.add_argument("dst", type=Path, help="output dataset folder (re-runs skip finished clips)")
     pre.add_argument("--layout", choices=("folder", "voxceleb2", "lrs2", "lrs3", "hdtf", "mead"), default="folder")
-    pre.add_argument("--workers", type=int, default=1, help="parallel worker processes (default: 1)")
+    pre.add_argument("--workers", type=int, default=1,
+                     help="parallel worker processes, or a local Ray instance's CPUs (default: 1)")
+    pre.add_argument("--executor", choices=("local", "ray"), default="local",
+                     help="local: worker processes here; ray: one task a clip on a Ray cluster (pip install "
+                          "'talkinghead[ray]'; the package on every node, the output folder shared) (default: local)")
+    pre.add_argument("--address", default=None, metavar="ADDR",
+                     help="--executor ray: the cluster's address (e.g. ray://head:10001; default: a local Ray "
+                          "instance, or RAY_ADDRESS)")
     pre.add_argument("--limit", type=int, default=None, help="process at most this many clips")
     pre.add_argument("-q", "--quiet", action="store_true")
 
@@ -111,6 +118,10 @@ def _parser(chosen: str | None = None) -> argparse.ArgumentParser:
     ev.add_argument("--protocol", choices=("photo", "dub"), default="photo",
                     help="reconstruction from the first frame (photo) or from the clip's own frames (dub)")
     ev.add_argument("--references", type=int, default=None, help="renderer reference frames" + _used("references"))
+    ev.add_argument("--mouth", choices=MOUTHS, default=None, help="the warp renderer's mouth (default: learned)"
+                    + _used("mouth"))
+    ev.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                    help="--reconstruct: keep the generated videos in this folder")
     ev.add_argument("--audio", type=Path, default=None,
                     help="driving speech: a file, or a folder of files named like the generated videos "
                          "(default: each generated video's own audio track)")
@@ -199,6 +210,9 @@ def _output_options(p: argparse.ArgumentParser, *, size_help: str) -> None:
     p.add_argument("--references", type=int, default=None, metavar="N",
                    help="renderer reference frames (default: 1/5 of the video's frames, at most 25)"
                    + _used("references"))
+    p.add_argument("--mouth", choices=MOUTHS, default=None,
+                   help="the mouth's inside: learned (a small network trained on real mouths paints teeth, tongue "
+                        "and cavity) or painted (drawn teeth bands, no weights) (default: learned)" + _used("mouth"))
     _checkpoint_option(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or notes")
 
@@ -230,7 +244,7 @@ def _preprocess(args: argparse.Namespace) -> int:
     from talkinghead.data.preprocess import preprocess
 
     summary = preprocess(args.src, args.dst, layout=args.layout, workers=args.workers, quiet=args.quiet,
-                         limit=args.limit)
+                         limit=args.limit, executor=args.executor, address=args.address)
     print(json.dumps({k: v for k, v in summary.items() if k != "skipped"}, indent=1))
     for clip_id, reason in summary["skipped"].items():
         print(f"skipped {clip_id}: {reason}", file=sys.stderr)
@@ -258,7 +272,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.reconstruct is not None:
         checkpoints = dict(args.checkpoint)
         result = reconstruction(args.reconstruct, method=args.method, protocol=args.protocol,
-                                references=args.references, checkpoints=checkpoints, syncnet=args.syncnet,
+                                references=args.references, mouth=args.mouth, checkpoints=checkpoints,
+                                syncnet=args.syncnet, keep=args.keep,
                                 quiet=args.quiet)
     elif args.generated is not None and args.reference is not None:
         result = evaluate(args.generated, args.reference, audio=args.audio, syncnet=args.syncnet, quiet=args.quiet)
@@ -322,7 +337,8 @@ def _generate(args: argparse.Namespace) -> int:
     result = generate(
         image=args.image if photo else None, video=args.video, audio=args.audio, output=args.output,
         method=args.method, fps=args.fps, size=args.size, face_index=args.face_index, language=args.language,
-        references=args.references, renderer=args.renderer, checkpoints=dict(args.checkpoint), quiet=args.quiet,
+        references=args.references, mouth=args.mouth, renderer=args.renderer, checkpoints=dict(args.checkpoint),
+        quiet=args.quiet,
         **({"seed": args.seed, "still": args.still, "expression_scale": args.expression_scale,
             "pose_from": args.pose_from, "blink": args.blink, "style": args.style,
             "style_intensity": args.style_intensity, "motion_from": args.motion_from,

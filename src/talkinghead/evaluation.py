@@ -22,12 +22,13 @@ PROTOCOLS = {"photo": "reconstruction: first frame + own audio",
 
 
 def reconstruction(clips: Path, *, method: str, protocol: str = "photo", references: int | None = None,
-                   checkpoints: dict[str, str | Path] | None = None, syncnet: Path | None = None,
-                   quiet: bool = False) -> dict:
+                   mouth: str | None = None, checkpoints: dict[str, str | Path] | None = None,
+                   syncnet: Path | None = None, keep: Path | None = None, quiet: bool = False) -> dict:
     """The reconstruction protocol: every clip in ``clips`` regenerated with ``method`` from its own audio and
     either its first frame (``protocol="photo"``) or its own frames (``"dub"``), then evaluated against itself.
-    ``references``: IP_LAP renderer references (default: IP_LAP's rule); ``checkpoints``: see
-    :func:`talkinghead.api.generate`; a method whose spec lists options in ``self_driven`` gets each clip as those
+    ``references``: IP_LAP renderer references (default: IP_LAP's rule); ``mouth`` and ``checkpoints``: see
+    :func:`talkinghead.api.generate`; ``keep``: a folder to keep the generated videos in (named as the clips); a
+    method whose spec lists options in ``self_driven`` gets each clip as those
     (its own style clip, or its own driving video: its papers evaluate so)."""
     spec = get_method(method)
     if protocol not in PROTOCOLS:
@@ -36,19 +37,21 @@ def reconstruction(clips: Path, *, method: str, protocol: str = "photo", referen
     if not videos:
         raise InputError(clips, "no videos found")
     embedder, net = FaceEmbedder(), load_syncnet(syncnet)
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp, bar(len(videos), f"reconstruct ({method}, {protocol})", quiet=quiet,
                                                    unit="clip") as pb:
         for clip in videos:
             real = read_video(clip, max_side=512, max_frames=1)
-            out = Path(tmp) / f"{clip.stem}.mp4"
+            out = (keep or Path(tmp)) / f"{clip.stem}.mp4"
             source: dict[str, Path] = {"video": clip}
             if protocol == "photo":
                 source = {"image": Path(tmp) / f"{clip.stem}.png"}
                 cv2.imwrite(str(source["image"]), real.frames[0][:, :, ::-1])
             source.update({option: clip for option in spec.self_driven})
             generate(audio=clip, output=out, method=method, fps=real.fps, size=max(real.frames.shape[1:3]),
-                     references=references, checkpoints=checkpoints, quiet=True, **source)  # type: ignore[arg-type]
+                     references=references, mouth=mouth, checkpoints=checkpoints, quiet=True, **source)  # type: ignore[arg-type]
             row = evaluate_pair(out, clip, embedder=embedder, syncnet=net, audio=clip)
             row["generated"] = f"{method}/{clip.name}"
             rows.append(row)

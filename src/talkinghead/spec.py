@@ -28,9 +28,13 @@ if TYPE_CHECKING:
 OPTIONS: dict[str, Any] = {
     "still": False, "expression_scale": 1.0, "pose_from": None, "blink": None, "style": None,
     "style_intensity": 1.0, "motion_from": None, "invert_steps": 0, "edits": {}, "references": None,
+    "mouth": None,
 }
 """The options a method (or its renderer) takes or refuses, with their unset values: a refused option given a
 value other than this is an error naming the methods that take it."""
+
+MOUTHS = ("learned", "painted")
+"""Values of the ``mouth`` option (the warp renderer's mouth interior); unset means the first."""
 
 
 RANGES: dict[str, tuple[float, float, str]] = {
@@ -77,6 +81,7 @@ class Request:
     pose_from: Path | None
     blink: bool | None
     references: int | None
+    mouth: str | None
     style: Path | None
     style_intensity: float
     motion_from: Path | None

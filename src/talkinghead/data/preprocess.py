@@ -30,7 +30,7 @@ from talkinghead.audio.phonemes import PHONE_INDEX, PhonemeTimeline
 from talkinghead.constants import CROP_SIZE, DATA_FPS, SAMPLE_RATE, SILENCE_PEAK
 from talkinghead.data.clip import ClipData, clip_dir, encode_frames, save_clip, write_splits
 from talkinghead.data.layouts import ClipSource, discover
-from talkinghead.errors import InputError
+from talkinghead.errors import InputError, TalkingHeadError
 from talkinghead.face.crop import track_crops
 from talkinghead.face.expression import blink_state
 from talkinghead.face.mesh import FaceMesher, mesh_box, track_faces
@@ -156,9 +156,19 @@ def process_video(src: ClipSource, *, face_model: FaceModel | None, transcript: 
     )
 
 
-def run_jobs(fn: Callable[[T], R], jobs: list[T], *, workers: int, done: Callable[[int], object]) -> list[R]:
-    """``fn`` over ``jobs`` in ``workers`` spawned processes (in this one when 1), calling ``done(1)`` as
-    each finishes; results in completion order."""
+EXECUTORS = ("local", "ray")
+"""Where preprocessing runs: worker processes on this machine, or tasks on a Ray cluster."""
+
+
+def run_jobs(fn: Callable[[T], R], jobs: list[T], *, workers: int, done: Callable[[int], object],
+             executor: str = "local", address: str | None = None) -> list[R]:
+    """``fn`` over ``jobs`` in ``workers`` spawned processes (in this one when 1), or as Ray tasks (``executor="ray"``:
+    the cluster at ``address``, else a local Ray instance of ``workers`` CPUs), calling ``done(1)`` as each finishes;
+    results in completion order."""
+    if executor == "ray":
+        return _run_ray(fn, jobs, workers=workers, done=done, address=address)
+    if executor != "local":
+        raise TalkingHeadError(f"unknown executor {executor!r} (choose from {', '.join(EXECUTORS)})")
     results: list[R] = []
     if workers > 1 and len(jobs) > 1:
         with mp.get_context("spawn").Pool(workers) as pool:
@@ -170,6 +180,32 @@ def run_jobs(fn: Callable[[T], R], jobs: list[T], *, workers: int, done: Callabl
             results.append(fn(job))
             done(1)
     return results
+
+
+def _run_ray(fn: Callable[[T], R], jobs: list[T], *, workers: int, done: Callable[[int], object],
+             address: str | None) -> list[R]:
+    """:func:`run_jobs` on Ray: one task (one CPU) a job. Every node needs this package installed and the output
+    folder on storage they share; each clip is still written to a temporary name and renamed when complete."""
+    try:
+        import ray
+    except ImportError:
+        raise TalkingHeadError("--executor ray needs Ray: pip install 'talkinghead[ray]'") from None
+    started = not ray.is_initialized()
+    if started:
+        local = {} if address else {"num_cpus": max(1, workers)}
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False, **local)
+    try:
+        task = ray.remote(num_cpus=1)(fn)
+        pending = [task.remote(job) for job in jobs]
+        results: list[R] = []
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            results.append(ray.get(ready[0]))
+            done(1)
+        return results
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def _work(job: tuple[ClipSource, str]) -> Result:
@@ -188,8 +224,9 @@ def _work(job: tuple[ClipSource, str]) -> Result:
 
 
 def preprocess(src: Path, dst: Path, *, layout: str = "folder", workers: int = 1, quiet: bool = False,
-               limit: int | None = None) -> dict:
-    """Preprocess every clip of a corpus into ``dst`` (resumable, parallel); returns the summary.
+               limit: int | None = None, executor: str = "local", address: str | None = None) -> dict:
+    """Preprocess every clip of a corpus into ``dst`` (resumable, parallel: ``workers`` processes here, or Ray tasks
+    with ``executor="ray"`` on the cluster at ``address``, see :func:`run_jobs`); returns the summary.
 
     The summary (also written to dst/summary.json) counts clips done now, already present and
     skipped, with each skipped clip's reason, plus frames per second of processing.
@@ -205,7 +242,8 @@ def preprocess(src: Path, dst: Path, *, layout: str = "folder", workers: int = 1
     start = time.perf_counter()
     with bar(len(sources), f"preprocess {src.name}", quiet=quiet, unit="clip") as pb:
         pb.update(len(results))
-        results += run_jobs(_work, [(s, str(dst)) for s in todo], workers=workers, done=pb.update)
+        results += run_jobs(_work, [(s, str(dst)) for s in todo], workers=workers, done=pb.update, executor=executor,
+                            address=address)
     wall = time.perf_counter() - start
     done = [r for r in results if r.status == "done"]
     frames = sum(r.frames for r in done)
@@ -214,7 +252,7 @@ def preprocess(src: Path, dst: Path, *, layout: str = "folder", workers: int = 1
         "already_present": sum(r.status == "exists" for r in results),
         "skipped": {r.clip_id: r.reason for r in results if r.status == "skipped"},
         "skip_reasons": dict(Counter(r.reason.split(" (")[0] for r in results if r.status == "skipped")),
-        "frames": frames, "wall_seconds": round(wall, 2), "workers": workers,
+        "frames": frames, "wall_seconds": round(wall, 2), "workers": workers, "executor": executor,
         "frames_per_second": round(frames / wall, 2) if wall > 0 and frames else 0.0,
         "splits": write_splits(dst),
     }

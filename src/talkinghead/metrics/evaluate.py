@@ -11,6 +11,10 @@ Per pair (frames matched by index, the generated video resized to the reference'
 - AED / APD: mean L1 distance of face-model expression coefficients (each video's own neutral)
   and of head pose angles (degrees);
 - mouth-opening correlation (Pearson, inner-lip gap);
+- the mouth box (the reference's inner lips in the 256 px crop, grown by :data:`MOUTH_BOX_MARGIN` of the mouth
+  width on every side): PSNR, SSIM and CPBD there (CPBD of the reference's too), and flicker: the mean absolute
+  frame difference (grey levels) inside each video's own mouth box between consecutive frames whose lips do not
+  move (lip points shift less than :data:`STILL_LIPS`), for the generated video and the reference;
 - sync: LSE-D, LSE-C and the audio-visual offset (frames, positive = audio late) of our own SyncNet
   (:mod:`talkinghead.sync`; syncnet_python's weights are not available offline) against the speech
   (``audio``, else the generated video's audio track, else the reference's), for the generated video and
@@ -39,20 +43,50 @@ from talkinghead.face.model import default_face_model
 from talkinghead.face.pose import fit_pose
 from talkinghead.io import load_audio, read_video
 from talkinghead.io.paths import require_file
-from talkinghead.metrics.image import cpbd, ms_ssim, psnr, ssim
+from talkinghead.metrics.image import cpbd, luma, ms_ssim, psnr, ssim
 from talkinghead.metrics.mouth import mouth_opening, pearson
 from talkinghead.progress import bar
 from talkinghead.sync.metrics import score_video
 from talkinghead.sync.model import SyncNet
 
-METRICS = ("psnr", "ssim", "ms_ssim", "cpbd", "cpbd_ref", "lmd", "mouth_lmd", "csim", "aed", "apd",
-           "mouth_corr", "lse_d", "lse_c", "lse_c_ref", "offset", "diversity", "diversity_ref")
-HIGHER_IS_BETTER = {"psnr", "ssim", "ms_ssim", "cpbd", "cpbd_ref", "csim", "mouth_corr", "lse_c", "lse_c_ref",
-                    "diversity", "diversity_ref"}
+METRICS = ("psnr", "ssim", "ms_ssim", "cpbd", "cpbd_ref", "mouth_psnr", "mouth_ssim", "mouth_cpbd",
+           "mouth_cpbd_ref", "flicker", "flicker_ref", "lmd", "mouth_lmd", "csim", "aed", "apd", "mouth_corr",
+           "lse_d", "lse_c", "lse_c_ref", "offset", "diversity", "diversity_ref")
+HIGHER_IS_BETTER = {"psnr", "ssim", "ms_ssim", "cpbd", "cpbd_ref", "mouth_psnr", "mouth_ssim", "mouth_cpbd",
+                    "mouth_cpbd_ref", "csim", "mouth_corr", "lse_c", "lse_c_ref", "diversity", "diversity_ref"}
 ZERO_IS_BEST = {"offset"}
 CPBD_EVERY = 5
 """CPBD (slow) is measured on every 5th frame."""
 MAX_SIDE = 720
+MOUTH_BOX_MARGIN = 0.15
+"""The mouth box is the inner lips' bounding box grown by this fraction of the mouth width on every side."""
+STILL_LIPS = 0.006
+"""Lips whose points move less than this between two frames (mean, canonical units: eye-corner distance = 1) are
+still (flicker is measured there)."""
+
+
+def mouth_box(crop_mesh: np.ndarray, size: int) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of the mouth box of a (478, >=2) mesh in a ``size`` crop's pixels."""
+    inner = crop_mesh[ix.MOUTH_INNER_LOOP, :2]
+    pad = MOUTH_BOX_MARGIN * float(np.linalg.norm(crop_mesh[ix.MOUTH_CORNERS[1], :2] - crop_mesh[ix.MOUTH_CORNERS[0], :2]))
+    x0, y0 = np.floor(inner.min(0) - pad).astype(int)
+    x1, y1 = np.ceil(inner.max(0) + pad).astype(int)
+    return max(x0, 0), max(y0, 0), min(x1, size), min(y1, size)
+
+
+def mouth_flicker(frames: np.ndarray, meshes: np.ndarray, free: np.ndarray) -> float:
+    """Mean absolute grey-level difference inside the mouth box (256 px face crop of the later frame) between
+    consecutive frames whose lips are still (:data:`STILL_LIPS`); NaN when none are."""
+    lips = free[:, ix.LIPS_ALL, :2] - free[:, ix.MOUTH_CORNERS, :2].mean(1, keepdims=True)
+    moved = np.linalg.norm(np.diff(lips, axis=0), axis=-1).mean(1)
+    diffs = []
+    for t in np.flatnonzero(moved < STILL_LIPS) + 1:
+        a, fc = crop_face(frames[t], meshes[t], size=256)
+        b = cv2.warpAffine(frames[t - 1], fc.matrix, (256, 256), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)
+        x0, y0, x1, y1 = mouth_box(fc.to_crop(meshes[t].astype(np.float64)), 256)
+        diffs.append(float(np.abs(luma(a[y0:y1, x0:x1]) - luma(b[y0:y1, x0:x1])).mean()))
+    return float(np.mean(diffs)) if diffs else float("nan")
 
 
 def _pose_free_and_angles(meshes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -87,7 +121,8 @@ def evaluate_pair(generated: Path, reference: Path, *, embedder: FaceEmbedder, s
     rframes = ref.frames[:n]
     r_mesh = track_faces(rframes, source=str(reference)).meshes
     g_mesh = track_faces(gframes, source=str(generated)).meshes
-    scores: dict[str, list[float]] = {k: [] for k in ("psnr", "ssim", "ms_ssim", "cpbd", "cpbd_ref")}
+    scores: dict[str, list[float]] = {k: [] for k in ("psnr", "ssim", "ms_ssim", "cpbd", "cpbd_ref", "mouth_psnr",
+                                                        "mouth_ssim", "mouth_cpbd", "mouth_cpbd_ref")}
     for i in range(n):
         rc, fc = crop_face(rframes[i], r_mesh[i], size=256)
         gc = cv2.warpAffine(gframes[i], fc.matrix, (256, 256), flags=cv2.INTER_LINEAR,
@@ -95,9 +130,15 @@ def evaluate_pair(generated: Path, reference: Path, *, embedder: FaceEmbedder, s
         scores["psnr"].append(min(psnr(gc, rc), 100.0))
         scores["ssim"].append(ssim(gc, rc))
         scores["ms_ssim"].append(ms_ssim(gc, rc))
+        x0, y0, x1, y1 = mouth_box(fc.to_crop(r_mesh[i].astype(np.float64)), 256)
+        gm, rm = gc[y0:y1, x0:x1], rc[y0:y1, x0:x1]
+        scores["mouth_psnr"].append(min(psnr(gm, rm), 100.0))
+        scores["mouth_ssim"].append(ssim(gm, rm))
         if i % CPBD_EVERY == 0:
             scores["cpbd"].append(cpbd(gc))
             scores["cpbd_ref"].append(cpbd(rc))
+            scores["mouth_cpbd"].append(cpbd(gm))
+            scores["mouth_cpbd_ref"].append(cpbd(rm))
     r_free, r_angles = _pose_free_and_angles(r_mesh)
     g_free, g_angles = _pose_free_and_angles(g_mesh)
     model = default_face_model()
@@ -118,6 +159,7 @@ def evaluate_pair(generated: Path, reference: Path, *, embedder: FaceEmbedder, s
         "csim": float(np.mean(sims)) if sims else float("nan"),
         "aed": float(np.abs(g_expr - r_expr).mean()), "apd": float(np.abs(g_angles - r_angles).mean()),
         "mouth_corr": pearson(mouth_opening(g_mesh), mouth_opening(r_mesh)),
+        "flicker": mouth_flicker(gframes, g_mesh, g_free), "flicker_ref": mouth_flicker(rframes, r_mesh, r_free),
         "lse_d": g_sync.lse_d, "lse_c": g_sync.lse_c, "lse_c_ref": r_sync.lse_c, "offset": float(g_sync.offset),
         "diversity": float(g_expr.std(0).mean()), "diversity_ref": float(r_expr.std(0).mean()),
         "frames": int(n), "generated": str(generated), "reference": str(reference),

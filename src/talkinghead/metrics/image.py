@@ -64,26 +64,32 @@ def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.prod(np.power(values, _MS_WEIGHTS)))
 
 
+CPBD_BLOCK = 64
+"""Side of CPBD's contrast blocks (pixels)."""
+
+
 def cpbd(image: np.ndarray) -> float:
     """Cumulative probability of blur detection (sharpness, higher = sharper), Narvekar & Karam 2011.
 
     Edge widths (Marziliano) are measured along rows at vertical Canny edges; each 64x64 block's
     contrast sets the just-noticeable blur width (5 px when its contrast is <= 50, else 3 px); an
     edge's blur probability is 1 - exp(-(w / w_jnb) ** 3.6), and CPBD is the share of edges whose
-    probability stays at or below 63 %.
+    probability stays at or below 63 %. An image narrower or lower than a block is measured in square blocks of
+    its shorter side (the left or top part).
     """
     grey = luma(image)
     edges = cv2.Canny(grey.astype(np.uint8), 100, 200) > 0
+    side = min(CPBD_BLOCK, *grey.shape)  # an image smaller than a block (a mouth box) is one block
     gx = cv2.Sobel(grey, cv2.CV_64F, 1, 0, ksize=3)
     gy = cv2.Sobel(grey, cv2.CV_64F, 0, 1, ksize=3)
     vertical = edges & (np.abs(gx) >= np.abs(gy))
     h, w = grey.shape
     probs = []
-    for by in range(0, h - 63, 64):
-        for bx in range(0, w - 63, 64):
-            block = grey[by:by + 64, bx:bx + 64]
-            e = vertical[by:by + 64, bx:bx + 64]
-            if e.sum() < 0.002 * 64 * 64:
+    for by in range(0, h - side + 1, side):
+        for bx in range(0, w - side + 1, side):
+            block = grey[by:by + side, bx:bx + side]
+            e = vertical[by:by + side, bx:bx + side]
+            if e.sum() < 0.002 * side * side:
                 continue
             w_jnb = 5.0 if float(block.max() - block.min()) <= 50 else 3.0
             for r, c in zip(*np.nonzero(e)):

@@ -46,9 +46,10 @@ def fit(module: L.LightningModule, train: Dataset, val: Dataset | None, *, max_s
     return {**first.first, **{k: float(v) for k, v in trainer.callback_metrics.items()}}
 
 
-def training_options(p: argparse.ArgumentParser, *, output_help: str = "checkpoint to write (.pt)") -> None:
+def training_options(p: argparse.ArgumentParser, *, output_help: str = "checkpoint to write (.pt)",
+                     datasets_help: str = "preprocessed dataset folders") -> None:
     """Options shared by the train-* commands of the learned families (Lightning: GPUs and DDP when present)."""
-    p.add_argument("datasets", nargs="+", type=Path, help="preprocessed dataset folders")
+    p.add_argument("datasets", nargs="+", type=Path, help=datasets_help)
     p.add_argument("-o", "--output", type=Path, required=True, help=output_help)
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     p.add_argument("--devices", default="auto", help="Lightning devices per node (e.g. 8)")

@@ -31,7 +31,7 @@ from starlette.types import Message, Receive
 from talkinghead.errors import InputError, TalkingHeadError
 from talkinghead.progress import report_to
 from talkinghead.registry import available_methods, default_renderer, get_method, get_renderer, missing_checkpoints
-from talkinghead.spec import RANGES, check_ranges, parse_edit
+from talkinghead.spec import MOUTHS, RANGES, check_ranges, parse_edit
 from talkinghead.web.live import MAX_STREAMS, add_live
 
 PAGE = Path(__file__).parent / "page.html"
@@ -93,6 +93,10 @@ def _options(form: dict[str, str]) -> dict[str, Any]:
         raise TalkingHeadError(f"bad number in the form ({exc})") from None
     if form.get("still") in ("on", "true", "1"):
         out["still"] = True
+    if form.get("mouth"):
+        if form["mouth"] not in MOUTHS:
+            raise TalkingHeadError(f"mouth must be one of {', '.join(MOUTHS)}, not {form['mouth']!r}")
+        out["mouth"] = form["mouth"]
     if edits := [e for e in form.get("edits", "").split(",") if e.strip()]:
         out["edits"] = dict(parse_edit(e) for e in edits)
     check_ranges(**{k: v for k, v in out.items() if k in RANGES})  # refused now (HTTP 400), not in the job

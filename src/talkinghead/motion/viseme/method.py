@@ -50,9 +50,9 @@ def viseme_performance(request: Request, scene: Scene) -> Performance:
 
 
 SPEC = MethodSpec(
-    name="viseme", title="default engine (no trained weights, fastest)",
+    name="viseme", title="default engine (fastest; no motion model to train)",
     summary="the default engine: phonemes -> viseme mouth shapes with coarticulation, blinks and head motion "
-            "(no weights)",
+            "(no motion weights; the warp renderer's small mouth painter is learned, --mouth painted is not)",
     motion=viseme_performance, photo=True, video=True,
     options=frozenset({"still", "expression_scale", "pose_from", "blink"}), renderers=("warp", "iplap", "vast"),
     streams=True, commands=(CommandRef("calibrate", "fit the default engine's mouth shapes from talking-face videos",

@@ -22,10 +22,11 @@ class IPLAPFrames:
 
         path = request.checkpoints.get("renderer")
         renderer = IPLAPRenderer.load(path) if path else IPLAPRenderer.default()
+        # (the warp only moves the head: IP_LAP redraws the lower face, so its mouth is the cheap painted one)
         # the frames that may serve as references: a dubbed video's distinct frames, else the photo
         candidates = np.zeros(1, np.int64) if scene.is_photo else np.unique(scene.src_idx, return_index=True)[1]
         mels = audio_mels(scene.speech, scene.n_frames, scene.features.fps)
-        yield from dub_frames(renderer, frame_source(scene, performance), performance.targets, mels,
+        yield from dub_frames(renderer, frame_source(scene, performance, mouth="painted"), performance.targets, mels,
                               candidates=candidates, references=request.references, lips=performance.lips)
 
 

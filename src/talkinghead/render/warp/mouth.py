@@ -1,13 +1,16 @@
-"""A plausible mouth interior (dark cavity, upper and lower teeth bands) painted inside the lips."""
+"""The mouth interiors the warp renderer draws where the lips part: a painted one (dark cavity, upper and lower
+teeth bands; no weights) and, by default, the learned painter's (:mod:`talkinghead.render.warp.painter`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import cv2
 import numpy as np
 
 from talkinghead.face import indices as ix
+from talkinghead.spec import MOUTHS
 
 SUBPIXEL_BITS = 4
 MIN_GAP_PX = 0.6
@@ -92,3 +95,38 @@ def paint_mouth(image: np.ndarray, mesh_xy: np.ndarray, colours: MouthColours) -
     region = image[y0:y1, x0:x1].astype(np.float32)
     a = inside[..., None]
     image[y0:y1, x0:x1] = np.clip(region + a * (interior - region) + 0.5, 0, 255).astype(np.uint8)
+
+
+class Mouth(Protocol):
+    """Draws the inside of the lips of a warped face."""
+
+    def paint(self, image: np.ndarray, mesh_xy: np.ndarray) -> None:
+        """Draw in place into ``image`` ((H, W, 3) uint8 RGB) whose target mesh is ``mesh_xy`` ((478, >=2) px)."""
+        ...
+
+
+@dataclass(frozen=True)
+class PaintedMouth:
+    """The painted interior in one set of colours (a video's frames share them, so it does not flicker)."""
+
+    colours: MouthColours
+
+    @classmethod
+    def of(cls, image: np.ndarray, mesh_xy: np.ndarray) -> PaintedMouth:
+        return cls(mouth_colours(image, np.asarray(mesh_xy)[:, :2]))
+
+    def paint(self, image: np.ndarray, mesh_xy: np.ndarray) -> None:
+        paint_mouth(image, np.asarray(mesh_xy)[:, :2], self.colours)
+
+
+def make_mouth(kind: str, image: np.ndarray, mesh_xy: np.ndarray, *, checkpoint: str | None = None) -> Mouth:
+    """The ``kind`` (:data:`MOUTHS`) of mouth for a reference frame ((H, W, 3) uint8 RGB) and its (478, >=2) pixel
+    mesh: the learned painter (shipped weights, or ``checkpoint``) copies its teeth and lips, the painted interior
+    its colours."""
+    if kind == "painted":
+        return PaintedMouth.of(image, mesh_xy)
+    if kind != "learned":
+        raise ValueError(f"unknown mouth {kind!r} (choose from {', '.join(MOUTHS)})")
+    from talkinghead.render.warp.painter import LearnedMouth, MouthPainter
+
+    return LearnedMouth(image, mesh_xy, MouthPainter.load(checkpoint) if checkpoint else None)

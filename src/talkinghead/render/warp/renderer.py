@@ -20,11 +20,12 @@ from scipy.spatial import Delaunay
 from scipy.spatial.transform import Rotation
 
 from talkinghead.face import indices as ix
-from talkinghead.face.crop import crop_face, paste_back
+from talkinghead.face.crop import crop_face, face_crop_for, paste_back
 from talkinghead.face.expression import eyelid_closure
 from talkinghead.face.motion import FaceMotion
 from talkinghead.face.pose import fit_pose, umeyama
-from talkinghead.render.warp.mouth import MouthColours, mouth_colours, paint_mouth
+from talkinghead.render.warp.mouth import Mouth, make_mouth
+from talkinghead.spec import MOUTHS
 
 WARP_MARGIN = 1.9
 """Side of the working crop relative to the face mesh's bounding box."""
@@ -94,27 +95,32 @@ def _feather_mask(size: int) -> np.ndarray:
 @dataclass(frozen=True)
 class Topology:
     """What the renderers of one video's frames share: the triangles over the warp points (the first frame's
-    Delaunay triangulation; later frames move the vertices, not the triangles) and the mouth's colours (the
-    same painted interior in every frame, so it does not flicker with the video's noise).
+    Delaunay triangulation; later frames move the vertices, not the triangles) and the mouth drawn where the lips
+    part (one reference for the learned painter, one set of colours for the painted interior: the mouth does not
+    change with each frame's noise).
 
     Attributes:
         simplices: (K, 3) indices into the warp points (mesh, head ring, crop border) of each triangle.
         neighbors: (K, 3) the triangle across the edge opposite each corner (-1: none).
-        colours: the painted interior's colours.
+        mouth: draws the mouth interior.
     """
 
     simplices: np.ndarray
     neighbors: np.ndarray
-    colours: MouthColours
+    mouth: Mouth
 
     @classmethod
-    def of(cls, image: np.ndarray, mesh: np.ndarray) -> Topology:
-        """The topology of a reference frame ((H, W, 3) uint8 RGB) and its (478, 3) pixel mesh."""
-        crop, fc = crop_face(image, mesh, size=None, margin=WARP_MARGIN, align=False)
+    def of(cls, image: np.ndarray, mesh: np.ndarray, *, mouth: str = MOUTHS[0],
+           mouth_reference: tuple[np.ndarray, np.ndarray] | None = None, painter: str | None = None) -> Topology:
+        """The topology of a reference frame ((H, W, 3) uint8 RGB) and its (478, 3) pixel mesh, with the ``mouth``
+        (:data:`MOUTHS`) of ``mouth_reference`` (a frame and its mesh; default: this one); ``painter``: a learned
+        painter checkpoint instead of the shipped one."""
+        fc = face_crop_for(mesh, size=None, margin=WARP_MARGIN, align=False)
         src = fc.to_crop(mesh.astype(np.float64))
         tri = Delaunay(_warp_points(src, fc.size)[0])
+        ref_image, ref_mesh = mouth_reference if mouth_reference is not None else (image, mesh)
         return cls(simplices=tri.simplices.astype(np.int32), neighbors=tri.neighbors.astype(np.int32),
-                   colours=mouth_colours(crop, src))
+                   mouth=make_mouth(mouth, ref_image, ref_mesh, checkpoint=painter))
 
 
 def _warp_points(src: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -147,7 +153,7 @@ class WarpRenderer:
         self.grid = np.stack([gx, gy], -1).astype(np.float32)
         self.weights = _barycentric_matrix(points, topology, size, self.grid)
         self.mask = _feather_mask(size)
-        self.colours = topology.colours
+        self.mouth = topology.mouth
 
     def render(self, mesh: np.ndarray) -> np.ndarray:
         """The reference crop warped so its mesh lands on ``mesh`` ((478, 3) pixels): (S, S, 3) uint8."""
@@ -166,7 +172,7 @@ class WarpRenderer:
         full = cv2.resize(g, (size, size), interpolation=cv2.INTER_LINEAR)
         fixed, frac = cv2.convertMaps(full, None, cv2.CV_16SC2)
         out = cv2.remap(self.crop, fixed, frac, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        paint_mouth(out, tgt, self.colours)
+        self.mouth.paint(out, tgt)
         return out
 
     def compose(self, frame: np.ndarray, crop: np.ndarray) -> np.ndarray:

@@ -1,0 +1,130 @@
+"""The learned mouth painter: its mouth square, inputs, tiny model, corpus and training, and the shipped weights on a
+held-out real clip."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import optimise
+from talkinghead.face import indices as ix
+from talkinghead.face.mesh import track_faces
+from talkinghead.io import read_video
+from talkinghead.metrics.image import psnr
+from talkinghead.metrics.mouth import mouth_opening
+from talkinghead.render.warp.mouth import PaintedMouth
+from talkinghead.render.warp.painter import (
+    INPUT_CHANNELS,
+    LIP_POINTS,
+    MOUTH_WIDTH_FRACTION,
+    LearnedMouth,
+    MouthPainter,
+    PainterConfig,
+    composite,
+    mouth_frame,
+    painter_inputs,
+    to_square,
+)
+from talkinghead.train.painter import MouthDataset, PainterModule, mouth_corpus
+
+TINY = PainterConfig(size=32, widths=(8, 8, 8))
+
+
+@pytest.fixture(scope="module")
+def held_out(media: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The frames and meshes of a talking/ clip (never trained on)."""
+    clip = read_video(media / "talking" / "videoretalking_face5.mp4")
+    return clip.frames, track_faces(clip.frames, source="face5").meshes
+
+
+def test_mouth_frame_puts_the_corners_on_a_level_line() -> None:
+    mesh = np.zeros((ix.N_POINTS, 2))
+    mesh[:, 0], mesh[:, 1] = 200.0, 300.0
+    mesh[ix.MOUTH_CORNERS[0]] = (170.0, 310.0)  # a mouth tilted by atan(20/60)
+    mesh[ix.MOUTH_CORNERS[1]] = (230.0, 330.0)
+    m = mouth_frame(mesh, 64)
+    left, right = to_square(mesh[ix.MOUTH_CORNERS], m)
+    assert abs(left[1] - right[1]) < 1e-9
+    assert np.hypot(*(right - left)) == pytest.approx(MOUTH_WIDTH_FRACTION * 64)
+
+
+@pytest.mark.slow
+def test_inputs_hide_the_mouth_only(held_out) -> None:  # type: ignore[no-untyped-def]
+    frames, meshes = held_out
+    t = int(np.argmax(mouth_opening(meshes)))
+    import cv2
+
+    m = mouth_frame(meshes[t])
+    crop = cv2.warpAffine(frames[t], m, (64, 64))
+    lips = to_square(meshes[t][LIP_POINTS], m)
+    x, mask = painter_inputs(crop, lips, crop, lips)
+    assert x.shape == (INPUT_CHANNELS, 64, 64) and x.dtype == np.float32
+    centre = np.round(lips[:20].mean(0)).astype(int)
+    assert mask[centre[1], centre[0]] == pytest.approx(1.0, abs=1e-3)  # the open mouth is painted
+    assert mask[:8].max() == 0 and mask[-8:].max() == 0  # nose and chin are not
+    assert np.abs(x[:3][:, mask > 0.999]).max() < 2e-3  # the hidden pixels carry (next to) nothing
+    assert x[4, centre[1], centre[0]] == pytest.approx(1.0)  # the sketch fills the inner mouth
+
+
+def test_tiny_painter_shapes_training_and_round_trip(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = MouthPainter(TINY)
+    x = torch.randn(4, INPUT_CHANNELS, 32, 32)
+    x[:, 3] = (torch.rand(4, 32, 32) > 0.5).float()
+    out = model(x)
+    assert out.shape == (4, 3, 32, 32) and torch.isfinite(out).all() and out.abs().max() <= 1
+    target = torch.rand(4, 3, 32, 32) * 2 - 1
+    losses = optimise(model, lambda: (composite(x, model(x)) - target).abs().mean(), steps=20, lr=1e-2)
+    assert losses[-1] < losses[0]
+    model.save(tmp_path / "p.pt", half=True)
+    back = MouthPainter.load(tmp_path / "p.pt")
+    assert back.config == TINY
+    assert torch.allclose(back(x), model(x), atol=2e-2)  # float16 weights
+
+
+@pytest.mark.slow
+@pytest.mark.train
+def test_corpus_and_a_training_step(media: Path, tmp_path: Path) -> None:
+    lines = mouth_corpus([media / "talking" / "videoretalking_face5.mp4"], tmp_path / "c", size=32, quiet=True)
+    assert lines[0].startswith("done") and len(list((tmp_path / "c").glob("*.npz"))) == 1
+    assert mouth_corpus([media / "talking" / "videoretalking_face5.mp4"], tmp_path / "c", quiet=True)[0] \
+        .startswith("exists")
+    data = np.load(next((tmp_path / "c").glob("*.npz")))
+    assert data["crops"].shape[1:] == (32, 32, 3) and data["lips"].shape[1:] == (40, 2)
+    corners = data["lips"][:, [0, 10]]  # the inner loop starts and ends (index 10) at the inner corners
+    assert np.all(np.abs(corners[:, 0, 1] - corners[:, 1, 1]) < 2.0)  # level in the square
+    ds = MouthDataset(tmp_path / "c", "train", length=8, train=True)
+    item = ds[3]
+    assert item["x"].shape == (INPUT_CHANNELS, 32, 32) and item["target"].shape == (3, 32, 32)
+    assert torch.equal(ds[3]["x"], item["x"])  # deterministic
+    torch.manual_seed(0)
+    module = PainterModule(asdict(TINY), gan=0.0)
+    batch = {k: torch.stack([ds[i][k] for i in range(8)]) for k in item}
+    losses = optimise(module.model, lambda: module._losses(batch)[0], steps=15, lr=3e-3)
+    assert losses[-1] < losses[0]
+
+
+@pytest.mark.slow
+def test_shipped_painter_redraws_a_real_open_mouth_better_than_the_painted_interior(held_out) -> None:  # type: ignore[no-untyped-def]
+    """Each of the 6 widest-open frames of a held-out clip: its mouth hidden and redrawn at its real lip shape,
+    from another frame of the clip, by the shipped painter and by the painted interior."""
+    frames, meshes = held_out
+    opening = mouth_opening(meshes)
+    reference = int(np.argmax(opening))
+    targets = [t for t in np.argsort(opening)[::-1] if abs(t - reference) > 10][:6]
+    learned = LearnedMouth(frames[reference], meshes[reference])
+    painted = PaintedMouth.of(frames[reference], meshes[reference])
+    gains = []
+    for t in targets:
+        inner = meshes[t][ix.MOUTH_INNER_LOOP, :2]
+        (x0, y0), (x1, y1) = np.floor(inner.min(0)).astype(int) - 2, np.ceil(inner.max(0)).astype(int) + 3
+        a, b = frames[t].copy(), frames[t].copy()
+        learned.paint(a, meshes[t])
+        painted.paint(b, meshes[t])
+        real = frames[t][y0:y1, x0:x1]
+        gains.append(psnr(a[y0:y1, x0:x1], real) - psnr(b[y0:y1, x0:x1], real))
+    assert np.mean(gains) > 1.0, gains
