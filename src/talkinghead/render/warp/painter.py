@@ -15,8 +15,6 @@ region is the real frame's own inner mouth, the reference another frame of the s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,18 +161,6 @@ def composite(x: torch.Tensor, painted: torch.Tensor) -> torch.Tensor:
     return x[:, :3] + mask * painted  # the input's crop is already zero where mask is 1
 
 
-@contextmanager
-def one_torch_thread() -> Iterator[None]:
-    """PyTorch on one thread inside (restored after): a video's frames are painted in the renderer's thread while
-    the encoder works on the other core, and two painter threads fighting the encoder's cost more than they gain."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 class LearnedMouth:
     """Paints the mouths of one video's frames with :class:`MouthPainter` against one reference frame.
 
@@ -198,12 +184,12 @@ class LearnedMouth:
         ((478, >=2) pixels)."""
         size = self.size
         frame = mouth_frame(mesh_xy, size)
-        crop = cv2.warpAffine(image, frame, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         lips = to_square(np.asarray(mesh_xy)[LIP_POINTS], frame)
         low, high = PAINT_GAPS
         fade = float(np.clip((inner_gap(lips) - low) / (high - low), 0.0, 1.0))
         if fade == 0.0:
             return
+        crop = cv2.warpAffine(image, frame, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         x, mask = painter_inputs(crop, lips, self.reference, self.reference_lips)
         with torch.inference_mode():
             rgb = self.painter(torch.from_numpy(x)[None].contiguous(memory_format=torch.channels_last))[0].numpy()

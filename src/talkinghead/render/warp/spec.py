@@ -43,15 +43,11 @@ class WarpFrames:
     """The reference frames with the face warped to the target meshes."""
 
     def frames(self, request: Request, scene: Scene, performance: Performance) -> Iterator[np.ndarray]:
-        from talkinghead.render.warp.painter import one_torch_thread
-
         painter = request.checkpoints.get("mouth_painter")
         frame_at = frame_source(scene, performance, mouth=request.mouth or MOUTHS[0],
                                 painter=str(painter) if painter else None)
         for t in range(scene.n_frames):
-            with one_torch_thread():
-                frame = frame_at(t)
-            yield frame
+            yield frame_at(t)
 
 
 SPEC = RendererSpec(
