@@ -106,6 +106,11 @@ def test_preprocessed_clip_contents(corpus: Path) -> None:
     assert clip.phone_ids.shape == (n,) and (clip.phone_ids > 0).mean() > 0.5
     assert clip.meta["phonemes"] == "aligned" and "regulation" in clip.meta["transcript"]
     assert np.isfinite(clip.identity_embedding).all()
+    from talkinghead.audio.posteriorgram import whisper_features
+
+    assert clip.whisper.shape == (n, 384)  # stored float16, read as float32: within float16 rounding of a new run
+    fresh = whisper_features(clip.audio.astype(np.float32) / 32767, fps=DATA_FPS, n_frames=n)
+    assert np.allclose(clip.whisper, fresh, rtol=2e-3, atol=2e-3)
     splits = {s: list_clips(corpus, s) for s in ("train", "val", "test")}
     assert sorted(sum(splits.values(), [])) == ["videoretalking_face2", "videoretalking_face5"]
 

@@ -147,3 +147,46 @@ def test_calibrate_command_fits_loadable_assets(media, tmp_path) -> None:  # typ
     assert mesh.shape == (478, 3)
     assert np.linalg.norm(mesh[263] - mesh[33]) == pytest.approx(1.0, abs=1e-5)  # unit: outer eye corners
     assert json.loads(json.dumps(cal.card))  # the card is plain JSON
+
+
+def test_speech_map_round_trip_and_closures_keep_the_phone_shapes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from talkinghead.audio.speechmap import fit_window_ridge
+    from talkinghead.motion.viseme.model import SpeechMap, VisemeCalibration, closure_share
+
+    rng = np.random.default_rng(0)
+    ridge = fit_window_ridge([rng.standard_normal((100, 384))], [rng.standard_normal((100, 5))], window=1, alpha=1.0,
+                             dims=4)
+    calibration = replace(default_calibration(), speech_map=SpeechMap(ridge, 0.5))
+    calibration.save(tmp_path / "c.npz")
+    back = VisemeCalibration.load(tmp_path / "c.npz")
+    speech = synthesize("mama, papa, bob.")
+    n = int(speech.audio.size / 16000 * 25)
+    whisper = rng.standard_normal((n, 384))
+    mixed = back.mouth_deltas(speech.timeline, fps=25, n_frames=n, whisper=whisper)
+    assert np.allclose(mixed, calibration.mouth_deltas(speech.timeline, fps=25, n_frames=n, whisper=whisper))
+    phone = back.mouth_deltas(speech.timeline, fps=25, n_frames=n)
+    closed = closure_share(speech.timeline, fps=25, n_frames=n, lag=back.lag)
+    assert np.allclose(mixed, phone + 0.5 * (1 - closed)[:, None] * (ridge.predict(whisper) - phone))
+    tl = speech.timeline
+    centres = [int(((s + e) / 2 - back.lag) * 25) for p, s, e in zip(tl.phones, tl.starts, tl.ends) if p in "PBM"]
+    assert centres and closed[centres].min() > 0.6 and closed.min() < 0.2  # p/b/m mostly keep the phone shape
+
+
+@pytest.mark.train
+@pytest.mark.slow
+def test_calibrate_from_a_preprocessed_dataset_fits_the_speech_map(styled_dataset, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from talkinghead.cli import main
+    from talkinghead.motion.viseme.model import VisemeCalibration
+
+    out = tmp_path / "visemes.npz"
+    assert main(["calibrate", str(styled_dataset), "--calibration-out", str(out), "-q"]) == 0
+    cal = VisemeCalibration.load(out)
+    frames = json.loads((styled_dataset / "clips" / "a" / "meta.json").read_text())["frames"]
+    assert [c["name"] for c in cal.card["clips"]] == ["a", "b", "c"] and cal.card["frames"] == 3 * frames
+    assert cal.speech_map is not None and cal.speech_map.ridge.weights.shape == (13 * 64 + 1, 5)
+    assert 0.0 <= cal.speech_map.blend <= 1.0 and cal.card["speech_map"]["pca_dims"] == 64
+    assert list(tmp_path.iterdir()) == [out]  # the shipped canonical mesh kept: none written

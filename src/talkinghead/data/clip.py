@@ -45,6 +45,8 @@ class ClipData:
         phone_ids: (T,) int64 phone per frame; phones: (P,) int64, phone_starts/phone_ends: (P,) float64 s.
         loudness_db: (T,) float32; voiced: (T,) bool.
         identity_embedding: (128,) float32 dlib embedding (NaN when dlib found no face).
+        whisper: (T, 384) Whisper tiny.en encoder features at DATA_FPS (stored float16; None in clips written
+            before they were stored: :func:`talkinghead.train.datasets.clip_speech` then computes them).
         meta: source, labels, transcript, phoneme method, face model, format version.
     """
 
@@ -73,11 +75,12 @@ class ClipData:
     loudness_db: np.ndarray
     voiced: np.ndarray
     identity_embedding: np.ndarray
+    whisper: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
 
     ARRAYS = ("jpeg", "offsets", "crop_matrices", "meshes", "canonical", "neutral", "rotation", "translation", "scale",
               "expression", "identity", "blink", "audio", "mel_styletalker", "mel_iplap", "phone_ids", "phones",
-              "phone_starts", "phone_ends", "loudness_db", "voiced", "identity_embedding")
+              "phone_starts", "phone_ends", "loudness_db", "voiced", "identity_embedding", "whisper")
 
     @property
     def n_frames(self) -> int:
@@ -114,7 +117,7 @@ def save_clip(root: Path, clip: ClipData) -> Path:
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    np.savez(tmp / "data.npz", **{k: getattr(clip, k) for k in ClipData.ARRAYS})
+    np.savez(tmp / "data.npz", **{k: getattr(clip, k) for k in ClipData.ARRAYS if getattr(clip, k) is not None})
     meta = {**clip.meta, "clip_id": clip.clip_id, "speaker": clip.speaker, "split": clip.split,
             "frames": clip.n_frames, "fps": DATA_FPS, "format": FORMAT_VERSION}
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1))

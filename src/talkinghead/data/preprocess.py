@@ -3,7 +3,8 @@
 Per clip: frames time-matched to 25 fps, one face tracked (478-point mesh), eye-aligned 256 px
 crops with temporally smoothed boxes (JPEG), head pose, pose-free meshes, face-model
 coefficients, blink state, mel spectrograms (StyleTalker and IP_LAP settings), phone timeline,
-loudness and voice activity, dlib identity embedding. Clips are processed in parallel worker
+loudness and voice activity, Whisper tiny.en encoder features (float16, so that training never runs the
+encoder), dlib identity embedding. Clips are processed in parallel worker
 processes; finished clips are skipped on a re-run; a clip that cannot be used is skipped with a
 reason, never stopping the run.
 """
@@ -27,6 +28,7 @@ import numpy as np
 from talkinghead.audio.features import analyse_audio
 from talkinghead.audio.mel import IPLAP, STYLETALKER, mel_spectrogram
 from talkinghead.audio.phonemes import PHONE_INDEX, PhonemeTimeline
+from talkinghead.audio.posteriorgram import whisper_features
 from talkinghead.constants import CROP_SIZE, DATA_FPS, SAMPLE_RATE, SILENCE_PEAK
 from talkinghead.data.clip import ClipData, clip_dir, encode_frames, save_clip, write_splits
 from talkinghead.data.layouts import ClipSource, discover
@@ -150,6 +152,7 @@ def process_video(src: ClipSource, *, face_model: FaceModel | None, transcript: 
         phone_ids=features.phone_ids[:n], phones=phones, phone_starts=starts, phone_ends=ends,
         loudness_db=features.loudness_db[:n], voiced=features.voiced[:n],
         identity_embedding=(emb if emb is not None else np.full(128, np.nan)).astype(np.float32),
+        whisper=whisper_features(audio, fps=DATA_FPS, n_frames=n).astype(np.float16),
         meta={"source": str(src.path), "labels": src.labels, "transcript": features.phonemes.transcript,
               "phonemes": features.phonemes.method, "face_model": face_model.card.get("name", "") if face_model else "",
               "source_fps": round(video.fps, 3), **(extra_meta or {})},

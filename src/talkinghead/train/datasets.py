@@ -336,10 +336,13 @@ class StyleDataset(_Windows):
 
 
 def clip_speech(clip: ClipData, kind: str) -> np.ndarray:
-    """(T, S) VAST speech features of a clip: its phone posteriorgram, or Whisper encoder features."""
+    """(T, S) VAST speech features of a clip: its phone posteriorgram, or Whisper encoder features (those
+    preprocessing stored, else computed now)."""
     if kind == "ppg":
         return phone_posteriorgram(clip.phones, clip.phone_starts, clip.phone_ends, fps=DATA_FPS,
                                    n_frames=clip.n_frames)
+    if clip.whisper is not None:
+        return clip.whisper.astype(np.float32)
     return whisper_features(clip.audio.astype(np.float32) / 32767, fps=DATA_FPS, n_frames=clip.n_frames)
 
 

@@ -10,9 +10,16 @@ own audio aligned into phones with the same pipeline used at inference. From all
    shrunk toward the phone's viseme class mean; p/b/m are pinned to closed lips. Short pauses
    inside speech ("SIL" phones) keep their measured, usually parted, lips: real silence is
    closed by voice activity at inference;
-4. the audio-visual lag maximising the correlation of the synthesised and measured lip gap.
+4. the audio-visual lag maximising the correlation of the synthesised and measured lip gap;
+5. when every clip has Whisper features (and there are at least two clips), the speech map: ridge regression from a window of Whisper tiny.en encoder
+   features (PCA) to the measured mouth features, and how much of it to blend into the phone shapes
+   (:meth:`~talkinghead.motion.viseme.model.VisemeCalibration.mouth_deltas`), both chosen by the lip-gap
+   correlation of out-of-fold predictions (folds of whole clips).
 
-Run by ``talkinghead calibrate CLIP_OR_DIR ...``.
+Inputs are videos (meshed and aligned here) or ``talkinghead preprocess`` output folders (their meshes, phones,
+loudness, voice activity and Whisper features are used as stored). Run by ``talkinghead calibrate CLIP_OR_DIR ...``;
+the shipped calibration was fitted on ``../shared/media/train`` only (see the README), keeping the shipped canonical
+mesh.
 """
 
 from __future__ import annotations
@@ -24,14 +31,21 @@ from pathlib import Path
 
 import numpy as np
 
+from talkinghead.audio.features import features_from_timeline
 from talkinghead.audio.phonemes import PHONE_INDEX, PHONES, PhonemeTimeline, phoneme_timeline
+from talkinghead.audio.posteriorgram import whisper_features
+from talkinghead.audio.speechmap import fit_window_ridge
+from talkinghead.constants import DATA_FPS
+from talkinghead.data.clip import clip_dir, list_clips
+from talkinghead.data.clip import load_clip as load_data_clip
 from talkinghead.face import indices as ix
 from talkinghead.face.expression import GAP, MOUTH_FEATURES, ExpressionBasis, mouth_features
 from talkinghead.face.mesh import track_video
-from talkinghead.face.pose import CANONICAL_ASSET, pose_free, procrustes_mean
+from talkinghead.face.pose import CANONICAL_ASSET, canonical_mesh, pose_free, procrustes_mean
 from talkinghead.io import load_audio
-from talkinghead.motion.viseme.config import VISEME_CLASSES
-from talkinghead.motion.viseme.model import CALIBRATION_ASSET, VisemeCalibration, articulation
+from talkinghead.motion.viseme.config import VISEME_CLASSES, VisemeConfig
+from talkinghead.motion.viseme.infer import shape_mouth
+from talkinghead.motion.viseme.model import CALIBRATION_ASSET, SpeechMap, VisemeCalibration, articulation, closure_share
 from talkinghead.spec import Command
 
 SHRINKAGE = 5.0
@@ -41,21 +55,52 @@ WORK_SIZE = 720
 """Videos are meshed at most this large (longer side)."""
 
 
+MAP_WINDOW = 6
+"""The speech map reads Whisper features this many frames either side of each frame."""
+MAP_DIMS = 64
+"""Whisper features are reduced to this many principal components before the map."""
+MAP_ALPHAS = (1e2, 1e3, 1e4, 1e5)
+MAP_BLENDS = (0.0, 0.25, 0.5, 0.75, 1.0)
+MAP_FOLDS = 5
+
+
 @dataclass
 class Clip:
-    """One calibration clip: pixel meshes (T, 478, 3), fps, phone timeline."""
+    """One calibration clip: pixel meshes (T, 478, 3), fps, phone timeline, per-frame loudness (dB) and voice
+    activity (T,), and Whisper encoder features (T, 384) or None."""
 
     name: str
     meshes: np.ndarray
     fps: float
     timeline: PhonemeTimeline
+    loudness_db: np.ndarray
+    voiced: np.ndarray
+    whisper: np.ndarray | None
 
 
 def load_clip(path: Path, *, quiet: bool = False) -> Clip:
-    """Mesh and align one talking clip."""
+    """Mesh and analyse one talking clip (phones, loudness, voice activity, Whisper features)."""
     video, track = track_video(path, label=f"mesh {path.name}", max_side=WORK_SIZE, quiet=quiet)
     audio = load_audio(path)
-    return Clip(path.name, track.meshes, video.fps, phoneme_timeline(audio))
+    n = len(track.meshes)
+    features = features_from_timeline(audio, phoneme_timeline(audio), fps=video.fps)
+    return Clip(path.name, track.meshes, video.fps, features.phonemes, _frames(features.loudness_db, n),
+                _frames(features.voiced, n), whisper_features(audio, fps=video.fps, n_frames=n))
+
+
+def _frames(x: np.ndarray, n: int) -> np.ndarray:
+    """``x`` cut or edge-padded to n frames (the audio and the video of a clip may differ by a frame)."""
+    return np.pad(x[:n], (0, max(0, n - len(x))), mode="edge")
+
+
+def dataset_clips(root: Path) -> list[Clip]:
+    """Every clip of a ``talkinghead preprocess`` output folder, as stored (25 fps)."""
+    out = []
+    for cid in list_clips(root):
+        c = load_data_clip(clip_dir(root, cid))
+        tl = PhonemeTimeline([PHONES[i] for i in c.phones], c.phone_starts, c.phone_ends, c.meta.get("phonemes", ""))
+        out.append(Clip(c.clip_id, c.meshes, float(DATA_FPS), tl, c.loudness_db, c.voiced, c.whisper))
+    return out
 
 
 def lower_face_weight(canonical: np.ndarray) -> np.ndarray:
@@ -94,10 +139,15 @@ def phone_targets(samples: list[list[np.ndarray]]) -> tuple[np.ndarray, np.ndarr
     return targets, counts
 
 
-def fit(clips: list[Clip]) -> tuple[np.ndarray, VisemeCalibration]:
-    """Fit (canonical mesh (478, 3), calibration) from meshed and aligned clips."""
+def fit(clips: list[Clip], *, canonical: np.ndarray | None = None) -> tuple[np.ndarray, VisemeCalibration]:
+    """Fit (canonical mesh (478, 3), calibration) from meshed and aligned clips.
+
+    Args:
+        canonical: the canonical mesh to measure in (default: the generalised Procrustes mean of the clips).
+    """
     sample = np.concatenate([c.meshes[:: max(1, len(c.meshes) // 60)] for c in clips])
-    canonical = procrustes_mean(sample)
+    if canonical is None:
+        canonical = procrustes_mean(sample)
     norm = [pose_free(c.meshes, canonical) for c in clips]
     feats = [mouth_features(n) for n in norm]
 
@@ -132,6 +182,8 @@ def fit(clips: list[Clip]) -> tuple[np.ndarray, VisemeCalibration]:
             best = (float(np.mean(corrs)), float(lag), targets, counts)
     score, lag, targets, counts = best
     lag = round(lag, 3)
+    speech_map, map_card = (fit_speech_map(clips, deltas, feats, targets, lag)
+                            if len(clips) > 1 and all(c.whisper is not None for c in clips) else (None, None))
     card = {
         "version": 1,
         "basis": "articulation_v1",
@@ -147,36 +199,88 @@ def fit(clips: list[Clip]) -> tuple[np.ndarray, VisemeCalibration]:
         "basis_lip_r2": round(r2, 4),
         "features": list(MOUTH_FEATURES),
         "units": "canonical (outer eye-corner distance = 1)",
+        **({"speech_map": map_card} if map_card else {}),
     }
     basis = ExpressionBasis("articulation_v1", MOUTH_FEATURES, components.astype(np.float32))
-    return canonical, VisemeCalibration(targets, counts, gap_direction, basis, lag, card)
+    return canonical, VisemeCalibration(targets, counts, gap_direction, basis, lag, card, speech_map)
+
+
+def fit_speech_map(clips: list[Clip], deltas: list[np.ndarray], feats: list[np.ndarray], targets: np.ndarray,
+                   lag: float) -> tuple[SpeechMap, dict]:
+    """The Whisper speech map (see the module docstring, step 5) and its card entry.
+
+    The penalty and the blend are chosen by the mean lip-gap correlation, with the measured gap, of the engine's
+    shaped output (loudness gain and pause gate included) when each clip's map prediction comes from a ridge fitted
+    without its fold."""
+    config = VisemeConfig()
+    phone = [articulation(c.timeline, targets, fps=c.fps, n_frames=len(d), lag=lag) for c, d in zip(clips, deltas)]
+    closed = [closure_share(c.timeline, fps=c.fps, n_frames=len(d), lag=lag) for c, d in zip(clips, deltas)]
+    xs = [c.whisper for c in clips]
+    folds = np.arange(len(clips)) % MAP_FOLDS
+
+    def score(predicted: list[np.ndarray], blend: float) -> float:
+        corrs = []
+        for c, f, p, s, q in zip(clips, feats, phone, closed, predicted):
+            mixed = SpeechMap.mix(p, q, s, blend)
+            out = shape_mouth(mixed, c.loudness_db, c.voiced, fps=c.fps, config=config)
+            corrs.append(float(np.corrcoef(out[:, GAP], f[:, GAP])[0, 1]))
+        return float(np.mean(corrs))
+
+    results = {}
+    for alpha in MAP_ALPHAS:
+        oof: list[np.ndarray] = [np.empty(0)] * len(clips)
+        for k in range(min(MAP_FOLDS, len(clips))):
+            inside = [i for i in range(len(clips)) if folds[i] != k]
+            ridge = fit_window_ridge([xs[i] for i in inside], [deltas[i] for i in inside], window=MAP_WINDOW,
+                                     alpha=alpha, dims=MAP_DIMS)
+            for i in np.nonzero(folds == k)[0]:
+                oof[i] = ridge.predict(xs[i])
+        for blend in MAP_BLENDS:
+            results[(alpha, blend)] = score(oof, blend)
+    alpha, blend = max(results, key=results.get)
+    ridge = fit_window_ridge(xs, deltas, window=MAP_WINDOW, alpha=alpha, dims=MAP_DIMS)
+    card = {"features": "Whisper tiny.en encoder, 25 fps", "window_frames": MAP_WINDOW, "pca_dims": MAP_DIMS,
+            "alpha": alpha, "blend": blend, "folds": MAP_FOLDS,
+            "out_of_fold_lip_gap_correlation": round(results[(alpha, blend)], 4),
+            "out_of_fold_lip_gap_correlation_phones_only": round(results[(alpha, 0.0)], 4)}
+    return SpeechMap(ridge, blend), card
 
 
 def clip_paths(inputs: list[str]) -> list[Path]:
-    """Video files named directly or found (non-recursively) in named folders, sorted."""
+    """Video files named directly or found (non-recursively) in named folders, and preprocessed dataset folders
+    (those holding ``clips/``) as they are, sorted."""
     out: list[Path] = []
     for item in inputs:
         p = Path(item)
-        out.extend(sorted(q for q in p.iterdir() if q.suffix.lower() in {".mp4", ".mov", ".mkv", ".mpg", ".avi"})
-                   if p.is_dir() else [p])
+        if p.is_dir() and not (p / "clips").is_dir():
+            out.extend(sorted(q for q in p.iterdir() if q.suffix.lower() in {".mp4", ".mov", ".mkv", ".mpg", ".avi"}))
+        else:
+            out.append(p)
     return out
 
 
-def calibrate(inputs: list[str], *, canonical_out: Path, calibration_out: Path, quiet: bool = False) -> dict:
-    """Mesh, align and fit; write both assets; return the calibration card."""
-    clips = [load_clip(p, quiet=quiet) for p in clip_paths(inputs)]
-    canonical, calibration = fit(clips)
-    np.savez_compressed(canonical_out, mesh=canonical.astype(np.float32),
-                        card=np.array(f"Generalised Procrustes mean of {calibration.card['canonical_meshes']} "
-                                      f"MediaPipe meshes (about 60 per clip) from: {', '.join(c.name for c in clips)}"))
+def calibrate(inputs: list[str], *, canonical_out: Path | None, calibration_out: Path, quiet: bool = False) -> dict:
+    """Mesh, align and fit; write the calibration, and the canonical mesh refitted from the clips when
+    ``canonical_out`` is given (else the shipped canonical mesh is kept and measured in); return the card."""
+    clips: list[Clip] = []
+    for p in clip_paths(inputs):
+        clips.extend(dataset_clips(p) if (p / "clips").is_dir() else [load_clip(p, quiet=quiet)])
+    canonical, calibration = fit(clips, canonical=None if canonical_out else canonical_mesh())
+    if canonical_out:
+        np.savez_compressed(canonical_out, mesh=canonical.astype(np.float32),
+                            card=np.array(f"Generalised Procrustes mean of {calibration.card['canonical_meshes']} "
+                                          f"MediaPipe meshes (about 60 per clip) from: "
+                                          f"{', '.join(c.name for c in clips)}"))
     calibration.save(calibration_out)
     return calibration.card
 
 
 def _arguments(cal: argparse.ArgumentParser) -> None:
-    cal.add_argument("clips", nargs="+", metavar="CLIP_OR_DIR", help="videos with their own speech, or folders of them")
-    cal.add_argument("--canonical-out", type=Path, 
-                     default=Path(__file__).parents[2] / "face" / "assets" / CANONICAL_ASSET)
+    cal.add_argument("clips", nargs="+", metavar="CLIP_OR_DIR",
+                     help="videos with their own speech, folders of them, or talkinghead preprocess output folders")
+    cal.add_argument("--canonical-out", type=Path, default=None,
+                     help="also refit the canonical mesh from the clips and write it here (the package's is "
+                          f"face/assets/{CANONICAL_ASSET}; default: keep the shipped one)")
     cal.add_argument("--calibration-out", type=Path, default=Path(__file__).parent / "assets" / CALIBRATION_ASSET)
     cal.add_argument("-q", "--quiet", action="store_true")
 

@@ -45,6 +45,8 @@ class VisemeConfig:
 
     expression_scale: float = 1.0
     """Multiplies every mouth deviation from rest."""
+    speech_map: bool = True
+    """Blend in the calibration's Whisper speech map, when it has one (the streaming path uses phones only)."""
     loudness_exponent: float = 0.25
     """Opening amplitude follows (speech RMS / median speech RMS) ** this."""
     loudness_gain_range: tuple[float, float] = (0.5, 1.5)

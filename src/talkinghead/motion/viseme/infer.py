@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from talkinghead.audio.features import AudioFeatures
+from talkinghead.audio.posteriorgram import whisper_features
 from talkinghead.face.expression import (
     GAP,
     OPENING_FEATURES,
@@ -19,7 +20,6 @@ from talkinghead.motion.viseme.model import (
     Blinks,
     HeadNoise,
     VisemeCalibration,
-    articulation,
     default_calibration,
     head_track,
     loudness_gain,
@@ -44,9 +44,13 @@ def rest_features(reference: np.ndarray, calibration: VisemeCalibration) -> np.n
 
 
 def mouth_targets(features: AudioFeatures, *, config: VisemeConfig, calibration: VisemeCalibration) -> np.ndarray:
-    """Mouth-feature offsets from rest per frame: (T, 5) float64 (lip_gap absolute, >= 0)."""
-    deltas = articulation(features.phonemes, calibration.targets, fps=features.fps,
-                          n_frames=features.n_frames, lag=calibration.lag)
+    """Mouth-feature offsets from rest per frame: (T, 5) float64 (lip_gap absolute, >= 0): the calibration's phone
+    shapes, blended with its Whisper speech map when it has one and ``config.speech_map`` is on."""
+    whisper = None
+    if calibration.speech_map is not None and config.speech_map:
+        whisper = whisper_features(features.audio, fps=features.fps, n_frames=features.n_frames)
+    deltas = calibration.mouth_deltas(features.phonemes, fps=features.fps, n_frames=features.n_frames,
+                                      whisper=whisper)
     return shape_mouth(deltas, features.loudness_db, features.voiced, fps=features.fps, config=config)
 
 

@@ -8,25 +8,29 @@ from dataclasses import replace
 import numpy as np
 
 from talkinghead.face.motion import FaceMotion
-from talkinghead.spec import CommandRef, MethodSpec, Performance, Request, Scene
+from talkinghead.spec import CheckpointRole, CommandRef, MethodSpec, Performance, Request, Scene
 
 
-def viseme_base(request: Request, scene: Scene, *, expression_scale: float, references: np.ndarray | None = None
-                ) -> FaceMotion:
+def viseme_base(request: Request, scene: Scene, *, expression_scale: float, references: np.ndarray | None = None,
+                own_mouth: bool = False) -> FaceMotion:
     """Viseme motion of the speech for the reference meshes (default: the photo's, or the dubbed video's frame of
     every output frame, (T, 478, 3)); a photo gets head motion (unless ``still``) and blinks, a dubbed video keeps
-    its own (blinks on request)."""
+    its own (blinks on request). ``own_mouth``: the engine's mouth is shown (the default engine), so the
+    calibration's Whisper speech map runs; the families that replace the mouth skip it."""
     from talkinghead.face.pose import pose_free
     from talkinghead.motion.viseme.config import VisemeConfig
     from talkinghead.motion.viseme.infer import viseme_motion
+    from talkinghead.motion.viseme.model import VisemeCalibration
 
     photo = scene.is_photo
     if references is None:
         references = scene.meshes[:1] if photo else scene.meshes[scene.src_idx]
     norm = pose_free(references)
     config = VisemeConfig(expression_scale=expression_scale, blink=photo if request.blink is None else request.blink,
-                          head_motion=photo and not request.still, seed=request.seed)
-    return viseme_motion(scene.features, norm[0] if photo else norm, config=config)
+                          head_motion=photo and not request.still, seed=request.seed, speech_map=own_mouth)
+    calibration = request.checkpoints.get("visemes")
+    return viseme_motion(scene.features, norm[0] if photo else norm, config=config,
+                         calibration=VisemeCalibration.load(calibration) if calibration else None)
 
 
 def mesh_performance(request: Request, scene: Scene, motion: FaceMotion, references: np.ndarray | None = None
@@ -46,7 +50,8 @@ def mesh_performance(request: Request, scene: Scene, motion: FaceMotion, referen
 
 
 def viseme_performance(request: Request, scene: Scene) -> Performance:
-    return mesh_performance(request, scene, viseme_base(request, scene, expression_scale=request.expression_scale))
+    motion = viseme_base(request, scene, expression_scale=request.expression_scale, own_mouth=True)
+    return mesh_performance(request, scene, motion)
 
 
 SPEC = MethodSpec(
@@ -55,6 +60,7 @@ SPEC = MethodSpec(
             "(no motion weights; the warp renderer's small mouth painter is learned, --mouth painted is not)",
     motion=viseme_performance, photo=True, video=True,
     options=frozenset({"still", "expression_scale", "pose_from", "blink"}), renderers=("warp", "iplap", "vast"),
+    checkpoints=(CheckpointRole("visemes", "the default engine's calibration (talkinghead calibrate's .npz)"),),
     streams=True, commands=(CommandRef("calibrate", "fit the default engine's mouth shapes from talking-face videos",
                                        "talkinghead.motion.viseme.calibrate:COMMAND"),),
 )

@@ -14,6 +14,7 @@ import numpy as np
 from scipy.ndimage import binary_closing, gaussian_filter1d
 
 from talkinghead.audio.phonemes import PHONE_INDEX, PHONES, PhonemeTimeline
+from talkinghead.audio.speechmap import WindowRidge
 from talkinghead.face.expression import MOUTH_FEATURES, ExpressionBasis
 from talkinghead.motion.viseme.config import DOMINANCE, VISEME_CLASSES
 
@@ -22,6 +23,27 @@ SUBSAMPLES = 4
 """Sub-frame samples averaged per video frame so that phones shorter than a frame still count."""
 
 PHONE_CLASS: dict[str, str] = {p: c for c, phones in VISEME_CLASSES.items() for p in phones}
+CLOSING_CLASSES = ("closure", "lip_teeth")
+"""Viseme classes whose lips the phone shapes alone decide (the speech map does not reopen them)."""
+
+
+@dataclass
+class SpeechMap:
+    """The calibrated map from Whisper encoder features to mouth features, and how much of it the engine uses.
+
+    Attributes:
+        ridge: (T, 384) Whisper features at the video frame rate -> (T, 5) mouth-feature offsets from rest.
+        blend: share of the map's shape in the output, 0 (phones only) .. 1, outside closures.
+    """
+
+    ridge: WindowRidge
+    blend: float
+
+    @staticmethod
+    def mix(phone: np.ndarray, predicted: np.ndarray, closed: np.ndarray, blend: float) -> np.ndarray:
+        """(T, 5) phone shapes moved ``blend`` of the way to the predicted ones, except where the lips close for
+        p/b/m or touch the teeth for f/v: there the phone shapes keep their weight ``closed`` (T,) in 0..1."""
+        return phone + (blend * (1.0 - closed))[:, None] * (predicted - phone)
 
 
 @dataclass
@@ -36,6 +58,7 @@ class VisemeCalibration:
         basis: mesh offsets per unit feature change ("articulation" basis, K = 5).
         lag: seconds by which mouth shapes lead the sound.
         card: provenance and fit figures.
+        speech_map: the Whisper map blended into the phone shapes (None: phones only).
     """
 
     targets: np.ndarray
@@ -44,13 +67,28 @@ class VisemeCalibration:
     basis: ExpressionBasis
     lag: float
     card: dict
+    speech_map: SpeechMap | None = None
+
+    def mouth_deltas(self, timeline: PhonemeTimeline, *, fps: float, n_frames: int,
+                     whisper: np.ndarray | None = None) -> np.ndarray:
+        """(n_frames, 5) mouth-feature offsets from rest before loudness and pauses: the blended phone shapes,
+        mixed with the speech map's prediction from ``whisper`` (n_frames, 384) when both are there."""
+        phone = articulation(timeline, self.targets, fps=fps, n_frames=n_frames, lag=self.lag)
+        if self.speech_map is None or whisper is None:
+            return phone
+        closed = closure_share(timeline, fps=fps, n_frames=n_frames, lag=self.lag)
+        return SpeechMap.mix(phone, self.speech_map.ridge.predict(whisper), closed, self.speech_map.blend)
 
     def save(self, path: str | Path) -> None:
         """Write the calibration as a compressed .npz (the card as JSON inside)."""
+        m = self.speech_map
+        extra = {} if m is None else {
+            "map_mean": m.ridge.mean, "map_components": m.ridge.components, "map_scale": m.ridge.scale,
+            "map_window": np.int64(m.ridge.window), "map_weights": m.ridge.weights, "map_blend": np.float64(m.blend)}
         np.savez_compressed(
             path, targets=self.targets, counts=self.counts, gap_direction=self.gap_direction,
             components=self.basis.components.astype(np.float32), lag=np.float64(self.lag),
-            card=np.array(json.dumps(self.card, indent=1)), phones=np.array(PHONES),
+            card=np.array(json.dumps(self.card, indent=1)), phones=np.array(PHONES), **extra,
         )
 
     @classmethod
@@ -61,7 +99,12 @@ class VisemeCalibration:
                 raise ValueError(f"{path}: phone set does not match this version of talkinghead")
             card = json.loads(str(z["card"]))
             basis = ExpressionBasis(card.get("basis", "articulation"), MOUTH_FEATURES, z["components"])
-            return cls(z["targets"], z["counts"], z["gap_direction"], basis, float(z["lag"]), card)
+            speech_map = None
+            if "map_weights" in z:
+                ridge = WindowRidge(z["map_mean"], z["map_components"], z["map_scale"], int(z["map_window"]),
+                                    z["map_weights"])
+                speech_map = SpeechMap(ridge, float(z["map_blend"]))
+            return cls(z["targets"], z["counts"], z["gap_direction"], basis, float(z["lag"]), card, speech_map)
 
 
 @lru_cache(maxsize=1)
@@ -102,6 +145,13 @@ def articulation(timeline: PhonemeTimeline, targets: np.ndarray, *, fps: float, 
     # where no phone reaches (far outside the timeline) the mouth rests
     out = num / np.maximum(den, 1e-3)[:, None]
     return out.reshape(n_frames - start, SUBSAMPLES, -1).mean(1)
+
+
+def closure_share(timeline: PhonemeTimeline, *, fps: float, n_frames: int, lag: float) -> np.ndarray:
+    """(n_frames,) share, 0..1, of the blended mouth shape that comes from p/b/m and f/v (:data:`CLOSING_CLASSES`)
+    at each frame: :func:`articulation` of a target that is 1 for those phones and 0 for the others."""
+    indicator = np.array([[PHONE_CLASS[p] in CLOSING_CLASSES] for p in PHONES], np.float64)
+    return articulation(timeline, indicator, fps=fps, n_frames=n_frames, lag=lag)[:, 0]
 
 
 def loudness_gain(loudness_db: np.ndarray, voiced: np.ndarray, *, exponent: float,

@@ -1,0 +1,146 @@
+"""Which speech representation predicts a new speaker's mouth opening? A linear probe per representation.
+
+    python benchmarks/speech_probe.py --train data/train --test data/talking [--window 6] [--max-lag 3]
+
+Both folders are ``talkinghead preprocess`` outputs (the test clips' speakers never in the training folder). For
+each representation, ridge regression over a +-``--window``-frame window of its features predicts the inner-lip gap
+of the pose-free mesh (:func:`talkinghead.face.expression.mouth_features`), centred per clip; the correlation with
+the measured gap is averaged over clips:
+
+- ``loso``: leave one speaker out over the training folder (speakers as :func:`speaker_key` names them; the penalty
+  is chosen here, from 1 .. 1e6);
+- ``held-out``: fitted on the whole training folder, tested on each test clip;
+- ``+-lag``: the same, each clip allowed its best lag within +-``--max-lag`` frames (clips carry their own
+  audio/video offsets, the same for every representation).
+
+Representations: log-mel (the StyleTalker mel, 100 frames/s averaged to 25), phone one-hots, the phone
+posteriorgram, Whisper tiny.en encoder features (stored by ``preprocess``; PCA to 64 dimensions, fitted on the
+training folder), and for scale the default engine's own lip gap with the shipped calibration (no fit: its ``loso`` column is its
+correlation on the training clips).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+
+from talkinghead.audio.phonemes import PHONES, PhonemeTimeline
+from talkinghead.audio.posteriorgram import phone_posteriorgram
+from talkinghead.audio.speechmap import fit_window_ridge
+from talkinghead.constants import DATA_FPS
+from talkinghead.data.clip import ClipData, clip_dir, list_clips, load_clip
+from talkinghead.face.expression import GAP, mouth_features
+from talkinghead.metrics.mouth import pearson
+from talkinghead.motion.viseme.config import VisemeConfig
+from talkinghead.motion.viseme.infer import shape_mouth
+from talkinghead.motion.viseme.model import articulation, default_calibration
+
+ALPHAS = tuple(10.0 ** np.arange(7))
+WHISPER_DIMS = 64
+
+
+def speaker_key(clip_id: str) -> str:
+    """The speaker of a clip of ``../shared/media/train`` as far as file names tell: First Impressions clips of one
+    YouTube video, MEAD clips of one actor, and every GRID clip (speakers not named) share a key; any other clip is
+    its own speaker."""
+    if m := re.match(r"firstimpressions__karenyang_fi_(.+)_\d{3}$", clip_id):
+        return f"fi:{m.group(1)}"
+    if m := re.match(r"mead__filby89_mead_([MW]\d+)_", clip_id):
+        return f"mead:{m.group(1)}"
+    if clip_id.startswith("grid__"):
+        return "grid"
+    return clip_id
+
+
+def representations(clip: ClipData) -> dict[str, np.ndarray]:
+    """(T, D) features of every representation for one clip."""
+    n = clip.n_frames
+    mel = clip.mel_styletalker[: 4 * n]
+    mel = np.pad(mel, ((0, 4 * n - len(mel)), (0, 0)), mode="edge").reshape(n, 4, -1).mean(1)
+    onehot = np.eye(len(PHONES), dtype=np.float32)[clip.phone_ids]
+    ppg = phone_posteriorgram(clip.phones, clip.phone_starts, clip.phone_ends, fps=DATA_FPS, n_frames=n)
+    if clip.whisper is None:
+        raise SystemExit(f"{clip.clip_id}: no Whisper features stored; preprocess it again with this version")
+    return {"log-mel": mel, "phone one-hot": onehot, "posteriorgram": ppg, "whisper": clip.whisper}
+
+
+def engine_gap(clip: ClipData) -> np.ndarray:
+    """The default engine's lip gap for the clip's own phones and loudness (shipped calibration, no fit)."""
+    cal = default_calibration()
+    tl = PhonemeTimeline([PHONES[i] for i in clip.phones], clip.phone_starts, clip.phone_ends, "aligned")
+    deltas = articulation(tl, cal.targets, fps=DATA_FPS, n_frames=clip.n_frames, lag=cal.lag)
+    return shape_mouth(deltas, clip.loudness_db, clip.voiced, fps=DATA_FPS, config=VisemeConfig())[:, GAP]
+
+
+def lagged_corr(pred: np.ndarray, real: np.ndarray, max_lag: int) -> float:
+    """The best correlation over shifts of ``pred`` by -max_lag .. max_lag frames (overlapping part)."""
+    best = -1.0
+    for lag in range(-max_lag, max_lag + 1):
+        a, b = (pred[lag:], real[:len(real) - lag]) if lag >= 0 else (pred[:lag], real[-lag:])
+        best = max(best, pearson(a, b))
+    return best
+
+
+def load(root: Path) -> list[ClipData]:
+    return [load_clip(clip_dir(root, c)) for c in list_clips(root)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--train", type=Path, default=Path("data/train"))
+    ap.add_argument("--test", type=Path, default=Path("data/talking"))
+    ap.add_argument("--window", type=int, default=6)
+    ap.add_argument("--max-lag", type=int, default=3)
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    train, test = load(args.train), load(args.test)
+    groups = sorted({speaker_key(c.clip_id) for c in train})
+    print(f"{len(train)} training clips ({sum(c.n_frames for c in train) / DATA_FPS / 60:.1f} min, {len(groups)} "
+          f"speaker groups), {len(test)} test clips")
+    gap = {c.clip_id: mouth_features(c.canonical)[:, GAP] for c in train + test}
+    target = {k: (v - v.mean())[:, None] for k, v in gap.items()}
+    feats = {c.clip_id: representations(c) for c in train + test}
+    rows = []
+    for name in feats[train[0].clip_id]:
+        xs = [feats[c.clip_id][name] for c in train]
+        ys = [target[c.clip_id] for c in train]
+        dims = WHISPER_DIMS if name == "whisper" else None
+        base = fit_window_ridge(xs, ys, window=args.window, alpha=1.0, dims=dims)  # PCA and scaling (no labels)
+        a = [base.inputs(np.asarray(x, np.float64)) for x in xs]
+        key = [speaker_key(c.clip_id) for c in train]
+        gram = {g: sum(ai.T @ ai for ai, k in zip(a, key) if k == g) for g in groups}
+        cross = {g: sum(ai.T @ yi for ai, yi, k in zip(a, ys, key) if k == g) for g in groups}
+        g_all, c_all = sum(gram.values()), sum(cross.values())
+        loso = {}
+        for alpha in ALPHAS:
+            pen = np.full(g_all.shape[0], alpha)
+            pen[-1] = 0.0
+            corrs = []
+            for g in groups:
+                w = np.linalg.solve(g_all - gram[g] + np.diag(pen), c_all - cross[g])
+                corrs += [pearson(ai @ w[:, 0], yi[:, 0]) for ai, yi, k in zip(a, ys, key) if k == g]
+            loso[alpha] = float(np.mean(corrs))
+        alpha = max(loso, key=loso.get)
+        model = fit_window_ridge(xs, ys, window=args.window, alpha=alpha, dims=dims)
+        preds = [model.predict(feats[c.clip_id][name])[:, 0] for c in test]
+        rows.append((name, loso[alpha], alpha,
+                     float(np.mean([pearson(p, gap[c.clip_id]) for p, c in zip(preds, test)])),
+                     float(np.mean([lagged_corr(p, gap[c.clip_id], args.max_lag) for p, c in zip(preds, test)]))))
+    engine = {c.clip_id: engine_gap(c) for c in train + test}
+    rows.append(("default engine (shipped)", float(np.mean([pearson(engine[c.clip_id], gap[c.clip_id])
+                                                              for c in train])), None,
+                 float(np.mean([pearson(engine[c.clip_id], gap[c.clip_id]) for c in test])),
+                 float(np.mean([lagged_corr(engine[c.clip_id], gap[c.clip_id], args.max_lag) for c in test]))))
+    print(f"\nmouth-opening correlation, window +-{args.window} frames ({time.perf_counter() - t0:.0f} s)")
+    print(f"| representation | loso (train) | alpha | held-out (test) | held-out, best lag +-{args.max_lag} |")
+    print("|---|---|---|---|---|")
+    for name, lo, alpha, held, lagged in rows:
+        print(f"| {name} | {lo:.3f} | {'-' if alpha is None else f'{alpha:g}'} | {held:.3f} | {lagged:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
