@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from talkinghead.audio.speech import clip_speech_inputs
 from talkinghead.constants import CROP_SIZE
 from talkinghead.data.clip import clip_dir, list_clips, load_clip
 from talkinghead.metrics.image import psnr, ssim
@@ -60,7 +61,7 @@ def landmark_errors(model: LandmarkGenerator, datasets: list[Path], split: str |
         if anchor:
             pred = model.anchor(torch.from_numpy(pts[:, :N_POSE])[None], torch.from_numpy(refs)[None])[0].numpy()
         else:
-            pred = predict_content(model, clip_mels(clip), pts[:, :N_POSE], refs)
+            pred = predict_content(model, clip_speech_inputs(model.config.speech, clip), pts[:, :N_POSE], refs)
         d = np.linalg.norm(pred - pts[:, N_POSE:], axis=-1) * PX
         errs.append(d.mean())
         lips.append(d[:, :model.config.n_lips].mean())

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from talkinghead.constants import DATA_FPS
-from talkinghead.data.card import datacard, markdown
+from talkinghead.data.card import UNLISTED, datacard, markdown
 from talkinghead.data.clip import list_clips, load_clip
 from talkinghead.data.layouts import discover, speaker_split
 from talkinghead.data.preprocess import preprocess
@@ -220,6 +220,17 @@ def test_datacard(corpus: Path) -> None:
     assert card["frames"] == sum(s["frames"] for s in card["splits"].values())
     assert card["skipped"] == {"audio missing": 1, "unreadable video": 1}
     assert "| train |" in markdown(card)
+    src = Path(json.loads((corpus / "summary.json").read_text())["source"])
+    assert card["sources"] == [{"source": str(src), "licence": UNLISTED, "clips": 2,
+                                "minutes": round(card["frames"] / 25 / 60, 2)}]
+    (src / "MANIFEST.tsv").write_text("file\tsource repository\tlicence\tseconds\n"
+                                      "videoretalking_face5.mp4\tOpenTalker/video-retalking\tApache-2.0\t4.9\n")
+    try:
+        by_source = {x["source"]: x for x in datacard([corpus])["sources"]}
+    finally:
+        (src / "MANIFEST.tsv").unlink()
+    assert by_source["OpenTalker/video-retalking"]["licence"] == "Apache-2.0"
+    assert by_source["OpenTalker/video-retalking"]["clips"] == by_source[str(src)]["clips"] == 1
 
 
 @pytest.mark.train

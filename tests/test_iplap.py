@@ -99,18 +99,21 @@ def test_perceptual_loss_is_zero_for_equal_images_and_the_same_everywhere() -> N
     assert float(a(y, x, style_weight=250)) > float(a(y, x))
 
 
-def _landmark_batch(b: int = 4, refs: int = 3) -> tuple[torch.Tensor, ...]:
+def _landmark_batch(b: int = 4, refs: int = 3, speech: str = "mel") -> tuple[torch.Tensor, ...]:
+    from talkinghead.audio.speech import input_shape
+
     g = torch.Generator().manual_seed(0)
-    return (torch.randn(b, 5, 16, 80, generator=g), torch.rand(b, 5, 74, 2, generator=g),
+    return (torch.randn(b, 5, *input_shape(speech), generator=g), torch.rand(b, 5, 74, 2, generator=g),
             torch.rand(b, refs, 131, 2, generator=g), torch.rand(b, 5, 57, 2, generator=g))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sequence", ["transformer", "bilstm"])
-def test_tiny_landmark_generator(sequence: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sequence, speech", [("transformer", "mel"), ("bilstm", "mel"), ("transformer", "whisper"),
+                                              ("transformer", "phones")])
+def test_tiny_landmark_generator(sequence: str, speech: str, tmp_path: Path) -> None:
     torch.manual_seed(0)
-    model = LandmarkGenerator(replace(LANDMARK_CONFIGS["tiny"], sequence=sequence, dropout=0.0))
-    mels, pose, refs, target = _landmark_batch()
+    model = LandmarkGenerator(replace(LANDMARK_CONFIGS["tiny"], sequence=sequence, dropout=0.0, speech=speech))
+    mels, pose, refs, target = _landmark_batch(speech=speech)
     pred = model(mels, pose, refs)
     assert pred.shape == (4, 5, 57, 2) and torch.isfinite(pred).all()
     losses = optimise(model, lambda: model.loss(model(mels, pose, refs), target)[0], steps=8, lr=1e-3)
@@ -171,8 +174,14 @@ def test_renderer_ignores_the_target_lower_half() -> None:
 def test_lightning_runs_of_both_stages(one_clip_dataset: Path, tmp_path: Path) -> None:
     from talkinghead.train.iplap_data import LandmarkDataset, RendererDataset
 
+    from talkinghead.data.clip import load_clip
+
     item = LandmarkDataset(one_clip_dataset, "train", references=3)[0]
     assert item["pose"].shape == (5, 74, 2) and item["content"].shape == (5, 57, 2)
+    assert item["speech"].shape == (5, 16, 80)
+    whisper = LandmarkDataset(one_clip_dataset, "train", references=3, speech="whisper")[0]["speech"]
+    stored = load_clip(one_clip_dataset / "clips" / "a").whisper  # frames 0..4, each with 2 neighbours either side
+    assert whisper.shape == (5, 5, 384) and torch.allclose(whisper[2], torch.from_numpy(stored[:5]))
     assert 0.0 < float(item["content"].min()) and float(item["content"].max()) < 1.0  # the face fills the crop
     item = RendererDataset(one_clip_dataset, "train", size=32)[0]
     assert item["sketches"].shape == (5, 3, 32, 32) and item["refs"].shape == (3, 3, 32, 32)

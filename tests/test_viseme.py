@@ -187,6 +187,6 @@ def test_calibrate_from_a_preprocessed_dataset_fits_the_speech_map(styled_datase
     cal = VisemeCalibration.load(out)
     frames = json.loads((styled_dataset / "clips" / "a" / "meta.json").read_text())["frames"]
     assert [c["name"] for c in cal.card["clips"]] == ["a", "b", "c"] and cal.card["frames"] == 3 * frames
-    assert cal.speech_map is not None and cal.speech_map.ridge.weights.shape == (13 * 64 + 1, 5)
-    assert 0.0 <= cal.speech_map.blend <= 1.0 and cal.card["speech_map"]["pca_dims"] == 64
+    assert cal.speech_map is not None and cal.speech_map.ridge.weights.shape == (13 * 128 + 1, 5)
+    assert 0.0 <= cal.speech_map.blend <= 1.0 and cal.card["speech_map"]["pca_dims"] == 128
     assert list(tmp_path.iterdir()) == [out]  # the shipped canonical mesh kept: none written

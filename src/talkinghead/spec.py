@@ -124,9 +124,9 @@ class Scene:
         return self.features.n_frames
 
 
-LipPredictor = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
-"""(points (T, P, 2) renderer-crop landmarks of every output frame, reference frame indices (R,), mel windows
-(T, 16, 80)) -> (T, C, 2) lip and jaw landmarks predicted from the speech (IP_LAP's landmark generator)."""
+LipPredictor = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""(points (T, P, 2) renderer-crop landmarks of every output frame, reference frame indices (R,)) -> (T, C, 2) lip
+and jaw landmarks predicted from the speech it was made for (IP_LAP's landmark generator)."""
 
 
 @dataclass

@@ -1,7 +1,10 @@
-"""``talkinghead datacard``: counts, durations, identities and per-split statistics of datasets."""
+"""``talkinghead datacard``: counts, durations, identities and per-split statistics of datasets, and the sources of
+their clips with their licences (from a ``MANIFEST.tsv`` beside the preprocessed corpus: columns ``file``,
+``source repository`` and ``licence``, one row per video, as ``../shared/media/train`` has)."""
 
 from __future__ import annotations
 
+import csv
 import json
 from collections import Counter
 from pathlib import Path
@@ -20,6 +23,40 @@ def _clip_stats(root: Path, cid: str) -> dict:
         has_embedding = bool(np.isfinite(z["identity_embedding"]).all())
     return {"meta": meta, "phone_ids": phone_ids, "voiced": float(voiced.mean()),
             "blinks": int(np.sum((blink[1:] > 0.5) & (blink[:-1] <= 0.5))), "embedding": has_embedding}
+
+
+UNLISTED = "not in the corpus's MANIFEST.tsv (see the corpus's README)"
+
+
+def manifest(corpus: Path) -> dict[str, dict[str, str]]:
+    """The rows of ``corpus``/MANIFEST.tsv by file path (relative to the corpus), or {} when there is none."""
+    path = corpus / "MANIFEST.tsv"
+    if not path.is_file():
+        return {}
+    with path.open(newline="") as f:
+        return {row["file"]: row for row in csv.DictReader(f, delimiter="\t")}
+
+
+def sources(roots: list[Path]) -> list[dict]:
+    """Clips and minutes per (source repository, licence) over every clip of the datasets, from the manifests of
+    the corpora they were preprocessed from (each dataset's summary.json names its corpus)."""
+    totals: dict[tuple[str, str], list[float]] = {}
+    for root in roots:
+        summary = root / "summary.json"
+        corpus = Path(json.loads(summary.read_text())["source"]) if summary.exists() else None
+        rows = manifest(corpus) if corpus else {}
+        for cid in list_clips(root):
+            meta = json.loads((clip_dir(root, cid) / "meta.json").read_text())
+            try:
+                row = rows.get(str(Path(meta["source"]).relative_to(corpus))) if corpus else None
+            except ValueError:
+                row = None
+            key = (row["source repository"], row["licence"]) if row else (str(corpus or root), UNLISTED)
+            t = totals.setdefault(key, [0, 0.0])
+            t[0] += 1
+            t[1] += meta["frames"] / DATA_FPS / 60
+    return [{"source": k[0], "licence": k[1], "clips": int(v[0]), "minutes": round(v[1], 2)}
+            for k, v in sorted(totals.items(), key=lambda kv: -kv[1][1])]
 
 
 def datacard(roots: list[Path]) -> dict:
@@ -57,7 +94,8 @@ def datacard(roots: list[Path]) -> dict:
     total = sum(v["frames"] for v in card["splits"].values())
     card.update({"clips": sum(v["clips"] for v in card["splits"].values()), "speakers": len(all_speakers),
                  "frames": total, "hours": round(total / DATA_FPS / 3600, 4), "skipped": skipped,
-                 "labels": dict(labels), "phone_frames": {p: phone_counts.get(p, 0) for p in PHONES}})
+                 "labels": dict(labels), "phone_frames": {p: phone_counts.get(p, 0) for p in PHONES},
+                 "sources": sources(roots)})
     return card
 
 
@@ -76,6 +114,8 @@ def markdown(card: dict) -> str:
         lines += ["", "Skipped clips: " + ", ".join(f"{k}: {v}" for k, v in card["skipped"].items())]
     if card["labels"]:
         lines += ["", "Labels: " + ", ".join(f"{k}: {v}" for k, v in sorted(card["labels"].items()))]
+    lines += ["", "| source | licence | clips | minutes |", "|---|---|---|---|"]
+    lines += [f"| {x['source']} | {x['licence']} | {x['clips']} | {x['minutes']} |" for x in card["sources"]]
     rare = [p for p, n in card["phone_frames"].items() if n == 0]
     lines += ["", f"Phones never seen: {', '.join(rare) if rare else 'none'}", ""]
     return "\n".join(lines)

@@ -39,6 +39,30 @@ class MelEncoder(nn.Module):
         return self.net(mel.transpose(1, 2).unsqueeze(1)).flatten(1)
 
 
+class WindowEncoder(nn.Module):
+    """A short window of per-frame speech features (B, W, D) (phone one-hots or Whisper features, see
+    :mod:`talkinghead.audio.speech`) -> (B, out_dim): layer norm over each frame's features, then a two-layer MLP
+    over the flattened window (tanh at the end when ``tanh``, like :class:`MelEncoder`)."""
+
+    def __init__(self, window: int, dim: int, out_dim: int, *, tanh: bool = True) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.net = nn.Sequential(nn.Linear(window * dim, out_dim), nn.ReLU(), nn.Linear(out_dim, out_dim),
+                                 nn.Tanh() if tanh else nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self.norm(x).flatten(1))
+
+
+def speech_encoder(kind: str, out_dim: int, *, width: float = 1.0) -> nn.Module:
+    """The per-frame encoder of a speech input kind (:data:`talkinghead.audio.speech.SPEECH_INPUTS`):
+    :class:`MelEncoder` for ``mel``, :class:`WindowEncoder` for the others."""
+    from talkinghead.audio.speech import input_shape
+
+    window, dim = input_shape(kind)
+    return MelEncoder(out_dim, width=width) if kind == "mel" else WindowEncoder(window, dim, out_dim)
+
+
 class PointEncoder(nn.Module):
     """points: (B, P, 2) landmarks -> (B, out_dim): 1D convs over the point sequence (x, y as channels),
     halving its length stage by stage (one conv + two residual convs each) down to 3, then a valid conv.

@@ -13,6 +13,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from talkinghead.audio.speech import SPEECH_INPUTS
 from talkinghead.motion.iplap.config import LandmarkConfig
 from talkinghead.motion.iplap.model import LandmarkGenerator
 from talkinghead.nn.discriminator import MultiScaleDiscriminator, feature_matching_loss, lsgan_loss
@@ -47,7 +48,7 @@ class LandmarkModule(L.LightningModule):
         self.lr = lr
 
     def _step(self, batch: dict, prefix: str) -> torch.Tensor:
-        pred = self.model(batch["mels"], batch["pose"], batch["references"])
+        pred = self.model(batch["speech"], batch["pose"], batch["references"])
         loss, parts = self.model.loss(pred, batch["content"])
         self.log_dict({f"{prefix}_loss": loss, f"{prefix}_l1": parts["l1"]}, prog_bar=True)
         return loss
@@ -125,9 +126,9 @@ def train_landmarks(datasets: list[Path], output: Path, *, config: LandmarkConfi
     """Stage 1 on the datasets' train splits (validated on val), with ``augment``ed items if asked;
     saves ``output``; returns the last metrics."""
     L.seed_everything(seed, workers=True, verbose=False)
-    train = LandmarkDataset(datasets, "train", frames=config.frames, references=config.references, train=True,
-                            augment=augment, seed=seed)
-    val = LandmarkDataset(datasets, "val", frames=config.frames, references=config.references, seed=seed + 1)
+    kw = {"frames": config.frames, "references": config.references, "speech": config.speech}
+    train = LandmarkDataset(datasets, "train", train=True, augment=augment, seed=seed, **kw)
+    val = LandmarkDataset(datasets, "val", seed=seed + 1, **kw)
     module = LandmarkModule(asdict(config), lr=lr)
     metrics = fit(module, train, val, max_steps=max_steps, batch=batch, workers=workers, accelerator=accelerator,
                   devices=devices, nodes=nodes, quiet=quiet)
@@ -163,6 +164,9 @@ def _arguments(ti: argparse.ArgumentParser) -> None:
                     help="sizes: tiny (tests), small (the shipped CPU checkpoints), paper (IP_LAP's; GPUs)")
     ti.add_argument("--sequence", choices=("transformer", "bilstm"), default="transformer",
                     help="landmarks: token mixer (bilstm = the paper's ablation)")
+    ti.add_argument("--speech", choices=SPEECH_INPUTS, default="mel",
+                    help="landmarks: the audio tokens' input: mel windows (the paper), phone one-hots or Whisper "
+                         "tiny.en encoder features (default: mel)")
     ti.add_argument("--augment", action="store_true",
                     help="landmarks: random similarity transform of each item's landmarks and mel level shift")
     ti.add_argument("--no-warp", dest="warp", action="store_false", help="renderer: the ablation without warping")
@@ -179,7 +183,7 @@ def _run(args: argparse.Namespace) -> int:
     common = {"max_steps": args.steps, "lr": args.lr, "workers": args.workers, "devices": parse_devices(args.devices),
               "nodes": args.nodes, "quiet": args.quiet}
     if args.stage == "landmarks":
-        config = replace(LANDMARK_CONFIGS[args.config], sequence=args.sequence)
+        config = replace(LANDMARK_CONFIGS[args.config], sequence=args.sequence, speech=args.speech)
         return print_metrics(train_landmarks(args.datasets, args.output, config=config, batch=args.batch or 32,
                                              augment=args.augment, **common))
     base = RENDERER_CONFIGS[args.config]

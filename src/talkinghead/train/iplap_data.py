@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from talkinghead.audio.speech import clip_speech_inputs
 from talkinghead.render.iplap.landmarks import N_POSE, subcrop_images, subcrop_points
 from talkinghead.render.iplap.sketch import draw_sketch
-from talkinghead.sync.inputs import clip_mels, visual_tensor
+from talkinghead.sync.inputs import visual_tensor
 from talkinghead.train.datasets import _Windows
 
 
@@ -30,33 +31,37 @@ AUGMENT_SCALE, AUGMENT_ANGLE, AUGMENT_SHIFT, AUGMENT_MEL = 0.1, 0.1, 0.03, 0.5
 the crop; mel windows raised by +- 0.5 (about 6 dB on the [-4, 4] scale)."""
 
 
-def augment_landmarks(rng: np.random.Generator, points: list[np.ndarray], mels: np.ndarray
-                      ) -> tuple[list[np.ndarray], np.ndarray]:
+def augment_landmarks(rng: np.random.Generator, points: list[np.ndarray], mels: np.ndarray | None
+                      ) -> tuple[list[np.ndarray], np.ndarray | None]:
     """One random similarity transform applied to every (..., 2) point array of an item (so pose, references
-    and targets stay consistent) and one random level shift of its (..., 16, 80) mel windows."""
+    and targets stay consistent) and one random level shift of its (..., 16, 80) mel windows (when given)."""
     scale = 1.0 + rng.uniform(-AUGMENT_SCALE, AUGMENT_SCALE)
     angle = rng.uniform(-AUGMENT_ANGLE, AUGMENT_ANGLE)
     m = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]], np.float32)
     shift = rng.uniform(-AUGMENT_SHIFT, AUGMENT_SHIFT, 2).astype(np.float32)
     moved = [((p - 0.5) @ m.T + 0.5 + shift).astype(np.float32) for p in points]
-    return moved, np.clip(mels + np.float32(rng.uniform(-AUGMENT_MEL, AUGMENT_MEL)), -4.0, 4.0)
+    level = np.float32(rng.uniform(-AUGMENT_MEL, AUGMENT_MEL))
+    return moved, None if mels is None else np.clip(mels + level, -4.0, 4.0)
 
 
 class _IPLAPClips(_Windows):
-    """Windows of ``length`` frames over clips whose points, mels (and crops at ``image_size``) are cached."""
+    """Windows of ``length`` frames over clips whose points, speech inputs of kind ``speech`` (and crops at
+    ``image_size``) are cached."""
 
     def __init__(self, roots: list[Path] | Path, split: str | None, *, length: int, stride: int, train: bool,
-                 image_size: int | None, seed: int) -> None:
+                 image_size: int | None, seed: int, speech: str = "mel") -> None:
         super().__init__(roots, split, length=length, stride=stride, seed=seed)
-        self.train, self.image_size = train, image_size
+        self.train, self.image_size, self.speech = train, image_size, speech
         self._calls = 0
         self._cache: dict[int, dict[str, np.ndarray]] = {}
 
     def clip_inputs(self, k: int) -> dict[str, np.ndarray]:
-        """points (T, 131, 2), mels (T, 16, 80) and, with an image size, crops (T, S, S, 3) uint8 of clip ``k``."""
+        """points (T, 131, 2), speech (T, ...) (:func:`talkinghead.audio.speech.clip_speech_inputs`; mels
+        (T, 16, 80)) and, with an image size, crops (T, S, S, 3) uint8 of clip ``k``."""
         if k not in self._cache:
             clip = self.store.clip(k)
-            inputs = {"points": subcrop_points(clip.meshes, clip.frames([0]).shape[1]), "mels": clip_mels(clip)}
+            inputs = {"points": subcrop_points(clip.meshes, clip.frames([0]).shape[1]),
+                      "speech": clip_speech_inputs(self.speech, clip)}
             if self.image_size:
                 inputs["crops"] = subcrop_images(clip.frames(range(clip.n_frames)), self.image_size)
             self._cache[k] = inputs
@@ -68,14 +73,15 @@ class _IPLAPClips(_Windows):
 
 
 class LandmarkDataset(_IPLAPClips):
-    """Stage 1 items for windows of T = ``frames`` frames. Keys: mels (T, 16, 80), pose (T, 74, 2),
-    references (N_l, 131, 2) from random frames of the same clip outside the window, content (T, 57, 2)
-    targets. ``augment`` (training only): :func:`augment_landmarks`."""
+    """Stage 1 items for windows of T = ``frames`` frames. Keys: speech (T, ...) of kind ``speech`` (mels:
+    (T, 16, 80)), pose (T, 74, 2), references (N_l, 131, 2) from random frames of the same clip outside the window,
+    content (T, 57, 2) targets. ``augment`` (training only): :func:`augment_landmarks`."""
 
     def __init__(self, roots: list[Path] | Path, split: str | None = "train", *, frames: int = 5,
-                 references: int = 15, train: bool = False, augment: bool = False, seed: int = 0) -> None:
+                 references: int = 15, train: bool = False, augment: bool = False, seed: int = 0,
+                 speech: str = "mel") -> None:
         super().__init__(roots, split, length=frames, stride=1 if train else frames, train=train, image_size=None,
-                         seed=seed)
+                         seed=seed, speech=speech)
         self.frames, self.references, self.augment = frames, references, train and augment
 
     def __getitem__(self, i: int) -> dict:
@@ -83,10 +89,11 @@ class LandmarkDataset(_IPLAPClips):
         rng = self._rng(i)
         x = self.clip_inputs(k)
         refs = reference_frames(rng, len(x["points"]), self.references, exclude=range(s, s + self.frames))
-        (window, ref_pts), mels = [x["points"][s:s + self.frames], x["points"][refs]], x["mels"][s:s + self.frames]
+        window, ref_pts, speech = x["points"][s:s + self.frames], x["points"][refs], x["speech"][s:s + self.frames]
         if self.augment:
-            (window, ref_pts), mels = augment_landmarks(rng, [window, ref_pts], mels)
-        return {"mels": torch.from_numpy(mels), "pose": torch.from_numpy(window[:, :N_POSE]),
+            (window, ref_pts), mels = augment_landmarks(rng, [window, ref_pts], speech if self.speech == "mel" else None)
+            speech = speech if mels is None else mels
+        return {"speech": torch.from_numpy(speech), "pose": torch.from_numpy(window[:, :N_POSE]),
                 "references": torch.from_numpy(ref_pts), "content": torch.from_numpy(window[:, N_POSE:])}
 
 
@@ -112,4 +119,4 @@ class RendererDataset(_IPLAPClips):
                 "sketches": visual_tensor(np.stack([draw_sketch(pts[t], self.size) for t in window])),
                 "refs": visual_tensor(crops[refs]),
                 "ref_sketches": visual_tensor(np.stack([draw_sketch(pts[t], self.size) for t in refs])),
-                "mel": torch.from_numpy(x["mels"][centre])}
+                "mel": torch.from_numpy(x["speech"][centre])}

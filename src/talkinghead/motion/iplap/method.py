@@ -15,7 +15,7 @@ def iplap_performance(request: Request, scene: Scene) -> Performance:
         performance = mesh_performance(request, scene, viseme_base(request, scene, expression_scale=0.0))
     else:  # dubbing: the frames are kept as they are
         performance = Performance(targets=scene.meshes[scene.src_idx], keep_frames=True)
-    performance.lips = lip_predictor(request.checkpoints.get("landmarks"))
+    performance.lips = lip_predictor(scene.features, request.checkpoints.get("landmarks"))
     return performance
 
 

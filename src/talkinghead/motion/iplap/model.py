@@ -1,7 +1,8 @@
 """IP_LAP's transformer audio-to-landmark generator (Zhong et al., CVPR 2023, §3.1).
 
 Landmarks are 2D points in face-crop coordinates scaled to [0, 1] (x right, y down). Tokens:
-N_l reference tokens (131 points each), T audio tokens (16x80 mel windows) and T pose tokens
+N_l reference tokens (131 points each), T audio tokens (16x80 mel windows as the paper, or, with
+``LandmarkConfig.speech``, windows of phone one-hots or Whisper encoder features) and T pose tokens
 (74 upper-face points); each token type has a learned type embedding, audio and pose tokens a
 sinusoidal position. A pre-norm transformer encoder mixes the N_l + 2T tokens; an MLP head reads the
 40 lip points of frame t from audio token t and another the 17 jaw points from pose token t
@@ -18,7 +19,7 @@ from torch import nn
 
 from talkinghead.motion.iplap.config import LandmarkConfig
 from talkinghead.nn.checkpoint import CheckpointModel
-from talkinghead.nn.encoders import MelEncoder, PointEncoder
+from talkinghead.nn.encoders import PointEncoder, speech_encoder
 from talkinghead.nn.layers import sinusoid
 
 REFERENCE, AUDIO, POSE = 0, 1, 2
@@ -30,7 +31,8 @@ def _head(d: int, out: int) -> nn.Sequential:
 
 
 class LandmarkGenerator(CheckpointModel):
-    """mels (B, T, 16, 80), pose (B, T, 74, 2), references (B, N_l, 131, 2) -> content (B, T, 57, 2):
+    """speech (B, T, *input_shape(config.speech)) (mels: (B, T, 16, 80)), pose (B, T, 74, 2), references
+    (B, N_l, 131, 2) -> content (B, T, 57, 2):
     40 lip points then 17 jaw points (``face.indices.IPLAP_CONTENT`` order)."""
 
     config_class = LandmarkConfig
@@ -41,7 +43,10 @@ class LandmarkGenerator(CheckpointModel):
         super().__init__()
         self.config = c = config
         d = c.d_model
-        self.mel_encoder = MelEncoder(d, width=c.width)
+        if c.speech == "mel":  # the attribute name of the checkpoints made before the speech switch
+            self.mel_encoder = speech_encoder(c.speech, d, width=c.width)
+        else:
+            self.speech_encoder = speech_encoder(c.speech, d, width=c.width)
         self.pose_encoder = PointEncoder(c.n_pose, d, width=c.width)
         self.reference_encoder = PointEncoder(c.n_reference, d, width=c.width)
         self.norm = nn.LayerNorm(d)
@@ -62,10 +67,11 @@ class LandmarkGenerator(CheckpointModel):
                 nn.init.zeros_(head[-1].weight)
                 nn.init.zeros_(head[-1].bias)
 
-    def forward(self, mels: torch.Tensor, pose: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
-        b, t = mels.shape[:2]
+    def forward(self, speech: torch.Tensor, pose: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
+        b, t = speech.shape[:2]
         n = references.shape[1]
-        audio = self.norm(self.mel_encoder(mels.flatten(0, 1))).view(b, t, -1)
+        encoder = self.mel_encoder if self.config.speech == "mel" else self.speech_encoder
+        audio = self.norm(encoder(speech.flatten(0, 1))).view(b, t, -1)
         pose_e = self.norm(self.pose_encoder(pose.flatten(0, 1))).view(b, t, -1)
         ref = self.norm(self.reference_encoder(references.flatten(0, 1))).view(b, n, -1)
         if self.config.sequence == "transformer":

@@ -57,7 +57,7 @@ WORK_SIZE = 720
 
 MAP_WINDOW = 6
 """The speech map reads Whisper features this many frames either side of each frame."""
-MAP_DIMS = 64
+MAP_DIMS = 128
 """Whisper features are reduced to this many principal components before the map."""
 MAP_ALPHAS = (1e2, 1e3, 1e4, 1e5)
 MAP_BLENDS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -259,13 +259,16 @@ def clip_paths(inputs: list[str]) -> list[Path]:
     return out
 
 
-def calibrate(inputs: list[str], *, canonical_out: Path | None, calibration_out: Path, quiet: bool = False) -> dict:
+def calibrate(inputs: list[str], *, canonical_out: Path | None, calibration_out: Path, quiet: bool = False,
+              terms: str = "") -> dict:
     """Mesh, align and fit; write the calibration, and the canonical mesh refitted from the clips when
-    ``canonical_out`` is given (else the shipped canonical mesh is kept and measured in); return the card."""
+    ``canonical_out`` is given (else the shipped canonical mesh is kept and measured in); return the card, which
+    names the inputs and the ``terms`` their data carries."""
     clips: list[Clip] = []
     for p in clip_paths(inputs):
         clips.extend(dataset_clips(p) if (p / "clips").is_dir() else [load_clip(p, quiet=quiet)])
     canonical, calibration = fit(clips, canonical=None if canonical_out else canonical_mesh())
+    calibration.card.update(inputs=list(inputs), canonical="refitted" if canonical_out else "shipped", terms=terms)
     if canonical_out:
         np.savez_compressed(canonical_out, mesh=canonical.astype(np.float32),
                             card=np.array(f"Generalised Procrustes mean of {calibration.card['canonical_meshes']} "
@@ -282,12 +285,14 @@ def _arguments(cal: argparse.ArgumentParser) -> None:
                      help="also refit the canonical mesh from the clips and write it here (the package's is "
                           f"face/assets/{CANONICAL_ASSET}; default: keep the shipped one)")
     cal.add_argument("--calibration-out", type=Path, default=Path(__file__).parent / "assets" / CALIBRATION_ASSET)
+    cal.add_argument("--terms", default="", help="the terms the clips' data carries, for the card (e.g. "
+                                                  "'non-commercial research: First Impressions, MEAD')")
     cal.add_argument("-q", "--quiet", action="store_true")
 
 
 def _run(args: argparse.Namespace) -> int:
     card = calibrate(args.clips, canonical_out=args.canonical_out, calibration_out=args.calibration_out,
-                     quiet=args.quiet)
+                     quiet=args.quiet, terms=args.terms)
     print(json.dumps(card, indent=1))
     return 0
 

@@ -42,7 +42,7 @@ def default_references(n_frames: int) -> int:
 def dub_frames(renderer: IPLAPRenderer, frame_at: Callable[[int], np.ndarray], meshes: np.ndarray, mels: np.ndarray,
                *, candidates: np.ndarray, references: int | None = None, lips: LipPredictor | None = None,
                batch: int = 8) -> Iterator[np.ndarray]:
-    """Frames with the lower face regenerated from speech (IP_LAP: ``lips`` predicts lips and jaw from the mels),
+    """Frames with the lower face regenerated from speech (IP_LAP: ``lips`` predicts lips and jaw from it),
     or drawn by the renderer from the lips and jaw of ``meshes`` (``lips=None``: another method's motion).
 
     Args:
@@ -51,7 +51,7 @@ def dub_frames(renderer: IPLAPRenderer, frame_at: Callable[[int], np.ndarray], m
         mels: (T, 16, 80) mel window of every output frame.
         candidates: output frame indices that may serve as references (distinct source frames).
         references: renderer references (default: 1/5 of the candidates, at most 25).
-        lips: lips and jaw predicted from the mels (IP_LAP's landmark generator; else those of ``meshes``).
+        lips: lips and jaw predicted from the speech (IP_LAP's landmark generator; else those of ``meshes``).
         batch: frames rendered together.
     """
     size = renderer.config.size
@@ -59,7 +59,7 @@ def dub_frames(renderer: IPLAPRenderer, frame_at: Callable[[int], np.ndarray], m
     points = np.stack([fc.to_crop(m[ix.IPLAP_REFERENCE]) / size for fc, m in zip(fcs, meshes)]).astype(np.float32)
     driven = points
     if lips is not None:
-        driven = np.concatenate([points[:, :N_POSE], lips(points, candidates, mels)], 1)
+        driven = np.concatenate([points[:, :N_POSE], lips(points, candidates)], 1)
     n_refs = references or default_references(len(candidates))
     refs = candidates[pick_references(points[candidates], n_refs)]
     ref_images = visual_tensor(np.stack([cut(frame_at(int(r)), fcs[r]) for r in refs]))[None]

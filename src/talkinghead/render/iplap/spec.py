@@ -17,7 +17,7 @@ class IPLAPFrames:
     def frames(self, request: Request, scene: Scene, performance: Performance) -> Iterator[np.ndarray]:
         from talkinghead.render.iplap.model import IPLAPRenderer
         from talkinghead.render.iplap.renderer import dub_frames
-        from talkinghead.render.warp.spec import frame_source
+        from talkinghead.render.warp.spec import FrameStages
         from talkinghead.sync.inputs import audio_mels
 
         path = request.checkpoints.get("renderer")
@@ -26,7 +26,7 @@ class IPLAPFrames:
         # the frames that may serve as references: a dubbed video's distinct frames, else the photo
         candidates = np.zeros(1, np.int64) if scene.is_photo else np.unique(scene.src_idx, return_index=True)[1]
         mels = audio_mels(scene.speech, scene.n_frames, scene.features.fps)
-        yield from dub_frames(renderer, frame_source(scene, performance, mouth="painted"), performance.targets, mels,
+        yield from dub_frames(renderer, FrameStages(scene, performance, mouth="painted"), performance.targets, mels,
                               candidates=candidates, references=request.references, lips=performance.lips)
 
 

@@ -156,7 +156,15 @@ class WarpRenderer:
         self.mouth = topology.mouth
 
     def render(self, mesh: np.ndarray) -> np.ndarray:
-        """The reference crop warped so its mesh lands on ``mesh`` ((478, 3) pixels): (S, S, 3) uint8."""
+        """The reference crop warped so its mesh lands on ``mesh`` ((478, 3) pixels), the mouth drawn: (S, S, 3)
+        uint8."""
+        out, tgt = self.warp(mesh)
+        self.mouth.paint(out, tgt)
+        return out
+
+    def warp(self, mesh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`render`'s first stage: (the warped crop (S, S, 3) uint8 before the mouth is drawn, the target mesh
+        in its pixels (478, 3) float64)."""
         tgt = self.fc.to_crop(mesh.astype(np.float64))
         s, rot, t = umeyama(self.src[ix.FACE_OVAL], tgt[ix.FACE_OVAL])
         ring_tgt = s * self.ring @ rot.T + t
@@ -171,9 +179,7 @@ class WarpRenderer:
                                       borderMode=cv2.BORDER_REPLICATE)
         full = cv2.resize(g, (size, size), interpolation=cv2.INTER_LINEAR)
         fixed, frac = cv2.convertMaps(full, None, cv2.CV_16SC2)
-        out = cv2.remap(self.crop, fixed, frac, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        self.mouth.paint(out, tgt)
-        return out
+        return cv2.remap(self.crop, fixed, frac, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), tgt
 
     def compose(self, frame: np.ndarray, crop: np.ndarray) -> np.ndarray:
         """Paste a rendered crop back into (a copy of) the full frame."""

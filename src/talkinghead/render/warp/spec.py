@@ -3,51 +3,71 @@ face warped to the target mesh and the mouth's inside drawn where the lips part.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
 from talkinghead.metrics.mouth import mouth_opening
 from talkinghead.spec import MOUTHS, CheckpointRole, CommandRef, Performance, RendererSpec, Request, Scene
+from talkinghead.threads import ahead
 
 
-def frame_source(scene: Scene, performance: Performance, *, mouth: str,
-                 painter: str | None = None) -> Callable[[int], np.ndarray]:
-    """Output frame index -> its full frame: the reference frame it is timed to, as it is
-    (``performance.keep_frames``) or with the face warped to its target mesh and the ``mouth`` (:data:`MOUTHS`)
-    drawn where the lips part. The learned painter's reference is the photo, or the dubbed video's frame (of
-    those shown) with the widest mouth opening (its teeth); the painted interior takes its colours from the first
-    frame shown. ``painter`` replaces the shipped painter."""
-    clip, meshes, src_idx, targets = scene.clip, scene.meshes, scene.src_idx, performance.targets
-    if performance.keep_frames:
-        return lambda t: clip.frames[src_idx[t]]
-    if targets is None:
-        raise ValueError("the performance has no target meshes to warp the face to")
-    from talkinghead.render.warp.renderer import Topology, WarpRenderer
+class FrameStages:
+    """Output frame index -> its full frame, in two stages that two threads can run at once: :meth:`warp` (the
+    reference frame it is timed to with the face warped to its target mesh) and :meth:`finish` (the ``mouth``
+    (:data:`MOUTHS`) drawn where the lips part, the face pasted back); calling it runs both. With
+    ``performance.keep_frames`` the reference frames are shown as they are. The learned painter's reference is the
+    photo, or the dubbed video's frame (of those shown) with the widest mouth opening (its teeth); the painted
+    interior takes its colours from the first frame shown. ``painter`` replaces the shipped painter."""
 
-    shown = np.unique(src_idx)
-    ref = int(src_idx[0]) if mouth == "painted" else int(shown[np.argmax(mouth_opening(meshes[shown]))])
-    topology = Topology.of(clip.frames[src_idx[0]], meshes[src_idx[0]], mouth=mouth,
-                           mouth_reference=(clip.frames[ref], meshes[ref]), painter=painter)
-    photo = WarpRenderer(clip.frames[0], meshes[0], topology) if scene.is_photo else None
+    def __init__(self, scene: Scene, performance: Performance, *, mouth: str, painter: str | None = None) -> None:
+        from talkinghead.render.warp.renderer import Topology, WarpRenderer
 
-    def frame_at(t: int) -> np.ndarray:
-        k = int(src_idx[t])
-        r = photo or WarpRenderer(clip.frames[k], meshes[k], topology)
-        return r.compose(clip.frames[k], r.render(targets[t]))
+        self.scene, self.targets, self.keep = scene, performance.targets, performance.keep_frames
+        if self.keep:
+            return
+        if self.targets is None:
+            raise ValueError("the performance has no target meshes to warp the face to")
+        clip, meshes, src_idx = scene.clip, scene.meshes, scene.src_idx
+        shown = np.unique(src_idx)
+        ref = int(src_idx[0]) if mouth == "painted" else int(shown[np.argmax(mouth_opening(meshes[shown]))])
+        self.topology = Topology.of(clip.frames[src_idx[0]], meshes[src_idx[0]], mouth=mouth,
+                                    mouth_reference=(clip.frames[ref], meshes[ref]), painter=painter)
+        self.photo = WarpRenderer(clip.frames[0], meshes[0], self.topology) if scene.is_photo else None
 
-    return frame_at
+    def warp(self, t: int) -> tuple:
+        """Frame ``t``'s first stage: what :meth:`finish` takes."""
+        k = int(self.scene.src_idx[t])
+        if self.keep:
+            return (k,)
+        from talkinghead.render.warp.renderer import WarpRenderer
+
+        r = self.photo or WarpRenderer(self.scene.clip.frames[k], self.scene.meshes[k], self.topology)
+        return (k, r, *r.warp(self.targets[t]))
+
+    def finish(self, warped: tuple) -> np.ndarray:
+        """The full frame from :meth:`warp`'s result."""
+        frame = self.scene.clip.frames[warped[0]]
+        if self.keep:
+            return frame
+        _, r, crop, target = warped
+        r.mouth.paint(crop, target)
+        return r.compose(frame, crop)
+
+    def __call__(self, t: int) -> np.ndarray:
+        return self.finish(self.warp(t))
 
 
 class WarpFrames:
-    """The reference frames with the face warped to the target meshes."""
+    """The reference frames with the face warped to the target meshes: warping runs a few frames ahead, in its own
+    thread, of drawing the mouth and pasting back (the caller's thread; the encoder is a third)."""
 
     def frames(self, request: Request, scene: Scene, performance: Performance) -> Iterator[np.ndarray]:
         painter = request.checkpoints.get("mouth_painter")
-        frame_at = frame_source(scene, performance, mouth=request.mouth or MOUTHS[0],
-                                painter=str(painter) if painter else None)
-        for t in range(scene.n_frames):
-            yield frame_at(t)
+        stages = FrameStages(scene, performance, mouth=request.mouth or MOUTHS[0],
+                             painter=str(painter) if painter else None)
+        for warped in ahead((stages.warp(t) for t in range(scene.n_frames)), depth=4):
+            yield stages.finish(warped)
 
 
 SPEC = RendererSpec(
