@@ -6,7 +6,8 @@
 
 landmarks (paper Table 3 shape): every clip's lip and jaw landmarks predicted from its audio, its own
 pose landmarks and 15 reference frames of the clip; landmark distance (LMD) in pixels of the
-128 px render crop, for all 57 points, the lips and the jaw, plus the frame-to-frame motion error.
+128 px render crop, for all 57 points, the lips and the jaw, the frame-to-frame motion error, and the
+mouth-opening correlation (the inner-lip gap: mean distance of the 7 inner-lip point pairs, predicted against real).
 A third row scores the residual heads' anchor alone (the references' mean lip/jaw shape moved with
 the head): what the landmarks would be without audio.
 
@@ -32,7 +33,9 @@ import torch
 from talkinghead.audio.speech import clip_speech_inputs
 from talkinghead.constants import CROP_SIZE
 from talkinghead.data.clip import clip_dir, list_clips, load_clip
+from talkinghead.face import indices as ix
 from talkinghead.metrics.image import psnr, ssim
+from talkinghead.metrics.mouth import pearson
 from talkinghead.motion.iplap.infer import predict_content
 from talkinghead.motion.iplap.model import LandmarkGenerator
 from talkinghead.render.iplap.config import RendererConfig
@@ -54,7 +57,9 @@ def _clips(datasets: list[Path], split: str | None):
 def landmark_errors(model: LandmarkGenerator, datasets: list[Path], split: str | None, *,
                     anchor: bool = False) -> dict[str, float]:
     """Errors of the model's landmarks (``anchor``: of its anchor alone: no audio, no learned motion)."""
-    errs, lips, jaw, motion = [], [], [], []
+    errs, lips, jaw, motion, corr = [], [], [], [], []
+    content = list(ix.IPLAP_LIPS)
+    upper, lower = ([content.index(int(p)) for p in ix.INNER_LIP_PAIRS[:, j]] for j in (0, 1))
     for clip in _clips(datasets, split):
         pts = subcrop_points(clip.meshes, CROP_SIZE)
         refs = pts[pick_references(pts, model.config.references)]
@@ -67,8 +72,10 @@ def landmark_errors(model: LandmarkGenerator, datasets: list[Path], split: str |
         lips.append(d[:, :model.config.n_lips].mean())
         jaw.append(d[:, model.config.n_lips:].mean())
         motion.append(np.linalg.norm(np.diff(pred, axis=0) - np.diff(pts[:, N_POSE:], axis=0), axis=-1).mean() * PX)
+        gap = [np.linalg.norm(x[:, upper] - x[:, lower], axis=-1).mean(1) for x in (pred, pts[:, N_POSE:])]
+        corr.append(pearson(*gap))
     return {"lmd": float(np.mean(errs)), "lip_lmd": float(np.mean(lips)), "jaw_lmd": float(np.mean(jaw)),
-            "motion_error": float(np.mean(motion)), "clips": len(errs)}
+            "motion_error": float(np.mean(motion)), "mouth_corr": float(np.mean(corr)), "clips": len(errs)}
 
 
 @torch.no_grad()

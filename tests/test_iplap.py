@@ -172,9 +172,8 @@ def test_renderer_ignores_the_target_lower_half() -> None:
 @pytest.mark.train
 @pytest.mark.slow
 def test_lightning_runs_of_both_stages(one_clip_dataset: Path, tmp_path: Path) -> None:
-    from talkinghead.train.iplap_data import LandmarkDataset, RendererDataset
-
     from talkinghead.data.clip import load_clip
+    from talkinghead.train.iplap_data import LandmarkDataset, RendererDataset
 
     item = LandmarkDataset(one_clip_dataset, "train", references=3)[0]
     assert item["pose"].shape == (5, 74, 2) and item["content"].shape == (5, 57, 2)

@@ -18,7 +18,8 @@ from talkinghead.audio.speechmap import WindowRidge
 from talkinghead.face.expression import MOUTH_FEATURES, ExpressionBasis
 from talkinghead.motion.viseme.config import DOMINANCE, VISEME_CLASSES
 
-CALIBRATION_ASSET = "visemes_v1.npz"
+CALIBRATION_ASSET = "visemes_v2.npz"
+"""v2: fitted on ../shared/media/train only, with the Whisper speech map (v1 was fitted on talking/, phones only)."""
 SUBSAMPLES = 4
 """Sub-frame samples averaged per video frame so that phones shorter than a frame still count."""
 
@@ -83,8 +84,9 @@ class VisemeCalibration:
         """Write the calibration as a compressed .npz (the card as JSON inside)."""
         m = self.speech_map
         extra = {} if m is None else {
-            "map_mean": m.ridge.mean, "map_components": m.ridge.components, "map_scale": m.ridge.scale,
-            "map_window": np.int64(m.ridge.window), "map_weights": m.ridge.weights, "map_blend": np.float64(m.blend)}
+            "map_mean": m.ridge.mean.astype(np.float32), "map_components": m.ridge.components.astype(np.float32),
+            "map_scale": m.ridge.scale.astype(np.float32), "map_window": np.int64(m.ridge.window),
+            "map_weights": m.ridge.weights.astype(np.float32), "map_blend": np.float64(m.blend)}
         np.savez_compressed(
             path, targets=self.targets, counts=self.counts, gap_direction=self.gap_direction,
             components=self.basis.components.astype(np.float32), lag=np.float64(self.lag),
