@@ -34,7 +34,7 @@ from talkinghead.audio.speechmap import fit_window_ridge
 from talkinghead.constants import DATA_FPS
 from talkinghead.data.clip import ClipData, clip_dir, list_clips, load_clip
 from talkinghead.face.expression import GAP, mouth_features
-from talkinghead.metrics.mouth import pearson
+from talkinghead.metrics.mouth import best_lag_pearson, pearson
 from talkinghead.motion.viseme.config import VisemeConfig
 from talkinghead.motion.viseme.infer import shape_mouth
 from talkinghead.motion.viseme.model import articulation, default_calibration
@@ -74,15 +74,6 @@ def engine_gap(clip: ClipData) -> np.ndarray:
     tl = PhonemeTimeline([PHONES[i] for i in clip.phones], clip.phone_starts, clip.phone_ends, "aligned")
     deltas = articulation(tl, cal.targets, fps=DATA_FPS, n_frames=clip.n_frames, lag=cal.lag)
     return shape_mouth(deltas, clip.loudness_db, clip.voiced, fps=DATA_FPS, config=VisemeConfig())[:, GAP]
-
-
-def lagged_corr(pred: np.ndarray, real: np.ndarray, max_lag: int) -> float:
-    """The best correlation over shifts of ``pred`` by -max_lag .. max_lag frames (overlapping part)."""
-    best = -1.0
-    for lag in range(-max_lag, max_lag + 1):
-        a, b = (pred[lag:], real[:len(real) - lag]) if lag >= 0 else (pred[:lag], real[-lag:])
-        best = max(best, pearson(a, b))
-    return best
 
 
 def load(root: Path) -> list[ClipData]:
@@ -129,12 +120,12 @@ def main() -> None:
         preds = [model.predict(feats[c.clip_id][name])[:, 0] for c in test]
         rows.append((name, loso[alpha], alpha,
                      float(np.mean([pearson(p, gap[c.clip_id]) for p, c in zip(preds, test)])),
-                     float(np.mean([lagged_corr(p, gap[c.clip_id], args.max_lag) for p, c in zip(preds, test)]))))
+                     float(np.mean([best_lag_pearson(p, gap[c.clip_id], args.max_lag) for p, c in zip(preds, test)]))))
     engine = {c.clip_id: engine_gap(c) for c in train + test}
     rows.append(("default engine (shipped)", float(np.mean([pearson(engine[c.clip_id], gap[c.clip_id])
                                                               for c in train])), None,
                  float(np.mean([pearson(engine[c.clip_id], gap[c.clip_id]) for c in test])),
-                 float(np.mean([lagged_corr(engine[c.clip_id], gap[c.clip_id], args.max_lag) for c in test]))))
+                 float(np.mean([best_lag_pearson(engine[c.clip_id], gap[c.clip_id], args.max_lag) for c in test]))))
     print(f"\nmouth-opening correlation, window +-{args.window} frames ({time.perf_counter() - t0:.0f} s)")
     print(f"| representation | loso (train) | alpha | held-out (test) | held-out, best lag +-{args.max_lag} |")
     print("|---|---|---|---|---|")

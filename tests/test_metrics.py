@@ -109,3 +109,13 @@ def test_evaluate_cli_errors(tmp_path: Path) -> None:
                            "--reference", str(tmp_path / "r.mp4"), "--syncnet", str(tmp_path / "none.pt")],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "none.pt: file not found" in proc.stderr
+
+
+def test_best_lag_pearson_finds_a_known_shift() -> None:
+    from talkinghead.metrics.mouth import best_lag_pearson, pearson
+
+    x = np.random.default_rng(0).standard_normal(200)
+    late, early = x[:100], x[2:102]  # early leads late by 2 frames
+    assert pearson(early, late) < 0.3
+    assert best_lag_pearson(early, late, 3) == pytest.approx(1.0) and best_lag_pearson(late, early, 3) == pytest.approx(1.0)
+    assert best_lag_pearson(early, late, 1) < 0.3  # the shift is outside the allowance

@@ -10,7 +10,8 @@ Per pair (frames matched by index, the generated video resized to the reference'
   (dlib, not ArcFace: no ArcFace weights are available offline);
 - AED / APD: mean L1 distance of face-model expression coefficients (each video's own neutral)
   and of head pose angles (degrees);
-- mouth-opening correlation (Pearson, inner-lip gap);
+- mouth-opening correlation (Pearson, inner-lip gap), and its best over shifts of up to :data:`MOUTH_LAGS` frames
+  (``mouth_corr_lag``: real clips carry their own audio/video offsets of a few frames, which cap the first);
 - the mouth box (the reference's inner lips in the 256 px crop, grown by :data:`MOUTH_BOX_MARGIN` of the mouth
   width on every side): PSNR, SSIM and CPBD there (CPBD of the reference's too), and flicker: the mean absolute
   frame difference (grey levels) inside each video's own mouth box between consecutive frames whose lips do not
@@ -44,17 +45,20 @@ from talkinghead.face.pose import fit_pose
 from talkinghead.io import load_audio, read_video
 from talkinghead.io.paths import require_file
 from talkinghead.metrics.image import cpbd, luma, ms_ssim, psnr, ssim
-from talkinghead.metrics.mouth import mouth_opening, pearson
+from talkinghead.metrics.mouth import best_lag_pearson, mouth_opening, pearson
 from talkinghead.progress import bar
 from talkinghead.sync.metrics import score_video
 from talkinghead.sync.model import SyncNet
 
 METRICS = ("psnr", "ssim", "ms_ssim", "cpbd", "cpbd_ref", "mouth_psnr", "mouth_ssim", "mouth_cpbd",
            "mouth_cpbd_ref", "flicker", "flicker_ref", "lmd", "mouth_lmd", "csim", "aed", "apd", "mouth_corr",
+           "mouth_corr_lag",
            "lse_d", "lse_c", "lse_c_ref", "offset", "diversity", "diversity_ref")
 HIGHER_IS_BETTER = {"psnr", "ssim", "ms_ssim", "cpbd", "cpbd_ref", "mouth_psnr", "mouth_ssim", "mouth_cpbd",
-                    "mouth_cpbd_ref", "csim", "mouth_corr", "lse_c", "lse_c_ref", "diversity", "diversity_ref"}
+                    "mouth_cpbd_ref", "csim", "mouth_corr", "mouth_corr_lag", "lse_c", "lse_c_ref", "diversity", "diversity_ref"}
 ZERO_IS_BEST = {"offset"}
+MOUTH_LAGS = 3
+"""``mouth_corr_lag`` allows shifts of up to this many frames either way."""
 CPBD_EVERY = 5
 """CPBD (slow) is measured on every 5th frame."""
 MAX_SIDE = 720
@@ -159,6 +163,7 @@ def evaluate_pair(generated: Path, reference: Path, *, embedder: FaceEmbedder, s
         "csim": float(np.mean(sims)) if sims else float("nan"),
         "aed": float(np.abs(g_expr - r_expr).mean()), "apd": float(np.abs(g_angles - r_angles).mean()),
         "mouth_corr": pearson(mouth_opening(g_mesh), mouth_opening(r_mesh)),
+        "mouth_corr_lag": best_lag_pearson(mouth_opening(g_mesh), mouth_opening(r_mesh), MOUTH_LAGS),
         "flicker": mouth_flicker(gframes, g_mesh, g_free), "flicker_ref": mouth_flicker(rframes, r_mesh, r_free),
         "lse_d": g_sync.lse_d, "lse_c": g_sync.lse_c, "lse_c_ref": r_sync.lse_c, "offset": float(g_sync.offset),
         "diversity": float(g_expr.std(0).mean()), "diversity_ref": float(r_expr.std(0).mean()),

@@ -22,6 +22,15 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
+def best_lag_pearson(a: np.ndarray, b: np.ndarray, max_lag: int) -> float:
+    """The highest :func:`pearson` of ``a`` shifted by -max_lag .. max_lag frames against ``b`` (the overlapping
+    frames of each shift)."""
+    n = min(len(a), len(b))
+    a, b = np.asarray(a[:n]), np.asarray(b[:n])
+    return max(pearson(a[max(k, 0):n + min(k, 0)], b[max(-k, 0):n - max(k, 0)]) for k in range(-max_lag, max_lag + 1)
+               if n - abs(k) > 1)
+
+
 def lip_distance(generated: np.ndarray, real: np.ndarray) -> float:
     """Mean distance of the 40 lip points between two mesh sequences (T, 478, 3), pose removed,
     each frame's lips centred on the mouth corners' midpoint; canonical units."""
