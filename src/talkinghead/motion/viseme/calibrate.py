@@ -11,8 +11,9 @@ own audio aligned into phones with the same pipeline used at inference. From all
    inside speech ("SIL" phones) keep their measured, usually parted, lips: real silence is
    closed by voice activity at inference;
 4. the audio-visual lag maximising the correlation of the synthesised and measured lip gap;
-5. when every clip has Whisper features (and there are at least two clips), the speech map: ridge regression from a window of Whisper tiny.en encoder
-   features (PCA) to the measured mouth features, and how much of it to blend into the phone shapes
+5. when every clip has Whisper features (and there are at least two clips), the speech map: ridge regression
+   from a window of Whisper tiny.en encoder features (PCA) to the measured mouth features, and how much of it to
+   blend into the phone shapes
    (:meth:`~talkinghead.motion.viseme.model.VisemeCalibration.mouth_deltas`), both chosen by the lip-gap
    correlation of out-of-fold predictions (folds of whole clips).
 
