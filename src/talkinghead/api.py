@@ -16,8 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from talkinghead.audio.features import analyse_audio, frame_count, release_models
-from talkinghead.audio.posteriorgram import whisper_features
+from talkinghead.audio.features import analyse_audio, release_models
 from talkinghead.constants import DEFAULT_FPS, DEFAULT_SIZE, SAMPLE_RATE
 from talkinghead.errors import InputError, TalkingHeadError
 from talkinghead.face.mesh import mesh_image, track_video
@@ -116,7 +115,7 @@ def generate(
     spec, draw = resolve(request, method or available_methods()[0], renderer)
     out = _output(output, request)
     timings: dict[str, float] = {}
-    scene = analyse(request, timings, whisper=spec.whisper)
+    scene = analyse(request, timings)
     t0 = time.perf_counter()
     performance = spec.motion(request, scene)
     timings["motion"] = time.perf_counter() - t0
@@ -135,11 +134,10 @@ def generate(
                           transcript=features.phonemes.transcript, faces_found=scene.faces, timings=timings)
 
 
-def analyse(request: Request, timings: dict[str, float], *, whisper: bool = False) -> Scene:
+def analyse(request: Request, timings: dict[str, float]) -> Scene:
     """The face (a photo's mesh, or a video's frames tracked) and the speech of a request, the speech in a
-    background thread while the face is analysed (and then, with ``whisper``, the speech's Whisper encoder features
-    computed, see :attr:`talkinghead.spec.MethodSpec.whisper`); adds the seconds of "face_analysis" and
-    "audio_analysis" (which overlap) and their wall time "analysis" to ``timings``.
+    background thread while the face is analysed; adds the seconds of "face_analysis" and "audio_analysis" (which
+    overlap) and their wall time "analysis" to ``timings``.
 
     The speech analysis's bar is shown once the face is found: a face error comes first and alone."""
     t0 = time.perf_counter()
@@ -157,11 +155,8 @@ def analyse(request: Request, timings: dict[str, float], *, whisper: bool = Fals
         clip, meshes, faces = _face(request, speech.size / SAMPLE_RATE)
         timings["face_analysis"] = time.perf_counter() - t0
         with bar(100, "speech analysis", quiet=request.quiet, unit="%") as pb:
-            encoded = (whisper_features(speech, fps=request.fps, n_frames=frame_count(speech.size, request.fps))
-                       if whisper else None)
             features, timings["audio_analysis"] = audio.result(
                 poll=lambda: pb.update(max(0, int(100 * done[0]) - pb.n)))
-            features.whisper = encoded
     except BaseException:  # no face, or stopped: the speech analysis stops too, at its next progress report
         cancelled.set()
         with contextlib.suppress(BaseException):

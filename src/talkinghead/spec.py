@@ -228,8 +228,6 @@ class MethodSpec:
             its own style or motion, as its paper does).
         check: raises a one-line error for a request it cannot serve (run before any work).
         commands: its subcommands (training, fitting).
-        whisper: its shipped models read Whisper encoder features of the speech at the output frame rate: the
-            analysis computes them on the face's core while the speech is transcribed.
     """
 
     name: str
@@ -245,4 +243,3 @@ class MethodSpec:
     self_driven: tuple[str, ...] = ()
     check: Callable[[Request], None] | None = None
     commands: tuple[CommandRef, ...] = ()
-    whisper: bool = False

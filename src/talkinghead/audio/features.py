@@ -29,8 +29,6 @@ class AudioFeatures:
         phone_ids: (T,) int64 index into ``PHONES`` at each frame centre.
         loudness_db: (T,) float32 RMS level in dBFS of a 40 ms window at each frame centre.
         voiced: (T,) bool voice activity.
-        whisper: (T, 384) Whisper tiny.en encoder features at ``fps`` when a method asked for them during the
-            analysis (:attr:`talkinghead.spec.MethodSpec.whisper`), else None.
     """
 
     audio: np.ndarray
@@ -40,7 +38,6 @@ class AudioFeatures:
     phone_ids: np.ndarray
     loudness_db: np.ndarray
     voiced: np.ndarray
-    whisper: np.ndarray | None = None
 
     @property
     def duration(self) -> float:

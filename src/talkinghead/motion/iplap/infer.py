@@ -45,7 +45,7 @@ def lip_predictor(features: AudioFeatures, path: str | Path | None = None) -> Li
     the candidate frames."""
     model = LandmarkGenerator.load(path) if path else LandmarkGenerator.default()
     speech = speech_inputs(model.config.speech, audio=features.audio, phone_ids=features.phone_ids, fps=features.fps,
-                           n_frames=features.n_frames, whisper=features.whisper)
+                           n_frames=features.n_frames)
 
     def predict(points: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         refs = candidates[pick_references(points[candidates], model.config.references)]

@@ -48,9 +48,7 @@ def mouth_targets(features: AudioFeatures, *, config: VisemeConfig, calibration:
     shapes, blended with its Whisper speech map when it has one and ``config.speech_map`` is on."""
     whisper = None
     if calibration.speech_map is not None and config.speech_map:
-        whisper = features.whisper
-        if whisper is None:
-            whisper = whisper_features(features.audio, fps=features.fps, n_frames=features.n_frames)
+        whisper = whisper_features(features.audio, fps=features.fps, n_frames=features.n_frames)
     deltas = calibration.mouth_deltas(features.phonemes, fps=features.fps, n_frames=features.n_frames,
                                       whisper=whisper)
     return shape_mouth(deltas, features.loudness_db, features.voiced, fps=features.fps, config=config)

@@ -60,7 +60,6 @@ SPEC = MethodSpec(
             "(no motion weights; the warp renderer's small mouth painter is learned, --mouth painted is not)",
     motion=viseme_performance, photo=True, video=True,
     options=frozenset({"still", "expression_scale", "pose_from", "blink"}), renderers=("warp", "iplap", "vast"),
-    whisper=True,
     checkpoints=(CheckpointRole("visemes", "the default engine's calibration (talkinghead calibrate's .npz)"),),
     streams=True, commands=(CommandRef("calibrate", "fit the default engine's mouth shapes from talking-face videos",
                                        "talkinghead.motion.viseme.calibrate:COMMAND"),),
