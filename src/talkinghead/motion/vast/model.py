@@ -171,8 +171,8 @@ class Vast(CheckpointModel):
     ``scale`` (K,) is each coefficient's standard deviation (set from the face model before training)."""
 
     config_class = VastConfig
-    default_checkpoint = Path(__file__).parent / "assets" / "vast_v1.pt"
-    """The VAST motion model shipped with the package (its data card: ``vast_v1.json`` beside it)."""
+    default_checkpoint = Path(__file__).parent / "assets" / "vast_v2.pt"
+    """The VAST motion model shipped with the package (Whisper features; its data card: ``vast_v2.json`` beside it)."""
 
     def __init__(self, config: VastConfig) -> None:
         super().__init__()
