@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from talkinghead.audio.speech import clip_speech_inputs
 from talkinghead.constants import CROP_SIZE
 from talkinghead.data.clip import clip_dir, list_clips, load_clip
 from talkinghead.face import indices as ix
@@ -43,6 +42,7 @@ from talkinghead.render.iplap.landmarks import N_POSE, pick_references, subcrop_
 from talkinghead.render.iplap.model import IPLAPRenderer
 from talkinghead.render.iplap.sketch import draw_sketch
 from talkinghead.sync.inputs import clip_mels, visual_tensor
+from talkinghead.train.datasets import clip_speech_inputs
 
 PX = 128
 """Landmark errors are reported in pixels of a 128 px render crop."""

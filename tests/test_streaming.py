@@ -17,6 +17,7 @@ from talkinghead.face.mesh import track_faces
 from talkinghead.face.pose import pose_free
 from talkinghead.io import load_audio, read_video
 from talkinghead.metrics.mouth import mouth_opening, pearson
+from talkinghead.motion.viseme.model import default_calibration
 from talkinghead.motion.viseme.stream import VisemeStream
 from talkinghead.render.warp.renderer import target_meshes
 from talkinghead.streaming import Generator
@@ -55,8 +56,9 @@ def test_frames_come_while_the_audio_arrives_and_cover_it(generator: Generator, 
     assert len(frames) == frame_count(audio.size, generator.fps) == 126
     assert frames[0].shape == (256, 218, 3) and frames[0].dtype == np.uint8
     # frame k comes once the audio reaches one frame + the lookahead past its start, not later
+    lag = default_calibration().lag  # the mouth shows each sound this much before it: it waits for it too
     for k in (0, 50, 100):
-        needed = math.ceil(((k + 1) / generator.fps + generator.lookahead) * SAMPLE_RATE / CHUNK)
+        needed = math.ceil(((k + 1) / generator.fps + generator.lookahead + lag) * SAMPLE_RATE / CHUNK)
         assert when[k] == needed
     mouth = face.mesh[[13, 14], :2].mean(0).astype(int)  # inner-lip midpoint
 
@@ -77,7 +79,8 @@ def test_streamed_mouth_follows_a_real_speaker(media: Path) -> None:
     streamed = np.concatenate([target_meshes(meshes[0], m) for m in parts if len(m)])
     n = min(len(streamed), len(meshes))
     assert abs(len(streamed) - len(meshes)) <= 1  # the frames cover the audio, as long as the video
-    assert pearson(mouth_opening(streamed[:n]), mouth_opening(meshes[:n])) > 0.5  # 0.71 measured; 0.85 whole, aligned
+    # 0.40 measured with the calibration fitted on train/ only (0.71 with the old one, fitted on this very clip)
+    assert pearson(mouth_opening(streamed[:n]), mouth_opening(meshes[:n])) > 0.3
 
 
 def test_other_rates_channels_and_int16_are_converted(generator: Generator, face, media: Path) -> None:  # type: ignore[no-untyped-def]

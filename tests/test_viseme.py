@@ -49,9 +49,9 @@ def test_known_m_closes_lips_and_known_a_opens_jaw() -> None:
     features = _features(speech.audio, speech.timeline)
     f = _mouth(features, blink=False, head_motion=False)
     rest = f[0]
-    tl = speech.timeline
-    closures = [(s + e) / 2 for p, s, e in zip(tl.phones, tl.starts, tl.ends) if p in ("M", "P", "B")]
-    opens = [(s + e) / 2 for p, s, e in zip(tl.phones, tl.starts, tl.ends) if p == "AA"]
+    tl, lead = speech.timeline, default_calibration().lag  # the mouth shows each sound this much before it
+    closures = [(s + e) / 2 - lead for p, s, e in zip(tl.phones, tl.starts, tl.ends) if p in ("M", "P", "B")]
+    opens = [(s + e) / 2 - lead for p, s, e in zip(tl.phones, tl.starts, tl.ends) if p == "AA"]
     assert len(closures) >= 6 and len(opens) >= 4
     gap_closed = [f[int(t * FPS), GAP] for t in closures]
     gap_open = [f[int(t * FPS), GAP] for t in opens]
@@ -171,10 +171,12 @@ def test_speech_map_round_trip_and_closures_keep_the_phone_shapes(tmp_path) -> N
                        atol=1e-5)  # the map is stored as float32
     phone = back.mouth_deltas(speech.timeline, fps=25, n_frames=n)
     closed = closure_share(speech.timeline, fps=25, n_frames=n, lag=back.lag)
-    assert np.allclose(mixed, phone + 0.5 * (1 - closed)[:, None] * (ridge.predict(whisper) - phone), atol=1e-5)
+    keep = np.minimum(closed / 0.5, 1.0)
+    assert np.allclose(mixed, phone + 0.5 * (1 - keep)[:, None] * (ridge.predict(whisper) - phone), atol=1e-5)
     tl = speech.timeline
     centres = [int(((s + e) / 2 - back.lag) * 25) for p, s, e in zip(tl.phones, tl.starts, tl.ends) if p in "PBM"]
-    assert centres and closed[centres].min() > 0.6 and closed.min() < 0.2  # p/b/m mostly keep the phone shape
+    assert centres and closed[centres].min() > 0.5 and closed.min() < 0.2  # p/b/m keep the phone shapes
+    assert np.allclose(mixed[centres], phone[centres])
 
 
 @pytest.mark.train

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from talkinghead.audio.mel import IPLAP, mel_spectrogram, mel_windows
 from talkinghead.audio.phonemes import PHONES
 from talkinghead.audio.posteriorgram import WHISPER_DIM, whisper_features
 from talkinghead.audio.speechmap import stack_window
-from talkinghead.constants import DATA_FPS
-from talkinghead.data.clip import ClipData
 
 SPEECH_INPUTS = ("mel", "phones", "whisper")
 CONTEXT = 2
@@ -50,23 +49,11 @@ def speech_inputs(kind: str, *, audio: np.ndarray, phone_ids: np.ndarray, fps: f
         phone_ids: (n_frames,) phone index of each frame.
         whisper: its Whisper features (n_frames, 384) when already computed.
     """
-    from talkinghead.sync.inputs import audio_mels
-
     input_shape(kind)
     if kind == "mel":
-        return audio_mels(audio, n_frames, fps)
+        return mel_windows(mel_spectrogram(audio, IPLAP), IPLAP, fps=fps, n_frames=n_frames)
     if kind == "phones":
         return _windows(np.eye(len(PHONES), dtype=np.float32)[phone_ids[:n_frames]])
     if whisper is None:
         whisper = whisper_features(audio, fps=fps, n_frames=n_frames)
     return _windows(whisper)
-
-
-def clip_speech_inputs(kind: str, clip: ClipData) -> np.ndarray:
-    """:func:`speech_inputs` of a preprocessed clip (its stored mel windows and Whisper features when there)."""
-    from talkinghead.sync.inputs import clip_mels
-
-    if kind == "mel":
-        return clip_mels(clip)
-    return speech_inputs(kind, audio=clip.audio.astype(np.float32) / 32767, phone_ids=clip.phone_ids, fps=DATA_FPS,
-                         n_frames=clip.n_frames, whisper=clip.whisper)

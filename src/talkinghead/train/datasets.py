@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 from talkinghead.audio.mel import IPLAP, STYLETALKER, mel_windows
 from talkinghead.audio.phonemes import phone_windows
 from talkinghead.audio.posteriorgram import phone_posteriorgram, whisper_features
+from talkinghead.audio.speech import speech_inputs
 from talkinghead.constants import DATA_FPS, SAMPLE_RATE
 from talkinghead.data.clip import ClipData, clip_dir, list_clips, load_clip
 from talkinghead.errors import InputError
@@ -344,6 +345,15 @@ def clip_speech(clip: ClipData, kind: str) -> np.ndarray:
     if clip.whisper is not None:
         return clip.whisper.astype(np.float32)
     return whisper_features(clip.audio.astype(np.float32) / 32767, fps=DATA_FPS, n_frames=clip.n_frames)
+
+
+def clip_speech_inputs(kind: str, clip: ClipData) -> np.ndarray:
+    """:func:`talkinghead.audio.speech.speech_inputs` of a preprocessed clip (its stored mel windows and Whisper
+    features when there)."""
+    if kind == "mel":
+        return iplap_windows(clip, 0, clip.n_frames)
+    return speech_inputs(kind, audio=clip.audio.astype(np.float32) / 32767, phone_ids=clip.phone_ids, fps=DATA_FPS,
+                         n_frames=clip.n_frames, whisper=clip.whisper)
 
 
 class VastDataset(StyleDataset):

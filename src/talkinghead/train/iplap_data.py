@@ -12,11 +12,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from talkinghead.audio.speech import clip_speech_inputs
 from talkinghead.render.iplap.landmarks import N_POSE, subcrop_images, subcrop_points
 from talkinghead.render.iplap.sketch import draw_sketch
 from talkinghead.sync.inputs import visual_tensor
-from talkinghead.train.datasets import _Windows
+from talkinghead.train.datasets import _Windows, clip_speech_inputs
 
 
 def reference_frames(rng: np.random.Generator, n_frames: int, n: int, *, exclude: range = range(0)) -> np.ndarray:

@@ -26,6 +26,9 @@ SUBSAMPLES = 4
 PHONE_CLASS: dict[str, str] = {p: c for c, phones in VISEME_CLASSES.items() for p in phones}
 CLOSING_CLASSES = ("closure", "lip_teeth")
 """Viseme classes whose lips the phone shapes alone decide (the speech map does not reopen them)."""
+CLOSED_FULL = 0.5
+"""Where these classes carry at least this share of the blended shape, the phone shapes alone are shown (at a /m/'s
+centre between two vowels the share is about 0.8: a share-weighted mix still left the lips parted)."""
 
 
 @dataclass
@@ -43,8 +46,10 @@ class SpeechMap:
     @staticmethod
     def mix(phone: np.ndarray, predicted: np.ndarray, closed: np.ndarray, blend: float) -> np.ndarray:
         """(T, 5) phone shapes moved ``blend`` of the way to the predicted ones, except where the lips close for
-        p/b/m or touch the teeth for f/v: there the phone shapes keep their weight ``closed`` (T,) in 0..1."""
-        return phone + (blend * (1.0 - closed))[:, None] * (predicted - phone)
+        p/b/m or touch the teeth for f/v: with ``closed`` (T,), those phones' share of the blend in 0..1, the
+        phone shapes keep min(1, closed / :data:`CLOSED_FULL`) of the weight."""
+        keep = np.clip(closed / CLOSED_FULL, 0.0, 1.0)
+        return phone + (blend * (1.0 - keep))[:, None] * (predicted - phone)
 
 
 @dataclass
