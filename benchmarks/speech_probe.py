@@ -15,8 +15,8 @@ the measured gap is averaged over clips:
 
 Representations: log-mel (the StyleTalker mel, 100 frames/s averaged to 25), phone one-hots, the phone
 posteriorgram, Whisper tiny.en encoder features (stored by ``preprocess``; PCA to 64 dimensions, fitted on the
-training folder), and for scale the default engine's own lip gap with the shipped calibration (no fit: its ``loso`` column is its
-correlation on the training clips).
+training folder), and for scale the default engine's lip gap from its phone shapes alone (the shipped calibration
+without its speech map; no fit: its ``loso`` column is its correlation on the training clips).
 """
 
 from __future__ import annotations
@@ -69,7 +69,8 @@ def representations(clip: ClipData) -> dict[str, np.ndarray]:
 
 
 def engine_gap(clip: ClipData) -> np.ndarray:
-    """The default engine's lip gap for the clip's own phones and loudness (shipped calibration, no fit)."""
+    """The default engine's lip gap from the clip's own phones and loudness (the shipped calibration's phone shapes,
+    without its speech map; no fit)."""
     cal = default_calibration()
     tl = PhonemeTimeline([PHONES[i] for i in clip.phones], clip.phone_starts, clip.phone_ends, "aligned")
     deltas = articulation(tl, cal.targets, fps=DATA_FPS, n_frames=clip.n_frames, lag=cal.lag)
@@ -122,7 +123,7 @@ def main() -> None:
                      float(np.mean([pearson(p, gap[c.clip_id]) for p, c in zip(preds, test)])),
                      float(np.mean([best_lag_pearson(p, gap[c.clip_id], args.max_lag) for p, c in zip(preds, test)]))))
     engine = {c.clip_id: engine_gap(c) for c in train + test}
-    rows.append(("default engine (shipped)", float(np.mean([pearson(engine[c.clip_id], gap[c.clip_id])
+    rows.append(("default engine's phone shapes (shipped calibration)", float(np.mean([pearson(engine[c.clip_id], gap[c.clip_id])
                                                               for c in train])), None,
                  float(np.mean([pearson(engine[c.clip_id], gap[c.clip_id]) for c in test])),
                  float(np.mean([best_lag_pearson(engine[c.clip_id], gap[c.clip_id], args.max_lag) for c in test]))))
