@@ -353,7 +353,7 @@ def clip_speech_inputs(kind: str, clip: ClipData) -> np.ndarray:
     if kind == "mel":
         return iplap_windows(clip, 0, clip.n_frames)
     return speech_inputs(kind, audio=clip.audio.astype(np.float32) / 32767, phone_ids=clip.phone_ids, fps=DATA_FPS,
-                         n_frames=clip.n_frames, whisper=clip.whisper)
+                         n_frames=clip.n_frames, whisper=clip_speech(clip, "whisper") if kind == "whisper" else None)
 
 
 class VastDataset(StyleDataset):

@@ -55,7 +55,7 @@ class _IPLAPClips(_Windows):
         self._cache: dict[int, dict[str, np.ndarray]] = {}
 
     def clip_inputs(self, k: int) -> dict[str, np.ndarray]:
-        """points (T, 131, 2), speech (T, ...) (:func:`talkinghead.audio.speech.clip_speech_inputs`; mels
+        """points (T, 131, 2), speech (T, ...) (:func:`talkinghead.train.datasets.clip_speech_inputs`; mels
         (T, 16, 80)) and, with an image size, crops (T, S, S, 3) uint8 of clip ``k``."""
         if k not in self._cache:
             clip = self.store.clip(k)

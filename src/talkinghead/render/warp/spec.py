@@ -33,6 +33,7 @@ class FrameStages:
         ref = int(src_idx[0]) if mouth == "painted" else int(shown[np.argmax(mouth_opening(meshes[shown]))])
         self.topology = Topology.of(clip.frames[src_idx[0]], meshes[src_idx[0]], mouth=mouth,
                                     mouth_reference=(clip.frames[ref], meshes[ref]), painter=painter)
+        self.renderer = WarpRenderer
         self.photo = WarpRenderer(clip.frames[0], meshes[0], self.topology) if scene.is_photo else None
 
     def warp(self, t: int) -> tuple:
@@ -40,9 +41,7 @@ class FrameStages:
         k = int(self.scene.src_idx[t])
         if self.keep:
             return (k,)
-        from talkinghead.render.warp.renderer import WarpRenderer
-
-        r = self.photo or WarpRenderer(self.scene.clip.frames[k], self.scene.meshes[k], self.topology)
+        r = self.photo or self.renderer(self.scene.clip.frames[k], self.scene.meshes[k], self.topology)
         return (k, r, *r.warp(self.targets[t]))
 
     def finish(self, warped: tuple) -> np.ndarray:
