@@ -162,6 +162,24 @@ def test_a_signal_while_writing_leaves_nothing(sig: signal.Signals, media: Path,
 
 
 @pytest.mark.slow
+def test_a_signal_while_the_speech_is_analysed_stops_cleanly(media: Path, tmp_path: Path) -> None:
+    """Stopped while the speech is analysed in its background thread, the command waits for that thread to stop
+    (no native code left running into the interpreter's exit: that aborts) and exits with the signal's status."""
+    proc = subprocess.Popen([sys.executable, "-m", "talkinghead", "generate", "--image",
+                             str(media / "faces" / "liveportrait_s7.jpg"), "--audio",
+                             str(media / "speech" / "musetalk_eng.wav"), "--size", "128", "-o",
+                             str(tmp_path / "out.mp4")], stderr=subprocess.PIPE, text=True)
+    seen = ""
+    while "speech analysis" not in seen and proc.poll() is None:  # the bar appears once the face is found
+        seen += proc.stderr.read(1)  # type: ignore[union-attr]
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-500:]
+    assert err.strip().splitlines()[-1].endswith("talkinghead: stopped by SIGTERM")
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
 def test_odd_but_valid_input_works(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
                                    ) -> None:
     """Unicode and spaces in paths, 8 kHz three-channel speech, an AVIF photo: accepted, one video written."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -50,6 +51,45 @@ def test_ahead_stops_the_producer_when_the_consumer_stops() -> None:
     items.close()  # the consumer stops early: the producer finishes the item in hand and ends
     assert not any(t.name == "talkinghead-ahead" for t in threading.enumerate())
     assert len(produced) <= 5
+
+
+def test_a_stopped_consumer_has_the_producer_close_its_source() -> None:
+    """The source's ``finally`` (another ahead's thread stopping, PyTorch's threads restored) runs in the producer's
+    thread before ``close()`` returns, not whenever the source happens to be collected."""
+    closed = []
+
+    def made() -> Iterator[int]:
+        try:
+            yield from range(1000)
+        finally:
+            closed.append(threading.current_thread().name)
+
+    items = ahead(made(), depth=2)
+    assert next(items) == 0
+    items.close()
+    assert closed == ["talkinghead-ahead"]
+
+
+def test_an_interrupted_wait_still_waits_for_the_work() -> None:
+    """A signal raising in the caller while it waits (Ctrl-C, SIGTERM) leaves the work running, and a second wait
+    (the caller stopping the work on its way out) waits for it: Thread.join would take it for ended."""
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(*_: object) -> None:
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        work = Background(lambda: time.sleep(0.6) or 42)
+        signal.setitimer(signal.ITIMER_REAL, 0.15)
+        with pytest.raises(Interrupted):
+            work.result()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert work.result()[0] == 42
 
 
 def test_background_returns_the_value_and_its_time_or_raises() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -150,8 +151,11 @@ def test_a_full_queue_refuses_with_503_and_bad_numbers_with_400(tmp_path: Path, 
         assert reply.status_code == 400 and "seed must be between 0 and" in reply.json()["error"]
         codes = [requests.post(url + "/api/generate", files=files, timeout=30).status_code for _ in range(3)]
         assert codes == [200, 200, 503]  # each video takes seconds: the first two still wait or run
+        proc.terminate()  # the running video stops at its next frame, the waiting one is dropped
+        _, err = proc.communicate(timeout=15)
+        assert proc.returncode == 128 + signal.SIGTERM and err.strip().endswith("stopped by SIGTERM"), err[-500:]
     finally:
-        proc.terminate()
+        proc.kill()
         proc.wait(10)
 
 

@@ -123,7 +123,8 @@ def generate(
     t0 = time.perf_counter()
     with bar(scene.n_frames, "render", quiet=quiet) as pb:
         frames = _timed(draw.create().frames(request, scene, performance), render, pb.update)
-        write_video(out, ahead(frames, waited=waited), fps=fps, audio=scene.speech)
+        with contextlib.closing(ahead(frames, waited=waited)) as made:  # closed at once when the writing stops
+            write_video(out, made, fps=fps, audio=scene.speech)
     output_seconds = time.perf_counter() - t0
     # the renderer runs in a background thread while the encoder works: both busy times and their wall time
     timings.update(render=render[0], encode=output_seconds - waited[0], output=output_seconds)

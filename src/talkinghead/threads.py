@@ -25,7 +25,8 @@ def ahead(items: Iterable[T], *, depth: int = 8, waited: list[float] | None = No
     OpenCV, NumPy, torch and CTranslate2 release the GIL) and the consumer (the encoder, the aligner) use both cores.
 
     An exception in the producer is raised here; when the consumer stops early (an error while encoding, an
-    interrupt) the producer stops after the item it is making, and this waits for that. ``waited[0]`` (when given)
+    interrupt) the producer stops after the item it is making and closes ``items`` (when it is a generator: its
+    ``finally`` blocks run now, in the producer's thread), and this waits for that. ``waited[0]`` (when given)
     grows by the seconds the consumer waited for items.
     """
     done = object()
@@ -42,13 +43,18 @@ def ahead(items: Iterable[T], *, depth: int = 8, waited: list[float] | None = No
         return False
 
     def produce() -> None:
+        source = iter(items)
         try:
-            for item in items:
+            for item in source:
                 if not put(item):
                     return
             put(done)
         except BaseException as exc:  # handed to the consumer, which raises it
             put(_Failed(exc))
+        finally:  # a generator left suspended would keep what it runs (another ahead's thread) until collected
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
 
     worker = threading.Thread(target=contextvars.copy_context().run, args=(produce,), name="talkinghead-ahead",
                               daemon=True)
@@ -62,7 +68,11 @@ def ahead(items: Iterable[T], *, depth: int = 8, waited: list[float] | None = No
             if item is done:
                 return
             if isinstance(item, _Failed):
-                raise item.error
+                error, item = item.error, None
+                try:
+                    raise error
+                finally:  # the traceback holds this frame: no cycle through it keeps the producer's leftovers
+                    del error
             yield item  # type: ignore[misc]
     finally:
         stop.set()
@@ -80,6 +90,7 @@ class Background(Generic[T]):
         self._value: T | None = None
         self._error: BaseException | None = None
         self._seconds = 0.0
+        self._finished = threading.Event()
         self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._run, work), name=name,
                                         daemon=True)
         self._thread.start()
@@ -90,15 +101,19 @@ class Background(Generic[T]):
             self._value = work()
         except BaseException as exc:  # raised in the caller by result()
             self._error = exc
-        self._seconds = time.perf_counter() - start
+        finally:
+            self._seconds = time.perf_counter() - start
+            self._finished.set()
 
     def result(self, poll: Callable[[], object] | None = None) -> tuple[T, float]:
         """Wait for the work, calling ``poll()`` (when given) about ten times a second meanwhile: (its value, the
         seconds it took); its exception is raised here."""
-        while self._thread.is_alive():
-            self._thread.join(0.1)
+        # not Thread.join: interrupted by a signal (Ctrl-C, SIGTERM), Python 3.11 marks the thread as ended while
+        # it still runs, and a later join returns at once (CPython gh-90882)
+        while not self._finished.wait(0.1):
             if poll is not None:
                 poll()
         if self._error is not None:
-            raise self._error
+            error, self._error = self._error, None  # its traceback holds this object: no cycle keeps it
+            raise error
         return self._value, self._seconds  # type: ignore[return-value]  # set: the work returned

@@ -398,7 +398,7 @@ def phoneme_timeline(audio: np.ndarray, *, language: str = "auto", transcript: s
             transcribed[0] = fraction
             report(0.5 * fraction)
 
-        source = _kept(ahead(transcribe(audio, confidence, transcribing), depth=1024), words)
+        source = _kept(made := ahead(transcribe(audio, confidence, transcribing), depth=1024), words)
     pcm = _pcm16(audio)
     phones, starts, ends, aligned_words = [], [], [], []
 
@@ -416,12 +416,16 @@ def phoneme_timeline(audio: np.ndarray, *, language: str = "auto", transcript: s
         report(0.5 * transcribed[0] + 0.5 * b / duration)
 
     waiting: list[tuple[float, float, str]] = []  # chunks held while the transcript so far does not look English
-    for chunk in _chunks(source, duration):
-        waiting.append(chunk)
-        if transcript is not None or language == "en" or confidence.logprob >= MIN_ENGLISH_LOGPROB:
-            for held in waiting:
-                align(*held)
-            waiting = []
+    try:
+        for chunk in _chunks(source, duration):
+            waiting.append(chunk)
+            if transcript is not None or language == "en" or confidence.logprob >= MIN_ENGLISH_LOGPROB:
+                for held in waiting:
+                    align(*held)
+                waiting = []
+    finally:  # stopped early (``progress`` raised): Whisper's thread stops now, not when the exception is collected
+        if transcript is None:
+            made.close()
     if transcript is None and (not words or (language == "auto" and confidence.logprob < MIN_ENGLISH_LOGPROB)):
         return recognise_phones(audio)  # not (recognisably) English
     for held in waiting:

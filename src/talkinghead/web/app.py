@@ -16,7 +16,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,10 +111,20 @@ def _roles(method: str, given: set[str]) -> set[str]:
     return {r.name for r in (*spec.checkpoints, *get_renderer(default_renderer(spec, given)).checkpoints)}
 
 
-def _run(job: Job, inputs: dict[str, Path], options: dict[str, Any], checkpoints: dict[str, Path]) -> None:
+class _Closing(TalkingHeadError):
+    """The server is shutting down: the running generation stops at its next progress report."""
+
+    def __init__(self) -> None:
+        super().__init__("the server stopped before the video was made")
+
+
+def _run(job: Job, inputs: dict[str, Path], options: dict[str, Any], checkpoints: dict[str, Path],
+         closing: threading.Event) -> None:
     from talkinghead.api import generate
 
     def listen(stage: str, fraction: float) -> None:
+        if closing.is_set():
+            raise _Closing
         job.stage, job.progress = stage, fraction
         job.stages[stage] = fraction
 
@@ -186,7 +198,17 @@ def create_app(workdir: Path | None = None, *, keep_minutes: float = KEEP_MINUTE
     jobs: dict[str, Job] = {}
     lock = threading.Lock()
     worker = ThreadPoolExecutor(max_workers=1)
-    app = FastAPI(title="talkinghead")
+    closing = threading.Event()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        """At shutdown the running generation stops at its next progress report and the queued ones are dropped,
+        so that stopping the server does not wait for them."""
+        yield
+        closing.set()
+        await run_in_threadpool(lambda: worker.shutdown(wait=True, cancel_futures=True))
+
+    app = FastAPI(title="talkinghead", lifespan=lifespan)
     add_live(app, max_streams=max_streams)
 
     def sweep() -> None:
@@ -275,7 +297,7 @@ def create_app(workdir: Path | None = None, *, keep_minutes: float = KEEP_MINUTE
             await form.close()
         with lock:
             jobs[job.id] = job
-        worker.submit(_run, job, inputs, options, given)
+        worker.submit(_run, job, inputs, options, given, closing)
         return JSONResponse(job.status())
 
     def find(job_id: str) -> Job:

@@ -3,6 +3,7 @@ face warped to the target mesh and the mouth's inside drawn where the lips part.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import numpy as np
@@ -73,8 +74,9 @@ class WarpFrames:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            for warped in ahead((stages.warp(t) for t in range(scene.n_frames)), depth=4):
-                yield stages.finish(warped)
+            with contextlib.closing(ahead((stages.warp(t) for t in range(scene.n_frames)), depth=4)) as warps:
+                for warped in warps:
+                    yield stages.finish(warped)
         finally:
             torch.set_num_threads(threads)
 
