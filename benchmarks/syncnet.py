@@ -27,9 +27,10 @@ from talkinghead.audio.phonemes import PHONE_INDEX
 from talkinghead.constants import DATA_FPS
 from talkinghead.data.clip import ClipData, clip_dir, list_clips, load_clip
 from talkinghead.face import indices as ix
-from talkinghead.sync.inputs import clip_mels, clip_visual, visual_tensor
+from talkinghead.sync.inputs import clip_visual, visual_tensor
 from talkinghead.sync.metrics import sync_score
 from talkinghead.sync.model import SyncNet
+from talkinghead.train.datasets import clip_speech_inputs
 
 SHIFTS = range(-10, 11)
 BILABIALS = [PHONE_INDEX[p] for p in ("P", "B", "M")]
@@ -64,7 +65,8 @@ def main() -> None:
     args = parser.parse_args()
     model = SyncNet.load(args.checkpoint)
     clips = [load_clip(clip_dir(r, c)) for r in args.datasets for c in list_clips(r, args.split)]
-    data = [(visual_tensor(clip_visual(c, model.config)), torch.from_numpy(clip_mels(c))) for c in clips]
+    data = [(visual_tensor(clip_visual(c, model.config)), torch.from_numpy(clip_speech_inputs(model.config.speech, c)))
+            for c in clips]
     exact = relative = total = 0
     own_c = []
     for clip, (mouth, mel) in zip(clips, data):

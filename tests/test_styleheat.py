@@ -92,6 +92,24 @@ def test_audio_flow_moves_only_the_lower_face() -> None:
     assert not rows[:8].any() and (rows[8:] > 0.5).all()  # mouth_from 0.5 of 16 rows
 
 
+def test_whisper_windows_drive_the_audio_flow(tmp_path: Path) -> None:
+    """The speech switch: a window of Whisper features per frame through a small MLP in place of the mel mapper
+    drives the lower-face flow; the model round-trips with its kind."""
+    _, _, source, _, _ = _inputs()
+    model = StyleHeat(replace(TINY, speech="whisper"))
+    speech = torch.randn(2, 5, 384)
+    with torch.no_grad():
+        model.audio_flow.head.bias.fill_(1.0)
+        flow = model.audio_motion(source, speech)
+    rows = flow.abs().amax((0, 1, 3))
+    assert flow.shape == (2, 2, 16, 16) and not rows[:8].any() and (rows[8:] > 0.5).all()
+    model.save(tmp_path / "sh.pt")
+    again = StyleHeat.load(tmp_path / "sh.pt").eval()
+    with torch.no_grad():
+        assert again.config.speech == "whisper" and torch.equal(again.motion(source, None, speech)[0],
+                                                                  model.eval().motion(source, None, speech)[0])
+
+
 @pytest.mark.slow
 def test_training_lowers_a_flow_loss_and_round_trips(tmp_path: Path) -> None:
     """A training step of the whole motion path (both generators, calibration) lowers an image loss towards a

@@ -15,6 +15,7 @@ import torch
 
 from helpers import mouth_follows_phonemes, optimise
 from talkinghead.audio.phonemes import PHONE_INDEX, phone_windows
+from talkinghead.audio.speech import frame_dim
 from talkinghead.motion.styletalk.model import StyleTalk
 from talkinghead.nn.transformer import AttentionPooling, DynamicLinear
 from talkinghead.train.iplap import RENDERER_CONFIGS
@@ -82,6 +83,26 @@ def test_tiny_styletalk(k: int, tmp_path: Path) -> None:
         assert torch.equal(again(phones, style, pad)[0], model(phones, style, pad)[0])
 
 
+@pytest.mark.parametrize("speech", ["whisper", "mel"])
+def test_tiny_styletalk_on_frame_rows(speech: str, tmp_path: Path) -> None:
+    """The content tokens may be Whisper features or log-mel windows (a linear layer in place of the phone
+    embedding): same outputs, training and round trip."""
+    torch.manual_seed(0)
+    config = replace(TINY, speech=speech)
+    model = StyleTalk(config)
+    _, style, pad, target = _inputs()
+    speech_rows = torch.randn(2, 10, 2 * TINY.window + 1, frame_dim(speech))
+    out, _ = model(speech_rows, style, pad)
+    assert out.shape == (2, 10, 12) and torch.isfinite(out).all()
+    losses = optimise(model, lambda: (model(speech_rows, style, pad)[0] - target).abs().mean(), steps=10, lr=1e-3)
+    assert losses[-1] < losses[0]
+    model.eval().save(tmp_path / "st.pt")
+    again = StyleTalk.load(tmp_path / "st.pt")
+    assert again.config.speech == speech
+    with torch.no_grad():
+        assert torch.equal(again(speech_rows, style, pad)[0], model(speech_rows, style, pad)[0])
+
+
 def test_lower_and_upper_decoders_own_their_coefficients() -> None:
     model = StyleTalk(TINY).eval()
     phones, style, pad, _ = _inputs()
@@ -112,7 +133,7 @@ def test_style_dataset_draws_style_clips_by_class(styled_dataset: Path) -> None:
     assert clip_frames < 300
     for i in range(len(data)):
         item = data[i]
-        assert item["expression"].shape == (16, 64) and item["phones"].shape == (16, 11)
+        assert item["expression"].shape == (16, 64) and item["speech"].shape == (16, 11)
         assert item["mels"].shape == (16, 16, 80) and item["style"].shape == (300, 64)
         assert int((~item["style_padding"]).sum()) == clip_frames and not item["style"][clip_frames:].any()
         k = data.index[i][0]
@@ -121,6 +142,13 @@ def test_style_dataset_draws_style_clips_by_class(styled_dataset: Path) -> None:
     # which is also c's only choice for the style clip (none of its class): c's own other frames
     c_items = [i for i, (k, _) in enumerate(data.index) if k == 2]
     assert c_items and all(data[i]["label"] == 1 for i in c_items)
+    # with Whisper tokens each frame's window holds the stored features of the frames around it
+    whisper = StyleDataset(styled_dataset, "train", window=16, style_length=300, speech="whisper", seed=0)
+    features = load_clip(clip_dir(styled_dataset, "a")).whisper.astype(np.float32)
+    k, start = whisper.index[1]
+    rows = whisper[1]["speech"].numpy()
+    assert rows.shape == (16, 11, 384) and k == 0 and start == 16
+    assert np.array_equal(rows[:, 5], features[16:32]) and np.array_equal(rows[3, 0], features[14])
 
 
 def _speaker_dataset(one_clip_dataset: Path, root: Path, clips: dict[str, tuple[str, str]],

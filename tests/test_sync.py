@@ -50,6 +50,36 @@ def test_tiny_syncnet_shapes_training_and_round_trip(objective: str, in_batch: b
     assert torch.allclose(back.embed_mouth(mouth), model.embed_mouth(mouth), atol=1e-6)
 
 
+def test_whisper_audio_stream_trains_round_trips_and_reads_the_clips_features(one_clip_dataset: Path,
+                                                                              tmp_path: Path) -> None:
+    """The speech switch: the audio stream reads 5-frame windows of Whisper features (a small MLP); a tiny mesh
+    SyncNet on them learns, round-trips, and its dataset's in-sync window holds the clip's own stored features;
+    the sequence sync loss of training refuses it (it reads mel windows)."""
+    from talkinghead.data.clip import clip_dir, load_clip
+    from talkinghead.sync.model import sequence_sync_loss
+    from talkinghead.train.datasets import SyncDataset
+
+    torch.manual_seed(0)
+    config = replace(TINY, visual="mesh", speech="whisper")
+    model = SyncNet(config)
+    mouth, _ = _batch(visual="mesh")
+    speech = torch.randn(6, 5, 5, 384)
+    assert model.embed_audio(speech[:, 0]).shape == (6, TINY.embed)
+    losses = optimise(model, lambda: model.loss(mouth, speech)[0], steps=30, lr=3e-3)
+    assert losses[-1] < losses[0]
+    model.eval().save(tmp_path / "s.pt")
+    back = SyncNet.load(tmp_path / "s.pt")
+    with torch.no_grad():
+        assert back.config.speech == "whisper"
+        assert torch.equal(back.embed_audio(speech[:, 0]), model.embed_audio(speech[:, 0]))
+    data = SyncDataset(one_clip_dataset, "train", config=config)
+    item, (_, s) = data[7], data.index[7]
+    features = load_clip(clip_dir(one_clip_dataset, "a")).whisper.astype(np.float32)
+    assert item["mels"].shape == (5, 5, 384) and torch.equal(item["mels"][0, 2], torch.from_numpy(features[s]))
+    with pytest.raises(ValueError, match="reads mel windows"):
+        sequence_sync_loss(model, torch.randn(1, 12, TINY.mesh_dim), torch.randn(1, 12, 5, 384))
+
+
 class _KnownEmbeddings(SyncNet):
     """Visual window t embeds to r_t, audio frame t to r_(t - shift): the true offset is ``shift``."""
 

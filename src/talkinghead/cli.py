@@ -138,9 +138,12 @@ def _parser(chosen: str | None = None) -> argparse.ArgumentParser:
     ts.add_argument("--objective", choices=("contrastive", "binary"), default="contrastive")
     ts.add_argument("--visual", choices=("image", "mesh"), default="image",
                     help="what the visual stream sees: mouth crops or lip/jaw mesh points (default: image)")
+    ts.add_argument("--speech", choices=("mel", "phones", "whisper"), default="mel",
+                    help="what the audio stream reads: mel windows, or 5-frame windows of phone one-hots or Whisper "
+                         "tiny.en encoder features (default: mel; the sync losses of training need mel)")
     ts.add_argument("--steps", type=int, default=2000)
     ts.add_argument("--batch", type=int, default=32)
-    ts.add_argument("--negatives", type=int, default=4, help="shifted mel windows per item (default: 4)")
+    ts.add_argument("--negatives", type=int, default=4, help="shifted audio windows per item (default: 4)")
     ts.add_argument("--lr", type=float, default=1e-3)
     ts.add_argument("--augment", action="store_true",
                     help="augment training items (mesh motion scale and noise / mirrored, brightened crops; mel level)")
@@ -254,7 +257,7 @@ def _preprocess(args: argparse.Namespace) -> int:
 def _synth(args: argparse.Namespace) -> int:
     import json
 
-    from talkinghead.data.synth import synth
+    from talkinghead.train.synth import synth
 
     for folder in args.faces:
         if not folder.is_dir():
@@ -293,7 +296,7 @@ def _train_syncnet(args: argparse.Namespace) -> int:
     from talkinghead.train.syncnet import MESH, TINY, train_syncnet
 
     base = TINY if args.tiny else MESH if args.visual == "mesh" else SyncNetConfig()
-    config = replace(base, objective=args.objective, visual=args.visual)
+    config = replace(base, objective=args.objective, visual=args.visual, speech=args.speech)
     devices = int(args.devices) if str(args.devices).isdigit() else args.devices
     metrics = train_syncnet(args.datasets, args.output, config=config, max_steps=args.steps, batch=args.batch,
                             negatives=args.negatives, augment=args.augment, workers=args.workers, lr=args.lr,

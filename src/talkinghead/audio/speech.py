@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 from talkinghead.audio.mel import IPLAP, mel_spectrogram, mel_windows
-from talkinghead.audio.phonemes import PHONES
+from talkinghead.audio.phonemes import PHONES, PhonemeTimeline, phoneme_timeline
 from talkinghead.audio.posteriorgram import WHISPER_DIM, whisper_features
-from talkinghead.audio.speechmap import stack_window
+from talkinghead.constants import DATA_FPS
 
 SPEECH_INPUTS = ("mel", "phones", "whisper")
 CONTEXT = 2
@@ -35,9 +35,34 @@ def input_shape(kind: str) -> tuple[int, int]:
     raise ValueError(f"speech input must be one of {', '.join(SPEECH_INPUTS)}, not {kind!r}")
 
 
-def _windows(x: np.ndarray) -> np.ndarray:
-    """(T, D) -> (T, 2 CONTEXT + 1, D) float32."""
-    return stack_window(x, CONTEXT).reshape(len(x), 2 * CONTEXT + 1, -1).astype(np.float32)
+def frame_dim(kind: str) -> int:
+    """The length of a kind's :func:`frame_vectors` row."""
+    shape = input_shape(kind)
+    return shape[0] * shape[1] if kind == "mel" else shape[1]
+
+
+def around(x: np.ndarray, w: int, start: int = 0, length: int | None = None) -> np.ndarray:
+    """(T, D) per-frame rows -> (length, 2w + 1, D) float32: each of the frames ``start .. start + length`` (default:
+    all) with the ``w`` frames before and after it (the edge frames repeated past the ends)."""
+    length = len(x) - start if length is None else length
+    lo, hi = max(0, start - w), min(len(x), start + length + w)
+    padded = np.pad(x[lo:hi].astype(np.float32, copy=False), ((w, w), (0, 0)), mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * w + 1, axis=0).transpose(0, 2, 1)
+    return windows[start - lo:start - lo + length].copy()
+
+
+def frame_vectors(kind: str, *, audio: np.ndarray, phone_ids: np.ndarray, fps: float, n_frames: int,
+                  whisper: np.ndarray | None = None) -> np.ndarray:
+    """(n_frames, frame_dim(kind)) float32, one row per frame: its log-mel window flattened (``mel``), its phone
+    one-hot (``phones``) or its Whisper features (``whisper``); arguments as :func:`speech_inputs`."""
+    input_shape(kind)
+    if kind == "mel":
+        return mel_windows(mel_spectrogram(audio, IPLAP), IPLAP, fps=fps, n_frames=n_frames).reshape(n_frames, -1)
+    if kind == "phones":
+        return np.eye(len(PHONES), dtype=np.float32)[phone_ids[:n_frames]]
+    if whisper is None:
+        whisper = whisper_features(audio, fps=fps, n_frames=n_frames)
+    return whisper.astype(np.float32, copy=False)
 
 
 def speech_inputs(kind: str, *, audio: np.ndarray, phone_ids: np.ndarray, fps: float, n_frames: int,
@@ -49,11 +74,20 @@ def speech_inputs(kind: str, *, audio: np.ndarray, phone_ids: np.ndarray, fps: f
         phone_ids: (n_frames,) phone index of each frame.
         whisper: its Whisper features (n_frames, 384) when already computed.
     """
-    input_shape(kind)
-    if kind == "mel":
-        return mel_windows(mel_spectrogram(audio, IPLAP), IPLAP, fps=fps, n_frames=n_frames)
+    return inputs_of(kind, frame_vectors(kind, audio=audio, phone_ids=phone_ids, fps=fps, n_frames=n_frames,
+                                         whisper=whisper))
+
+
+def inputs_of(kind: str, rows: np.ndarray) -> np.ndarray:
+    """:func:`speech_inputs` from the utterance's :func:`frame_vectors` ``rows``."""
+    return rows.reshape(len(rows), *input_shape(kind)) if kind == "mel" else around(rows, CONTEXT)
+
+
+def speech_at(kind: str, audio: np.ndarray, n_frames: int, *, timeline: PhonemeTimeline | None = None
+              ) -> np.ndarray:
+    """:func:`speech_inputs` of ``n_frames`` frames at 25 fps of 16 kHz speech; ``phones`` reads ``timeline`` (the
+    speech analysis's; the speech is analysed now when it is not given)."""
+    ids = np.zeros(n_frames, np.int64)
     if kind == "phones":
-        return _windows(np.eye(len(PHONES), dtype=np.float32)[phone_ids[:n_frames]])
-    if whisper is None:
-        whisper = whisper_features(audio, fps=fps, n_frames=n_frames)
-    return _windows(whisper)
+        ids = (timeline or phoneme_timeline(audio)).frame_ids(fps=DATA_FPS, n_frames=n_frames)
+    return speech_inputs(kind, audio=audio, phone_ids=ids, fps=DATA_FPS, n_frames=n_frames)

@@ -63,6 +63,17 @@ def speech_encoder(kind: str, out_dim: int, *, width: float = 1.0) -> nn.Module:
     return MelEncoder(out_dim, width=width) if kind == "mel" else WindowEncoder(window, dim, out_dim)
 
 
+class PerFrame(nn.Module):
+    """A per-item encoder run on every frame of (B, T, ...) inputs -> (B, T, out)."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x.flatten(0, 1)).unflatten(0, x.shape[:2])
+
+
 class PointEncoder(nn.Module):
     """points: (B, P, 2) landmarks -> (B, out_dim): 1D convs over the point sequence (x, y as channels),
     halving its length stage by stage (one conv + two residual convs each) down to 3, then a valid conv.

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from talkinghead.audio.speech import speech_at
 from talkinghead.constants import DATA_FPS
-from talkinghead.sync.inputs import audio_mels, video_visual, visual_tensor
+from talkinghead.sync.inputs import video_visual, visual_tensor
 from talkinghead.sync.model import SyncNet
 
 MAX_OFFSET = 15
@@ -37,7 +38,8 @@ def sync_score(model: SyncNet, mouth: torch.Tensor, mel_windows: torch.Tensor, *
 
     Args:
         mouth: (T, 3, H, W) mouth crops in [0, 1] or (T, D) mesh inputs, at 25 fps.
-        mel_windows: (T, 16, 80) mel window of each frame (IP_LAP settings).
+        mel_windows: (T, 16, 80) mel window of each frame (IP_LAP settings), or the model's ``config.speech``
+            inputs (T, ...).
     """
     model.eval()
     n = model.config.frames
@@ -65,4 +67,4 @@ def score_video(model: SyncNet, frames: np.ndarray, meshes: np.ndarray, pose_fre
     n = int(np.floor(len(frames) / fps * DATA_FPS + 1e-6))
     idx = np.minimum(np.floor(np.arange(n) * fps / DATA_FPS + 1e-6).astype(int), len(frames) - 1)
     visual = video_visual(frames[idx], meshes[idx], pose_free[idx], model.config)
-    return sync_score(model, visual_tensor(visual), torch.from_numpy(audio_mels(audio, n)))
+    return sync_score(model, visual_tensor(visual), torch.from_numpy(speech_at(model.config.speech, audio, n)))

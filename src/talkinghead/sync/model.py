@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from talkinghead.nn.checkpoint import CheckpointModel
+from talkinghead.nn.encoders import speech_encoder
 
 
 @dataclass
@@ -34,6 +35,10 @@ class SyncNetConfig:
     height: int = 64
     width: int = 128
     """Mouth crop size: the lower half of a face crop, resized."""
+    speech: str = "mel"
+    """What the audio stream reads (:data:`talkinghead.audio.speech.SPEECH_INPUTS`): mel windows (16, 80) into a
+    CNN, or a 5-frame window of phone one-hots or Whisper tiny.en encoder features into a small MLP
+    (:class:`talkinghead.nn.encoders.WindowEncoder`; our addition)."""
     mel_frames: int = 16
     n_mels: int = 80
     embed: int = 128
@@ -82,11 +87,14 @@ class SyncNet(CheckpointModel):
             self.visual = _mlp([config.frames * config.mesh_dim, 16 * c, 16 * c, 8 * c, config.embed])
         else:
             raise ValueError(f"unknown visual stream {config.visual!r}")
-        layers, cin = [], 1
-        for w, stride in zip(widths[:4], [(1, 2), (2, 2), (2, 2), (2, 2)]):
-            layers.append(_block(cin, w, stride))
-            cin = w
-        self.audio = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, config.embed))
+        if config.speech == "mel":
+            layers, cin = [], 1
+            for w, stride in zip(widths[:4], [(1, 2), (2, 2), (2, 2), (2, 2)]):
+                layers.append(_block(cin, w, stride))
+                cin = w
+            self.audio = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, config.embed))
+        else:
+            self.audio = speech_encoder(config.speech, config.embed)
 
     def embed_mouth(self, mouth: torch.Tensor) -> torch.Tensor:
         b = mouth.shape[0]
@@ -95,8 +103,11 @@ class SyncNet(CheckpointModel):
         x = mouth.reshape(b, -1, *mouth.shape[-2:]) * 2 - 1
         return F.normalize(self.visual(x), dim=-1)
 
-    def embed_audio(self, mel: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.audio(mel.unsqueeze(1) / 4.0), dim=-1)
+    def embed_audio(self, speech: torch.Tensor) -> torch.Tensor:
+        """Speech inputs (B, ...) (mel windows (B, 16, 80), or ``config.speech``'s) -> unit embeddings (B, embed)."""
+        if self.config.speech == "mel":
+            return F.normalize(self.audio(speech.unsqueeze(1) / 4.0), dim=-1)
+        return F.normalize(self.audio(speech), dim=-1)
 
     def loss(self, mouth: torch.Tensor, mels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Objective for mouth (B, frames, 3, H, W) or (B, frames, mesh_dim) against mels
@@ -136,6 +147,8 @@ def sequence_sync_loss(net: SyncNet, mouth: torch.Tensor, mels: torch.Tensor, *,
     against those shifted by at least ``min_offset`` frames (nearer shifts are left out, as in
     :class:`talkinghead.train.datasets.SyncDataset`). Needs N >= frames + min_offset.
     """
+    if net.config.speech != "mel":
+        raise ValueError(f"the sync loss reads mel windows: its SyncNet reads {net.config.speech}")
     f = net.config.frames
     b, n = mouth.shape[:2]
     starts = n - f + 1

@@ -14,14 +14,15 @@ import torch
 from torch.utils.data import Dataset
 
 from talkinghead.audio.mel import IPLAP, STYLETALKER, mel_windows
-from talkinghead.audio.phonemes import phone_windows
 from talkinghead.audio.posteriorgram import phone_posteriorgram, whisper_features
-from talkinghead.audio.speech import speech_inputs
+from talkinghead.audio.speech import frame_vectors, inputs_of
 from talkinghead.constants import DATA_FPS, SAMPLE_RATE
 from talkinghead.data.clip import ClipData, clip_dir, list_clips, load_clip
 from talkinghead.errors import InputError
 from talkinghead.face.pose import with_head_motion
-from talkinghead.sync.inputs import clip_mels, clip_visual, visual_tensor
+from talkinghead.motion.styletalk.config import StyleTalkConfig
+from talkinghead.motion.styletalk.model import content_inputs
+from talkinghead.sync.inputs import clip_visual, visual_tensor
 from talkinghead.sync.model import SyncNetConfig
 
 MEL_PER_FRAME = int(round(STYLETALKER.rate / DATA_FPS))
@@ -117,13 +118,16 @@ class WindowDataset(_Windows):
     (R, 3, 256, 256) other frames of the same clip (R = ``references``), expression (T, K),
     rotation (T, 3, 3), translation (T, 3), scale (T,), canonical (T, 478, 3), blink (T,),
     phone_ids (T,), loudness_db (T,), voiced (T,), mel_iplap (T, 16, 80), mel_styletalker (T, 4, 80),
-    audio (T * 640,) float in [-1, 1], plus clip_id, speaker and start.
+    audio (T * 640,) float in [-1, 1], plus clip_id, speaker and start; with ``speech`` (a kind of
+    :data:`talkinghead.audio.speech.SPEECH_INPUTS`) also speech (T, *input_shape(speech)) (:func:`clip_speech_inputs`).
     """
 
     def __init__(self, roots: list[Path] | Path, split: str | None = "train", *, window: int = 5,
-                 stride: int | None = None, references: int = 0, frames: bool = True, seed: int = 0) -> None:
+                 stride: int | None = None, references: int = 0, frames: bool = True, speech: str | None = None,
+                 seed: int = 0) -> None:
         super().__init__(roots, split, length=window, stride=stride or window, seed=seed)
-        self.window, self.references, self.with_frames = window, references, frames
+        self.window, self.references, self.with_frames, self.speech = window, references, frames, speech
+        self._speech: dict[str, np.ndarray] = {}  # per clip, made once
 
     def __getitem__(self, i: int) -> dict:
         clip, s, rng = self._open(i)
@@ -143,6 +147,10 @@ class WindowDataset(_Windows):
             "mel_styletalker": torch.from_numpy(mel_st[st_idx].reshape(self.window, MEL_PER_FRAME, -1)),
             "audio": torch.from_numpy(audio),
         }
+        if self.speech is not None:
+            if clip.clip_id not in self._speech:
+                self._speech[clip.clip_id] = clip_speech_inputs(self.speech, clip)
+            item["speech"] = torch.from_numpy(self._speech[clip.clip_id][sl])
         if self.with_frames:
             item["frames"] = visual_tensor(clip.frames(range(s, s + self.window)))
         if self.references:
@@ -155,15 +163,15 @@ class WindowDataset(_Windows):
 
 class SyncDataset(_Windows):
     """SyncNet items: a window of ``config.frames`` visual inputs (see :mod:`talkinghead.sync.inputs`) and
-    1 + K mel windows of 0.2 s (IP_LAP settings): index 0 in sync, the K others from the same clip shifted
-    by at least ``min_offset`` frames. Keys: visual (frames, 3, h, w) or (frames, D), mels (1 + K, 16, 80),
-    offsets (1 + K,).
+    1 + K audio windows of 0.2 s (mel windows with IP_LAP settings, or ``config.speech``'s inputs): index 0 in sync,
+    the K others from the same clip shifted by at least ``min_offset`` frames. Keys: visual (frames, 3, h, w) or
+    (frames, D), mels (1 + K, 16, 80) (or (1 + K, *input_shape(config.speech))), offsets (1 + K,).
 
     Every clip's visual inputs and mel windows are computed once and kept in memory (a few hundred
     MB for hours of 64x128 mouth crops). With ``train`` the shifts are drawn anew each time (otherwise
     they are fixed per item, for validation). With ``augment`` (training only) the item is augmented:
     visual: mesh motion scaled by 0.75..1.25 plus 0.03 noise, or crops mirrored and brightened by
-    0.8..1.2; audio: every mel window of the item raised by the same -0.5..0.5.
+    0.8..1.2; audio (mel windows only): every window of the item raised by the same -0.5..0.5.
     """
 
     def __init__(self, roots: list[Path] | Path, split: str | None = "train", *, config: SyncNetConfig,
@@ -179,7 +187,7 @@ class SyncDataset(_Windows):
         """(visual, mel windows) of every frame of clip ``k``."""
         if k not in self._inputs:
             clip = self.store.clip(k)
-            self._inputs[k] = (clip_visual(clip, self.config), clip_mels(clip))
+            self._inputs[k] = (clip_visual(clip, self.config), clip_speech_inputs(self.config.speech, clip))
         return self._inputs[k]
 
     def __getitem__(self, i: int) -> dict:
@@ -194,12 +202,14 @@ class SyncDataset(_Windows):
         offsets = np.concatenate([[0], shifts]).astype(np.int64)
         x, m = visual_tensor(visual[s:s + f]), torch.from_numpy(mels[s + offsets])
         if self.augment:
-            x, m = _augment(x, m, rng)
+            x, m = _augment(x, m, rng, mel=self.config.speech == "mel")
         return {"visual": x, "mels": m, "offsets": torch.from_numpy(offsets)}
 
 
-def _augment(visual: torch.Tensor, mels: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """SyncNet training augmentation (see :class:`SyncDataset`)."""
+def _augment(visual: torch.Tensor, mels: torch.Tensor, rng: np.random.Generator, *, mel: bool = True
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """SyncNet training augmentation (see :class:`SyncDataset`); the audio level is shifted only for ``mel``
+    windows."""
     if visual.ndim == 2:  # mesh stream
         noise = torch.from_numpy(rng.normal(0.0, 0.03, visual.shape).astype(np.float32))
         visual = visual * float(rng.uniform(0.75, 1.25)) + noise
@@ -207,7 +217,8 @@ def _augment(visual: torch.Tensor, mels: torch.Tensor, rng: np.random.Generator)
         if rng.random() < 0.5:
             visual = visual.flip(-1)
         visual = (visual * float(rng.uniform(0.8, 1.2))).clamp_(0.0, 1.0)
-    return visual, mels + float(rng.uniform(-0.5, 0.5))
+    shift = float(rng.uniform(-0.5, 0.5))
+    return visual, mels + shift if mel else mels
 
 
 def style_class(meta: dict) -> str:
@@ -242,17 +253,20 @@ class StyleDataset(_Windows):
     With ``head_motion`` a style clip's rows also carry its head motion (:func:`talkinghead.face.pose.head_motion`
     of the segment, 3 values after the K coefficients; StyleTalk's ``style_head_motion``).
 
-    Keys: expression (N, K), phones (N, 2w + 1) int64 (``w`` = ``phone_window``), mels (N, 16, 80) IP_LAP
-    windows, style / positive / negative (L, K; K + 3 with ``head_motion``) with *_padding (L,) bool (True =
-    padding), label (style class index into :attr:`classes`), clip_id. With ``train`` the choices are drawn anew at
-    every visit.
+    Keys: expression (N, K), speech (N, 2w + 1) int64 phone ids (``w`` = ``phone_window``), or with ``speech``
+    whisper or mel (N, 2w + 1, S) frame rows (:func:`talkinghead.motion.styletalk.model.content_inputs`), mels
+    (N, 16, 80) IP_LAP windows, style / positive / negative (L, K; K + 3 with ``head_motion``) with *_padding (L,)
+    bool (True = padding), label (style class index into :attr:`classes`), clip_id. With ``train`` the choices are
+    drawn anew at every visit.
     """
 
     def __init__(self, roots: list[Path] | Path, split: str | None = "train", *, window: int = 32,
-                 style_length: int = 64, phone_window: int = 5, train: bool = False, face_offsets: bool = False,
-                 head_motion: bool = False, seed: int = 0) -> None:
+                 style_length: int = 64, phone_window: int = 5, speech: str = "phones", train: bool = False,
+                 face_offsets: bool = False, head_motion: bool = False, seed: int = 0) -> None:
         super().__init__(roots, split, length=window, stride=max(window // 4, 1) if train else window, seed=seed)
         self.window, self.style_length, self.phone_window, self.train = window, style_length, phone_window, train
+        self.content = StyleTalkConfig(window=phone_window, speech=speech)
+        self._rows: dict[int, np.ndarray] = {}  # frame rows per clip (whisper, mel), made once
         self.head_motion = head_motion
         self.labels = [style_class(m) for m in self.store.metas()]
         self.speakers = [f"{root}/{m['speaker']}" for (root, _), m in zip(self.store.keys, self.store.metas())]
@@ -328,8 +342,10 @@ class StyleDataset(_Windows):
         positive, positive_pad = self._segment(positive_k, rng)
         negative, negative_pad = self._segment(negative_k, rng)
         sl = slice(s, s + self.window)
-        phones = phone_windows(clip.phone_ids, self.phone_window)[sl]
-        return {"expression": torch.from_numpy(clip.expression[sl]), "phones": torch.from_numpy(phones),
+        if self.content.speech != "phones" and k not in self._rows:
+            self._rows[k] = clip_frame_vectors(self.content.speech, clip)
+        speech = content_inputs(self.content, clip.phone_ids, self._rows.get(k), s, self.window)
+        return {"expression": torch.from_numpy(clip.expression[sl]), "speech": torch.from_numpy(speech),
                 "mels": torch.from_numpy(iplap_windows(clip, s, self.window)),
                 "style": style, "style_padding": style_pad, "positive": positive, "positive_padding": positive_pad,
                 "negative": negative, "negative_padding": negative_pad,
@@ -347,13 +363,18 @@ def clip_speech(clip: ClipData, kind: str) -> np.ndarray:
     return whisper_features(clip.audio.astype(np.float32) / 32767, fps=DATA_FPS, n_frames=clip.n_frames)
 
 
-def clip_speech_inputs(kind: str, clip: ClipData) -> np.ndarray:
-    """:func:`talkinghead.audio.speech.speech_inputs` of a preprocessed clip (its stored mel windows and Whisper
+def clip_frame_vectors(kind: str, clip: ClipData) -> np.ndarray:
+    """:func:`talkinghead.audio.speech.frame_vectors` of a preprocessed clip (its stored mel windows and Whisper
     features when there)."""
     if kind == "mel":
-        return iplap_windows(clip, 0, clip.n_frames)
-    return speech_inputs(kind, audio=clip.audio.astype(np.float32) / 32767, phone_ids=clip.phone_ids, fps=DATA_FPS,
+        return iplap_windows(clip, 0, clip.n_frames).reshape(clip.n_frames, -1)
+    return frame_vectors(kind, audio=clip.audio.astype(np.float32) / 32767, phone_ids=clip.phone_ids, fps=DATA_FPS,
                          n_frames=clip.n_frames, whisper=clip_speech(clip, "whisper") if kind == "whisper" else None)
+
+
+def clip_speech_inputs(kind: str, clip: ClipData) -> np.ndarray:
+    """:func:`talkinghead.audio.speech.speech_inputs` of a preprocessed clip."""
+    return inputs_of(kind, clip_frame_vectors(kind, clip))
 
 
 class VastDataset(StyleDataset):

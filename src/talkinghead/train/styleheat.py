@@ -35,6 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from talkinghead.audio.speech import SPEECH_INPUTS
 from talkinghead.data.clip import clip_dir, list_clips, load_clip
 from talkinghead.face.crop import MOUTH_REGION
 from talkinghead.face.indices import INNER_LIP_PAIRS, MOUTH_CORNERS, OUTER_EYE_CORNERS
@@ -115,7 +116,8 @@ class StyleHeatModule(L.LightningModule):
 
     def _prepare(self, batch: dict) -> dict[str, torch.Tensor]:
         """Targets (B, T, 3, S, S) in [-1, 1], per target frame (B * T rows): the source's code and its generator
-        image, coefficient windows and mel windows, and the generator's feature map of the target's own code."""
+        image, coefficient windows, mel windows (the sync loss's) and speech inputs (the audio mapper's), and the
+        generator's feature map of the target's own code."""
         c, g = self.model.config, self.generator
         s, r = g.config.size, c.radius
         frames = batch["frames"]
@@ -136,6 +138,7 @@ class StyleHeatModule(L.LightningModule):
             _, target_feature = g(codes[b:], noise="none", features=c.warp_resolution)
         return {"targets": targets.view(b, t, 3, s, s), "w": w, "source": source_image.repeat_interleave(t, 0),
                 "coefficients": windows.flatten(0, 1), "mels": batch["mel_iplap"][:, r:r + t],
+                "speech": batch["speech"][:, r:r + t].flatten(0, 1),
                 "target_feature": target_feature}
 
     def _image_loss(self, fake: torch.Tensor, real: torch.Tensor, weight: torch.Tensor | None = None
@@ -161,17 +164,17 @@ class StyleHeatModule(L.LightningModule):
         real = p["targets"].flatten(0, 1)
         b, t = p["targets"].shape[:2]
         video_flow, descriptor = m.video_motion(p["source"], p["coefficients"])
-        mels = p["mels"].flatten(0, 1)
+        speech = p["speech"]
         parts: dict[str, torch.Tensor] = {}
         if self.stage == "warp":
             video_image, _ = m.render(g, p["w"], video_flow, descriptor, calibrate=False)
             parts["warp"] = self._image_loss(video_image, real)
             fixed = video_flow.detach()
-            audio_flow = m.audio_motion(warp(p["source"], fixed), mels)
+            audio_flow = m.audio_motion(warp(p["source"], fixed), speech)
             fake, _ = m.render(g, p["w"], compose_flows(fixed, audio_flow), descriptor, calibrate=False)
             parts["mouth"] = self._image_loss(fake, real, soft_mouth_mask(real.shape[-1], 0.0).to(real))
         else:
-            flow = compose_flows(video_flow, m.audio_motion(warp(p["source"], video_flow), mels))
+            flow = compose_flows(video_flow, m.audio_motion(warp(p["source"], video_flow), speech))
             with torch.no_grad():
                 warped, _ = m.render(g, p["w"], flow, descriptor, calibrate=False)
             fake, feature = m.render(g, p["w"], flow, descriptor)
@@ -210,7 +213,7 @@ class StyleHeatModule(L.LightningModule):
 
     def validation_step(self, batch: dict, _: int) -> None:
         p = self._prepare(batch)
-        flow, descriptor = self.model.motion(p["source"], p["coefficients"], p["mels"].flatten(0, 1))
+        flow, descriptor = self.model.motion(p["source"], p["coefficients"], p["speech"])
         fake, _ = self.model.render(self.generator, p["w"], flow, descriptor, calibrate=self.stage == "calibrate")
         real = p["targets"].flatten(0, 1)
         self.log_dict({"val_l1": F.l1_loss(fake, real), "val_psnr": psnr(fake, real),
@@ -316,7 +319,7 @@ def train_styleheat(datasets: list[Path], output: Path, *, stylegan: Path, syncn
         model = StyleHeat.load(output)
         if model.config != config:
             raise ValueError(f"{output} was trained with another configuration or generator")
-    kw = {"window": frames + 2 * config.radius, "references": 1}
+    kw = {"window": frames + 2 * config.radius, "references": 1, "speech": config.speech}
     train = WindowDataset(datasets, "train", stride=max(frames // 2, 1), seed=seed, **kw)
     val = WindowDataset(datasets, "val", seed=seed + 1, **kw)
     run = {"batch": batch, "workers": workers, "accelerator": accelerator, "devices": devices, "nodes": nodes,
@@ -341,6 +344,9 @@ def _arguments(th: argparse.ArgumentParser) -> None:
     generator_training_inputs(th)
     th.add_argument("--config", choices=("tiny", "cpu", "small", "paper"), default="small",
                     help="sizes: tiny (tests), cpu (64 px generator), small (128 px), paper (StyleHEAT's; GPUs)")
+    th.add_argument("--speech", choices=SPEECH_INPUTS, default="mel",
+                    help="the audio mapper's input: mel windows (the paper), phone one-hots or Whisper tiny.en encoder "
+                         "features (default: mel)")
     th.add_argument("--warp-steps", type=int, default=5000,
                     help="steps of the warp stage (0: skip it and continue the model in --output)")
     th.add_argument("--calibrate-steps", type=int, default=5000, help="steps of the calibration stage")
@@ -354,9 +360,10 @@ def _arguments(th: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     return print_metrics(train_styleheat(
         args.datasets, args.output, stylegan=args.stylegan, syncnet=args.syncnet,
-        config=STYLEHEAT_CONFIGS[args.config], warp_steps=args.warp_steps, calibrate_steps=args.calibrate_steps,
-        batch=args.batch, frames=args.frames, lr=args.lr, stage_minutes=args.stage_minutes, workers=args.workers,
-        devices=parse_devices(args.devices), nodes=args.nodes, quiet=args.quiet))
+        config=replace(STYLEHEAT_CONFIGS[args.config], speech=args.speech), warp_steps=args.warp_steps,
+        calibrate_steps=args.calibrate_steps, batch=args.batch, frames=args.frames, lr=args.lr,
+        stage_minutes=args.stage_minutes, workers=args.workers, devices=parse_devices(args.devices), nodes=args.nodes,
+        quiet=args.quiet))
 
 
 COMMAND = Command(

@@ -22,6 +22,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
+from talkinghead.audio.speech import SPEECH_INPUTS
 from talkinghead.face.model import FaceModel, default_face_model
 from talkinghead.motion.styletalk.config import StyleTalkConfig
 from talkinghead.motion.styletalk.model import StyleTalk
@@ -59,7 +60,7 @@ class StyleTalkModule(L.LightningModule):
 
     def _generator_losses(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
         c, real = self.model.config, batch["expression"]
-        pred, code = self.model(batch["phones"], batch["style"], batch["style_padding"])
+        pred, code = self.model(batch["speech"], batch["style"], batch["style_padding"])
         positive = self.model.encode_style(batch["positive"], batch["positive_padding"])
         negative = self.model.encode_style(batch["negative"], batch["negative_padding"])
         mouth_pred, mouth_real = coefficient_mouth(pred, self.mouth), coefficient_mouth(real, self.mouth)
@@ -93,7 +94,7 @@ class StyleTalkModule(L.LightningModule):
                        **{f"train_{k}": v.detach() for k, v in parts.items()}}, prog_bar=True, batch_size=len(real))
 
     def validation_step(self, batch: dict, _: int) -> None:
-        pred, _ = self.model(batch["phones"], batch["style"], batch["style_padding"])
+        pred, _ = self.model(batch["speech"], batch["style"], batch["style_padding"])
         self.log_dict({"val_rec": F.l1_loss(pred, batch["expression"]),
                        "val_vertex": F.l1_loss(coefficient_mouth(pred, self.mouth),
                                                coefficient_mouth(batch["expression"], self.mouth))}, prog_bar=True,
@@ -132,7 +133,7 @@ def train_styletalk(datasets: list[Path], output: Path, *, config: StyleTalkConf
     syncnet = syncnet or SyncNet.default()
     if syncnet.config.visual != "mesh":
         raise ValueError("StyleTalk's sync loss needs a SyncNet with the mesh visual stream")
-    kw = {"window": window, "style_length": style_length, "phone_window": config.window,
+    kw = {"window": window, "style_length": style_length, "phone_window": config.window, "speech": config.speech,
           "head_motion": config.style_head_motion}
     train = StyleDataset(datasets, "train", train=True, face_offsets=True, seed=seed, **kw)
     val = StyleDataset(datasets, "val", seed=seed + 1, **kw)
@@ -156,11 +157,14 @@ def _arguments(tt: argparse.ArgumentParser) -> None:
                     help="sizes: tiny (tests), small (the shipped CPU checkpoint), paper (StyleTalk's; GPUs)")
     tt.add_argument("--no-dynamic", dest="dynamic", action="store_false",
                     help="plain feed-forward layers in the decoders (the paper's ablation)")
+    tt.add_argument("--speech", choices=SPEECH_INPUTS, default="phones",
+                    help="the content tokens: phone labels (the paper), Whisper tiny.en encoder features or log-mel "
+                         "windows (default: phones)")
     style_training_options(tt, window=32, style_length=64)
 
 
 def _run(args: argparse.Namespace) -> int:
-    config = STYLETALK_CONFIGS[args.config]
+    config = replace(STYLETALK_CONFIGS[args.config], speech=args.speech)
     if not args.dynamic:
         config = replace(config, dynamic_k=0)
     return print_metrics(train_styletalk(

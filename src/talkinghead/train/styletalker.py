@@ -23,6 +23,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
+from talkinghead.audio.speech import SPEECH_INPUTS
 from talkinghead.motion.styletalker.config import StyleTalkerConfig
 from talkinghead.motion.styletalker.model import StyleTalker
 from talkinghead.nn.discriminator import VideoPatchDiscriminator
@@ -100,7 +101,7 @@ class StyleTalkerModule(L.LightningModule):
     def _generator_losses(self, batch: dict
                           ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         real, _, w, w_ref = self._prepare(batch)
-        w_hat, kl = self.model(w, w_ref, batch["mel_iplap"])
+        w_hat, kl = self.model(w, w_ref, batch["speech"])
         fake = self._render(w_hat)
         m = self.model.config.manipulated
         score = self.disc(fake)
@@ -136,7 +137,7 @@ class StyleTalkerModule(L.LightningModule):
 
     def validation_step(self, batch: dict, _: int) -> None:
         real, _, w, w_ref = self._prepare(batch)
-        w_hat, kl = self.model(w, w_ref, batch["mel_iplap"])
+        w_hat, kl = self.model(w, w_ref, batch["speech"])
         fake = self._render(w_hat)
         self.log_dict({"val_l1": F.l1_loss(fake, real), "val_psnr": psnr(fake.flatten(0, 1), real.flatten(0, 1)),
                        "val_kl": kl}, prog_bar=True, batch_size=len(real))
@@ -161,7 +162,7 @@ def train_styletalker(datasets: list[Path], output: Path, *, stylegan: Path, syn
     g = generator.config
     config = replace(config, w_dim=g.w_dim, n_latents=g.n_latents, manipulated=g.n_latents // 2,
                      mel_frames=sync.config.mel_frames if sync else config.mel_frames)
-    kw = {"window": window, "references": 1}
+    kw = {"window": window, "references": 1, "speech": config.speech}
     train = WindowDataset(datasets, "train", stride=max(window // 4, 1), seed=seed, **kw)
     val = WindowDataset(datasets, "val", seed=seed + 1, **kw)
     module = StyleTalkerModule(config, generator, encoder, identity, sync, lr=lr, disc_channels=disc_channels)
@@ -179,6 +180,9 @@ def _arguments(tk: argparse.ArgumentParser) -> None:
     generator_training_inputs(tk)
     tk.add_argument("--config", choices=("tiny", "cpu", "small", "paper"), default="small",
                     help="sizes: tiny (tests), cpu (the shipped checkpoint), small, paper (wider; GPUs)")
+    tk.add_argument("--speech", choices=SPEECH_INPUTS, default="mel",
+                    help="the audio encoder's input: mel windows (the paper), phone one-hots or Whisper tiny.en "
+                         "encoder features (default: mel)")
     tk.add_argument("--steps", type=int, default=5000)
     tk.add_argument("--batch", type=int, default=8)
     tk.add_argument("--window", type=int, default=16, help="frames per item (default: 16; at least 10 for sync)")
@@ -189,9 +193,9 @@ def _arguments(tk: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     return print_metrics(train_styletalker(
         args.datasets, args.output, stylegan=args.stylegan, syncnet=args.syncnet,
-        config=STYLETALKER_CONFIGS[args.config], max_steps=args.steps, batch=args.batch, window=args.window,
-        lr=args.lr, disc_channels=DISC_CHANNELS[args.config], max_minutes=args.minutes, workers=args.workers,
-        devices=parse_devices(args.devices), nodes=args.nodes, quiet=args.quiet))
+        config=replace(STYLETALKER_CONFIGS[args.config], speech=args.speech), max_steps=args.steps, batch=args.batch,
+        window=args.window, lr=args.lr, disc_channels=DISC_CHANNELS[args.config], max_minutes=args.minutes,
+        workers=args.workers, devices=parse_devices(args.devices), nodes=args.nodes, quiet=args.quiet))
 
 
 COMMAND = Command(

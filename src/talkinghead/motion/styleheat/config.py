@@ -26,6 +26,10 @@ class StyleHeatConfig:
     n_expression: int = 64
     radius: int = 13
     """Frames on each side of the driving frame in the video descriptor's window."""
+    speech: str = "mel"
+    """The audio mapper's input (:data:`talkinghead.audio.speech.SPEECH_INPUTS`): mel windows (the paper), or a
+    5-frame window of phone one-hots or Whisper tiny.en encoder features into a small MLP
+    (:class:`talkinghead.nn.encoders.WindowEncoder`; our addition)."""
     mel_frames: int = 16
     mel_bins: int = 80
     descriptor: int = 256

@@ -76,20 +76,22 @@ def coefficient_windows(expression: np.ndarray, rotation: np.ndarray, *, radius:
 
 
 @torch.no_grad()
-def styleheat_crops(models: StyleHeatModels, crop: np.ndarray, mels: np.ndarray, *,
+def styleheat_crops(models: StyleHeatModels, crop: np.ndarray, speech: np.ndarray, *,
                     motion: torch.Tensor | None = None, edits: dict[str, float] | None = None,
                     invert_steps: int = 0) -> np.ndarray:
     """Face crops (T, S, S, 3) uint8 of T frames at 25 fps of the photo's face crop ``crop`` (S', S', 3) uint8
-    speaking the mel windows (T, 16, 80), head driven by ``motion`` (T, 2 radius + 1, F) windows
-    (:func:`coefficient_windows`) when given, with gradual ``edits`` (name -> strength)."""
+    speaking the speech inputs (T, ...) (:func:`talkinghead.audio.speech.speech_at` of ``config.speech``), head
+    driven by ``motion`` (T, 2 radius + 1, F) windows (:func:`coefficient_windows`) when given, with gradual
+    ``edits`` (name -> strength)."""
     model, generator = models.model.eval(), models.generator
     with torch.enable_grad():
         w = reference_code(generator, models.encoder, crop, steps=invert_steps)
     source, _ = generator(w[None], noise="none")
-    codes = edited_codes(model, w, edits or {}, len(mels))
-    mel = torch.from_numpy(mels).float()
+    codes = edited_codes(model, w, edits or {}, len(speech))
+    inputs = torch.from_numpy(speech).float()
     out = []
-    for s in range(0, len(mels), BATCH):
-        flow, descriptor = model.motion(source, None if motion is None else motion[s:s + BATCH], mel[s:s + BATCH])
+    for s in range(0, len(speech), BATCH):
+        flow, descriptor = model.motion(source, None if motion is None else motion[s:s + BATCH],
+                                        inputs[s:s + BATCH])
         out.append(to_crops(model.render(generator, codes[s:s + BATCH], flow, descriptor)[0]))
     return np.concatenate(out)

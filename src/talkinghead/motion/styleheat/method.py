@@ -14,6 +14,7 @@ MAX_DRIVING_FRAMES = 25 * 600
 def styleheat_performance(request: Request, scene: Scene) -> Performance:
     import numpy as np
 
+    from talkinghead.audio.speech import speech_at
     from talkinghead.constants import CROP_SIZE, DATA_FPS
     from talkinghead.face.crop import crop_face
     from talkinghead.face.model import default_face_model
@@ -21,7 +22,6 @@ def styleheat_performance(request: Request, scene: Scene) -> Performance:
     from talkinghead.io.video import frame_count, frame_indices
     from talkinghead.motion.styleclip import video_coefficients
     from talkinghead.motion.styleheat.infer import coefficient_windows, load_models, styleheat_crops
-    from talkinghead.sync.inputs import audio_mels
 
     models = load_models(request.checkpoints)
     frame, mesh = scene.clip.frames[0], scene.meshes[0]
@@ -39,8 +39,9 @@ def styleheat_performance(request: Request, scene: Scene) -> Performance:
         rotation = np.repeat(fit_pose(mesh).rotation[None].astype(np.float32), n25, 0)
     motion = coefficient_windows(expression, rotation, radius=models.model.config.radius,
                                  lower_face=face_model.lower_face)
-    return Performance(crops=styleheat_crops(models, crop, audio_mels(scene.speech, n25), motion=motion,
-                                             edits=request.edits, invert_steps=request.invert_steps))
+    speech = speech_at(models.model.config.speech, scene.speech, n25, timeline=scene.features.phonemes)
+    return Performance(crops=styleheat_crops(models, crop, speech, motion=motion, edits=request.edits,
+                                             invert_steps=request.invert_steps))
 
 
 def check_request(request: Request) -> None:

@@ -31,6 +31,7 @@ from torch import nn
 
 from talkinghead.motion.styleheat.config import StyleHeatConfig
 from talkinghead.nn.checkpoint import CheckpointModel
+from talkinghead.nn.encoders import speech_encoder
 from talkinghead.nn.layers import AdaIN, warp
 from talkinghead.render.stylegan.model import Generator
 
@@ -162,7 +163,8 @@ class StyleHeat(CheckpointModel):
         super().__init__()
         self.config = c = config
         self.video_mapper, self.video_flow = CoefficientMapper(c), FlowHourglass(c)
-        self.audio_mapper, self.audio_flow = AudioMapper(c), FlowHourglass(c)
+        self.audio_mapper = AudioMapper(c) if c.speech == "mel" else speech_encoder(c.speech, c.descriptor)
+        self.audio_flow = FlowHourglass(c)
         self.calibrator = Calibrator(c)
         a = len(c.edit_names)
         self.register_buffer("edit_directions", torch.zeros(a, c.w_dim))
@@ -178,25 +180,25 @@ class StyleHeat(CheckpointModel):
         descriptor = self.video_mapper(coefficients)
         return self.video_flow(source, descriptor), descriptor
 
-    def audio_motion(self, source: torch.Tensor, mels: torch.Tensor) -> torch.Tensor:
-        """Lower-face flow (B, 2, r, r) (zero above ``mouth_from``) of source images (B, 3, S, S) driven by mel
-        windows (B, mel_frames, mel_bins)."""
-        return self.audio_flow(source, self.audio_mapper(mels)) * self.lower_face
+    def audio_motion(self, source: torch.Tensor, speech: torch.Tensor) -> torch.Tensor:
+        """Lower-face flow (B, 2, r, r) (zero above ``mouth_from``) of source images (B, 3, S, S) driven by speech
+        inputs (B, ...): mel windows (B, mel_frames, mel_bins), or ``config.speech``'s."""
+        return self.audio_flow(source, self.audio_mapper(speech)) * self.lower_face
 
-    def motion(self, source: torch.Tensor, coefficients: torch.Tensor | None, mels: torch.Tensor | None
+    def motion(self, source: torch.Tensor, coefficients: torch.Tensor | None, speech: torch.Tensor | None
                ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(flow, video descriptor or None) driven by the video (``coefficients``), the audio (``mels``) or both
+        """(flow, video descriptor or None) driven by the video (``coefficients``), the audio (``speech``) or both
         (the audio flow is predicted on the video-warped image and applied after the video flow). ``source`` may be
         one image (1, 3, S, S) for all the drivers: the hourglasses then encode it once."""
-        if coefficients is None and mels is None:
+        if coefficients is None and speech is None:
             raise ValueError("StyleHEAT needs a driving video, audio or both")
-        c, b = self.config, len(coefficients if coefficients is not None else mels)
+        c, b = self.config, len(coefficients if coefficients is not None else speech)
         flow, descriptor = source.new_zeros(b, 2, c.warp_resolution, c.warp_resolution), None
         if coefficients is not None:
             flow, descriptor = self.video_motion(source, coefficients)
-        if mels is not None:
+        if speech is not None:
             moved = warp(source.expand(b, -1, -1, -1), flow) if descriptor is not None else source
-            flow = compose_flows(flow, self.audio_motion(moved, mels))
+            flow = compose_flows(flow, self.audio_motion(moved, speech))
         return flow, descriptor
 
     def calibration(self, descriptor: torch.Tensor | None, batch: int) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -17,6 +17,10 @@ class StyleTalkConfig:
     n_phones: int = len(PHONES)
     window: int = 5
     """w: phonemes on each side of a frame (2w + 1 tokens per frame)."""
+    speech: str = "phones"
+    """Each content token's input (:data:`talkinghead.audio.speech.SPEECH_INPUTS`): the frame's phone label (the
+    paper), its Whisper tiny.en encoder features, or its 16x80 log-mel window (:func:`talkinghead.audio.speech.
+    frame_vectors`), the last two through a linear layer in place of the phone embedding."""
     phone_embed: int = 128
     d_model: int = 256
     heads: int = 8

@@ -1,5 +1,5 @@
-"""Running StyleTalk: a style clip's expression coefficients (+ head motion) -> style code; speech phonemes +
-style code -> expression coefficients of every output frame."""
+"""Running StyleTalk: a style clip's expression coefficients (+ head motion) -> style code; speech (phonemes or
+Whisper features, as the model was trained) + style code -> expression coefficients of every output frame."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import numpy as np
 import torch
 
 from talkinghead.audio.features import AudioFeatures
-from talkinghead.audio.phonemes import phone_windows
+from talkinghead.audio.speech import frame_vectors
 from talkinghead.constants import DATA_FPS
 from talkinghead.face.pose import with_head_motion
 from talkinghead.io.video import frame_count
 from talkinghead.motion.styleclip import resample
-from talkinghead.motion.styletalk.model import StyleTalk
+from talkinghead.motion.styletalk.model import StyleTalk, content_inputs
 
 
 def style_frames(model: StyleTalk, expression: np.ndarray, rotations: np.ndarray) -> np.ndarray:
@@ -40,8 +40,12 @@ def styletalk_expression(model: StyleTalk, features: AudioFeatures, code: torch.
     """(T, K) expression coefficients of the T output frames: StyleTalk runs at 25 fps on the phone timeline,
     then the coefficients are resampled to the output frame rate."""
     n25 = frame_count(features.duration, DATA_FPS)
-    phones = phone_windows(features.phonemes.frame_ids(fps=DATA_FPS, n_frames=n25), model.config.window)
+    ids = features.phonemes.frame_ids(fps=DATA_FPS, n_frames=n25)
+    kind = model.config.speech
+    rows = None if kind == "phones" else \
+        frame_vectors(kind, audio=features.audio, phone_ids=ids, fps=DATA_FPS, n_frames=n25)
     out = []
     for s in range(0, n25, chunk):
-        out.append(model.decode(torch.from_numpy(phones[s:s + chunk])[None], code[None])[0].numpy())
+        speech = content_inputs(model.config, ids, rows, s, min(chunk, n25 - s))
+        out.append(model.decode(torch.from_numpy(speech)[None], code[None])[0].numpy())
     return resample(np.concatenate(out), features.n_frames)

@@ -1,7 +1,8 @@
 """StyleTalk (Ma et al., AAAI 2023): one-shot talking heads with a speaking style taken from a style clip.
 
 - Content encoder: per frame, the phoneme labels of the 2w + 1 frames around it, embedded and mixed
-  by a transformer encoder -> articulation features (B, N, 2w + 1, D).
+  by a transformer encoder -> articulation features (B, N, 2w + 1, D). Our addition: the tokens may instead be
+  the frames' Whisper encoder features or log-mel windows (``StyleTalkConfig.speech``), linearly projected.
 - Style encoder: a transformer encoder over the style clip's expression coefficients (and, our addition,
   optionally its head motion), pooled by additive self-attention -> the style code s (B, D).
 - Style-controllable dynamic decoders (one for the lower-face coefficients, one for the upper): the
@@ -17,9 +18,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
+from talkinghead.audio.phonemes import phone_windows
+from talkinghead.audio.speech import around, frame_dim
 from talkinghead.motion.styletalk.config import StyleTalkConfig
 from talkinghead.nn.checkpoint import CheckpointModel
 from talkinghead.nn.layers import sinusoid
@@ -27,19 +31,32 @@ from talkinghead.nn.transformer import AttentionPooling, DynamicDecoderLayer, Po
 
 
 class ContentEncoder(nn.Module):
-    """phones (B, N, 2w + 1) int64 -> articulation features (B, N, 2w + 1, D)."""
+    """speech (B, N, 2w + 1) int64 phone ids, or (B, N, 2w + 1, S) frame rows (``config.speech`` whisper or mel:
+    :func:`content_inputs`) -> articulation features (B, N, 2w + 1, D)."""
 
     def __init__(self, c: StyleTalkConfig) -> None:
         super().__init__()
-        self.embed = nn.Embedding(c.n_phones, c.phone_embed)
+        self.embed = nn.Embedding(c.n_phones, c.phone_embed) if c.speech == "phones" else \
+            nn.Linear(frame_dim(c.speech), c.phone_embed)
         self.project = nn.Linear(c.phone_embed, c.d_model)
         self.encoder = PosEncoder(c.d_model, c.heads, c.feedforward, c.dropout, c.content_layers)
         self.register_buffer("pos", sinusoid(2 * c.window + 1, c.d_model), persistent=False)
 
-    def forward(self, phones: torch.Tensor) -> torch.Tensor:
-        b, n, w = phones.shape
-        x = self.project(self.embed(phones.reshape(b * n, w)))
+    def forward(self, speech: torch.Tensor) -> torch.Tensor:
+        b, n, w = speech.shape[:3]
+        x = self.project(self.embed(speech.reshape(b * n, w, *speech.shape[3:])))
         return self.encoder(x, self.pos[:w]).view(b, n, w, -1)
+
+
+def content_inputs(config: StyleTalkConfig, phone_ids: np.ndarray, rows: np.ndarray | None, start: int = 0,
+                   length: int | None = None) -> np.ndarray:
+    """The content encoder's input for frames ``start .. start + length`` (default: all) of an utterance: windows
+    of 2w + 1 phone ids (``SIL`` past the ends), or of its :func:`talkinghead.audio.speech.frame_vectors` ``rows``
+    (the edge frames repeated)."""
+    if config.speech == "phones":
+        ids = phone_windows(phone_ids, config.window)
+        return ids[start:None if length is None else start + length]
+    return around(rows, config.window, start, length)  # type: ignore[arg-type]  # rows are given for these kinds
 
 
 class StyleEncoder(nn.Module):
@@ -86,7 +103,7 @@ class StyleDecoder(nn.Module):
 
 
 class StyleTalk(CheckpointModel):
-    """phones (B, N, 2w + 1), style clip (B, L, K) (+ padding) -> expression coefficients (B, N, K).
+    """speech (:func:`content_inputs`), style clip (B, L, K) (+ padding) -> expression coefficients (B, N, K).
 
     ``neutral_style`` (D,) is the style code of neutral speech (set after training from the clips
     labelled neutral, else the mean code); :meth:`scaled_style` interpolates towards it.
@@ -116,17 +133,17 @@ class StyleTalk(CheckpointModel):
         """Style code moved towards (intensity < 1) or past (> 1) the neutral style: n + intensity (s - n)."""
         return self.neutral_style + intensity * (code - self.neutral_style)
 
-    def decode(self, phones: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
-        """phones (B, N, 2w + 1) + style code (B, D) -> (B, N, K) coefficients."""
-        content = self.content(phones)
-        b, n = phones.shape[:2]
+    def decode(self, speech: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        """speech (B, N, 2w + 1[, S]) + style code (B, D) -> (B, N, K) coefficients."""
+        content = self.content(speech)
+        b, n = speech.shape[:2]
         out = content.new_zeros(b, n, self.config.n_expression)
         out[..., self.lower_index] = self.lower(content, code)
         out[..., self.upper_index] = self.upper(content, code)
         return out
 
-    def forward(self, phones: torch.Tensor, style: torch.Tensor, padding: torch.Tensor | None = None
+    def forward(self, speech: torch.Tensor, style: torch.Tensor, padding: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """(coefficients (B, N, K), style code (B, D))."""
         code = self.encode_style(style, padding)
-        return self.decode(phones, code), code
+        return self.decode(speech, code), code

@@ -15,6 +15,10 @@ class StyleTalkerConfig:
     w_dim: int = 256
     n_latents: int = 12
     manipulated: int = 6
+    speech: str = "mel"
+    """The audio encoder's input (:data:`talkinghead.audio.speech.SPEECH_INPUTS`): mel windows into the paper's
+    SE-ResNet, or a 5-frame window of phone one-hots or Whisper tiny.en encoder features into a small MLP
+    (:class:`talkinghead.nn.encoders.WindowEncoder`; our addition)."""
     n_mels: int = 80
     mel_frames: int = 16
     """Mel window per video frame: 0.2 s (IP_LAP's mel settings, 80 frames/s)."""

@@ -40,22 +40,22 @@ def load_models(paths: dict[str, str | Path]) -> StyleTalkerModels:
 
 
 @torch.no_grad()
-def styletalker_codes(models: StyleTalkerModels, w_ref: torch.Tensor, mels: np.ndarray, *, seed: int = 0,
+def styletalker_codes(models: StyleTalkerModels, w_ref: torch.Tensor, speech: np.ndarray, *, seed: int = 0,
                       temperature: float = 1.0, motion: tuple[torch.Tensor, np.ndarray] | None = None
                       ) -> torch.Tensor:
-    """W+ codes (T, L, w_dim) of T frames at 25 fps for a reference code w_ref (L, w_dim) and the speech's mel
-    windows (T, 16, 80).
+    """W+ codes (T, L, w_dim) of T frames at 25 fps for a reference code w_ref (L, w_dim) and the speech's inputs
+    (T, ...) (:func:`talkinghead.audio.speech.speech_at` of the model's ``config.speech``).
 
     Audio-driven (``motion`` None): motion latents sampled from the prior (``seed``, ``temperature``).
-    Motion-controllable: ``motion`` = (the codes (M, L, w_dim) of a motion video at 25 fps, its mel windows
-    (M, 16, 80)); its posterior motion latents (from its first frame as reference) drive our face, looped
-    back and forth when shorter than the speech."""
+    Motion-controllable: ``motion`` = (the codes (M, L, w_dim) of a motion video at 25 fps, its speech inputs
+    (M, ...)); its posterior motion latents (from its first frame as reference) drive our face, looped back and
+    forth when shorter than the speech."""
     model = models.model.eval()
-    mel = torch.from_numpy(mels).float()[None]
+    inputs = torch.from_numpy(speech).float()[None]
     if motion is None:
         gen = torch.Generator().manual_seed(seed)
-        return model.generate(w_ref[None], mel, temperature=temperature, generator=gen)[0]
-    codes, motion_mels = motion
-    z = model.motion_latents(codes[None], codes[:1], torch.from_numpy(motion_mels).float()[None])[0]
-    order = frame_indices(len(mels), DATA_FPS, len(z), DATA_FPS)
-    return model.drive(z[order][None], w_ref[None], mel)[0]
+        return model.generate(w_ref[None], inputs, temperature=temperature, generator=gen)[0]
+    codes, motion_speech = motion
+    z = model.motion_latents(codes[None], codes[:1], torch.from_numpy(motion_speech).float()[None])[0]
+    order = frame_indices(len(speech), DATA_FPS, len(z), DATA_FPS)
+    return model.drive(z[order][None], w_ref[None], inputs)[0]

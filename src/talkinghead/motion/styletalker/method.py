@@ -22,26 +22,29 @@ GENERATOR_ROLES = (CheckpointRole("generator", "the style-based generator (train
 
 
 def styletalker_performance(request: Request, scene: Scene) -> Performance:
+    from talkinghead.audio.speech import speech_at
     from talkinghead.constants import CROP_SIZE, DATA_FPS
     from talkinghead.face.crop import crop_face
     from talkinghead.io.video import frame_count
     from talkinghead.motion.styletalker.infer import load_models, styletalker_codes
     from talkinghead.render.stylegan.infer import reference_code, render_codes
-    from talkinghead.sync.inputs import audio_mels
 
     models = load_models(request.checkpoints)
+    kind = models.model.config.speech
     crop, _ = crop_face(scene.clip.frames[0], scene.meshes[0], size=CROP_SIZE)
     w_ref = reference_code(models.generator, models.encoder, crop, steps=request.invert_steps)
     n25 = frame_count(scene.features.duration, DATA_FPS)
-    motion = None if request.motion_from is None else motion_latents(request.motion_from, models.encoder,
+    motion = None if request.motion_from is None else motion_latents(request.motion_from, models.encoder, kind,
                                                                      quiet=request.quiet)
-    codes = styletalker_codes(models, w_ref, audio_mels(scene.speech, n25), seed=request.seed, motion=motion)
+    speech = speech_at(kind, scene.speech, n25, timeline=scene.features.phonemes)
+    codes = styletalker_codes(models, w_ref, speech, seed=request.seed, motion=motion)
     return Performance(crops=render_codes(models.generator, codes))
 
 
-def motion_latents(path: Path, encoder: Encoder, *, quiet: bool) -> tuple[torch.Tensor, np.ndarray]:
-    """(W+ codes (M, L, w_dim), mel windows (M, 16, 80)) of the face in a motion video at 25 fps; a video without
-    sound gets silent mel windows (its mouth motion then goes into the motion latents too)."""
+def motion_latents(path: Path, encoder: Encoder, speech: str, *, quiet: bool) -> tuple[torch.Tensor, np.ndarray]:
+    """(W+ codes (M, L, w_dim), speech inputs of kind ``speech`` (M, ...)) of the face in a motion video at 25 fps;
+    a video without sound gets those of silence (its mouth motion then goes into the motion latents too)."""
+    from talkinghead.audio.speech import speech_at
     from talkinghead.constants import CROP_SIZE, DATA_FPS, SAMPLE_RATE
     from talkinghead.errors import InputError
     from talkinghead.face.crop import track_crops
@@ -49,7 +52,6 @@ def motion_latents(path: Path, encoder: Encoder, *, quiet: bool) -> tuple[torch.
     from talkinghead.io import load_audio
     from talkinghead.io.video import frame_count, frame_indices
     from talkinghead.render.stylegan.infer import encode_crops
-    from talkinghead.sync.inputs import audio_mels
 
     clip, track = track_video(path, label="motion video", max_side=512, quiet=quiet)
     n25 = frame_count(len(clip.frames) / clip.fps, DATA_FPS)
@@ -59,7 +61,7 @@ def motion_latents(path: Path, encoder: Encoder, *, quiet: bool) -> tuple[torch.
         sound = load_audio(path)
     except InputError:
         sound = np.zeros(int(n25 / DATA_FPS * SAMPLE_RATE), np.float32)
-    return encode_crops(encoder, crops), audio_mels(sound, n25)
+    return encode_crops(encoder, crops), speech_at(speech, sound, n25)
 
 
 SPEC = MethodSpec(

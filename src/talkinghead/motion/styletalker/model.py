@@ -29,6 +29,7 @@ from torch import nn
 
 from talkinghead.motion.styletalker.config import StyleTalkerConfig
 from talkinghead.nn.checkpoint import CheckpointModel
+from talkinghead.nn.encoders import PerFrame, speech_encoder
 from talkinghead.nn.flows import SequenceFlow
 
 LOG_2PI = math.log(2 * math.pi)
@@ -164,12 +165,14 @@ class StyleTalker(CheckpointModel):
     def __init__(self, config: StyleTalkerConfig) -> None:
         super().__init__()
         self.config = config
-        self.audio_encoder = AudioEncoder(config)
+        self.audio_encoder = AudioEncoder(config) if config.speech == "mel" else \
+            PerFrame(speech_encoder(config.speech, config.audio_dim))
         self.blocks = nn.ModuleList(StyleTalkerBlock(config) for _ in range(config.manipulated))
         self.prior = FlowPrior(config)
 
-    def encode_audio(self, mels: torch.Tensor) -> torch.Tensor:
-        return self.audio_encoder(mels)
+    def encode_audio(self, speech: torch.Tensor) -> torch.Tensor:
+        """Per-frame speech inputs (B, T, ...) (mel windows, or ``config.speech``'s) -> (B, T, audio_dim)."""
+        return self.audio_encoder(speech)
 
     def posterior(self, w: torch.Tensor, w_ref: torch.Tensor, audio: torch.Tensor
                   ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -185,12 +188,12 @@ class StyleTalker(CheckpointModel):
         rest = w_ref[:, None, self.config.manipulated:].expand(-1, z.shape[1], -1, -1)
         return torch.cat([torch.stack(moved, 2), rest], 2)
 
-    def forward(self, w: torch.Tensor, w_ref: torch.Tensor, mels: torch.Tensor
+    def forward(self, w: torch.Tensor, w_ref: torch.Tensor, speech: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training pass over a video's codes w (B, T, L, w_dim), its reference's w_ref (B, L, w_dim) and mel
-        windows (B, T, mel_frames, n_mels): (reconstructed codes (B, T, L, w_dim), KL per latent dimension,
-        estimated with the posterior sample: mean of log q(z) - log p(z))."""
-        audio = self.encode_audio(mels)
+        """Training pass over a video's codes w (B, T, L, w_dim), its reference's w_ref (B, L, w_dim) and speech
+        inputs (B, T, ...) (mel windows (B, T, mel_frames, n_mels), or ``config.speech``'s): (reconstructed codes
+        (B, T, L, w_dim), KL per latent dimension, estimated with the posterior sample: mean of log q(z) - log p(z))."""
+        audio = self.encode_audio(speech)
         mu, log_sigma = self.posterior(w, w_ref, audio)
         eps = torch.randn_like(mu)
         z = mu + log_sigma.exp() * eps
@@ -200,20 +203,20 @@ class StyleTalker(CheckpointModel):
         return self.decode(z, audio, w_ref), kl
 
     @torch.no_grad()
-    def generate(self, w_ref: torch.Tensor, mels: torch.Tensor, *, temperature: float = 1.0,
+    def generate(self, w_ref: torch.Tensor, speech: torch.Tensor, *, temperature: float = 1.0,
                  generator: torch.Generator | None = None) -> torch.Tensor:
         """Audio-driven: codes (B, T, L, w_dim) with motion latents sampled from the prior."""
-        audio = self.encode_audio(mels)
+        audio = self.encode_audio(speech)
         z = self.prior.sample(audio, w_ref[:, :self.config.manipulated], temperature=temperature,
                               generator=generator)
         return self.decode(z, audio, w_ref)
 
     @torch.no_grad()
-    def motion_latents(self, w: torch.Tensor, w_ref: torch.Tensor, mels: torch.Tensor) -> torch.Tensor:
+    def motion_latents(self, w: torch.Tensor, w_ref: torch.Tensor, speech: torch.Tensor) -> torch.Tensor:
         """Motion-controllable: the posterior means (B, T, M * z_dim) of a motion video's codes and audio."""
-        return self.posterior(w, w_ref, self.encode_audio(mels))[0]
+        return self.posterior(w, w_ref, self.encode_audio(speech))[0]
 
     @torch.no_grad()
-    def drive(self, z: torch.Tensor, w_ref: torch.Tensor, mels: torch.Tensor) -> torch.Tensor:
+    def drive(self, z: torch.Tensor, w_ref: torch.Tensor, speech: torch.Tensor) -> torch.Tensor:
         """Codes (B, T, L, w_dim) of given motion latents (B, T, M * z_dim) with new audio on w_ref."""
-        return self.decode(z, self.encode_audio(mels), w_ref)
+        return self.decode(z, self.encode_audio(speech), w_ref)
