@@ -42,11 +42,11 @@ def frame_dim(kind: str) -> int:
 
 
 def around(x: np.ndarray, w: int, start: int = 0, length: int | None = None) -> np.ndarray:
-    """(T, D) per-frame rows -> (length, 2w + 1, D) float32: each of the frames ``start .. start + length`` (default:
-    all) with the ``w`` frames before and after it (the edge frames repeated past the ends)."""
+    """(T, D) per-frame rows -> (length, 2w + 1, D) of the same dtype: each of the frames ``start .. start + length``
+    (default: all) with the ``w`` frames before and after it (the edge frames repeated past the ends)."""
     length = len(x) - start if length is None else length
     lo, hi = max(0, start - w), min(len(x), start + length + w)
-    padded = np.pad(x[lo:hi].astype(np.float32, copy=False), ((w, w), (0, 0)), mode="edge")
+    padded = np.pad(x[lo:hi], ((w, w), (0, 0)), mode="edge")
     windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * w + 1, axis=0).transpose(0, 2, 1)
     return windows[start - lo:start - lo + length].copy()
 
@@ -57,7 +57,8 @@ def frame_vectors(kind: str, *, audio: np.ndarray, phone_ids: np.ndarray, fps: f
     one-hot (``phones``) or its Whisper features (``whisper``); arguments as :func:`speech_inputs`."""
     input_shape(kind)
     if kind == "mel":
-        return mel_windows(mel_spectrogram(audio, IPLAP), IPLAP, fps=fps, n_frames=n_frames).reshape(n_frames, -1)
+        windows = mel_windows(mel_spectrogram(audio, IPLAP), IPLAP, fps=fps, n_frames=n_frames)
+        return windows.reshape(n_frames, -1).astype(np.float32, copy=False)
     if kind == "phones":
         return np.eye(len(PHONES), dtype=np.float32)[phone_ids[:n_frames]]
     if whisper is None:

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from talkinghead.audio.speech import around
+
 
 def stack_window(x: np.ndarray, k: int) -> np.ndarray:
     """(T, D) per-frame features -> (T, (2k + 1) D): each frame with the k frames before and after it (the edge
     frames repeated past the ends)."""
-    padded = np.pad(x, ((k, k), (0, 0)), mode="edge")
-    return np.concatenate([padded[i:i + len(x)] for i in range(2 * k + 1)], 1)
+    return around(x, k).reshape(len(x), -1)
 
 
 def pca_basis(x: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:

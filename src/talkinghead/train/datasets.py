@@ -127,7 +127,7 @@ class WindowDataset(_Windows):
                  seed: int = 0) -> None:
         super().__init__(roots, split, length=window, stride=stride or window, seed=seed)
         self.window, self.references, self.with_frames, self.speech = window, references, frames, speech
-        self._speech: dict[str, np.ndarray] = {}  # per clip, made once
+        self._speech: dict[int, np.ndarray] = {}  # per clip, made once
 
     def __getitem__(self, i: int) -> dict:
         clip, s, rng = self._open(i)
@@ -148,9 +148,10 @@ class WindowDataset(_Windows):
             "audio": torch.from_numpy(audio),
         }
         if self.speech is not None:
-            if clip.clip_id not in self._speech:
-                self._speech[clip.clip_id] = clip_speech_inputs(self.speech, clip)
-            item["speech"] = torch.from_numpy(self._speech[clip.clip_id][sl])
+            k = self.index[i][0]
+            if k not in self._speech:
+                self._speech[k] = clip_speech_inputs(self.speech, clip)
+            item["speech"] = torch.from_numpy(self._speech[k][sl])
         if self.with_frames:
             item["frames"] = visual_tensor(clip.frames(range(s, s + self.window)))
         if self.references:
