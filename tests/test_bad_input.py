@@ -152,9 +152,10 @@ def test_a_signal_while_writing_leaves_nothing(sig: signal.Signals, media: Path,
                              str(media / "speech" / "musetalk_eng.wav"), "--size", "128", "-o", str(out), "-q"],
                             stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while time.time() < deadline and not list(tmp_path.glob(".talkinghead-*.partial.mp4")):
+    while time.time() < deadline and proc.poll() is None and not list(tmp_path.glob(".talkinghead-*.partial.mp4")):
         time.sleep(0.05)
-    assert list(tmp_path.glob(".talkinghead-*.partial.mp4")), "the partial file never appeared"
+    ended = "" if proc.poll() is None else f" (the command ended: {proc.communicate()[1].strip()})"
+    assert list(tmp_path.glob(".talkinghead-*.partial.mp4")), f"the partial file never appeared{ended}"
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + sig and err.strip() == f"talkinghead: stopped by {sig.name}"

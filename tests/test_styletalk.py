@@ -285,10 +285,14 @@ def test_shipped_model_follows_the_phonemes_of_real_speech(one_clip_dataset: Pat
     from talkinghead.data.clip import clip_dir, load_clip
     from talkinghead.motion.styletalk.infer import style_code, style_frames
 
+    from talkinghead.motion.styletalk.model import content_inputs
+    from talkinghead.train.datasets import clip_frame_vectors
+
     model, clip = StyleTalk.default(), load_clip(clip_dir(one_clip_dataset, "a"))
     code = style_code(model, style_frames(model, clip.expression, clip.rotation))
+    rows = None if model.config.speech == "phones" else clip_frame_vectors(model.config.speech, clip)
     with torch.no_grad():
-        coefficients = model.decode(torch.from_numpy(phone_windows(clip.phone_ids, model.config.window))[None],
+        coefficients = model.decode(torch.from_numpy(content_inputs(model.config, clip.phone_ids, rows))[None],
                                     code[None])[0].numpy()
     gap, corr = mouth_follows_phonemes(clip_dir(one_clip_dataset, "a"), coefficients)
     assert gap > 0.02 and corr > 0.3
