@@ -31,16 +31,18 @@ SAMPLES_PER_FRAME = int(round(SAMPLE_RATE / DATA_FPS))
 
 
 class ClipStore:
-    """Clip lookup over one or more dataset folders with an in-memory cache of ``cache`` clips (None: all)."""
+    """Clip lookup over one or more dataset folders with an in-memory cache of ``cache`` clips (None: all); the
+    arrays named in ``drop`` are emptied as clips are loaded (their frames, meshes: most of a clip's memory)."""
 
-    def __init__(self, roots: list[Path] | Path, split: str | None, *, cache: int | None = 16) -> None:
+    def __init__(self, roots: list[Path] | Path, split: str | None, *, cache: int | None = 16,
+                 drop: tuple[str, ...] = ()) -> None:
         roots = [roots] if isinstance(roots, Path) else [Path(r) for r in roots]
         for root in roots:
             if not (root / "clips").is_dir():
                 raise InputError(root, "not a preprocessed dataset folder (run talkinghead preprocess first)")
         self.keys = [(r, cid) for r in roots for cid in list_clips(r, split)]
         self._cache: OrderedDict[tuple[Path, str], ClipData] = OrderedDict()
-        self._size = cache
+        self._size, self._drop = cache, drop
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -48,7 +50,10 @@ class ClipStore:
     def clip(self, k: int) -> ClipData:
         key = self.keys[k]
         if key not in self._cache:
-            self._cache[key] = load_clip(clip_dir(*key))
+            clip = load_clip(clip_dir(*key))
+            for name in self._drop:
+                setattr(clip, name, np.empty((0,), getattr(clip, name).dtype))
+            self._cache[key] = clip
             if self._size is not None and len(self._cache) > self._size:
                 self._cache.popitem(last=False)
         self._cache.move_to_end(key)
@@ -99,8 +104,8 @@ class _Windows(Dataset):
     """Items are (clip, start frame) windows; each item gets its own seeded generator."""
 
     def __init__(self, roots: list[Path] | Path, split: str | None, *, length: int, stride: int, seed: int,
-                 cache: int | None = 16) -> None:
-        self.store = ClipStore(roots, split, cache=cache)
+                 cache: int | None = 16, drop: tuple[str, ...] = ()) -> None:
+        self.store = ClipStore(roots, split, cache=cache, drop=drop)
         self.seed = seed
         self.index = [(k, s) for k, n in enumerate(self.store.lengths()) for s in range(0, n - length + 1, stride)]
 
@@ -265,10 +270,11 @@ class StyleDataset(_Windows):
     def __init__(self, roots: list[Path] | Path, split: str | None = "train", *, window: int = 32,
                  style_length: int = 64, phone_window: int = 5, speech: str = "phones", train: bool = False,
                  face_offsets: bool = False, head_motion: bool = False, seed: int = 0) -> None:
-        # every item reads segments of three other clips drawn at random: all clips stay in memory (a few GB for the
-        # grown train/; with a 16-clip cache a batch re-read about 30 clip files, 20x slower)
+        # every item reads segments of three other clips drawn at random: all clips stay in memory, without their
+        # frames and meshes (0.3 GB for synth + train/ + multilingual/, 1.6 GB with them; with a 16-clip cache a batch
+        # re-read about 30 clip files)
         super().__init__(roots, split, length=window, stride=max(window // 4, 1) if train else window, seed=seed,
-                         cache=None)
+                         cache=None, drop=("jpeg", "meshes", "canonical"))
         self.window, self.style_length, self.phone_window, self.train = window, style_length, phone_window, train
         self.content = StyleTalkConfig(window=phone_window, speech=speech)
         self._rows: dict[int, np.ndarray] = {}  # frame rows per clip (whisper, mel), made once
