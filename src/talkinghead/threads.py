@@ -107,7 +107,8 @@ class Background(Generic[T]):
 
     def result(self, poll: Callable[[], object] | None = None) -> tuple[T, float]:
         """Wait for the work, calling ``poll()`` (when given) about ten times a second meanwhile: (its value, the
-        seconds it took); its exception is raised here."""
+        seconds it took); its exception is raised here, once (the object then lets go of it: its traceback holds
+        the object)."""
         # not Thread.join: interrupted by a signal (Ctrl-C, SIGTERM), Python 3.11 marks the thread as ended while
         # it still runs, and a later join returns at once (CPython gh-90882)
         while not self._finished.wait(0.1):
