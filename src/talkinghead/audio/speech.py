@@ -51,14 +51,18 @@ def around(x: np.ndarray, w: int, start: int = 0, length: int | None = None) -> 
     return windows[start - lo:start - lo + length].copy()
 
 
+def mel_inputs(audio: np.ndarray, *, fps: float, n_frames: int) -> np.ndarray:
+    """(n_frames, 16, 80) IP_LAP log-mel windows of 16 kHz speech for a video at ``fps`` (Wav2Lip indexing)."""
+    return mel_windows(mel_spectrogram(audio, IPLAP), IPLAP, fps=fps, n_frames=n_frames)
+
+
 def frame_vectors(kind: str, *, audio: np.ndarray, phone_ids: np.ndarray, fps: float, n_frames: int,
                   whisper: np.ndarray | None = None) -> np.ndarray:
     """(n_frames, frame_dim(kind)) float32, one row per frame: its log-mel window flattened (``mel``), its phone
     one-hot (``phones``) or its Whisper features (``whisper``); arguments as :func:`speech_inputs`."""
     input_shape(kind)
     if kind == "mel":
-        windows = mel_windows(mel_spectrogram(audio, IPLAP), IPLAP, fps=fps, n_frames=n_frames)
-        return windows.reshape(n_frames, -1).astype(np.float32, copy=False)
+        return mel_inputs(audio, fps=fps, n_frames=n_frames).reshape(n_frames, -1).astype(np.float32, copy=False)
     if kind == "phones":
         return np.eye(len(PHONES), dtype=np.float32)[phone_ids[:n_frames]]
     if whisper is None:

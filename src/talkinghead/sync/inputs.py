@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from talkinghead.audio.mel import IPLAP, mel_spectrogram, mel_windows
+from talkinghead.audio.mel import IPLAP, mel_windows
 from talkinghead.constants import CROP_SIZE, DATA_FPS
 from talkinghead.data.clip import ClipData
 from talkinghead.face import indices as ix
@@ -82,11 +82,6 @@ def clip_visual(clip: ClipData, config: SyncNetConfig) -> np.ndarray:
 def clip_mels(clip: ClipData) -> np.ndarray:
     """(T, 16, 80) IP_LAP mel window of every frame of a preprocessed clip."""
     return mel_windows(clip.mel_iplap, IPLAP, fps=DATA_FPS, n_frames=clip.n_frames)
-
-
-def audio_mels(audio: np.ndarray, n_frames: int, fps: float = DATA_FPS) -> np.ndarray:
-    """(n_frames, 16, 80) IP_LAP mel windows of 16 kHz audio for a video at ``fps``."""
-    return mel_windows(mel_spectrogram(audio, IPLAP), IPLAP, fps=fps, n_frames=n_frames)
 
 
 def video_visual(frames: np.ndarray, meshes: np.ndarray, pose_free: np.ndarray, config: SyncNetConfig) -> np.ndarray:
