@@ -113,7 +113,7 @@ def edit_series(models: StyleHeatModels, embedder: FaceEmbedder, face: Path, str
     photo = read_image(face)
     mesh, _ = mesh_image(photo, source=str(face))
     crop, _ = crop_face(photo, mesh, size=CROP_SIZE)
-    w = reference_code(models.generator, models.encoder, crop)
+    w, _ = reference_code(models.generator, models.encoder, crop)
     out = {}
     for name in LABELLED_EDITS:
         codes = torch.cat([edited_codes(models.model, w, {name: s}, 1) for s in strengths])

@@ -195,9 +195,9 @@ def test_inversion_refines_the_encoder_code() -> None:
     gen = Generator(TINY).eval()
     enc = Encoder(EncoderConfig(size=16, w_dim=16, n_latents=TINY.n_latents, channels=8)).eval()
     images = torch.rand(2, 3, 16, 16) * 2 - 1
-    assert torch.equal(invert(gen, enc, images), enc(images).detach())
+    assert torch.equal(invert(gen, enc, images)[0], enc(images).detach()) and invert(gen, enc, images)[1] is None
     before = F.mse_loss(gen(enc(images), noise="none")[0], images).item()
-    codes = invert(gen, enc, images, steps=30, lr=0.05, perceptual_weight=0.0)  # 16 px: too small for it
+    codes, _ = invert(gen, enc, images, steps=30, lr=0.05, perceptual_weight=0.0)  # 16 px: too small for it
     assert F.mse_loss(gen(codes, noise="none")[0], images).item() < 0.8 * before
     assert all(p.requires_grad for p in gen.parameters())
 
@@ -238,3 +238,110 @@ def test_ganspace_directions_and_gradual_edits() -> None:
     moved = ((edited - w_plus) @ dirs.components[1])  # (5, 6) in units of the component
     assert torch.allclose(moved[:, :3], (torch.linspace(0, 2, 5) * dirs.stds[1])[:, None].expand(-1, 3), atol=1e-5)
     assert torch.equal(edited[:, 3:], w_plus[:, 3:])
+
+
+FEATURE = GeneratorConfig(size=32, w_dim=16, channels=16, min_channels=8, input_resolution=8, flow_channels=8,
+                          skip_channels=4)
+FEATURE_ENCODER = EncoderConfig(size=32, w_dim=16, n_latents=FEATURE.n_latents, channels=8, feature_channels=16,
+                                skip_channels=4)
+
+
+def test_feature_path_starts_from_the_reference_map_moved_by_the_codes(tmp_path: Path) -> None:
+    """The feature path: W+ keeps its length, the vectors below the input resolution drive the flow (3 of 8 at
+    8 px of 32); the encoder gives the input map and skip maps at 16 and 32 px; an untrained flow is zero, so the
+    map enters unwarped whatever the codes say; the motion codes move it once the flow head learns, the skip maps
+    change the image, and the generator round-trips."""
+    torch.manual_seed(0)
+    assert (FEATURE.n_latents, FEATURE.motion_latents, FEATURE.channels_at(8)) == (8, 3, 16)
+    gen, enc = Generator(FEATURE).eval(), Encoder(FEATURE_ENCODER).eval()
+    assert not hasattr(gen, "const") and not hasattr(gen, "mapping_net")
+    images = torch.rand(2, 3, 32, 32) * 2 - 1
+    codes, maps = enc.encode(images)
+    assert codes.shape == (2, 8, 16) and maps is not None
+    assert [m.shape for m in maps] == [(2, 16, 8, 8), (2, 4, 16, 16), (2, 4, 32, 32)]
+    assert torch.equal(enc(images), codes)
+    with pytest.raises(ValueError, match="reference"):
+        gen(codes)
+    with pytest.raises(ValueError, match="mapping network"):
+        gen.mapping(torch.randn(1, 16))
+    image, feats = gen(codes, noise="none", reference=(maps, codes), features=8)
+    assert image.shape == (2, 3, 32, 32) and torch.isfinite(image).all()
+    assert torch.allclose(feats, maps[0], atol=1e-5)  # zero flow at initialisation: the map enters as it is
+    other = [maps[0], torch.randn_like(maps[1]), maps[2]]
+    assert not torch.allclose(gen(codes, noise="none", reference=(other, codes))[0], image)
+    moved = codes.clone()
+    moved[:, :3] += 1.0
+    assert torch.equal(gen.motion_flow(moved, (maps, codes)), torch.zeros(2, 2, 8, 8))
+    torch.nn.init.normal_(gen.motion.head.weight, std=0.1)
+    flow = gen.motion_flow(moved, (maps, codes))
+    assert flow.abs().mean() > 0 and not torch.allclose(flow, gen.motion_flow(codes, (maps, codes)))
+    one = gen(moved[:1], noise="none", reference=([m[:1] for m in maps], codes[:1]))[0]
+    assert torch.allclose(one, gen(moved, noise="none", reference=(maps, codes))[0][:1], atol=1e-5)
+    shift = torch.zeros(2, 2, 8, 8)  # an explicit flow at the input resolution replaces the codes' flow
+    assert torch.allclose(gen(moved, noise="none", reference=(maps, codes), flow=shift, features=8)[1], maps[0],
+                          atol=1e-5)
+    gen.save(tmp_path / "g.pt")
+    again = Generator.load(tmp_path / "g.pt")
+    assert torch.equal(again(moved, noise="none", reference=(maps, codes))[0],
+                       gen(moved, noise="none", reference=(maps, codes))[0])
+
+
+def test_cross_frame_step_lowers_the_loss() -> None:
+    """The feature path's stage: the target drawn from the source's map and the target's codes; a few steps on
+    one pair lower L1."""
+    from talkinghead.nn.identity import IdentityNet, IdentityNetConfig
+    from talkinghead.train.stylegan import CrossFrameModule
+
+    torch.manual_seed(0)
+    module = CrossFrameModule(FEATURE, FEATURE_ENCODER, IdentityNet(IdentityNetConfig(size=32, channels=4)),
+                              max_steps=10)
+    source, target = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    losses = optimise(module, lambda: F.l1_loss(module.reconstruct(source, target), target), steps=15, lr=2e-3)
+    assert losses[-1] < losses[0]
+    with pytest.raises(ValueError, match="feature-path"):
+        CrossFrameModule(TINY, FEATURE_ENCODER, None, max_steps=1)
+
+
+@pytest.mark.train
+@pytest.mark.slow
+def test_train_feature_path_tiny(one_clip_dataset: Path, tmp_path: Path) -> None:
+    """identity + cross-frame stages on real crop pairs write a generator and encoder that draw a frame from
+    another one's map; the feature path refuses a GAN stage."""
+    from talkinghead.train.stylegan import STYLEGAN_CONFIGS, train_stylegan
+
+    c = STYLEGAN_CONFIGS["feature-tiny"]
+    metrics = train_stylegan([one_clip_dataset], tmp_path, configs=c, identity_steps=2, gan_steps=0,
+                             encoder_steps=4, batch=4, encoder_lr=1e-3, quiet=True)
+    assert set(metrics) == {"identity", "crossframe"}
+    assert 0 < metrics["crossframe"]["train_l1"] < 2 and metrics["crossframe"]["train_perceptual"] > 0, metrics
+    gen, enc = Generator.load(tmp_path / "generator.pt"), Encoder.load(tmp_path / "encoder.pt")
+    codes, maps = enc.encode(torch.rand(2, 3, 32, 32) * 2 - 1)
+    assert gen(codes[1:], noise="none", reference=([m[:1] for m in maps], codes[:1]))[0].shape == (1, 3, 32, 32)
+    with pytest.raises(ValueError, match="no GAN stage"):
+        train_stylegan([one_clip_dataset], tmp_path, configs=c, identity_steps=0, gan_steps=2, encoder_steps=0)
+
+
+@pytest.mark.slow
+def test_shipped_feature_path_models_redraw_a_held_out_frame(one_clip_dataset: Path) -> None:
+    """The shipped generator, encoder and identity student load (float16 files into float32 models); a frame of a
+    held-out clip (talking/'s face5) drawn from the clip's first frame comes closer to the real frame than that
+    first frame copied, and than the same codes drawn from a displaced copy of its maps (mirrored, shifted)."""
+    import numpy as np
+
+    from talkinghead.data.clip import clip_dir, load_clip
+    from talkinghead.nn.identity import IdentityNet
+    from talkinghead.render.stylegan.infer import crops_tensor
+    from talkinghead.train.stylegan import psnr
+
+    gen, enc, ident = Generator.default(), Encoder.default(), IdentityNet.default()
+    assert gen.config.feature_path and gen.config.size == 128 and ident.config.size == 128
+    assert all(p.dtype == torch.float32 for p in gen.parameters())
+    clip = load_clip(clip_dir(one_clip_dataset, "a"))
+    frames = crops_tensor(clip.frames(np.arange(0, clip.n_frames, 10)), 128)
+    with torch.no_grad():
+        codes, maps = enc.encode(frames)
+        drawn = gen(codes[1:], noise="none", reference=([m[:1] for m in maps], codes[:1]))[0]
+        swapped = gen(codes[1:], noise="none", reference=([m[:1].flip(-1).roll(9, -2) for m in maps], codes[:1]))[0]
+    real = frames[1:]
+    assert psnr(drawn, real) > psnr(frames[:1].expand_as(real), real) + 0.5
+    assert psnr(drawn, real) > psnr(swapped, real) + 1.0

@@ -70,29 +70,72 @@ def test_gaussian_smoothing() -> None:
 
 
 def test_styletalker_shapes_start_and_round_trip(tmp_path: Path) -> None:
-    """Before training every frame is the reference (zero manipulation); only the first ``manipulated`` style
-    vectors ever move; the KL, samples and posterior latents have their shapes; save/load keeps everything."""
+    """Before training every frame is sigmoid(K3 bias) w_ref (K3 starts at a bias, K4 at zero); only the first
+    ``manipulated`` style vectors ever move; the per-block KL, samples and posterior latents have their shapes;
+    save/load keeps everything."""
+    from talkinghead.motion.styletalker.model import K3_BIAS
+
     torch.manual_seed(0)
     model = StyleTalker(TINY)
     w, w_ref, mels = _inputs()
     w_hat, kl = model(w, w_ref, mels)
-    assert w_hat.shape == w.shape and torch.isfinite(kl)
-    assert torch.equal(w_hat, w_ref[:, None].expand_as(w))
+    assert w_hat.shape == w.shape and kl.shape == (3,) and torch.isfinite(kl).all()
+    start = torch.sigmoid(torch.tensor(K3_BIAS)) * w_ref[:, None, :3].expand(-1, 7, -1, -1)
+    assert torch.allclose(w_hat[:, :, :3], start, atol=1e-6)
+    assert torch.equal(w_hat[:, :, 3:], w_ref[:, None, 3:].expand(-1, 7, -1, -1))
     with torch.no_grad():
         for block in model.blocks:
-            block.manipulate.bias.normal_()
+            block.k4.weight.normal_()
     model.eval()
     w_hat, _ = model(w, w_ref, mels)
-    assert not torch.allclose(w_hat[:, :, :3], w_ref[:, None, :3].expand(-1, 7, -1, -1))
+    assert not torch.allclose(w_hat[:, :, :3], start)
     assert torch.equal(w_hat[:, :, 3:], w_ref[:, None, 3:].expand(-1, 7, -1, -1))
     gen = model.generate(w_ref, mels, generator=torch.Generator().manual_seed(3))
-    z = model.motion_latents(w, w_ref, mels)
+    z = model.motion_latents(w, mels)
     assert gen.shape == w.shape and z.shape == (2, 7, TINY.motion_dim) and torch.isfinite(gen).all()
     assert model.drive(z, w_ref, mels).shape == w.shape
     model.save(tmp_path / "st.pt")
     again = StyleTalker.load(tmp_path / "st.pt")
     assert again.config == TINY
     assert torch.equal(again.generate(w_ref, mels, generator=torch.Generator().manual_seed(3)), gen)
+
+
+def test_two_way_manipulation_follows_eq_11() -> None:
+    """Eq. 11: c'_t = sigmoid(K1(w_ref)) c_t + K2(w_ref); w^_t = sigmoid(K3(c'_t)) w_ref + K4(c'_t). With K3's
+    gate open and K4 zero the block returns w_ref whatever the motion; with K1's gate closed c' = K2(w_ref), so the
+    reference alone sets the output (the motion latents and audio no longer reach it); with K1 open they do."""
+    torch.manual_seed(0)
+    block = StyleTalker(TINY).blocks[0]
+    z, audio, w_ref = torch.randn(2, 7, 2), torch.randn(2, 7, TINY.audio_features), torch.randn(2, 8)
+    with torch.no_grad():
+        for k in (block.k1, block.k2, block.k3, block.k4):
+            k.weight.normal_()
+            k.bias.normal_()
+        block.k3.weight.zero_()
+        block.k3.bias.fill_(50.0)
+        block.k4.weight.zero_()
+        block.k4.bias.zero_()
+        assert torch.allclose(block(z, audio, w_ref), w_ref[:, None].expand(-1, 7, -1))
+        block.k3.weight.normal_()
+        block.k4.weight.normal_()
+        block.k1.weight.zero_()
+        block.k1.bias.fill_(-50.0)
+        closed = block(z, audio, w_ref)
+        assert torch.allclose(closed, block(torch.randn_like(z), torch.randn_like(audio), w_ref), atol=1e-6)
+        assert torch.allclose(closed[:, :1].expand_as(closed), closed, atol=1e-6)
+        block.k1.bias.fill_(50.0)
+        assert not torch.allclose(block(z, audio, w_ref), block(torch.randn_like(z), audio, w_ref), atol=1e-3)
+
+
+def test_free_bits_floor_each_blocks_kl() -> None:
+    """A block whose KL is under the floor counts as the floor and gets no gradient; one above counts as it is."""
+    from talkinghead.train.styletalker import free_bits_kl
+
+    kl = torch.tensor([0.1, 0.5], requires_grad=True)
+    loss = free_bits_kl(kl, 0.25)
+    loss.backward()
+    assert torch.isclose(loss, torch.tensor(0.375)) and kl.grad is not None
+    assert torch.equal(kl.grad, torch.tensor([0.0, 0.5]))
 
 
 @pytest.mark.parametrize("speech", ["whisper", "phones"])
@@ -107,11 +150,11 @@ def test_styletalker_on_windows_of_frame_features(speech: str, tmp_path: Path) -
     w, w_ref, _ = _inputs()
     speech_inputs = torch.randn(2, 7, *input_shape(speech))
     w_hat, kl = model(w, w_ref, speech_inputs)
-    assert w_hat.shape == w.shape and torch.isfinite(kl) and model.encode_audio(speech_inputs).shape == (2, 7, 8)
+    assert w_hat.shape == w.shape and torch.isfinite(kl).all() and model.encode_audio(speech_inputs).shape == (2, 7, 8)
 
     def loss() -> torch.Tensor:
         out, divergence = model(w, w_ref, speech_inputs)
-        return (out[:, :, :3] - w[:, :, :3]).pow(2).mean() + 0.1 * divergence
+        return (out[:, :, :3] - w[:, :, :3]).pow(2).mean() + 0.1 * divergence.mean()
 
     losses = optimise(model, loss, steps=20, lr=3e-3)
     assert losses[-1] < losses[0]
@@ -125,19 +168,21 @@ def test_styletalker_on_windows_of_frame_features(speech: str, tmp_path: Path) -
 
 def test_prior_samples_differ_by_seed_and_match_its_density() -> None:
     """Different seeds give different motion (diversity > 0), the same seed the same; sampling at temperature 0
-    follows the prior's means, which score higher under its own log-density than random latents."""
+    follows every block prior's means, which score higher under its own log-density than random latents; the first
+    frame's prior depends on the reference's code (Eq. 7's p(z_0 | w_0))."""
     torch.manual_seed(0)
     model = StyleTalker(TINY).eval()
     _, w_ref, mels = _inputs()
     audio = model.encode_audio(mels)
-    ref = w_ref[:, :TINY.manipulated]
-    a = model.prior.sample(audio, ref, generator=torch.Generator().manual_seed(1))
-    b = model.prior.sample(audio, ref, generator=torch.Generator().manual_seed(2))
-    assert (a - b).abs().mean() > 0.1
-    assert torch.equal(a, model.prior.sample(audio, ref, generator=torch.Generator().manual_seed(1)))
-    mode = model.prior.sample(audio, ref, temperature=0.0)
+    a = model.sample_latents(w_ref, audio, generator=torch.Generator().manual_seed(1))
+    b = model.sample_latents(w_ref, audio, generator=torch.Generator().manual_seed(2))
+    assert a.shape == (2, 7, TINY.motion_dim) and (a - b).abs().mean() > 0.1
+    assert torch.equal(a, model.sample_latents(w_ref, audio, generator=torch.Generator().manual_seed(1)))
+    mode = model.sample_latents(w_ref, audio, temperature=0.0)
     with torch.no_grad():
-        assert (model.prior.log_prob(mode, audio, ref) > model.prior.log_prob(a, audio, ref)).all()
+        assert (model.log_prior(mode, audio, w_ref).sum(0) > model.log_prior(a, audio, w_ref).sum(0)).all()
+        other = model.sample_latents(w_ref + 1.0, audio, temperature=0.0)
+    assert not torch.allclose(other[:, 0], mode[:, 0])
 
 
 @pytest.mark.slow
@@ -148,7 +193,7 @@ def test_styletalker_training_step_lowers_the_loss() -> None:
 
     def loss() -> torch.Tensor:
         w_hat, kl = model(w, w_ref, mels)
-        return (w_hat[:, :, :3] - w[:, :, :3]).pow(2).mean() + 0.1 * kl
+        return (w_hat[:, :, :3] - w[:, :, :3]).pow(2).mean() + 0.1 * kl.mean()
 
     losses = optimise(model, loss, steps=40, lr=3e-3)
     assert losses[-1] < 0.7 * losses[0]
@@ -219,3 +264,27 @@ def test_generate_styletalker(media: Path, tiny_models: dict[str, Path], tmp_pat
         generate(image=face, audio=speech, output=tmp_path / "x.mp4", method="styletalker", pose_from=speech,
                  checkpoints=tiny_models)
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_styletalker_draws_from_the_reference_maps_on_the_feature_path() -> None:
+    """On a feature-path generator StyleTalker's frames are drawn from the reference's maps: its losses are finite
+    and a step of its optimiser lowers the latent loss; other reference frames give other frames."""
+    from talkinghead.render.stylegan.model import Encoder, Generator
+    from talkinghead.train.stylegan import STYLEGAN_CONFIGS
+    from talkinghead.train.styletalker import STYLETALKER_CONFIGS, StyleTalkerModule
+
+    torch.manual_seed(0)
+    c = STYLEGAN_CONFIGS["feature-tiny"]
+    g = c.generator
+    config = replace(STYLETALKER_CONFIGS["tiny"], w_dim=g.w_dim, n_latents=g.n_latents, manipulated=g.n_latents // 2)
+    module = StyleTalkerModule(config, Generator(g), Encoder(c.encoder), None, None, disc_channels=4)
+    batch = {"frames": torch.rand(2, 4, 3, 32, 32), "references": torch.rand(2, 1, 3, 32, 32),
+             "speech": torch.randn(2, 4, 16, 80)}
+    loss, parts, fake, real = module._generator_losses(batch)
+    assert fake.shape == real.shape == (2, 4, 3, 32, 32) and torch.isfinite(loss)
+    _, ref, w, w_ref, maps = module._prepare(batch)
+    assert maps is not None and len(maps) == 3
+    other = module._render(w, w_ref, [torch.randn_like(m) for m in maps])
+    assert not torch.allclose(other, module._render(w, w_ref, maps))
+    losses = optimise(module.model, lambda: module._generator_losses(batch)[1]["latent"], steps=10, lr=3e-3)
+    assert losses[-1] < losses[0]

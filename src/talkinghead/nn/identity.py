@@ -10,6 +10,7 @@ dlib itself.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +33,8 @@ class IdentityNet(CheckpointModel):
     """image (B, 3, H, W) in [-1, 1] -> (B, embed) estimate of its dlib embedding."""
 
     config_class = IdentityNetConfig
+    default_checkpoint = Path(__file__).parents[1] / "render" / "stylegan" / "assets" / "feature_identity_v1.pt"
+    """The student shipped with the feature-path generator (trained by the same train-stylegan run)."""
 
     def __init__(self, config: IdentityNetConfig) -> None:
         super().__init__()

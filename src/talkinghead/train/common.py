@@ -57,9 +57,12 @@ def training_options(p: argparse.ArgumentParser, *, output_help: str = "checkpoi
     p.add_argument("-q", "--quiet", action="store_true")
 
 
-def generator_training_inputs(p: argparse.ArgumentParser) -> None:
-    """Inputs shared by train-styletalker and train-styleheat: the trained generator folder and the image SyncNet."""
-    p.add_argument("--stylegan", type=Path, required=True, help="train-stylegan output folder")
+def generator_training_inputs(p: argparse.ArgumentParser, *, shipped: bool) -> None:
+    """Inputs shared by train-styletalker and train-styleheat: the trained generator folder (optional when
+    ``shipped``: the shipped feature-path generator, encoder and identity student) and the image SyncNet."""
+    p.add_argument("--stylegan", type=Path, required=not shipped,
+                   help="train-stylegan output folder" + (" (default: the shipped feature-path models)" if shipped
+                                                          else ""))
     p.add_argument("--syncnet", type=Path, default=None,
                    help="image SyncNet for the sync loss (train-syncnet --visual image); without it no sync loss")
 

@@ -75,24 +75,33 @@ class ClipStore:
 class CropDataset(Dataset):
     """Every frame of the clips as a single face crop, for the style-based generator, its encoder and the
     identity student. Keys: image (3, size, size) float in [-1, 1]; identity (128,) the clip's dlib embedding
-    (NaN where dlib found no face). All clips stay cached (the crops are JPEG in memory)."""
+    (NaN where dlib found no face); with ``pairs`` also source (3, size, size), another frame of the same clip
+    drawn uniformly (seeded per item), the reference of the feature path's cross-frame reconstruction. All clips
+    stay cached (the crops are JPEG in memory)."""
 
-    def __init__(self, roots: list[Path] | Path, split: str | None = "train", *, size: int = 128) -> None:
+    def __init__(self, roots: list[Path] | Path, split: str | None = "train", *, size: int = 128,
+                 pairs: bool = False, seed: int = 0) -> None:
         self.store = ClipStore(roots, split, cache=1 << 30)
         self.index = [(k, t) for k, n in enumerate(self.store.lengths()) for t in range(n)]
-        self.size = size
+        self.size, self.pairs, self.seed = size, pairs, seed
 
     def __len__(self) -> int:
         return len(self.index)
 
-    def __getitem__(self, i: int) -> dict:
-        k, t = self.index[i]
-        clip = self.store.clip(k)
+    def _crop(self, clip: ClipData, t: int) -> torch.Tensor:
         image = clip.frames([t])[0]
         if image.shape[0] != self.size:
             image = cv2.resize(image, (self.size, self.size), interpolation=cv2.INTER_AREA)
-        return {"image": torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(127.5).sub(1.0),
+        return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(127.5).sub(1.0)
+
+    def __getitem__(self, i: int) -> dict:
+        k, t = self.index[i]
+        clip = self.store.clip(k)
+        item = {"image": self._crop(clip, t),
                 "identity": torch.from_numpy(clip.identity_embedding.astype(np.float32))}
+        if self.pairs:
+            item["source"] = self._crop(clip, int(np.random.default_rng([self.seed, i]).integers(clip.n_frames)))
+        return item
 
 
 def iplap_windows(clip: ClipData, start: int, length: int) -> np.ndarray:

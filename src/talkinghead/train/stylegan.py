@@ -1,9 +1,18 @@
 """Training the compact style-based generator, its pSp-style encoder and the identity student (Lightning).
 
-Three stages, run in order by :func:`train_stylegan`, each its own Lightning run on single face crops:
+Stages, run in order by :func:`train_stylegan`, each its own Lightning run on face crops:
 
 1. ``identity``: :class:`~talkinghead.nn.identity.IdentityNet` regresses each crop's clip dlib embedding (MSE;
    clips where dlib found no face are skipped), the differentiable stand-in for ArcFace in the losses below.
+
+The feature path (the default; identity from the reference's own features, HFGI's idea) then has one stage:
+
+2. ``crossframe``: the encoder and the feature-path generator trained together as a cross-frame autoencoder on
+   pairs of frames of one clip (:class:`CrossFrameModule`): the source frame's feature map(s) and codes, the
+   target frame's codes, rebuild the target; L1 + 0.8 x perceptual + 0.1 x identity + 0.02 x a PatchGAN.
+
+The constant path (StyleGAN2 + pSp, identity from the GAN prior; GPU users) has two:
+
 2. ``gan``: StyleGAN2 (Karras et al., 2020): the non-saturating logistic loss, lazy R1 on the reals (every
    ``r1_every`` discriminator steps, weighted by gamma / 2 x r1_every, with Adam's lr and betas corrected for the
    lazy schedule), style mixing (two w with a random crossover layer, probability ``mixing``), horizontal
@@ -16,8 +25,9 @@ Three stages, run in order by :func:`train_stylegan`, each its own Lightning run
    same loss (jointly, as pivotal tuning does per image): a generator trained for minutes inverts poorly,
    and StyleTalker only needs encoder -> generator round trips of real faces.
 
-Files written to the output folder: ``identity.pt``, ``generator.pt`` (EMA weights), ``discriminator.pt``,
-``encoder.pt``. A stage with 0 steps loads its file from the folder instead (to resume or re-run one stage).
+Files written to the output folder: ``identity.pt``, ``generator.pt`` (the constant path: EMA weights),
+``encoder.pt``, and on the constant path ``discriminator.pt``. A stage with 0 steps loads its file from the folder
+instead (to resume or re-run one stage).
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from talkinghead.nn.checkpoint import checkpoint_meta
+from talkinghead.nn.discriminator import MultiScaleDiscriminator, lsgan_loss
 from talkinghead.nn.identity import IdentityNet, IdentityNetConfig, identity_loss
 from talkinghead.nn.perceptual import PerceptualLoss
 from talkinghead.render.stylegan.config import DiscriminatorConfig, EncoderConfig, GeneratorConfig
@@ -62,6 +73,10 @@ class StyleGanConfigs:
         g, d, e = self.generator, self.discriminator, self.encoder
         if not (g.size == d.size == e.size) or g.w_dim != e.w_dim or g.n_latents != e.n_latents:
             raise ValueError("generator, discriminator and encoder must share size, w_dim and the W+ length")
+        if g.feature_path and (g.input_resolution != g.size // 4 or e.skip_channels != g.skip_channels or
+                               e.feature_channels != g.channels_at(g.input_resolution)):
+            raise ValueError("a feature-path generator starts at a quarter of its size from the encoder's map of "
+                             "its channels there (and the same skip channels)")
 
 
 STYLEGAN_CONFIGS = {
@@ -79,10 +94,31 @@ STYLEGAN_CONFIGS = {
                              DiscriminatorConfig(size=1024, channels=512),
                              EncoderConfig(size=1024, w_dim=512, n_latents=18, channels=64, head_channels=512),
                              IdentityNetConfig(size=112, channels=64)),
+    "feature-tiny": StyleGanConfigs(
+        GeneratorConfig(size=32, w_dim=32, channels=32, min_channels=8, input_resolution=8, flow_channels=8,
+                        skip_channels=4),
+        DiscriminatorConfig(size=32, channels=32, min_channels=8),
+        EncoderConfig(size=32, w_dim=32, n_latents=8, channels=8, head_channels=16, feature_channels=32,
+                      skip_channels=4),
+        IdentityNetConfig(size=32, channels=8)),
+    "feature": StyleGanConfigs(
+        GeneratorConfig(size=128, w_dim=256, channels=128, input_resolution=32, flow_channels=64),
+        DiscriminatorConfig(size=128, channels=128),
+        EncoderConfig(size=128, w_dim=256, n_latents=12, channels=16, head_channels=32, feature_channels=128),
+        IdentityNetConfig(size=128, channels=16)),
+    "feature-skip": StyleGanConfigs(
+        GeneratorConfig(size=128, w_dim=256, channels=128, input_resolution=32, flow_channels=64,
+                        skip_channels=16),
+        DiscriminatorConfig(size=128, channels=128),
+        EncoderConfig(size=128, w_dim=256, n_latents=12, channels=16, head_channels=32, feature_channels=128,
+                      skip_channels=16),
+        IdentityNetConfig(size=128, channels=16)),
 }
-"""``tiny``: CPU tests (32 px); ``cpu``: 64 px, trainable in minutes on a laptop CPU (the shipped models);
-``small``: 128 px (a GPU's hours); ``paper``: StyleGAN2 FFHQ's 1024 px generator
-with pSp's 18-vector W+ (GPU users)."""
+"""Constant path (StyleGAN2 + pSp: identity from the GAN prior): ``tiny`` CPU tests (32 px), ``cpu`` 64 px,
+``small`` 128 px (a GPU's hours), ``paper`` StyleGAN2 FFHQ's 1024 px generator with pSp's 18-vector W+ (GPU
+users). Feature path (identity from the reference's own 32 x 32 feature map): ``feature-tiny`` (tests),
+``feature``, 128 px, trained on the 2-core CPU in 80 minutes (the shipped models), and ``feature-skip``, the same
+with the reference's 64 and 128 px skip maps (LIA's warped encoder features; not trained yet)."""
 
 
 def _flip_half(image: torch.Tensor) -> torch.Tensor:
@@ -235,17 +271,103 @@ class EncoderModule(L.LightningModule):
         return torch.optim.Adam(groups)
 
 
+@dataclass
+class CrossFrameLossWeights:
+    """The feature path's reconstruction: L1, the perceptual stand-in, the identity student and a light
+    adversarial term (PatchGAN, LSGAN), which joins the generator's loss after ``adversarial_from`` of the steps
+    (the discriminator trains from the start)."""
+
+    l1: float = 1.0
+    perceptual: float = 0.8
+    identity: float = 0.1
+    adversarial: float = 0.02
+    adversarial_from: float = 0.25
+
+
+class CrossFrameModule(L.LightningModule):
+    """The feature path trained end to end as a cross-frame autoencoder: the encoder gives the source frame's
+    feature map and codes and the target frame's codes (both frames of one clip); the generator warps the source's
+    map to the target's codes and draws the target (see :class:`CrossFrameLossWeights`). Adam for the encoder and
+    generator, and for the patch discriminator, trained alternately."""
+
+    def __init__(self, generator: GeneratorConfig, encoder: EncoderConfig, identity: IdentityNet | None, *,
+                 max_steps: int, lr: float = 2e-4, disc_channels: int = 32,
+                 weights: CrossFrameLossWeights | None = None) -> None:
+        super().__init__()
+        if not generator.feature_path or encoder.feature_channels != generator.channels_at(generator.input_resolution) \
+                or encoder.skip_channels != generator.skip_channels:
+            raise ValueError("the cross-frame stage needs a feature-path generator and an encoder giving its maps")
+        self.automatic_optimization = False
+        self.generator, self.encoder = Generator(generator), Encoder(encoder)
+        self.identity = identity.eval().requires_grad_(False) if identity is not None else None
+        self.disc = MultiScaleDiscriminator(channels=disc_channels, layers=3, scales=1)
+        self.perceptual = PerceptualLoss()
+        self.lr, self.max_steps, self.weights = lr, max_steps, weights or CrossFrameLossWeights()
+        self.steps = 0
+
+    def reconstruct(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Targets (B, 3, S, S) redrawn from the sources' feature maps and the targets' codes."""
+        codes, maps = self.encoder.encode(torch.cat([source, target]))
+        b = len(source)
+        return self.generator(codes[b:], noise="random" if self.training else "none",
+                              reference=([m[:b] for m in maps], codes[:b]))[0]
+
+
+    def training_step(self, batch: dict, _: int) -> None:
+        opt_g, opt_d = self.optimizers()  # type: ignore[misc]
+        flip = torch.rand(len(batch["image"]), 1, 1, 1, device=self.device) < 0.5
+        target = torch.where(flip, batch["image"].flip(-1), batch["image"])
+        source = torch.where(flip, batch["source"].flip(-1), batch["source"])
+        fake = self.reconstruct(source, target)
+        parts = {"l1": F.l1_loss(fake, target), "perceptual": self.perceptual((fake + 1) / 2, (target + 1) / 2)}
+        if self.identity is not None:
+            self.identity.eval()
+            parts["identity"] = identity_loss(self.identity, fake, target)
+        if self.steps >= self.weights.adversarial_from * self.max_steps:
+            self.disc.requires_grad_(False)
+            parts["adversarial"] = lsgan_loss(self.disc(fake), True)
+        loss = sum(getattr(self.weights, k) * v for k, v in parts.items())
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        opt_g.step()
+        self.disc.requires_grad_(True)
+        d_loss = 0.5 * (lsgan_loss(self.disc(target), True) + lsgan_loss(self.disc(fake.detach()), False))
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(d_loss)
+        opt_d.step()
+        self.steps += 1
+        self.log_dict({"train_loss": loss.detach(), "train_disc": d_loss.detach(),
+                       **{f"train_{k}": v.detach() for k, v in parts.items()}}, prog_bar=True, batch_size=len(target))
+
+    def validation_step(self, batch: dict, _: int) -> None:
+        fake = self.reconstruct(batch["source"], batch["image"])
+        self.log_dict({"val_l1": F.l1_loss(fake, batch["image"]), "val_psnr": psnr(fake, batch["image"]),
+                       "val_copy_psnr": psnr(batch["source"], batch["image"])}, prog_bar=True,
+                      batch_size=len(fake))
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        params = [*self.encoder.parameters(), *self.generator.parameters()]
+        return [torch.optim.Adam(params, lr=self.lr, betas=(0.5, 0.99)),
+                torch.optim.Adam(self.disc.parameters(), lr=self.lr, betas=(0.5, 0.99))]
+
+
 def train_stylegan(datasets: list[Path], output: Path, *, configs: StyleGanConfigs, identity_steps: int,
                    gan_steps: int, encoder_steps: int, batch: int = 16, gan_lr: float = 0.002, r1_gamma: float = 1.0,
                    encoder_lr: float = 1e-4, generator_lr: float = 0.0, stage_minutes: float | None = None,
                    workers: int = 0, seed: int = 0, accelerator: str = "auto", devices: int | str = "auto",
                    nodes: int = 1, quiet: bool = False) -> dict[str, dict[str, float]]:
-    """Run the three stages on the datasets' train splits (validated on val) into the folder ``output``;
-    ``stage_minutes`` caps each stage's time. Returns each run stage's last metrics."""
+    """Run the stages on the datasets' train splits (validated on val) into the folder ``output``; ``stage_minutes``
+    caps each stage's time. The constant path runs identity, GAN and encoder; the feature path runs identity and the
+    cross-frame stage (``encoder_steps``: the encoder and generator together, :class:`CrossFrameModule`) and has no
+    GAN stage. Returns each run stage's last metrics."""
+    feature = configs.generator.feature_path
+    if feature and gan_steps:
+        raise ValueError("the feature path has no GAN stage (its generator trains with the encoder)")
     L.seed_everything(seed, workers=True, verbose=False)
     output.mkdir(parents=True, exist_ok=True)
     size = configs.generator.size
-    train, val = CropDataset(datasets, "train", size=size), CropDataset(datasets, "val", size=size)
+    train = CropDataset(datasets, "train", size=size, pairs=feature, seed=seed)
+    val = CropDataset(datasets, "val", size=size, pairs=feature, seed=seed + 1)
     run = {"batch": batch, "workers": workers, "accelerator": accelerator, "devices": devices, "nodes": nodes,
            "quiet": quiet, "max_minutes": stage_minutes}
     card = {"datasets": [str(d) for d in datasets], "seed": seed}
@@ -262,7 +384,16 @@ def train_stylegan(datasets: list[Path], output: Path, *, configs: StyleGanConfi
         gan.ema.save(paths["generator"], metrics=metrics["gan"], steps=gan.steps, images=gan.steps * batch,
                      training={"lr": gan_lr, "r1_gamma": r1_gamma, "batch": batch}, **card)
         gan.discriminator.save(paths["discriminator"], steps=gan.steps, **card)
-    if encoder_steps:
+    if encoder_steps and feature:
+        identity = IdentityNet.load(paths["identity"]) if paths["identity"].exists() else None
+        cross = CrossFrameModule(configs.generator, configs.encoder, identity, max_steps=encoder_steps,
+                                 lr=encoder_lr)
+        metrics["crossframe"] = fit(cross, train, val, max_steps=2 * encoder_steps, **run)
+        training = {"lr": encoder_lr, "weights": asdict(cross.weights), "batch": batch}
+        for name in ("generator", "encoder"):
+            getattr(cross, name).save(paths[name], metrics=metrics["crossframe"], steps=cross.steps,
+                                      training=training, **card)
+    elif encoder_steps:
         identity = IdentityNet.load(paths["identity"]) if paths["identity"].exists() else None
         enc = EncoderModule(configs.encoder, Generator.load(paths["generator"]), identity, lr=encoder_lr,
                             generator_lr=generator_lr)
@@ -281,12 +412,16 @@ def train_stylegan(datasets: list[Path], output: Path, *, configs: StyleGanConfi
 
 def _arguments(tg: argparse.ArgumentParser) -> None:
     training_options(tg, output_help="folder to write the four checkpoints to")
-    tg.add_argument("--config", choices=("tiny", "cpu", "small", "paper"), default="small",
-                    help="sizes: tiny (tests, 32 px), cpu (64 px, the shipped models), small (128 px), paper "
-                         "(1024 px; GPUs)")
+    tg.add_argument("--config", choices=tuple(STYLEGAN_CONFIGS), default="feature",
+                    help="feature (default: 128 px, identity from the reference's feature map, trains on a CPU), "
+                         "feature-skip (the same with skip maps at 64 and 128 px), feature-tiny (tests); the constant "
+                         "path (StyleGAN2 + pSp): tiny (tests, 32 px), cpu (64 px), "
+                         "small (128 px), paper (1024 px; GPUs)")
     tg.add_argument("--identity-steps", type=int, default=2000)
-    tg.add_argument("--gan-steps", type=int, default=20000)
-    tg.add_argument("--encoder-steps", type=int, default=10000)
+    tg.add_argument("--gan-steps", type=int, default=None,
+                    help="constant path only (default: 20000)")
+    tg.add_argument("--encoder-steps", type=int, default=10000,
+                    help="the encoder stage; on the feature path the cross-frame stage (encoder and generator)")
     tg.add_argument("--batch", type=int, default=16)
     tg.add_argument("--gan-lr", type=float, default=0.002, help="Adam learning rate of G and D (default: 0.002)")
     tg.add_argument("--r1-gamma", type=float, default=1.0, help="R1 weight (default: 1.0)")
@@ -297,16 +432,19 @@ def _arguments(tg: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    configs = STYLEGAN_CONFIGS[args.config]
+    gan_steps = (0 if configs.generator.feature_path else 20000) if args.gan_steps is None else args.gan_steps
     return print_metrics(train_stylegan(
-        args.datasets, args.output, configs=STYLEGAN_CONFIGS[args.config], identity_steps=args.identity_steps,
-        gan_steps=args.gan_steps, encoder_steps=args.encoder_steps, batch=args.batch, gan_lr=args.gan_lr,
-        r1_gamma=args.r1_gamma, encoder_lr=args.encoder_lr, generator_lr=args.generator_lr,
-        stage_minutes=args.stage_minutes, workers=args.workers, devices=parse_devices(args.devices),
-        nodes=args.nodes, quiet=args.quiet))
+        args.datasets, args.output, configs=configs, identity_steps=args.identity_steps, gan_steps=gan_steps,
+        encoder_steps=args.encoder_steps, batch=args.batch, gan_lr=args.gan_lr, r1_gamma=args.r1_gamma,
+        encoder_lr=args.encoder_lr, generator_lr=args.generator_lr, stage_minutes=args.stage_minutes,
+        workers=args.workers, devices=parse_devices(args.devices), nodes=args.nodes, quiet=args.quiet))
 
 
 COMMAND = Command(
-    description="Three stages on single face crops of the datasets' train splits (PyTorch Lightning): the identity "
-                "student of dlib's embedding, the StyleGAN2-style generator against its discriminator, then the "
-                "pSp-style encoder into W+. Writes identity.pt, generator.pt, discriminator.pt and encoder.pt; a "
-                "stage with 0 steps reuses its file from the output folder.", arguments=_arguments, run=_run)
+    description="Stages on face crops of the datasets' train splits (PyTorch Lightning): the identity student of "
+                "dlib's embedding, then on the feature path (the default) the encoder and generator as a cross-frame "
+                "autoencoder (identity.pt, generator.pt, encoder.pt), on the constant path the StyleGAN2-style "
+                "generator against its discriminator, then the pSp-style encoder into W+ (identity.pt, "
+                "generator.pt, discriminator.pt, encoder.pt). A stage with 0 steps reuses its file from the output "
+                "folder.", arguments=_arguments, run=_run)

@@ -309,6 +309,9 @@ def train_styleheat(datasets: list[Path], output: Path, *, stylegan: Path, syncn
     if sync is not None and frames < sync.config.frames + 5:
         raise ValueError(f"the sync loss needs windows of at least {sync.config.frames + 5} frames, not {frames}")
     g = generator.config
+    if g.feature_path:
+        raise ValueError(f"{stylegan} holds a feature-path generator; StyleHEAT trains on the constant path for now "
+                         "(train-stylegan --config tiny, cpu, small or paper)")
     r = min(config.warp_resolution, g.size // 2)
     config = replace(config, flow_input=min(config.flow_input, g.size), warp_resolution=r,
                      feature_channels=g.channels_at(r), n_latents=g.n_latents, w_dim=g.w_dim,
@@ -341,7 +344,7 @@ def train_styleheat(datasets: list[Path], output: Path, *, stylegan: Path, syncn
 
 def _arguments(th: argparse.ArgumentParser) -> None:
     training_options(th)
-    generator_training_inputs(th)
+    generator_training_inputs(th, shipped=False)
     th.add_argument("--config", choices=("tiny", "cpu", "small", "paper"), default="small",
                     help="sizes: tiny (tests), cpu (64 px generator), small (128 px), paper (StyleHEAT's; GPUs)")
     th.add_argument("--speech", choices=SPEECH_INPUTS, default="mel",

@@ -2,12 +2,14 @@
 
 Items are windows of consecutive face crops with their 0.2 s mel windows and one other frame of the same clip as
 the reference. The frozen encoder gives every frame's W+ code w_t and the reference's w_ref; StyleTalker
-reconstructs the codes through its posterior, the frozen generator draws them, and the losses are (StyleTalker's,
+reconstructs the codes through its posterior, the frozen generator draws them (on the feature path from the
+reference's feature map, moved by the codes' offsets from the reference's), and the losses are (StyleTalker's,
 our stand-ins named): reconstruction (L1 + the random-VGG perceptual stand-in for LPIPS) of the frames, and with
 lambda = 0.1 each: identity (the dlib student, generated frame against the real one), KL (posterior against the
-flow prior, per latent dimension), a video PatchGAN (LSGAN, 3-D convolutions over the window) and lip sync (our
-contrastive image SyncNet on the generated mouths, InfoNCE over shifted windows). One addition: an L2 between the
-manipulated codes and the encoder's (weight 1), which makes minutes of training enough to follow the encoder.
+flow prior, per block and latent dimension, with free bits against posterior collapse), a video PatchGAN
+(LSGAN, 3-D convolutions over the window) and lip sync (our contrastive image SyncNet on the generated mouths,
+InfoNCE over shifted windows). One addition: an L2 between the manipulated codes and the encoder's (weight 1),
+which makes minutes of training enough to follow the encoder.
 
 Configurations: ``tiny`` (CPU tests), ``cpu`` (the shipped checkpoint, on the 64 px ``cpu`` generator), ``small``
 (for the 128 px generator), ``paper`` (wider; GPUs).
@@ -57,6 +59,15 @@ class StyleTalkerLossWeights:
     kl: float = 0.1
     adversarial: float = 0.1
     sync: float = 0.1
+    free_bits: float = 0.25
+    """Free bits (Kingma et al., 2016) against posterior collapse: each block's KL per latent dimension counts at
+    least this many nats, so the optimiser gains nothing by pushing it lower (a CPU run without them collapsed
+    the posterior onto the prior, leaving the motion latents unused)."""
+
+
+def free_bits_kl(kl: torch.Tensor, free_bits: float) -> torch.Tensor:
+    """The KL loss of per-block KLs (M,) per latent dimension: their mean, each floored at ``free_bits``."""
+    return kl.clamp(min=free_bits).mean()
 
 
 class StyleTalkerModule(L.LightningModule):
@@ -79,8 +90,10 @@ class StyleTalkerModule(L.LightningModule):
         self.perceptual = PerceptualLoss()
         self.lr, self.weights = lr, weights or StyleTalkerLossWeights()
 
-    def _prepare(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(real frames (B, T, 3, S, S) in [-1, 1], reference (B, 3, S, S), their codes w (B, T, L, D), w_ref)."""
+    def _prepare(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                             list[torch.Tensor] | None]:
+        """(real frames (B, T, 3, S, S) in [-1, 1], reference (B, 3, S, S), their codes w (B, T, L, D), w_ref, the
+        reference's maps for a feature-path generator or None)."""
         s = self.generator.config.size
         b, t = batch["frames"].shape[:2]
         frames = torch.cat([batch["frames"].flatten(0, 1), batch["references"][:, 0]])
@@ -89,25 +102,30 @@ class StyleTalkerModule(L.LightningModule):
         frames = frames * 2 - 1
         self.encoder.eval()
         with torch.no_grad():
-            codes = self.encoder(frames)
+            codes, maps = self.encoder.encode(frames)
         real, ref = frames[:b * t].view(b, t, 3, s, s), frames[b * t:]
-        return real, ref, codes[:b * t].view(b, t, *codes.shape[1:]), codes[b * t:]
+        return (real, ref, codes[:b * t].view(b, t, *codes.shape[1:]), codes[b * t:],
+                None if maps is None else [m[b * t:] for m in maps])
 
-    def _render(self, w_plus: torch.Tensor) -> torch.Tensor:
+    def _render(self, w_plus: torch.Tensor, w_ref: torch.Tensor, maps: list[torch.Tensor] | None) -> torch.Tensor:
+        """Frames (B, T, 3, S, S) of codes (B, T, L, D); on the feature path drawn from the reference's maps."""
         b, t = w_plus.shape[:2]
-        images, _ = self.generator(w_plus.flatten(0, 1), noise="none")
+        reference = None if maps is None else ([m.repeat_interleave(t, 0) for m in maps],
+                                               w_ref.repeat_interleave(t, 0))
+        images, _ = self.generator(w_plus.flatten(0, 1), noise="none", reference=reference)
         return images.view(b, t, *images.shape[1:])
 
     def _generator_losses(self, batch: dict
                           ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
-        real, _, w, w_ref = self._prepare(batch)
+        real, _, w, w_ref, maps = self._prepare(batch)
         w_hat, kl = self.model(w, w_ref, batch["speech"])
-        fake = self._render(w_hat)
+        fake = self._render(w_hat, w_ref, maps)
         m = self.model.config.manipulated
         score = self.disc(fake)
         parts = {"reconstruction": F.l1_loss(fake, real) + self.perceptual((fake.flatten(0, 1) + 1) / 2,
                                                                            (real.flatten(0, 1) + 1) / 2),
-                 "latent": F.mse_loss(w_hat[:, :, :m], w[:, :, :m]), "kl": kl,
+                 "latent": F.mse_loss(w_hat[:, :, :m], w[:, :, :m]),
+                 "kl": free_bits_kl(kl, self.weights.free_bits),
                  "adversarial": F.mse_loss(score, torch.ones_like(score))}
         if self.identity is not None:
             self.identity.eval()
@@ -117,7 +135,7 @@ class StyleTalkerModule(L.LightningModule):
             size = (self.syncnet.config.height, self.syncnet.config.width)
             parts["sync"] = sequence_sync_loss(self.syncnet, mouth_crops(fake, size), batch["mel_iplap"])
         loss = sum(getattr(self.weights, k) * v for k, v in parts.items())
-        return loss, parts, fake, real  # type: ignore[return-value]
+        return loss, {**parts, "kl_raw": kl.mean().detach()}, fake, real  # type: ignore[return-value]
 
     def training_step(self, batch: dict, _: int) -> None:
         opt_g, opt_d = self.optimizers()  # type: ignore[misc]
@@ -136,28 +154,32 @@ class StyleTalkerModule(L.LightningModule):
                        **{f"train_{k}": v.detach() for k, v in parts.items()}}, prog_bar=True, batch_size=len(real))
 
     def validation_step(self, batch: dict, _: int) -> None:
-        real, _, w, w_ref = self._prepare(batch)
+        real, _, w, w_ref, maps = self._prepare(batch)
         w_hat, kl = self.model(w, w_ref, batch["speech"])
-        fake = self._render(w_hat)
+        fake = self._render(w_hat, w_ref, maps)
         self.log_dict({"val_l1": F.l1_loss(fake, real), "val_psnr": psnr(fake.flatten(0, 1), real.flatten(0, 1)),
-                       "val_kl": kl}, prog_bar=True, batch_size=len(real))
+                       "val_kl": kl.mean()}, prog_bar=True, batch_size=len(real))
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         return [torch.optim.Adam(self.model.parameters(), lr=self.lr),
                 torch.optim.Adam(self.disc.parameters(), lr=self.lr, betas=(0.5, 0.999))]
 
 
-def train_styletalker(datasets: list[Path], output: Path, *, stylegan: Path, syncnet: Path | None,
+def train_styletalker(datasets: list[Path], output: Path, *, stylegan: Path | None, syncnet: Path | None,
                       config: StyleTalkerConfig, max_steps: int, batch: int = 8, window: int = 16, lr: float = 1e-4,
                       disc_channels: int = 32, max_minutes: float | None = None, workers: int = 0, seed: int = 0,
                       accelerator: str = "auto", devices: int | str = "auto", nodes: int = 1,
                       quiet: bool = False) -> dict[str, float]:
     """Train on the datasets' train splits (validated on val) with the generator, encoder and identity student of
-    the ``train-stylegan`` folder ``stylegan`` and an image SyncNet (``syncnet``, optional); the config takes the
-    generator's W+ shape (the first half of the style vectors manipulated). Saves ``output``."""
+    the ``train-stylegan`` folder ``stylegan`` (None: the shipped feature-path ones) and an image SyncNet
+    (``syncnet``, optional); the config takes the generator's W+ shape (the first half of the style vectors
+    manipulated). Saves ``output``."""
     L.seed_everything(seed, workers=True, verbose=False)
-    generator, encoder = Generator.load(stylegan / "generator.pt"), Encoder.load(stylegan / "encoder.pt")
-    identity = IdentityNet.load(stylegan / "identity.pt") if (stylegan / "identity.pt").exists() else None
+    if stylegan is None:
+        generator, encoder, identity = Generator.default(), Encoder.default(), IdentityNet.default()
+    else:
+        generator, encoder = Generator.load(stylegan / "generator.pt"), Encoder.load(stylegan / "encoder.pt")
+        identity = IdentityNet.load(stylegan / "identity.pt") if (stylegan / "identity.pt").exists() else None
     sync = SyncNet.load(syncnet) if syncnet is not None else None
     g = generator.config
     config = replace(config, w_dim=g.w_dim, n_latents=g.n_latents, manipulated=g.n_latents // 2,
@@ -169,7 +191,8 @@ def train_styletalker(datasets: list[Path], output: Path, *, stylegan: Path, syn
     metrics = fit(module, train, val, max_steps=2 * max_steps, batch=batch, workers=workers, accelerator=accelerator,
                   devices=devices, nodes=nodes, max_minutes=max_minutes, quiet=quiet)
     module.model.save(output, metrics=metrics, datasets=[str(d) for d in datasets], steps=module.global_step // 2,
-                      stylegan=str(stylegan), syncnet=str(syncnet) if syncnet else None,
+                      stylegan=str(stylegan) if stylegan else "shipped feature_v1",
+                      syncnet=str(syncnet) if syncnet else None,
                       training={"batch": batch, "window": window, "lr": lr, "seed": seed, "config": asdict(config),
                                 "weights": asdict(module.weights)})
     return metrics
@@ -177,7 +200,7 @@ def train_styletalker(datasets: list[Path], output: Path, *, stylegan: Path, syn
 
 def _arguments(tk: argparse.ArgumentParser) -> None:
     training_options(tk)
-    generator_training_inputs(tk)
+    generator_training_inputs(tk, shipped=True)
     tk.add_argument("--config", choices=("tiny", "cpu", "small", "paper"), default="small",
                     help="sizes: tiny (tests), cpu (the shipped checkpoint), small, paper (wider; GPUs)")
     tk.add_argument("--speech", choices=SPEECH_INPUTS, default="mel",

@@ -85,7 +85,10 @@ def styleheat_crops(models: StyleHeatModels, crop: np.ndarray, speech: np.ndarra
     ``edits`` (name -> strength)."""
     model, generator = models.model.eval(), models.generator
     with torch.enable_grad():
-        w = reference_code(generator, models.encoder, crop, steps=invert_steps)
+        w, reference = reference_code(generator, models.encoder, crop, steps=invert_steps)
+    if reference is not None:
+        raise TalkingHeadError("StyleHEAT is not yet trained on the feature-path generator: give it a constant-path "
+                               "train-stylegan folder (--config tiny, cpu, small or paper)")
     source, _ = generator(w[None], noise="none")
     codes = edited_codes(model, w, edits or {}, len(speech))
     inputs = torch.from_numpy(speech).float()

@@ -4,6 +4,8 @@ still), with gradual attribute ``edits``, and the face is pasted back into the p
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from talkinghead.motion.styletalker.method import GENERATOR_ROLES
 from talkinghead.spec import CheckpointRole, CommandRef, MethodSpec, Performance, Request, Scene
 
@@ -59,7 +61,8 @@ SPEC = MethodSpec(
             "--edit (no weights ship: train-stylegan, train-styleheat)",
     motion=styleheat_performance, photo=True, video=False,
     options=frozenset({"motion_from", "invert_steps", "edits"}),
-    checkpoints=(CheckpointRole("styleheat", "StyleHEAT's model (.pt)", False), *GENERATOR_ROLES),
+    checkpoints=(CheckpointRole("styleheat", "StyleHEAT's model (.pt)", False),
+                 *(replace(role, shipped=False) for role in GENERATOR_ROLES)),
     renderers=("generator",), self_driven=("motion_from",), check=check_request,
     commands=(CommandRef("train-styleheat", "train StyleHEAT on a trained generator, encoder and discriminator",
                          "talkinghead.train.styleheat:COMMAND"),),

@@ -25,18 +25,26 @@ class StyleTalkerConfig:
     audio_channels: int = 32
     """Width of the audio encoder's first stage (doubling over three stages)."""
     audio_dim: int = 128
+    audio_features: int = 32
+    """Each block's audio vectors (a fully connected layer of the encoder's; the paper: 32)."""
+    w_features: int = 32
+    """The posterior encoder's two fully connected layers' output (the paper: hidden 128, output 32)."""
     z_dim: int = 16
     """Motion latent per manipulated layer."""
-    hidden: int = 256
+    hidden: int = 128
+    """The posterior LSTM's, the smoothing module's and the manipulation's width (the paper: 128)."""
     smoothing_sigma: float = 1.0
     """Gaussian smoothing of the block's motion and audio inputs over time, in frames."""
     prior_hidden: int = 256
+    """Both prior LSTMs (the paper: 256)."""
     flow_steps: int = 4
     flow_hidden: int = 128
 
     def __post_init__(self) -> None:
         if not 1 <= self.manipulated <= self.n_latents:
             raise ValueError(f"manipulated must be 1..{self.n_latents}, not {self.manipulated}")
+        if self.z_dim < 2:
+            raise ValueError("each block's flow needs z_dim >= 2")
 
     @property
     def motion_dim(self) -> int:

@@ -34,9 +34,10 @@ class StyleTalkerModels:
 
 
 def load_models(paths: dict[str, str | Path]) -> StyleTalkerModels:
-    """The models of ``paths`` (keys: the method, generator, encoder)."""
-    return StyleTalkerModels(StyleTalker.load(paths["styletalker"]), Generator.load(paths["generator"]),
-                             Encoder.load(paths["encoder"]))
+    """The models of ``paths`` (keys: the method, and the generator and encoder when not the shipped ones)."""
+    return StyleTalkerModels(StyleTalker.load(paths["styletalker"]),
+                             Generator.load(paths["generator"]) if "generator" in paths else Generator.default(),
+                             Encoder.load(paths["encoder"]) if "encoder" in paths else Encoder.default())
 
 
 @torch.no_grad()
@@ -48,14 +49,13 @@ def styletalker_codes(models: StyleTalkerModels, w_ref: torch.Tensor, speech: np
 
     Audio-driven (``motion`` None): motion latents sampled from the prior (``seed``, ``temperature``).
     Motion-controllable: ``motion`` = (the codes (M, L, w_dim) of a motion video at 25 fps, its speech inputs
-    (M, ...)); its posterior motion latents (from its first frame as reference) drive our face, looped back and
-    forth when shorter than the speech."""
+    (M, ...)); its posterior motion latents drive our face, looped back and forth when shorter than the speech."""
     model = models.model.eval()
     inputs = torch.from_numpy(speech).float()[None]
     if motion is None:
         gen = torch.Generator().manual_seed(seed)
         return model.generate(w_ref[None], inputs, temperature=temperature, generator=gen)[0]
     codes, motion_speech = motion
-    z = model.motion_latents(codes[None], codes[:1], torch.from_numpy(motion_speech).float()[None])[0]
+    z = model.motion_latents(codes[None], torch.from_numpy(motion_speech).float()[None])[0]
     order = frame_indices(len(speech), DATA_FPS, len(z), DATA_FPS)
     return model.drive(z[order][None], w_ref[None], inputs)[0]

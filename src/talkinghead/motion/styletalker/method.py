@@ -16,9 +16,9 @@ if TYPE_CHECKING:
 
     from talkinghead.render.stylegan.model import Encoder
 
-GENERATOR_ROLES = (CheckpointRole("generator", "the style-based generator (train-stylegan's generator.pt)", False),
-                   CheckpointRole("encoder", "its W+ encoder (train-stylegan's encoder.pt)", False))
-"""The generator and encoder of a train-stylegan folder, shared by the methods that draw with them."""
+GENERATOR_ROLES = (CheckpointRole("generator", "the style-based generator (train-stylegan's generator.pt)"),
+                   CheckpointRole("encoder", "its W+ encoder (train-stylegan's encoder.pt)"))
+"""The generator and encoder of a train-stylegan folder (the shipped feature-path ones when not given)."""
 
 
 def styletalker_performance(request: Request, scene: Scene) -> Performance:
@@ -32,13 +32,13 @@ def styletalker_performance(request: Request, scene: Scene) -> Performance:
     models = load_models(request.checkpoints)
     kind = models.model.config.speech
     crop, _ = crop_face(scene.clip.frames[0], scene.meshes[0], size=CROP_SIZE)
-    w_ref = reference_code(models.generator, models.encoder, crop, steps=request.invert_steps)
+    w_ref, reference = reference_code(models.generator, models.encoder, crop, steps=request.invert_steps)
     n25 = frame_count(scene.features.duration, DATA_FPS)
     motion = None if request.motion_from is None else motion_latents(request.motion_from, models.encoder, kind,
                                                                      quiet=request.quiet)
     speech = speech_at(kind, scene.speech, n25, timeline=scene.features.phonemes)
     codes = styletalker_codes(models, w_ref, speech, seed=request.seed, motion=motion)
-    return Performance(crops=render_codes(models.generator, codes))
+    return Performance(crops=render_codes(models.generator, codes, reference))
 
 
 def motion_latents(path: Path, encoder: Encoder, speech: str, *, quiet: bool) -> tuple[torch.Tensor, np.ndarray]:

@@ -1,22 +1,29 @@
-"""StyleTalker (Min et al., 2022) on the compact style-based generator: the latent motion of a talking head.
+"""StyleTalker (Min et al., 2022) on the style-based generator: the latent motion of a talking head.
 
 A video is a sequence of W+ codes w_1..T of the generator; StyleTalker writes each as the reference photo's
-code w_ref moved by the audio and by a motion latent z_t:
+code w_ref moved by the audio and by a motion latent z_t. Following the paper's text (Sec. 3.3, Eqs. 5-11, and
+its appendix A.2-A.3):
 
-- audio encoder: a ResNet with squeeze-and-excitation over each frame's 0.2 s mel window -> a_t;
-- per manipulated layer l (the first half of W+), a StyleTalker block:
-  posterior encoder q(z^l_t | w^l_<=t - w^l_ref, a_<=t): FC -> LSTM -> (mu, log sigma);
-  smoothing module: 1-D Gaussian smoothing over time, a convolution and LeakyReLU on [z^l, a];
-  two-way manipulation: w^l_t = w^l_ref * (1 + gamma^l_t) + beta^l_t, scale and shift from the smoothed features
-  (our reading of the paper's Eq. 11, which we could not consult offline: the audio and motion features move
-  the reference code both multiplicatively and additively; at initialisation gamma = beta = 0, so w_t = w_ref);
-- prior: an LSTM summary of the reference code sets the initial state of an autoregressive LSTM over the
-  previous frame's latent and a_t, which gives a Gaussian on the base side of a volume-preserving normalizing
-  flow (:class:`talkinghead.nn.flows.SequenceFlow`, conditioned on the audio), so
-  log p(z) = log N(flow(z); mu, sigma) exactly (log-det 0).
+- audio encoder: a ResNet with squeeze-and-excitation over each frame's 0.2 s mel window -> a_t; each block
+  takes its own audio vectors through a fully connected layer;
+- per manipulated style vector l (the first half of W+), a StyleTalker block:
+  posterior encoder q(z^l_t | a_<=t, w^l_<=t) (Eq. 6): two fully connected layers (LeakyReLU, Tanh) on w^l_t,
+  concatenated with the block's audio vectors, an LSTM and a fully connected layer -> (mu, log sigma);
+  smoothing module (Eq. 10): c_t = LeakyReLU(Conv1D(GaussianSmooth1D([a_t, z_t])));
+  two-way manipulation (Eq. 11): c'_t = sigmoid(K1(w_ref)) c_t + K2(w_ref);
+  w^_t = sigmoid(K3(c'_t)) w_ref + K4(c'_t), K1..K4 linear;
+  prior (Eqs. 7-8): a first LSTM over the style vector of the first frame w_0 (the reference's at inference)
+  gives p(z_0 | w_0) and the initial state of a second, autoregressive LSTM over [z_{t-1}, a_t]; its Gaussians
+  live on the base side of a volume-preserving normalizing flow (actnorm + LSTM affine couplings,
+  :class:`talkinghead.nn.flows.SequenceFlow`, conditioned on the audio), so log p(z) = log N(f^-1(z); mu, sigma)
+  exactly (log-det 0). The KL (Eq. 9) is the sample estimate log q(z) - log p(z), per block.
 
 Audio-driven generation samples z from the prior; motion-controllable generation takes z from the posterior of
 another video (its head motion and blinks on our face, lips from the new audio).
+
+Where the text is silent we chose: z of ``z_dim`` per block; the first LSTM reads w_0 as a one-step sequence; the
+autoregressive LSTM reads the previous latent on the flow's base side (where its Gaussians are); K3 starts at a
+bias of 4 and K4 at zero, so an untrained block gives w^_t = sigmoid(4) w_ref (0.98 w_ref).
 """
 
 from __future__ import annotations
@@ -81,80 +88,92 @@ def gaussian_smooth(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv1d(padded, k, groups=x.shape[-1]).transpose(1, 2)
 
 
+K3_BIAS = 4.0
+"""K3's initial bias: sigmoid(4) = 0.98, so an untrained block nearly keeps w_ref."""
+
+
+class BlockPrior(nn.Module):
+    """p(z_0..T | a, w_0) of one block (Eqs. 7-8): see the module docstring."""
+
+    def __init__(self, config: StyleTalkerConfig) -> None:
+        super().__init__()
+        c = config
+        self.first = nn.LSTM(c.w_dim, c.prior_hidden, batch_first=True)
+        self.first_out = nn.Linear(c.prior_hidden, 2 * c.z_dim)
+        self.rnn = nn.LSTM(c.z_dim + c.audio_features, c.prior_hidden, batch_first=True)
+        self.out = nn.Linear(c.prior_hidden, 2 * c.z_dim)
+        self.flow = SequenceFlow(c.z_dim, c.audio_features, c.flow_hidden, c.flow_steps)
+        self.dim = c.z_dim
+
+    @staticmethod
+    def _gaussian(out: nn.Linear, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, log_sigma = out(h).chunk(2, -1)
+        return mu, log_sigma.clamp(-7.0, 2.0)
+
+    def _start(self, w_first: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """(mu_0, log sigma_0) (B, 1, z_dim) of p(z_0 | w_0) and the autoregressive LSTM's initial state."""
+        h, state = self.first(w_first[:, None])
+        return *self._gaussian(self.first_out, h), state
+
+    def log_prob(self, z: torch.Tensor, audio: torch.Tensor, w_first: torch.Tensor) -> torch.Tensor:
+        """log p(z) per frame (B, T) of latents (B, T, z_dim) given the block's audio (B, T, A) and w_0 (B, w_dim)."""
+        u = self.flow.inverse(z, audio)
+        mu0, ls0, state = self._start(w_first)
+        h, _ = self.rnn(torch.cat([u[:, :-1], audio[:, 1:]], -1), state)
+        mu, log_sigma = self._gaussian(self.out, h)
+        mu, log_sigma = torch.cat([mu0, mu], 1), torch.cat([ls0, log_sigma], 1)
+        return (-0.5 * ((u - mu) / log_sigma.exp()) ** 2 - log_sigma - 0.5 * LOG_2PI).sum(-1)
+
+    @torch.no_grad()
+    def sample(self, audio: torch.Tensor, w_first: torch.Tensor, *, temperature: float = 1.0,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """Latents (B, T, z_dim) drawn frame by frame on the base side, then mapped through the flow."""
+        mu, log_sigma, state = self._start(w_first)
+        us = []
+        for i in range(audio.shape[1]):
+            if i:
+                h, state = self.rnn(torch.cat([us[-1], audio[:, i:i + 1]], -1), state)
+                mu, log_sigma = self._gaussian(self.out, h)
+            noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+            us.append(mu + temperature * log_sigma.exp() * noise)
+        return self.flow(torch.cat(us, 1), audio)
+
+
 class StyleTalkerBlock(nn.Module):
-    """One manipulated W+ layer: posterior encoder, smoothing module and two-way manipulation."""
+    """One manipulated style vector: posterior encoder, smoothing module, two-way manipulation (Eq. 11) and
+    prior with its flow."""
 
     def __init__(self, config: StyleTalkerConfig) -> None:
         super().__init__()
         c = config
         self.sigma = c.smoothing_sigma
-        self.posterior_in = nn.Sequential(nn.Linear(c.w_dim + c.audio_dim, c.hidden), nn.LeakyReLU(0.2))
-        self.posterior_rnn = nn.LSTM(c.hidden, c.hidden, batch_first=True)
+        self.audio_in = nn.Linear(c.audio_dim, c.audio_features)
+        self.w_in = nn.Sequential(nn.Linear(c.w_dim, c.hidden), nn.LeakyReLU(0.2),
+                                  nn.Linear(c.hidden, c.w_features), nn.Tanh())
+        self.posterior_rnn = nn.LSTM(c.w_features + c.audio_features, c.hidden, batch_first=True)
         self.posterior_out = nn.Linear(c.hidden, 2 * c.z_dim)
-        self.smooth_conv = nn.Conv1d(c.z_dim + c.audio_dim, c.hidden, 3, 1, 1)
-        self.manipulate = nn.Linear(c.hidden, 2 * c.w_dim)
-        nn.init.zeros_(self.manipulate.weight)
-        nn.init.zeros_(self.manipulate.bias)
+        self.smooth_conv = nn.Conv1d(c.z_dim + c.audio_features, c.hidden, 3, 1, 1)
+        self.k1, self.k2 = nn.Linear(c.w_dim, c.hidden), nn.Linear(c.w_dim, c.hidden)
+        self.k3, self.k4 = nn.Linear(c.hidden, c.w_dim), nn.Linear(c.hidden, c.w_dim)
+        for k, bias in ((self.k3, K3_BIAS), (self.k4, 0.0)):
+            nn.init.zeros_(k.weight)
+            nn.init.constant_(k.bias, bias)
+        self.prior = BlockPrior(config)
 
-    def posterior(self, offset: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mu, log sigma) (B, T, z_dim) of the frames' offsets w_t - w_ref (B, T, w_dim) given audio (B, T, A)."""
-        h, _ = self.posterior_rnn(self.posterior_in(torch.cat([offset, audio], -1)))
+    def posterior(self, w: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, log sigma) (B, T, z_dim) of the frames' style vectors w (B, T, w_dim) given the block's audio
+        vectors (B, T, audio_features)."""
+        h, _ = self.posterior_rnn(torch.cat([self.w_in(w), audio], -1))
         mu, log_sigma = self.posterior_out(h).chunk(2, -1)
         return mu, log_sigma.clamp(-7.0, 2.0)
 
     def forward(self, z: torch.Tensor, audio: torch.Tensor, w_ref: torch.Tensor) -> torch.Tensor:
-        """Codes (B, T, w_dim) of this layer from motion latents (B, T, z_dim), audio (B, T, A), w_ref (B, w_dim)."""
-        h = gaussian_smooth(torch.cat([z, audio], -1), self.sigma)
-        h = F.leaky_relu(self.smooth_conv(h.transpose(1, 2)).transpose(1, 2), 0.2)
-        gamma, beta = self.manipulate(h).chunk(2, -1)
-        return w_ref[:, None] * (1 + gamma) + beta
-
-
-class FlowPrior(nn.Module):
-    """p(z_1..T | audio, w_ref): autoregressive LSTM Gaussian on the base side of a volume-preserving flow."""
-
-    def __init__(self, config: StyleTalkerConfig) -> None:
-        super().__init__()
-        c = config
-        d = c.motion_dim
-        self.reference_rnn = nn.LSTM(c.w_dim, c.prior_hidden, batch_first=True)
-        self.rnn = nn.LSTM(d + c.audio_dim, c.prior_hidden, batch_first=True)
-        self.out = nn.Linear(c.prior_hidden, 2 * d)
-        self.flow = SequenceFlow(d, c.audio_dim, c.flow_hidden, c.flow_steps)
-        self.dim = d
-
-    def _state(self, w_ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Initial AR state from an LSTM over the reference's manipulated style vectors (B, M, w_dim)."""
-        _, state = self.reference_rnn(w_ref)
-        return state
-
-    def _gaussian(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, log_sigma = self.out(h).chunk(2, -1)
-        return mu, log_sigma.clamp(-7.0, 2.0)
-
-    def log_prob(self, z: torch.Tensor, audio: torch.Tensor, w_ref: torch.Tensor) -> torch.Tensor:
-        """log p(z) per frame (B, T) for latents (B, T, D); w_ref (B, M, w_dim)."""
-        u = self.flow.inverse(z, audio)
-        previous = torch.cat([torch.zeros_like(u[:, :1]), u[:, :-1]], 1)
-        h, _ = self.rnn(torch.cat([previous, audio], -1), self._state(w_ref))
-        mu, log_sigma = self._gaussian(h)
-        return (-0.5 * ((u - mu) / log_sigma.exp()) ** 2 - log_sigma - 0.5 * LOG_2PI).sum(-1)
-
-    @torch.no_grad()
-    def sample(self, audio: torch.Tensor, w_ref: torch.Tensor, *, temperature: float = 1.0,
-               generator: torch.Generator | None = None) -> torch.Tensor:
-        """Latents (B, T, D) drawn frame by frame on the base side, then mapped through the flow."""
-        b, t = audio.shape[:2]
-        state = self._state(w_ref)
-        u_prev = audio.new_zeros(b, 1, self.dim)
-        us = []
-        for i in range(t):
-            h, state = self.rnn(torch.cat([u_prev, audio[:, i:i + 1]], -1), state)
-            mu, log_sigma = self._gaussian(h)
-            noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-            u_prev = mu + temperature * log_sigma.exp() * noise
-            us.append(u_prev)
-        return self.flow(torch.cat(us, 1), audio)
+        """Style vectors (B, T, w_dim) of this layer from motion latents (B, T, z_dim), the block's audio vectors
+        (B, T, audio_features) and w_ref (B, w_dim): Eqs. 10 and 11."""
+        c = gaussian_smooth(torch.cat([audio, z], -1), self.sigma)
+        c = F.leaky_relu(self.smooth_conv(c.transpose(1, 2)).transpose(1, 2), 0.2)
+        c = torch.sigmoid(self.k1(w_ref))[:, None] * c + self.k2(w_ref)[:, None]
+        return torch.sigmoid(self.k3(c)) * w_ref[:, None] + self.k4(c)
 
 
 class StyleTalker(CheckpointModel):
@@ -168,53 +187,68 @@ class StyleTalker(CheckpointModel):
         self.audio_encoder = AudioEncoder(config) if config.speech == "mel" else \
             PerFrame(speech_encoder(config.speech, config.audio_dim))
         self.blocks = nn.ModuleList(StyleTalkerBlock(config) for _ in range(config.manipulated))
-        self.prior = FlowPrior(config)
 
     def encode_audio(self, speech: torch.Tensor) -> torch.Tensor:
         """Per-frame speech inputs (B, T, ...) (mel windows, or ``config.speech``'s) -> (B, T, audio_dim)."""
         return self.audio_encoder(speech)
 
-    def posterior(self, w: torch.Tensor, w_ref: torch.Tensor, audio: torch.Tensor
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mu, log sigma) (B, T, M * z_dim) of a video's codes w (B, T, L, w_dim) against its reference w_ref
-        (B, L, w_dim), given its audio features (B, T, A)."""
-        parts = [block.posterior(w[:, :, i] - w_ref[:, None, i], audio) for i, block in enumerate(self.blocks)]
+    def _split(self, z: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return z.split(self.config.z_dim, -1)
+
+    def posterior(self, w: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, log sigma) (B, T, M * z_dim) of a video's codes w (B, T, L, w_dim) given its audio features
+        (B, T, audio_dim)."""
+        parts = [block.posterior(w[:, :, i], block.audio_in(audio)) for i, block in enumerate(self.blocks)]
         return torch.cat([p[0] for p in parts], -1), torch.cat([p[1] for p in parts], -1)
 
     def decode(self, z: torch.Tensor, audio: torch.Tensor, w_ref: torch.Tensor) -> torch.Tensor:
-        """W+ codes (B, T, L, w_dim) from latents (B, T, M * z_dim), audio (B, T, A) and w_ref (B, L, w_dim)."""
-        zs = z.split(self.config.z_dim, -1)
-        moved = [block(zs[i], audio, w_ref[:, i]) for i, block in enumerate(self.blocks)]
+        """W+ codes (B, T, L, w_dim) from latents (B, T, M * z_dim), audio (B, T, audio_dim) and w_ref
+        (B, L, w_dim)."""
+        zs = self._split(z)
+        moved = [block(zs[i], block.audio_in(audio), w_ref[:, i]) for i, block in enumerate(self.blocks)]
         rest = w_ref[:, None, self.config.manipulated:].expand(-1, z.shape[1], -1, -1)
         return torch.cat([torch.stack(moved, 2), rest], 2)
+
+    def log_prior(self, z: torch.Tensor, audio: torch.Tensor, w_first: torch.Tensor) -> torch.Tensor:
+        """log p(z) per block and frame (M, B, T) of latents (B, T, M * z_dim) given audio (B, T, audio_dim) and
+        the first frame's codes w_0 (B, L, w_dim)."""
+        zs = self._split(z)
+        return torch.stack([block.prior.log_prob(zs[i], block.audio_in(audio), w_first[:, i])
+                            for i, block in enumerate(self.blocks)])
 
     def forward(self, w: torch.Tensor, w_ref: torch.Tensor, speech: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """Training pass over a video's codes w (B, T, L, w_dim), its reference's w_ref (B, L, w_dim) and speech
         inputs (B, T, ...) (mel windows (B, T, mel_frames, n_mels), or ``config.speech``'s): (reconstructed codes
-        (B, T, L, w_dim), KL per latent dimension, estimated with the posterior sample: mean of log q(z) - log p(z))."""
+        (B, T, L, w_dim), the KL of Eq. 9 per block (M,), per latent dimension, estimated with the posterior
+        sample: mean of log q(z) - log p(z | a, w_0), w_0 the window's first frame as in Eq. 7)."""
         audio = self.encode_audio(speech)
-        mu, log_sigma = self.posterior(w, w_ref, audio)
+        mu, log_sigma = self.posterior(w, audio)
         eps = torch.randn_like(mu)
         z = mu + log_sigma.exp() * eps
-        log_q = (-0.5 * eps**2 - log_sigma - 0.5 * LOG_2PI).sum(-1)
-        log_p = self.prior.log_prob(z, audio, w_ref[:, :self.config.manipulated])
-        kl = (log_q - log_p).mean() / self.config.motion_dim
+        log_q = (-0.5 * eps**2 - log_sigma - 0.5 * LOG_2PI).view(*mu.shape[:2], len(self.blocks), -1).sum(-1)
+        kl = (log_q.permute(2, 0, 1) - self.log_prior(z, audio, w[:, 0])).mean((1, 2)) / self.config.z_dim
         return self.decode(z, audio, w_ref), kl
+
+    @torch.no_grad()
+    def sample_latents(self, w_ref: torch.Tensor, audio: torch.Tensor, *, temperature: float = 1.0,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+        """Motion latents (B, T, M * z_dim) from every block's prior, started at the reference (w_0 = w_ref)."""
+        return torch.cat([block.prior.sample(block.audio_in(audio), w_ref[:, i], temperature=temperature,
+                                             generator=generator) for i, block in enumerate(self.blocks)], -1)
 
     @torch.no_grad()
     def generate(self, w_ref: torch.Tensor, speech: torch.Tensor, *, temperature: float = 1.0,
                  generator: torch.Generator | None = None) -> torch.Tensor:
         """Audio-driven: codes (B, T, L, w_dim) with motion latents sampled from the prior."""
         audio = self.encode_audio(speech)
-        z = self.prior.sample(audio, w_ref[:, :self.config.manipulated], temperature=temperature,
-                              generator=generator)
-        return self.decode(z, audio, w_ref)
+        return self.decode(self.sample_latents(w_ref, audio, temperature=temperature, generator=generator),
+                           audio, w_ref)
 
     @torch.no_grad()
-    def motion_latents(self, w: torch.Tensor, w_ref: torch.Tensor, speech: torch.Tensor) -> torch.Tensor:
+    def motion_latents(self, w: torch.Tensor, speech: torch.Tensor) -> torch.Tensor:
         """Motion-controllable: the posterior means (B, T, M * z_dim) of a motion video's codes and audio."""
-        return self.posterior(w, w_ref, self.encode_audio(speech))[0]
+        return self.posterior(w, self.encode_audio(speech))[0]
 
     @torch.no_grad()
     def drive(self, z: torch.Tensor, w_ref: torch.Tensor, speech: torch.Tensor) -> torch.Tensor:

@@ -32,9 +32,26 @@ class GeneratorConfig:
     min_channels: int = 32
     lr_mapping: float = 0.01
     """Learning-rate multiplier of the mapping network (equalised learning rate, as StyleGAN2)."""
+    input_resolution: int = 4
+    """Where synthesis starts. 4: StyleGAN2's learned 4x4 constant (the ``paper`` path: identity must come from
+    the GAN prior through W+). Larger (a power of two below ``size``): the *feature path*: synthesis starts from a
+    reference image's feature map at this resolution, given by the encoder (HFGI's 64 x 64 map of StyleHEAT's
+    supplement), warped by a flow that :class:`MotionFlow` predicts from the codes; identity travels through the
+    reference's own features. W+ keeps its length: the vectors of the layers below this resolution drive the
+    flow (the ``motion_latents``: pose and mouth shape, the coarse and middle codes), the rest modulate the
+    convolutions above it."""
+    flow_channels: int = 64
+    """Width of the feature path's flow network."""
+    skip_channels: int = 0
+    """Feature path: channels of the reference's skip maps at each resolution above ``input_resolution`` (the
+    encoder's early features, warped by the same flow and added after each upsampling convolution, as LIA's
+    decoder takes its encoder's warped features); 0: the input map alone."""
 
     def __post_init__(self) -> None:
         check_size(self.size)
+        r = self.input_resolution
+        if r & (r - 1) or not 4 <= r < self.size:
+            raise ValueError(f"input_resolution must be a power of two in 4..{self.size // 2}, not {r}")
 
     @property
     def log_size(self) -> int:
@@ -47,6 +64,17 @@ class GeneratorConfig:
 
     def channels_at(self, resolution: int) -> int:
         return width_at(resolution, self.channels, self.min_channels)
+
+    @property
+    def feature_path(self) -> bool:
+        """Whether synthesis starts from an encoder's feature map (see ``input_resolution``)."""
+        return self.input_resolution > 4
+
+    @property
+    def motion_latents(self) -> int:
+        """W+ vectors that drive the feature path's flow (those of the layers below ``input_resolution``: the
+        toRGB at 2^k reads vector 2k - 3); 0 on the constant path."""
+        return 2 * int(math.log2(self.input_resolution)) - 3 if self.feature_path else 0
 
 
 @dataclass
@@ -62,6 +90,12 @@ class EncoderConfig:
     """Backbone width at full resolution (doubling per level, at most 8x)."""
     head_channels: int = 64
     """Width of the map2style convolutions (pSp: 512, the w width; narrower keeps the 128 px encoder small)."""
+    feature_channels: int = 0
+    """Channels of the feature map at size / 4 that the encoder also gives a feature-path generator (its
+    ``channels_at(size / 4)``); 0: codes only (pSp)."""
+    skip_channels: int = 0
+    """With a feature map, also skip maps of this many channels at size / 2 and size (from the backbone's first
+    levels) for a generator with the same ``skip_channels``; 0: none."""
 
 
 @dataclass

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from talkinghead.render.stylegan.invert import invert
-from talkinghead.render.stylegan.model import Encoder, Generator
+from talkinghead.render.stylegan.model import Encoder, Generator, Reference
 
 BATCH = 32
 """Frames per generator / encoder call."""
@@ -34,14 +34,23 @@ def encode_crops(encoder: Encoder, crops: np.ndarray) -> torch.Tensor:
     return torch.cat(codes)
 
 
-def reference_code(generator: Generator, encoder: Encoder, crop: np.ndarray, *, steps: int = 0) -> torch.Tensor:
-    """The W+ code (L, w_dim) of a photo's face crop (S, S, 3) uint8: the encoder's, refined by ``steps`` of
-    optimisation (:func:`talkinghead.render.stylegan.invert.invert`)."""
-    return invert(generator, encoder, crops_tensor(crop[None], generator.config.size), steps=steps)[0]
+def reference_code(generator: Generator, encoder: Encoder, crop: np.ndarray, *, steps: int = 0
+                   ) -> tuple[torch.Tensor, Reference | None]:
+    """(the W+ code (L, w_dim) of a photo's face crop (S, S, 3) uint8, the reference a feature-path generator
+    draws from, or None on the constant path): the encoder's, the code refined by ``steps`` of optimisation
+    (:func:`talkinghead.render.stylegan.invert.invert`)."""
+    images = crops_tensor(crop[None], generator.config.size)
+    codes, maps = invert(generator, encoder, images, steps=steps)
+    if maps is None:
+        return codes[0], None
+    with torch.no_grad():
+        return codes[0], (maps, encoder(images))
 
 
 @torch.no_grad()
-def render_codes(generator: Generator, codes: torch.Tensor) -> np.ndarray:
-    """Face crops (T, S, S, 3) uint8 of W+ codes (T, L, w_dim) (deterministic: no per-pixel noise)."""
-    out = [to_crops(generator(codes[s:s + BATCH], noise="none")[0]) for s in range(0, len(codes), BATCH)]
+def render_codes(generator: Generator, codes: torch.Tensor, reference: Reference | None = None) -> np.ndarray:
+    """Face crops (T, S, S, 3) uint8 of W+ codes (T, L, w_dim) (deterministic: no per-pixel noise), drawn from
+    ``reference`` on the feature path."""
+    out = [to_crops(generator(codes[s:s + BATCH], noise="none", reference=reference)[0])
+           for s in range(0, len(codes), BATCH)]
     return np.concatenate(out) if out else np.zeros((0, generator.config.size, generator.config.size, 3), np.uint8)

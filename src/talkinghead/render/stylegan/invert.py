@@ -15,15 +15,18 @@ from talkinghead.render.stylegan.model import Encoder, Generator
 
 
 def invert(generator: Generator, encoder: Encoder, images: torch.Tensor, *, steps: int = 0, lr: float = 0.01,
-           perceptual_weight: float = 0.8) -> torch.Tensor:
-    """W+ codes (B, L, w_dim) of images (B, 3, S, S) in [-1, 1] at the generator's size: the encoder's, then
-    ``steps`` Adam steps on L2 + ``perceptual_weight`` x perceptual (the random-VGG stand-in for LPIPS) of the
-    generated image (no per-pixel noise; the perceptual term needs images of at least 32 px). The models are left
-    unchanged."""
+           perceptual_weight: float = 0.8) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+    """(W+ codes (B, L, w_dim), the maps of a feature-path generator (:meth:`Encoder.encode`) or None) of images
+    (B, 3, S, S) in [-1, 1] at the generator's size: the encoder's, then ``steps`` Adam steps on the codes against
+    L2 + ``perceptual_weight`` x perceptual (the random-VGG stand-in for LPIPS) of the generated image (no per-pixel
+    noise; the perceptual term needs images of at least 32 px). On the feature path the image is drawn from the
+    encoder's map with the encoder's codes as its reference, so refined codes move it by their offsets. The models
+    are left unchanged."""
     with torch.no_grad():
-        codes = encoder(images)
+        codes, maps = encoder.encode(images)
     if steps <= 0:
-        return codes
+        return codes, maps
+    reference = (maps, codes) if maps is not None else None
     perceptual = PerceptualLoss().to(images.device) if perceptual_weight > 0 else None
     codes = codes.clone().requires_grad_(True)
     opt = torch.optim.Adam([codes], lr=lr)
@@ -31,7 +34,7 @@ def invert(generator: Generator, encoder: Encoder, images: torch.Tensor, *, step
     generator.requires_grad_(False)
     try:
         for _ in range(steps):
-            recon, _ = generator(codes, noise="none")
+            recon, _ = generator(codes, noise="none", reference=reference)
             loss = F.mse_loss(recon, images)
             if perceptual is not None:
                 loss = loss + perceptual_weight * perceptual((recon + 1) / 2, (images + 1) / 2)
@@ -41,4 +44,4 @@ def invert(generator: Generator, encoder: Encoder, images: torch.Tensor, *, step
     finally:
         for p, flag in zip(generator.parameters(), frozen):
             p.requires_grad_(flag)
-    return codes.detach()
+    return codes.detach(), maps

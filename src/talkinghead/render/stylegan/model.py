@@ -6,13 +6,15 @@ noise, and skip toRGB outputs summed across resolutions. Images are (B, 3, S, S)
 equalised learning rate of StyleGAN (weights stored at unit variance, scaled at run time).
 
 Encoder: a residual backbone with a feature pyramid (coarse / medium / fine maps, pSp's GradualStyleEncoder), one
-map2style head per W+ vector, added to the generator's average w.
+map2style head per W+ vector, added to the generator's average w; for a feature-path generator also a feature map
+at a quarter of the image size (HFGI's spatial features), where synthesis starts.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +25,10 @@ from talkinghead.nn.layers import warp
 from talkinghead.render.stylegan.config import DiscriminatorConfig, EncoderConfig, GeneratorConfig
 
 ACTIVATION_GAIN = math.sqrt(2.0)
+Reference = tuple[list[torch.Tensor], torch.Tensor]
+"""A feature-path generator's reference image: (its maps from :meth:`Encoder.encode`, coarsest first, each
+(B or 1, C, R, R); its W+ codes (B or 1, L, w_dim))."""
+ASSETS = Path(__file__).parent / "assets"
 
 
 class EqualLinear(nn.Module):
@@ -102,35 +108,77 @@ class ToRGB(nn.Module):
         return out
 
 
-class Generator(CheckpointModel):
-    """W+ (B, L, w_dim) -> image (B, 3, S, S) in about [-1, 1]; :meth:`mapping` gives w from z.
+class MotionFlow(nn.Module):
+    """The feature path's flow: a reference's feature map (B, C, r, r) and the offsets (B, M, w_dim) of the motion
+    codes (driving minus reference) -> a flow (B, 2, r, r) in pixels of r that moves the map to the driving pose
+    and mouth (LIA's idea: motion as a direction in latent space, decoded to a dense flow). A U-Net two levels
+    deep over the map; at its bottom one modulated 3x3 convolution per motion code, styled by that code's offset
+    (a zero offset gives unit styles); a flow head initialised at zero."""
 
-    ``w_avg`` (w_dim,) is the running mean of mapped w (updated in training by :meth:`track_w`), the centre of
-    the truncation trick and the encoder's starting point."""
+    def __init__(self, cin: int, width: int, w_dim: int, codes: int) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(cin, width, 3, 1, 1)
+        self.down = nn.ModuleList(nn.Conv2d(width, width, 4, 2, 1) for _ in range(2))
+        self.styled = nn.ModuleList(StyledConv(width, width, w_dim) for _ in range(codes))
+        self.up = nn.ModuleList(nn.Conv2d(width, width, 3, 1, 1) for _ in range(2))
+        self.head = nn.Conv2d(width, 2, 3, 1, 1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, features: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        x = F.leaky_relu(self.stem(features), 0.2)
+        skips = []
+        for down in self.down:
+            skips.append(x)
+            x = F.leaky_relu(down(x), 0.2)
+        for j, styled in enumerate(self.styled):
+            x = styled(x, offsets[:, j], False)
+        for up in self.up:
+            x = F.leaky_relu(up(F.interpolate(x, scale_factor=2.0, mode="nearest")), 0.2) + skips.pop()
+        return self.head(x)
+
+
+class Generator(CheckpointModel):
+    """W+ (B, L, w_dim) -> image (B, 3, S, S) in about [-1, 1].
+
+    Constant path (``input_resolution`` 4, StyleGAN2): :meth:`mapping` gives w from z; ``w_avg`` (w_dim,) is the
+    running mean of mapped w (updated in training by :meth:`track_w`), the centre of the truncation trick and
+    the encoder's starting point. Feature path: synthesis starts from a reference's feature map and codes (the
+    encoder's, :meth:`Encoder.encode`), moved by :class:`MotionFlow` to the pose and mouth of the codes drawn."""
 
     config_class = GeneratorConfig
+    default_checkpoint = ASSETS / "feature_generator_v1.pt"
+    """The shipped feature-path generator (128 px; its data card ``feature_v1.json`` beside it)."""
 
     def __init__(self, config: GeneratorConfig) -> None:
         super().__init__()
         self.config = c = config
-        self.mapping_net = nn.Sequential(*(EqualLinear(c.w_dim, c.w_dim, lr_mul=c.lr_mapping, activate=True)
-                                           for _ in range(c.mapping_layers)))
-        c4 = c.channels_at(4)
-        self.const = nn.Parameter(torch.randn(1, c4, 4, 4))
-        self.conv1 = StyledConv(c4, c4, c.w_dim)
-        self.to_rgb1 = ToRGB(c4, c.w_dim)
+        c0 = c.channels_at(c.input_resolution)
+        if c.feature_path:
+            self.motion = MotionFlow(c0, c.flow_channels, c.w_dim, c.motion_latents)
+        else:
+            self.mapping_net = nn.Sequential(*(EqualLinear(c.w_dim, c.w_dim, lr_mul=c.lr_mapping, activate=True)
+                                               for _ in range(c.mapping_layers)))
+            self.const = nn.Parameter(torch.randn(1, c0, 4, 4))
+            self.conv1 = StyledConv(c0, c0, c.w_dim)
+        self.to_rgb1 = ToRGB(c0, c.w_dim)
         self.ups, self.convs, self.to_rgbs = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
-        cin = c4
-        for i in range(3, c.log_size + 1):
+        self.skips = nn.ModuleList()
+        cin = c0
+        for i in range(int(math.log2(c.input_resolution)) + 1, c.log_size + 1):
             cout = c.channels_at(2**i)
             self.ups.append(StyledConv(cin, cout, c.w_dim, upsample=True))
             self.convs.append(StyledConv(cout, cout, c.w_dim))
             self.to_rgbs.append(ToRGB(cout, c.w_dim))
+            if c.feature_path and c.skip_channels:
+                self.skips.append(nn.Conv2d(c.skip_channels, cout, 1))
             cin = cout
         self.register_buffer("w_avg", torch.zeros(c.w_dim))
 
     def mapping(self, z: torch.Tensor) -> torch.Tensor:
-        """z (B, w_dim) -> w (B, w_dim) (z normalised to unit RMS first, as StyleGAN's PixelNorm)."""
+        """z (B, w_dim) -> w (B, w_dim) (z normalised to unit RMS first, as StyleGAN's PixelNorm); constant path."""
+        if self.config.feature_path:
+            raise ValueError("a feature-path generator has no mapping network (its codes come from the encoder)")
         return self.mapping_net(z * torch.rsqrt(z.pow(2).mean(1, keepdim=True) + 1e-8))
 
     @torch.no_grad()
@@ -138,9 +186,16 @@ class Generator(CheckpointModel):
         """Move ``w_avg`` towards the batch mean of w (B, w_dim)."""
         self.w_avg.lerp_(w.mean(0), 1 - decay)
 
+    def motion_flow(self, w_plus: torch.Tensor, reference: Reference) -> torch.Tensor:
+        """Feature path: the flow (B, 2, r, r) that moves the reference (its maps, coarsest (B or 1, C, r, r)
+        first, and codes (B or 1, L, w_dim)) to codes W+ (B, L, w_dim)."""
+        maps, codes = reference
+        m = self.config.motion_latents
+        return self.motion(maps[0].expand(len(w_plus), -1, -1, -1), w_plus[:, :m] - codes[:, :m])
+
     def forward(self, w_plus: torch.Tensor, *, noise: str = "random", features: int | None = None,
-                flow: torch.Tensor | None = None, calibrate: Callable[[torch.Tensor], torch.Tensor] | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+                flow: torch.Tensor | None = None, calibrate: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                reference: Reference | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(image (B, 3, S, S), the feature map after the convolutions at resolution ``features`` (or None; warped
         when ``flow`` is at that resolution).
 
@@ -148,24 +203,44 @@ class Generator(CheckpointModel):
         pixel flow at one of the generator's resolutions r >= 8 (StyleHEAT: 64), backward-warps the feature map
         and the summed RGB at that resolution after its convolutions (:func:`talkinghead.nn.layers.warp`); the
         rest of the generator runs on the warped maps, so a zero flow gives the unwarped image. ``calibrate`` maps
-        the warped feature map to a corrected one of the same shape (StyleHEAT's calibration) before the rest."""
+        the warped feature map to a corrected one of the same shape (StyleHEAT's calibration) before the rest.
+
+        Feature path: ``reference`` = (maps, codes) of the reference image (:meth:`Encoder.encode`) is required;
+        its input map is warped by :meth:`motion_flow` of the codes drawn, or by ``flow`` when that is at the input
+        resolution (StyleHEAT's flows), calibrated, and synthesis continues from it; its skip maps, warped by the
+        same flow, join after each upsampling convolution."""
+        c = self.config
         if w_plus.ndim == 2:
-            w_plus = w_plus[:, None].expand(-1, self.config.n_latents, -1)
-        if w_plus.shape[1] != self.config.n_latents:
-            raise ValueError(f"W+ must hold {self.config.n_latents} style vectors, not {w_plus.shape[1]}")
+            w_plus = w_plus[:, None].expand(-1, c.n_latents, -1)
+        if w_plus.shape[1] != c.n_latents:
+            raise ValueError(f"W+ must hold {c.n_latents} style vectors, not {w_plus.shape[1]}")
         if noise not in ("random", "none"):
             raise ValueError(f"noise must be 'random' or 'none', not {noise!r}")
         random = noise == "random"
-        if flow is not None and flow.shape[-1] not in [2**i for i in range(3, self.config.log_size + 1)]:
-            raise ValueError(f"flow must be at a resolution of 8..{self.config.size} px, not {flow.shape[-1]}")
-        x = self.const.expand(len(w_plus), -1, -1, -1)
-        x = self.conv1(x, w_plus[:, 0], random)
-        kept = x if features == 4 else None
-        rgb = self.to_rgb1(x, w_plus[:, 1], None)
+        start = max(8, c.input_resolution)
+        if flow is not None and flow.shape[-1] not in [2**i for i in range(int(math.log2(start)), c.log_size + 1)]:
+            raise ValueError(f"flow must be at a resolution of {start}..{c.size} px, not {flow.shape[-1]}")
+        k0 = int(math.log2(c.input_resolution))
+        if c.feature_path:
+            if reference is None:
+                raise ValueError("a feature-path generator needs the reference's feature map and codes")
+            at_input = flow is not None and flow.shape[-1] == c.input_resolution
+            moved = flow if at_input else self.motion_flow(w_plus, reference)
+            maps = [m.expand(len(w_plus), -1, -1, -1) for m in reference[0]]
+            x = warp(maps[0], moved)
+            if at_input and calibrate is not None:
+                x = calibrate(x)
+        else:
+            x = self.conv1(self.const.expand(len(w_plus), -1, -1, -1), w_plus[:, 0], random)
+        kept = x if features == c.input_resolution else None
+        rgb = self.to_rgb1(x, w_plus[:, 2 * k0 - 3], None)
         for i, (up, conv, to_rgb) in enumerate(zip(self.ups, self.convs, self.to_rgbs)):
-            x = up(x, w_plus[:, 1 + 2 * i], random)
-            x = conv(x, w_plus[:, 2 + 2 * i], random)
-            rgb = to_rgb(x, w_plus[:, 3 + 2 * i], rgb)
+            k = k0 + 1 + i
+            x = up(x, w_plus[:, 2 * k - 5], random)
+            if len(self.skips):
+                x = x + self.skips[i](warp(maps[i + 1], moved))
+            x = conv(x, w_plus[:, 2 * k - 4], random)
+            rgb = to_rgb(x, w_plus[:, 2 * k - 3], rgb)
             if flow is not None and flow.shape[-1] == x.shape[-1]:
                 x, rgb = warp(x, flow), warp(rgb, flow)
                 if calibrate is not None:
@@ -213,6 +288,8 @@ class Encoder(CheckpointModel):
     7L/18 the medium one, the rest the fine one."""
 
     config_class = EncoderConfig
+    default_checkpoint = ASSETS / "feature_encoder_v1.pt"
+    """The shipped encoder of the shipped feature-path generator."""
 
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
@@ -227,10 +304,19 @@ class Encoder(CheckpointModel):
         sizes = [c.size // 16] * self.coarse_end + [c.size // 8] * (self.medium_end - self.coarse_end) + \
             [c.size // 4] * (c.n_latents - self.medium_end)
         self.heads = nn.ModuleList(_MapToStyle(top, c.w_dim, s, c.head_channels) for s in sizes)
+        self.feature_head = nn.Conv2d(top, c.feature_channels, 3, 1, 1) if c.feature_channels else None
+        self.skip_heads = nn.ModuleList(nn.Conv2d(widths[i], c.skip_channels, 3, 1, 1) for i in (1, 0)) \
+            if c.feature_channels and c.skip_channels else nn.ModuleList()
         self.register_buffer("w_avg", torch.zeros(c.w_dim))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        x = self.stem(image)
+        return self.encode(image)[0]
+
+    def encode(self, image: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+        """(W+ (B, L, w_dim), the maps of a feature-path generator: (B, feature_channels, S/4, S/4), then with
+        ``skip_channels`` the skip maps (B, skip_channels, S/2, S/2) and (B, skip_channels, S, S); None when
+        ``feature_channels`` is 0)."""
+        x = stem = self.stem(image)
         maps = []
         for stage in self.stages:
             x = stage(x)
@@ -242,7 +328,11 @@ class Encoder(CheckpointModel):
             self.lateral_fine(maps[1])
         source = [coarse] * self.coarse_end + [medium] * (self.medium_end - self.coarse_end) + \
             [fine] * (self.config.n_latents - self.medium_end)
-        return torch.stack([head(m) for head, m in zip(self.heads, source)], 1) + self.w_avg
+        codes = torch.stack([head(m) for head, m in zip(self.heads, source)], 1) + self.w_avg
+        if self.feature_head is None:
+            return codes, None
+        skips = [head(m) for head, m in zip(self.skip_heads, (maps[0], stem))]
+        return codes, [self.feature_head(fine), *skips]
 
 
 class _DownBlock(nn.Module):
