@@ -158,8 +158,8 @@ def resolve(request: Request, method: str, renderer: str | None) -> tuple[Method
                                f"the {renderer} renderer (its roles: {', '.join(roles) or 'none'})")
     if missing := _missing(spec, given) + _missing(draw, given):
         train = ", ".join(f"talkinghead {c.name}" for c in (*draw.commands, *spec.commands))
-        raise TalkingHeadError(f"{method} needs trained models (missing: {', '.join(missing)}); none ship with the "
-                               f"package: train them ({train}), then pass --checkpoint ROLE=PATH for each")
+        raise TalkingHeadError(f"{method} needs trained models (missing: {', '.join(missing)}); these do not ship "
+                               f"with the package: train them ({train}), then pass --checkpoint ROLE=PATH for each")
     if spec.check is not None:
         spec.check(request)
     return spec, draw
