@@ -65,9 +65,9 @@ def motion_latents(path: Path, encoder: Encoder, speech: str, *, quiet: bool) ->
 
 
 SPEC = MethodSpec(
-    name="styletalker", title="StyleTalker (photos; your trained models)",
+    name="styletalker", title="StyleTalker (photos; your trained model)",
     summary="StyleTalker: a photo redrawn by the style-based generator, motion sampled or from --motion-from "
-            "(no weights ship: train-stylegan, train-styletalker)",
+            "(its model does not ship yet: train-styletalker; the generator and encoder ship)",
     motion=styletalker_performance, photo=True, video=False, options=frozenset({"motion_from", "invert_steps"}),
     checkpoints=(CheckpointRole("styletalker", "StyleTalker's model (.pt)", False), *GENERATOR_ROLES),
     renderers=("generator",),

@@ -3,7 +3,9 @@
 Generator: z (B, w) -> mapping -> w; W+ = (B, L, w) with L = 2 log2(size) - 2 style vectors; a learned 4x4
 constant, modulated/demodulated convolutions (weights scaled per sample by the affine style of their w), per-pixel
 noise, and skip toRGB outputs summed across resolutions. Images are (B, 3, S, S) in [-1, 1]. Layers use the
-equalised learning rate of StyleGAN (weights stored at unit variance, scaled at run time).
+equalised learning rate of StyleGAN (weights stored at unit variance, scaled at run time). On the feature path
+(``GeneratorConfig.input_resolution`` > 4) the constant and the layers below that resolution give way to a
+reference image's feature map, warped by a flow decoded from the motion codes' offsets.
 
 Encoder: a residual backbone with a feature pyramid (coarse / medium / fine maps, pSp's GradualStyleEncoder), one
 map2style head per W+ vector, added to the generator's average w; for a feature-path generator also a feature map
