@@ -280,9 +280,9 @@ def test_styletalker_draws_from_the_reference_maps_on_the_feature_path() -> None
     module = StyleTalkerModule(config, Generator(g), Encoder(c.encoder), None, None, disc_channels=4)
     batch = {"frames": torch.rand(2, 4, 3, 32, 32), "references": torch.rand(2, 1, 3, 32, 32),
              "speech": torch.randn(2, 4, 16, 80)}
-    loss, parts, fake, real = module._generator_losses(batch)
+    loss, _, fake, real = module._generator_losses(batch)
     assert fake.shape == real.shape == (2, 4, 3, 32, 32) and torch.isfinite(loss)
-    _, ref, w, w_ref, maps = module._prepare(batch)
+    _, _, w, w_ref, maps = module._prepare(batch)
     assert maps is not None and len(maps) == 3
     other = module._render(w, w_ref, [torch.randn_like(m) for m in maps])
     assert not torch.allclose(other, module._render(w, w_ref, maps))

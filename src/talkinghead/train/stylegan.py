@@ -46,7 +46,7 @@ from talkinghead.nn.checkpoint import checkpoint_meta
 from talkinghead.nn.discriminator import MultiScaleDiscriminator, lsgan_loss
 from talkinghead.nn.identity import IdentityNet, IdentityNetConfig, identity_loss
 from talkinghead.nn.perceptual import PerceptualLoss
-from talkinghead.render.stylegan.config import DiscriminatorConfig, EncoderConfig, GeneratorConfig
+from talkinghead.render.stylegan.config import DiscriminatorConfig, EncoderConfig, GeneratorConfig, check_feature_path
 from talkinghead.render.stylegan.model import (
     Discriminator,
     Encoder,
@@ -73,10 +73,8 @@ class StyleGanConfigs:
         g, d, e = self.generator, self.discriminator, self.encoder
         if not (g.size == d.size == e.size) or g.w_dim != e.w_dim or g.n_latents != e.n_latents:
             raise ValueError("generator, discriminator and encoder must share size, w_dim and the W+ length")
-        if g.feature_path and (g.input_resolution != g.size // 4 or e.skip_channels != g.skip_channels or
-                               e.feature_channels != g.channels_at(g.input_resolution)):
-            raise ValueError("a feature-path generator starts at a quarter of its size from the encoder's map of "
-                             "its channels there (and the same skip channels)")
+        if g.feature_path:
+            check_feature_path(g, e)
 
 
 STYLEGAN_CONFIGS = {
@@ -294,9 +292,7 @@ class CrossFrameModule(L.LightningModule):
                  max_steps: int, lr: float = 2e-4, disc_channels: int = 32,
                  weights: CrossFrameLossWeights | None = None) -> None:
         super().__init__()
-        if not generator.feature_path or encoder.feature_channels != generator.channels_at(generator.input_resolution) \
-                or encoder.skip_channels != generator.skip_channels:
-            raise ValueError("the cross-frame stage needs a feature-path generator and an encoder giving its maps")
+        check_feature_path(generator, encoder)
         self.automatic_optimization = False
         self.generator, self.encoder = Generator(generator), Encoder(encoder)
         self.identity = identity.eval().requires_grad_(False) if identity is not None else None
@@ -311,7 +307,6 @@ class CrossFrameModule(L.LightningModule):
         b = len(source)
         return self.generator(codes[b:], noise="random" if self.training else "none",
                               reference=([m[:b] for m in maps], codes[:b]))[0]
-
 
     def training_step(self, batch: dict, _: int) -> None:
         opt_g, opt_d = self.optimizers()  # type: ignore[misc]

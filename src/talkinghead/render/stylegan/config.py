@@ -98,6 +98,16 @@ class EncoderConfig:
     levels) for a generator with the same ``skip_channels``; 0: none."""
 
 
+def check_feature_path(generator: GeneratorConfig, encoder: EncoderConfig) -> None:
+    """Raise unless ``encoder`` gives what the feature-path ``generator`` starts from: its map at a quarter of the
+    size with the generator's channels there, and the same skip maps."""
+    g, e = generator, encoder
+    if not g.feature_path or g.input_resolution != g.size // 4 or e.skip_channels != g.skip_channels or \
+            e.feature_channels != g.channels_at(g.input_resolution):
+        raise ValueError("a feature-path generator starts at a quarter of its size from the encoder's map of its "
+                         "channels there (and the same skip channels)")
+
+
 @dataclass
 class DiscriminatorConfig:
     """StyleGAN2's residual discriminator: residual blocks halving the resolution down to 4 px, the minibatch

@@ -39,12 +39,8 @@ def reference_code(generator: Generator, encoder: Encoder, crop: np.ndarray, *, 
     """(the W+ code (L, w_dim) of a photo's face crop (S, S, 3) uint8, the reference a feature-path generator
     draws from, or None on the constant path): the encoder's, the code refined by ``steps`` of optimisation
     (:func:`talkinghead.render.stylegan.invert.invert`)."""
-    images = crops_tensor(crop[None], generator.config.size)
-    codes, maps = invert(generator, encoder, images, steps=steps)
-    if maps is None:
-        return codes[0], None
-    with torch.no_grad():
-        return codes[0], (maps, encoder(images))
+    codes, reference = invert(generator, encoder, crops_tensor(crop[None], generator.config.size), steps=steps)
+    return codes[0], reference
 
 
 @torch.no_grad()

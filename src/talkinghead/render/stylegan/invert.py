@@ -11,12 +11,13 @@ import torch
 import torch.nn.functional as F
 
 from talkinghead.nn.perceptual import PerceptualLoss
-from talkinghead.render.stylegan.model import Encoder, Generator
+from talkinghead.render.stylegan.model import Encoder, Generator, Reference
 
 
 def invert(generator: Generator, encoder: Encoder, images: torch.Tensor, *, steps: int = 0, lr: float = 0.01,
-           perceptual_weight: float = 0.8) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
-    """(W+ codes (B, L, w_dim), the maps of a feature-path generator (:meth:`Encoder.encode`) or None) of images
+           perceptual_weight: float = 0.8) -> tuple[torch.Tensor, Reference | None]:
+    """(W+ codes (B, L, w_dim), the reference a feature-path generator draws them from (the encoder's maps and
+    unrefined codes, :meth:`Encoder.encode`) or None on the constant path) of images
     (B, 3, S, S) in [-1, 1] at the generator's size: the encoder's, then ``steps`` Adam steps on the codes against
     L2 + ``perceptual_weight`` x perceptual (the random-VGG stand-in for LPIPS) of the generated image (no per-pixel
     noise; the perceptual term needs images of at least 32 px). On the feature path the image is drawn from the
@@ -24,9 +25,9 @@ def invert(generator: Generator, encoder: Encoder, images: torch.Tensor, *, step
     are left unchanged."""
     with torch.no_grad():
         codes, maps = encoder.encode(images)
-    if steps <= 0:
-        return codes, maps
     reference = (maps, codes) if maps is not None else None
+    if steps <= 0:
+        return codes, reference
     perceptual = PerceptualLoss().to(images.device) if perceptual_weight > 0 else None
     codes = codes.clone().requires_grad_(True)
     opt = torch.optim.Adam([codes], lr=lr)
@@ -44,4 +45,4 @@ def invert(generator: Generator, encoder: Encoder, images: torch.Tensor, *, step
     finally:
         for p, flag in zip(generator.parameters(), frozen):
             p.requires_grad_(flag)
-    return codes.detach(), maps
+    return codes.detach(), reference
