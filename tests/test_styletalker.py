@@ -78,8 +78,8 @@ def test_styletalker_shapes_start_and_round_trip(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = StyleTalker(TINY)
     w, w_ref, mels = _inputs()
-    w_hat, kl = model(w, w_ref, mels)
-    assert w_hat.shape == w.shape and kl.shape == (3,) and torch.isfinite(kl).all()
+    w_hat, kl, prior_nll = model(w, w_ref, mels)
+    assert w_hat.shape == w.shape and kl.shape == prior_nll.shape == (3,) and torch.isfinite(kl).all()
     start = torch.sigmoid(torch.tensor(K3_BIAS)) * w_ref[:, None, :3].expand(-1, 7, -1, -1)
     assert torch.allclose(w_hat[:, :, :3], start, atol=1e-6)
     assert torch.equal(w_hat[:, :, 3:], w_ref[:, None, 3:].expand(-1, 7, -1, -1))
@@ -87,7 +87,7 @@ def test_styletalker_shapes_start_and_round_trip(tmp_path: Path) -> None:
         for block in model.blocks:
             block.k4.weight.normal_()
     model.eval()
-    w_hat, _ = model(w, w_ref, mels)
+    w_hat, *_ = model(w, w_ref, mels)
     assert not torch.allclose(w_hat[:, :, :3], start)
     assert torch.equal(w_hat[:, :, 3:], w_ref[:, None, 3:].expand(-1, 7, -1, -1))
     gen = model.generate(w_ref, mels, generator=torch.Generator().manual_seed(3))
@@ -128,14 +128,83 @@ def test_two_way_manipulation_follows_eq_11() -> None:
 
 
 def test_free_bits_floor_each_blocks_kl() -> None:
-    """A block whose KL is under the floor counts as the floor and gets no gradient; one above counts as it is."""
+    """A block whose KL is under the floor counts as the floor and its KL gets no gradient, but its prior still
+    fits (through the prior's NLL, whose value cancels); one above counts as it is, its NLL unused."""
     from talkinghead.train.styletalker import free_bits_kl
 
     kl = torch.tensor([0.1, 0.5], requires_grad=True)
-    loss = free_bits_kl(kl, 0.25)
+    nll = torch.tensor([3.0, 4.0], requires_grad=True)
+    loss = free_bits_kl(kl, nll, 0.25)
     loss.backward()
-    assert torch.isclose(loss, torch.tensor(0.375)) and kl.grad is not None
-    assert torch.equal(kl.grad, torch.tensor([0.0, 0.5]))
+    assert torch.isclose(loss, torch.tensor(0.375)) and kl.grad is not None and nll.grad is not None
+    assert torch.equal(kl.grad, torch.tensor([0.0, 0.5])) and torch.equal(nll.grad, torch.tensor([0.5, 0.0]))
+
+
+def test_code_windows_and_the_motion_variance() -> None:
+    """Stage 1's items: a window of one clip's codes and speech and another frame's code of that clip; the motion
+    variance is twice the codes' variance within clips over the manipulated vectors, weighted by frames."""
+    from talkinghead.train.styletalker import CodeWindows, motion_variance
+
+    codes = [np.arange(10, dtype=np.float16)[:, None, None].repeat(3, 1).repeat(2, 2),
+             np.zeros((6, 3, 2), np.float16)]
+    codes[0][:, 2] = 100  # not manipulated
+    speech = [np.arange(10, dtype=np.float32)[:, None], np.arange(6, dtype=np.float32)[:, None]]
+    data = CodeWindows(codes, speech, window=4, stride=2, seed=0)
+    assert len(data) == 4 + 2
+    for i in range(len(data)):
+        item = data[i]
+        k, start = data.index[i]
+        assert torch.equal(item["codes"], torch.from_numpy(codes[k][start:start + 4].astype(np.float32)))
+        assert torch.equal(item["speech"], torch.from_numpy(speech[k][start:start + 4]))
+        if k == 0:  # frame r's codes are r (the unmanipulated vector 100)
+            r = int(item["reference"][0, 0])
+            assert not start <= r < start + 4
+            assert torch.equal(item["reference"], torch.from_numpy(codes[0][r].astype(np.float32)))
+    assert motion_variance(codes, 2) == pytest.approx(2 * np.var(np.arange(10)) * 10 / 16)
+
+
+def test_stage_1_lowers_its_loss_and_caches_the_codes(tmp_path: Path) -> None:
+    """Stage 1 fits StyleTalker in code space (a few steps of it lower the relative latent error); the encoder's
+    codes of a clip store are written to the cache and read back, and recomputed for another encoder's name."""
+    from talkinghead.train.styletalker import CodeWindows, StyleTalkerCodeModule, cached_codes
+
+    class Store:
+        keys = ((Path("root"), "clip"),)
+
+        def __init__(self) -> None:
+            self.reads = 0
+
+        def lengths(self) -> list[int]:
+            return [3]
+
+        def __len__(self) -> int:
+            return 1
+
+        def clip(self, k: int) -> object:
+            self.reads += 1
+            return type("Clip", (), {"n_frames": 3, "frames": lambda _, idx: np.full((len(idx), 32, 32, 3), 128,
+                                                                                      np.uint8)})()
+
+    from talkinghead.render.stylegan.model import Encoder
+    from talkinghead.train.stylegan import STYLEGAN_CONFIGS
+
+    torch.manual_seed(0)
+    encoder, store = Encoder(STYLEGAN_CONFIGS["feature-tiny"].encoder).eval(), Store()
+    first = cached_codes(encoder, store, tmp_path / "codes.npz", "a", quiet=True)  # type: ignore[arg-type]
+    again = cached_codes(encoder, store, tmp_path / "codes.npz", "a", quiet=True)  # type: ignore[arg-type]
+    assert store.reads == 1 and first[0].shape == (3, encoder.config.n_latents, encoder.config.w_dim)
+    assert np.array_equal(first[0], again[0]) and first[0].dtype == np.float16
+    cached_codes(encoder, store, tmp_path / "codes.npz", "b", quiet=True)  # type: ignore[arg-type]
+    assert store.reads == 2
+
+    rng = np.random.default_rng(0)
+    codes = [rng.normal(size=(12, 6, 8)).astype(np.float16) for _ in range(2)]
+    speech = [rng.normal(size=(12, 5, 384)).astype(np.float32) for _ in range(2)]
+    module = StyleTalkerCodeModule(StyleTalker(replace(TINY, speech="whisper")), 2.0, lr=3e-3)
+    batch = torch.utils.data.default_collate([item for item in CodeWindows(codes, speech, window=6, stride=3,
+                                                                            seed=0)])
+    losses = optimise(module.model, lambda: module._losses(batch)[1]["latent"], steps=15, lr=3e-3)
+    assert losses[-1] < losses[0]
 
 
 @pytest.mark.parametrize("speech", ["whisper", "phones"])
@@ -149,11 +218,11 @@ def test_styletalker_on_windows_of_frame_features(speech: str, tmp_path: Path) -
     model = StyleTalker(config)
     w, w_ref, _ = _inputs()
     speech_inputs = torch.randn(2, 7, *input_shape(speech))
-    w_hat, kl = model(w, w_ref, speech_inputs)
+    w_hat, kl, _ = model(w, w_ref, speech_inputs)
     assert w_hat.shape == w.shape and torch.isfinite(kl).all() and model.encode_audio(speech_inputs).shape == (2, 7, 8)
 
     def loss() -> torch.Tensor:
-        out, divergence = model(w, w_ref, speech_inputs)
+        out, divergence, _ = model(w, w_ref, speech_inputs)
         return (out[:, :, :3] - w[:, :, :3]).pow(2).mean() + 0.1 * divergence.mean()
 
     losses = optimise(model, loss, steps=20, lr=3e-3)
@@ -192,7 +261,7 @@ def test_styletalker_training_step_lowers_the_loss() -> None:
     w, w_ref, mels = _inputs()
 
     def loss() -> torch.Tensor:
-        w_hat, kl = model(w, w_ref, mels)
+        w_hat, kl, _ = model(w, w_ref, mels)
         return (w_hat[:, :, :3] - w[:, :, :3]).pow(2).mean() + 0.1 * kl.mean()
 
     losses = optimise(model, loss, steps=40, lr=3e-3)
@@ -211,12 +280,13 @@ def tiny_models(one_clip_dataset: Path, tiny_stylegan: Path, tmp_path_factory: p
                 ) -> dict[str, Path]:
     """A tiny StyleTalker trained for a few steps on the tiny generator and encoder, with the untrained tiny
     image SyncNet."""
-    from talkinghead.train.styletalker import STYLETALKER_CONFIGS, train_styletalker
+    from talkinghead.train.styletalker import STYLETALKER_CONFIGS, CodeStage, train_styletalker
 
     path = tmp_path_factory.mktemp("styletalker") / "st.pt"
     metrics = train_styletalker([one_clip_dataset], path, stylegan=tiny_stylegan, syncnet=tiny_stylegan / "sync.pt",
-                                config=STYLETALKER_CONFIGS["tiny"], max_steps=2, batch=2, window=10, quiet=True)
-    assert {"train_sync", "train_identity", "train_kl", "train_adversarial"} <= set(metrics)
+                                config=STYLETALKER_CONFIGS["tiny"], max_steps=2, batch=2, window=10, quiet=True,
+                                code=CodeStage(steps=3, batch=2, window=10))
+    assert {"train_sync", "train_identity", "train_kl", "train_adversarial", "code_train_latent"} <= set(metrics)
     assert all(np.isfinite(v) for v in metrics.values())
     # the latent reconstruction fell (the image terms go through a 2-step generator and vary with the window)
     assert metrics["train_latent"] < metrics["first_train_latent"], metrics
@@ -230,7 +300,8 @@ def test_train_styletalker_tiny(tiny_models: dict[str, Path]) -> None:
 
     model = StyleTalker.load(tiny_models["styletalker"])
     assert (model.config.w_dim, model.config.n_latents, model.config.manipulated) == (32, 8, 4)  # the generator's
-    assert checkpoint_meta(tiny_models["styletalker"])["steps"] == 2
+    meta = checkpoint_meta(tiny_models["styletalker"])
+    assert (meta["code_steps"], meta["steps"]) == (3, 2) and meta["motion_variance"] > 0
 
 
 @pytest.mark.slow
@@ -276,8 +347,9 @@ def test_styletalker_draws_from_the_reference_maps_on_the_feature_path() -> None
     torch.manual_seed(0)
     c = STYLEGAN_CONFIGS["feature-tiny"]
     g = c.generator
-    config = replace(STYLETALKER_CONFIGS["tiny"], w_dim=g.w_dim, n_latents=g.n_latents, manipulated=g.n_latents // 2)
-    module = StyleTalkerModule(config, Generator(g), Encoder(c.encoder), None, None, disc_channels=4)
+    config = replace(STYLETALKER_CONFIGS["tiny"], w_dim=g.w_dim, n_latents=g.n_latents, manipulated=g.motion_latents)
+    module = StyleTalkerModule(StyleTalker(config), 1.0, Generator(g), Encoder(c.encoder), None, None,
+                               disc_channels=4)
     batch = {"frames": torch.rand(2, 4, 3, 32, 32), "references": torch.rand(2, 1, 3, 32, 32),
              "speech": torch.randn(2, 4, 16, 80)}
     loss, _, fake, real = module._generator_losses(batch)

@@ -93,7 +93,8 @@ def mouth_flicker(frames: np.ndarray, meshes: np.ndarray, free: np.ndarray) -> f
     return float(np.mean(diffs)) if diffs else float("nan")
 
 
-def _pose_free_and_angles(meshes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def pose_free_and_angles(meshes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(meshes (T, 478, 3) in the canonical frame, head angles (T, 3): Euler xyz in degrees) of meshes (T, 478, 3)."""
     poses = [fit_pose(m) for m in meshes]
     free = np.stack([p.to_canonical(m.astype(np.float64)) for p, m in zip(poses, meshes)])
     angles = np.rad2deg(Rotation.from_matrix(np.stack([p.rotation for p in poses])).as_euler("xyz"))
@@ -143,8 +144,8 @@ def evaluate_pair(generated: Path, reference: Path, *, embedder: FaceEmbedder, s
             scores["cpbd_ref"].append(cpbd(rc))
             scores["mouth_cpbd"].append(cpbd(gm))
             scores["mouth_cpbd_ref"].append(cpbd(rm))
-    r_free, r_angles = _pose_free_and_angles(r_mesh)
-    g_free, g_angles = _pose_free_and_angles(g_mesh)
+    r_free, r_angles = pose_free_and_angles(r_mesh)
+    g_free, g_angles = pose_free_and_angles(g_mesh)
     model = default_face_model()
     r_expr = model.encode_expression(r_free, r_free.mean(0))
     g_expr = model.encode_expression(g_free, g_free.mean(0))

@@ -22,8 +22,10 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.data import Dataset
 
 from talkinghead.audio.speech import SPEECH_INPUTS
 from talkinghead.motion.styletalker.config import StyleTalkerConfig
@@ -31,12 +33,14 @@ from talkinghead.motion.styletalker.model import StyleTalker
 from talkinghead.nn.discriminator import VideoPatchDiscriminator
 from talkinghead.nn.identity import IdentityNet, identity_loss
 from talkinghead.nn.perceptual import PerceptualLoss
+from talkinghead.progress import bar
+from talkinghead.render.stylegan.infer import encode_crops
 from talkinghead.render.stylegan.model import Encoder, Generator
 from talkinghead.spec import Command
 from talkinghead.sync.inputs import mouth_crops
 from talkinghead.sync.model import SyncNet, sequence_sync_loss
 from talkinghead.train.common import fit, generator_training_inputs, parse_devices, print_metrics, training_options
-from talkinghead.train.datasets import WindowDataset
+from talkinghead.train.datasets import ClipStore, WindowDataset, clip_speech_inputs
 from talkinghead.train.stylegan import psnr
 
 STYLETALKER_CONFIGS = {
@@ -48,6 +52,7 @@ STYLETALKER_CONFIGS = {
     "paper": StyleTalkerConfig(audio_channels=64, audio_dim=256, z_dim=32, hidden=512, prior_hidden=512,
                                flow_steps=6, flow_hidden=256),
 }
+ENCODE_BATCH = 128
 DISC_CHANNELS = {"tiny": 8, "cpu": 16, "small": 32, "paper": 64}
 
 
@@ -65,23 +70,129 @@ class StyleTalkerLossWeights:
     the posterior onto the prior, leaving the motion latents unused)."""
 
 
-def free_bits_kl(kl: torch.Tensor, free_bits: float) -> torch.Tensor:
-    """The KL loss of per-block KLs (M,) per latent dimension: their mean, each floored at ``free_bits``."""
-    return kl.clamp(min=free_bits).mean()
+def free_bits_kl(kl: torch.Tensor, prior_nll: torch.Tensor, free_bits: float) -> torch.Tensor:
+    """The KL loss of per-block KLs (M,) per latent dimension: their mean, each floored at ``free_bits``. A block
+    under the floor still trains its prior: it counts as the floor plus its prior's negative log-likelihood of the
+    detached posterior sample (``prior_nll`` (M,), its value cancelled), so the prior keeps fitting the posterior
+    while the posterior is left free."""
+    return torch.where(kl > free_bits, kl, free_bits + prior_nll - prior_nll.detach()).mean()
+
+
+def clip_codes(encoder: Encoder, store: ClipStore, *, quiet: bool = False) -> list[np.ndarray]:
+    """W+ codes (N, L, w_dim) float16 of every frame of every clip of ``store``, by the frozen encoder."""
+    out = []
+    with bar(sum(store.lengths()), "encode frames", quiet=quiet) as pb:
+        for k in range(len(store)):
+            clip, codes = store.clip(k), []
+            for s in range(0, clip.n_frames, ENCODE_BATCH):
+                crops = clip.frames(range(s, min(s + ENCODE_BATCH, clip.n_frames)))
+                codes.append(encode_crops(encoder, crops).half().numpy())
+                pb.update(len(crops))
+            out.append(np.concatenate(codes))
+    return out
+
+
+def cached_codes(encoder: Encoder, store: ClipStore, cache: Path | None, encoder_name: str, *,
+                 quiet: bool = False) -> list[np.ndarray]:
+    """:func:`clip_codes`, read from ``cache`` (.npz) when it holds those of the same encoder and clips, else
+    computed (and written there when given)."""
+    keys = np.array([f"{root}/{cid}" for root, cid in store.keys])
+    if cache is not None and cache.exists():
+        with np.load(cache) as f:
+            if str(f["encoder"]) == encoder_name and np.array_equal(f["keys"], keys):
+                return [f[f"c{k}"] for k in range(len(keys))]
+    codes = clip_codes(encoder, store, quiet=quiet)
+    if cache is not None:
+        np.savez(cache, encoder=np.array(encoder_name), keys=keys, **{f"c{k}": c for k, c in enumerate(codes)})
+    return codes
+
+
+def motion_variance(codes: list[np.ndarray], manipulated: int) -> float:
+    """E (w_t - w_r)^2 over the first ``manipulated`` vectors of two frames t, r of one clip (twice the codes'
+    variance within clips, weighted by frames): what a model that keeps the reference's code misses."""
+    first = [c[:, :manipulated].astype(np.float64) for c in codes]
+    return float(2 * sum(c.var(0).mean() * len(c) for c in first) / sum(len(c) for c in first))
+
+
+class CodeWindows(Dataset):
+    """Stage 1's items: windows of ``window`` frames of one clip's W+ codes (:func:`clip_codes`) and speech inputs,
+    with the code of another frame of the clip as the reference. Keys: codes (T, L, w_dim), reference (L, w_dim),
+    speech (T, ...)."""
+
+    def __init__(self, codes: list[np.ndarray], speech: list[np.ndarray], *, window: int, stride: int,
+                 seed: int) -> None:
+        self.codes, self.speech, self.window, self.seed = codes, speech, window, seed
+        self.index = [(k, s) for k, c in enumerate(codes) for s in range(0, len(c) - window + 1, stride)]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict:
+        k, s = self.index[i]
+        n, window = len(self.codes[k]), slice(s, s + self.window)
+        outside = np.setdiff1d(np.arange(n), np.arange(s, s + self.window))
+        r = np.random.default_rng([self.seed, i]).choice(outside if len(outside) else np.arange(n))
+        return {"codes": torch.from_numpy(self.codes[k][window].astype(np.float32)),
+                "reference": torch.from_numpy(self.codes[k][r].astype(np.float32)),
+                "speech": torch.from_numpy(self.speech[k][window])}
+
+
+def relative_latent_error(w_hat: torch.Tensor, w: torch.Tensor, manipulated: int, variance: float) -> torch.Tensor:
+    """Squared error of the manipulated codes over :func:`motion_variance` (1: no better than the reference's)."""
+    return F.mse_loss(w_hat[:, :, :manipulated], w[:, :, :manipulated]) / variance
+
+
+class StyleTalkerCodeModule(L.LightningModule):
+    """Stage 1 (our addition, for CPUs): StyleTalker fitted in code space on :class:`CodeWindows`, the frozen
+    encoder's codes of every frame: :func:`relative_latent_error` + the KL with free bits. No image is drawn, so a
+    step takes a fraction of a second, not seconds; stage 2 (:class:`StyleTalkerModule`) adds the paper's image
+    losses. Validation also scores codes drawn from the prior's mode (temperature 0), which only the audio can
+    bring nearer the real ones than the reference's code (``val_prior_error`` < 1)."""
+
+    def __init__(self, model: StyleTalker, variance: float, *, lr: float = 1e-4,
+                 weights: StyleTalkerLossWeights | None = None) -> None:
+        super().__init__()
+        self.model, self.variance, self.lr = model, variance, lr
+        self.weights = weights or StyleTalkerLossWeights()
+
+    def _losses(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        w_hat, kl, prior_nll = self.model(batch["codes"], batch["reference"], batch["speech"])
+        parts = {"latent": relative_latent_error(w_hat, batch["codes"], self.model.config.manipulated, self.variance),
+                 "kl": free_bits_kl(kl, prior_nll, self.weights.free_bits)}
+        loss = sum(getattr(self.weights, k) * v for k, v in parts.items())
+        return loss, {**parts, "kl_raw": kl.mean().detach()}  # type: ignore[return-value]
+
+    def training_step(self, batch: dict, _: int) -> torch.Tensor:
+        loss, parts = self._losses(batch)
+        self.log_dict({"train_loss": loss.detach(), **{f"train_{k}": v.detach() for k, v in parts.items()}},
+                      prog_bar=True, batch_size=len(batch["codes"]))
+        return loss
+
+    def validation_step(self, batch: dict, _: int) -> None:
+        _, parts = self._losses(batch)
+        prior = self.model.generate(batch["reference"], batch["speech"], temperature=0.0)
+        self.log_dict({"val_latent": parts["latent"], "val_kl": parts["kl_raw"],
+                       "val_prior_error": relative_latent_error(prior, batch["codes"], self.model.config.manipulated,
+                                                                self.variance)},
+                      prog_bar=True, batch_size=len(batch["codes"]))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.model.parameters(), lr=self.lr)
 
 
 class StyleTalkerModule(L.LightningModule):
-    """StyleTalker + the video discriminator, trained alternately (Adam 1e-4); generator, encoder, identity
-    student and SyncNet frozen (the last two optional: their loss terms are left out without them)."""
+    """Stage 2: StyleTalker + the video discriminator, trained alternately (Adam 1e-4) with the paper's image
+    losses; generator, encoder, identity student and SyncNet frozen (the last two optional: their loss terms are
+    left out without them). ``variance``: :func:`motion_variance` of the training codes."""
 
-    def __init__(self, config: StyleTalkerConfig, generator: Generator, encoder: Encoder,
+    def __init__(self, model: StyleTalker, variance: float, generator: Generator, encoder: Encoder,
                  identity: IdentityNet | None, syncnet: SyncNet | None, *, lr: float = 1e-4,
                  disc_channels: int = 32, weights: StyleTalkerLossWeights | None = None) -> None:
         super().__init__()
         self.automatic_optimization = False
         if syncnet is not None and syncnet.config.visual != "image":
             raise ValueError("StyleTalker's sync loss needs a SyncNet with the image visual stream")
-        self.model = StyleTalker(config)
+        self.model, self.variance = model, variance
         self.generator = generator.eval().requires_grad_(False)
         self.encoder = encoder.eval().requires_grad_(False)
         self.identity = identity.eval().requires_grad_(False) if identity is not None else None
@@ -118,14 +229,13 @@ class StyleTalkerModule(L.LightningModule):
     def _generator_losses(self, batch: dict
                           ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         real, _, w, w_ref, maps = self._prepare(batch)
-        w_hat, kl = self.model(w, w_ref, batch["speech"])
+        w_hat, kl, prior_nll = self.model(w, w_ref, batch["speech"])
         fake = self._render(w_hat, w_ref, maps)
-        m = self.model.config.manipulated
         score = self.disc(fake)
         parts = {"reconstruction": F.l1_loss(fake, real) + self.perceptual((fake.flatten(0, 1) + 1) / 2,
                                                                            (real.flatten(0, 1) + 1) / 2),
-                 "latent": F.mse_loss(w_hat[:, :, :m], w[:, :, :m]),
-                 "kl": free_bits_kl(kl, self.weights.free_bits),
+                 "latent": relative_latent_error(w_hat, w, self.model.config.manipulated, self.variance),
+                 "kl": free_bits_kl(kl, prior_nll, self.weights.free_bits),
                  "adversarial": F.mse_loss(score, torch.ones_like(score))}
         if self.identity is not None:
             self.identity.eval()
@@ -155,7 +265,7 @@ class StyleTalkerModule(L.LightningModule):
 
     def validation_step(self, batch: dict, _: int) -> None:
         real, _, w, w_ref, maps = self._prepare(batch)
-        w_hat, kl = self.model(w, w_ref, batch["speech"])
+        w_hat, kl, _ = self.model(w, w_ref, batch["speech"])
         fake = self._render(w_hat, w_ref, maps)
         self.log_dict({"val_l1": F.l1_loss(fake, real), "val_psnr": psnr(fake.flatten(0, 1), real.flatten(0, 1)),
                        "val_kl": kl.mean()}, prog_bar=True, batch_size=len(real))
@@ -165,16 +275,38 @@ class StyleTalkerModule(L.LightningModule):
                 torch.optim.Adam(self.disc.parameters(), lr=self.lr, betas=(0.5, 0.999))]
 
 
+@dataclass
+class CodeStage:
+    """Stage 1's run (:class:`StyleTalkerCodeModule`): ``steps`` (0 skips it), items of ``window`` frames,
+    ``batch`` items a step, Adam at ``lr``, at most ``minutes``; ``cache``: a folder for the encoder's codes of
+    the datasets (``codes_train.npz``, ``codes_val.npz``), reused by later runs with the same encoder."""
+
+    steps: int = 3000
+    batch: int = 32
+    window: int = 50
+    lr: float = 1e-3
+    minutes: float | None = None
+    cache: Path | None = None
+
+
+def manipulated_latents(generator: Generator) -> int:
+    """The style vectors StyleTalker moves: the paper's first half of W+; on the feature path the motion latents
+    (the vectors that drive its flow: pose and mouth shape there; the rest only texture the reference's map)."""
+    g = generator.config
+    return g.motion_latents if g.feature_path else g.n_latents // 2
+
+
 def train_styletalker(datasets: list[Path], output: Path, *, stylegan: Path | None, syncnet: Path | None,
-                      config: StyleTalkerConfig, max_steps: int, batch: int = 8, window: int = 16, lr: float = 1e-4,
-                      disc_channels: int = 32, max_minutes: float | None = None, workers: int = 0, seed: int = 0,
-                      accelerator: str = "auto", devices: int | str = "auto", nodes: int = 1,
-                      quiet: bool = False) -> dict[str, float]:
+                      config: StyleTalkerConfig, max_steps: int, code: CodeStage | None = None, batch: int = 8,
+                      window: int = 16, lr: float = 1e-4, disc_channels: int = 32, max_minutes: float | None = None,
+                      workers: int = 0, seed: int = 0, accelerator: str = "auto", devices: int | str = "auto",
+                      nodes: int = 1, quiet: bool = False) -> dict[str, float]:
     """Train on the datasets' train splits (validated on val) with the generator, encoder and identity student of
     the ``train-stylegan`` folder ``stylegan`` (None: the shipped feature-path ones) and an image SyncNet
-    (``syncnet``, optional); the config takes the generator's W+ shape (the first half of the style vectors
-    manipulated). Saves ``output``."""
+    (``syncnet``, optional): stage 1 in code space (``code``), then ``max_steps`` of stage 2 with the image losses
+    (0 skips it). The config takes the generator's W+ shape and :func:`manipulated_latents`. Saves ``output``."""
     L.seed_everything(seed, workers=True, verbose=False)
+    code = code or CodeStage()
     if stylegan is None:
         generator, encoder, identity = Generator.default(), Encoder.default(), IdentityNet.default()
     else:
@@ -182,19 +314,43 @@ def train_styletalker(datasets: list[Path], output: Path, *, stylegan: Path | No
         identity = IdentityNet.load(stylegan / "identity.pt") if (stylegan / "identity.pt").exists() else None
     sync = SyncNet.load(syncnet) if syncnet is not None else None
     g = generator.config
-    config = replace(config, w_dim=g.w_dim, n_latents=g.n_latents, manipulated=g.n_latents // 2,
+    config = replace(config, w_dim=g.w_dim, n_latents=g.n_latents, manipulated=manipulated_latents(generator),
                      mel_frames=sync.config.mel_frames if sync else config.mel_frames)
-    kw = {"window": window, "references": 1, "speech": config.speech}
-    train = WindowDataset(datasets, "train", stride=max(window // 4, 1), seed=seed, **kw)
-    val = WindowDataset(datasets, "val", seed=seed + 1, **kw)
-    module = StyleTalkerModule(config, generator, encoder, identity, sync, lr=lr, disc_channels=disc_channels)
-    metrics = fit(module, train, val, max_steps=2 * max_steps, batch=batch, workers=workers, accelerator=accelerator,
-                  devices=devices, nodes=nodes, max_minutes=max_minutes, quiet=quiet)
-    module.model.save(output, metrics=metrics, datasets=[str(d) for d in datasets], steps=module.global_step // 2,
-                      stylegan=str(stylegan) if stylegan else "shipped feature_v1",
-                      syncnet=str(syncnet) if syncnet else None,
-                      training={"batch": batch, "window": window, "lr": lr, "seed": seed, "config": asdict(config),
-                                "weights": asdict(module.weights)})
+    model = StyleTalker(config)
+    encoder_name = str(stylegan / "encoder.pt") if stylegan else "shipped feature_v1"
+    splits = {}
+    for split in ("train", "val"):
+        store = ClipStore(datasets, split, cache=2)
+        codes = cached_codes(encoder, store, code.cache / f"codes_{split}.npz" if code.cache else None, encoder_name,
+                             quiet=quiet)
+        splits[split] = (codes, [clip_speech_inputs(config.speech, store.clip(k)) for k in range(len(store))])
+    variance = motion_variance(splits["train"][0], config.manipulated)
+    metrics: dict[str, float] = {}
+    if code.steps:
+        stage1 = StyleTalkerCodeModule(model, variance, lr=code.lr)
+        train1 = CodeWindows(*splits["train"], window=code.window, stride=max(code.window // 4, 1), seed=seed)
+        val1 = CodeWindows(*splits["val"], window=code.window, stride=code.window, seed=seed + 1)
+        metrics = {f"code_{k}": v for k, v in fit(stage1, train1, val1, max_steps=code.steps, batch=code.batch,
+                                                  workers=workers, accelerator=accelerator, devices=devices,
+                                                  nodes=nodes, max_minutes=code.minutes, quiet=quiet).items()}
+        code_steps = stage1.global_step
+    else:
+        code_steps = 0
+    module = StyleTalkerModule(model, variance, generator, encoder, identity, sync, lr=lr,
+                               disc_channels=disc_channels)
+    if max_steps:
+        kw = {"window": window, "references": 1, "speech": config.speech}
+        train = WindowDataset(datasets, "train", stride=max(window // 4, 1), seed=seed, **kw)
+        val = WindowDataset(datasets, "val", seed=seed + 1, **kw)
+        metrics.update(fit(module, train, val, max_steps=2 * max_steps, batch=batch, workers=workers,
+                           accelerator=accelerator, devices=devices, nodes=nodes, max_minutes=max_minutes,
+                           quiet=quiet))
+    model.save(output, metrics=metrics, datasets=[str(d) for d in datasets], code_steps=code_steps,
+               steps=module.global_step // 2, stylegan=str(stylegan) if stylegan else "shipped feature_v1",
+               syncnet=str(syncnet) if syncnet else None, motion_variance=variance,
+               training={"batch": batch, "window": window, "lr": lr, "seed": seed, "config": asdict(config),
+                         "code_stage": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(code).items()},
+                         "weights": asdict(module.weights)})
     return metrics
 
 
@@ -202,23 +358,38 @@ def _arguments(tk: argparse.ArgumentParser) -> None:
     training_options(tk)
     generator_training_inputs(tk, shipped=True)
     tk.add_argument("--config", choices=("tiny", "cpu", "small", "paper"), default="small",
-                    help="sizes: tiny (tests), cpu (the shipped checkpoint), small, paper (wider; GPUs)")
+                    help="sizes: tiny (tests), cpu, small (the shipped checkpoint), paper (wider; GPUs)")
     tk.add_argument("--speech", choices=SPEECH_INPUTS, default="mel",
                     help="the audio encoder's input: mel windows (the paper), phone one-hots or Whisper tiny.en "
                          "encoder features (default: mel)")
-    tk.add_argument("--steps", type=int, default=5000)
+    stage1 = CodeStage()
+    tk.add_argument("--code-steps", type=int, default=stage1.steps,
+                    help=f"stage 1, in code space (no image drawn; default: {stage1.steps}; 0 skips it)")
+    tk.add_argument("--code-batch", type=int, default=stage1.batch, help=f"stage 1 (default: {stage1.batch})")
+    tk.add_argument("--code-window", type=int, default=stage1.window,
+                    help=f"stage 1 frames per item (default: {stage1.window})")
+    tk.add_argument("--code-lr", type=float, default=stage1.lr, help=f"stage 1 (default: {stage1.lr})")
+    tk.add_argument("--code-minutes", type=float, default=None, help="stop stage 1 after this many minutes")
+    tk.add_argument("--code-cache", type=Path, default=None,
+                    help="folder to keep the encoder's codes of the datasets in, for later runs")
+    tk.add_argument("--steps", type=int, default=500, help="stage 2, with the image losses (default: 500)")
     tk.add_argument("--batch", type=int, default=8)
     tk.add_argument("--window", type=int, default=16, help="frames per item (default: 16; at least 10 for sync)")
     tk.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default: 1e-4)")
-    tk.add_argument("--minutes", type=float, default=None, help="stop after this many minutes")
+    tk.add_argument("--minutes", type=float, default=None, help="stop stage 2 after this many minutes")
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.code_cache is not None:
+        args.code_cache.mkdir(parents=True, exist_ok=True)
+    code = CodeStage(args.code_steps, args.code_batch, args.code_window, args.code_lr, args.code_minutes,
+                     args.code_cache)
     return print_metrics(train_styletalker(
         args.datasets, args.output, stylegan=args.stylegan, syncnet=args.syncnet,
-        config=replace(STYLETALKER_CONFIGS[args.config], speech=args.speech), max_steps=args.steps, batch=args.batch,
-        window=args.window, lr=args.lr, disc_channels=DISC_CHANNELS[args.config], max_minutes=args.minutes,
-        workers=args.workers, devices=parse_devices(args.devices), nodes=args.nodes, quiet=args.quiet))
+        config=replace(STYLETALKER_CONFIGS[args.config], speech=args.speech), max_steps=args.steps, code=code,
+        batch=args.batch, window=args.window, lr=args.lr, disc_channels=DISC_CHANNELS[args.config],
+        max_minutes=args.minutes, workers=args.workers, devices=parse_devices(args.devices), nodes=args.nodes,
+        quiet=args.quiet))
 
 
 COMMAND = Command(

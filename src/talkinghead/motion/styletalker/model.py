@@ -217,18 +217,21 @@ class StyleTalker(CheckpointModel):
                             for i, block in enumerate(self.blocks)])
 
     def forward(self, w: torch.Tensor, w_ref: torch.Tensor, speech: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Training pass over a video's codes w (B, T, L, w_dim), its reference's w_ref (B, L, w_dim) and speech
         inputs (B, T, ...) (mel windows (B, T, mel_frames, n_mels), or ``config.speech``'s): (reconstructed codes
         (B, T, L, w_dim), the KL of Eq. 9 per block (M,), per latent dimension, estimated with the posterior
-        sample: mean of log q(z) - log p(z | a, w_0), w_0 the window's first frame as in Eq. 7)."""
+        sample: mean of log q(z) - log p(z | a, w_0), w_0 the window's first frame as in Eq. 7; and the prior's
+        negative log-likelihood of the detached sample per block (M,), per latent dimension, for a loss that
+        trains the prior alone)."""
         audio = self.encode_audio(speech)
         mu, log_sigma = self.posterior(w, audio)
         eps = torch.randn_like(mu)
         z = mu + log_sigma.exp() * eps
         log_q = (-0.5 * eps**2 - log_sigma - 0.5 * LOG_2PI).view(*mu.shape[:2], len(self.blocks), -1).sum(-1)
         kl = (log_q.permute(2, 0, 1) - self.log_prior(z, audio, w[:, 0])).mean((1, 2)) / self.config.z_dim
-        return self.decode(z, audio, w_ref), kl
+        prior_nll = -self.log_prior(z.detach(), audio, w[:, 0]).mean((1, 2)) / self.config.z_dim
+        return self.decode(z, audio, w_ref), kl, prior_nll
 
     @torch.no_grad()
     def sample_latents(self, w_ref: torch.Tensor, audio: torch.Tensor, *, temperature: float = 1.0,
