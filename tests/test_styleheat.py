@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from helpers import assert_pasted_into_face, optimise
-from talkinghead.motion.styleheat.model import StyleHeat, compose_flows
-from talkinghead.nn.layers import warp
+from talkinghead.motion.styleheat.model import StyleHeat
+from talkinghead.nn.layers import compose_flows, warp
 from talkinghead.render.stylegan.model import Generator
 from talkinghead.train.stylegan import STYLEGAN_CONFIGS
 from talkinghead.train.styleheat import EDIT_NAMES, STYLEHEAT_CONFIGS, labelled_direction, soft_mouth_mask
@@ -230,7 +230,7 @@ def test_generate_styleheat(media: Path, tiny_styleheat: tuple[Path, dict], tiny
     still = generate(image=face, audio=speech, output=tmp_path / "still.mp4", method="styleheat", size=256,
                      checkpoints=models, quiet=True)  # no driving video: the photo drives itself
     assert still.frames == result.frames
-    with pytest.raises(TalkingHeadError, match="needs trained models .missing: styleheat, generator, encoder"):
+    with pytest.raises(TalkingHeadError, match=r"needs trained models \(missing: styleheat\); these do not ship"):
         generate(image=face, audio=speech, output=tmp_path / "x.mp4", method="styleheat")
     with pytest.raises(TalkingHeadError, match="unknown edit 'age'"):
         generate(image=face, audio=speech, output=tmp_path / "x.mp4", method="styleheat", checkpoints=models,
@@ -244,6 +244,56 @@ def test_generate_styleheat(media: Path, tiny_styleheat: tuple[Path, dict], tiny
         generate(image=face, audio=speech, output=tmp_path / "x.mp4", method="styleheat", still=True,
                  checkpoints=models)
     assert not (tmp_path / "x.mp4").exists()
+
+
+@pytest.fixture(scope="module")
+def feature_styleheat(one_clip_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+    """(a tiny feature-path train-stylegan folder, a tiny StyleHEAT trained on it for 2 + 2 steps, its metrics)."""
+    from talkinghead.train.stylegan import train_stylegan
+    from talkinghead.train.styleheat import train_styleheat
+
+    root = tmp_path_factory.mktemp("feature_styleheat")
+    train_stylegan([one_clip_dataset], root / "stylegan", configs=STYLEGAN_CONFIGS["feature-tiny"], identity_steps=2,
+                   gan_steps=0, encoder_steps=2, batch=2, quiet=True)
+    metrics = train_styleheat([one_clip_dataset], root / "sh.pt", stylegan=root / "stylegan", syncnet=None,
+                              config=STYLEHEAT_CONFIGS["tiny"], warp_steps=2, calibrate_steps=2, batch=2, frames=6,
+                              direction_frames=60, quiet=True)
+    return root / "stylegan", root / "sh.pt", metrics
+
+
+@pytest.mark.train
+@pytest.mark.slow
+def test_styleheat_on_the_feature_path(feature_styleheat: tuple[Path, Path, dict], media: Path) -> None:
+    """On a feature-path generator StyleHEAT's flows warp the encoder's map at the generator's input resolution;
+    the calibration stage has its PatchGAN and the domain loss against the target's own map; every edit moves the
+    motion latents, and an edit changes the frames it ramps into (through the codes' flow)."""
+    from talkinghead.io import read_image
+    from talkinghead.motion.styleheat.infer import load_models, styleheat_crops
+
+    stylegan, path, metrics = feature_styleheat
+    assert {"train_domain", "train_adversarial", "train_disc"} <= set(metrics["calibrate"])
+    assert all(np.isfinite(v) for stage in ("warp", "calibrate") for v in metrics[stage].values())
+    generator = Generator.load(stylegan / "generator.pt")
+    model = StyleHeat.load(path)
+    m = generator.config.motion_latents
+    assert model.config.warp_resolution == generator.config.input_resolution == 8
+    assert model.edit_layers.tolist() == [[0, m]] * len(EDIT_NAMES)
+    models = load_models({"styleheat": path, "generator": stylegan / "generator.pt",
+                          "encoder": stylegan / "encoder.pt"})
+
+
+    class Shift(torch.nn.Module):  # a codes' flow that follows the offsets, which a 2-step MotionFlow does not yet
+        def forward(self, features: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+            return offsets.mean(1)[:, :2, None, None].expand(-1, -1, *features.shape[-2:]) * 4
+
+    models.generator.motion = Shift()
+    models.model.edit_stds.fill_(1.0)
+    crop = read_image(media / "faces" / "liveportrait_s7.jpg")[:256, :256]
+    mels = np.random.default_rng(0).normal(size=(4, 16, 80)).astype(np.float32)
+    plain = styleheat_crops(models, crop, mels)
+    edited = styleheat_crops(models, crop, mels, edits={"smile": 3.0})
+    assert plain.shape == (4, 32, 32, 3) and np.array_equal(plain[0], edited[0])
+    assert np.abs(plain[-1].astype(int) - edited[-1]).mean() > 0.5
 
 
 def test_cli_edit_option() -> None:

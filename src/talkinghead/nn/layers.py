@@ -111,3 +111,9 @@ def warp(source: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     gy = (ys + flow[:, 1]) * (2.0 / max(h - 1, 1)) - 1.0
     return F.grid_sample(source, torch.stack([gx, gy], -1), mode="bilinear", padding_mode="border",
                          align_corners=True)
+
+
+def compose_flows(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    """The flow of warping by ``first`` then by ``second`` (both (B, 2, r, r), see :func:`warp`):
+    warp(warp(x, first), second)(p) = x(p + second(p) + first(p + second(p)))."""
+    return second + warp(first, second)

@@ -1,9 +1,12 @@
-"""Training StyleHEAT with PyTorch Lightning on a trained generator, encoder and discriminator (``train-stylegan``).
+"""Training StyleHEAT with PyTorch Lightning on a trained generator and encoder (``train-stylegan``; by default the
+shipped feature-path ones).
 
 Items are windows of ``frames`` consecutive face crops (plus ``radius`` frames of coefficients on each side) and
-one other frame of the same clip as the source. The frozen encoder inverts the source into W+; the motion
-generators warp the generator's feature map so that it draws each target frame. Two stages, as StyleHEAT's
-supplement schedules them:
+one other frame of the same clip as the source. The frozen encoder inverts the source into W+ (and, on the feature
+path, its feature maps: StyleHEAT's HFGI inversion also yields a feature map); the motion generators warp the
+generator's feature map (on the feature path the source's own map at the generator's input resolution, StyleHEAT's
+choice of warping the inversion's map) so that it draws each target frame. Two stages, as StyleHEAT's supplement
+schedules them:
 
 1. ``warp``: the video-driven motion generator learns to reproduce the target frames (L1 + the random-VGG
    perceptual stand-in for VGG, weight ``warp``), and the audio-driven one the lower face on top of the
@@ -13,15 +16,16 @@ supplement schedules them:
    learning rate) on the final image: L1 + perceptual with the soft mouth mask (1 inside :data:`MOUTH_REGION`,
    outside a weight falling 0.2 -> 0.05 -> 0.005 over the stage, StyleHEAT's schedule), the non-masked-region
    regulariser (outside the mask the final image stays the warped one), sync, the calibration domain loss (the
-   calibrated feature map against the generator's own map of the target frame's code, our reading: it keeps
-   the calibrated features in the generator's feature domain) and the adversarial loss of the StyleGAN
-   discriminator (non-saturating, fine-tuned alongside).
+   calibrated feature map against the generator's own map of the target frame's code, on the feature path the
+   encoder's map of the target frame: our reading, it keeps the calibrated features in the domain the generator
+   reads) and an adversarial loss (the StyleGAN discriminator, non-saturating, fine-tuned alongside; the feature
+   path has none, so a PatchGAN learns from scratch there, LSGAN).
 
 The loss weights are ours (StyleHEAT's multiply VGG-19 losses we do not have). Configurations: ``tiny`` (CPU
 tests), ``cpu`` (the 64 px generator), ``small`` (128 px), ``paper`` (StyleHEAT's sizes). After training, edit
-directions are stored in the checkpoint: GANSpace components and, from the training frames' meshes, the
-directions of "smile" (mouth-corner width) and "mouth_open" (inner-lip gap), each the ridge-regression normal of
-the attribute on the encoder's codes (both centred per clip).
+directions are stored in the checkpoint (:func:`fill_edit_directions`): GANSpace components and, from the training
+frames' meshes, the directions of "smile" (mouth-corner width) and "mouth_open" (inner-lip gap), each the
+ridge-regression normal of the attribute on the encoder's codes (both centred per clip).
 """
 
 from __future__ import annotations
@@ -40,10 +44,11 @@ from talkinghead.data.clip import clip_dir, list_clips, load_clip
 from talkinghead.face.crop import MOUTH_REGION
 from talkinghead.face.indices import INNER_LIP_PAIRS, MOUTH_CORNERS, OUTER_EYE_CORNERS
 from talkinghead.motion.styleheat.config import StyleHeatConfig
-from talkinghead.motion.styleheat.model import StyleHeat, coefficient_features, compose_flows
-from talkinghead.nn.layers import warp
+from talkinghead.motion.styleheat.model import StyleHeat, coefficient_features
+from talkinghead.nn.discriminator import MultiScaleDiscriminator, lsgan_loss
+from talkinghead.nn.layers import compose_flows, warp
 from talkinghead.nn.perceptual import PerceptualLoss
-from talkinghead.render.stylegan.edit import principal_directions
+from talkinghead.render.stylegan.edit import principal_components, principal_directions
 from talkinghead.render.stylegan.model import Discriminator, Encoder, Generator, d_logistic_loss, g_nonsaturating_loss
 from talkinghead.spec import Command
 from talkinghead.sync.inputs import mouth_crops
@@ -94,10 +99,13 @@ def soft_mouth_mask(size: int, outside: float, *, feather: float = 0.04) -> torc
 
 class StyleHeatModule(L.LightningModule):
     """One stage (``warp`` or ``calibrate``) of StyleHEAT's training; generator, encoder and SyncNet frozen, the
-    discriminator trained alongside in the ``calibrate`` stage."""
+    discriminator trained alongside in the ``calibrate`` stage: the StyleGAN discriminator of a constant-path
+    folder (non-saturating logistic loss), or on the feature path, which has none, a PatchGAN from scratch (LSGAN,
+    as the feature path's own training)."""
 
-    def __init__(self, model: StyleHeat, generator: Generator, encoder: Encoder, discriminator: Discriminator,
-                 syncnet: SyncNet | None, *, stage: str, max_steps: int, lr: float = 1e-4,
+    def __init__(self, model: StyleHeat, generator: Generator, encoder: Encoder,
+                 discriminator: Discriminator | MultiScaleDiscriminator, syncnet: SyncNet | None, *, stage: str,
+                 max_steps: int, lr: float = 1e-4,
                  weights: StyleHeatLossWeights | None = None) -> None:
         super().__init__()
         if stage not in ("warp", "calibrate"):
@@ -114,10 +122,11 @@ class StyleHeatModule(L.LightningModule):
         self.lr, self.weights = lr, weights or StyleHeatLossWeights()
         self.steps = 0
 
-    def _prepare(self, batch: dict) -> dict[str, torch.Tensor]:
+    def _prepare(self, batch: dict) -> dict:
         """Targets (B, T, 3, S, S) in [-1, 1], per target frame (B * T rows): the source's code and its generator
-        image, coefficient windows, mel windows (the sync loss's) and speech inputs (the audio mapper's), and the
-        generator's feature map of the target's own code."""
+        image, coefficient windows, mel windows (the sync loss's) and speech inputs (the audio mapper's), the
+        generator's feature map of the target's own code (on the feature path: the encoder's map of the target,
+        the map the generator starts from) and the source's reference (feature path; else None)."""
         c, g = self.model.config, self.generator
         s, r = g.config.size, c.radius
         frames = batch["frames"]
@@ -132,14 +141,20 @@ class StyleHeatModule(L.LightningModule):
         windows = coefficients.unfold(1, 2 * r + 1, 1).transpose(2, 3)  # (B, T, W, F)
         self.encoder.eval()
         with torch.no_grad():
-            codes = self.encoder(torch.cat([source, targets]))
+            codes, maps = self.encoder.encode(torch.cat([source, targets]))
             w = codes[:b].repeat_interleave(t, 0)
-            source_image, _ = g(codes[:b], noise="none")
-            _, target_feature = g(codes[b:], noise="none", features=c.warp_resolution)
+            if maps is None:
+                reference = None
+                source_image, _ = g(codes[:b], noise="none")
+                _, target_feature = g(codes[b:], noise="none", features=c.warp_resolution)
+            else:
+                reference = ([m[:b].repeat_interleave(t, 0) for m in maps], w)
+                source_image, _ = g(codes[:b], noise="none", reference=([m[:b] for m in maps], codes[:b]))
+                target_feature = maps[0][b:]
         return {"targets": targets.view(b, t, 3, s, s), "w": w, "source": source_image.repeat_interleave(t, 0),
                 "coefficients": windows.flatten(0, 1), "mels": batch["mel_iplap"][:, r:r + t],
                 "speech": batch["speech"][:, r:r + t].flatten(0, 1),
-                "target_feature": target_feature}
+                "target_feature": target_feature, "reference": reference}
 
     def _image_loss(self, fake: torch.Tensor, real: torch.Tensor, weight: torch.Tensor | None = None
                     ) -> torch.Tensor:
@@ -158,31 +173,43 @@ class StyleHeatModule(L.LightningModule):
         share = self.steps / max(self.max_steps, 1)
         return next(weight for until, weight in MASK_SCHEDULE if share < until or until == 1.0)
 
-    def _losses(self, p: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    def _adversarial(self, fake: torch.Tensor) -> torch.Tensor:
+        """The generator's adversarial loss of images (N, 3, S, S)."""
+        if isinstance(self.discriminator, Discriminator):
+            return g_nonsaturating_loss(self.discriminator(fake))
+        return lsgan_loss(self.discriminator(fake), True)
+
+    def _discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.discriminator, Discriminator):
+            return d_logistic_loss(self.discriminator(real), self.discriminator(fake))
+        return 0.5 * (lsgan_loss(self.discriminator(real), True) + lsgan_loss(self.discriminator(fake), False))
+
+    def _losses(self, p: dict) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Loss terms of the stage and the final images (B, T, 3, S, S)."""
-        m, g = self.model, self.generator
+        m, g, ref = self.model, self.generator, p["reference"]
         real = p["targets"].flatten(0, 1)
         b, t = p["targets"].shape[:2]
         video_flow, descriptor = m.video_motion(p["source"], p["coefficients"])
         speech = p["speech"]
         parts: dict[str, torch.Tensor] = {}
         if self.stage == "warp":
-            video_image, _ = m.render(g, p["w"], video_flow, descriptor, calibrate=False)
+            video_image, _ = m.render(g, p["w"], video_flow, descriptor, calibrate=False, reference=ref)
             parts["warp"] = self._image_loss(video_image, real)
             fixed = video_flow.detach()
             audio_flow = m.audio_motion(warp(p["source"], fixed), speech)
-            fake, _ = m.render(g, p["w"], compose_flows(fixed, audio_flow), descriptor, calibrate=False)
+            fake, _ = m.render(g, p["w"], compose_flows(fixed, audio_flow), descriptor, calibrate=False,
+                               reference=ref)
             parts["mouth"] = self._image_loss(fake, real, soft_mouth_mask(real.shape[-1], 0.0).to(real))
         else:
             flow = compose_flows(video_flow, m.audio_motion(warp(p["source"], video_flow), speech))
             with torch.no_grad():
-                warped, _ = m.render(g, p["w"], flow, descriptor, calibrate=False)
-            fake, feature = m.render(g, p["w"], flow, descriptor)
+                warped, _ = m.render(g, p["w"], flow, descriptor, calibrate=False, reference=ref)
+            fake, feature = m.render(g, p["w"], flow, descriptor, reference=ref)
             mask = soft_mouth_mask(real.shape[-1], self.outside_weight()).to(real)
             parts["mouth"] = self._image_loss(fake, real, mask)
             parts["regular"] = self._image_loss(fake, warped, 1 - mask)
             parts["domain"] = F.l1_loss(feature, p["target_feature"])
-            parts["adversarial"] = g_nonsaturating_loss(self.discriminator(fake))
+            parts["adversarial"] = self._adversarial(fake)
         fake = fake.view(b, t, *fake.shape[1:])
         if self.syncnet is not None:
             parts["sync"] = self._sync(fake, p["mels"])
@@ -202,8 +229,7 @@ class StyleHeatModule(L.LightningModule):
         if self.stage == "calibrate":
             opt_d = optimizers[1]  # type: ignore[index]
             self.discriminator.requires_grad_(True)
-            d_loss = d_logistic_loss(self.discriminator(p["targets"].flatten(0, 1)),
-                                     self.discriminator(fake.detach().flatten(0, 1)))
+            d_loss = self._discriminator_loss(p["targets"].flatten(0, 1), fake.detach().flatten(0, 1))
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(d_loss)
             opt_d.step()
@@ -214,7 +240,8 @@ class StyleHeatModule(L.LightningModule):
     def validation_step(self, batch: dict, _: int) -> None:
         p = self._prepare(batch)
         flow, descriptor = self.model.motion(p["source"], p["coefficients"], p["speech"])
-        fake, _ = self.model.render(self.generator, p["w"], flow, descriptor, calibrate=self.stage == "calibrate")
+        fake, _ = self.model.render(self.generator, p["w"], flow, descriptor, calibrate=self.stage == "calibrate",
+                                    reference=p["reference"])
         real = p["targets"].flatten(0, 1)
         self.log_dict({"val_l1": F.l1_loss(fake, real), "val_psnr": psnr(fake, real),
                        "val_source_psnr": psnr(p["source"], real)}, prog_bar=True, batch_size=len(real))
@@ -255,9 +282,12 @@ def labelled_direction(codes: torch.Tensor, values: torch.Tensor, *, ridge: floa
 def fill_edit_directions(model: StyleHeat, generator: Generator, encoder: Encoder, datasets: list[Path], *,
                          frames: int = 2000, seed: int = 0) -> dict[str, float]:
     """Store the edit directions of :data:`EDIT_NAMES` in ``model`` (its config must name them): the labelled ones
-    from up to ``frames`` training frames (encoder codes averaged over W+, attributes of their meshes, both
-    centred per clip, so that a direction follows a face's own changes and not the differences between
-    speakers), the GANSpace ones from the generator. Returns each labelled direction's correlation with its
+    from up to ``frames`` training frames (encoder codes averaged over the edited W+ vectors, attributes of their
+    meshes, both centred per clip, so that a direction follows a face's own changes and not the differences
+    between speakers), the GANSpace ones from the generator's mapping. Constant path: labelled edits move all of
+    W+, GANSpace ones its first half. Feature path: every edit moves the motion latents (the codes' flow then
+    moves the reference's face; the other vectors only texture it), and GANSpace, with no mapping to sample, takes
+    the principal components of those same centred codes. Returns each labelled direction's correlation with its
     attribute on those frames."""
     from talkinghead.render.stylegan.infer import encode_crops
 
@@ -269,50 +299,56 @@ def fill_edit_directions(model: StyleHeat, generator: Generator, encoder: Encode
         raise ValueError("edit directions need training clips with their meshes")
     rng = np.random.default_rng(seed)
     per_clip = max(1, frames // len(clips))
+    g = generator.config
+    layers = g.motion_latents if g.feature_path else g.n_latents
     codes, attrs = [], {k: [] for k in LABELLED_EDITS}
     for clip in clips:  # each clip centred: the directions follow changes within a face, not between faces
         pick = np.sort(rng.choice(clip.n_frames, min(per_clip, clip.n_frames), replace=False))
-        w = encode_crops(encoder, clip.frames(pick)).mean(1)
+        w = encode_crops(encoder, clip.frames(pick))[:, :layers].mean(1)
         codes.append(w - w.mean(0))
         for k, v in mesh_attributes(clip.canonical[pick]).items():
             attrs[k].append(torch.from_numpy(v - v.mean()).float())
     x = torch.cat(codes)
-    half = model.config.n_latents // 2
     fit_quality = {}
     for i, name in enumerate(LABELLED_EDITS):
         y = torch.cat(attrs[name])
         direction, std = labelled_direction(x, y)
         model.edit_directions[i], model.edit_stds[i] = direction, std
-        model.edit_layers[i] = torch.tensor([0, model.config.n_latents])
+        model.edit_layers[i] = torch.tensor([0, layers])
         fit_quality[name] = float(torch.corrcoef(torch.stack([x @ direction, y]))[0, 1])
-    pca = principal_directions(generator, k=PCA_EDITS, seed=seed)
+    if g.feature_path:
+        pca, pca_layers = principal_components(x, PCA_EDITS), layers
+    else:
+        pca, pca_layers = principal_directions(generator, k=PCA_EDITS, seed=seed), g.n_latents // 2
     for j in range(PCA_EDITS):
         i = len(LABELLED_EDITS) + j
         model.edit_directions[i], model.edit_stds[i] = pca.components[j], pca.stds[j]
-        model.edit_layers[i] = torch.tensor([0, half])
+        model.edit_layers[i] = torch.tensor([0, pca_layers])
     return fit_quality
 
 
-def train_styleheat(datasets: list[Path], output: Path, *, stylegan: Path, syncnet: Path | None,
+def train_styleheat(datasets: list[Path], output: Path, *, stylegan: Path | None, syncnet: Path | None,
                     config: StyleHeatConfig, warp_steps: int, calibrate_steps: int, batch: int = 4, frames: int = 12,
                     lr: float = 1e-4, stage_minutes: float | None = None, direction_frames: int = 2000,
                     workers: int = 0, seed: int = 0, accelerator: str = "auto", devices: int | str = "auto",
                     nodes: int = 1, quiet: bool = False) -> dict[str, dict[str, float]]:
-    """Train both stages on the datasets' train splits (validated on val) with the generator, encoder and
-    discriminator of the ``train-stylegan`` folder ``stylegan`` and an image SyncNet (``syncnet``, optional: its
-    loss is left out without it), then store the edit directions; the config takes the generator's sizes.
-    A stage given 0 steps is skipped (``calibrate`` alone continues from ``output``). Saves ``output``."""
+    """Train both stages on the datasets' train splits (validated on val) with the generator and encoder of the
+    ``train-stylegan`` folder ``stylegan`` (None: the shipped feature-path ones) and an image SyncNet (``syncnet``,
+    optional: its loss is left out without it), then store the edit directions; the config takes the generator's
+    sizes (on the feature path the flows warp the encoder's map at the generator's input resolution). A stage
+    given 0 steps is skipped (``calibrate`` alone continues from ``output``). Saves ``output``."""
     L.seed_everything(seed, workers=True, verbose=False)
-    generator, encoder = Generator.load(stylegan / "generator.pt"), Encoder.load(stylegan / "encoder.pt")
-    discriminator = Discriminator.load(stylegan / "discriminator.pt").train()
+    if stylegan is None:
+        generator, encoder = Generator.default(), Encoder.default()
+    else:
+        generator, encoder = Generator.load(stylegan / "generator.pt"), Encoder.load(stylegan / "encoder.pt")
+    g = generator.config
+    discriminator = MultiScaleDiscriminator(channels=config.base_channels, layers=3, scales=1) if g.feature_path \
+        else Discriminator.load(stylegan / "discriminator.pt").train()  # type: ignore[operator]
     sync = SyncNet.load(syncnet) if syncnet is not None else None
     if sync is not None and frames < sync.config.frames + 5:
         raise ValueError(f"the sync loss needs windows of at least {sync.config.frames + 5} frames, not {frames}")
-    g = generator.config
-    if g.feature_path:
-        raise ValueError(f"{stylegan} holds a feature-path generator; StyleHEAT trains on the constant path for now "
-                         "(train-stylegan --config tiny, cpu, small or paper)")
-    r = min(config.warp_resolution, g.size // 2)
+    r = g.input_resolution if g.feature_path else min(config.warp_resolution, g.size // 2)
     config = replace(config, flow_input=min(config.flow_input, g.size), warp_resolution=r,
                      feature_channels=g.channels_at(r), n_latents=g.n_latents, w_dim=g.w_dim,
                      mel_frames=sync.config.mel_frames if sync else config.mel_frames, edit_names=list(EDIT_NAMES))
@@ -335,7 +371,8 @@ def train_styleheat(datasets: list[Path], output: Path, *, stylegan: Path, syncn
             metrics[stage] = fit(module, train, val, max_steps=n * (2 if stage == "calibrate" else 1), **run)
             steps[stage] = module.steps
     metrics["edits"] = fill_edit_directions(model, generator, encoder, datasets, frames=direction_frames, seed=seed)
-    model.save(output, metrics=metrics, steps=steps, datasets=[str(d) for d in datasets], stylegan=str(stylegan),
+    model.save(output, metrics=metrics, steps=steps, datasets=[str(d) for d in datasets],
+               stylegan=str(stylegan) if stylegan else "shipped feature_v1",
                syncnet=str(syncnet) if syncnet else None,
                training={"batch": batch, "frames": frames, "lr": lr, "seed": seed, "config": asdict(config),
                          "weights": asdict(StyleHeatLossWeights())})
@@ -344,7 +381,7 @@ def train_styleheat(datasets: list[Path], output: Path, *, stylegan: Path, syncn
 
 def _arguments(th: argparse.ArgumentParser) -> None:
     training_options(th)
-    generator_training_inputs(th, shipped=False)
+    generator_training_inputs(th, shipped=True)
     th.add_argument("--config", choices=("tiny", "cpu", "small", "paper"), default="small",
                     help="sizes: tiny (tests), cpu (64 px generator), small (128 px), paper (StyleHEAT's; GPUs)")
     th.add_argument("--speech", choices=SPEECH_INPUTS, default="mel",
@@ -372,6 +409,7 @@ def _run(args: argparse.Namespace) -> int:
 COMMAND = Command(
     description="StyleHEAT's video- and audio-driven motion generators and calibration network with PyTorch "
                 "Lightning in two stages (warp, then calibrate) on windows of the datasets' train splits, with the "
-                "generator, encoder and discriminator of a train-stylegan folder and an image SyncNet for the sync "
-                "loss; then the edit directions (smile, mouth_open from the meshes; pc0..pc3 from GANSpace).",
+                "generator and encoder of a train-stylegan folder (default: the shipped feature-path ones) and an "
+                "image SyncNet for the sync loss; then the edit directions (smile, mouth_open from the meshes; "
+                "pc0..pc3 from GANSpace).",
     arguments=_arguments, run=_run)

@@ -38,9 +38,10 @@ class StyleHeatModels:
 
 
 def load_models(paths: dict[str, str | Path]) -> StyleHeatModels:
-    """The models of ``paths`` (keys: the method, generator, encoder)."""
-    return StyleHeatModels(StyleHeat.load(paths["styleheat"]), Generator.load(paths["generator"]),
-                           Encoder.load(paths["encoder"]))
+    """The models of ``paths`` (keys: the method, and the generator and encoder when not the shipped ones)."""
+    return StyleHeatModels(StyleHeat.load(paths["styleheat"]),
+                           Generator.load(paths["generator"]) if "generator" in paths else Generator.default(),
+                           Encoder.load(paths["encoder"]) if "encoder" in paths else Encoder.default())
 
 
 def check_edits(names: list[str], edits: dict[str, float]) -> None:
@@ -86,15 +87,12 @@ def styleheat_crops(models: StyleHeatModels, crop: np.ndarray, speech: np.ndarra
     model, generator = models.model.eval(), models.generator
     with torch.enable_grad():
         w, reference = reference_code(generator, models.encoder, crop, steps=invert_steps)
-    if reference is not None:
-        raise TalkingHeadError("StyleHEAT is not yet trained on the feature-path generator: give it a constant-path "
-                               "train-stylegan folder (--config tiny, cpu, small or paper)")
-    source, _ = generator(w[None], noise="none")
+    source, _ = generator(w[None], noise="none", reference=reference)
     codes = edited_codes(model, w, edits or {}, len(speech))
     inputs = torch.from_numpy(speech).float()
     out = []
     for s in range(0, len(speech), BATCH):
         flow, descriptor = model.motion(source, None if motion is None else motion[s:s + BATCH],
                                         inputs[s:s + BATCH])
-        out.append(to_crops(model.render(generator, codes[s:s + BATCH], flow, descriptor)[0]))
+        out.append(to_crops(model.render(generator, codes[s:s + BATCH], flow, descriptor, reference=reference)[0]))
     return np.concatenate(out)

@@ -4,8 +4,6 @@ still), with gradual attribute ``edits``, and the face is pasted back into the p
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from talkinghead.motion.styletalker.method import GENERATOR_ROLES
 from talkinghead.spec import CheckpointRole, CommandRef, MethodSpec, Performance, Request, Scene
 
@@ -58,12 +56,11 @@ def check_request(request: Request) -> None:
 SPEC = MethodSpec(
     name="styleheat", title="StyleHEAT (photos; your trained models)",
     summary="StyleHEAT: the generator's features of a photo warped by the speech and --motion-from, with gradual "
-            "--edit (no weights ship: train-stylegan, train-styleheat)",
+            "--edit (its model does not ship yet: train-styleheat; the generator and encoder ship)",
     motion=styleheat_performance, photo=True, video=False,
     options=frozenset({"motion_from", "invert_steps", "edits"}),
-    checkpoints=(CheckpointRole("styleheat", "StyleHEAT's model (.pt)", False),
-                 *(replace(role, shipped=False) for role in GENERATOR_ROLES)),
+    checkpoints=(CheckpointRole("styleheat", "StyleHEAT's model (.pt)", False), *GENERATOR_ROLES),
     renderers=("generator",), self_driven=("motion_from",), check=check_request,
-    commands=(CommandRef("train-styleheat", "train StyleHEAT on a trained generator, encoder and discriminator",
+    commands=(CommandRef("train-styleheat", "train StyleHEAT on a trained generator and encoder",
                          "talkinghead.train.styleheat:COMMAND"),),
 )

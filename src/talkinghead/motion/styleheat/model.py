@@ -32,8 +32,8 @@ from torch import nn
 from talkinghead.motion.styleheat.config import StyleHeatConfig
 from talkinghead.nn.checkpoint import CheckpointModel
 from talkinghead.nn.encoders import speech_encoder
-from talkinghead.nn.layers import AdaIN, warp
-from talkinghead.render.stylegan.model import Generator
+from talkinghead.nn.layers import AdaIN, compose_flows, warp
+from talkinghead.render.stylegan.model import Generator, Reference
 
 
 class CoefficientMapper(nn.Module):
@@ -139,12 +139,6 @@ class Calibrator(nn.Module):
         return feature * (1 + self.scale(x)) + self.shift(x)
 
 
-def compose_flows(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-    """The flow of warping by ``first`` then by ``second`` (both (B, 2, r, r), see :func:`warp`):
-    warp(warp(x, first), second)(p) = x(p + second(p) + first(p + second(p)))."""
-    return second + warp(first, second)
-
-
 def coefficient_features(expression: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
     """Per-frame video-descriptor inputs (..., n_expression + 9): expression coefficients (..., K) and the head
     rotation matrices (..., 3, 3) flattened."""
@@ -208,8 +202,11 @@ class StyleHeat(CheckpointModel):
         return lambda feature: self.calibrator(feature, d)
 
     def render(self, generator: Generator, w_plus: torch.Tensor, flow: torch.Tensor,
-               descriptor: torch.Tensor | None, *, calibrate: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+               descriptor: torch.Tensor | None, *, calibrate: bool = True, reference: Reference | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
         """(images (B, 3, S, S), the warped (and calibrated) feature map (B, C, r, r)) of codes W+ (B, L, w_dim)
-        with the generator's feature map at r warped by ``flow`` (deterministic: no per-pixel noise)."""
+        with the generator's feature map at r warped by ``flow`` (deterministic: no per-pixel noise); on the
+        feature path that map is the ``reference``'s input map (r = the input resolution)."""
         fix = self.calibration(descriptor, len(w_plus)) if calibrate else None
-        return generator(w_plus, noise="none", features=flow.shape[-1], flow=flow, calibrate=fix)
+        return generator(w_plus, noise="none", features=flow.shape[-1], flow=flow, calibrate=fix,
+                         reference=reference)

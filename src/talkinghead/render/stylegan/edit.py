@@ -32,9 +32,14 @@ def principal_directions(generator: Generator, *, samples: int = 10_000, k: int 
     d = generator.config.w_dim
     ws = torch.cat([generator.mapping(torch.randn(min(batch, samples - s), d, generator=gen))
                     for s in range(0, samples, batch)])
+    return principal_components(ws, k)
+
+
+def principal_components(ws: torch.Tensor, k: int) -> LatentDirections:
+    """The first ``k`` principal components of codes ``ws`` (N, w_dim), with the codes' spread along each."""
     mean = ws.mean(0)
     _, sing, vt = torch.linalg.svd(ws - mean, full_matrices=False)
-    k = min(k, d)
+    k = min(k, ws.shape[1])
     return LatentDirections(vt[:k], sing[:k] / np.sqrt(max(len(ws) - 1, 1)), mean)
 
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from talkinghead.nn.checkpoint import CheckpointModel
-from talkinghead.nn.layers import warp
+from talkinghead.nn.layers import compose_flows, warp
 from talkinghead.render.stylegan.config import DiscriminatorConfig, EncoderConfig, GeneratorConfig
 
 ACTIVATION_GAIN = math.sqrt(2.0)
@@ -208,9 +208,10 @@ class Generator(CheckpointModel):
         the warped feature map to a corrected one of the same shape (StyleHEAT's calibration) before the rest.
 
         Feature path: ``reference`` = (maps, codes) of the reference image (:meth:`Encoder.encode`) is required;
-        its input map is warped by :meth:`motion_flow` of the codes drawn, or by ``flow`` when that is at the input
-        resolution (StyleHEAT's flows), calibrated, and synthesis continues from it; its skip maps, warped by the
-        same flow, join after each upsampling convolution."""
+        its input map is warped by :meth:`motion_flow` of the codes drawn, then by ``flow`` when that is at the input
+        resolution (StyleHEAT's flows: the codes then move the reference's face, e.g. an edit, and ``flow`` moves
+        the result), calibrated, and synthesis continues from it; its skip maps, warped by the same flows, join
+        after each upsampling convolution."""
         c = self.config
         if w_plus.ndim == 2:
             w_plus = w_plus[:, None].expand(-1, c.n_latents, -1)
@@ -227,7 +228,9 @@ class Generator(CheckpointModel):
             if reference is None:
                 raise ValueError("a feature-path generator needs the reference's feature map and codes")
             at_input = flow is not None and flow.shape[-1] == c.input_resolution
-            moved = flow if at_input else self.motion_flow(w_plus, reference)
+            moved = self.motion_flow(w_plus, reference)
+            if at_input:
+                moved = compose_flows(moved, flow)
             maps = [m.expand(len(w_plus), -1, -1, -1) for m in reference[0]]
             x = warp(maps[0], moved)
             if at_input and calibrate is not None:
