@@ -1,7 +1,7 @@
 """StyleHEAT checks: which generator layer to warp, and do attribute edits work.
 
     python benchmarks/styleheat.py layers --stylegan DIR DATASET [...] [--pairs 60]
-    python benchmarks/styleheat.py edits STYLEHEAT.pt --stylegan DIR [FACE.jpg ...] [--strengths -2 -1 0 1 2]
+    python benchmarks/styleheat.py edits STYLEHEAT.pt [--stylegan DIR] [FACE.jpg ...] [--strengths -2 -1 0 1 2]
 
 layers (the study of StyleHEAT's supplement, Fig. 1, on our generator): pairs of frames of the datasets' val/test
 clips (a source and a target 8..40 frames later); the source crop is inverted by the encoder and the generator's
@@ -15,13 +15,13 @@ that the 64 x 64 features of a 1024 px generator still transform like the image)
 edits: for every face photo (default: ../shared/media/faces) the aligned face crop is inverted (the encoder), each
 labelled edit (smile, mouth_open) is applied at each strength (standard deviations of the codes along its
 direction, the whole strength at once), and the generator's crop is measured: the attribute on its MediaPipe mesh
-(:func:`talkinghead.train.styleheat.mesh_attributes`, eye-corner distances) and CSIM (cosine of dlib embeddings;
-not ArcFace, whose weights are not available offline) against the unedited crop (strength 0). Crops are upscaled
-to 256 px before both measures. A face whose edited crop has no detectable face at some strength is reported and
+(:func:`talkinghead.train.styleheat.mesh_attributes`, eye-corner distances), CSIM (cosine of dlib embeddings;
+not ArcFace, whose weights are not available offline) and the dlib distance (Euclidean; dlib's same-person rule
+is < 0.6) against the unedited crop (strength 0). Crops are upscaled to 256 px before these measures. A face whose edited crop has no detectable face at some strength is reported and
 left out of the summary.
 
 Prints, per edit: the share of (face) series that are strictly monotonic in the strength, the mean Spearman
-correlation of attribute and strength, and the lowest CSIM over the series.
+correlation of attribute and strength, the lowest CSIM and the largest dlib distance over the series.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from talkinghead.constants import CROP_SIZE
 from talkinghead.data.clip import clip_dir, list_clips, load_clip
 from talkinghead.errors import InputError
 from talkinghead.face.crop import crop_face
-from talkinghead.face.identity import FaceEmbedder
+from talkinghead.face.identity import FaceEmbedder, identity_distance
 from talkinghead.face.mesh import mesh_image
 from talkinghead.face.pose import pose_free
 from talkinghead.io import read_image
@@ -113,12 +113,12 @@ def edit_series(models: StyleHeatModels, embedder: FaceEmbedder, face: Path, str
     photo = read_image(face)
     mesh, _ = mesh_image(photo, source=str(face))
     crop, _ = crop_face(photo, mesh, size=CROP_SIZE)
-    w, _ = reference_code(models.generator, models.encoder, crop)
+    w, reference = reference_code(models.generator, models.encoder, crop)
     out = {}
     for name in LABELLED_EDITS:
         codes = torch.cat([edited_codes(models.model, w, {name: s}, 1) for s in strengths])
         crops = [cv2.resize(c, (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_CUBIC)
-                 for c in render_codes(models.generator, codes)]
+                 for c in render_codes(models.generator, codes, reference)]
         values, embeddings = [], []
         for c in crops:
             try:
@@ -131,7 +131,8 @@ def edit_series(models: StyleHeatModels, embedder: FaceEmbedder, face: Path, str
         ref = embeddings[strengths.index(0.0)]
         csim = [float(e @ ref / (np.linalg.norm(e) * np.linalg.norm(ref))) if e is not None and ref is not None
                 else float("nan") for e in embeddings]
-        out[name] = {"values": values, "csim": csim}
+        dist = [identity_distance(e, ref) if e is not None and ref is not None else float("nan") for e in embeddings]
+        out[name] = {"values": values, "csim": csim, "identity": dist}
     return out
 
 
@@ -144,7 +145,8 @@ def summarise(series: dict[str, dict], strengths: list[float]) -> dict:
         summary[name] = {"faces": len(rows), "monotonic_share": float(np.mean(mono)) if rows else float("nan"),
                          "spearman": float(np.mean([spearman(s, np.array(r["values"])) for r in rows]))
                          if rows else float("nan"),
-                         "min_csim": float(np.nanmin([r["csim"] for r in rows])) if rows else float("nan")}
+                         "min_csim": float(np.nanmin([r["csim"] for r in rows])) if rows else float("nan"),
+                         "max_identity": float(np.nanmax([r["identity"] for r in rows])) if rows else float("nan")}
     return summary
 
 
@@ -152,13 +154,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("check", choices=("layers", "edits"))
     ap.add_argument("paths", nargs="*", type=Path, help="layers: datasets; edits: STYLEHEAT.pt [FACE.jpg ...]")
-    ap.add_argument("--stylegan", type=Path, required=True)
+    ap.add_argument("--stylegan", type=Path, default=None,
+                    help="train-stylegan folder (edits: default the shipped feature-path models; layers: needed)")
     ap.add_argument("--pairs", type=int, default=60)
     ap.add_argument("--strengths", type=float, nargs="+", default=[-2.0, -1.0, 0.0, 1.0, 2.0])
     ap.add_argument("-o", "--output", type=Path, default=None)
     args = ap.parse_intermixed_args()
     torch.manual_seed(0)
     if args.check == "layers":
+        if args.stylegan is None:
+            raise SystemExit("layers: give --stylegan (a constant-path train-stylegan folder)")
         result = layer_study(Generator.load(args.stylegan / "generator.pt"), Encoder.load(args.stylegan / "encoder.pt"),
                              args.paths, pairs=args.pairs)
         for k, v in result["psnr"].items():
@@ -171,15 +176,17 @@ def main() -> None:
         raise SystemExit("edits: give the StyleHEAT checkpoint")
     if 0.0 not in args.strengths:
         raise SystemExit("--strengths must include 0 (the unedited reference)")
-    models = load_models({"styleheat": args.paths[0], "generator": args.stylegan / "generator.pt",
-                          "encoder": args.stylegan / "encoder.pt"})
+    paths = {"styleheat": args.paths[0]}
+    if args.stylegan is not None:
+        paths.update(generator=args.stylegan / "generator.pt", encoder=args.stylegan / "encoder.pt")
+    models = load_models(paths)
     faces = args.paths[1:] or sorted((MEDIA / "faces").glob("*.jpg"))
     embedder = FaceEmbedder()
     series = {f.name: edit_series(models, embedder, f, args.strengths) for f in faces}
     result = {"strengths": args.strengths, "summary": summarise(series, args.strengths), "faces": series}
     for name, s in result["summary"].items():
         print(f"{name}: {s['faces']} faces, monotonic {s['monotonic_share']:.0%}, spearman {s['spearman']:.2f}, "
-              f"lowest CSIM {s['min_csim']:.3f}")
+              f"lowest CSIM {s['min_csim']:.3f}, largest dlib distance {s['max_identity']:.3f}")
     if args.output:
         args.output.write_text(json.dumps(result, indent=1))
 

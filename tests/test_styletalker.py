@@ -321,8 +321,6 @@ def test_generate_styletalker(media: Path, tiny_models: dict[str, Path], tmp_pat
                       motion_from=media / "motion" / "liveportrait_d3.mp4", invert_steps=3, checkpoints=tiny_models,
                       quiet=True)
     assert driven.frames == result.frames
-    with pytest.raises(TalkingHeadError, match=r"needs trained models \(missing: styletalker\); these do not ship"):
-        generate(image=face, audio=speech, output=tmp_path / "x.mp4", method="styletalker")
     with pytest.raises(TalkingHeadError, match="animates a photo"):
         generate(video=speech, audio=speech, output=tmp_path / "x.mp4", method="styletalker",
                  checkpoints=tiny_models)
@@ -360,3 +358,22 @@ def test_styletalker_draws_from_the_reference_maps_on_the_feature_path() -> None
     assert not torch.allclose(other, module._render(w, w_ref, maps))
     losses = optimise(module.model, lambda: module._generator_losses(batch)[1]["latent"], steps=10, lr=3e-3)
     assert losses[-1] < losses[0]
+
+
+def test_the_shipped_model_runs_on_the_shipped_generator() -> None:
+    """With no checkpoints given, StyleTalker loads its shipped model on the shipped feature-path generator and
+    encoder (their W+ shapes agree); it moves the motion latents only, and a prior sample of a reference's codes
+    stays near them (its motion, not another face)."""
+    from talkinghead.audio.speech import input_shape
+    from talkinghead.motion.styletalker.infer import load_models
+
+    models = load_models({})
+    c, g = models.model.config, models.generator.config
+    assert (c.w_dim, c.n_latents, c.manipulated) == (g.w_dim, g.n_latents, g.motion_latents)
+    torch.manual_seed(0)
+    codes, _ = models.encoder.encode(torch.rand(1, 3, 128, 128) * 2 - 1)
+    speech = torch.zeros(1, 25, *input_shape(c.speech))
+    out = models.model.generate(codes, speech, generator=torch.Generator().manual_seed(0))
+    kept = out[:, :, c.manipulated:]
+    assert out.shape == (1, 25, g.n_latents, g.w_dim) and torch.equal(kept, codes[:, None, c.manipulated:].expand_as(kept))
+    assert (out[:, :, :c.manipulated] - codes[:, None, :c.manipulated]).abs().mean() < codes.abs().mean()

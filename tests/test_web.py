@@ -195,7 +195,7 @@ def test_methods_and_their_options_come_from_the_registry(server: str, browser) 
     assert not browser.execute_script(shown, "edits")
     # the methods whose weights do not ship are listed, but cannot be chosen (the server was given no checkpoints)
     disabled = [o.get_attribute("value") for o in method.options if not o.is_enabled()]
-    assert disabled == ["styletalker", "styleheat"]
+    assert disabled == ["styleheat"]
     assert "needs trained models" in method.options[-1].text
 
 

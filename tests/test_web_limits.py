@@ -182,8 +182,8 @@ def test_faces_edits_and_server_checkpoints(tmp_path: Path, media: Path) -> None
         assert reply.status_code == 400 and reply.json()["error"] == "an edit is NAME=STRENGTH (e.g. smile=+1.0), " \
                                                                      "not 'smile'"
         methods = {m["name"]: m for m in requests.get(url + "/api/methods", timeout=30).json()}
-        assert methods["styleheat"]["needs"] == ["generator", "encoder"] and "edits" in methods["styleheat"]["options"]
-        assert methods["viseme"]["needs"] == [] and methods["styletalker"]["needs"][0] == "styletalker"
+        assert methods["styleheat"]["needs"] == [] and "edits" in methods["styleheat"]["options"]  # the rest ship
+        assert methods["viseme"]["needs"] == [] and methods["styletalker"]["needs"] == []
     finally:
         proc.terminate()
         proc.wait(10)

@@ -54,7 +54,7 @@ def check_request(request: Request) -> None:
 
 
 SPEC = MethodSpec(
-    name="styleheat", title="StyleHEAT (photos; your trained models)",
+    name="styleheat", title="StyleHEAT (photos; your trained model)",
     summary="StyleHEAT: the generator's features of a photo warped by the speech and --motion-from, with gradual "
             "--edit (its model does not ship yet: train-styleheat; the generator and encoder ship)",
     motion=styleheat_performance, photo=True, video=False,

@@ -34,8 +34,8 @@ class StyleTalkerModels:
 
 
 def load_models(paths: dict[str, str | Path]) -> StyleTalkerModels:
-    """The models of ``paths`` (keys: the method, and the generator and encoder when not the shipped ones)."""
-    return StyleTalkerModels(StyleTalker.load(paths["styletalker"]),
+    """The models of ``paths`` (keys: the method, the generator and the encoder; the shipped ones when absent)."""
+    return StyleTalkerModels(StyleTalker.load(paths["styletalker"]) if "styletalker" in paths else StyleTalker.default(),
                              Generator.load(paths["generator"]) if "generator" in paths else Generator.default(),
                              Encoder.load(paths["encoder"]) if "encoder" in paths else Encoder.default())
 

@@ -65,11 +65,11 @@ def motion_latents(path: Path, encoder: Encoder, speech: str, *, quiet: bool) ->
 
 
 SPEC = MethodSpec(
-    name="styletalker", title="StyleTalker (photos; your trained model)",
-    summary="StyleTalker: a photo redrawn by the style-based generator, motion sampled or from --motion-from "
-            "(its model does not ship yet: train-styletalker; the generator and encoder ship)",
+    name="styletalker", title="StyleTalker (photos)",
+    summary="StyleTalker: a photo redrawn by the style-based generator (128 px), motion sampled from the prior "
+            "or from --motion-from",
     motion=styletalker_performance, photo=True, video=False, options=frozenset({"motion_from", "invert_steps"}),
-    checkpoints=(CheckpointRole("styletalker", "StyleTalker's model (.pt)", False), *GENERATOR_ROLES),
+    checkpoints=(CheckpointRole("styletalker", "StyleTalker's model (.pt)"), *GENERATOR_ROLES),
     renderers=("generator",),
     commands=(CommandRef("train-styletalker", "train StyleTalker on a trained generator and encoder",
                          "talkinghead.train.styletalker:COMMAND"),),

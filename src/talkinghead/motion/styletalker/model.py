@@ -29,6 +29,7 @@ bias of 4 and K4 at zero, so an untrained block gives w^_t = sigmoid(4) w_ref (0
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -180,6 +181,8 @@ class StyleTalker(CheckpointModel):
     """W+ sequences of a talking head from a reference code, audio and motion latents (see the module doc)."""
 
     config_class = StyleTalkerConfig
+    default_checkpoint = Path(__file__).parent / "assets" / "styletalker_v1.pt"
+    """The shipped model (on the shipped feature-path generator; its data card ``styletalker_v1.json`` beside it)."""
 
     def __init__(self, config: StyleTalkerConfig) -> None:
         super().__init__()

@@ -1,16 +1,19 @@
-"""StyleTalker's checks on held-out clips (issue 21): the photo protocol, prior diversity and motion control.
+"""The checks of the photo methods StyleTalker and StyleHEAT on held-out clips (issue 21).
 
-    python benchmarks/styletalker.py STYLETALKER.pt [--media ../shared/media] [--out benchmarks/out/styletalker]
+    python benchmarks/photo.py --method styletalker [--checkpoint styletalker=stk.pt] [--out DIR]
+    python benchmarks/photo.py --method styleheat --checkpoint styleheat=sh.pt [--out DIR]
 
-- photo protocol: every clip of ``talking/`` regenerated from its first frame and its own speech (audio-driven:
-  motion latents sampled from the prior, seed 0) and scored against itself (``evaluate``'s metrics: mouth-opening
-  correlation, our mesh SyncNet's offset, head-angle error APD), plus the dlib identity distance (Euclidean, as
-  dlib's 0.6 same-person rule) between the real first frame and 10 generated frames;
-- diversity: five seeds on the first three clips; the head angles of every pair of samples differ by this many
-  degrees on average over frames and the three Euler angles (each sample's mouth correlation kept);
+- photo protocol: every clip of ``talking/`` regenerated from its first frame and its own speech (StyleTalker:
+  motion latents sampled from the prior, seed 0; StyleHEAT: lips from the speech, the head still) and scored
+  against itself (``evaluate``'s metrics: mouth-opening correlation, our mesh SyncNet's offset, head-angle error
+  APD), plus the dlib identity distance (Euclidean, as dlib's 0.6 same-person rule) between the real first frame
+  and 10 generated frames;
+- diversity (StyleTalker): five seeds on the first three clips; the head angles of every pair of samples differ
+  by this many degrees on average over frames and the three Euler angles (each sample's mouth correlation kept);
 - motion control: each of the first three clips' photo driven by the next clip's video (``--motion-from``) with
   that clip's speech; the head angles' error against the driving clip (both relative to their first frame), beside
-  the same error of an undriven sample (seed 0) with that speech.
+  the same error of an undriven video (StyleTalker: a prior sample, seed 0; StyleHEAT: the still head) with that
+  speech.
 
 The baseline for sync and identity is the real clip itself (``lse_c_ref``); no other method runs here.
 """
@@ -54,13 +57,17 @@ def angles_of(video: Path, n: int | None = None) -> np.ndarray:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("checkpoint", type=Path)
+    ap.add_argument("--method", choices=("styletalker", "styleheat"), required=True)
+    ap.add_argument("--checkpoint", action="append", type=lambda v: v.split("=", 1), default=[],
+                    help="NAME=PATH (default: the shipped models)")
     ap.add_argument("--media", type=Path, default=MEDIA)
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/out/styletalker"))
+    ap.add_argument("--out", type=Path, default=None, help="default: benchmarks/out/METHOD")
     args = ap.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+    out_dir: Path = args.out or Path("benchmarks/out") / args.method
+    out_dir.mkdir(parents=True, exist_ok=True)
     clips = sorted((args.media / "talking").glob("*.mp4"))
-    embedder, net, ckpt = FaceEmbedder(), load_syncnet(None), {"styletalker": args.checkpoint}
+    embedder, net, ckpt = FaceEmbedder(), load_syncnet(None), dict(args.checkpoint)
+    method = args.method
     rows, diversity, control = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         photos = {}
@@ -68,20 +75,20 @@ def main() -> None:
             real = read_video(clip, max_side=512, max_frames=1).frames[0]
             photos[clip] = Path(tmp) / f"{clip.stem}.png"
             cv2.imwrite(str(photos[clip]), real[:, :, ::-1])
-            out = args.out / f"{clip.stem}.mp4"
-            generate(image=photos[clip], audio=clip, output=out, method="styletalker", size=SIZE, checkpoints=ckpt,
+            out = out_dir / f"{clip.stem}.mp4"
+            generate(image=photos[clip], audio=clip, output=out, method=method, size=SIZE, checkpoints=ckpt,
                      quiet=True)
             row = evaluate_pair(out, clip, embedder=embedder, syncnet=net, audio=clip)
             row["identity"], row["identity_faces"] = identity(embedder, out, real)
             rows.append({k: row[k] for k in ("generated", "mouth_corr", "mouth_corr_lag", "offset", "lse_c",
                                              "lse_c_ref", "apd", "csim", "psnr", "identity", "identity_faces")})
             print(json.dumps(rows[-1]), flush=True)
-        for clip in clips[:3]:
+        for clip in clips[:3] if method == "styletalker" else []:  # StyleHEAT samples nothing
             real_open = mouth_opening(track_faces(read_video(clip, max_side=512).frames).meshes)
             samples = []
             for seed in range(5):
-                out = args.out / f"{clip.stem}_seed{seed}.mp4"
-                generate(image=photos[clip], audio=clip, output=out, method="styletalker", size=SIZE, seed=seed,
+                out = out_dir / f"{clip.stem}_seed{seed}.mp4"
+                generate(image=photos[clip], audio=clip, output=out, method=method, size=SIZE, seed=seed,
                          checkpoints=ckpt, quiet=True)
                 frames = read_video(out).frames
                 meshes = track_faces(frames).meshes
@@ -93,10 +100,10 @@ def main() -> None:
                               "mouth_corr": [c for _, c in samples]})
             print(json.dumps(diversity[-1]), flush=True)
         for clip, driver in itertools.pairwise(clips[:4]):
-            driven, free = args.out / f"{clip.stem}_by_{driver.stem}.mp4", args.out / f"{clip.stem}_{driver.stem}.mp4"
-            generate(image=photos[clip], audio=driver, output=driven, method="styletalker", size=SIZE,
+            driven, free = out_dir / f"{clip.stem}_by_{driver.stem}.mp4", out_dir / f"{clip.stem}_{driver.stem}.mp4"
+            generate(image=photos[clip], audio=driver, output=driven, method=method, size=SIZE,
                      motion_from=driver, checkpoints=ckpt, quiet=True)
-            generate(image=photos[clip], audio=driver, output=free, method="styletalker", size=SIZE,
+            generate(image=photos[clip], audio=driver, output=free, method=method, size=SIZE,
                      checkpoints=ckpt, quiet=True)
             target = angles_of(driver)
             errors = {}
@@ -109,11 +116,13 @@ def main() -> None:
     mean = {k: float(np.nanmean([r[k] for r in rows])) for k in ("mouth_corr", "mouth_corr_lag", "lse_c",
                                                                    "lse_c_ref", "apd", "csim", "psnr", "identity")}
     summary = {"photo": mean, "offset_within_1": sum(abs(r["offset"]) <= 1 for r in rows), "clips": len(rows),
-               "pose_difference_deg": float(np.mean([d["pose_difference_deg"] for d in diversity])),
-               "sample_mouth_corr": float(np.mean([c for d in diversity for c in d["mouth_corr"]])),
+               "pose_difference_deg": float(np.mean([d["pose_difference_deg"] for d in diversity]))
+               if diversity else None,
+               "sample_mouth_corr": float(np.mean([c for d in diversity for c in d["mouth_corr"]]))
+               if diversity else None,
                "driven_error_deg": float(np.mean([c["driven"] for c in control])),
                "undriven_error_deg": float(np.mean([c["undriven"] for c in control]))}
-    (args.out / "results.json").write_text(json.dumps({"summary": summary, "photo": rows, "diversity": diversity,
+    (out_dir / "results.json").write_text(json.dumps({"summary": summary, "photo": rows, "diversity": diversity,
                                                        "control": control}, indent=1))
     print(json.dumps(summary, indent=1))
 
