@@ -87,7 +87,8 @@ CASES = [  # (argv with {names} of files, the file or option named, words of the
      "not a model checkpoint"),
     ("generate --image {face} --audio {speech} --method iplap --checkpoint renderer={text}", "notes.txt",
      "not a model checkpoint"),
-    ("generate --image {face} --audio {speech} --method styleheat", "styleheat", "needs trained models"),
+    ("generate --image {face} --audio {speech} --method styleheat --checkpoint styleheat={text}", "notes.txt",
+     "not a model checkpoint"),
 ]
 OUTPUTS = [  # (output, the problem)
     ("{video}", "same file as --video"),

@@ -135,3 +135,14 @@ def test_register_adds_a_method_from_your_own_code(monkeypatch: pytest.MonkeyPat
     assert registry.register(spec) is spec
     assert registry.available_methods()[-1] == "mine" and registry.get_method("mine") is spec
     assert registry.available_methods()[0] == "viseme"  # the built-in ones were loaded first
+
+
+def test_a_role_whose_weights_do_not_ship_must_be_given() -> None:
+    """Every built-in method's weights ship; a method whose do not (a family trained elsewhere) lists the role as
+    missing until it is given."""
+    from talkinghead.spec import CheckpointRole
+
+    assert SHIPPED == list(registry.available_methods())
+    spec = MethodSpec(name="toy", title="Toy", summary="a still face", motion=lambda request, scene: None,
+                      checkpoints=(CheckpointRole("toy", "its model", shipped=False),))
+    assert registry.missing_checkpoints(spec, set()) == ["toy"] and registry.missing_checkpoints(spec, {"toy"}) == []

@@ -38,8 +38,8 @@ class StyleHeatModels:
 
 
 def load_models(paths: dict[str, str | Path]) -> StyleHeatModels:
-    """The models of ``paths`` (keys: the method, and the generator and encoder when not the shipped ones)."""
-    return StyleHeatModels(StyleHeat.load(paths["styleheat"]),
+    """The models of ``paths`` (keys: the method, the generator and the encoder; the shipped ones when absent)."""
+    return StyleHeatModels(StyleHeat.load(paths["styleheat"]) if "styleheat" in paths else StyleHeat.default(),
                            Generator.load(paths["generator"]) if "generator" in paths else Generator.default(),
                            Encoder.load(paths["encoder"]) if "encoder" in paths else Encoder.default())
 

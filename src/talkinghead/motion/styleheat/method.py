@@ -47,19 +47,21 @@ def styleheat_performance(request: Request, scene: Scene) -> Performance:
 def check_request(request: Request) -> None:
     """Unknown or too strong edits fail before any work (names read from the checkpoint's config)."""
     from talkinghead.motion.styleheat.infer import check_edits
+    from talkinghead.motion.styleheat.model import StyleHeat
     from talkinghead.nn.checkpoint import checkpoint_meta
 
-    if request.edits and "styleheat" in request.checkpoints:
-        check_edits(checkpoint_meta(request.checkpoints["styleheat"])["config"]["edit_names"], request.edits)
+    if request.edits:
+        path = request.checkpoints.get("styleheat", StyleHeat.default_checkpoint)
+        check_edits(checkpoint_meta(path)["config"]["edit_names"], request.edits)
 
 
 SPEC = MethodSpec(
-    name="styleheat", title="StyleHEAT (photos; your trained model)",
-    summary="StyleHEAT: the generator's features of a photo warped by the speech and --motion-from, with gradual "
-            "--edit (its model does not ship yet: train-styleheat; the generator and encoder ship)",
+    name="styleheat", title="StyleHEAT (photos)",
+    summary="StyleHEAT: the generator's features of a photo (128 px face) warped by the speech and --motion-from, "
+            "with gradual --edit (the shipped model is barely trained: lips, head and edits hardly move)",
     motion=styleheat_performance, photo=True, video=False,
     options=frozenset({"motion_from", "invert_steps", "edits"}),
-    checkpoints=(CheckpointRole("styleheat", "StyleHEAT's model (.pt)", False), *GENERATOR_ROLES),
+    checkpoints=(CheckpointRole("styleheat", "StyleHEAT's model (.pt)"), *GENERATOR_ROLES),
     renderers=("generator",), self_driven=("motion_from",), check=check_request,
     commands=(CommandRef("train-styleheat", "train StyleHEAT on a trained generator and encoder",
                          "talkinghead.train.styleheat:COMMAND"),),

@@ -24,6 +24,7 @@ warper reads the video-warped *image* warped directly by the video flow (no extr
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -152,6 +153,8 @@ class StyleHeat(CheckpointModel):
     ``edit_layers`` (A, 2) the range of W+ vectors each moves; names in ``config.edit_names``."""
 
     config_class = StyleHeatConfig
+    default_checkpoint = Path(__file__).parent / "assets" / "styleheat_v1.pt"
+    """The shipped model (on the shipped feature-path generator; its data card ``styleheat_v1.json`` beside it)."""
 
     def __init__(self, config: StyleHeatConfig) -> None:
         super().__init__()
