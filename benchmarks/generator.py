@@ -1,6 +1,6 @@
 """The feature-path generator on held-out clips: every frame redrawn from another frame of its clip.
 
-    python benchmarks/generator.py STYLEGAN_DIR DATASET [--every 5] [--sheets 3] [--out benchmarks/out/generator]
+    python benchmarks/generator.py [STYLEGAN_DIR] DATASET [--every 5] [--sheets 3] [--out benchmarks/out/generator]
 
 For every clip of DATASET (``data/talking``: speakers never trained on), the first frame is the reference, as a
 photo would be, and every ``every``-th later frame a target: the encoder gives the reference's feature map and codes
@@ -8,7 +8,10 @@ and each target's codes, and the generator draws the target from the reference's
 reach it, only its W+ codes). Measured at the generator's size against the real target crop: PSNR over the whole
 crop and over its lower half (the IP_LAP renderer's figure), and the dlib identity distance (not ArcFace, which has
 no offline weights) between the drawn crop and the real one, both upscaled to 256 px (frames where dlib finds no
-face in either are counted, not scored). The baseline in the same run is the reference frame copied unchanged.
+face in either are counted, not scored), and the Pearson correlation of the mouth opening (MediaPipe mesh, pose
+removed) of the drawn targets with the real ones: how much of the mouth's motion the codes carry through the
+generator, the most any model of the codes (StyleTalker) can reach. The baseline in the same run is the reference
+frame copied unchanged.
 
 Writes ``contact_CLIP.png`` for the first ``sheets`` clips: rows real / drawn / reference copy, 8 targets each.
 Prints per-clip and mean figures as JSON.
@@ -26,6 +29,8 @@ import torch
 
 from talkinghead.data.clip import clip_dir, list_clips, load_clip
 from talkinghead.face.identity import FaceEmbedder, identity_distance
+from talkinghead.face.mesh import track_faces
+from talkinghead.metrics.mouth import mouth_opening, pearson
 from talkinghead.render.stylegan.infer import crops_tensor, to_crops
 from talkinghead.render.stylegan.model import Encoder, Generator
 
@@ -67,8 +72,11 @@ def clip_figures(generator: Generator, encoder: Encoder, embedder: FaceEmbedder,
             unscored += 1
         else:
             distances.append(identity_distance(er, ed))
+    big = [np.stack([cv2.resize(c, up, interpolation=cv2.INTER_CUBIC) for c in crops]) for crops in (targets, drawn)]
+    real_open, drawn_open = (mouth_opening(track_faces(b).meshes) for b in big)
     figures = {
         "psnr": float(np.mean([psnr(d, r) for d, r in zip(drawn, targets)])),
+        "mouth_corr": pearson(drawn_open, real_open),
         "psnr_lower": float(np.mean([psnr(d[half:], r[half:]) for d, r in zip(drawn, targets)])),
         "copy_psnr": float(np.mean([psnr(copy, r) for r in targets])),
         "copy_psnr_lower": float(np.mean([psnr(copy[half:], r[half:]) for r in targets])),
@@ -87,14 +95,18 @@ def contact_sheet(targets: np.ndarray, drawn: np.ndarray, copy: np.ndarray, n: i
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("stylegan", type=Path, help="train-stylegan folder of a feature-path generator")
+    p.add_argument("stylegan", type=Path, nargs="?", default=None,
+                   help="train-stylegan folder of a feature-path generator (default: the shipped one)")
     p.add_argument("dataset", type=Path, help="preprocessed dataset (all its clips are used)")
     p.add_argument("--every", type=int, default=5, help="every how many frames a target (default: 5)")
     p.add_argument("--sheets", type=int, default=3, help="contact sheets of this many clips (default: 3)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/out/generator"))
     args = p.parse_args()
-    generator = Generator.load(args.stylegan / "generator.pt").eval()
-    encoder = Encoder.load(args.stylegan / "encoder.pt").eval()
+    if args.stylegan is None:
+        generator, encoder = Generator.default(), Encoder.default()
+    else:
+        generator = Generator.load(args.stylegan / "generator.pt").eval()
+        encoder = Encoder.load(args.stylegan / "encoder.pt").eval()
     if not generator.config.feature_path:
         raise SystemExit(f"{args.stylegan}: not a feature-path generator")
     embedder = FaceEmbedder()

@@ -189,9 +189,22 @@ def test_train_styleheat_tiny(tiny_styleheat: tuple[Path, dict], tiny_stylegan: 
     assert all(-1 <= metrics["edits"][k] <= 1 for k in ("smile", "mouth_open"))
 
 
-def test_edits_ramp_from_none_to_full(tiny_styleheat: tuple[Path, dict], tiny_stylegan: Path, media: Path) -> None:
+def _plain_and_smiling(models: object, media: Path, frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """StyleHEAT's crops (frames, 32, 32, 3) of a photo and random mels, unedited and with smile=3 ramping in: the
+    first frames are the same (the edit starts at nothing)."""
     from talkinghead.io import read_image
-    from talkinghead.motion.styleheat.infer import edited_codes, load_models, styleheat_crops
+    from talkinghead.motion.styleheat.infer import styleheat_crops
+
+    crop = read_image(media / "faces" / "liveportrait_s7.jpg")[:256, :256]
+    mels = np.random.default_rng(0).normal(size=(frames, 16, 80)).astype(np.float32)
+    plain = styleheat_crops(models, crop, mels)  # type: ignore[arg-type]
+    edited = styleheat_crops(models, crop, mels, edits={"smile": 3.0})  # type: ignore[arg-type]
+    assert plain.shape == (frames, 32, 32, 3) and np.array_equal(plain[0], edited[0])
+    return plain, edited
+
+
+def test_edits_ramp_from_none_to_full(tiny_styleheat: tuple[Path, dict], tiny_stylegan: Path, media: Path) -> None:
+    from talkinghead.motion.styleheat.infer import edited_codes, load_models
 
     models = load_models({"styleheat": tiny_styleheat[0], "generator": tiny_stylegan / "generator.pt",
                           "encoder": tiny_stylegan / "encoder.pt"})
@@ -203,11 +216,7 @@ def test_edits_ramp_from_none_to_full(tiny_styleheat: tuple[Path, dict], tiny_st
     assert torch.allclose(codes[-1, :4], w[:4] + 2.0 * smile - pc1, atol=1e-5)  # pc edits move the first half
     assert torch.allclose(codes[-1, 4:], w[4:] + 2.0 * smile, atol=1e-5)
     assert torch.allclose(codes[2], (codes[0] + codes[-1]) / 2, atol=1e-5)
-    crop = read_image(media / "faces" / "liveportrait_s7.jpg")[:256, :256]
-    mels = np.random.default_rng(0).normal(size=(6, 16, 80)).astype(np.float32)
-    plain = styleheat_crops(models, crop, mels)
-    edited = styleheat_crops(models, crop, mels, edits={"smile": 3.0})
-    assert plain.shape == (6, 32, 32, 3) and np.array_equal(plain[0], edited[0])
+    plain, edited = _plain_and_smiling(models, media, 6)
     assert np.abs(plain[-1].astype(int) - edited[-1]).max() > 0
 
 
@@ -265,8 +274,7 @@ def test_styleheat_on_the_feature_path(feature_styleheat: tuple[Path, Path, dict
     """On a feature-path generator StyleHEAT's flows warp the encoder's map at the generator's input resolution;
     the calibration stage has its PatchGAN and the domain loss against the target's own map; every edit moves the
     motion latents, and an edit changes the frames it ramps into (through the codes' flow)."""
-    from talkinghead.io import read_image
-    from talkinghead.motion.styleheat.infer import load_models, styleheat_crops
+    from talkinghead.motion.styleheat.infer import load_models
 
     stylegan, path, metrics = feature_styleheat
     assert {"train_domain", "train_adversarial", "train_disc"} <= set(metrics["calibrate"])
@@ -286,11 +294,7 @@ def test_styleheat_on_the_feature_path(feature_styleheat: tuple[Path, Path, dict
 
     models.generator.motion = Shift()
     models.model.edit_stds.fill_(1.0)
-    crop = read_image(media / "faces" / "liveportrait_s7.jpg")[:256, :256]
-    mels = np.random.default_rng(0).normal(size=(4, 16, 80)).astype(np.float32)
-    plain = styleheat_crops(models, crop, mels)
-    edited = styleheat_crops(models, crop, mels, edits={"smile": 3.0})
-    assert plain.shape == (4, 32, 32, 3) and np.array_equal(plain[0], edited[0])
+    plain, edited = _plain_and_smiling(models, media, 4)
     assert np.abs(plain[-1].astype(int) - edited[-1]).mean() > 0.5
 
 
