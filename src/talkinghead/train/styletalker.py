@@ -318,18 +318,24 @@ def train_styletalker(datasets: list[Path], output: Path, *, stylegan: Path | No
                      mel_frames=sync.config.mel_frames if sync else config.mel_frames)
     model = StyleTalker(config)
     encoder_name = str(stylegan / "encoder.pt") if stylegan else "shipped feature_v1"
-    splits = {}
-    for split in ("train", "val"):
+
+    def split_codes(split: str) -> tuple[ClipStore, list[np.ndarray]]:
         store = ClipStore(datasets, split, cache=2)
-        codes = cached_codes(encoder, store, code.cache / f"codes_{split}.npz" if code.cache else None, encoder_name,
-                             quiet=quiet)
-        splits[split] = (codes, [clip_speech_inputs(config.speech, store.clip(k)) for k in range(len(store))])
-    variance = motion_variance(splits["train"][0], config.manipulated)
+        path = code.cache / f"codes_{split}.npz" if code.cache else None
+        return store, cached_codes(encoder, store, path, encoder_name, quiet=quiet)
+
+    def speech_of(store: ClipStore) -> list[np.ndarray]:
+        return [clip_speech_inputs(config.speech, store.clip(k)) for k in range(len(store))]
+
+    train_store, train_codes = split_codes("train")  # stage 2 needs their variance too
+    variance = motion_variance(train_codes, config.manipulated)
     metrics: dict[str, float] = {}
     if code.steps:
+        val_store, val_codes = split_codes("val")
         stage1 = StyleTalkerCodeModule(model, variance, lr=code.lr)
-        train1 = CodeWindows(*splits["train"], window=code.window, stride=max(code.window // 4, 1), seed=seed)
-        val1 = CodeWindows(*splits["val"], window=code.window, stride=code.window, seed=seed + 1)
+        train1 = CodeWindows(train_codes, speech_of(train_store), window=code.window,
+                             stride=max(code.window // 4, 1), seed=seed)
+        val1 = CodeWindows(val_codes, speech_of(val_store), window=code.window, stride=code.window, seed=seed + 1)
         metrics = {f"code_{k}": v for k, v in fit(stage1, train1, val1, max_steps=code.steps, batch=code.batch,
                                                   workers=workers, accelerator=accelerator, devices=devices,
                                                   nodes=nodes, max_minutes=code.minutes, quiet=quiet).items()}

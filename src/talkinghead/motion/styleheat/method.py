@@ -50,9 +50,10 @@ def check_request(request: Request) -> None:
     from talkinghead.motion.styleheat.model import StyleHeat
     from talkinghead.nn.checkpoint import checkpoint_meta
 
-    if request.edits:
-        path = request.checkpoints.get("styleheat", StyleHeat.default_checkpoint)
-        check_edits(checkpoint_meta(path)["config"]["edit_names"], request.edits)
+    if request.edits:  # the shipped model is loaded once (generation reuses it); a given one is only read here
+        given = request.checkpoints.get("styleheat")
+        names = checkpoint_meta(given)["config"]["edit_names"] if given else StyleHeat.default().config.edit_names
+        check_edits(names, request.edits)
 
 
 SPEC = MethodSpec(
