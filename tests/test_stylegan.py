@@ -307,6 +307,56 @@ def test_cross_frame_step_lowers_the_loss() -> None:
         CrossFrameModule(TINY, FEATURE_ENCODER, None, max_steps=1)
 
 
+def test_mouth_box_and_its_masked_l1() -> None:
+    """The mouth box of a mesh whose lips span a known rectangle, the mask of a box, and the L1 inside it."""
+    import numpy as np
+
+    from talkinghead.face import indices as ix
+    from talkinghead.train.datasets import mouth_box
+    from talkinghead.train.stylegan import box_mask, masked_l1
+
+    mesh = np.zeros((478, 3))
+    mesh[:, :2] = 10.0  # not the lips: ignored
+    mesh[ix.LIPS_ALL, :2] = (120.0, 160.0)
+    mesh[ix.LIPS_ALL[0], :2] = (80.0, 150.0)
+    mesh[ix.LIPS_ALL[1], :2] = (160.0, 170.0)  # lips 80 px wide: grown by 20 px on every side
+    assert np.allclose(mouth_box(mesh, 256), np.array([60, 130, 180, 190]) / 256)
+    mask = box_mask(torch.tensor([[0.25, 0.5, 0.75, 1.0]]), 8)
+    assert mask.shape == (1, 1, 8, 8) and mask.sum() == 4 * 4 and mask[0, 0, 4:, 2:6].all()
+    a, b = torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8)
+    b[..., 4:, 2:6] = 0.5
+    b[..., :4, :] = 9.0  # outside the box: not counted
+    assert masked_l1(a, b, mask).item() == pytest.approx(0.5)
+
+
+def test_cross_frame_with_a_frozen_encoder_trains_the_generator_only() -> None:
+    """Continuing from given models with the encoder frozen: a training step (with the mouth term) moves the
+    generator's weights and not the encoder's, whose optimiser holds none of them."""
+    from talkinghead.train.stylegan import CrossFrameLossWeights, CrossFrameModule, box_mask, masked_l1
+
+    torch.manual_seed(0)
+    gen, enc = Generator(FEATURE), Encoder(FEATURE_ENCODER)
+    before = {k: v.clone() for k, v in enc.state_dict().items()}
+    gen_before = [p.clone() for p in gen.parameters()]
+    module = CrossFrameModule(FEATURE, FEATURE_ENCODER, None, max_steps=4, weights=CrossFrameLossWeights(mouth=5.0),
+                              start=(gen, enc), freeze_encoder=True)
+    assert module.generator is gen and module.encoder is enc
+    opt_g, _ = module.configure_optimizers()
+    params = {id(p) for group in opt_g.param_groups for p in group["params"]}
+    assert params == {id(p) for p in gen.parameters()}
+    module.train()
+    source, target = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    box = torch.tensor([[0.3, 0.5, 0.7, 0.8]] * 2)
+    fake = module.reconstruct(source, target)
+    assert not enc.training  # kept in eval mode while the module trains
+    loss = F.l1_loss(fake, target) + 5.0 * masked_l1(fake, target, box_mask(box, 32))
+    opt_g.zero_grad()
+    loss.backward()
+    opt_g.step()
+    assert all(torch.equal(before[k], v) for k, v in enc.state_dict().items())
+    assert any(not torch.equal(a, b) for a, b in zip(gen_before, gen.parameters()))
+
+
 @pytest.mark.train
 @pytest.mark.slow
 def test_train_feature_path_tiny(one_clip_dataset: Path, tmp_path: Path) -> None:
@@ -324,6 +374,15 @@ def test_train_feature_path_tiny(one_clip_dataset: Path, tmp_path: Path) -> None
     assert gen(codes[1:], noise="none", reference=([m[:1] for m in maps], codes[:1]))[0].shape == (1, 3, 32, 32)
     with pytest.raises(ValueError, match="no GAN stage"):
         train_stylegan([one_clip_dataset], tmp_path, configs=c, identity_steps=0, gan_steps=2, encoder_steps=0)
+    # continued from that folder with the encoder frozen and the mouth term: the same encoder, a new generator
+    tuned = tmp_path / "tuned"
+    metrics = train_stylegan([one_clip_dataset], tuned, configs=c, identity_steps=0, gan_steps=0, encoder_steps=2,
+                             batch=4, start=str(tmp_path), freeze_encoder=True, mouth_weight=2.0, quiet=True)
+    assert metrics["crossframe"]["train_mouth"] > 0
+    assert all(torch.equal(a, b) for a, b in zip(enc.state_dict().values(),
+                                                  Encoder.load(tuned / "encoder.pt").state_dict().values()))
+    assert not all(torch.equal(a, b) for a, b in zip(gen.state_dict().values(),
+                                                      Generator.load(tuned / "generator.pt").state_dict().values()))
 
 
 @pytest.mark.slow

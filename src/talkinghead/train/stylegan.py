@@ -280,21 +280,43 @@ class CrossFrameLossWeights:
     identity: float = 0.1
     adversarial: float = 0.02
     adversarial_from: float = 0.25
+    mouth: float = 0.0
+    """Extra L1 inside the target's mouth box (:func:`~talkinghead.train.datasets.mouth_box`), the mean over the
+    box: the lips are a few percent of the crop, so the plain L1 barely asks for the mouth to follow the codes."""
+
+
+def box_mask(boxes: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, 1, size, size) float 0/1 masks of (B, 4) boxes (x0, y0, x1, y1) in 0..1 (pixel centres inside)."""
+    pos = (torch.arange(size, device=boxes.device, dtype=boxes.dtype) + 0.5) / size
+    inside_x = (pos[None] >= boxes[:, 0:1]) & (pos[None] <= boxes[:, 2:3])
+    inside_y = (pos[None] >= boxes[:, 1:2]) & (pos[None] <= boxes[:, 3:4])
+    return (inside_y[:, :, None] & inside_x[:, None, :]).to(boxes.dtype)[:, None]
+
+
+def masked_l1(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference of (B, C, S, S) images inside (B, 1, S, S) masks."""
+    return ((a - b).abs() * mask).sum() / (mask.sum() * a.shape[1]).clamp_min(1.0)
 
 
 class CrossFrameModule(L.LightningModule):
     """The feature path trained end to end as a cross-frame autoencoder: the encoder gives the source frame's
     feature map and codes and the target frame's codes (both frames of one clip); the generator warps the source's
     map to the target's codes and draws the target (see :class:`CrossFrameLossWeights`). Adam for the encoder and
-    generator, and for the patch discriminator, trained alternately."""
+    generator, and for the patch discriminator, trained alternately. ``start`` (a generator and an encoder) continues
+    from those models instead of new ones; ``freeze_encoder`` trains the generator only (the encoder's codes, and
+    caches of them, stay valid)."""
 
     def __init__(self, generator: GeneratorConfig, encoder: EncoderConfig, identity: IdentityNet | None, *,
                  max_steps: int, lr: float = 2e-4, disc_channels: int = 32,
-                 weights: CrossFrameLossWeights | None = None) -> None:
+                 weights: CrossFrameLossWeights | None = None, start: tuple[Generator, Encoder] | None = None,
+                 freeze_encoder: bool = False) -> None:
         super().__init__()
         check_feature_path(generator, encoder)
         self.automatic_optimization = False
-        self.generator, self.encoder = Generator(generator), Encoder(encoder)
+        self.generator, self.encoder = start if start is not None else (Generator(generator), Encoder(encoder))
+        self.freeze_encoder = freeze_encoder
+        if freeze_encoder:
+            self.encoder.eval().requires_grad_(False)
         self.identity = identity.eval().requires_grad_(False) if identity is not None else None
         self.disc = MultiScaleDiscriminator(channels=disc_channels, layers=3, scales=1)
         self.perceptual = PerceptualLoss()
@@ -303,6 +325,8 @@ class CrossFrameModule(L.LightningModule):
 
     def reconstruct(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Targets (B, 3, S, S) redrawn from the sources' feature maps and the targets' codes."""
+        if self.freeze_encoder:
+            self.encoder.eval()
         codes, maps = self.encoder.encode(torch.cat([source, target]))
         b = len(source)
         return self.generator(codes[b:], noise="random" if self.training else "none",
@@ -313,8 +337,12 @@ class CrossFrameModule(L.LightningModule):
         flip = torch.rand(len(batch["image"]), 1, 1, 1, device=self.device) < 0.5
         target = torch.where(flip, batch["image"].flip(-1), batch["image"])
         source = torch.where(flip, batch["source"].flip(-1), batch["source"])
+        box = batch["mouth"]
+        box = torch.where(flip[:, :, 0, 0], torch.stack([1 - box[:, 2], box[:, 1], 1 - box[:, 0], box[:, 3]], 1), box)
         fake = self.reconstruct(source, target)
         parts = {"l1": F.l1_loss(fake, target), "perceptual": self.perceptual((fake + 1) / 2, (target + 1) / 2)}
+        if self.weights.mouth:
+            parts["mouth"] = masked_l1(fake, target, box_mask(box, fake.shape[-1]))
         if self.identity is not None:
             self.identity.eval()
             parts["identity"] = identity_loss(self.identity, fake, target)
@@ -335,13 +363,16 @@ class CrossFrameModule(L.LightningModule):
                        **{f"train_{k}": v.detach() for k, v in parts.items()}}, prog_bar=True, batch_size=len(target))
 
     def validation_step(self, batch: dict, _: int) -> None:
-        fake = self.reconstruct(batch["source"], batch["image"])
-        self.log_dict({"val_l1": F.l1_loss(fake, batch["image"]), "val_psnr": psnr(fake, batch["image"]),
-                       "val_copy_psnr": psnr(batch["source"], batch["image"])}, prog_bar=True,
+        fake, real = self.reconstruct(batch["source"], batch["image"]), batch["image"]
+        mask = box_mask(batch["mouth"], real.shape[-1])
+        self.log_dict({"val_l1": F.l1_loss(fake, real), "val_psnr": psnr(fake, real),
+                       "val_copy_psnr": psnr(batch["source"], real),
+                       "val_mouth_l1": masked_l1(fake, real, mask),
+                       "val_copy_mouth_l1": masked_l1(batch["source"], real, mask)}, prog_bar=True,
                       batch_size=len(fake))
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        params = [*self.encoder.parameters(), *self.generator.parameters()]
+        params = [*([] if self.freeze_encoder else self.encoder.parameters()), *self.generator.parameters()]
         return [torch.optim.Adam(params, lr=self.lr, betas=(0.5, 0.99)),
                 torch.optim.Adam(self.disc.parameters(), lr=self.lr, betas=(0.5, 0.99))]
 
@@ -349,12 +380,15 @@ class CrossFrameModule(L.LightningModule):
 def train_stylegan(datasets: list[Path], output: Path, *, configs: StyleGanConfigs, identity_steps: int,
                    gan_steps: int, encoder_steps: int, batch: int = 16, gan_lr: float = 0.002, r1_gamma: float = 1.0,
                    encoder_lr: float = 1e-4, generator_lr: float = 0.0, stage_minutes: float | None = None,
+                   start: str | None = None, freeze_encoder: bool = False, mouth_weight: float = 0.0,
                    workers: int = 0, seed: int = 0, accelerator: str = "auto", devices: int | str = "auto",
                    nodes: int = 1, quiet: bool = False) -> dict[str, dict[str, float]]:
     """Run the stages on the datasets' train splits (validated on val) into the folder ``output``; ``stage_minutes``
     caps each stage's time. The constant path runs identity, GAN and encoder; the feature path runs identity and the
     cross-frame stage (``encoder_steps``: the encoder and generator together, :class:`CrossFrameModule`) and has no
-    GAN stage. Returns each run stage's last metrics."""
+    GAN stage. The cross-frame stage can continue from trained models (``start``: "shipped" or a train-stylegan
+    folder; their sizes replace ``configs``'), with the encoder frozen (``freeze_encoder``) and an extra L1 in the
+    mouth box (``mouth_weight``). Returns each run stage's last metrics."""
     feature = configs.generator.feature_path
     if feature and gan_steps:
         raise ValueError("the feature path has no GAN stage (its generator trains with the encoder)")
@@ -380,11 +414,17 @@ def train_stylegan(datasets: list[Path], output: Path, *, configs: StyleGanConfi
                      training={"lr": gan_lr, "r1_gamma": r1_gamma, "batch": batch}, **card)
         gan.discriminator.save(paths["discriminator"], steps=gan.steps, **card)
     if encoder_steps and feature:
-        identity = IdentityNet.load(paths["identity"]) if paths["identity"].exists() else None
-        cross = CrossFrameModule(configs.generator, configs.encoder, identity, max_steps=encoder_steps,
-                                 lr=encoder_lr)
+        models = starting_models(start)
+        identity = IdentityNet.load(paths["identity"]) if paths["identity"].exists() else \
+            models[2] if models is not None else None
+        cross = CrossFrameModule(models[0].config if models else configs.generator,
+                                 models[1].config if models else configs.encoder, identity,
+                                 max_steps=encoder_steps, lr=encoder_lr,
+                                 weights=CrossFrameLossWeights(mouth=mouth_weight),
+                                 start=models[:2] if models is not None else None, freeze_encoder=freeze_encoder)
         metrics["crossframe"] = fit(cross, train, val, max_steps=2 * encoder_steps, **run)
-        training = {"lr": encoder_lr, "weights": asdict(cross.weights), "batch": batch}
+        training = {"lr": encoder_lr, "weights": asdict(cross.weights), "batch": batch, "start": start,
+                    "freeze_encoder": freeze_encoder}
         for name in ("generator", "encoder"):
             getattr(cross, name).save(paths[name], metrics=metrics["crossframe"], steps=cross.steps,
                                       training=training, **card)
@@ -403,6 +443,19 @@ def train_stylegan(datasets: list[Path], output: Path, *, configs: StyleGanConfi
     if not math.isfinite(sum(v for m in metrics.values() for v in m.values())):
         raise RuntimeError(f"training diverged: {metrics}")
     return metrics
+
+
+def starting_models(start: str | None) -> tuple[Generator, Encoder, IdentityNet | None] | None:
+    """The (generator, encoder, identity student or None) to continue from: "shipped", a train-stylegan folder, or
+    None (new models)."""
+    if start is None:
+        return None
+    if start == "shipped":
+        return Generator.default(), Encoder.default(), IdentityNet.default()
+    folder = Path(start)
+    identity = folder / "identity.pt"
+    return Generator.load(folder / "generator.pt"), Encoder.load(folder / "encoder.pt"), \
+        IdentityNet.load(identity) if identity.exists() else None
 
 
 def _arguments(tg: argparse.ArgumentParser) -> None:
@@ -424,6 +477,14 @@ def _arguments(tg: argparse.ArgumentParser) -> None:
     tg.add_argument("--generator-lr", type=float, default=0.0,
                     help="tune the generator with the encoder's loss at this rate (default: 0 = frozen, as pSp)")
     tg.add_argument("--stage-minutes", type=float, default=None, help="stop each stage after this many minutes")
+    tg.add_argument("--start", default=None, metavar="shipped|DIR",
+                    help="feature path: continue the cross-frame stage from these models (the shipped ones, or a "
+                         "train-stylegan folder) instead of new ones")
+    tg.add_argument("--freeze-encoder", action="store_true",
+                    help="feature path: train the generator only (the encoder's codes, and caches of them such as "
+                         "train-styletalker --code-cache, stay valid)")
+    tg.add_argument("--mouth-weight", type=float, default=0.0,
+                    help="feature path: extra L1 weight on the mouth box of each target (default: 0)")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -433,7 +494,7 @@ def _run(args: argparse.Namespace) -> int:
         args.datasets, args.output, configs=configs, identity_steps=args.identity_steps, gan_steps=gan_steps,
         encoder_steps=args.encoder_steps, batch=args.batch, gan_lr=args.gan_lr, r1_gamma=args.r1_gamma,
         encoder_lr=args.encoder_lr, generator_lr=args.generator_lr, stage_minutes=args.stage_minutes,
-        workers=args.workers, devices=parse_devices(args.devices), nodes=args.nodes, quiet=args.quiet))
+        start=args.start, freeze_encoder=args.freeze_encoder, mouth_weight=args.mouth_weight, workers=args.workers, devices=parse_devices(args.devices), nodes=args.nodes, quiet=args.quiet))
 
 
 COMMAND = Command(
