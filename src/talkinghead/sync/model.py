@@ -69,7 +69,7 @@ class SyncNet(CheckpointModel):
     -> unit embeddings (B, embed)."""
 
     config_class = SyncNetConfig
-    default_checkpoint = Path(__file__).parent / "assets" / "syncnet_mesh_v1.pt"
+    default_checkpoint = Path(__file__).parent / "assets" / "syncnet_mesh_v2.pt"
     """The SyncNet shipped with the package (its data card: the .json file beside it)."""
 
     def __init__(self, config: SyncNetConfig) -> None:
