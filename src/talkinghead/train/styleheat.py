@@ -49,7 +49,14 @@ from talkinghead.nn.discriminator import MultiScaleDiscriminator, lsgan_loss
 from talkinghead.nn.layers import compose_flows, warp
 from talkinghead.nn.perceptual import PerceptualLoss
 from talkinghead.render.stylegan.edit import principal_components, principal_directions
-from talkinghead.render.stylegan.model import Discriminator, Encoder, Generator, d_logistic_loss, g_nonsaturating_loss
+from talkinghead.render.stylegan.model import (
+    Discriminator,
+    Encoder,
+    Generator,
+    d_logistic_loss,
+    g_nonsaturating_loss,
+    shipped_models,
+)
 from talkinghead.spec import Command
 from talkinghead.sync.inputs import mouth_crops
 from talkinghead.sync.model import SyncNet, sequence_sync_loss
@@ -372,7 +379,7 @@ def train_styleheat(datasets: list[Path], output: Path, *, stylegan: Path | None
             steps[stage] = module.steps
     metrics["edits"] = fill_edit_directions(model, generator, encoder, datasets, frames=direction_frames, seed=seed)
     model.save(output, metrics=metrics, steps=steps, datasets=[str(d) for d in datasets],
-               stylegan=str(stylegan) if stylegan else "shipped feature_v1",
+               stylegan=str(stylegan) if stylegan else shipped_models(),
                syncnet=str(syncnet) if syncnet else None,
                training={"batch": batch, "frames": frames, "lr": lr, "seed": seed, "config": asdict(config),
                          "weights": asdict(StyleHeatLossWeights())})

@@ -35,7 +35,7 @@ from talkinghead.nn.identity import IdentityNet, identity_loss
 from talkinghead.nn.perceptual import PerceptualLoss
 from talkinghead.progress import bar
 from talkinghead.render.stylegan.infer import encode_crops
-from talkinghead.render.stylegan.model import Encoder, Generator
+from talkinghead.render.stylegan.model import Encoder, Generator, shipped_models
 from talkinghead.spec import Command
 from talkinghead.sync.inputs import mouth_crops
 from talkinghead.sync.model import SyncNet, sequence_sync_loss
@@ -317,7 +317,7 @@ def train_styletalker(datasets: list[Path], output: Path, *, stylegan: Path | No
     config = replace(config, w_dim=g.w_dim, n_latents=g.n_latents, manipulated=manipulated_latents(generator),
                      mel_frames=sync.config.mel_frames if sync else config.mel_frames)
     model = StyleTalker(config)
-    encoder_name = str(stylegan / "encoder.pt") if stylegan else "shipped feature_v1"
+    encoder_name = str(stylegan / "encoder.pt") if stylegan else f"shipped {Encoder.default_checkpoint.name}"
 
     def split_codes(split: str) -> tuple[ClipStore, list[np.ndarray]]:
         store = ClipStore(datasets, split, cache=2)
@@ -352,7 +352,7 @@ def train_styletalker(datasets: list[Path], output: Path, *, stylegan: Path | No
                            accelerator=accelerator, devices=devices, nodes=nodes, max_minutes=max_minutes,
                            quiet=quiet))
     model.save(output, metrics=metrics, datasets=[str(d) for d in datasets], code_steps=code_steps,
-               steps=module.global_step // 2, stylegan=str(stylegan) if stylegan else "shipped feature_v1",
+               steps=module.global_step // 2, stylegan=str(stylegan) if stylegan else shipped_models(),
                syncnet=str(syncnet) if syncnet else None, motion_variance=variance,
                training={"batch": batch, "window": window, "lr": lr, "seed": seed, "config": asdict(config),
                          "code_stage": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(code).items()},

@@ -149,8 +149,8 @@ class Generator(CheckpointModel):
     encoder's, :meth:`Encoder.encode`), moved by :class:`MotionFlow` to the pose and mouth of the codes drawn."""
 
     config_class = GeneratorConfig
-    default_checkpoint = ASSETS / "feature_generator_v1.pt"
-    """The shipped feature-path generator (128 px; its data card ``feature_v1.json`` beside it)."""
+    default_checkpoint = ASSETS / "feature_generator_v2.pt"
+    """The shipped feature-path generator (128 px; its data card ``feature_v2.json`` beside it)."""
 
     def __init__(self, config: GeneratorConfig) -> None:
         super().__init__()
@@ -401,3 +401,8 @@ def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Te
     require grad); StyleGAN2 weighs it by gamma / 2 and applies it lazily (every 16 steps, scaled by 16)."""
     (grad,) = torch.autograd.grad(real_logits.sum(), real_images, create_graph=True)
     return grad.pow(2).flatten(1).sum(1).mean()
+
+
+def shipped_models() -> str:
+    """How a checkpoint's card names the shipped feature-path generator and encoder it was trained with."""
+    return f"shipped {Generator.default_checkpoint.name} + {Encoder.default_checkpoint.name}"
