@@ -383,6 +383,12 @@ def test_train_feature_path_tiny(one_clip_dataset: Path, tmp_path: Path) -> None
                                                   Encoder.load(tuned / "encoder.pt").state_dict().values()))
     assert not all(torch.equal(a, b) for a, b in zip(gen.state_dict().values(),
                                                       Generator.load(tuned / "generator.pt").state_dict().values()))
+    with pytest.raises(ValueError, match="needs trained models"):
+        train_stylegan([one_clip_dataset], tuned, configs=c, identity_steps=0, gan_steps=0, encoder_steps=2,
+                       freeze_encoder=True)
+    with pytest.raises(ValueError, match="options of the feature path"):
+        train_stylegan([one_clip_dataset], tuned, configs=STYLEGAN_CONFIGS["tiny"], identity_steps=0, gan_steps=0,
+                       encoder_steps=2, mouth_weight=1.0)
 
 
 @pytest.mark.slow

@@ -392,6 +392,10 @@ def train_stylegan(datasets: list[Path], output: Path, *, configs: StyleGanConfi
     feature = configs.generator.feature_path
     if feature and gan_steps:
         raise ValueError("the feature path has no GAN stage (its generator trains with the encoder)")
+    if not feature and (start or freeze_encoder or mouth_weight):
+        raise ValueError("start, freeze_encoder and mouth_weight are options of the feature path")
+    if freeze_encoder and not start:
+        raise ValueError("freeze_encoder needs trained models to start from (start)")
     L.seed_everything(seed, workers=True, verbose=False)
     output.mkdir(parents=True, exist_ok=True)
     size = configs.generator.size
@@ -450,8 +454,9 @@ def starting_models(start: str | None) -> tuple[Generator, Encoder, IdentityNet 
     None (new models)."""
     if start is None:
         return None
-    if start == "shipped":
-        return Generator.default(), Encoder.default(), IdentityNet.default()
+    if start == "shipped":  # fresh copies: the models default() caches must not be trained in place
+        return Generator.load(Generator.default_checkpoint), Encoder.load(Encoder.default_checkpoint), \
+            IdentityNet.load(IdentityNet.default_checkpoint)
     folder = Path(start)
     identity = folder / "identity.pt"
     return Generator.load(folder / "generator.pt"), Encoder.load(folder / "encoder.pt"), \
