@@ -123,6 +123,10 @@ def test_lightning_training_writes_a_loadable_checkpoint(one_clip_dataset: Path,
         Generator.load(tmp_path / "sync.pt")
     ckpt = torch.load(tmp_path / "sync.pt", weights_only=True)
     assert ckpt["steps"] == 8 and ckpt["datasets"] == [str(data)]
+    # a time limit stops it early; the checkpoint records the steps it took
+    train_syncnet([data], tmp_path / "short.pt", config=TINY, max_steps=10_000, batch=4, quiet=True, minutes=0.0005,
+                  accelerator="cpu", devices=1)
+    assert 1 <= torch.load(tmp_path / "short.pt", weights_only=True)["steps"] < 10_000
 
 
 def test_in_batch_negatives_add_the_other_items_audio() -> None:

@@ -142,6 +142,7 @@ def _parser(chosen: str | None = None) -> argparse.ArgumentParser:
                     help="what the audio stream reads: mel windows, or 5-frame windows of phone one-hots or Whisper "
                          "tiny.en encoder features (default: mel; the sync losses of training need mel)")
     ts.add_argument("--steps", type=int, default=2000)
+    ts.add_argument("--minutes", type=float, default=None, help="stop after this long (the steps so far are saved)")
     ts.add_argument("--batch", type=int, default=32)
     ts.add_argument("--negatives", type=int, default=4, help="shifted audio windows per item (default: 4)")
     ts.add_argument("--lr", type=float, default=1e-3)
@@ -300,7 +301,7 @@ def _train_syncnet(args: argparse.Namespace) -> int:
     devices = int(args.devices) if str(args.devices).isdigit() else args.devices
     metrics = train_syncnet(args.datasets, args.output, config=config, max_steps=args.steps, batch=args.batch,
                             negatives=args.negatives, augment=args.augment, workers=args.workers, lr=args.lr,
-                            devices=devices, quiet=args.quiet)
+                            minutes=args.minutes, devices=devices, quiet=args.quiet)
     print(json.dumps(metrics, indent=1))
     return 0
 

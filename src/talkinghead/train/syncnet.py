@@ -42,15 +42,17 @@ class SyncNetModule(L.LightningModule):
 
 def train_syncnet(datasets: list[Path], output: Path, *, config: SyncNetConfig, max_steps: int, batch: int = 32,
                   negatives: int = 4, augment: bool = False, workers: int = 0, lr: float = 1e-3, seed: int = 0,
-                  accelerator: str = "auto", devices: int | str = "auto", quiet: bool = False) -> dict:
-    """Train on the train splits, validate on the val splits, save ``output``; returns the last metrics."""
+                  minutes: float | None = None, accelerator: str = "auto", devices: int | str = "auto",
+                  quiet: bool = False) -> dict:
+    """Train on the train splits (for ``max_steps`` steps, or ``minutes`` when that comes first), validate on the
+    val splits, save ``output``; returns the last metrics."""
     L.seed_everything(seed, workers=True, verbose=False)
     train = SyncDataset(datasets, "train", config=config, negatives=negatives, train=True, augment=augment,
                         seed=seed)
     val = SyncDataset(datasets, "val", config=config, negatives=negatives, seed=seed + 1)
     module = SyncNetModule(asdict(config), lr=lr)
     metrics = fit(module, train, val, max_steps=max_steps, batch=batch, workers=workers, accelerator=accelerator,
-                  devices=devices, quiet=quiet)
-    module.model.save(output, metrics=metrics, datasets=[str(d) for d in datasets], steps=max_steps,
+                  devices=devices, max_minutes=minutes, quiet=quiet)
+    module.model.save(output, metrics=metrics, datasets=[str(d) for d in datasets], steps=module.global_step,
                       training={"batch": batch, "negatives": negatives, "augment": augment, "lr": lr, "seed": seed})
     return metrics
