@@ -307,20 +307,21 @@ def test_cross_frame_step_lowers_the_loss() -> None:
         CrossFrameModule(TINY, FEATURE_ENCODER, None, max_steps=1)
 
 
-def test_mouth_box_and_its_masked_l1() -> None:
-    """The mouth box of a mesh whose lips span a known rectangle, the mask of a box, and the L1 inside it."""
+def test_lips_box_and_its_masked_l1() -> None:
+    """The lips box of a mesh whose lips span a known rectangle, the mask of a box, and the L1 inside it."""
     import numpy as np
 
     from talkinghead.face import indices as ix
-    from talkinghead.train.datasets import mouth_box
-    from talkinghead.train.stylegan import box_mask, masked_l1
+    from talkinghead.nn.layers import masked_l1
+    from talkinghead.train.datasets import lips_box
+    from talkinghead.train.stylegan import box_mask
 
     mesh = np.zeros((478, 3))
     mesh[:, :2] = 10.0  # not the lips: ignored
     mesh[ix.LIPS_ALL, :2] = (120.0, 160.0)
     mesh[ix.LIPS_ALL[0], :2] = (80.0, 150.0)
     mesh[ix.LIPS_ALL[1], :2] = (160.0, 170.0)  # lips 80 px wide: grown by 20 px on every side
-    assert np.allclose(mouth_box(mesh, 256), np.array([60, 130, 180, 190]) / 256)
+    assert np.allclose(lips_box(mesh, 256), np.array([60, 130, 180, 190]) / 256)
     mask = box_mask(torch.tensor([[0.25, 0.5, 0.75, 1.0]]), 8)
     assert mask.shape == (1, 1, 8, 8) and mask.sum() == 4 * 4 and mask[0, 0, 4:, 2:6].all()
     a, b = torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8)
@@ -332,7 +333,8 @@ def test_mouth_box_and_its_masked_l1() -> None:
 def test_cross_frame_with_a_frozen_encoder_trains_the_generator_only() -> None:
     """Continuing from given models with the encoder frozen: a training step (with the mouth term) moves the
     generator's weights and not the encoder's, whose optimiser holds none of them."""
-    from talkinghead.train.stylegan import CrossFrameLossWeights, CrossFrameModule, box_mask, masked_l1
+    from talkinghead.nn.layers import masked_l1
+    from talkinghead.train.stylegan import CrossFrameLossWeights, CrossFrameModule, box_mask
 
     torch.manual_seed(0)
     gen, enc = Generator(FEATURE), Encoder(FEATURE_ENCODER)

@@ -182,7 +182,8 @@ def test_lightning_training(styled_dataset: Path, tmp_path: Path) -> None:
 
 
 def test_tiny_renderer(tmp_path: Path) -> None:
-    from talkinghead.render.vast.model import VastRenderer, composite, masked_l1
+    from talkinghead.nn.layers import masked_l1
+    from talkinghead.render.vast.model import VastRenderer, composite
     from talkinghead.train.vast import RENDERER_CONFIGS
 
     torch.manual_seed(0)

@@ -1,4 +1,5 @@
-"""Layers shared by the learned families: conv blocks, sinusoidal positions, AdaIN, SPADE, flow warping."""
+"""Layers shared by the learned families: conv blocks, sinusoidal positions, AdaIN, SPADE, flow warping, a masked
+L1."""
 
 from __future__ import annotations
 
@@ -117,3 +118,8 @@ def compose_flows(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
     """The flow of warping by ``first`` then by ``second`` (both (B, 2, r, r), see :func:`warp`):
     warp(warp(x, first), second)(p) = x(p + second(p) + first(p + second(p)))."""
     return second + warp(first, second)
+
+
+def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """L1 of (..., C, S, S) images inside (..., 1, S, S) masks, normalised by the masks' area (times C)."""
+    return ((pred - target).abs() * mask).sum() / (mask.sum() * pred.shape[-3]).clamp_min(1.0)

@@ -73,23 +73,25 @@ class ClipStore:
         return [json.loads((clip_dir(r, c) / "meta.json").read_text()) for r, c in self.keys]
 
 
-MOUTH_BOX_MARGIN = 0.25
-""":func:`mouth_box` grows the lips' bounding box by this fraction of the mouth's width on every side."""
+LIPS_BOX_MARGIN = 0.25
+""":func:`lips_box` grows the lips' bounding box by this fraction of the mouth's width on every side."""
 
 
-def mouth_box(mesh: np.ndarray, size: int) -> np.ndarray:
+def lips_box(mesh: np.ndarray, size: int) -> np.ndarray:
     """(x0, y0, x1, y1) float32 in 0..1 of a ``size`` crop: the bounding box of the lips of a (478, >=2) crop-pixel
-    mesh, grown by :data:`MOUTH_BOX_MARGIN` of the mouth's width (the lips, teeth and the chin's crease)."""
+    mesh, grown by :data:`LIPS_BOX_MARGIN` of the mouth's width (the lips, teeth and the chin's crease). Wider than
+    the evaluation's mouth box (:func:`talkinghead.metrics.evaluate.mouth_box`, the inner lips): training asks the
+    lips themselves to follow the codes."""
     lips = np.asarray(mesh, np.float64)[ix.LIPS_ALL, :2]
     lo, hi = lips.min(0), lips.max(0)
-    grow = MOUTH_BOX_MARGIN * (hi[0] - lo[0])
+    grow = LIPS_BOX_MARGIN * (hi[0] - lo[0])
     return np.clip(np.concatenate([lo - grow, hi + grow]) / size, 0.0, 1.0).astype(np.float32)
 
 
 class CropDataset(Dataset):
     """Every frame of the clips as a single face crop, for the style-based generator, its encoder and the
     identity student. Keys: image (3, size, size) float in [-1, 1]; identity (128,) the clip's dlib embedding
-    (NaN where dlib found no face); mouth (4,) the image's mouth box (:func:`mouth_box`); with ``pairs`` also source
+    (NaN where dlib found no face); mouth (4,) the image's mouth box (:func:`lips_box`); with ``pairs`` also source
     (3, size, size), another frame of the same clip drawn uniformly (seeded per item), the reference of the feature
     path's cross-frame reconstruction. All clips stay cached (the crops are JPEG in memory)."""
 
@@ -111,7 +113,7 @@ class CropDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         k, t = self.index[i]
         clip = self.store.clip(k)
-        item = {"image": self._crop(clip, t), "mouth": torch.from_numpy(mouth_box(clip.meshes[t], CROP_SIZE)),
+        item = {"image": self._crop(clip, t), "mouth": torch.from_numpy(lips_box(clip.meshes[t], CROP_SIZE)),
                 "identity": torch.from_numpy(clip.identity_embedding.astype(np.float32))}
         if self.pairs:
             item["source"] = self._crop(clip, int(np.random.default_rng([self.seed, i]).integers(clip.n_frames)))

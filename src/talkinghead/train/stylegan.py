@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from talkinghead.nn.checkpoint import checkpoint_meta
 from talkinghead.nn.discriminator import MultiScaleDiscriminator, lsgan_loss
 from talkinghead.nn.identity import IdentityNet, IdentityNetConfig, identity_loss
+from talkinghead.nn.layers import masked_l1
 from talkinghead.nn.perceptual import PerceptualLoss
 from talkinghead.render.stylegan.config import DiscriminatorConfig, EncoderConfig, GeneratorConfig, check_feature_path
 from talkinghead.render.stylegan.model import (
@@ -281,7 +282,7 @@ class CrossFrameLossWeights:
     adversarial: float = 0.02
     adversarial_from: float = 0.25
     mouth: float = 0.0
-    """Extra L1 inside the target's mouth box (:func:`~talkinghead.train.datasets.mouth_box`), the mean over the
+    """Extra L1 inside the target's mouth box (:func:`~talkinghead.train.datasets.lips_box`), the mean over the
     box: the lips are a few percent of the crop, so the plain L1 barely asks for the mouth to follow the codes."""
 
 
@@ -291,11 +292,6 @@ def box_mask(boxes: torch.Tensor, size: int) -> torch.Tensor:
     inside_x = (pos[None] >= boxes[:, 0:1]) & (pos[None] <= boxes[:, 2:3])
     inside_y = (pos[None] >= boxes[:, 1:2]) & (pos[None] <= boxes[:, 3:4])
     return (inside_y[:, :, None] & inside_x[:, None, :]).to(boxes.dtype)[:, None]
-
-
-def masked_l1(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean absolute difference of (B, C, S, S) images inside (B, 1, S, S) masks."""
-    return ((a - b).abs() * mask).sum() / (mask.sum() * a.shape[1]).clamp_min(1.0)
 
 
 class CrossFrameModule(L.LightningModule):

@@ -34,7 +34,8 @@ from talkinghead.motion.vast.config import VastConfig
 from talkinghead.motion.vast.model import Vast, reconstruction_loss
 from talkinghead.motion.vast.split import strong_coefficients
 from talkinghead.nn.discriminator import PatchDiscriminator, lsgan_loss
-from talkinghead.render.vast.model import VastRenderer, VastRendererConfig, composite, masked_l1
+from talkinghead.nn.layers import masked_l1
+from talkinghead.render.vast.model import VastRenderer, VastRendererConfig, composite
 from talkinghead.render.vast.renderer import Template, frame_inputs, prepare_template, to_tensor
 from talkinghead.spec import Command
 from talkinghead.train.common import fit, parse_devices, print_metrics, style_training_options, training_options

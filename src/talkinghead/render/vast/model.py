@@ -87,6 +87,3 @@ def composite(rendered: torch.Tensor, background: torch.Tensor, mask: torch.Tens
     return mask * rendered + (1 - mask) * background
 
 
-def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """L1 inside the mask, normalised by the mask's area."""
-    return ((pred - target).abs() * mask).sum() / (mask.sum() * pred.shape[-3]).clamp_min(1.0)
