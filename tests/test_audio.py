@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from talkinghead.audio import phonemes
 from talkinghead.audio.espeak import synthesize
 from talkinghead.audio.features import analyse_audio, frame_count
 from talkinghead.audio.mel import IPLAP, STYLETALKER, mel_per_frame, mel_spectrogram, mel_windows
 from talkinghead.audio.phonemes import PHONE_INDEX, PhonemeTimeline, _chunks, letters_to_phones, phoneme_timeline
+from talkinghead.audio.posteriorgram import whisper_features
 from talkinghead.audio.vad import loudness, voice_activity
 from talkinghead.io import load_audio
 
@@ -109,11 +112,46 @@ def test_letter_to_sound_guess() -> None:
 
 
 def test_analyse_audio_bundles_everything(media: Path) -> None:
+    """Phones, loudness, voice activity; Whisper's encoder features only when asked, then the same as computing
+    them afterwards (with a transcript given Whisper does not transcribe, and they are computed after the
+    alignment)."""
     audio = load_audio(media / "speech" / "videoretalking_1.wav")
     f = analyse_audio(audio, fps=25.0)
     assert f.n_frames == frame_count(audio.size, 25.0)
     assert f.phone_ids.shape == f.loudness_db.shape == f.voiced.shape == (f.n_frames,)
     assert f.voiced.mean() > 0.5
+    assert f.whisper is None
+    expected = whisper_features(audio, fps=25.0, n_frames=f.n_frames)
+    with_whisper = analyse_audio(audio, fps=25.0, whisper=True)
+    assert with_whisper.whisper is not None and with_whisper.whisper.shape == (f.n_frames, 384)
+    np.testing.assert_allclose(with_whisper.whisper, expected, atol=1e-5)
+    given = analyse_audio(audio, fps=25.0, transcript=f.phonemes.transcript, whisper=True)
+    assert given.whisper is not None
+    np.testing.assert_allclose(given.whisper, expected, atol=1e-5)
+
+
+def test_on_transcribed_comes_once_after_the_last_word_and_before_the_last_chunk_is_aligned(media: Path) -> None:
+    """The hook that starts the Whisper features runs in Whisper's thread when the transcript is complete, while
+    the last chunk still waits for its alignment (each aligned chunk is reported as progress from the calling
+    thread); it is not called when Whisper does not run. pocketsphinx decodes in its own process."""
+    audio = load_audio(media / "speech" / "videoretalking_1.wav")
+    events: list[str] = []
+    main = threading.current_thread()
+
+    def progress(fraction: float) -> None:
+        if threading.current_thread() is main:
+            events.append("aligned")
+
+    tl = phoneme_timeline(audio, progress=progress, on_transcribed=lambda: events.append(
+        "transcribed" if threading.current_thread() is not main else "wrong thread"))
+    assert tl.method == "aligned" and len(tl.phones) > 30
+    assert events.count("transcribed") == 1 and events[-1] == "aligned" and "wrong thread" not in events
+    events.clear()
+    phoneme_timeline(audio, transcript=tl.transcript, on_transcribed=lambda: events.append("transcribed"))
+    other = phoneme_timeline(audio, language="other", on_transcribed=lambda: events.append("transcribed"))
+    assert "transcribed" not in events and other.method == "allphone"
+    # pocketsphinx decoded in its process: its decoders were never loaded in this one
+    assert phonemes._aligner.cache_info().currsize == phonemes._phone_recogniser.cache_info().currsize == 0
 
 
 def test_chunks_end_at_pauses_and_come_as_soon_as_the_next_word_is_seen() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from talkinghead import cli, registry
 from talkinghead.api import generate
 from talkinghead.errors import TalkingHeadError
 from talkinghead.io import read_video
-from talkinghead.spec import MethodSpec
+from talkinghead.spec import MethodSpec, Performance, RendererSpec, Request
 
 TOY = '''
 import numpy as np
@@ -135,6 +136,37 @@ def test_register_adds_a_method_from_your_own_code(monkeypatch: pytest.MonkeyPat
     assert registry.register(spec) is spec
     assert registry.available_methods()[-1] == "mine" and registry.get_method("mine") is spec
     assert registry.available_methods()[0] == "viseme"  # the built-in ones were loaded first
+
+
+@pytest.mark.media
+def test_a_renderers_prepare_runs_once_before_it_draws(media: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """generate() runs the renderer's ``prepare`` with the request while the speech is analysed, before the first
+    frame is drawn; an error in it is the command's error, and no output is left."""
+    monkeypatch.setattr(registry, "_methods", {})
+    monkeypatch.setattr(registry, "_renderers", {})
+    events: list[object] = []
+
+    def frames(request, scene, performance):  # type: ignore[no-untyped-def]
+        events.append("draw")
+        yield from (scene.clip.frames[0] for _ in range(scene.n_frames))
+
+    def prepare(request):  # type: ignore[no-untyped-def]
+        if request.seed == 1:
+            raise TalkingHeadError("the toy renderer's weights are broken")
+        events.append(request)
+
+    registry.register(RendererSpec(name="still", summary="the photo as it is", create=lambda: SimpleNamespace(
+        frames=frames), prepare=prepare))
+    registry.register(MethodSpec(name="mine", title="Mine", summary="mine", motion=lambda request, scene: Performance(),
+                                 renderers=("still",)))
+    face, speech = media / "faces" / "liveportrait_s7.jpg", media / "speech" / "videoretalking_1.wav"
+    generate(image=face, audio=speech, output=tmp_path / "a.mp4", method="mine", size=128, quiet=True)
+    assert len(events) == 2 and events[1] == "draw"
+    assert isinstance(events[0], Request) and events[0].audio == speech
+    with pytest.raises(TalkingHeadError, match="weights are broken"):
+        generate(image=face, audio=speech, output=tmp_path / "b.mp4", method="mine", seed=1, quiet=True)
+    assert not (tmp_path / "b.mp4").exists() and len(events) == 2
 
 
 def test_a_role_whose_weights_do_not_ship_must_be_given() -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from talkinghead.audio.features import analyse_audio, release_models
+from talkinghead.audio.features import AudioFeatures, analyse_audio, release_models
 from talkinghead.constants import DEFAULT_FPS, DEFAULT_SIZE, SAMPLE_RATE
 from talkinghead.errors import InputError, TalkingHeadError
 from talkinghead.face.mesh import mesh_image, track_video
@@ -48,7 +48,7 @@ class GenerateResult:
         transcript: Whisper transcript of the speech ("" for allphone).
         faces_found: faces seen in the reference (the largest, or ``face_index``, was used).
         timings: seconds per stage; "face_analysis" and "audio_analysis" overlap ("analysis" is their wall time),
-            so do "render" and "encode" ("output").
+            and so does the renderer's "prepare" (when it has one); "render" and "encode" overlap ("output").
     """
 
     output: Path
@@ -115,7 +115,7 @@ def generate(
     spec, draw = resolve(request, method or available_methods()[0], renderer)
     out = _output(output, request)
     timings: dict[str, float] = {}
-    scene = analyse(request, timings)
+    scene = analyse(request, timings, whisper=spec.whisper, prepare=draw.prepare)
     t0 = time.perf_counter()
     performance = spec.motion(request, scene)
     timings["motion"] = time.perf_counter() - t0
@@ -135,26 +135,43 @@ def generate(
                           transcript=features.phonemes.transcript, faces_found=scene.faces, timings=timings)
 
 
-def analyse(request: Request, timings: dict[str, float]) -> Scene:
+def analyse(request: Request, timings: dict[str, float], *, whisper: bool = False,
+            prepare: Callable[[Request], object] | None = None) -> Scene:
     """The face (a photo's mesh, or a video's frames tracked) and the speech of a request, the speech in a
     background thread while the face is analysed; adds the seconds of "face_analysis" and "audio_analysis" (which
-    overlap) and their wall time "analysis" to ``timings``.
+    overlap) and their wall time "analysis" to ``timings``. ``whisper``: the speech's Whisper encoder features
+    too (``features.whisper``). ``prepare(request)`` (a renderer's) runs in a third thread from the moment the
+    first of the two is done (a photo's face is found in about a second, a video's takes longer than the speech),
+    so that it shares a core with the longer one only; its seconds are "prepare".
 
     The speech analysis's bar is shown once the face is found: a face error comes first and alone."""
     t0 = time.perf_counter()
     speech = load_audio(request.audio)
     done, cancelled = [0.0], threading.Event()
+    prepared: list[Background[object]] = []
+    starting = threading.Lock()
 
     def progress(fraction: float) -> None:
         if cancelled.is_set():
             raise _Cancelled
         done[0] = fraction
 
-    audio = Background(lambda: analyse_audio(speech, fps=request.fps, language=request.language, progress=progress),
-                       name="talkinghead-speech")
+    def start_preparing() -> None:  # from the thread that finishes first
+        with starting:
+            if prepare is not None and not prepared:
+                prepared.append(Background(lambda: prepare(request), name="talkinghead-prepare"))
+
+    def analyse_speech() -> AudioFeatures:
+        features = analyse_audio(speech, fps=request.fps, language=request.language, progress=progress,
+                                 whisper=whisper)
+        start_preparing()
+        return features
+
+    audio = Background(analyse_speech, name="talkinghead-speech")
     try:
         clip, meshes, faces = _face(request, speech.size / SAMPLE_RATE)
         timings["face_analysis"] = time.perf_counter() - t0
+        start_preparing()
         with bar(100, "speech analysis", quiet=request.quiet, unit="%") as pb:
             features, timings["audio_analysis"] = audio.result(
                 poll=lambda: pb.update(max(0, int(100 * done[0]) - pb.n)))
@@ -164,6 +181,8 @@ def analyse(request: Request, timings: dict[str, float]) -> Scene:
             audio.result()
         raise
     release_models()
+    if prepared:
+        _, timings["prepare"] = prepared[0].result()
     timings["analysis"] = time.perf_counter() - t0
     src_idx = frame_indices(features.n_frames, request.fps, len(clip.frames), clip.fps)
     return Scene(clip=clip, meshes=meshes, speech=speech, features=features, src_idx=src_idx, faces=faces)

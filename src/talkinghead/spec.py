@@ -198,6 +198,8 @@ class RendererSpec:
         options: :data:`OPTIONS` it takes.
         needs_video: it draws only a video's frames (it was trained on that person).
         commands: its subcommands (training).
+        prepare: loads ahead what drawing a request will need (modules, shipped weights);
+            :func:`talkinghead.api.generate` runs it in a background thread while the face and speech are analysed.
     """
 
     name: str
@@ -207,6 +209,7 @@ class RendererSpec:
     options: frozenset[str] = frozenset()
     needs_video: bool = False
     commands: tuple[CommandRef, ...] = ()
+    prepare: Callable[[Request], object] | None = None
 
 
 @dataclass(frozen=True)
@@ -228,6 +231,8 @@ class MethodSpec:
             its own style or motion, as its paper does).
         check: raises a one-line error for a request it cannot serve (run before any work).
         commands: its subcommands (training, fitting).
+        whisper: its motion reads the speech's Whisper encoder features (``scene.features.whisper``): the speech
+            analysis computes them while it aligns, on the core Whisper frees once it has transcribed.
     """
 
     name: str
@@ -243,3 +248,4 @@ class MethodSpec:
     self_driven: tuple[str, ...] = ()
     check: Callable[[Request], None] | None = None
     commands: tuple[CommandRef, ...] = ()
+    whisper: bool = False

@@ -13,8 +13,10 @@ import numpy as np
 
 from talkinghead.audio import phonemes
 from talkinghead.audio.phonemes import PhonemeTimeline, phoneme_timeline
+from talkinghead.audio.posteriorgram import whisper_features
 from talkinghead.audio.vad import loudness, voice_activity
 from talkinghead.constants import SAMPLE_RATE
+from talkinghead.threads import Background
 
 
 @dataclass
@@ -29,6 +31,8 @@ class AudioFeatures:
         phone_ids: (T,) int64 index into ``PHONES`` at each frame centre.
         loudness_db: (T,) float32 RMS level in dBFS of a 40 ms window at each frame centre.
         voiced: (T,) bool voice activity.
+        whisper: (T, 384) float32 Whisper tiny.en encoder features
+            (:func:`talkinghead.audio.posteriorgram.whisper_features`) when the analysis was asked for them.
     """
 
     audio: np.ndarray
@@ -38,6 +42,7 @@ class AudioFeatures:
     phone_ids: np.ndarray
     loudness_db: np.ndarray
     voiced: np.ndarray
+    whisper: np.ndarray | None = None
 
     @property
     def duration(self) -> float:
@@ -51,7 +56,7 @@ def frame_count(n_samples: int, fps: float) -> int:
 
 
 def analyse_audio(audio: np.ndarray, *, fps: float, language: str = "auto", transcript: str | None = None,
-                  progress: Callable[[float], None] | None = None) -> AudioFeatures:
+                  progress: Callable[[float], None] | None = None, whisper: bool = False) -> AudioFeatures:
     """Phonemes, loudness and voice activity of speech, per video frame.
 
     Args:
@@ -59,13 +64,28 @@ def analyse_audio(audio: np.ndarray, *, fps: float, language: str = "auto", tran
         fps: video frame rate.
         language, transcript: see :func:`talkinghead.audio.phonemes.phoneme_timeline`.
         progress: called with the fraction done.
+        whisper: also Whisper's encoder features (``AudioFeatures.whisper``). When Whisper transcribes, they are
+            computed in a thread of their own from the moment it has finished, while the aligner works on the
+            last chunks (on a laptop's two cores they then cost next to no time).
     """
-    timeline = phoneme_timeline(audio, language=language, transcript=transcript, progress=progress)
-    return features_from_timeline(audio, timeline, fps=fps)
+    n = frame_count(audio.size, fps)
+    encoding: list[Background[np.ndarray]] = []
+
+    def encode() -> None:  # in Whisper's thread, once it has transcribed the speech
+        encoding.append(Background(lambda: whisper_features(audio, fps=fps, n_frames=n), name="talkinghead-whisper"))
+
+    timeline = phoneme_timeline(audio, language=language, transcript=transcript, progress=progress,
+                                on_transcribed=encode if whisper else None)
+    encoded = None
+    if whisper:
+        encoded = encoding[0].result()[0] if encoding else whisper_features(audio, fps=fps, n_frames=n)
+    return features_from_timeline(audio, timeline, fps=fps, whisper=encoded)
 
 
-def features_from_timeline(audio: np.ndarray, timeline: PhonemeTimeline, *, fps: float) -> AudioFeatures:
-    """AudioFeatures of speech whose phone timeline is already known (e.g. exact espeak-ng times)."""
+def features_from_timeline(audio: np.ndarray, timeline: PhonemeTimeline, *, fps: float,
+                           whisper: np.ndarray | None = None) -> AudioFeatures:
+    """AudioFeatures of speech whose phone timeline is already known (e.g. exact espeak-ng times); ``whisper``:
+    its Whisper encoder features when they were computed."""
     n = frame_count(audio.size, fps)
     return AudioFeatures(
         audio=audio,
@@ -75,16 +95,18 @@ def features_from_timeline(audio: np.ndarray, timeline: PhonemeTimeline, *, fps:
         phone_ids=timeline.frame_ids(fps=fps, n_frames=n),
         loudness_db=loudness(audio, fps=fps, n_frames=n),
         voiced=voice_activity(audio, fps=fps, n_frames=n),
+        whisper=whisper,
     )
 
 
 def release_models() -> None:
-    """Free the speech models (Whisper about 200 MB while it works, the aligner and the voice-activity model about
-    100 MB together; the next analysis loads them again in about 0.5 s) and hand the freed heap back to the system,
-    so that the rest of a one-off generation runs in less memory."""
+    """Free the speech models of this process (Whisper about 200 MB while it works, the voice-activity model; the
+    next analysis loads them again in about 0.5 s) and hand the freed heap back to the system, so that the rest of
+    a one-off generation runs in less memory. pocketsphinx's models live in its own process
+    (:func:`talkinghead.audio.phonemes._decoders`), which stays, ready for the next analysis."""
     from faster_whisper.vad import get_vad_model
 
-    for cached in (phonemes._whisper, phonemes._aligner, phonemes._phone_recogniser, get_vad_model):
+    for cached in (phonemes._whisper, get_vad_model):
         cached.cache_clear()
     gc.collect()
     if sys.platform.startswith("linux"):

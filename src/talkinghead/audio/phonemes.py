@@ -6,9 +6,12 @@ Both models ship inside their pip packages; nothing is downloaded.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import re
+import signal
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TypeVar
@@ -19,6 +22,7 @@ from talkinghead.constants import SAMPLE_RATE
 from talkinghead.threads import ahead
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 PHONES: tuple[str, ...] = (
     "SIL", "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH",
@@ -115,6 +119,28 @@ mean is known. Measured with ``benchmarks/streaming.py`` (with the stream's paus
 stream's mouth-opening correlation with generate()'s on 18 held-out files rose from 0.669 to 0.693; with the real
 clips of talking/ it went from 0.372 to 0.379 (the gate alone: 0.676 and 0.394, so this constant by itself costs
 0.015 there). The whole-utterance recogniser is not changed by it: it normalises each utterance by its own mean."""
+
+
+@lru_cache(maxsize=1)
+def _decoders() -> ProcessPoolExecutor:
+    """One child process that runs pocketsphinx for :func:`phoneme_timeline` (forced alignment and whole-utterance
+    phone recognition). pocketsphinx holds the GIL while it decodes (about 3 s a minute of speech, in stretches of
+    up to 0.3 s), which in this process would stall every other thread: Whisper's, the face analysis, a renderer
+    loading its weights. The child is started on the first use and kept (about 130 MB, its models loaded);
+    "spawn", not fork: this process runs threads."""
+    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
+    # Ctrl-C reaches the terminal's whole process group: this process stops the child, which prints nothing
+
+
+def _decode(fn: Callable[..., R], *args: object) -> R:
+    """``fn(*args)`` in the pocketsphinx process (:func:`_decoders`)."""
+    return _decoders().submit(fn, *args).result()
+
+
+def _load_aligner() -> None:
+    """Loads the aligner's models (about 0.6 s), in the pocketsphinx process while Whisper transcribes."""
+    _aligner()
 
 
 def _allphone_decoder():  # type: ignore[no-untyped-def]
@@ -366,11 +392,12 @@ def _timeline(phones: list[str], starts: list[float], ends: list[float], method:
 
 
 def phoneme_timeline(audio: np.ndarray, *, language: str = "auto", transcript: str | None = None,
-                     progress: Callable[[float], None] | None = None) -> PhonemeTimeline:
+                     progress: Callable[[float], None] | None = None,
+                     on_transcribed: Callable[[], object] | None = None) -> PhonemeTimeline:
     """Phone timeline of speech.
 
     Whisper transcribes in a background thread while each chunk of its words is force-aligned as soon as it is
-    complete (CTranslate2 releases the GIL, pocketsphinx holds it: the two share a laptop's two cores).
+    complete, by pocketsphinx in a child process (:func:`_decoders`): the two share a laptop's two cores.
 
     Args:
         audio: (N,) float32 at :data:`SAMPLE_RATE`.
@@ -379,13 +406,18 @@ def phoneme_timeline(audio: np.ndarray, *, language: str = "auto", transcript: s
         transcript: the known English text of the speech: it is force-aligned and Whisper is not run.
         progress: called with the fraction done (half transcription, half alignment), from a background thread
             too; an exception it raises stops the work.
+        on_transcribed: called in Whisper's thread once it has transcribed the whole speech, while the last chunks
+            are still being aligned (the moment Whisper's model, and a core, are free); not called when Whisper
+            does not run (a given ``transcript``, ``language="other"``). It should return at once (start a
+            thread): the last chunk is aligned after it returns.
     """
     report = progress or (lambda fraction: None)
     if language not in ("auto", "en", "other"):
         raise ValueError(f"language must be auto, en or other, not {language!r}")
     duration = audio.size / SAMPLE_RATE
     if language == "other" and transcript is None:
-        return recognise_phones(audio)
+        return _decode(recognise_phones, audio)
+    loading = _decoders().submit(_load_aligner)
     transcribed = [0.0]
     confidence = _Confidence()
     if transcript is not None:
@@ -398,15 +430,16 @@ def phoneme_timeline(audio: np.ndarray, *, language: str = "auto", transcript: s
             transcribed[0] = fraction
             report(0.5 * fraction)
 
-        source = _kept(made := ahead(transcribe(audio, confidence, transcribing), depth=1024), words)
+        source = _kept(made := ahead(_then(transcribe(audio, confidence, transcribing), on_transcribed), depth=1024),
+                       words)
     pcm = _pcm16(audio)
     phones, starts, ends, aligned_words = [], [], [], []
 
     def align(a: float, b: float, text: str) -> None:
         i0, i1 = int(a * SAMPLE_RATE), int(b * SAMPLE_RATE)
-        result = _align_chunk(pcm[i0:i1], text)
+        result = _decode(_align_chunk, pcm[i0:i1], text)
         if result is None:
-            sub = recognise_phones(audio[i0:i1])
+            sub = _decode(recognise_phones, audio[i0:i1])
             result = (list(zip(sub.phones, sub.starts, sub.ends)), [])
         for p, s, e in result[0]:
             phones.append(p)
@@ -426,12 +459,20 @@ def phoneme_timeline(audio: np.ndarray, *, language: str = "auto", transcript: s
     finally:  # stopped early (``progress`` raised): Whisper's thread stops now, not when the exception is collected
         if transcript is None:
             made.close()
+    loading.result()  # its error (the models cannot load), if it had one
     if transcript is None and (not words or (language == "auto" and confidence.logprob < MIN_ENGLISH_LOGPROB)):
-        return recognise_phones(audio)  # not (recognisably) English
+        return _decode(recognise_phones, audio)  # not (recognisably) English
     for held in waiting:
         align(*held)
     text = transcript if transcript is not None else " ".join(w[0] for w in words)
     return _timeline(phones, starts, ends, "aligned", duration, text, aligned_words)
+
+
+def _then(items: Iterable[T], done: Callable[[], object] | None) -> Iterator[T]:
+    """The items of ``items``, then ``done()`` (when given) called once they are exhausted."""
+    yield from items
+    if done is not None:
+        done()
 
 
 def _kept(items: Iterable[T], kept: list[T]) -> Iterator[T]:

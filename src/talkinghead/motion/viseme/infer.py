@@ -45,10 +45,13 @@ def rest_features(reference: np.ndarray, calibration: VisemeCalibration) -> np.n
 
 def mouth_targets(features: AudioFeatures, *, config: VisemeConfig, calibration: VisemeCalibration) -> np.ndarray:
     """Mouth-feature offsets from rest per frame: (T, 5) float64 (lip_gap absolute, >= 0): the calibration's phone
-    shapes, blended with its Whisper speech map when it has one and ``config.speech_map`` is on."""
+    shapes, blended with its Whisper speech map when it has one and ``config.speech_map`` is on (on the features'
+    own Whisper features when the analysis computed them)."""
     whisper = None
     if calibration.speech_map is not None and config.speech_map:
-        whisper = whisper_features(features.audio, fps=features.fps, n_frames=features.n_frames)
+        whisper = features.whisper
+        if whisper is None:
+            whisper = whisper_features(features.audio, fps=features.fps, n_frames=features.n_frames)
     deltas = calibration.mouth_deltas(features.phonemes, fps=features.fps, n_frames=features.n_frames,
                                       whisper=whisper)
     return shape_mouth(deltas, features.loudness_db, features.voiced, fps=features.fps, config=config)

@@ -81,11 +81,20 @@ class WarpFrames:
             torch.set_num_threads(threads)
 
 
+def prepare(request: Request) -> None:
+    """Imports the renderer (PyTorch with it: about 1.5 s) and loads the shipped painter when it will paint."""
+    from talkinghead.render.warp.painter import MouthPainter
+    from talkinghead.render.warp.renderer import WarpRenderer  # noqa: F401  # imported here, not at the first frame
+
+    if (request.mouth or MOUTHS[0]) == "learned" and "mouth_painter" not in request.checkpoints:
+        MouthPainter.default()
+
+
 SPEC = RendererSpec(
     name="warp", summary="mesh-driven warp of the reference face; the mouth's inside by a small learned painter "
                          "(--mouth painted: drawn, no weights)", create=WarpFrames,
     checkpoints=(CheckpointRole("mouth_painter", "the warp renderer's learned mouth painter (.pt)"),),
-    options=frozenset({"mouth"}),
+    options=frozenset({"mouth"}), prepare=prepare,
     commands=(CommandRef("mouth-corpus", "mouth squares and lip points of every frame of real videos (for "
                                          "train-painter)", "talkinghead.train.painter:CORPUS_COMMAND"),
               CommandRef("train-painter", "train the warp renderer's learned mouth painter on a mouth corpus",
