@@ -141,8 +141,8 @@ def analyse(request: Request, timings: dict[str, float], *, whisper: bool = Fals
     background thread while the face is analysed; adds the seconds of "face_analysis" and "audio_analysis" (which
     overlap) and their wall time "analysis" to ``timings``. ``whisper``: the speech's Whisper encoder features
     too (``features.whisper``). ``prepare(request)`` (a renderer's) runs in a third thread from the moment the
-    first of the two is done (a photo's face is found in about a second, a video's takes longer than the speech),
-    so that it shares a core with the longer one only; its seconds are "prepare".
+    first of the two is done (a photo's face is found in about a second; a video's tracking takes longer than the
+    speech), so that three do not share the two cores at once; its seconds are "prepare".
 
     The speech analysis's bar is shown once the face is found: a face error comes first and alone."""
     t0 = time.perf_counter()
