@@ -6,12 +6,14 @@ Both models ship inside their pip packages; nothing is downloaded.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
+import pickle
 import re
 import signal
+import subprocess
+import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TypeVar
@@ -121,26 +123,61 @@ clips of talking/ it went from 0.372 to 0.379 (the gate alone: 0.676 and 0.394, 
 0.015 there). The whole-utterance recogniser is not changed by it: it normalises each utterance by its own mean."""
 
 
-@lru_cache(maxsize=1)
-def _decoders() -> ProcessPoolExecutor:
-    """One child process that runs pocketsphinx for :func:`phoneme_timeline` (forced alignment and whole-utterance
-    phone recognition). pocketsphinx holds the GIL while it decodes (about 3 s a minute of speech, in stretches of
-    up to 0.3 s), which in this process would stall every other thread: Whisper's, the face analysis, a renderer
-    loading its weights. The child is started on the first use and kept (about 130 MB, its models loaded);
-    "spawn", not fork: this process runs threads."""
-    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
-    # Ctrl-C reaches the terminal's whole process group: this process stops the child, which prints nothing
+class _Decoders:
+    """pocketsphinx in a child process of its own, for :func:`phoneme_timeline` (forced alignment and
+    whole-utterance phone recognition). pocketsphinx holds the GIL while it decodes (about 3 s a minute of speech,
+    in stretches of up to 0.3 s), which in this process would stall every other thread: Whisper's, the face
+    analysis, a renderer loading its weights.
+
+    The child is a plain ``python -c`` (not :mod:`multiprocessing`, whose "spawn" re-runs the caller's main script:
+    a script calling :func:`talkinghead.api.generate` without a ``__main__`` guard would break, and so would
+    ``python -``), with this process's ``sys.path``; it loads the aligner's models at once (about 0.6 s, while
+    Whisper transcribes) and stays, about 130 MB, until this process ends (its stdin closes). Calls are pickled
+    over its stdin and stdout, one at a time.
+    """
+
+    def __init__(self) -> None:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        self._process = subprocess.Popen([sys.executable, "-c", "from talkinghead.audio.phonemes import _serve; _serve()"],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        self._lock = threading.Lock()
+
+    def __call__(self, fn: Callable[..., R], *args: object) -> R:
+        """``fn(*args)`` (a function of :data:`_SERVED`) in the child: its value, or its exception raised here."""
+        with self._lock:
+            try:
+                pickle.dump((fn.__name__, args), self._process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                self._process.stdin.flush()  # type: ignore[union-attr]
+                failed, value = pickle.load(self._process.stdout)  # type: ignore[arg-type]
+            except (OSError, EOFError, pickle.UnpicklingError):
+                _decoders.cache_clear()  # the next analysis starts a new one
+                raise RuntimeError(f"pocketsphinx's process stopped (exit status {self._process.poll()})") from None
+        if failed:
+            raise value
+        return value
 
 
-def _decode(fn: Callable[..., R], *args: object) -> R:
-    """``fn(*args)`` in the pocketsphinx process (:func:`_decoders`)."""
-    return _decoders().submit(fn, *args).result()
+_decoders = lru_cache(maxsize=1)(_Decoders)
 
 
-def _load_aligner() -> None:
-    """Loads the aligner's models (about 0.6 s), in the pocketsphinx process while Whisper transcribes."""
+def _serve() -> None:
+    """The pocketsphinx process (:class:`_Decoders`): (function name, arguments) read from stdin, (failed, value or
+    exception) written to stdout, until stdin closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the terminal's whole group: the parent stops this
+    calls, results = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing else may write into the channel
     _aligner()
+    while True:
+        try:
+            name, args = pickle.load(calls)
+        except EOFError:
+            return
+        try:
+            result: tuple[bool, object] = (False, _SERVED[name](*args))
+        except Exception as exc:  # noqa: BLE001 - handed to the caller, which raises it
+            result = (True, exc)
+        pickle.dump(result, results, protocol=pickle.HIGHEST_PROTOCOL)
+        results.flush()
 
 
 def _allphone_decoder():  # type: ignore[no-untyped-def]
@@ -307,6 +344,10 @@ def recognise_phones(audio: np.ndarray) -> PhonemeTimeline:
     return _timeline(phones, starts, ends, "allphone", audio.size / SAMPLE_RATE)
 
 
+_SERVED: dict[str, Callable[..., object]] = {f.__name__: f for f in (_align_chunk, recognise_phones)}
+"""What the pocketsphinx process (:func:`_serve`) runs."""
+
+
 class PhoneStream:
     """Phones recognised while the audio arrives (pocketsphinx allphone, decoding incrementally).
 
@@ -397,7 +438,7 @@ def phoneme_timeline(audio: np.ndarray, *, language: str = "auto", transcript: s
     """Phone timeline of speech.
 
     Whisper transcribes in a background thread while each chunk of its words is force-aligned as soon as it is
-    complete, by pocketsphinx in a child process (:func:`_decoders`): the two share a laptop's two cores.
+    complete, by pocketsphinx in a child process (:class:`_Decoders`): the two share a laptop's two cores.
 
     Args:
         audio: (N,) float32 at :data:`SAMPLE_RATE`.
@@ -416,8 +457,8 @@ def phoneme_timeline(audio: np.ndarray, *, language: str = "auto", transcript: s
         raise ValueError(f"language must be auto, en or other, not {language!r}")
     duration = audio.size / SAMPLE_RATE
     if language == "other" and transcript is None:
-        return _decode(recognise_phones, audio)
-    loading = _decoders().submit(_load_aligner)
+        return _decoders()(recognise_phones, audio)
+    _decoders()  # started now: it loads the aligner while Whisper transcribes
     transcribed = [0.0]
     confidence = _Confidence()
     if transcript is not None:
@@ -437,9 +478,9 @@ def phoneme_timeline(audio: np.ndarray, *, language: str = "auto", transcript: s
 
     def align(a: float, b: float, text: str) -> None:
         i0, i1 = int(a * SAMPLE_RATE), int(b * SAMPLE_RATE)
-        result = _decode(_align_chunk, pcm[i0:i1], text)
+        result = _decoders()(_align_chunk, pcm[i0:i1], text)
         if result is None:
-            sub = _decode(recognise_phones, audio[i0:i1])
+            sub = _decoders()(recognise_phones, audio[i0:i1])
             result = (list(zip(sub.phones, sub.starts, sub.ends)), [])
         for p, s, e in result[0]:
             phones.append(p)
@@ -459,9 +500,8 @@ def phoneme_timeline(audio: np.ndarray, *, language: str = "auto", transcript: s
     finally:  # stopped early (``progress`` raised): Whisper's thread stops now, not when the exception is collected
         if transcript is None:
             made.close()
-    loading.result()  # its error (the models cannot load), if it had one
     if transcript is None and (not words or (language == "auto" and confidence.logprob < MIN_ENGLISH_LOGPROB)):
-        return _decode(recognise_phones, audio)  # not (recognisably) English
+        return _decoders()(recognise_phones, audio)  # not (recognisably) English
     for held in waiting:
         align(*held)
     text = transcript if transcript is not None else " ".join(w[0] for w in words)
