@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -152,6 +154,17 @@ def test_on_transcribed_comes_once_after_the_last_word_and_before_the_last_chunk
     assert "transcribed" not in events and other.method == "allphone"
     # pocketsphinx decoded in its process: its decoders were never loaded in this one
     assert phonemes._aligner.cache_info().currsize == phonemes._phone_recogniser.cache_info().currsize == 0
+
+
+def test_alignment_runs_from_a_script_without_a_main_guard(media: Path) -> None:
+    """pocketsphinx's process must not re-run the caller's script (as multiprocessing's "spawn" does): a script read
+    from stdin, with no ``__main__`` guard, aligns speech and exits."""
+    script = ("from talkinghead.audio.phonemes import phoneme_timeline\n"
+              "from talkinghead.io import load_audio\n"
+              f"print(phoneme_timeline(load_audio({str(media / 'speech' / 'videoretalking_1.wav')!r})).method)\n")
+    done = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 0 and done.stdout.strip() == "aligned", done.stderr[-2000:]
 
 
 def test_chunks_end_at_pauses_and_come_as_soon_as_the_next_word_is_seen() -> None:
