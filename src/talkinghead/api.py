@@ -179,6 +179,9 @@ def analyse(request: Request, timings: dict[str, float], *, whisper: bool = Fals
         cancelled.set()
         with contextlib.suppress(BaseException):
             audio.result()
+        for started in prepared:  # then nothing is left running into the interpreter's exit
+            with contextlib.suppress(BaseException):
+                started.result()
         raise
     release_models()
     if prepared:

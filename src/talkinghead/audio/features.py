@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import math
@@ -74,8 +75,14 @@ def analyse_audio(audio: np.ndarray, *, fps: float, language: str = "auto", tran
     def encode() -> None:  # in Whisper's thread, once it has transcribed the speech
         encoding.append(Background(lambda: whisper_features(audio, fps=fps, n_frames=n), name="talkinghead-whisper"))
 
-    timeline = phoneme_timeline(audio, language=language, transcript=transcript, progress=progress,
-                                on_transcribed=encode if whisper else None)
+    try:
+        timeline = phoneme_timeline(audio, language=language, transcript=transcript, progress=progress,
+                                    on_transcribed=encode if whisper else None)
+    except BaseException:  # stopped: the encoder's native code must not run on into the interpreter's exit
+        for started in encoding:
+            with contextlib.suppress(BaseException):
+                started.result()
+        raise
     encoded = None
     if whisper:
         encoded = encoding[0].result()[0] if encoding else whisper_features(audio, fps=fps, n_frames=n)
