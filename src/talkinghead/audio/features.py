@@ -110,7 +110,7 @@ def release_models() -> None:
     """Free the speech models of this process (Whisper about 200 MB while it works, the voice-activity model; the
     next analysis loads them again in about 0.5 s) and hand the freed heap back to the system, so that the rest of
     a one-off generation runs in less memory. pocketsphinx's models live in its own process
-    (:func:`talkinghead.audio.phonemes._decoders`), which stays, ready for the next analysis."""
+    (:class:`talkinghead.audio.phonemes._Decoders`), which stays, ready for the next analysis."""
     from faster_whisper.vad import get_vad_model
 
     for cached in (phonemes._whisper, get_vad_model):
