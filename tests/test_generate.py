@@ -110,6 +110,19 @@ def _no_output(tmp_path: Path, proc: subprocess.CompletedProcess, *needles: str)
     assert not list(tmp_path.glob("*.mp4")) and not list(tmp_path.glob(".*.mp4"))
 
 
+def test_the_painted_mouth_needs_no_pytorch(media: Path, tmp_path: Path) -> None:
+    """``--mouth painted`` (no weights) never imports PyTorch: neither the renderer's preparation nor its frames."""
+    script = ("import sys\n"
+              "from talkinghead.api import generate\n"
+              f"generate(image={str(media / 'faces' / 'liveportrait_s7.jpg')!r}, "
+              f"audio={str(media / 'speech' / 'videoretalking_1.wav')!r}, output={str(tmp_path / 'o.mp4')!r}, "
+              "size=128, mouth='painted', quiet=True)\n"
+              "print('torch' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr[-2000:]
+    assert len(read_video(tmp_path / "o.mp4").frames) == 126
+
+
 def test_error_missing_audio(media: Path, tmp_path: Path) -> None:
     missing = tmp_path / "nope.wav"
     proc = _cli("generate", "--image", str(media / "faces" / "liveportrait_s5.jpg"), "--audio", str(missing),

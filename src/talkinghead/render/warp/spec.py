@@ -60,34 +60,44 @@ class FrameStages:
 
 class WarpFrames:
     """The reference frames with the face warped to the target meshes: warping runs a few frames ahead, in its own
-    thread, of drawing the mouth and pasting back (the caller's thread; the encoder is a third), PyTorch on one
-    thread meanwhile."""
+    thread, of drawing the mouth and pasting back (the caller's thread; the encoder is a third), PyTorch (for the
+    learned mouth) on one thread meanwhile."""
 
     def frames(self, request: Request, scene: Scene, performance: Performance) -> Iterator[np.ndarray]:
-        import torch
-
         painter = request.checkpoints.get("mouth_painter")
-        stages = FrameStages(scene, performance, mouth=request.mouth or MOUTHS[0],
-                             painter=str(painter) if painter else None)
-        # the warp, the painter and the encoder each keep a core busy: a two-thread pool for the painter only waits
-        # on the others (a minute from a photo at 512 px: 23.5 s with two threads, 18.7 s with one)
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            with contextlib.closing(ahead((stages.warp(t) for t in range(scene.n_frames)), depth=4)) as warps:
-                for warped in warps:
-                    yield stages.finish(warped)
-        finally:
-            torch.set_num_threads(threads)
+        mouth = request.mouth or MOUTHS[0]
+        stages = FrameStages(scene, performance, mouth=mouth, painter=str(painter) if painter else None)
+        with (_one_torch_thread() if mouth == "learned" else contextlib.nullcontext(),
+              contextlib.closing(ahead((stages.warp(t) for t in range(scene.n_frames)), depth=4)) as warps):
+            for warped in warps:
+                yield stages.finish(warped)
+
+
+@contextlib.contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """PyTorch on one thread meanwhile: the warp, the painter and the encoder each keep a core busy, and a
+    two-thread pool for the painter only waits on the others (a minute from a photo at 512 px: 23.5 s with two
+    threads, 18.7 s with one). The painted mouth needs no PyTorch, which is then not even imported."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def prepare(request: Request) -> None:
-    """Imports the renderer (PyTorch with it: about 1.5 s) and loads the shipped painter when it will paint."""
-    from talkinghead.render.warp.painter import MouthPainter
+    """Imports the renderer, and for the learned mouth its painter (PyTorch with it: about 1.5 s) and the shipped
+    weights (unless the request gives its own)."""
     from talkinghead.render.warp.renderer import WarpRenderer  # noqa: F401  # imported here, not at the first frame
 
-    if (request.mouth or MOUTHS[0]) == "learned" and "mouth_painter" not in request.checkpoints:
-        MouthPainter.default()
+    if (request.mouth or MOUTHS[0]) == "learned":
+        from talkinghead.render.warp.painter import MouthPainter
+
+        if "mouth_painter" not in request.checkpoints:
+            MouthPainter.default()
 
 
 SPEC = RendererSpec(
