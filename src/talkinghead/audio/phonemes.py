@@ -138,8 +138,9 @@ class _Decoders:
 
     def __init__(self) -> None:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        self._process = subprocess.Popen([sys.executable, "-c", "from talkinghead.audio.phonemes import _serve; _serve()"],
-                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        serve = "from talkinghead.audio.phonemes import _serve; _serve()"
+        self._process = subprocess.Popen([sys.executable, "-c", serve], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         env=env)
         self._lock = threading.Lock()
 
     def __call__(self, fn: Callable[..., R], *args: object) -> R:

@@ -61,6 +61,7 @@ SPEC = MethodSpec(
     motion=viseme_performance, photo=True, video=True,
     options=frozenset({"still", "expression_scale", "pose_from", "blink"}), renderers=("warp", "iplap", "vast"),
     checkpoints=(CheckpointRole("visemes", "the default engine's calibration (talkinghead calibrate's .npz)"),),
-    streams=True, whisper=True, commands=(CommandRef("calibrate", "fit the default engine's mouth shapes from talking-face videos",
-                                       "talkinghead.motion.viseme.calibrate:COMMAND"),),
+    streams=True, whisper=True,
+    commands=(CommandRef("calibrate", "fit the default engine's mouth shapes from talking-face videos",
+                         "talkinghead.motion.viseme.calibrate:COMMAND"),),
 )
