@@ -118,3 +118,16 @@ def test_head_rotation_turns_the_mesh(face) -> None:  # type: ignore[no-untyped-
     moved = turned[:, :2] - mesh[:, :2]
     assert np.abs(moved[:, 0]).max() > 0.03 * width  # points swing sideways
     assert np.abs(moved[:, 1]).max() < 0.03 * width
+
+
+def test_folded_lips_give_every_point_weights_inside_a_triangle(face) -> None:  # type: ignore[no-untyped-def]
+    # a dubbed frame with the lips pressed together: the inner lower lip crosses above the inner upper lip, so
+    # triangles of the first frame's topology fold over; every grid point must still be a convex mix of corners
+    image, mesh = face
+    topology = Topology.of(image, mesh, mouth="painted")
+    pressed = mesh.copy().astype(np.float64)
+    inner = ix.LIPS_LOWER_INNER[1:-1]
+    pressed[inner, 1] = mesh[ix.LIPS_UPPER_INNER[1:-1], 1] - 3.0
+    weights = WarpRenderer(image, pressed, topology).weights
+    assert weights.min() >= -1e-6 and weights.max() <= 1.0 + 1e-6
+    assert np.allclose(np.asarray(weights.sum(1)).ravel()[weights.getnnz(1) > 0], 1.0)

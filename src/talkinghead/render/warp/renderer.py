@@ -192,7 +192,8 @@ def _barycentric_matrix(points: np.ndarray, topology: Topology, size: int, grid:
 
     Each grid point gets the three weights of the triangle it falls in: the triangles' indices are drawn into a
     grid-sized image (which gives a point near an edge either triangle), then a point outside the triangle it got
-    walks across the edge it is beyond until it is inside. Points outside every triangle get no weights (zero
+    walks across the edge it is beyond until it is inside (a point still outside after :data:`WALK_STEPS` steps
+    gets its last triangle's weights clamped to it). Points outside every triangle get no weights (zero
     displacement). Built directly in CSR form.
     """
     simplices = topology.simplices
@@ -229,6 +230,13 @@ def _barycentric_matrix(points: np.ndarray, topology: Topology, size: int, grid:
             break
         k[moved] = across
         weights[moved] = barycentric(queries[moved], across)
+    # Where triangles fold over (lips pressed together in a dubbed video's frame) a point can walk round in circles:
+    # its weights, extrapolated from the last triangle (up to +-50), threw it far off and drew spikes at the inner lips
+    # (one output frame in ten of a dub of talking/styletalk_KristiNoem changed by over 30 grey levels). Clamped to
+    # that triangle instead.
+    lost = np.nonzero(weights.min(1) < -1e-6)[0]
+    clamped = np.maximum(weights[lost], 0.0)
+    weights[lost] = clamped / clamped.sum(1, keepdims=True)
     data = weights.reshape(-1)
     indices = simplices[k].reshape(-1)
     indptr = np.concatenate([[0], np.cumsum(inside.astype(np.int64) * 3)])
