@@ -122,7 +122,8 @@ def test_head_rotation_turns_the_mesh(face) -> None:  # type: ignore[no-untyped-
 
 def test_folded_lips_give_every_point_weights_inside_a_triangle(face) -> None:  # type: ignore[no-untyped-def]
     # a dubbed frame with the lips pressed together: the inner lower lip crosses above the inner upper lip, so
-    # triangles of the first frame's topology fold over; every grid point must still be a convex mix of corners
+    # triangles of the first frame's topology fold over; every grid point must still be a convex mix of the corners
+    # of one triangle (the previous point location extrapolated some, up to +-50, and drew spikes at the lips)
     image, mesh = face
     topology = Topology.of(image, mesh, mouth="painted")
     pressed = mesh.copy().astype(np.float64)

@@ -35,10 +35,6 @@ BORDER_POINTS_PER_SIDE = 8
 MAP_STEP = 3
 """The displacement field is computed at 1/MAP_STEP of the crop resolution, then upsampled (3 rather than 2:
 1.6 ms less a frame of a 559 px crop; the frames differ from step 2's by 56 dB PSNR, 42 dB at worst)."""
-RASTER_BITS = 8
-"""Fractional bits of the triangle corners drawn to find each grid point's triangle."""
-WALK_STEPS = 6
-"""Most steps a grid point walks from the triangle drawn over it to the one it is in (one or two in practice)."""
 INVERSION_STEPS = 3
 FEATHER_FRACTION = 0.04
 """Paste-back mask ramps from 0 to 1 over this fraction of the crop side at its border."""
@@ -101,12 +97,10 @@ class Topology:
 
     Attributes:
         simplices: (K, 3) indices into the warp points (mesh, head ring, crop border) of each triangle.
-        neighbors: (K, 3) the triangle across the edge opposite each corner (-1: none).
         mouth: draws the mouth interior.
     """
 
     simplices: np.ndarray
-    neighbors: np.ndarray
     mouth: Mouth
 
     @classmethod
@@ -119,7 +113,7 @@ class Topology:
         src = fc.to_crop(mesh.astype(np.float64))
         tri = Delaunay(_warp_points(src, fc.size)[0])
         ref_image, ref_mesh = mouth_reference if mouth_reference is not None else (image, mesh)
-        return cls(simplices=tri.simplices.astype(np.int32), neighbors=tri.neighbors.astype(np.int32),
+        return cls(simplices=tri.simplices.astype(np.int32),
                    mouth=make_mouth(mouth, ref_image, ref_mesh, checkpoint=painter))
 
 
@@ -190,54 +184,49 @@ def _barycentric_matrix(points: np.ndarray, topology: Topology, size: int, grid:
     """Sparse (G * G, len(points)) matrix of barycentric weights of the points of a (G, G, 2) square ``grid`` (crop
     pixels, evenly spaced over a ``size`` crop) in the triangles of ``topology`` with corners at ``points``.
 
-    Each grid point gets the three weights of the triangle it falls in: the triangles' indices are drawn into a
-    grid-sized image (which gives a point near an edge either triangle), then a point outside the triangle it got
-    walks across the edge it is beyond until it is inside (a point still outside after :data:`WALK_STEPS` steps
-    gets its last triangle's weights clamped to it). Points outside every triangle get no weights (zero
-    displacement). Built directly in CSR form.
+    Each grid point gets the three weights of the triangle it falls in: every triangle is tested against the grid
+    points of its bounding box, all at once. Where triangles fold over (the lips pressed together in a dubbed
+    video's frame) several hold a point, and the last of them in the topology's order wins, as if they were drawn in
+    that order. Points outside every triangle get no weights (zero displacement). Built directly in CSR form.
     """
     simplices = topology.simplices
     corners = points[simplices]  # (K, 3, 2)
-    edges = np.stack([corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]], axis=2)  # (K, 2, 2)
-    det = edges[:, 0, 0] * edges[:, 1, 1] - edges[:, 0, 1] * edges[:, 1, 0]
-    det = np.where(np.abs(det) > 1e-9, det, 1e-9)  # a triangle folded flat covers nothing
     grid_size = len(grid)
-    owner = np.full((grid_size, grid_size), -1, np.int32)
-    scale = grid_size / size
-    fixed = np.round(((corners + 0.5) * scale - 0.5) * (1 << RASTER_BITS)).astype(np.int32)
-    for k in range(len(simplices)):
-        cv2.fillConvexPoly(owner, fixed[k], k, lineType=cv2.LINE_8, shift=RASTER_BITS)
-    flat = owner.reshape(-1)
-    inside = flat >= 0
-    k = flat[inside]
-    queries = grid.reshape(-1, 2)[inside].astype(np.float64)
-
-    def barycentric(q: np.ndarray, tri: np.ndarray) -> np.ndarray:
-        d, e, dk = q - corners[tri, 0], edges[tri], det[tri]
-        b1 = (e[:, 1, 1] * d[:, 0] - e[:, 0, 1] * d[:, 1]) / dk
-        b2 = (e[:, 0, 0] * d[:, 1] - e[:, 1, 0] * d[:, 0]) / dk
-        return np.stack([1.0 - b1 - b2, b1, b2], 1)
-
-    weights = barycentric(queries, k)
-    moved = np.arange(len(k))  # the points whose triangle changed in the last step
-    for _ in range(WALK_STEPS):
-        corner = weights[moved].argmin(1)
-        outside = weights[moved, corner] < -1e-6
-        moved, corner = moved[outside], corner[outside]
-        across = topology.neighbors[k[moved], corner]
-        moved, across = moved[across >= 0], across[across >= 0]
-        if not len(moved):
-            break
-        k[moved] = across
-        weights[moved] = barycentric(queries[moved], across)
-    # Where triangles fold over (lips pressed together in a dubbed video's frame) a point can walk round in circles:
-    # its weights, extrapolated from the last triangle (up to +-50), threw it far off and drew spikes at the inner lips
-    # (one output frame in ten of a dub of talking/styletalk_KristiNoem changed by over 30 grey levels). Clamped to
-    # that triangle instead.
-    lost = np.nonzero(weights.min(1) < -1e-6)[0]
-    clamped = np.maximum(weights[lost], 0.0)
-    weights[lost] = clamped / clamped.sum(1, keepdims=True)
-    data = weights.reshape(-1)
-    indices = simplices[k].reshape(-1)
-    indptr = np.concatenate([[0], np.cumsum(inside.astype(np.int64) * 3)])
-    return csr_matrix((data, indices, indptr), shape=(grid_size * grid_size, len(points)))
+    # b1 = ((y2 - y0) dx - (x2 - x0) dy) / det, b2 = ((x1 - x0) dy - (y1 - y0) dx) / det with d = p - corner 0: each
+    # an affine function of the point, its coefficients (K, 3) per triangle
+    e1, e2 = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
+    det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+    flat = np.abs(det) <= 1e-9  # a triangle folded flat holds nothing
+    det = np.where(flat, 1.0, det)
+    c1 = np.stack([e2[:, 1], -e2[:, 0]], 1) / det[:, None]
+    c2 = np.stack([-e1[:, 1], e1[:, 0]], 1) / det[:, None]
+    affine = np.stack([np.concatenate([c1, -(c1 * corners[:, 0]).sum(1, keepdims=True)], 1),
+                       np.concatenate([c2, -(c2 * corners[:, 0]).sum(1, keepdims=True)], 1)], 1)  # (K, 2, 3)
+    # the grid indices each triangle's box spans (grid point i sits at (i + 0.5) * size / G - 0.5)
+    to_index = grid_size / size
+    low = np.maximum(np.ceil((corners.min(1) + 0.5) * to_index - 0.5), 0).astype(np.int64)  # (K, 2) x, y
+    high = np.minimum(np.floor((corners.max(1) + 0.5) * to_index - 0.5), grid_size - 1).astype(np.int64)
+    span = np.maximum(high - low + 1, 0)
+    count = np.where(flat, 0, span[:, 0] * span[:, 1])
+    tri = np.repeat(np.arange(len(simplices)), count)
+    local = np.arange(len(tri)) - np.repeat(np.cumsum(count) - count, count)
+    width = span[tri, 0]
+    gx = low[tri, 0] + local % width
+    gy = low[tri, 1] + local // width
+    position = grid[0, :, 0].astype(np.float64)  # grid point i's coordinate along either axis
+    x, y = position[gx], position[gy]
+    a = affine[tri]  # (N, 2, 3)
+    b1 = a[:, 0, 0] * x + a[:, 0, 1] * y + a[:, 0, 2]
+    b2 = a[:, 1, 0] * x + a[:, 1, 1] * y + a[:, 1, 2]
+    held = np.nonzero((b1 >= -1e-9) & (b2 >= -1e-9) & (b1 + b2 <= 1.0 + 1e-9))[0]  # in increasing triangle order
+    point = gy[held] * grid_size + gx[held]
+    order = np.argsort(point, kind="stable")
+    point, held = point[order], held[order]
+    last = np.ones(len(point), bool)
+    last[:-1] = point[1:] != point[:-1]  # the last triangle holding each point
+    point, held = point[last], held[last]
+    weights = np.stack([1.0 - b1[held] - b2[held], b1[held], b2[held]], 1)
+    indptr = np.zeros(grid_size * grid_size + 1, np.int64)
+    indptr[point + 1] = 3
+    return csr_matrix((weights.reshape(-1), simplices[tri[held]].reshape(-1), np.cumsum(indptr)),
+                      shape=(grid_size * grid_size, len(points)))
