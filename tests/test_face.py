@@ -13,7 +13,7 @@ from talkinghead.errors import InputError
 from talkinghead.face import indices as ix
 from talkinghead.face.crop import FaceCrop, crop_face, face_mask, paste_back
 from talkinghead.face.expression import eyelid_closure, mouth_features
-from talkinghead.face.mesh import mesh_image, track_faces
+from talkinghead.face.mesh import FaceMesher, mesh_image, track_faces
 from talkinghead.face.pose import canonical_mesh, fit_pose, umeyama
 from talkinghead.io import read_image, read_video
 
@@ -115,6 +115,29 @@ def test_track_real_video(media: Path) -> None:
     track = track_faces(clip.frames)
     assert track.meshes.shape == (20, 478, 3)
     assert np.abs(np.diff(track.meshes[:, ix.NOSE_TIP, :2], axis=0)).max() < 10  # smooth, same face
+
+
+def test_a_lone_face_is_tracked_as_when_every_face_is_looked_for(media: Path) -> None:
+    clip = read_video(media / "talking" / "videoretalking_face5.mp4", max_side=256, max_frames=20)
+    with FaceMesher(video=True) as mesher:  # up to MAX_FACES faces, the face detector on every frame
+        every = np.stack([mesher.detect(f)[0] for f in clip.frames])
+    assert np.array_equal(track_faces(clip.frames).meshes, every)
+
+
+def test_a_lone_face_is_found_again_beside_a_new_one(media: Path) -> None:
+    # alone at first (followed by a one-face mesher), then hidden, then back lower down beside a second face, which
+    # is the one a one-face mesher would pick there
+    face = cv2.resize(read_image(media / "faces" / "liveportrait_s7.jpg"), (240, 240))
+    other = read_image(media / "faces" / "liveportrait_s5.jpg")
+    alone = np.zeros((720, 1080, 3), np.uint8)
+    alone[:240, 720:960] = face
+    both = np.zeros_like(alone)
+    both[:, :720] = other
+    both[40:280, 720:960] = face
+    frames = [alone] * 4 + [np.zeros_like(alone)] * 2 + [both] * 4
+    nose = track_faces(frames).meshes[:, ix.NOSE_TIP, :2]
+    assert (nose[:, 0] > 720).all()
+    assert (nose[6:, 1] - nose[0, 1] > 30).all()  # meshed 40 px lower, not copied from before
 
 
 def test_crop_and_paste_back_round_trip(media: Path) -> None:

@@ -205,7 +205,9 @@ def track_faces(
 
     The face is chosen on the first frame where faces are found (``face_index`` counts from the
     largest) and then followed by box overlap. Frames where it is lost take the nearest
-    detected frame's mesh.
+    detected frame's mesh. When it is alone in that first frame, MediaPipe follows only it (while it
+    looks for up to :data:`MAX_FACES` faces it runs its face detector on every frame: a third of its
+    time; the meshes are the same), until it is lost: from then on every face is meshed again.
 
     Args:
         frames: iterable of (H, W, 3) uint8 RGB frames of one size.
@@ -219,17 +221,26 @@ def track_faces(
     meshes: list[np.ndarray | None] = []
     size = (0, 0)
     previous: np.ndarray | None = None
-    with FaceMesher(video=True) as mesher:
+    with ExitStack() as meshers:
+        mesher = meshers.enter_context(FaceMesher(video=True))
+        alone = False  # following the face with a one-face mesher
         for frame in frames:
             size = (frame.shape[1], frame.shape[0])
             faces = mesher.detect(frame)
             chosen = None
             if faces and previous is None:
+                if len(faces) == 1:  # followed from this frame on (meshed again) by a one-face mesher
+                    alone = True
+                    mesher = meshers.enter_context(FaceMesher(video=True, max_faces=1))
+                    faces = mesher.detect(frame) or faces
                 chosen = _pick(faces, face_index, source)
             elif faces and previous is not None:
                 overlaps = [_box_iou(mesh_box(f), mesh_box(previous)) for f in faces]
                 best = int(np.argmax(overlaps))
                 chosen = faces[best] if overlaps[best] > 0.1 else None
+            if alone and chosen is None:
+                alone = False
+                mesher = meshers.enter_context(FaceMesher(video=True))
             meshes.append(chosen)
             if chosen is not None:
                 previous = chosen
