@@ -207,17 +207,21 @@ def _barycentric_matrix(points: np.ndarray, topology: Topology, size: int, grid:
     low = np.maximum(np.ceil((corners.min(1) + 0.5) * to_index - 0.5), 0).astype(np.int64)  # (K, 2) x, y
     high = np.minimum(np.floor((corners.max(1) + 0.5) * to_index - 0.5), grid_size - 1).astype(np.int64)
     span = np.maximum(high - low + 1, 0)
-    count = np.where(flat, 0, span[:, 0] * span[:, 1])
-    tri = np.repeat(np.arange(len(simplices)), count)
-    local = np.arange(len(tri)) - np.repeat(np.cumsum(count) - count, count)
-    width = span[tri, 0]
-    gx = low[tri, 0] + local % width
-    gy = low[tri, 1] + local // width
+    # every row of every triangle's box, then every point of each row (rows first: no division per point)
+    rows = np.where(flat, 0, span[:, 1])
+    row_tri = np.repeat(np.arange(len(simplices)), rows)
+    row_y = low[row_tri, 1] + np.arange(len(row_tri)) - np.repeat(np.cumsum(rows) - rows, rows)
+    width = span[row_tri, 0]
     position = grid[0, :, 0].astype(np.float64)  # grid point i's coordinate along either axis
-    x, y = position[gx], position[gy]
-    a = affine[tri]  # (N, 2, 3)
-    b1 = a[:, 0, 0] * x + a[:, 0, 1] * y + a[:, 0, 2]
-    b2 = a[:, 1, 0] * x + a[:, 1, 1] * y + a[:, 1, 2]
+    y = position[row_y]
+    row_b1 = np.repeat(affine[row_tri, 0, 1] * y + affine[row_tri, 0, 2], width)  # the row's share of b1, b2
+    row_b2 = np.repeat(affine[row_tri, 1, 1] * y + affine[row_tri, 1, 2], width)
+    tri = np.repeat(row_tri, width)
+    gy = np.repeat(row_y, width)
+    gx = low[tri, 0] + np.arange(len(tri)) - np.repeat(np.cumsum(width) - width, width)
+    x = position[gx]
+    b1 = affine[tri, 0, 0] * x + row_b1
+    b2 = affine[tri, 1, 0] * x + row_b2
     held = np.nonzero((b1 >= -1e-9) & (b2 >= -1e-9) & (b1 + b2 <= 1.0 + 1e-9))[0]  # in increasing triangle order
     point = gy[held] * grid_size + gx[held]
     order = np.argsort(point, kind="stable")
