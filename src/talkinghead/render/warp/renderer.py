@@ -192,8 +192,8 @@ def _barycentric_matrix(points: np.ndarray, topology: Topology, size: int, grid:
     simplices = topology.simplices
     corners = points[simplices]  # (K, 3, 2)
     grid_size = len(grid)
-    # b1 = ((y2 - y0) dx - (x2 - x0) dy) / det, b2 = ((x1 - x0) dy - (y1 - y0) dx) / det with d = p - corner 0: each
-    # an affine function of the point, its coefficients (K, 3) per triangle
+    # b1 = ((y2 - y0) dx - (x2 - x0) dy) / det, b2 = ((x1 - x0) dy - (y1 - y0) dx) / det with d = p - corner 0: both
+    # affine functions of the point, their coefficients (x, y, 1) per triangle in ``affine``
     e1, e2 = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
     det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
     flat = np.abs(det) <= 1e-9  # a triangle folded flat holds nothing
