@@ -14,13 +14,14 @@ from helpers import optimise
 from talkinghead.face import indices as ix
 from talkinghead.face.mesh import track_faces
 from talkinghead.io import read_video
-from talkinghead.metrics.image import psnr
+from talkinghead.metrics.image import luma, psnr
 from talkinghead.metrics.mouth import mouth_opening
 from talkinghead.render.warp.mouth import PaintedMouth
 from talkinghead.render.warp.painter import (
     INPUT_CHANNELS,
     LIP_POINTS,
     MOUTH_WIDTH_FRACTION,
+    PAINT_SIZE,
     LearnedMouth,
     MouthPainter,
     PainterConfig,
@@ -29,6 +30,7 @@ from talkinghead.render.warp.painter import (
     painter_inputs,
     to_square,
 )
+from talkinghead.render.warp.renderer import WarpRenderer
 from talkinghead.train.painter import MouthDataset, PainterModule, mouth_corpus
 
 TINY = PainterConfig(size=32, widths=(8, 8, 8))
@@ -128,3 +130,54 @@ def test_shipped_painter_redraws_a_real_open_mouth_better_than_the_painted_inter
         real = frames[t][y0:y1, x0:x1]
         gains.append(psnr(a[y0:y1, x0:x1], real) - psnr(b[y0:y1, x0:x1], real))
     assert np.mean(gains) > 1.0, gains
+
+
+@pytest.mark.slow
+def test_a_mouth_closed_over_an_open_one_is_painted_over(held_out) -> None:  # type: ignore[no-untyped-def]
+    """Six of a held-out clip's widest-open frames warped to its six most closed lip shapes: the warp squeezes the
+    teeth into a bright line between the lips. Told what was warped, the painter paints that line over; not told,
+    it leaves a closed target mouth as warped."""
+    frames, meshes = held_out
+    opening = mouth_opening(meshes)
+    mouth = LearnedMouth(frames[int(np.argmax(opening))], meshes[int(np.argmax(opening))])
+    bright = {"told": 0, "not told": 0}
+    for s, c in zip(np.argsort(opening)[::-1][:6], np.argsort(opening)[:6]):
+        renderer = WarpRenderer(frames[s], meshes[s])
+        crop, target = renderer.warp(meshes[c])
+        inner = target[ix.MOUTH_INNER_LOOP, :2]
+        (x0, y0), (x1, y1) = np.floor(inner.min(0)).astype(int) - 2, np.ceil(inner.max(0)).astype(int) + 3
+        for told in (True, False):
+            image = crop.copy()
+            mouth.paint(image, target, renderer.src if told else None)
+            if not told:
+                assert np.array_equal(image, crop)
+            bright["told" if told else "not told"] += int((luma(image[y0:y1, x0:x1]) > 200).sum())
+    assert bright["told"] < 0.25 * bright["not told"], bright
+
+
+@pytest.mark.slow
+def test_still_lips_keep_their_painting_steady(held_out) -> None:  # type: ignore[no-untyped-def]
+    """One open lip shape painted into the same face under two different lightings, in a row: the second painting
+    leans on the first (it changes less than the same frame painted on its own); lips that moved are painted as
+    they are."""
+    frames, meshes = held_out
+    t = int(np.argmax(mouth_opening(meshes)))
+    reference = int(np.argsort(mouth_opening(meshes))[-12])
+    first, second = frames[t].copy(), np.clip(frames[t] * 0.8, 0, 255).astype(np.uint8)
+    alone = second.copy()
+    LearnedMouth(frames[reference], meshes[reference]).paint(alone, meshes[t])
+    mouth = LearnedMouth(frames[reference], meshes[reference])
+    a, b = first.copy(), second.copy()
+    mouth.paint(a, meshes[t])
+    mouth.paint(b, meshes[t])
+    changed = np.abs(b.astype(int) - alone.astype(int)).sum(-1) > 0
+    assert changed.any()
+    steadied, fresh = np.abs(b.astype(int) - a.astype(int)), np.abs(alone.astype(int) - a.astype(int))
+    assert steadied[changed].mean() < fresh[changed].mean()
+    moved = meshes[t].copy()  # the lower inner lip 4 square pixels lower (the mouth is 38 of them wide)
+    width = np.linalg.norm(moved[ix.MOUTH_CORNERS[1], :2] - moved[ix.MOUTH_CORNERS[0], :2])
+    moved[ix.LIPS_LOWER_INNER, 1] += 4.0 * width / (MOUTH_WIDTH_FRACTION * PAINT_SIZE)
+    b, alone = second.copy(), second.copy()
+    mouth.paint(b, moved)
+    LearnedMouth(frames[reference], meshes[reference]).paint(alone, moved)
+    assert np.array_equal(b, alone)

@@ -100,8 +100,9 @@ def paint_mouth(image: np.ndarray, mesh_xy: np.ndarray, colours: MouthColours) -
 class Mouth(Protocol):
     """Draws the inside of the lips of a warped face."""
 
-    def paint(self, image: np.ndarray, mesh_xy: np.ndarray) -> None:
-        """Draw in place into ``image`` ((H, W, 3) uint8 RGB) whose target mesh is ``mesh_xy`` ((478, >=2) px)."""
+    def paint(self, image: np.ndarray, mesh_xy: np.ndarray, source_xy: np.ndarray | None = None) -> None:
+        """Draw in place into ``image`` ((H, W, 3) uint8 RGB) whose target mesh is ``mesh_xy`` ((478, >=2) px);
+        ``source_xy``: the mesh of the frame that was warped into ``image`` (same pixels), where it is known."""
         ...
 
 
@@ -115,7 +116,8 @@ class PaintedMouth:
     def of(cls, image: np.ndarray, mesh_xy: np.ndarray) -> PaintedMouth:
         return cls(mouth_colours(image, np.asarray(mesh_xy)[:, :2]))
 
-    def paint(self, image: np.ndarray, mesh_xy: np.ndarray) -> None:
+    def paint(self, image: np.ndarray, mesh_xy: np.ndarray, source_xy: np.ndarray | None = None) -> None:
+        """Paint where the target's inner lips part (the source frame does not matter: closed lips are left)."""
         paint_mouth(image, np.asarray(mesh_xy)[:, :2], self.colours)
 
 

@@ -153,7 +153,7 @@ class WarpRenderer:
         """The reference crop warped so its mesh lands on ``mesh`` ((478, 3) pixels), the mouth drawn: (S, S, 3)
         uint8."""
         out, tgt = self.warp(mesh)
-        self.mouth.paint(out, tgt)
+        self.mouth.paint(out, tgt, self.src)
         return out
 
     def warp(self, mesh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -51,7 +51,7 @@ class FrameStages:
         if self.keep:
             return frame
         _, r, crop, target = warped
-        r.mouth.paint(crop, target)
+        r.mouth.paint(crop, target, r.src)
         return r.compose(frame, crop)
 
     def __call__(self, t: int) -> np.ndarray:
