@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from helpers import optimise
+from talkinghead.errors import InputError
 from talkinghead.face import indices as ix
 from talkinghead.face.mesh import track_faces
 from talkinghead.io import read_video
@@ -26,12 +27,14 @@ from talkinghead.render.warp.painter import (
     MouthPainter,
     PainterConfig,
     composite,
+    inner_gap,
     mouth_frame,
+    paint_mask,
     painter_inputs,
     to_square,
 )
 from talkinghead.render.warp.renderer import WarpRenderer
-from talkinghead.train.painter import MouthDataset, PainterModule, mouth_corpus
+from talkinghead.train.painter import MouthDataset, PainterModule, mouth_corpus, train_painter
 
 TINY = PainterConfig(size=32, widths=(8, 8, 8))
 
@@ -72,6 +75,17 @@ def test_inputs_hide_the_mouth_only(held_out) -> None:  # type: ignore[no-untype
     assert x[4, centre[1], centre[0]] == pytest.approx(1.0)  # the sketch fills the inner mouth
 
 
+
+@pytest.mark.slow
+def test_a_larger_square_measures_the_mouth_alike(held_out) -> None:  # type: ignore[no-untyped-def]
+    """The lip gap and the painted region are lengths of a 64 px square, whatever the painter's side."""
+    _, meshes = held_out
+    mesh = meshes[int(np.argmax(mouth_opening(meshes)))]
+    small, large = (to_square(mesh[LIP_POINTS], mouth_frame(mesh, s)) for s in (64, 96))
+    assert inner_gap(large, 96) == pytest.approx(inner_gap(small, 64), rel=1e-6)
+    assert inner_gap(small, 64) > 3.0  # an open mouth
+    assert paint_mask(large, 96).mean() == pytest.approx(paint_mask(small, 64).mean(), rel=0.1)
+
 def test_tiny_painter_shapes_training_and_round_trip(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = MouthPainter(TINY)
@@ -108,6 +122,8 @@ def test_corpus_and_a_training_step(media: Path, tmp_path: Path) -> None:
     batch = {k: torch.stack([ds[i][k] for i in range(8)]) for k in item}
     losses = optimise(module.model, lambda: module._losses(batch)[0], steps=15, lr=3e-3)
     assert losses[-1] < losses[0]
+    with pytest.raises(InputError, match="not a multiple of 4 x the block"):  # 32 px squares, 3 px blocks
+        train_painter(tmp_path / "c", tmp_path / "p.pt", max_steps=1, block=3, quiet=True)
 
 
 @pytest.mark.slow

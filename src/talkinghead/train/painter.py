@@ -43,7 +43,7 @@ from talkinghead.train.common import fit, parse_devices, print_metrics, training
 WORK_SIDE = 720
 """Videos are decoded at most this large (longer side) before meshing."""
 OPEN_GAP = 1.5
-"""A frame whose inner lips are this far apart (square pixels) counts as open."""
+"""A frame whose inner lips are this far apart (pixels of a 64 px square) counts as open."""
 OPEN_SHARE = 0.75
 """Share of training items whose frame is open (the painter matters there; the rest teach the closed seam)."""
 VAL_SHARE = 0.06
@@ -117,9 +117,13 @@ class MouthDataset(Dataset):
         if not files:
             raise InputError(root, "no mouth corpus here (run talkinghead mouth-corpus first)")
         files = [f for f in files if _is_val(f.stem) == (split == "val")]
+        if not files:
+            raise InputError(root, f"no {split} clips in this mouth corpus (clips are split by name, "
+                                   f"{VAL_SHARE:.0%} of them for validation: it needs more videos)")
         self.clips = [dict(np.load(f)) for f in files]
         self.names = [f.stem for f in files]
-        self.gaps = [inner_gap(c["lips"]) for c in self.clips]
+        self.size = int(self.clips[0]["crops"].shape[1])
+        self.gaps = [inner_gap(c["lips"], self.size) for c in self.clips]
         self.length, self.seed, self.train = length, seed, train
 
     def __len__(self) -> int:
@@ -198,15 +202,18 @@ class PainterModule(L.LightningModule):
                 torch.optim.Adam(self.disc.parameters(), lr=self.lr, betas=(0.5, 0.999))]
 
 
-def train_painter(corpus: Path, output: Path, *, config: PainterConfig, max_steps: int, batch: int = 32,
+def train_painter(corpus: Path, output: Path, *, max_steps: int, block: int = PainterConfig.block, batch: int = 32,
                   lr: float = 2e-4, gan: float = 0.2, max_minutes: float | None = None, seed: int = 0,
                   workers: int = 0, accelerator: str = "auto", devices: int | str = "auto", nodes: int = 1,
                   quiet: bool = False) -> dict[str, float]:
-    """Train on the corpus' train clips (validated on the rest) and save ``output`` (float16 weights)."""
+    """Train a painter for the corpus' squares (``block``: :attr:`PainterConfig.block`) on its train clips (validated
+    on the rest) and save ``output`` (float16 weights)."""
     L.seed_everything(seed, workers=True, verbose=False)
     train = MouthDataset(corpus, "train", length=max_steps * batch, seed=seed, train=True)
+    if train.size % (4 * block):
+        raise InputError(corpus, f"its {train.size} px mouth squares are not a multiple of 4 x the block ({block})")
     val = MouthDataset(corpus, "val", length=20 * batch, seed=seed + 1)
-    module = PainterModule(asdict(config), lr=lr, gan=gan)
+    module = PainterModule(asdict(PainterConfig(size=train.size, block=block)), lr=lr, gan=gan)
     metrics = fit(module, train, val, max_steps=2 * max_steps if gan else max_steps, batch=batch, workers=workers,
                   accelerator=accelerator, devices=devices, nodes=nodes, val_every=500, max_minutes=max_minutes,
                   quiet=quiet)
@@ -219,12 +226,14 @@ def train_painter(corpus: Path, output: Path, *, config: PainterConfig, max_step
 def _corpus_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("sources", nargs="+", type=Path, help="videos or folders of videos")
     p.add_argument("-o", "--output", type=Path, required=True, help="corpus folder")
+    p.add_argument("--size", type=int, default=PainterConfig.size,
+                   help=f"side of the mouth squares (px; default: {PainterConfig.size})")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
     p.add_argument("-q", "--quiet", action="store_true")
 
 
 def _run_corpus(a: argparse.Namespace) -> int:
-    print("\n".join(mouth_corpus(a.sources, a.output, workers=a.workers, quiet=a.quiet)))
+    print("\n".join(mouth_corpus(a.sources, a.output, size=a.size, workers=a.workers, quiet=a.quiet)))
     return 0
 
 
@@ -236,20 +245,23 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gan", type=float, default=0.2, help="weight of the adversarial term, 0: none (default: 0.2)")
     p.add_argument("--minutes", type=float, default=None, help="stop after this long")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--block", type=int, default=PainterConfig.block,
+                   help="pixel-unshuffle factor: the network's first level works on block x block pixel groups "
+                        f"(default: {PainterConfig.block}; the square's side comes from the corpus)")
 
 
 def _run_train(a: argparse.Namespace) -> int:
     if len(a.datasets) != 1:
         raise InputError(a.datasets[1], "train-painter takes one mouth corpus folder")
-    metrics = train_painter(a.datasets[0], a.output, config=PainterConfig(), max_steps=a.steps, batch=a.batch,
+    metrics = train_painter(a.datasets[0], a.output, max_steps=a.steps, block=a.block, batch=a.batch,
                             lr=a.lr, gan=a.gan, max_minutes=a.minutes, seed=a.seed, workers=a.workers,
                             devices=parse_devices(a.devices), nodes=a.nodes, quiet=a.quiet)
     return print_metrics(metrics)
 
 
 CORPUS_COMMAND = Command(
-    description="Mesh every frame of real talking videos once and keep each frame's mouth square (64 px, aligned "
-                "to the mouth corners) with its lip points: one .npz a video, kept on a re-run.",
+    description="Mesh every frame of real talking videos once and keep each frame's mouth square (64 px by default, "
+                "aligned to the mouth corners) with its lip points: one .npz a video, kept on a re-run.",
     arguments=_corpus_arguments, run=_run_corpus)
 TRAIN_COMMAND = Command(
     description="Train the learned mouth painter on a mouth corpus (L1 + perceptual stand-in + patch LSGAN; "

@@ -28,7 +28,8 @@ from talkinghead.face import indices as ix
 from talkinghead.nn.checkpoint import CheckpointModel
 
 PAINT_SIZE = 64
-"""Side of the mouth square the painter works in (pixels)."""
+"""Side of the mouth square the painter works in by default (pixels). The lengths below are in pixels of a square
+this size, and scale with a painter's own side."""
 MOUTH_WIDTH_FRACTION = 0.6
 """Distance between the mouth corners as a fraction of the square's side."""
 MASK_DILATION = 2.0
@@ -68,10 +69,11 @@ def to_square(points: np.ndarray, frame: np.ndarray) -> np.ndarray:
     return np.asarray(points, np.float64)[:, :2] @ frame[:, :2].T + frame[:, 2]
 
 
-def inner_gap(lips: np.ndarray) -> np.ndarray:
-    """Mean distance between the upper and lower inner lip of (..., 40, 2) square-pixel lip points
-    (:data:`LIP_POINTS` order: the inner loop's upper arc is points 1..9, its lower arc 19..11 beneath them): (...)."""
-    return np.mean(lips[..., 19:10:-1, 1] - lips[..., 1:10, 1], axis=-1)
+def inner_gap(lips: np.ndarray, size: int = PAINT_SIZE) -> np.ndarray:
+    """Mean distance between the upper and lower inner lip of (..., 40, 2) lip points in a square of side ``size``
+    (:data:`LIP_POINTS` order: the inner loop's upper arc is points 1..9, its lower arc 19..11 beneath them), in
+    pixels of a :data:`PAINT_SIZE` square: (...)."""
+    return np.mean(lips[..., 19:10:-1, 1] - lips[..., 1:10, 1], axis=-1) * (PAINT_SIZE / size)
 
 
 def _poly(points: np.ndarray) -> np.ndarray:
@@ -94,7 +96,7 @@ def paint_mask(lips: np.ndarray, size: int = PAINT_SIZE) -> np.ndarray:
     :data:`MASK_DILATION`, soft-edged)."""
     inner = np.zeros((size, size), np.uint8)
     cv2.fillPoly(inner, [_poly(lips[:20])], 255, cv2.LINE_AA, _SUB)
-    r = int(np.ceil(MASK_DILATION))
+    r = int(np.ceil(MASK_DILATION * size / PAINT_SIZE))
     grown = cv2.dilate(inner, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
     return cv2.GaussianBlur(grown.astype(np.float32) / 255.0, (0, 0), 0.7)
 
@@ -198,9 +200,10 @@ class LearnedMouth:
         size = self.size
         frame = mouth_frame(mesh_xy, size)
         lips = to_square(np.asarray(mesh_xy)[LIP_POINTS], frame)
-        gap = inner_gap(lips)
+        gap = inner_gap(lips, size)
         if source_xy is not None:
-            gap = max(gap, inner_gap(to_square(np.asarray(source_xy)[LIP_POINTS], mouth_frame(source_xy, size))))
+            source = to_square(np.asarray(source_xy)[LIP_POINTS], mouth_frame(source_xy, size))
+            gap = max(gap, inner_gap(source, size))
         low, high = PAINT_GAPS
         fade = float(np.clip((gap - low) / (high - low), 0.0, 1.0))
         if fade == 0.0:
@@ -212,7 +215,7 @@ class LearnedMouth:
             rgb = self.painter(torch.from_numpy(x)[None].contiguous(memory_format=torch.channels_last))[0].numpy()
         painted = np.clip((rgb.transpose(1, 2, 0) + 1.0) * 127.5, 0, 255).astype(np.float32)
         if self._previous is not None:
-            motion = float(np.linalg.norm(lips - self._previous[0], axis=1).mean())
+            motion = float(np.linalg.norm(lips - self._previous[0], axis=1).mean()) * PAINT_SIZE / size
             keep = STEADY * max(0.0, 1.0 - motion / STEADY_MOTION)
             painted += keep * (self._previous[1] - painted)
         self._previous = (lips, painted)
