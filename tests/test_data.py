@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from talkinghead.constants import DATA_FPS
+from talkinghead.constants import DATA_FPS, SAMPLE_RATE
 from talkinghead.data.card import UNLISTED, datacard, markdown
 from talkinghead.data.clip import list_clips, load_clip
 from talkinghead.data.layouts import discover, speaker_split
@@ -247,3 +247,19 @@ def test_training_on_a_folder_that_is_not_a_dataset_names_it(tmp_path: Path) -> 
     assert proc.returncode == 2 and proc.stderr.strip() == (
         f"talkinghead: error: {tmp_path}: not a preprocessed dataset folder (run talkinghead preprocess first)")
     assert not (tmp_path / "s.pt").exists()
+
+
+@pytest.mark.slow
+def test_preprocess_with_worker_processes_exits_cleanly(media: Path, tmp_path: Path) -> None:
+    """Two short real clips in two worker processes: the command prints nothing with -q. Workers that were terminated
+    instead of left to exit made Python warn of leaked semaphores at shutdown."""
+    from talkinghead.io import load_audio, read_video, write_video
+
+    for name in ("videoretalking_face5.mp4", "videoretalking_face2.mp4"):
+        clip = media / "talking" / name
+        frames = read_video(clip, max_side=128, max_frames=50).frames
+        write_video(tmp_path / name, iter(frames), fps=25.0, audio=load_audio(clip)[: 2 * SAMPLE_RATE])
+    proc = subprocess.run([sys.executable, "-m", "talkinghead", "preprocess", str(tmp_path), str(tmp_path / "out"),
+                           "--workers", "2", "-q"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["done"] == 2

@@ -178,6 +178,8 @@ def run_jobs(fn: Callable[[T], R], jobs: list[T], *, workers: int, done: Callabl
             for r in pool.imap_unordered(fn, jobs):
                 results.append(r)
                 done(1)
+            pool.close()  # let the workers exit by themselves: terminated ones leave their semaphores behind
+            pool.join()
     else:
         for job in jobs:
             results.append(fn(job))
