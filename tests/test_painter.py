@@ -22,7 +22,6 @@ from talkinghead.render.warp.painter import (
     INPUT_CHANNELS,
     LIP_POINTS,
     MOUTH_WIDTH_FRACTION,
-    PAINT_SIZE,
     LearnedMouth,
     MouthPainter,
     PainterConfig,
@@ -169,31 +168,3 @@ def test_a_mouth_closed_over_an_open_one_is_painted_over(held_out) -> None:  # t
                 assert np.array_equal(image, crop)
             bright["told" if told else "not told"] += int((luma(image[y0:y1, x0:x1]) > 200).sum())
     assert bright["told"] < 0.25 * bright["not told"], bright
-
-
-@pytest.mark.slow
-def test_still_lips_keep_their_painting_steady(held_out) -> None:  # type: ignore[no-untyped-def]
-    """One open lip shape painted into the same face under two different lightings, in a row: the second painting
-    leans on the first (it changes less than the same frame painted on its own); lips that moved are painted as
-    they are."""
-    frames, meshes = held_out
-    t = int(np.argmax(mouth_opening(meshes)))
-    reference = int(np.argsort(mouth_opening(meshes))[-12])
-    first, second = frames[t].copy(), np.clip(frames[t] * 0.8, 0, 255).astype(np.uint8)
-    alone = second.copy()
-    LearnedMouth(frames[reference], meshes[reference]).paint(alone, meshes[t])
-    mouth = LearnedMouth(frames[reference], meshes[reference])
-    a, b = first.copy(), second.copy()
-    mouth.paint(a, meshes[t])
-    mouth.paint(b, meshes[t])
-    changed = np.abs(b.astype(int) - alone.astype(int)).sum(-1) > 0
-    assert changed.any()
-    steadied, fresh = np.abs(b.astype(int) - a.astype(int)), np.abs(alone.astype(int) - a.astype(int))
-    assert steadied[changed].mean() < fresh[changed].mean()
-    moved = meshes[t].copy()  # the lower inner lip 4 square pixels lower (the mouth is 38 of them wide)
-    width = np.linalg.norm(moved[ix.MOUTH_CORNERS[1], :2] - moved[ix.MOUTH_CORNERS[0], :2])
-    moved[ix.LIPS_LOWER_INNER, 1] += 4.0 * width / (MOUTH_WIDTH_FRACTION * PAINT_SIZE)
-    b, alone = second.copy(), second.copy()
-    mouth.paint(b, moved)
-    LearnedMouth(frames[reference], meshes[reference]).paint(alone, moved)
-    assert np.array_equal(b, alone)

@@ -37,11 +37,6 @@ MASK_DILATION = 2.0
 PAINT_GAPS = (0.3, 1.5)
 """Inner-lip gaps (square pixels) over which the painting fades in: lips closer than the first are left as warped
 (a closed mouth keeps the reference's own lips), from the second on the painting replaces the region fully."""
-STEADY = 0.6
-"""Weight of the previous frame's painting in a frame whose lips have not moved (see :data:`STEADY_MOTION`)."""
-STEADY_MOTION = 0.5
-"""Mean lip-point motion (square pixels) from the previous painted frame at which that frame's painting stops being
-blended in; below it the weight falls linearly from :data:`STEADY` (no motion) to 0."""
 SKETCH_CHANNELS = 2
 INPUT_CHANNELS = 3 + 1 + SKETCH_CHANNELS + 3 + SKETCH_CHANNELS
 OUTER_LOOP = np.concatenate([ix.LIPS_UPPER_OUTER, ix.LIPS_LOWER_OUTER[::-1][1:-1]])
@@ -171,10 +166,6 @@ def composite(x: torch.Tensor, painted: torch.Tensor) -> torch.Tensor:
 class LearnedMouth:
     """Paints the mouths of one video's frames with :class:`MouthPainter` against one reference frame.
 
-    Frames are expected in order: where the lips hardly moved since the previous painted frame, the painting is
-    blended with that frame's (:data:`STEADY`), so that teeth and cavity hold still while the mouth does; where
-    they moved, the frame's own painting is used as it is.
-
     Args:
         image: (H, W, 3) uint8 RGB reference frame (a photo, or a dubbed video's frame with the mouth open).
         mesh_xy: (478, >=2) its pixel mesh.
@@ -189,7 +180,6 @@ class LearnedMouth:
         self.reference = cv2.warpAffine(image, frame, (self.size, self.size), flags=cv2.INTER_LINEAR,
                                         borderMode=cv2.BORDER_REPLICATE)
         self.reference_lips = to_square(np.asarray(mesh_xy)[LIP_POINTS], frame)
-        self._previous: tuple[np.ndarray, np.ndarray] | None = None  # the last painted frame's lips and painting
 
     def paint(self, image: np.ndarray, mesh_xy: np.ndarray, source_xy: np.ndarray | None = None) -> None:
         """Paint the mouth of ``image`` ((H, W, 3) uint8 RGB, modified in place) whose lips are at ``mesh_xy``
@@ -207,18 +197,12 @@ class LearnedMouth:
         low, high = PAINT_GAPS
         fade = float(np.clip((gap - low) / (high - low), 0.0, 1.0))
         if fade == 0.0:
-            self._previous = None
             return
         crop = cv2.warpAffine(image, frame, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         x, mask = painter_inputs(crop, lips, self.reference, self.reference_lips)
         with torch.inference_mode():
             rgb = self.painter(torch.from_numpy(x)[None].contiguous(memory_format=torch.channels_last))[0].numpy()
         painted = np.clip((rgb.transpose(1, 2, 0) + 1.0) * 127.5, 0, 255).astype(np.float32)
-        if self._previous is not None:
-            motion = float(np.linalg.norm(lips - self._previous[0], axis=1).mean()) * PAINT_SIZE / size
-            keep = STEADY * max(0.0, 1.0 - motion / STEADY_MOTION)
-            painted += keep * (self._previous[1] - painted)
-        self._previous = (lips, painted)
         # back to the image: only the box the mask covers there
         inverse = cv2.invertAffineTransform(frame)
         ys, xs = np.nonzero(mask > 1e-3)
