@@ -74,7 +74,6 @@ def test_inputs_hide_the_mouth_only(held_out) -> None:  # type: ignore[no-untype
     assert x[4, centre[1], centre[0]] == pytest.approx(1.0)  # the sketch fills the inner mouth
 
 
-
 @pytest.mark.slow
 def test_a_larger_square_measures_the_mouth_alike(held_out) -> None:  # type: ignore[no-untyped-def]
     """The lip gap and the painted region are lengths of a 64 px square, whatever the painter's side."""
@@ -84,6 +83,7 @@ def test_a_larger_square_measures_the_mouth_alike(held_out) -> None:  # type: ig
     assert inner_gap(large, 96) == pytest.approx(inner_gap(small, 64), rel=1e-6)
     assert inner_gap(small, 64) > 3.0  # an open mouth
     assert paint_mask(large, 96).mean() == pytest.approx(paint_mask(small, 64).mean(), rel=0.1)
+
 
 def test_tiny_painter_shapes_training_and_round_trip(tmp_path: Path) -> None:
     torch.manual_seed(0)
