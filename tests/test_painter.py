@@ -123,6 +123,10 @@ def test_corpus_and_a_training_step(media: Path, tmp_path: Path) -> None:
     assert losses[-1] < losses[0]
     with pytest.raises(InputError, match="not a multiple of 4 x the block"):  # 32 px squares, 3 px blocks
         train_painter(tmp_path / "c", tmp_path / "p.pt", max_steps=1, block=3, quiet=True)
+    larger = {"crops": np.zeros((2, 48, 48, 3), np.uint8), "lips": data["lips"][:2] * 1.5}
+    np.savez(tmp_path / "c" / "larger.npz", **larger)  # a second run of mouth-corpus with another --size
+    with pytest.raises(InputError, match=r"several sizes here \(32, 48 px\)"):
+        MouthDataset(tmp_path / "c", "train", length=8)
 
 
 @pytest.mark.slow

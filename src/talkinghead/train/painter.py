@@ -122,7 +122,11 @@ class MouthDataset(Dataset):
                                    f"{VAL_SHARE:.0%} of them for validation: it needs more videos)")
         self.clips = [dict(np.load(f)) for f in files]
         self.names = [f.stem for f in files]
-        self.size = int(self.clips[0]["crops"].shape[1])
+        sizes = sorted({int(c["crops"].shape[1]) for c in self.clips})
+        if len(sizes) > 1:
+            raise InputError(root, f"mouth squares of several sizes here ({', '.join(map(str, sizes))} px): "
+                                   "one corpus folder per size")
+        self.size = sizes[0]
         self.gaps = [inner_gap(c["lips"], self.size) for c in self.clips]
         self.length, self.seed, self.train = length, seed, train
 
@@ -213,6 +217,9 @@ def train_painter(corpus: Path, output: Path, *, max_steps: int, block: int = Pa
     if train.size % (4 * block):
         raise InputError(corpus, f"its {train.size} px mouth squares are not a multiple of 4 x the block ({block})")
     val = MouthDataset(corpus, "val", length=20 * batch, seed=seed + 1)
+    if val.size != train.size:
+        raise InputError(corpus, f"mouth squares of several sizes here ({train.size} and {val.size} px): "
+                                 "one corpus folder per size")
     module = PainterModule(asdict(PainterConfig(size=train.size, block=block)), lr=lr, gan=gan)
     metrics = fit(module, train, val, max_steps=2 * max_steps if gan else max_steps, batch=batch, workers=workers,
                   accelerator=accelerator, devices=devices, nodes=nodes, val_every=500, max_minutes=max_minutes,
