@@ -109,6 +109,9 @@ def test_evaluate_cli_errors(tmp_path: Path) -> None:
                            "--reference", str(tmp_path / "r.mp4"), "--syncnet", str(tmp_path / "none.pt")],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "none.pt: file not found" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "talkinghead", "evaluate", "--reconstruct", str(tmp_path / "clips")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.strip() == f"talkinghead: error: {tmp_path / 'clips'}: folder not found"
 
 
 def test_best_lag_pearson_finds_a_known_shift() -> None:

@@ -33,6 +33,8 @@ def reconstruction(clips: Path, *, method: str, protocol: str = "photo", referen
     spec = get_method(method)
     if protocol not in PROTOCOLS:
         raise TalkingHeadError(f"unknown protocol {protocol!r} (choose from {', '.join(PROTOCOLS)})")
+    if not clips.is_dir():
+        raise InputError(clips, "folder not found" if not clips.exists() else "not a folder of videos")
     videos = sorted(p for p in clips.iterdir() if p.suffix.lower() in {".mp4", ".mov", ".mkv", ".avi"})
     if not videos:
         raise InputError(clips, "no videos found")
