@@ -68,6 +68,32 @@ def test_fit_on_known_linear_data_recovers_it() -> None:
     assert round_trip_error(model, clips)["expression"] < 1e-6  # three directions span the data exactly
 
 
+
+def test_a_photo_rests_at_its_clip_mean_mouth(corpus: Path) -> None:
+    """The five most closed and five widest open frames of a real clip, each taken as a photo: with its fitted
+    expression removed, the lip gap lies near the clip's mean one (the rest shape its coefficients are offsets
+    from), less than half as far as the frame's own; closed lips part, open ones narrow; the pose is kept."""
+    from talkinghead.data.clip import clip_dir
+    from talkinghead.face.expression import GAP
+    from talkinghead.face.pose import fit_pose, pose_free
+    from talkinghead.motion.styleclip import photo_rest_shape
+
+    clip = load_clip(clip_dir(corpus, "videoretalking_face5"))
+    gap, rest_gap = mouth_features(clip.canonical)[:, GAP], mouth_features(clip.neutral[None])[0, GAP]
+    order = np.argsort(gap)
+    fitted, own = [], []
+    for t in np.concatenate([order[:5], order[-5:]]):
+        mesh = clip.meshes[t].astype(np.float64)
+        rest = photo_rest_shape(mesh, face_model=default_face_model())
+        before, after = fit_pose(mesh), fit_pose(rest)
+        assert np.allclose(before.rotation, after.rotation, atol=1e-3) and after.scale == pytest.approx(before.scale,
+                                                                                                         rel=1e-3)
+        g = mouth_features(pose_free(rest[None]))[0, GAP]
+        assert (g > gap[t]) if gap[t] < rest_gap else (g < gap[t])
+        fitted.append(abs(g - rest_gap))
+        own.append(abs(gap[t] - rest_gap))
+    assert np.mean(fitted) < 0.5 * np.mean(own), (fitted, own)
+
 def test_layouts(tmp_path: Path) -> None:
     for rel in ("id00012/abc/00001.mp4", "test/id00099/xyz/00002.mp4"):
         (tmp_path / "vox" / rel).parent.mkdir(parents=True, exist_ok=True)

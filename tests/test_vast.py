@@ -317,3 +317,27 @@ def test_whisper_features_follow_the_speech(media: Path) -> None:
     quiet, loud = feats[2:23], feats[27:48]  # away from the boundary (the encoder's context blurs it)
     spread = np.linalg.norm(quiet - quiet.mean(0), axis=1).mean()
     assert np.linalg.norm(loud - quiet.mean(0), axis=1).mean() > 2 * spread
+
+
+def test_generated_expressions_average_zero_over_the_output(media: Path) -> None:
+    """VAST's and StyleTalk's coefficients are offsets from a clip's mean shape, zero on average over every
+    training clip, so both remove the mean of what they generate (an untrained model's constant bias here) and
+    keep its motion."""
+    from talkinghead.audio.features import analyse_audio
+    from talkinghead.io import load_audio
+    from talkinghead.motion.styletalk.infer import style_code, styletalk_expression
+    from talkinghead.motion.styletalk.model import StyleTalk
+    from talkinghead.motion.vast.infer import vast_expression
+    from talkinghead.train.styletalk import STYLETALK_CONFIGS
+
+    features = analyse_audio(load_audio(media / "speech" / "videoretalking_1.wav")[:32000], fps=30.0)
+    torch.manual_seed(0)
+    vast, styletalk = Vast(TINY).eval(), StyleTalk(STYLETALK_CONFIGS["tiny"]).eval()
+    with torch.no_grad():
+        raw = vast.generate(torch.from_numpy(np.eye(TINY.speech_dim, dtype=np.float32)[:50])[None],
+                            torch.zeros(1, TINY.style_dim))[0].numpy()
+    assert np.abs(raw.mean(0)).max() > 1e-3  # the untrained model's output is biased
+    for out in (vast_expression(vast, features, torch.zeros(TINY.style_dim)),
+                styletalk_expression(styletalk, features, style_code(styletalk, None))):
+        assert out.shape[0] == features.n_frames == 60
+        assert np.abs(out.mean(0)).max() < 1e-5 and out.std(0).max() > 1e-3

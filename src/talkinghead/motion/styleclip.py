@@ -30,6 +30,18 @@ def resample(x: np.ndarray, n: int) -> np.ndarray:
     return np.stack([np.interp(dst, src, x[:, k]) for k in range(x.shape[1])], 1).astype(np.float32)
 
 
+def photo_rest_shape(mesh: np.ndarray, *, face_model: FaceModel) -> np.ndarray:
+    """(478, 3) pixel mesh of a photo's face with its own expression removed (:meth:`FaceModel.fit_expression`),
+    pose kept. The style families' expression coefficients are offsets from a clip's mean shape, so they move this
+    rest shape, as a video's frames are first brought to their clip's mean (:func:`~talkinghead.face.pose.
+    with_rest_shape`); added to the photo's own expression they would count it twice (a photo with closed lips
+    would press them through each other at every closure)."""
+    pose = fit_pose(mesh)
+    free = pose.to_canonical(mesh.astype(np.float64))
+    own = face_model.expression_meshes(np.zeros_like(free), face_model.fit_expression(free)[None])[0]
+    return pose.to_image(free - own)
+
+
 def video_coefficients(path: str | Path, *, face_model: FaceModel, max_frames: int, label: str = "style clip",
                        quiet: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(expression coefficients (L, K), head rotations (L, 3, 3)) at 25 fps of the face in a video (its first

@@ -38,7 +38,9 @@ def style_code(model: StyleTalk, style: np.ndarray | None, *, intensity: float =
 def styletalk_expression(model: StyleTalk, features: AudioFeatures, code: torch.Tensor, *, chunk: int = 512
                          ) -> np.ndarray:
     """(T, K) expression coefficients of the T output frames: StyleTalk runs at 25 fps on the phone timeline,
-    then the coefficients are resampled to the output frame rate."""
+    then the coefficients are resampled to the output frame rate. Their mean over the output is removed, as
+    :func:`talkinghead.motion.vast.infer.vast_expression` removes VAST's (the shipped model's first two
+    coefficients averaged 0.4 to 0.8 of their spread away from zero on every `talking/` clip)."""
     n25 = frame_count(features.duration, DATA_FPS)
     ids = features.phonemes.frame_ids(fps=DATA_FPS, n_frames=n25)
     kind = model.config.speech
@@ -48,4 +50,5 @@ def styletalk_expression(model: StyleTalk, features: AudioFeatures, code: torch.
     for s in range(0, n25, chunk):
         speech = content_inputs(model.config, ids, rows, s, min(chunk, n25 - s))
         out.append(model.decode(torch.from_numpy(speech)[None], code[None])[0].numpy())
-    return resample(np.concatenate(out), features.n_frames)
+    out = resample(np.concatenate(out), features.n_frames)
+    return out - out.mean(0)

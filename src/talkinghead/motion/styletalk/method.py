@@ -8,19 +8,22 @@ from talkinghead.spec import CheckpointRole, CommandRef, MethodSpec, Performance
 
 def styletalk_performance(request: Request, scene: Scene) -> Performance:
     from talkinghead.face.model import default_face_model
-    from talkinghead.motion.styleclip import video_coefficients, with_expression
+    from talkinghead.motion.styleclip import photo_rest_shape, video_coefficients, with_expression
     from talkinghead.motion.styletalk.infer import style_code, style_frames, styletalk_expression
     from talkinghead.motion.styletalk.model import StyleTalk
     from talkinghead.motion.viseme.method import mesh_performance, viseme_base
 
-    base = viseme_base(request, scene, expression_scale=1.0)
+    # StyleTalk replaces the photo's expression (offsets from its rest shape), keeping its head pose
+    rest = photo_rest_shape(scene.meshes[0], face_model=default_face_model())
+    base = viseme_base(request, scene, expression_scale=1.0, references=rest[None])
     path = request.checkpoints.get("styletalk")
     model = StyleTalk.load(path) if path else StyleTalk.default()
     frames = None if request.style is None else style_frames(model, *video_coefficients(
         request.style, face_model=default_face_model(), max_frames=model.config.max_style_frames,
         label="style clip", quiet=request.quiet))
     code = style_code(model, frames, intensity=request.style_intensity)
-    return mesh_performance(request, scene, with_expression(base, styletalk_expression(model, scene.features, code)))
+    return mesh_performance(request, scene, with_expression(base, styletalk_expression(model, scene.features, code)),
+                            rest)
 
 
 SPEC = MethodSpec(

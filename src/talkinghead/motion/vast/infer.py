@@ -31,9 +31,12 @@ def vast_style(model: Vast, coefficients: np.ndarray | None, speech: np.ndarray 
 @torch.no_grad()
 def vast_expression(model: Vast, features: AudioFeatures, z: torch.Tensor) -> np.ndarray:
     """(T, K) expression coefficients of the T output frames: VAST runs at 25 fps on the speech features, then the
-    coefficients are resampled to the output frame rate."""
+    coefficients are resampled to the output frame rate. Their mean over the output is removed: training
+    coefficients are offsets from each clip's mean shape, so they average zero over every clip, and a mean offset
+    is an error of the model, not a style (on `talking/`'s `videoretalking_face1` it held the lips shut)."""
     n25 = frame_count(features.duration, DATA_FPS)
     speech = speech_features(model.config.speech, audio=features.audio, timeline=features.phonemes, fps=DATA_FPS,
                              n_frames=n25)
     out = model.generate(torch.from_numpy(speech).float()[None], z[None])[0].numpy()
-    return resample(out, features.n_frames)
+    out = resample(out, features.n_frames)
+    return out - out.mean(0)

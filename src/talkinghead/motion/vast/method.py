@@ -10,13 +10,14 @@ from talkinghead.spec import CheckpointRole, CommandRef, MethodSpec, Performance
 def vast_performance(request: Request, scene: Scene) -> Performance:
     from talkinghead.face.model import default_face_model
     from talkinghead.face.pose import with_rest_shape
-    from talkinghead.motion.styleclip import style_coefficients, style_speech, with_expression
+    from talkinghead.motion.styleclip import photo_rest_shape, style_coefficients, style_speech, with_expression
     from talkinghead.motion.vast.infer import vast_expression, vast_style
     from talkinghead.motion.vast.model import Vast
     from talkinghead.motion.viseme.method import mesh_performance, viseme_base
 
-    # VAST drives the whole face: a template keeps only its head pose
-    references = None if scene.is_photo else with_rest_shape(scene.meshes)[scene.src_idx]
+    # VAST drives the whole face: a photo or a template keeps only its head pose
+    references = photo_rest_shape(scene.meshes[0], face_model=default_face_model())[None] if scene.is_photo else \
+        with_rest_shape(scene.meshes)[scene.src_idx]
     base = viseme_base(request, scene, expression_scale=1.0, references=references)
     path = request.checkpoints.get("vast")
     model = Vast.load(path) if path else Vast.default()

@@ -36,7 +36,7 @@ def viseme_base(request: Request, scene: Scene, *, expression_scale: float, refe
 def mesh_performance(request: Request, scene: Scene, motion: FaceMotion, references: np.ndarray | None = None
                      ) -> Performance:
     """Target meshes of ``motion`` (its head motion replaced by ``pose_from``'s) applied to ``references``
-    ((478, 3) the photo's mesh or (T, 478, 3) per output frame; default: the reference frames' own)."""
+    ((478, 3) or (1, 478, 3): a photo's; (T, 478, 3): one per output frame; default: the reference frames' own)."""
     from talkinghead.motion.styleclip import pose_motion
     from talkinghead.render.warp.renderer import target_meshes
 
