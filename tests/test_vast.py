@@ -332,7 +332,8 @@ def test_generated_expressions_average_zero_over_the_output(media: Path) -> None
 
     features = analyse_audio(load_audio(media / "speech" / "videoretalking_1.wav")[:32000], fps=30.0)
     torch.manual_seed(0)
-    vast, styletalk = Vast(TINY).eval(), StyleTalk(STYLETALK_CONFIGS["tiny"]).eval()
+    vast = Vast(TINY).eval()
+    styletalk = StyleTalk(replace(STYLETALK_CONFIGS["tiny"], n_expression=12, lower_face=[0, 2, 5])).eval()
     with torch.no_grad():
         raw = vast.generate(torch.from_numpy(np.eye(TINY.speech_dim, dtype=np.float32)[:50])[None],
                             torch.zeros(1, TINY.style_dim))[0].numpy()
