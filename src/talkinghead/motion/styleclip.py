@@ -33,9 +33,9 @@ def resample(x: np.ndarray, n: int) -> np.ndarray:
 def photo_rest_shape(mesh: np.ndarray, *, face_model: FaceModel) -> np.ndarray:
     """(478, 3) pixel mesh of a photo's face with its own expression removed (:meth:`FaceModel.fit_expression`),
     pose kept. The style families' expression coefficients are offsets from a clip's mean shape, so they move this
-    rest shape, as a video's frames are first brought to their clip's mean (:func:`~talkinghead.face.pose.
-    with_rest_shape`); added to the photo's own expression they would count it twice (a photo with closed lips
-    would press them through each other at every closure)."""
+    rest shape, as a video's frames are first brought to their clip's mean
+    (:func:`~talkinghead.face.pose.with_rest_shape`); added to the photo's own expression they would count it twice
+    (a photo with closed lips would press them through each other at every closure)."""
     pose = fit_pose(mesh)
     free = pose.to_canonical(mesh.astype(np.float64))
     own = face_model.expression_meshes(np.zeros_like(free), face_model.fit_expression(free)[None])[0]
