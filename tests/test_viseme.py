@@ -40,6 +40,8 @@ def test_calibration_asset_is_complete() -> None:
     assert cal.card["phone_samples"] > 500 and cal.card["clips"]
     assert cal.card["inputs"] == ["data/train"] and "non-commercial" in cal.card["terms"]  # never fitted on talking/
     assert cal.speech_map is not None and cal.speech_map.ridge.weights.shape[1] == 5
+    assert cal.speech_map.gain == pytest.approx(cal.card["speech_map"]["spread_gain"], abs=1e-4)
+    assert cal.speech_map.gain > 1.0  # held-out ridge predictions move less than the real lips
     for p in VISEME_CLASSES["closure"]:
         assert cal.targets[PHONES.index(p), GAP] == 0.0
 
@@ -160,9 +162,10 @@ def test_speech_map_round_trip_and_closures_keep_the_phone_shapes(tmp_path) -> N
     rng = np.random.default_rng(0)
     ridge = fit_window_ridge([rng.standard_normal((100, 384))], [rng.standard_normal((100, 5))], window=1, alpha=1.0,
                              dims=4)
-    calibration = replace(default_calibration(), speech_map=SpeechMap(ridge, 0.5))
+    calibration = replace(default_calibration(), speech_map=SpeechMap(ridge, 0.5, 1.4))
     calibration.save(tmp_path / "c.npz")
     back = VisemeCalibration.load(tmp_path / "c.npz")
+    assert back.speech_map is not None and back.speech_map.gain == 1.4
     speech = synthesize("mama, papa, bob.")
     n = int(speech.audio.size / 16000 * 25)
     whisper = rng.standard_normal((n, 384))
@@ -177,6 +180,37 @@ def test_speech_map_round_trip_and_closures_keep_the_phone_shapes(tmp_path) -> N
     centres = [int(((s + e) / 2 - back.lag) * 25) for p, s, e in zip(tl.phones, tl.starts, tl.ends) if p in "PBM"]
     assert centres and closed[centres].min() > 0.5 and closed.min() < 0.2  # p/b/m keep the phone shapes
     assert np.allclose(mixed[centres], phone[centres])
+    spread = back.mouth_deltas(speech.timeline, fps=25, n_frames=n, whisper=whisper, spread=True)
+    assert np.allclose(spread, (1 + 0.4 * (1 - keep))[:, None] * mixed)  # the gain, but not on closures
+    assert np.allclose(spread[centres], phone[centres])
+    assert np.array_equal(back.mouth_deltas(speech.timeline, fps=25, n_frames=n, spread=True), phone)  # no map
+
+
+def test_spread_gain_is_the_ratio_of_the_spreads_within_clips() -> None:
+    from talkinghead.motion.viseme.calibrate import spread_gain
+
+    rng = np.random.default_rng(0)
+    measured = [rng.standard_normal(300), 3.0 * rng.standard_normal(100)]
+    assert spread_gain([0.5 * m + 7.0 for m in measured], measured) == pytest.approx(2.0)  # each clip's mean apart
+    shaped = [rng.standard_normal(300), rng.standard_normal(100)]
+    pooled = (300 * measured[0].var() + 100 * measured[1].var()) / (300 * shaped[0].var() + 100 * shaped[1].var())
+    assert spread_gain(shaped, measured) == pytest.approx(np.sqrt(pooled))  # frames weigh, not clips
+
+
+def test_spread_moves_the_mouth_by_the_calibrated_gain() -> None:
+    from dataclasses import replace
+
+    from talkinghead.audio.posteriorgram import whisper_features
+    from talkinghead.motion.viseme.infer import mouth_targets
+
+    speech = synthesize("Hello there, how are you today?")
+    features = _features(speech.audio, speech.timeline, fps=25.0)
+    features = replace(features, whisper=whisper_features(features.audio, fps=25.0, n_frames=features.n_frames))
+    cal = default_calibration()
+    wide = mouth_targets(features, config=VisemeConfig(spread=True), calibration=cal)
+    dub = mouth_targets(features, config=VisemeConfig(spread=False), calibration=cal)
+    open_ = dub[:, GAP] > 0.03
+    assert open_.sum() > 10 and np.allclose(wide[open_, GAP], cal.speech_map.gain * dub[open_, GAP], rtol=0.02)
 
 
 @pytest.mark.train
@@ -194,4 +228,6 @@ def test_calibrate_from_a_preprocessed_dataset_fits_the_speech_map(styled_datase
     assert [c["name"] for c in cal.card["clips"]] == ["a", "b", "c"] and cal.card["frames"] == 3 * frames
     assert cal.speech_map is not None and cal.speech_map.ridge.weights.shape == (13 * 128 + 1, 5)
     assert 0.0 <= cal.speech_map.blend <= 1.0 and cal.card["speech_map"]["pca_dims"] == 128
+    assert cal.speech_map.gain == pytest.approx(cal.card["speech_map"]["spread_gain"], abs=1e-4)
+    assert cal.speech_map.gain > 1.0
     assert list(tmp_path.iterdir()) == [out]  # the shipped canonical mesh kept: none written

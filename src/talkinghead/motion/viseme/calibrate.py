@@ -15,7 +15,8 @@ own audio aligned into phones with the same pipeline used at inference. From all
    from a window of Whisper tiny.en encoder features (PCA) to the measured mouth features, and how much of it to
    blend into the phone shapes
    (:meth:`~talkinghead.motion.viseme.model.VisemeCalibration.mouth_deltas`), both chosen by the lip-gap
-   correlation of out-of-fold predictions (folds of whole clips).
+   correlation of out-of-fold predictions (folds of whole clips); and the gain that gives the engine's output the
+   measured lip gap's spread (:attr:`~talkinghead.motion.viseme.model.SpeechMap.gain`).
 
 Inputs are videos (meshed and aligned here) or ``talkinghead preprocess`` output folders (their meshes, phones,
 loudness, voice activity and Whisper features are used as stored). Run by ``talkinghead calibrate CLIP_OR_DIR ...``;
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -212,22 +214,26 @@ def fit_speech_map(clips: list[Clip], deltas: list[np.ndarray], feats: list[np.n
 
     The penalty and the blend are chosen by the mean lip-gap correlation, with the measured gap, of the engine's
     shaped output (loudness gain and pause gate included) when each clip's map prediction comes from a ridge fitted
-    without its fold."""
+    without its fold. With those, the gain is the measured lip gap's spread over that output's
+    (:func:`spread_gain`)."""
     config = VisemeConfig()
     phone = [articulation(c.timeline, targets, fps=c.fps, n_frames=len(d), lag=lag) for c, d in zip(clips, deltas)]
     closed = [closure_share(c.timeline, fps=c.fps, n_frames=len(d), lag=lag) for c, d in zip(clips, deltas)]
     xs = [c.whisper for c in clips]
     folds = np.arange(len(clips)) % MAP_FOLDS
 
-    def score(predicted: list[np.ndarray], blend: float) -> float:
-        corrs = []
+    def gaps(predicted: list[np.ndarray], blend: float) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per clip: (the engine's shaped lip gap, the measured one)."""
+        out = []
         for c, f, p, s, q in zip(clips, feats, phone, closed, predicted):
-            mixed = SpeechMap.mix(p, q, s, blend)
-            out = shape_mouth(mixed, c.loudness_db, c.voiced, fps=c.fps, config=config)
-            corrs.append(float(np.corrcoef(out[:, GAP], f[:, GAP])[0, 1]))
-        return float(np.mean(corrs))
+            shaped = shape_mouth(SpeechMap.mix(p, q, s, blend), c.loudness_db, c.voiced, fps=c.fps, config=config)
+            out.append((shaped[:, GAP], f[:, GAP]))
+        return out
 
-    results = {}
+    def score(predicted: list[np.ndarray], blend: float) -> float:
+        return float(np.mean([np.corrcoef(g, m)[0, 1] for g, m in gaps(predicted, blend)]))
+
+    results, oofs = {}, {}
     for alpha in MAP_ALPHAS:
         oof: list[np.ndarray] = [np.empty(0)] * len(clips)
         for k in range(min(MAP_FOLDS, len(clips))):
@@ -236,15 +242,24 @@ def fit_speech_map(clips: list[Clip], deltas: list[np.ndarray], feats: list[np.n
                                      alpha=alpha, dims=MAP_DIMS)
             for i in np.nonzero(folds == k)[0]:
                 oof[i] = ridge.predict(xs[i])
+        oofs[alpha] = oof
         for blend in MAP_BLENDS:
             results[(alpha, blend)] = score(oof, blend)
     alpha, blend = max(results, key=results.get)
+    gain = spread_gain(*zip(*gaps(oofs[alpha], blend)))
     ridge = fit_window_ridge(xs, deltas, window=MAP_WINDOW, alpha=alpha, dims=MAP_DIMS)
     card = {"features": "Whisper tiny.en encoder, 25 fps", "window_frames": MAP_WINDOW, "pca_dims": MAP_DIMS,
             "alpha": alpha, "blend": blend, "folds": MAP_FOLDS,
             "out_of_fold_lip_gap_correlation": round(results[(alpha, blend)], 4),
-            "out_of_fold_lip_gap_correlation_phones_only": round(results[(alpha, 0.0)], 4)}
-    return SpeechMap(ridge, blend), card
+            "out_of_fold_lip_gap_correlation_phones_only": round(results[(alpha, 0.0)], 4),
+            "spread_gain": round(gain, 4)}
+    return SpeechMap(ridge, blend, gain), card
+
+
+def spread_gain(shaped: Sequence[np.ndarray], measured: Sequence[np.ndarray]) -> float:
+    """How much wider the measured lip gap moves than the shaped one, both within each clip (the clips' (T,) pairs
+    in order): the root of the ratio of their frame-weighted mean variances."""
+    return float(np.sqrt(sum(m.var() * len(m) for m in measured) / sum(g.var() * len(g) for g in shaped)))
 
 
 def clip_paths(inputs: list[str]) -> list[Path]:

@@ -46,14 +46,14 @@ def rest_features(reference: np.ndarray, calibration: VisemeCalibration) -> np.n
 def mouth_targets(features: AudioFeatures, *, config: VisemeConfig, calibration: VisemeCalibration) -> np.ndarray:
     """Mouth-feature offsets from rest per frame: (T, 5) float64 (lip_gap absolute, >= 0): the calibration's phone
     shapes, blended with its Whisper speech map when it has one and ``config.speech_map`` is on (on the features'
-    own Whisper features when the analysis computed them)."""
+    own Whisper features when the analysis computed them), at a real speaker's range with ``config.spread``."""
     whisper = None
     if calibration.speech_map is not None and config.speech_map:
         whisper = features.whisper
         if whisper is None:
             whisper = whisper_features(features.audio, fps=features.fps, n_frames=features.n_frames)
     deltas = calibration.mouth_deltas(features.phonemes, fps=features.fps, n_frames=features.n_frames,
-                                      whisper=whisper)
+                                      whisper=whisper, spread=config.spread)
     return shape_mouth(deltas, features.loudness_db, features.voiced, fps=features.fps, config=config)
 
 

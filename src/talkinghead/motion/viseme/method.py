@@ -16,7 +16,8 @@ def viseme_base(request: Request, scene: Scene, *, expression_scale: float, refe
     """Viseme motion of the speech for the reference meshes (default: the photo's, or the dubbed video's frame of
     every output frame, (T, 478, 3)); a photo gets head motion (unless ``still``) and blinks, a dubbed video keeps
     its own (blinks on request). ``own_mouth``: the engine's mouth is shown (the default engine), so the
-    calibration's Whisper speech map runs; the families that replace the mouth skip it."""
+    calibration's Whisper speech map runs (at a real speaker's range for a photo: ``VisemeConfig.spread``); the
+    families that replace the mouth skip it."""
     from talkinghead.face.pose import pose_free
     from talkinghead.motion.viseme.config import VisemeConfig
     from talkinghead.motion.viseme.infer import viseme_motion
@@ -27,7 +28,8 @@ def viseme_base(request: Request, scene: Scene, *, expression_scale: float, refe
         references = scene.meshes[:1] if photo else scene.meshes[scene.src_idx]
     norm = pose_free(references)
     config = VisemeConfig(expression_scale=expression_scale, blink=photo if request.blink is None else request.blink,
-                          head_motion=photo and not request.still, seed=request.seed, speech_map=own_mouth)
+                          head_motion=photo and not request.still, seed=request.seed, speech_map=own_mouth,
+                          spread=photo)
     calibration = request.checkpoints.get("visemes")
     return viseme_motion(scene.features, norm[0] if photo else norm, config=config,
                          calibration=VisemeCalibration.load(calibration) if calibration else None)

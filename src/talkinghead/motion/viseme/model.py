@@ -38,18 +38,26 @@ class SpeechMap:
     Attributes:
         ridge: (T, 384) Whisper features at the video frame rate -> (T, 5) mouth-feature offsets from rest.
         blend: share of the map's shape in the output, 0 (phones only) .. 1, outside closures.
+        gain: the measured lip gap's spread over the engine's output's on the calibration clips (out of fold,
+            within each clip; 1 in a calibration written before it was measured). A ridge's predictions are
+            shrunk toward the mean, so the blended mouth moves less than a real one; :meth:`mix` with this gain
+            brings it to about a real speaker's range.
     """
 
     ridge: WindowRidge
     blend: float
+    gain: float = 1.0
 
     @staticmethod
-    def mix(phone: np.ndarray, predicted: np.ndarray, closed: np.ndarray, blend: float) -> np.ndarray:
+    def mix(phone: np.ndarray, predicted: np.ndarray, closed: np.ndarray, blend: float, gain: float = 1.0
+            ) -> np.ndarray:
         """(T, 5) phone shapes moved ``blend`` of the way to the predicted ones, except where the lips close for
         p/b/m or touch the teeth for f/v: with ``closed`` (T,), those phones' share of the blend in 0..1, the
-        phone shapes keep min(1, closed / :data:`CLOSED_FULL`) of the weight."""
-        keep = np.clip(closed / CLOSED_FULL, 0.0, 1.0)
-        return phone + (blend * (1.0 - keep))[:, None] * (predicted - phone)
+        phone shapes keep min(1, closed / :data:`CLOSED_FULL`) of the weight. The result is scaled by ``gain`` in
+        the same proportion (so closed lips stay as closed as the phone shapes make them)."""
+        free = 1.0 - np.clip(closed / CLOSED_FULL, 0.0, 1.0)
+        mixed = phone + (blend * free)[:, None] * (predicted - phone)
+        return mixed * (1.0 + (gain - 1.0) * free)[:, None]
 
 
 @dataclass
@@ -76,14 +84,16 @@ class VisemeCalibration:
     speech_map: SpeechMap | None = None
 
     def mouth_deltas(self, timeline: PhonemeTimeline, *, fps: float, n_frames: int,
-                     whisper: np.ndarray | None = None) -> np.ndarray:
+                     whisper: np.ndarray | None = None, spread: bool = False) -> np.ndarray:
         """(n_frames, 5) mouth-feature offsets from rest before loudness and pauses: the blended phone shapes,
-        mixed with the speech map's prediction from ``whisper`` (n_frames, 384) when both are there."""
+        mixed with the speech map's prediction from ``whisper`` (n_frames, 384) when both are there, with ``spread``
+        at the map's :attr:`SpeechMap.gain`."""
         phone = articulation(timeline, self.targets, fps=fps, n_frames=n_frames, lag=self.lag)
         if self.speech_map is None or whisper is None:
             return phone
         closed = closure_share(timeline, fps=fps, n_frames=n_frames, lag=self.lag)
-        return SpeechMap.mix(phone, self.speech_map.ridge.predict(whisper), closed, self.speech_map.blend)
+        m = self.speech_map
+        return SpeechMap.mix(phone, m.ridge.predict(whisper), closed, m.blend, m.gain if spread else 1.0)
 
     def save(self, path: str | Path) -> None:
         """Write the calibration as a compressed .npz (the card as JSON inside)."""
@@ -91,7 +101,8 @@ class VisemeCalibration:
         extra = {} if m is None else {
             "map_mean": m.ridge.mean.astype(np.float32), "map_components": m.ridge.components.astype(np.float32),
             "map_scale": m.ridge.scale.astype(np.float32), "map_window": np.int64(m.ridge.window),
-            "map_weights": m.ridge.weights.astype(np.float32), "map_blend": np.float64(m.blend)}
+            "map_weights": m.ridge.weights.astype(np.float32), "map_blend": np.float64(m.blend),
+            "map_gain": np.float64(m.gain)}
         np.savez_compressed(
             path, targets=self.targets, counts=self.counts, gap_direction=self.gap_direction,
             components=self.basis.components.astype(np.float32), lag=np.float64(self.lag),
@@ -110,7 +121,8 @@ class VisemeCalibration:
             if "map_weights" in z:
                 ridge = WindowRidge(z["map_mean"], z["map_components"], z["map_scale"], int(z["map_window"]),
                                     z["map_weights"])
-                speech_map = SpeechMap(ridge, float(z["map_blend"]))
+                gain = float(z["map_gain"]) if "map_gain" in z else 1.0
+                speech_map = SpeechMap(ridge, float(z["map_blend"]), gain)
             return cls(z["targets"], z["counts"], z["gap_direction"], basis, float(z["lag"]), card, speech_map)
 
 
