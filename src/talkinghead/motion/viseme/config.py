@@ -48,10 +48,11 @@ class VisemeConfig:
     speech_map: bool = True
     """Blend in the calibration's Whisper speech map, when it has one (the streaming path uses phones only)."""
     spread: bool = True
-    """Scale the speech map's blend by its calibrated gain (:attr:`~talkinghead.motion.viseme.model.SpeechMap.gain`)
-    to a real speaker's range of lip motion. The engine turns it off when dubbing: on ../shared/media/talking it
-    raised a photo's mouth-opening correlation with the real clips and left a dub's as it was, while the dub's mouth
-    landmark error and PSNR got worse (README, "The default engine's mouth at a real speaker's range")."""
+    """Widen the speech map's blend by the calibration's spread gain
+    (:attr:`~talkinghead.motion.viseme.model.SpeechMap.gain`), except where the lips close, toward a real speaker's
+    range of lip motion. The engine sets it for a photo only: on ../shared/media/talking it raised a photo's
+    mouth-opening correlation with the real clips, while a dub's mouth widened alike kept its correlation and got a
+    larger mouth landmark error and a lower PSNR (README, "The default engine's mouth at a real speaker's range")."""
     loudness_exponent: float = 0.25
     """Opening amplitude follows (speech RMS / median speech RMS) ** this."""
     loudness_gain_range: tuple[float, float] = (0.5, 1.5)
