@@ -212,6 +212,22 @@ def test_spread_moves_the_mouth_by_the_calibrated_gain() -> None:
     open_ = dub[:, GAP] > 0.03
     assert open_.sum() > 10 and np.allclose(wide[open_, GAP], cal.speech_map.gain * dub[open_, GAP], rtol=0.02)
 
+    # the engine widens a photo's mouth, not a dub's: the same face as a photo and as a 2-frame video
+    from types import SimpleNamespace
+
+    from talkinghead.motion.viseme.method import viseme_base
+
+    ref = canonical_mesh()
+    request = SimpleNamespace(blink=False, still=True, seed=0, checkpoints={})
+    gaps = []
+    for meshes in (ref[None] * 100.0 + 200.0, np.repeat(ref[None] * 100.0 + 200.0, 2, axis=0)):
+        scene = SimpleNamespace(is_photo=len(meshes) == 1, meshes=meshes, features=features,
+                                src_idx=np.zeros(features.n_frames, np.int64))
+        motion = viseme_base(request, scene, expression_scale=1.0, own_mouth=True)
+        gaps.append(mouth_features(ref + motion.basis.decode(motion.expression))[:, GAP])
+    photo, video = gaps
+    assert np.allclose(photo[open_] - photo[0], cal.speech_map.gain * (video[open_] - video[0]), rtol=0.05)
+
 
 @pytest.mark.train
 @pytest.mark.slow
