@@ -29,3 +29,18 @@ def test_ridge_recovers_a_known_lagged_map_across_clips() -> None:
     shrunk = fit_window_ridge(xs, [truth(x) for x in xs], window=2, alpha=1e12)
     mean = np.concatenate([truth(x) for x in xs]).mean()
     assert np.allclose(shrunk.predict(test), mean, atol=1e-5)  # a huge penalty leaves the (unpenalised) mean
+
+
+def test_a_centred_ridge_ignores_what_stays_constant_over_an_utterance() -> None:
+    rng = np.random.default_rng(1)
+    a = np.array([1.0, -2.0, 0.5])
+    xs = [rng.standard_normal((200, 3)) for _ in range(5)]
+    xs = [x - x.mean(0) for x in xs]  # each clip's own motion, mean zero ...
+    shifted = [x + 3.0 * rng.standard_normal(3) for x in xs]  # ... heard through a voice of its own
+    ys = [(x @ a + 4.0)[:, None] for x in xs]
+    model = fit_window_ridge(shifted, ys, window=1, alpha=1e-6, centre=True)
+    test = rng.standard_normal((60, 3))
+    test -= test.mean(0)
+    assert np.allclose(model.predict(test + np.array([10.0, -5.0, 2.0])), (test @ a + 4.0)[:, None], atol=1e-6)
+    plain = fit_window_ridge(shifted, ys, window=1, alpha=1e-6)
+    assert not np.allclose(plain.predict(test + np.array([10.0, -5.0, 2.0])), (test @ a + 4.0)[:, None], atol=0.1)

@@ -42,6 +42,7 @@ def test_calibration_asset_is_complete() -> None:
     assert cal.speech_map is not None and cal.speech_map.ridge.weights.shape[1] == 5
     assert cal.speech_map.gain == pytest.approx(cal.card["speech_map"]["spread_gain"], abs=1e-4)
     assert cal.speech_map.gain > 1.0  # held-out ridge predictions move less than the real lips
+    assert cal.speech_map.ridge.centre == cal.card["speech_map"]["centred_per_utterance"]
     for p in VISEME_CLASSES["closure"]:
         assert cal.targets[PHONES.index(p), GAP] == 0.0
 
@@ -161,11 +162,11 @@ def test_speech_map_round_trip_and_closures_keep_the_phone_shapes(tmp_path) -> N
 
     rng = np.random.default_rng(0)
     ridge = fit_window_ridge([rng.standard_normal((100, 384))], [rng.standard_normal((100, 5))], window=1, alpha=1.0,
-                             dims=4)
+                             dims=4, centre=True)
     calibration = replace(default_calibration(), speech_map=SpeechMap(ridge, 0.5, 1.4))
     calibration.save(tmp_path / "c.npz")
     back = VisemeCalibration.load(tmp_path / "c.npz")
-    assert back.speech_map is not None and back.speech_map.gain == 1.4
+    assert back.speech_map is not None and back.speech_map.gain == 1.4 and back.speech_map.ridge.centre
     speech = synthesize("mama, papa, bob.")
     n = int(speech.audio.size / 16000 * 25)
     whisper = rng.standard_normal((n, 384))
@@ -242,8 +243,8 @@ def test_calibrate_from_a_preprocessed_dataset_fits_the_speech_map(styled_datase
     cal = VisemeCalibration.load(out)
     frames = json.loads((styled_dataset / "clips" / "a" / "meta.json").read_text())["frames"]
     assert [c["name"] for c in cal.card["clips"]] == ["a", "b", "c"] and cal.card["frames"] == 3 * frames
-    assert cal.speech_map is not None and cal.speech_map.ridge.weights.shape == (13 * 128 + 1, 5)
-    assert 0.0 <= cal.speech_map.blend <= 1.0 and cal.card["speech_map"]["pca_dims"] == 128
+    assert cal.speech_map is not None and cal.speech_map.ridge.weights.shape == (13 * 192 + 1, 5)
+    assert 0.0 <= cal.speech_map.blend <= 1.0 and cal.card["speech_map"]["pca_dims"] == 192
     assert cal.speech_map.gain == pytest.approx(cal.card["speech_map"]["spread_gain"], abs=1e-4)
     assert cal.speech_map.gain > 1.0
     assert list(tmp_path.iterdir()) == [out]  # the shipped canonical mesh kept: none written

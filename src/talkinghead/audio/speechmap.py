@@ -31,7 +31,9 @@ class WindowRidge:
     Attributes:
         mean: (D,) feature mean; components: (D, P) PCA directions (identity when the features are used as they
             are); scale: ((2k + 1) P,) standard deviation of each windowed input (inputs are standardised before
-            the penalty, so one ``alpha`` suits every representation); window: k; weights: ((2k + 1) P + 1, F).
+            the penalty, so one ``alpha`` suits every representation); window: k; weights: ((2k + 1) P + 1, F);
+        centre: subtract each utterance's own feature mean first (what stays constant over an utterance, the
+            speaker's voice and the channel, is removed; the features then describe what changes).
     """
 
     mean: np.ndarray
@@ -39,10 +41,15 @@ class WindowRidge:
     scale: np.ndarray
     window: int
     weights: np.ndarray
+    centre: bool = False
+
+    def centred(self, x: np.ndarray) -> np.ndarray:
+        """(T, D) features less their own mean over the utterance when :attr:`centre` is set."""
+        return x - x.mean(0) if self.centre else x
 
     def inputs(self, x: np.ndarray) -> np.ndarray:
         """(T, D) features -> (T, (2k + 1) P + 1) standardised windowed inputs with a constant column."""
-        z = stack_window((x - self.mean) @ self.components, self.window) / self.scale
+        z = stack_window((self.centred(x) - self.mean) @ self.components, self.window) / self.scale
         return np.concatenate([z, np.ones((len(z), 1))], 1)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -51,7 +58,7 @@ class WindowRidge:
 
 
 def fit_window_ridge(xs: list[np.ndarray], ys: list[np.ndarray], *, window: int, alpha: float,
-                     dims: int | None = None) -> WindowRidge:
+                     dims: int | None = None, centre: bool = False) -> WindowRidge:
     """Ridge regression of ``ys`` (each (T_i, F)) on windows of ``xs`` (each (T_i, D)), clip by clip so that no
     window crosses two clips.
 
@@ -59,16 +66,19 @@ def fit_window_ridge(xs: list[np.ndarray], ys: list[np.ndarray], *, window: int,
         window: k frames each side.
         alpha: L2 penalty on the standardised inputs' weights (the constant is not penalised).
         dims: PCA dimensions kept (None: the features as they are).
+        centre: see :attr:`WindowRidge.centre`.
     """
-    x_all = np.concatenate(xs).astype(np.float64)
+    model = WindowRidge(np.zeros(0), np.zeros(0), np.zeros(0), window, np.zeros(0), centre)
+    xs = [model.centred(np.asarray(x, np.float64)) for x in xs]
+    x_all = np.concatenate(xs)
     if dims is None:
         mean, comps = np.zeros(x_all.shape[1]), np.eye(x_all.shape[1])
     else:
         mean, comps = pca_basis(x_all, dims)
-    z = [stack_window((np.asarray(x, np.float64) - mean) @ comps, window) for x in xs]
+    z = [stack_window((x - mean) @ comps, window) for x in xs]
     scale = np.concatenate(z).std(0) + 1e-8
-    model = WindowRidge(mean, comps, scale, window, np.zeros((len(scale) + 1, ys[0].shape[1])))
-    a = np.concatenate([model.inputs(np.asarray(x, np.float64)) for x in xs])
+    model.mean, model.components, model.scale = mean, comps, scale
+    a = np.concatenate([np.concatenate([zi / scale, np.ones((len(zi), 1))], 1) for zi in z])
     y = np.concatenate(ys).astype(np.float64)
     penalty = np.full(a.shape[1], alpha)
     penalty[-1] = 0.0

@@ -12,7 +12,8 @@ own audio aligned into phones with the same pipeline used at inference. From all
    closed by voice activity at inference;
 4. the audio-visual lag maximising the correlation of the synthesised and measured lip gap;
 5. when every clip has Whisper features (and there are at least two clips), the speech map: ridge regression
-   from a window of Whisper tiny.en encoder features (PCA) to the measured mouth features, and how much of it to
+   from a window of Whisper tiny.en encoder features (each clip's own mean removed, then PCA) to the measured mouth
+   features, and how much of it to
    blend into the phone shapes
    (:meth:`~talkinghead.motion.viseme.model.VisemeCalibration.mouth_deltas`), both chosen by the lip-gap
    correlation of out-of-fold predictions (folds of whole clips); and the gain that gives the engine's output the
@@ -60,9 +61,11 @@ WORK_SIZE = 720
 
 MAP_WINDOW = 6
 """The speech map reads Whisper features this many frames either side of each frame."""
-MAP_DIMS = 128
+MAP_DIMS = 192
 """Whisper features are reduced to this many principal components before the map."""
-MAP_ALPHAS = (1e2, 1e3, 1e4, 1e5)
+MAP_CENTRE = True
+"""Each utterance's Whisper features lose their own mean before the map (:attr:`talkinghead.audio.speechmap.WindowRidge.centre`)."""
+MAP_ALPHAS = (1e3, 1e4, 3e4, 1e5, 3e5)
 MAP_BLENDS = (0.0, 0.25, 0.5, 0.75, 1.0)
 MAP_FOLDS = 5
 
@@ -239,7 +242,7 @@ def fit_speech_map(clips: list[Clip], deltas: list[np.ndarray], feats: list[np.n
         for k in range(min(MAP_FOLDS, len(clips))):
             inside = [i for i in range(len(clips)) if folds[i] != k]
             ridge = fit_window_ridge([xs[i] for i in inside], [deltas[i] for i in inside], window=MAP_WINDOW,
-                                     alpha=alpha, dims=MAP_DIMS)
+                                     alpha=alpha, dims=MAP_DIMS, centre=MAP_CENTRE)
             for i in np.nonzero(folds == k)[0]:
                 oof[i] = ridge.predict(xs[i])
         oofs[alpha] = oof
@@ -247,8 +250,9 @@ def fit_speech_map(clips: list[Clip], deltas: list[np.ndarray], feats: list[np.n
             results[(alpha, blend)] = score(oof, blend)
     alpha, blend = max(results, key=results.get)
     gain = spread_gain(*zip(*gaps(oofs[alpha], blend)))
-    ridge = fit_window_ridge(xs, deltas, window=MAP_WINDOW, alpha=alpha, dims=MAP_DIMS)
+    ridge = fit_window_ridge(xs, deltas, window=MAP_WINDOW, alpha=alpha, dims=MAP_DIMS, centre=MAP_CENTRE)
     card = {"features": "Whisper tiny.en encoder, 25 fps", "window_frames": MAP_WINDOW, "pca_dims": MAP_DIMS,
+            "centred_per_utterance": MAP_CENTRE,
             "alpha": alpha, "blend": blend, "folds": MAP_FOLDS,
             "out_of_fold_lip_gap_correlation": round(results[(alpha, blend)], 4),
             "out_of_fold_lip_gap_correlation_phones_only": round(results[(alpha, 0.0)], 4),

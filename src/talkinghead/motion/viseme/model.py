@@ -102,7 +102,7 @@ class VisemeCalibration:
             "map_mean": m.ridge.mean.astype(np.float32), "map_components": m.ridge.components.astype(np.float32),
             "map_scale": m.ridge.scale.astype(np.float32), "map_window": np.int64(m.ridge.window),
             "map_weights": m.ridge.weights.astype(np.float32), "map_blend": np.float64(m.blend),
-            "map_gain": np.float64(m.gain)}
+            "map_gain": np.float64(m.gain), "map_centre": np.bool_(m.ridge.centre)}
         np.savez_compressed(
             path, targets=self.targets, counts=self.counts, gap_direction=self.gap_direction,
             components=self.basis.components.astype(np.float32), lag=np.float64(self.lag),
@@ -120,7 +120,7 @@ class VisemeCalibration:
             speech_map = None
             if "map_weights" in z:
                 ridge = WindowRidge(z["map_mean"], z["map_components"], z["map_scale"], int(z["map_window"]),
-                                    z["map_weights"])
+                                    z["map_weights"], bool(z["map_centre"]) if "map_centre" in z else False)
                 gain = float(z["map_gain"]) if "map_gain" in z else 1.0
                 speech_map = SpeechMap(ridge, float(z["map_blend"]), gain)
             return cls(z["targets"], z["counts"], z["gap_direction"], basis, float(z["lag"]), card, speech_map)
