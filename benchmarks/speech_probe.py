@@ -15,8 +15,9 @@ the measured gap is averaged over clips:
 
 Representations: log-mel (the StyleTalker mel, 100 frames/s averaged to 25), phone one-hots, the phone
 posteriorgram, Whisper tiny.en encoder features (stored by ``preprocess``; PCA to 64 dimensions, fitted on the
-training folder), and for scale the default engine's lip gap from its phone shapes alone (the shipped calibration
-without its speech map; no fit: its ``loso`` column is its correlation on the training clips).
+training folder), the same less each clip's own mean (as the default engine's speech map reads them), and for scale
+the default engine's lip gap from its phone shapes alone (the shipped calibration without its speech map; no fit: its
+``loso`` column is its correlation on the training clips).
 """
 
 from __future__ import annotations
@@ -65,7 +66,9 @@ def representations(clip: ClipData) -> dict[str, np.ndarray]:
     ppg = phone_posteriorgram(clip.phones, clip.phone_starts, clip.phone_ends, fps=DATA_FPS, n_frames=n)
     if clip.whisper is None:
         raise SystemExit(f"{clip.clip_id}: no Whisper features stored; preprocess it again with this version")
-    return {"log-mel": mel, "phone one-hot": onehot, "posteriorgram": ppg, "whisper": clip.whisper}
+    whisper = clip.whisper.astype(np.float64)
+    return {"log-mel": mel, "phone one-hot": onehot, "posteriorgram": ppg, "whisper": whisper,
+            "whisper, centred per clip": whisper - whisper.mean(0)}
 
 
 def engine_gap(clip: ClipData) -> np.ndarray:
@@ -100,7 +103,7 @@ def main() -> None:
     for name in feats[train[0].clip_id]:
         xs = [feats[c.clip_id][name] for c in train]
         ys = [target[c.clip_id] for c in train]
-        dims = WHISPER_DIMS if name == "whisper" else None
+        dims = WHISPER_DIMS if name.startswith("whisper") else None
         base = fit_window_ridge(xs, ys, window=args.window, alpha=1.0, dims=dims)  # PCA and scaling (no labels)
         a = [base.inputs(np.asarray(x, np.float64)) for x in xs]
         key = [speaker_key(c.clip_id) for c in train]
