@@ -43,6 +43,7 @@ def test_calibration_asset_is_complete() -> None:
     assert cal.speech_map.gain == pytest.approx(cal.card["speech_map"]["spread_gain"], abs=1e-4)
     assert cal.speech_map.gain > 1.0  # held-out ridge predictions move less than the real lips
     assert cal.speech_map.ridge.centre == cal.card["speech_map"]["centred_per_utterance"]
+    assert cal.speech_map.closed_pause == cal.card["speech_map"]["closed_pause"]
     for p in VISEME_CLASSES["closure"]:
         assert cal.targets[PHONES.index(p), GAP] == 0.0
 
@@ -73,6 +74,33 @@ def test_silence_closes_the_mouth() -> None:
     f = _mouth(_features(audio, shifted, fps=25.0), blink=False, head_motion=False)
     assert np.abs(f[:30, GAP]).max() < 1e-6 and np.abs(f[-30:, GAP]).max() < 1e-6
     assert f[40:60, GAP].max() > 0.05
+
+
+def test_the_speech_map_chooses_which_pauses_close_the_mouth() -> None:
+    from talkinghead.motion.viseme.config import PHONES_CLOSED_PAUSE
+    from talkinghead.motion.viseme.infer import mouth_targets
+
+    speech = synthesize("hello world")
+    gap = np.zeros(int(1.2 * 16000), np.float32)
+    audio = np.concatenate([speech.audio, gap, speech.audio])
+    tl, second = speech.timeline, speech.audio.size / 16000 + 1.2
+    both = type(tl)([*tl.phones, "SIL", *tl.phones],
+                    np.concatenate([tl.starts, [tl.ends[-1]], tl.starts + second]),
+                    np.concatenate([tl.ends, [second], tl.ends + second]), "espeak")
+    features = features_from_timeline(audio, both, fps=25.0)
+    cal = default_calibration()
+    assert cal.speech_map is not None and cal.speech_map.closed_pause > 1.2  # chosen by calibrate on train/
+    pause = slice(int((tl.ends[-1] + 0.4) * 25), int((second - 0.4) * 25))
+
+    def targets(**config: object) -> np.ndarray:
+        return mouth_targets(features, config=VisemeConfig(**config), calibration=cal)[:, GAP]
+
+    kept = targets()
+    assert np.array_equal(kept, targets(closed_pause=cal.speech_map.closed_pause))
+    assert np.abs(targets(closed_pause=0.5)[pause]).max() < 1e-9 < np.abs(kept[pause]).max()  # the map's lips
+    phones = targets(speech_map=False)
+    assert np.array_equal(phones, targets(speech_map=False, closed_pause=PHONES_CLOSED_PAUSE))
+    assert np.abs(phones[pause]).max() < 1e-9  # phones alone close a 1.2 s pause, as before
 
 
 def test_expression_scale_zero_keeps_rest() -> None:
@@ -163,10 +191,11 @@ def test_speech_map_round_trip_and_closures_keep_the_phone_shapes(tmp_path) -> N
     rng = np.random.default_rng(0)
     ridge = fit_window_ridge([rng.standard_normal((100, 384))], [rng.standard_normal((100, 5))], window=1, alpha=1.0,
                              dims=4, centre=True)
-    calibration = replace(default_calibration(), speech_map=SpeechMap(ridge, 0.5, 1.4))
+    calibration = replace(default_calibration(), speech_map=SpeechMap(ridge, 0.5, 1.4, 2.0))
     calibration.save(tmp_path / "c.npz")
     back = VisemeCalibration.load(tmp_path / "c.npz")
     assert back.speech_map is not None and back.speech_map.gain == 1.4 and back.speech_map.ridge.centre
+    assert back.speech_map.closed_pause == 2.0
     speech = synthesize("mama, papa, bob.")
     n = int(speech.audio.size / 16000 * 25)
     whisper = rng.standard_normal((n, 384))

@@ -15,8 +15,9 @@ own audio aligned into phones with the same pipeline used at inference. From all
    from a window of Whisper tiny.en encoder features (each clip's own mean removed, then PCA) to the measured mouth
    features, and how much of it to
    blend into the phone shapes
-   (:meth:`~talkinghead.motion.viseme.model.VisemeCalibration.mouth_deltas`), both chosen by the lip-gap
-   correlation of out-of-fold predictions (folds of whole clips); and the gain that gives the engine's output the
+   (:meth:`~talkinghead.motion.viseme.model.VisemeCalibration.mouth_deltas`) and the shortest pause that closes
+   the mouth with it, chosen by the lip-gap correlation of out-of-fold predictions (folds of whole clips); and the
+   gain that gives the engine's output the
    measured lip gap's spread (:attr:`~talkinghead.motion.viseme.model.SpeechMap.gain`).
 
 Inputs are videos (meshed and aligned here) or ``talkinghead preprocess`` output folders (their meshes, phones,
@@ -47,7 +48,7 @@ from talkinghead.face.expression import GAP, MOUTH_FEATURES, ExpressionBasis, mo
 from talkinghead.face.mesh import track_video
 from talkinghead.face.pose import CANONICAL_ASSET, canonical_mesh, pose_free, procrustes_mean
 from talkinghead.io import load_audio
-from talkinghead.motion.viseme.config import VISEME_CLASSES, VisemeConfig
+from talkinghead.motion.viseme.config import PHONES_CLOSED_PAUSE, VISEME_CLASSES, VisemeConfig
 from talkinghead.motion.viseme.infer import shape_mouth
 from talkinghead.motion.viseme.model import CALIBRATION_ASSET, SpeechMap, VisemeCalibration, articulation, closure_share
 from talkinghead.spec import Command
@@ -68,6 +69,8 @@ MAP_CENTRE = True
 MAP_ALPHAS = (1e3, 1e4, 3e4, 1e5, 3e5)
 MAP_BLENDS = (0.0, 0.25, 0.5, 0.75, 1.0)
 MAP_FOLDS = 5
+MAP_PAUSES = (0.5, 1.0, 2.0)
+"""Shortest pauses (s) that close the mouth, tried with the map (in shorter ones the map shapes the lips)."""
 
 
 @dataclass
@@ -215,26 +218,26 @@ def fit_speech_map(clips: list[Clip], deltas: list[np.ndarray], feats: list[np.n
                    lag: float) -> tuple[SpeechMap, dict]:
     """The Whisper speech map (see the module docstring, step 5) and its card entry.
 
-    The penalty and the blend are chosen by the mean lip-gap correlation, with the measured gap, of the engine's
-    shaped output (loudness gain and pause gate included) when each clip's map prediction comes from a ridge fitted
-    without its fold. With those, the gain is the measured lip gap's spread over that output's
-    (:func:`spread_gain`)."""
-    config = VisemeConfig()
+    The penalty, the blend and the shortest pause that closes the mouth are chosen by the mean lip-gap correlation,
+    with the measured gap, of the engine's shaped output (loudness gain and pause gate included) when each clip's
+    map prediction comes from a ridge fitted without its fold. With those, the gain is the measured lip gap's spread
+    over that output's (:func:`spread_gain`)."""
     phone = [articulation(c.timeline, targets, fps=c.fps, n_frames=len(d), lag=lag) for c, d in zip(clips, deltas)]
     closed = [closure_share(c.timeline, fps=c.fps, n_frames=len(d), lag=lag) for c, d in zip(clips, deltas)]
     xs = [c.whisper for c in clips]
     folds = np.arange(len(clips)) % MAP_FOLDS
 
-    def gaps(predicted: list[np.ndarray], blend: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    def gaps(predicted: list[np.ndarray], blend: float, pause: float) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per clip: (the engine's shaped lip gap, the measured one)."""
+        config = VisemeConfig(closed_pause=pause)
         out = []
         for c, f, p, s, q in zip(clips, feats, phone, closed, predicted):
             shaped = shape_mouth(SpeechMap.mix(p, q, s, blend), c.loudness_db, c.voiced, fps=c.fps, config=config)
             out.append((shaped[:, GAP], f[:, GAP]))
         return out
 
-    def score(predicted: list[np.ndarray], blend: float) -> float:
-        return float(np.mean([np.corrcoef(g, m)[0, 1] for g, m in gaps(predicted, blend)]))
+    def score(predicted: list[np.ndarray], blend: float, pause: float) -> float:
+        return float(np.mean([np.corrcoef(g, m)[0, 1] for g, m in gaps(predicted, blend, pause)]))
 
     results, oofs = {}, {}
     for alpha in MAP_ALPHAS:
@@ -247,17 +250,20 @@ def fit_speech_map(clips: list[Clip], deltas: list[np.ndarray], feats: list[np.n
                 oof[i] = ridge.predict(xs[i])
         oofs[alpha] = oof
         for blend in MAP_BLENDS:
-            results[(alpha, blend)] = score(oof, blend)
-    alpha, blend = max(results, key=results.get)
-    gain = spread_gain(*zip(*gaps(oofs[alpha], blend)))
+            for pause in MAP_PAUSES:
+                results[(alpha, blend, pause)] = score(oof, blend, pause)
+    alpha, blend, pause = max(results, key=results.get)
+    gain = spread_gain(*zip(*gaps(oofs[alpha], blend, pause)))
     ridge = fit_window_ridge(xs, deltas, window=MAP_WINDOW, alpha=alpha, dims=MAP_DIMS, centre=MAP_CENTRE)
     card = {"features": "Whisper tiny.en encoder, 25 fps", "window_frames": MAP_WINDOW, "pca_dims": MAP_DIMS,
             "centred_per_utterance": MAP_CENTRE,
-            "alpha": alpha, "blend": blend, "folds": MAP_FOLDS,
-            "out_of_fold_lip_gap_correlation": round(results[(alpha, blend)], 4),
-            "out_of_fold_lip_gap_correlation_phones_only": round(results[(alpha, 0.0)], 4),
+            "alpha": alpha, "blend": blend, "closed_pause": pause, "folds": MAP_FOLDS,
+            "out_of_fold_lip_gap_correlation": round(results[(alpha, blend, pause)], 4),
+            "out_of_fold_lip_gap_correlation_by_closed_pause": {
+                str(p): round(results[(alpha, blend, p)], 4) for p in MAP_PAUSES},
+            "out_of_fold_lip_gap_correlation_phones_only": round(results[(alpha, 0.0, PHONES_CLOSED_PAUSE)], 4),
             "spread_gain": round(gain, 4)}
-    return SpeechMap(ridge, blend, gain), card
+    return SpeechMap(ridge, blend, gain, pause), card
 
 
 def spread_gain(shaped: Sequence[np.ndarray], measured: Sequence[np.ndarray]) -> float:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+PHONES_CLOSED_PAUSE = 0.5
+"""Pauses at least this long (s) close a mouth the phone shapes alone drive (0.15 -> 0.5 raised the lip-gap
+correlation on ../shared/media/talking from 0.504 to 0.537, before the speech map)."""
+
 VISEME_CLASSES: dict[str, tuple[str, ...]] = {
     "silence": ("SIL",),
     "closure": ("P", "B", "M"),
@@ -56,9 +60,11 @@ class VisemeConfig:
     loudness_exponent: float = 0.25
     """Opening amplitude follows (speech RMS / median speech RMS) ** this."""
     loudness_gain_range: tuple[float, float] = (0.5, 1.5)
-    closed_pause: float = 0.5
-    """Pauses in the speech at least this long (s) close the mouth; shorter ones keep parted lips
-    (0.15 -> 0.5 raised the lip-gap correlation on ../shared/media/talking from 0.504 to 0.537)."""
+    closed_pause: float | None = None
+    """Pauses inside the speech at least this long (s) close the mouth; shorter ones keep the lips as the speech
+    shapes them (silence before the first and after the last speech always closes it). None: the calibration's
+    speech map's (:attr:`~talkinghead.motion.viseme.model.SpeechMap.closed_pause`, chosen with it) when the map is
+    used, :data:`PHONES_CLOSED_PAUSE` otherwise."""
     blink: bool = True
     blink_interval: tuple[float, float] = (2.0, 6.0)
     """Seconds between blink starts (uniform)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from talkinghead.audio.features import AudioFeatures
@@ -15,7 +17,7 @@ from talkinghead.face.expression import (
     style_components,
 )
 from talkinghead.face.motion import FaceMotion
-from talkinghead.motion.viseme.config import VisemeConfig
+from talkinghead.motion.viseme.config import PHONES_CLOSED_PAUSE, VisemeConfig
 from talkinghead.motion.viseme.model import (
     Blinks,
     HeadNoise,
@@ -54,6 +56,8 @@ def mouth_targets(features: AudioFeatures, *, config: VisemeConfig, calibration:
             whisper = whisper_features(features.audio, fps=features.fps, n_frames=features.n_frames)
     deltas = calibration.mouth_deltas(features.phonemes, fps=features.fps, n_frames=features.n_frames,
                                       whisper=whisper, spread=config.spread)
+    if whisper is not None and config.closed_pause is None:
+        config = replace(config, closed_pause=calibration.speech_map.closed_pause)
     return shape_mouth(deltas, features.loudness_db, features.voiced, fps=features.fps, config=config)
 
 
@@ -73,7 +77,8 @@ def shape_mouth(deltas: np.ndarray, loudness_db: np.ndarray, voiced: np.ndarray,
         (D, 5) float64 (lip_gap >= 0).
     """
     gain, gate = loudness_gain(loudness_db, voiced, exponent=config.loudness_exponent,
-                               gain_range=config.loudness_gain_range, fps=fps, closed_pause=config.closed_pause)
+                               gain_range=config.loudness_gain_range, fps=fps,
+                               closed_pause=PHONES_CLOSED_PAUSE if config.closed_pause is None else config.closed_pause)
     end = len(gain) - ahead
     gain, gate = gain[end - len(deltas):end, None], gate[end - len(deltas):end, None]
     opening = np.isin(np.arange(deltas.shape[1]), OPENING_FEATURES)

@@ -16,7 +16,7 @@ from scipy.ndimage import binary_closing, gaussian_filter1d
 from talkinghead.audio.phonemes import PHONE_INDEX, PHONES, PhonemeTimeline
 from talkinghead.audio.speechmap import WindowRidge
 from talkinghead.face.expression import MOUTH_FEATURES, ExpressionBasis
-from talkinghead.motion.viseme.config import DOMINANCE, VISEME_CLASSES
+from talkinghead.motion.viseme.config import DOMINANCE, PHONES_CLOSED_PAUSE, VISEME_CLASSES
 
 CALIBRATION_ASSET = "visemes_v2.npz"
 """v2: fitted on ../shared/media/train only, with the Whisper speech map (v1 was fitted on talking/, phones only)."""
@@ -42,11 +42,15 @@ class SpeechMap:
             within each clip; 1 in a calibration written before it was measured). A ridge's predictions are
             shrunk toward the mean, so the blended mouth moves less than a real one; :meth:`mix` with this gain
             brings it to about a real speaker's range.
+        closed_pause: pauses inside the speech at least this long (s) close the mouth where the map is used, chosen
+            with the map (a calibration written before keeps :data:`PHONES_CLOSED_PAUSE`): in shorter ones the map
+            says what the lips do.
     """
 
     ridge: WindowRidge
     blend: float
     gain: float = 1.0
+    closed_pause: float = PHONES_CLOSED_PAUSE
 
     @staticmethod
     def mix(phone: np.ndarray, predicted: np.ndarray, closed: np.ndarray, blend: float, gain: float = 1.0
@@ -102,7 +106,8 @@ class VisemeCalibration:
             "map_mean": m.ridge.mean.astype(np.float32), "map_components": m.ridge.components.astype(np.float32),
             "map_scale": m.ridge.scale.astype(np.float32), "map_window": np.int64(m.ridge.window),
             "map_weights": m.ridge.weights.astype(np.float32), "map_blend": np.float64(m.blend),
-            "map_gain": np.float64(m.gain), "map_centre": np.bool_(m.ridge.centre)}
+            "map_gain": np.float64(m.gain), "map_centre": np.bool_(m.ridge.centre),
+            "map_closed_pause": np.float64(m.closed_pause)}
         np.savez_compressed(
             path, targets=self.targets, counts=self.counts, gap_direction=self.gap_direction,
             components=self.basis.components.astype(np.float32), lag=np.float64(self.lag),
@@ -122,7 +127,8 @@ class VisemeCalibration:
                 ridge = WindowRidge(z["map_mean"], z["map_components"], z["map_scale"], int(z["map_window"]),
                                     z["map_weights"], bool(z["map_centre"]) if "map_centre" in z else False)
                 gain = float(z["map_gain"]) if "map_gain" in z else 1.0
-                speech_map = SpeechMap(ridge, float(z["map_blend"]), gain)
+                pause = float(z["map_closed_pause"]) if "map_closed_pause" in z else PHONES_CLOSED_PAUSE
+                speech_map = SpeechMap(ridge, float(z["map_blend"]), gain, pause)
             return cls(z["targets"], z["counts"], z["gap_direction"], basis, float(z["lag"]), card, speech_map)
 
 
