@@ -13,12 +13,11 @@ own audio aligned into phones with the same pipeline used at inference. From all
 4. the audio-visual lag maximising the correlation of the synthesised and measured lip gap;
 5. when every clip has Whisper features (and there are at least two clips), the speech map: ridge regression
    from a window of Whisper tiny.en encoder features (each clip's own mean removed, then PCA) to the measured mouth
-   features, and how much of it to
-   blend into the phone shapes
+   features, how much of it to blend into the phone shapes
    (:meth:`~talkinghead.motion.viseme.model.VisemeCalibration.mouth_deltas`) and the shortest pause that closes
    the mouth with it, chosen by the lip-gap correlation of out-of-fold predictions (folds of whole clips); and the
-   gain that gives the engine's output the
-   measured lip gap's spread (:attr:`~talkinghead.motion.viseme.model.SpeechMap.gain`).
+   gain that gives the engine's output the measured lip gap's spread
+   (:attr:`~talkinghead.motion.viseme.model.SpeechMap.gain`).
 
 Inputs are videos (meshed and aligned here) or ``talkinghead preprocess`` output folders (their meshes, phones,
 loudness, voice activity and Whisper features are used as stored). Run by ``talkinghead calibrate CLIP_OR_DIR ...``;
@@ -65,7 +64,8 @@ MAP_WINDOW = 6
 MAP_DIMS = 192
 """Whisper features are reduced to this many principal components before the map."""
 MAP_CENTRE = True
-"""Each utterance's Whisper features lose their own mean before the map (:attr:`talkinghead.audio.speechmap.WindowRidge.centre`)."""
+"""Each utterance's Whisper features lose their own mean before the map
+(:attr:`talkinghead.audio.speechmap.WindowRidge.centre`)."""
 MAP_ALPHAS = (1e3, 1e4, 3e4, 1e5, 3e5)
 MAP_BLENDS = (0.0, 0.25, 0.5, 0.75, 1.0)
 MAP_FOLDS = 5
