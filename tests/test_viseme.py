@@ -276,4 +276,6 @@ def test_calibrate_from_a_preprocessed_dataset_fits_the_speech_map(styled_datase
     assert 0.0 <= cal.speech_map.blend <= 1.0 and cal.card["speech_map"]["pca_dims"] == 192
     assert cal.speech_map.gain == pytest.approx(cal.card["speech_map"]["spread_gain"], abs=1e-4)
     assert cal.speech_map.gain > 1.0
+    by_pause = cal.card["speech_map"]["out_of_fold_lip_gap_correlation_by_closed_pause"]
+    assert cal.speech_map.closed_pause == float(max(by_pause, key=by_pause.get))  # the best of those tried
     assert list(tmp_path.iterdir()) == [out]  # the shipped canonical mesh kept: none written
