@@ -24,6 +24,11 @@ def pca_basis(x: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
     return mean, vt[:dims].T.copy()
 
 
+def centred(x: np.ndarray, centre: bool) -> np.ndarray:
+    """(T, D) features of one utterance, less their own mean over it when ``centre`` is set."""
+    return x - x.mean(0) if centre else x
+
+
 @dataclass
 class WindowRidge:
     """y_t = [PCA(x)_{t-k} .. PCA(x)_{t+k}, 1] @ weights.
@@ -43,13 +48,9 @@ class WindowRidge:
     weights: np.ndarray
     centre: bool = False
 
-    def centred(self, x: np.ndarray) -> np.ndarray:
-        """(T, D) features less their own mean over the utterance when :attr:`centre` is set."""
-        return x - x.mean(0) if self.centre else x
-
     def inputs(self, x: np.ndarray) -> np.ndarray:
         """(T, D) features -> (T, (2k + 1) P + 1) standardised windowed inputs with a constant column."""
-        z = stack_window((self.centred(x) - self.mean) @ self.components, self.window) / self.scale
+        z = stack_window((centred(x, self.centre) - self.mean) @ self.components, self.window) / self.scale
         return np.concatenate([z, np.ones((len(z), 1))], 1)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -68,17 +69,16 @@ def fit_window_ridge(xs: list[np.ndarray], ys: list[np.ndarray], *, window: int,
         dims: PCA dimensions kept (None: the features as they are).
         centre: see :attr:`WindowRidge.centre`.
     """
-    model = WindowRidge(np.zeros(0), np.zeros(0), np.zeros(0), window, np.zeros(0), centre)
-    xs = [model.centred(np.asarray(x, np.float64)) for x in xs]
-    x_all = np.concatenate(xs)
+    xs = [np.asarray(x, np.float64) for x in xs]
+    x_all = np.concatenate([centred(x, centre) for x in xs])
     if dims is None:
         mean, comps = np.zeros(x_all.shape[1]), np.eye(x_all.shape[1])
     else:
         mean, comps = pca_basis(x_all, dims)
-    z = [stack_window((x - mean) @ comps, window) for x in xs]
+    z = [stack_window((centred(x, centre) - mean) @ comps, window) for x in xs]
     scale = np.concatenate(z).std(0) + 1e-8
-    model.mean, model.components, model.scale = mean, comps, scale
-    a = np.concatenate([np.concatenate([zi / scale, np.ones((len(zi), 1))], 1) for zi in z])
+    model = WindowRidge(mean, comps, scale, window, np.zeros((len(scale) + 1, ys[0].shape[1])), centre)
+    a = np.concatenate([model.inputs(x) for x in xs])
     y = np.concatenate(ys).astype(np.float64)
     penalty = np.full(a.shape[1], alpha)
     penalty[-1] = 0.0
