@@ -1,6 +1,12 @@
 """IP_LAP's renderer as a :class:`talkinghead.spec.Renderer`: it redraws the lower face of every frame from the
 lips and jaw of the target mesh (or from lips predicted from the speech, ``performance.lips``) and reference
-frames of the same face."""
+frames of the same face.
+
+IP_LAP dubs videos: its references are frames of the video, picked by mouth opening, and they show the speaker's
+mouth open and closed. A photo shows one mouth, most often closed, and from it alone the renderer hardly opens the
+mouth (our reading; the paper has no photo input). So for a photo the references are drawn: the warp renderer with
+its learned mouth animates the photo with the performance's meshes, and the references (and the landmark
+generator's) are picked among those frames as in a dub."""
 
 from __future__ import annotations
 
@@ -8,7 +14,10 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from talkinghead.spec import CheckpointRole, Performance, RendererSpec, Request, Scene
+from talkinghead.spec import MOUTHS, CheckpointRole, Performance, RendererSpec, Request, Scene
+
+PHOTO_REFERENCES = 5
+"""Renderer references drawn for a photo (a dub's rule would give 25, five times the time a frame)."""
 
 
 class IPLAPFrames:
@@ -22,12 +31,19 @@ class IPLAPFrames:
 
         path = request.checkpoints.get("renderer")
         renderer = IPLAPRenderer.load(path) if path else IPLAPRenderer.default()
-        # (the warp only moves the head: IP_LAP redraws the lower face, so its mouth is the cheap painted one)
-        # the frames that may serve as references: a dubbed video's distinct frames, else the photo
-        candidates = np.zeros(1, np.int64) if scene.is_photo else np.unique(scene.src_idx, return_index=True)[1]
         mels = mel_inputs(scene.speech, fps=scene.features.fps, n_frames=scene.n_frames)
-        yield from dub_frames(renderer, FrameStages(scene, performance, mouth="painted"), performance.targets, mels,
-                              candidates=candidates, references=request.references, lips=performance.lips)
+        if scene.is_photo:
+            # a photo shows one mouth: the references are drawn by the warp renderer (learned mouth) from the
+            # performance's frames, whose mouths move with the speech, and picked by mouth opening as in a dub
+            stages = FrameStages(scene, performance, mouth=MOUTHS[0])
+            candidates = np.arange(scene.n_frames)
+            references = request.references or PHOTO_REFERENCES
+        else:  # the frames that may serve as references: the dubbed video's distinct frames, as they are
+            stages = FrameStages(scene, performance, mouth="painted")  # (only moves a head under pose_from)
+            candidates = np.unique(scene.src_idx, return_index=True)[1]
+            references = request.references
+        yield from dub_frames(renderer, stages, performance.targets, mels, candidates=candidates,
+                              references=references, lips=performance.lips)
 
 
 SPEC = RendererSpec(
