@@ -172,3 +172,24 @@ def test_a_mouth_closed_over_an_open_one_is_painted_over(held_out) -> None:  # t
                 assert np.array_equal(image, crop)
             bright["told" if told else "not told"] += int((luma(image[y0:y1, x0:x1]) > 200).sum())
     assert bright["told"] < 0.25 * bright["not told"], bright
+
+
+@pytest.mark.slow
+def test_painting_frames_together_draws_what_painting_each_alone_does(held_out) -> None:  # type: ignore[no-untyped-def]
+    """The renderer paints 8 frames' mouths with one run of the network: a held-out clip's 8 widest-open frames and
+    4 of its most closed ones (left as they are) painted together match each painted alone, and the open ones
+    changed."""
+    frames, meshes = held_out
+    opening = mouth_opening(meshes)
+    order = np.argsort(opening)
+    mouth = LearnedMouth(frames[order[-1]], meshes[order[-1]])
+    chosen = [*order[::-1][1:9], *order[:4]]
+    alone = [frames[t].copy() for t in chosen]
+    together = [frames[t].copy() for t in chosen]
+    for image, t in zip(alone, chosen):
+        mouth.paint(image, meshes[t])
+    mouth.paint_all([(image, meshes[t], None) for image, t in zip(together, chosen)])
+    for a, b, t in zip(alone, together, chosen):
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+    assert all(not np.array_equal(a, frames[t]) for a, t in zip(alone[:8], chosen[:8]))
+    assert all(np.array_equal(a, frames[t]) for a, t in zip(alone[8:], chosen[8:]))

@@ -3,6 +3,7 @@ teeth bands; no weights) and, by default, the learned painter's (:mod:`talkinghe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -105,6 +106,10 @@ class Mouth(Protocol):
         ``source_xy``: the mesh of the frame that was warped into ``image`` (same pixels), where it is known."""
         ...
 
+    def paint_all(self, jobs: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray | None]]) -> None:
+        """:meth:`paint` for each (image, mesh_xy, source_xy) of ``jobs`` (a learned mouth runs its network once)."""
+        ...
+
 
 @dataclass(frozen=True)
 class PaintedMouth:
@@ -119,6 +124,10 @@ class PaintedMouth:
     def paint(self, image: np.ndarray, mesh_xy: np.ndarray, source_xy: np.ndarray | None = None) -> None:
         """Paint where the target's inner lips part (the source frame does not matter: closed lips are left)."""
         paint_mouth(image, np.asarray(mesh_xy)[:, :2], self.colours)
+
+    def paint_all(self, jobs: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray | None]]) -> None:
+        for job in jobs:
+            self.paint(*job)
 
 
 def make_mouth(kind: str, image: np.ndarray, mesh_xy: np.ndarray, *, checkpoint: str | None = None) -> Mouth:
