@@ -2,6 +2,7 @@
 IP_LAP's renderer, by the dub protocol (every clip of ``talking/`` dubbed with its own speech from its own frames).
 
     python benchmarks/mouth.py [--clips ../shared/media/talking] [--seconds 4] [--variants learned,painted,iplap]
+        [--painter painter.pt]
 
 Every clip's first ``--seconds`` are cut once (re-encoded at high quality, used as the real frames of every
 variant), each variant dubs them (``evaluate --reconstruct --protocol dub``: the default engine with ``--mouth
@@ -9,7 +10,8 @@ learned`` / ``--mouth painted``, and IP_LAP), and the mouth box metrics of :mod:
 printed per clip and on average: PSNR, SSIM and CPBD in the box around the real inner lips, CPBD of the real box,
 and flicker (mean absolute frame difference in the box while the lips are still) of each video and of the real
 clip. Contact sheets (``--out``/contact_CLIP.png): 8 consecutive frames around the widest real mouth, one row per
-video (real first), cut around the real mouth.
+video (real first), cut around the real mouth. ``--painter`` adds a variant "painter": the default engine with that
+painter checkpoint in place of the shipped one.
 """
 
 from __future__ import annotations
@@ -83,14 +85,19 @@ def main() -> None:
     p.add_argument("--variants", default="learned,painted,iplap")
     p.add_argument("--sheets", type=int, default=4, help="contact sheets of this many clips (default: 4)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/out/mouth"))
+    p.add_argument("--painter", type=Path, help="a painter checkpoint (train-painter) to add as the variant 'painter'")
     args = p.parse_args()
     names = args.variants.split(",")
+    variants = dict(VARIANTS)
+    if args.painter:
+        variants["painter"] = {**VARIANTS["learned"], "checkpoints": {"mouth_painter": args.painter}}
+        names.append("painter")
     args.out.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         clips = cut_clips(args.clips, Path(tmp), args.seconds)
         for name in names:
-            results[name] = reconstruction(Path(tmp), protocol="dub", keep=args.out / name, **VARIANTS[name])
+            results[name] = reconstruction(Path(tmp), protocol="dub", keep=args.out / name, **variants[name])
             print(f"{name}: done", flush=True)
         for clip in clips[:args.sheets]:
             sheet = contact_sheet(clip, {n: args.out / n / clip.name for n in names})

@@ -3,7 +3,7 @@ held-out real clip."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,9 @@ from talkinghead.render.warp.mouth import PaintedMouth
 from talkinghead.render.warp.painter import (
     INPUT_CHANNELS,
     LIP_POINTS,
+    MAX_FLOW,
     MOUTH_WIDTH_FRACTION,
+    REFERENCE_RGB,
     LearnedMouth,
     MouthPainter,
     PainterConfig,
@@ -85,10 +87,11 @@ def test_a_larger_square_measures_the_mouth_alike(held_out) -> None:  # type: ig
     assert paint_mask(large, 96).mean() == pytest.approx(paint_mask(small, 64).mean(), rel=0.1)
 
 
-def test_tiny_painter_shapes_training_and_round_trip(tmp_path: Path) -> None:
+@pytest.mark.parametrize("config", [TINY, replace(TINY, reference_warp=True)], ids=["drawn", "reference-warp"])
+def test_tiny_painter_shapes_training_and_round_trip(config: PainterConfig, tmp_path: Path) -> None:
     torch.manual_seed(0)
-    model = MouthPainter(TINY)
-    x = torch.randn(4, INPUT_CHANNELS, 32, 32)
+    model = MouthPainter(config)
+    x = torch.rand(4, INPUT_CHANNELS, 32, 32) * 2 - 1  # the inputs' range
     x[:, 3] = (torch.rand(4, 32, 32) > 0.5).float()
     out = model(x)
     assert out.shape == (4, 3, 32, 32) and torch.isfinite(out).all() and out.abs().max() <= 1
@@ -97,8 +100,26 @@ def test_tiny_painter_shapes_training_and_round_trip(tmp_path: Path) -> None:
     assert losses[-1] < losses[0]
     model.save(tmp_path / "p.pt", half=True)
     back = MouthPainter.load(tmp_path / "p.pt")
-    assert back.config == TINY
+    assert back.config == config
     assert torch.allclose(back(x), model(x), atol=2e-2)  # float16 weights
+
+
+def test_the_reference_warp_at_rest_copies_the_reference_pixel_for_pixel() -> None:
+    """No flow and all weight on the copy: the output is the reference square itself (the flow's grid sits on the
+    pixel centres); a flow of one pixel to the right copies the pixel to the right."""
+    model = MouthPainter(replace(TINY, block=2, reference_warp=True))
+    last = model.d0[-1]
+    r2 = model.config.block ** 2
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.zero_()
+        last.bias[5 * r2:] = 30.0  # the copy's weight: sigmoid(30) = 1
+    x = torch.rand(2, INPUT_CHANNELS, 32, 32) * 2 - 1
+    reference = x[:, REFERENCE_RGB]
+    assert torch.allclose(model(x), reference, atol=1e-5)
+    with torch.no_grad():  # tanh(f) * MAX_FLOW = one pixel of 32 in grid units (2 / 32)
+        last.bias[3 * r2:4 * r2] = float(np.arctanh(2 / 32 / MAX_FLOW))
+    assert torch.allclose(model(x)[..., :-1], reference[..., 1:], atol=1e-4)
 
 
 @pytest.mark.slow

@@ -41,6 +41,10 @@ PAINT_GAPS = (0.3, 1.5)
 (a closed mouth keeps the reference's own lips), from the second on the painting replaces the region fully."""
 SKETCH_CHANNELS = 2
 INPUT_CHANNELS = 3 + 1 + SKETCH_CHANNELS + 3 + SKETCH_CHANNELS
+REFERENCE_RGB = slice(3 + 1 + SKETCH_CHANNELS, 3 + 1 + SKETCH_CHANNELS + 3)
+"""The input channels of the reference square's RGB."""
+MAX_FLOW = 0.5
+"""Largest offset of the reference-warp flow, as a fraction of the square's half-side."""
 OUTER_LOOP = np.concatenate([ix.LIPS_UPPER_OUTER, ix.LIPS_LOWER_OUTER[::-1][1:-1]])
 """The outer lip outline, in order around the mouth (20 points)."""
 LIP_POINTS = np.concatenate([ix.MOUTH_INNER_LOOP, OUTER_LOOP])
@@ -125,6 +129,9 @@ class PainterConfig:
     widths: tuple[int, int, int] = (24, 48, 64)
     block: int = 2
     """Pixel-unshuffle factor of the input (the network's first level works on block x block pixel groups)."""
+    reference_warp: bool = False
+    """Also copy the reference square through a flow the network predicts, blended per pixel with the colours it
+    draws: teeth and lip texture taken from the reference at the square's resolution instead of drawn."""
 
 
 class _Conv(nn.Sequential):
@@ -134,7 +141,8 @@ class _Conv(nn.Sequential):
 
 class MouthPainter(CheckpointModel):
     """A three-level U-Net on pixel-unshuffled input: (B, :data:`INPUT_CHANNELS`, S, S) -> (B, 3, S, S) RGB in
-    -1..1 (tanh)."""
+    -1..1 (tanh; with :attr:`PainterConfig.reference_warp`, blended per pixel with the reference square sampled
+    through a predicted flow)."""
 
     config_class = PainterConfig
     default_checkpoint: Path | None = Path(__file__).parent / "assets" / "mouth_painter_v1.pt"
@@ -147,7 +155,8 @@ class MouthPainter(CheckpointModel):
         self.e1 = nn.Sequential(_Conv(w[0], w[1], 2), _Conv(w[1], w[1]))
         self.e2 = nn.Sequential(_Conv(w[1], w[2], 2), _Conv(w[2], w[2]), _Conv(w[2], w[2]))
         self.d1 = nn.Sequential(_Conv(w[2] + w[1], w[1]), _Conv(w[1], w[1]))
-        self.d0 = nn.Sequential(_Conv(w[1] + w[0], w[0]), nn.Conv2d(w[0], 3 * r * r, 3, 1, 1))
+        outputs = 6 if config.reference_warp else 3  # RGB, and with the reference warp its flow (2) and weight (1)
+        self.d0 = nn.Sequential(_Conv(w[1] + w[0], w[0]), nn.Conv2d(w[0], outputs * r * r, 3, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         r = self.config.block
@@ -155,8 +164,17 @@ class MouthPainter(CheckpointModel):
         b = self.e1(a)
         c = self.e2(b)
         b = self.d1(torch.cat([F.interpolate(c, scale_factor=2.0, mode="nearest"), b], 1))
-        out = self.d0(torch.cat([F.interpolate(b, scale_factor=2.0, mode="nearest"), a], 1))
-        return torch.tanh(F.pixel_shuffle(out, r))
+        out = F.pixel_shuffle(self.d0(torch.cat([F.interpolate(b, scale_factor=2.0, mode="nearest"), a], 1)), r)
+        if not self.config.reference_warp:
+            return torch.tanh(out)
+        # the squares of target and reference are both aligned to their mouth: the flow starts at the identity
+        h, w = x.shape[-2:]
+        ys, xs = torch.meshgrid(torch.linspace(-1 + 1 / h, 1 - 1 / h, h), torch.linspace(-1 + 1 / w, 1 - 1 / w, w),
+                                indexing="ij")
+        grid = torch.stack([xs, ys], -1)[None] + MAX_FLOW * torch.tanh(out[:, 3:5]).permute(0, 2, 3, 1)
+        copied = F.grid_sample(x[:, REFERENCE_RGB], grid, mode="bilinear", padding_mode="border", align_corners=False)
+        weight = torch.sigmoid(out[:, 5:6])
+        return weight * copied + (1 - weight) * torch.tanh(out[:, :3])
 
 
 def composite(x: torch.Tensor, painted: torch.Tensor) -> torch.Tensor:
