@@ -78,7 +78,7 @@ class WarpFrames:
         mouth = request.mouth or MOUTHS[0]
         stages = FrameStages(scene, performance, mouth=mouth, painter=str(painter) if painter else None)
         with (_one_torch_thread() if mouth == "learned" else contextlib.nullcontext(),
-              contextlib.closing(ahead((stages.warp(t) for t in range(scene.n_frames)), depth=PAINT_BATCH))
+              contextlib.closing(ahead((stages.warp(t) for t in range(scene.n_frames)), depth=2 * PAINT_BATCH))
               as warps):
             while group := list(itertools.islice(warps, PAINT_BATCH)):
                 yield from stages.finish_all(group)
