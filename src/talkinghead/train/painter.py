@@ -257,7 +257,8 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
                    help="pixel-unshuffle factor: the network's first level works on block x block pixel groups "
                         f"(default: {PainterConfig.block}; the square's side comes from the corpus)")
     p.add_argument("--reference-warp", action="store_true",
-                   help="also copy the reference square through a predicted flow (teeth copied, not drawn)")
+                   help="also copy the inside of the reference's mouth through a predicted flow (teeth copied, "
+                        "not drawn)")
 
 
 def _run_train(a: argparse.Namespace) -> int:

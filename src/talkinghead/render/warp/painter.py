@@ -6,8 +6,8 @@ the mouth corners, the corners :data:`MOUTH_WIDTH_FRACTION` of the side apart). 
 square, stacked as channels (:func:`painter_inputs`, the one implementation shared by training and rendering):
 the warped crop with the region to paint masked out (3 + the mask), the target's lip sketch (2: the inner mouth
 filled, the lip outlines drawn), the reference crop and its lip sketch (3 + 2). The network (a small U-Net working
-on 2x2 pixel blocks: pixel-unshuffle in, pixel-shuffle out, so it costs about 1 ms a frame on one CPU core, run
-on 8 frames at once)
+on 2x2 pixel blocks: pixel-unshuffle in, pixel-shuffle out, so it costs 1-2 ms a frame on one CPU core, run on 8
+frames at once; this machine's speed varies that much from hour to hour)
 returns RGB that replaces the masked region only; lips, skin and everything around stay the warp's.
 
 Trained on the real clips of ``train/`` (``talkinghead train-painter``, :mod:`talkinghead.train.painter`): the
