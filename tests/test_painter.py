@@ -104,10 +104,10 @@ def test_tiny_painter_shapes_training_and_round_trip(config: PainterConfig, tmp_
     assert torch.allclose(back(x), model(x), atol=2e-2)  # float16 weights
 
 
-def test_the_reference_warp_at_rest_copies_the_inside_of_the_reference_mouth_pixel_for_pixel() -> None:
-    """No flow and all weight on the copy: inside the reference's inner lips the output is the reference square
-    itself (the flow's grid sits on the pixel centres), outside them the drawn colours; a flow of one pixel to the
-    right copies the pixel to the right."""
+def test_the_reference_warp_at_rest_copies_an_open_reference_pixel_for_pixel_and_a_closed_one_not_at_all() -> None:
+    """No flow and all weight on the copy: with the reference's mouth open the output is the reference square itself
+    (the flow's grid sits on the pixel centres), and a flow of one pixel to the right copies the pixel to the right;
+    with its mouth closed (a sketch of 25 square pixels) the output is the drawn colours."""
     model = MouthPainter(replace(TINY, block=2, reference_warp=True))
     last = model.d0[-1]
     r2 = model.config.block ** 2
@@ -118,14 +118,15 @@ def test_the_reference_warp_at_rest_copies_the_inside_of_the_reference_mouth_pix
     x = torch.rand(2, INPUT_CHANNELS, 32, 32) * 2 - 1
     inside = REFERENCE_RGB.stop  # the reference's inner mouth filled
     x[:, inside] = 0.0
-    x[:, inside, 8:24, 4:28] = 1.0
+    x[:, inside, 12:20, 4:28] = 1.0  # 192 pixels of a 32 px square: 768 of a 64 px one, wide open
     reference = x[:, REFERENCE_RGB]
-    out = model(x)
-    assert torch.allclose(out[..., 8:24, 4:28], reference[..., 8:24, 4:28], atol=1e-5)
-    assert out[..., :8, :].abs().max() < 1e-6 and out[..., :, :4].abs().max() < 1e-6
+    assert torch.allclose(model(x), reference, atol=1e-5)
     with torch.no_grad():  # tanh(f) * MAX_FLOW = one pixel of 32 in grid units (2 / 32)
         last.bias[3 * r2:4 * r2] = float(np.arctanh(2 / 32 / MAX_FLOW))
-    assert torch.allclose(model(x)[..., 8:24, 4:27], reference[..., 8:24, 5:28], atol=1e-4)
+    assert torch.allclose(model(x)[..., :31], reference[..., 1:], atol=1e-4)
+    x[:, inside] = 0.0
+    x[:, inside, 16, 4:29] = 0.25  # 6.25 pixels of the 32 px square: 25 of a 64 px one, closed
+    assert model(x).abs().max() < 1e-6
 
 
 @pytest.mark.slow

@@ -207,11 +207,12 @@ class PainterModule(L.LightningModule):
 
 
 def train_painter(corpus: Path, output: Path, *, max_steps: int, block: int = PainterConfig.block, batch: int = 32,
-                  lr: float = 2e-4, gan: float = 0.2, reference_warp: bool = False, max_minutes: float | None = None,
-                  seed: int = 0, workers: int = 0, accelerator: str = "auto", devices: int | str = "auto",
-                  nodes: int = 1, quiet: bool = False) -> dict[str, float]:
+                  lr: float = 2e-4, gan: float = 0.2, reference_warp: bool = False, init: Path | None = None,
+                  max_minutes: float | None = None, seed: int = 0, workers: int = 0, accelerator: str = "auto",
+                  devices: int | str = "auto", nodes: int = 1, quiet: bool = False) -> dict[str, float]:
     """Train a painter for the corpus' squares (``block``, ``reference_warp``: :class:`PainterConfig`) on its train
-    clips (validated on the rest) and save ``output`` (float16 weights)."""
+    clips (validated on the rest) and save ``output`` (float16 weights). ``init``: a painter checkpoint to go on
+    training (its architecture replaces ``block`` and ``reference_warp``; the discriminator starts afresh)."""
     L.seed_everything(seed, workers=True, verbose=False)
     train = MouthDataset(corpus, "train", length=max_steps * batch, seed=seed, train=True)
     if train.size % (4 * block):
@@ -220,14 +221,20 @@ def train_painter(corpus: Path, output: Path, *, max_steps: int, block: int = Pa
     if val.size != train.size:
         raise InputError(corpus, f"mouth squares of several sizes here ({train.size} and {val.size} px): "
                                  "one corpus folder per size")
-    module = PainterModule(asdict(PainterConfig(size=train.size, block=block, reference_warp=reference_warp)),
-                           lr=lr, gan=gan)
+    start = MouthPainter.load(init) if init else None
+    config = start.config if start else PainterConfig(size=train.size, block=block, reference_warp=reference_warp)
+    if config.size != train.size:
+        raise InputError(init or corpus, f"a painter for {config.size} px squares; the corpus has {train.size} px")
+    module = PainterModule(asdict(config), lr=lr, gan=gan)
+    if start:
+        module.model.load_state_dict(start.state_dict())
     metrics = fit(module, train, val, max_steps=2 * max_steps if gan else max_steps, batch=batch, workers=workers,
                   accelerator=accelerator, devices=devices, nodes=nodes, val_every=500, max_minutes=max_minutes,
                   quiet=quiet)
     module.model.save(output, half=True, metrics=metrics, corpus=str(corpus), clips=train.names,
                       val_clips=val.names, steps=max_steps,
-                      training={"batch": batch, "lr": lr, "gan": gan, "seed": seed, "max_minutes": max_minutes})
+                      training={"batch": batch, "lr": lr, "gan": gan, "seed": seed, "max_minutes": max_minutes,
+                                "init": str(init) if init else None})
     return metrics
 
 
@@ -257,15 +264,16 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
                    help="pixel-unshuffle factor: the network's first level works on block x block pixel groups "
                         f"(default: {PainterConfig.block}; the square's side comes from the corpus)")
     p.add_argument("--reference-warp", action="store_true",
-                   help="also copy the inside of the reference's mouth through a predicted flow (teeth copied, "
-                        "not drawn)")
+                   help="also copy the reference's mouth, where it is open, through a predicted flow (teeth "
+                        "copied, not drawn)")
+    p.add_argument("--init", type=Path, help="a painter checkpoint to go on training (its architecture is kept)")
 
 
 def _run_train(a: argparse.Namespace) -> int:
     if len(a.datasets) != 1:
         raise InputError(a.datasets[1], "train-painter takes one mouth corpus folder")
     metrics = train_painter(a.datasets[0], a.output, max_steps=a.steps, block=a.block, batch=a.batch,
-                            lr=a.lr, gan=a.gan, reference_warp=a.reference_warp,
+                            lr=a.lr, gan=a.gan, reference_warp=a.reference_warp, init=a.init,
                             max_minutes=a.minutes, seed=a.seed, workers=a.workers,
                             devices=parse_devices(a.devices), nodes=a.nodes, quiet=a.quiet)
     return print_metrics(metrics)

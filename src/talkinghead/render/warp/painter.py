@@ -45,6 +45,12 @@ REFERENCE_RGB = slice(3 + 1 + SKETCH_CHANNELS, 3 + 1 + SKETCH_CHANNELS + 3)
 """The input channels of the reference square's RGB; the next one is its inner mouth filled (its sketch)."""
 MAX_FLOW = 0.5
 """Largest offset of the reference-warp flow, as a fraction of the square's half-side."""
+REFERENCE_OPEN_AREA = (35.0, 80.0)
+"""Areas of the reference's filled inner-mouth sketch (pixels of a :data:`PAINT_SIZE` square) over which the
+reference warp's copying fades in: none below the first, fully from the second on. In the training corpus the first
+is the area at an inner-lip gap of about 0.3 pixels, the second at about 1.5 (:data:`PAINT_GAPS`); closed lips
+measure 25-35 (the sketch's anti-aliased edge). Copying from a closed reference filled an opened mouth with lip
+texture."""
 OUTER_LOOP = np.concatenate([ix.LIPS_UPPER_OUTER, ix.LIPS_LOWER_OUTER[::-1][1:-1]])
 """The outer lip outline, in order around the mouth (20 points)."""
 LIP_POINTS = np.concatenate([ix.MOUTH_INNER_LOOP, OUTER_LOOP])
@@ -130,9 +136,10 @@ class PainterConfig:
     block: int = 2
     """Pixel-unshuffle factor of the input (the network's first level works on block x block pixel groups)."""
     reference_warp: bool = False
-    """Also copy the inside of the reference's mouth through a flow the network predicts, blended per pixel with the
-    colours it draws: teeth taken from the reference at the square's resolution instead of drawn. Only pixels inside
-    the reference's inner lips are copied (a closed reference mouth, as in most photos, leaves the drawn colours)."""
+    """Also copy the reference's mouth through a flow the network predicts, blended per pixel with the colours it
+    draws: teeth taken from the reference at the square's resolution instead of drawn. Copying fades in with the
+    reference mouth's opening (:data:`REFERENCE_OPEN_AREA`): a closed reference mouth, as in most photos, has no
+    inside to copy and leaves the drawn colours."""
 
 
 class _Conv(nn.Sequential):
@@ -175,11 +182,12 @@ class MouthPainter(CheckpointModel):
         ys, xs = torch.meshgrid(torch.linspace(-1 + 1 / h, 1 - 1 / h, h), torch.linspace(-1 + 1 / w, 1 - 1 / w, w),
                                 indexing="ij")
         grid = torch.stack([xs, ys], -1)[None] + MAX_FLOW * torch.tanh(out[:, 3:5]).permute(0, 2, 3, 1)
-        # the reference's RGB and inner-mouth fill, sampled together: copies come from inside its lips only
-        reference = x[:, REFERENCE_RGB.start:REFERENCE_RGB.stop + 1]
-        copied = F.grid_sample(reference, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        weight = torch.sigmoid(out[:, 5:6]) * copied[:, 3:]
-        return weight * copied[:, :3] + (1 - weight) * torch.tanh(out[:, :3])
+        copied = F.grid_sample(x[:, REFERENCE_RGB], grid, mode="bilinear", padding_mode="border", align_corners=False)
+        # the area of the reference's inner mouth (its filled sketch) in pixels of a PAINT_SIZE square
+        area = x[:, REFERENCE_RGB.stop].sum((1, 2)) * (PAINT_SIZE / h) ** 2
+        low, high = REFERENCE_OPEN_AREA
+        weight = torch.sigmoid(out[:, 5:6]) * ((area - low) / (high - low)).clamp(0, 1)[:, None, None, None]
+        return weight * copied + (1 - weight) * torch.tanh(out[:, :3])
 
 
 def composite(x: torch.Tensor, painted: torch.Tensor) -> torch.Tensor:
