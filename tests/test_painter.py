@@ -129,6 +129,18 @@ def test_the_reference_warp_at_rest_copies_an_open_reference_pixel_for_pixel_and
     assert model(x).abs().max() < 1e-6
 
 
+def test_the_temporal_term_is_the_painted_change_against_the_real_one() -> None:
+    """Two identical inputs paint identically: against a real change of 0.25 everywhere the term is 0.25 (the mean
+    over the painted region: all of both squares here), and it is not there without a weight."""
+    x = torch.rand(2, INPUT_CHANNELS, 32, 32) * 2 - 1
+    x[:, 3] = 1.0  # all of the square is painted
+    target = torch.rand(2, 3, 32, 32) * 2 - 1
+    batch = {"x": x, "target": target, "x_next": x.clone(), "target_next": target + 0.25}
+    parts = PainterModule(asdict(TINY), gan=0.0, temporal=1.0)._losses(batch)[1]
+    assert abs(float(parts["temporal"]) - 0.25 * 3 * 2048 / (3 * 2048 + 1)) < 1e-5
+    assert "temporal" not in PainterModule(asdict(TINY), gan=0.0)._losses(batch)[1]
+
+
 @pytest.mark.slow
 @pytest.mark.train
 def test_corpus_and_a_training_step(media: Path, tmp_path: Path) -> None:
@@ -149,6 +161,9 @@ def test_corpus_and_a_training_step(media: Path, tmp_path: Path) -> None:
     batch = {k: torch.stack([ds[i][k] for i in range(8)]) for k in item}
     losses = optimise(module.model, lambda: module._losses(batch)[0], steps=15, lr=3e-3)
     assert losses[-1] < losses[0]
+    paired = MouthDataset(tmp_path / "c", "train", length=8, train=True, pairs=True)
+    assert torch.equal(paired[3]["x"], item["x"]) and torch.equal(paired[3]["target"], item["target"])
+    assert not torch.equal(paired[3]["target_next"], item["target"])  # the next frame of the clip
     with pytest.raises(InputError, match="not a multiple of 4 x the block"):  # 32 px squares, 3 px blocks
         train_painter(tmp_path / "c", tmp_path / "p.pt", max_steps=1, block=3, quiet=True)
     larger = {"crops": np.zeros((2, 48, 48, 3), np.uint8), "lips": data["lips"][:2] * 1.5}

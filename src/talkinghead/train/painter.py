@@ -110,9 +110,11 @@ def _is_val(name: str) -> bool:
 class MouthDataset(Dataset):
     """Painter items from a mouth corpus folder: ``x`` (C, S, S) float32 (:func:`painter_inputs`) and ``target``
     (3, S, S) float32 in -1..1. Deterministic given ``seed`` and the index; ``train`` flips half the items and
-    jitters their brightness."""
+    jitters their brightness. ``pairs``: each item also holds the next frame of the clip (the previous one at its
+    end), painted from the same reference, as ``x_next`` and ``target_next``."""
 
-    def __init__(self, root: Path, split: str, *, length: int, seed: int = 0, train: bool = False) -> None:
+    def __init__(self, root: Path, split: str, *, length: int, seed: int = 0, train: bool = False,
+                 pairs: bool = False) -> None:
         files = sorted(root.glob("*.npz"))
         if not files:
             raise InputError(root, "no mouth corpus here (run talkinghead mouth-corpus first)")
@@ -128,7 +130,7 @@ class MouthDataset(Dataset):
                                    "one corpus folder per size")
         self.size = sizes[0]
         self.gaps = [inner_gap(c["lips"], self.size) for c in self.clips]
-        self.length, self.seed, self.train = length, seed, train
+        self.length, self.seed, self.train, self.pairs = length, seed, train, pairs
 
     def __len__(self) -> int:
         return self.length
@@ -144,30 +146,36 @@ class MouthDataset(Dataset):
         pool = far if len(far) else np.arange(n)
         candidates = rng.choice(pool, size=min(8, len(pool)), replace=False)
         r = int(candidates[np.argmax(gaps[candidates])]) if rng.random() < 0.5 else int(candidates[0])
-        crop, ref = crops[t], crops[r]
-        if self.train:
-            gain = rng.uniform(0.8, 1.2, size=3).astype(np.float32)
-            crop = np.clip(crop * gain, 0, 255).astype(np.uint8)
-            ref = np.clip(ref * gain, 0, 255).astype(np.uint8)
-        x, _ = painter_inputs(crop, lips[t], ref, lips[r])
-        target = crop.astype(np.float32).transpose(2, 0, 1) / 127.5 - 1.0
-        if self.train and rng.random() < 0.5:
-            x, target = x[..., ::-1].copy(), target[..., ::-1].copy()
-        return {"x": torch.from_numpy(x), "target": torch.from_numpy(target)}
+        frames = [t, t + 1 if t + 1 < n else t - 1] if self.pairs and n > 1 else [t]
+        gain = rng.uniform(0.8, 1.2, size=3).astype(np.float32) if self.train else np.ones(3, np.float32)
+        ref = np.clip(crops[r] * gain, 0, 255).astype(np.uint8)
+        flip = self.train and rng.random() < 0.5
+        item = {}
+        for key, f in zip(("", "_next"), frames):
+            crop = np.clip(crops[f] * gain, 0, 255).astype(np.uint8)
+            x, _ = painter_inputs(crop, lips[f], ref, lips[r])
+            target = crop.astype(np.float32).transpose(2, 0, 1) / 127.5 - 1.0
+            if flip:
+                x, target = x[..., ::-1], target[..., ::-1]
+            item[f"x{key}"], item[f"target{key}"] = torch.from_numpy(x.copy()), torch.from_numpy(target.copy())
+        return item
 
 
 class PainterModule(L.LightningModule):
-    """L1 + perceptual + patch LSGAN on the composite; the discriminator sees RGB + the mask."""
+    """L1 + perceptual + patch LSGAN on the composite; the discriminator sees RGB + the mask. With ``temporal`` and
+    batches of frame pairs (``MouthDataset(pairs=True)``), also the L1 between the change of the painted region from
+    one frame to the next and the real change (in either frame's region): a painting that flickers where the real
+    mouth holds still costs."""
 
     def __init__(self, config: dict, lr: float = 2e-4, l1: float = 1.0, perceptual: float = 0.5,
-                 gan: float = 0.2) -> None:
+                 gan: float = 0.2, temporal: float = 0.0) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.model = MouthPainter(PainterConfig(**config))
         self.disc = PatchDiscriminator(4, 32, 3)
         self.perceptual = PerceptualLoss(width_divisor=4)
-        self.lr, self.weights = lr, {"l1": l1, "perceptual": perceptual, "gan": gan}
+        self.lr, self.weights = lr, {"l1": l1, "perceptual": perceptual, "gan": gan, "temporal": temporal}
 
     def _losses(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
         x, real = batch["x"], batch["target"]
@@ -177,6 +185,11 @@ class PainterModule(L.LightningModule):
                  "perceptual": self.perceptual(fake, real)}
         if self.weights["gan"]:
             parts["gan"] = lsgan_loss([self.disc(torch.cat([fake, mask], 1))], True)
+        if self.weights["temporal"] and "x_next" in batch:
+            x2 = batch["x_next"]
+            both = torch.maximum(mask, x2[:, 3:4])
+            change = composite(x2, self.model(x2)) - fake - (batch["target_next"] - real)
+            parts["temporal"] = (change.abs() * both).sum() / (3 * both.sum() + 1.0)
         loss = sum(self.weights[k] * v for k, v in parts.items())
         return loss, parts, fake
 
@@ -207,17 +220,19 @@ class PainterModule(L.LightningModule):
 
 
 def train_painter(corpus: Path, output: Path, *, max_steps: int, block: int = PainterConfig.block, batch: int = 32,
-                  lr: float = 2e-4, gan: float = 0.2, reference_warp: bool = False, init: Path | None = None,
+                  lr: float = 2e-4, gan: float = 0.2, temporal: float = 0.0, reference_warp: bool = False,
+                  init: Path | None = None,
                   max_minutes: float | None = None, seed: int = 0, workers: int = 0, accelerator: str = "auto",
                   devices: int | str = "auto", nodes: int = 1, quiet: bool = False) -> dict[str, float]:
     """Train a painter for the corpus' squares (``block``, ``reference_warp``: :class:`PainterConfig`) on its train
-    clips (validated on the rest) and save ``output`` (float16 weights). ``init``: a painter checkpoint to go on
+    clips (validated on the rest) and save ``output`` (float16 weights). ``temporal``: weight of the term on
+    consecutive frames' change (:class:`PainterModule`; its items are frame pairs, twice the work). ``init``: a painter checkpoint to go on
     training (its architecture replaces ``block`` and ``reference_warp``; the discriminator starts afresh)."""
     L.seed_everything(seed, workers=True, verbose=False)
-    train = MouthDataset(corpus, "train", length=max_steps * batch, seed=seed, train=True)
+    train = MouthDataset(corpus, "train", length=max_steps * batch, seed=seed, train=True, pairs=bool(temporal))
     if train.size % (4 * block):
         raise InputError(corpus, f"its {train.size} px mouth squares are not a multiple of 4 x the block ({block})")
-    val = MouthDataset(corpus, "val", length=20 * batch, seed=seed + 1)
+    val = MouthDataset(corpus, "val", length=20 * batch, seed=seed + 1, pairs=bool(temporal))
     if val.size != train.size:
         raise InputError(corpus, f"mouth squares of several sizes here ({train.size} and {val.size} px): "
                                  "one corpus folder per size")
@@ -225,7 +240,7 @@ def train_painter(corpus: Path, output: Path, *, max_steps: int, block: int = Pa
     config = start.config if start else PainterConfig(size=train.size, block=block, reference_warp=reference_warp)
     if config.size != train.size:
         raise InputError(init or corpus, f"a painter for {config.size} px squares; the corpus has {train.size} px")
-    module = PainterModule(asdict(config), lr=lr, gan=gan)
+    module = PainterModule(asdict(config), lr=lr, gan=gan, temporal=temporal)
     if start:
         module.model.load_state_dict(start.state_dict())
     metrics = fit(module, train, val, max_steps=2 * max_steps if gan else max_steps, batch=batch, workers=workers,
@@ -233,7 +248,7 @@ def train_painter(corpus: Path, output: Path, *, max_steps: int, block: int = Pa
                   quiet=quiet)
     module.model.save(output, half=True, metrics=metrics, corpus=str(corpus), clips=train.names,
                       val_clips=val.names, steps=max_steps,
-                      training={"batch": batch, "lr": lr, "gan": gan, "seed": seed, "max_minutes": max_minutes,
+                      training={"batch": batch, "lr": lr, "gan": gan, "temporal": temporal, "seed": seed, "max_minutes": max_minutes,
                                 "init": str(init) if init else None})
     return metrics
 
@@ -258,6 +273,9 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=32, help="batch size (default: 32)")
     p.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate (default: 2e-4)")
     p.add_argument("--gan", type=float, default=0.2, help="weight of the adversarial term, 0: none (default: 0.2)")
+    p.add_argument("--temporal", type=float, default=0.0,
+                   help="weight of a term on consecutive frames: the painting changes as the real mouth does "
+                        "(trains on frame pairs, twice the work; default: 0, none)")
     p.add_argument("--minutes", type=float, default=None, help="stop after this long")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--block", type=int, default=PainterConfig.block,
@@ -273,8 +291,8 @@ def _run_train(a: argparse.Namespace) -> int:
     if len(a.datasets) != 1:
         raise InputError(a.datasets[1], "train-painter takes one mouth corpus folder")
     metrics = train_painter(a.datasets[0], a.output, max_steps=a.steps, block=a.block, batch=a.batch,
-                            lr=a.lr, gan=a.gan, reference_warp=a.reference_warp, init=a.init,
-                            max_minutes=a.minutes, seed=a.seed, workers=a.workers,
+                            lr=a.lr, gan=a.gan, temporal=a.temporal, reference_warp=a.reference_warp,
+                            init=a.init, max_minutes=a.minutes, seed=a.seed, workers=a.workers,
                             devices=parse_devices(a.devices), nodes=a.nodes, quiet=a.quiet)
     return print_metrics(metrics)
 
