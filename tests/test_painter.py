@@ -166,6 +166,14 @@ def test_corpus_and_a_training_step(media: Path, tmp_path: Path) -> None:
     assert not torch.equal(paired[3]["target_next"], item["target"])  # the next frame of the clip
     with pytest.raises(InputError, match="not a multiple of 4 x the block"):  # 32 px squares, 3 px blocks
         train_painter(tmp_path / "c", tmp_path / "p.pt", max_steps=1, block=3, quiet=True)
+    MouthPainter(PainterConfig()).save(tmp_path / "p64.pt")
+    with pytest.raises(InputError, match="p64.pt: a painter for 64 px squares; the corpus has 32 px"):
+        train_painter(tmp_path / "c", tmp_path / "p.pt", max_steps=1, init=tmp_path / "p64.pt", quiet=True)
+    module.model.save(tmp_path / "tiny.pt")
+    np.savez(tmp_path / "c" / "held3.npz", **data)  # a name that falls in the validation share
+    train_painter(tmp_path / "c", tmp_path / "more.pt", max_steps=1, block=3, gan=0.0, temporal=1.0,
+                  init=tmp_path / "tiny.pt", quiet=True)  # the checkpoint's 2 px blocks, not the 3 asked
+    assert MouthPainter.load(tmp_path / "more.pt").config == TINY
     larger = {"crops": np.zeros((2, 48, 48, 3), np.uint8), "lips": data["lips"][:2] * 1.5}
     np.savez(tmp_path / "c" / "larger.npz", **larger)  # a second run of mouth-corpus with another --size
     with pytest.raises(InputError, match=r"several sizes here \(32, 48 px\)"):

@@ -221,25 +221,27 @@ class PainterModule(L.LightningModule):
 
 def train_painter(corpus: Path, output: Path, *, max_steps: int, block: int = PainterConfig.block, batch: int = 32,
                   lr: float = 2e-4, gan: float = 0.2, temporal: float = 0.0, reference_warp: bool = False,
-                  init: Path | None = None,
-                  max_minutes: float | None = None, seed: int = 0, workers: int = 0, accelerator: str = "auto",
-                  devices: int | str = "auto", nodes: int = 1, quiet: bool = False) -> dict[str, float]:
+                  init: Path | None = None, max_minutes: float | None = None, seed: int = 0, workers: int = 0,
+                  accelerator: str = "auto", devices: int | str = "auto", nodes: int = 1,
+                  quiet: bool = False) -> dict[str, float]:
     """Train a painter for the corpus' squares (``block``, ``reference_warp``: :class:`PainterConfig`) on its train
     clips (validated on the rest) and save ``output`` (float16 weights). ``temporal``: weight of the term on
-    consecutive frames' change (:class:`PainterModule`; its items are frame pairs, twice the work). ``init``: a painter checkpoint to go on
-    training (its architecture replaces ``block`` and ``reference_warp``; the discriminator starts afresh)."""
+    consecutive frames' change (:class:`PainterModule`; its items are frame pairs, a step about a fifth slower on
+    the CPU). ``init``: a painter checkpoint to go on training (its architecture replaces ``block`` and
+    ``reference_warp``; the discriminator starts afresh)."""
     L.seed_everything(seed, workers=True, verbose=False)
     train = MouthDataset(corpus, "train", length=max_steps * batch, seed=seed, train=True, pairs=bool(temporal))
-    if train.size % (4 * block):
-        raise InputError(corpus, f"its {train.size} px mouth squares are not a multiple of 4 x the block ({block})")
-    val = MouthDataset(corpus, "val", length=20 * batch, seed=seed + 1, pairs=bool(temporal))
-    if val.size != train.size:
-        raise InputError(corpus, f"mouth squares of several sizes here ({train.size} and {val.size} px): "
-                                 "one corpus folder per size")
     start = MouthPainter.load(init) if init else None
     config = start.config if start else PainterConfig(size=train.size, block=block, reference_warp=reference_warp)
     if config.size != train.size:
         raise InputError(init or corpus, f"a painter for {config.size} px squares; the corpus has {train.size} px")
+    if train.size % (4 * config.block):
+        raise InputError(corpus, f"its {train.size} px mouth squares are not a multiple of 4 x the block "
+                                 f"({config.block})")
+    val = MouthDataset(corpus, "val", length=20 * batch, seed=seed + 1, pairs=bool(temporal))
+    if val.size != train.size:
+        raise InputError(corpus, f"mouth squares of several sizes here ({train.size} and {val.size} px): "
+                                 "one corpus folder per size")
     module = PainterModule(asdict(config), lr=lr, gan=gan, temporal=temporal)
     if start:
         module.model.load_state_dict(start.state_dict())
@@ -248,8 +250,8 @@ def train_painter(corpus: Path, output: Path, *, max_steps: int, block: int = Pa
                   quiet=quiet)
     module.model.save(output, half=True, metrics=metrics, corpus=str(corpus), clips=train.names,
                       val_clips=val.names, steps=max_steps,
-                      training={"batch": batch, "lr": lr, "gan": gan, "temporal": temporal, "seed": seed, "max_minutes": max_minutes,
-                                "init": str(init) if init else None})
+                      training={"batch": batch, "lr": lr, "gan": gan, "temporal": temporal, "seed": seed,
+                                "max_minutes": max_minutes, "init": str(init) if init else None})
     return metrics
 
 
@@ -275,7 +277,7 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gan", type=float, default=0.2, help="weight of the adversarial term, 0: none (default: 0.2)")
     p.add_argument("--temporal", type=float, default=0.0,
                    help="weight of a term on consecutive frames: the painting changes as the real mouth does "
-                        "(trains on frame pairs, twice the work; default: 0, none)")
+                        "(trains on frame pairs, a step about a fifth slower; default: 0, none)")
     p.add_argument("--minutes", type=float, default=None, help="stop after this long")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--block", type=int, default=PainterConfig.block,
