@@ -230,8 +230,8 @@ def train_painter(corpus: Path, output: Path, *, max_steps: int, block: int = Pa
     the CPU). ``init``: a painter checkpoint to go on training (its architecture replaces ``block`` and
     ``reference_warp``; the discriminator starts afresh)."""
     L.seed_everything(seed, workers=True, verbose=False)
+    start = MouthPainter.load(init) if init else None  # a bad checkpoint is named before the corpus is read
     train = MouthDataset(corpus, "train", length=max_steps * batch, seed=seed, train=True, pairs=bool(temporal))
-    start = MouthPainter.load(init) if init else None
     config = start.config if start else PainterConfig(size=train.size, block=block, reference_warp=reference_warp)
     if config.size != train.size:
         raise InputError(init or corpus, f"a painter for {config.size} px squares; the corpus has {train.size} px")
