@@ -19,6 +19,7 @@ from talkinghead.metrics.image import luma, psnr
 from talkinghead.metrics.mouth import mouth_opening
 from talkinghead.render.warp.mouth import PaintedMouth
 from talkinghead.render.warp.painter import (
+    GROWN_COPY_LOGIT,
     INPUT_CHANNELS,
     LIP_POINTS,
     MAX_FLOW,
@@ -127,6 +128,27 @@ def test_the_reference_warp_at_rest_copies_an_open_reference_pixel_for_pixel_and
     x[:, inside] = 0.0
     x[:, inside, 16, 4:29] = 0.25  # 6.25 pixels of the 32 px square: 25 of a 64 px one, closed
     assert model(x).abs().max() < 1e-6
+
+
+def test_a_drawing_painter_grown_to_copy_draws_as_before_and_copies_a_little_from_an_open_reference() -> None:
+    """Grown from a drawing painter, the copying one paints exactly its colours from a closed reference (no copy), and
+    from an open one blends them with the reference square, unmoved, at sigmoid(GROWN_COPY_LOGIT)."""
+    torch.manual_seed(0)
+    drawing = MouthPainter(replace(TINY, block=2))
+    grown = drawing.with_reference_warp()
+    assert grown.config.reference_warp and not drawing.config.reference_warp
+    x = torch.rand(2, INPUT_CHANNELS, 32, 32) * 2 - 1
+    inside = REFERENCE_RGB.stop
+    x[:, inside] = 0.0
+    x[:, inside, 16, 4:29] = 0.25  # closed: 25 pixels of a 64 px square
+    with torch.no_grad():
+        drawn = drawing(x)
+        assert torch.allclose(grown(x), drawn, atol=1e-6)
+        x[:, inside, 12:20, 4:28] = 1.0  # wide open
+        w = torch.sigmoid(torch.tensor(GROWN_COPY_LOGIT))
+        assert torch.allclose(grown(x), w * x[:, REFERENCE_RGB] + (1 - w) * drawing(x), atol=1e-5)
+    with pytest.raises(ValueError, match="copies the reference already"):
+        grown.with_reference_warp()
 
 
 def test_the_temporal_term_is_the_painted_change_against_the_real_one() -> None:

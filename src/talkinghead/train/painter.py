@@ -227,10 +227,13 @@ def train_painter(corpus: Path, output: Path, *, max_steps: int, block: int = Pa
     """Train a painter for the corpus' squares (``block``, ``reference_warp``: :class:`PainterConfig`) on its train
     clips (validated on the rest) and save ``output`` (float16 weights). ``temporal``: weight of the term on
     consecutive frames' change (:class:`PainterModule`; its items are frame pairs, a step about a fifth slower on
-    the CPU). ``init``: a painter checkpoint to go on training (its architecture replaces ``block`` and
-    ``reference_warp``; the discriminator starts afresh)."""
+    the CPU). ``init``: a painter checkpoint to go on training (its architecture replaces ``block``, and
+    ``reference_warp`` unless it asks a drawing painter to learn to copy: :meth:`MouthPainter.with_reference_warp`;
+    the discriminator starts afresh)."""
     L.seed_everything(seed, workers=True, verbose=False)
     start = MouthPainter.load(init) if init else None  # a bad checkpoint is named before the corpus is read
+    if start and reference_warp and not start.config.reference_warp:
+        start = start.with_reference_warp()
     train = MouthDataset(corpus, "train", length=max_steps * batch, seed=seed, train=True, pairs=bool(temporal))
     config = start.config if start else PainterConfig(size=train.size, block=block, reference_warp=reference_warp)
     if config.size != train.size:
@@ -286,7 +289,8 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference-warp", action="store_true",
                    help="also copy the reference's mouth, where it is open, through a predicted flow (teeth "
                         "copied, not drawn)")
-    p.add_argument("--init", type=Path, help="a painter checkpoint to go on training (its architecture is kept)")
+    p.add_argument("--init", type=Path, help="a painter checkpoint to go on training (its architecture is kept; "
+                                             "with --reference-warp a painter that only draws learns to copy too)")
 
 
 def _run_train(a: argparse.Namespace) -> int:

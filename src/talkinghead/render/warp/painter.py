@@ -17,7 +17,7 @@ region is the real frame's own inner mouth, the reference another frame of the s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -51,6 +51,10 @@ reference warp's copying fades in: none below the first, fully from the second o
 is the area at an inner-lip gap of about 0.3 pixels, the second at about 1.5 (:data:`PAINT_GAPS`); closed lips
 measure 25-35 (the sketch's anti-aliased edge). Copying from a closed reference filled an opened mouth with lip
 texture."""
+GROWN_COPY_LOGIT = -3.0
+"""The copy weight's logit at which a drawing painter grown into a copying one starts
+(:meth:`MouthPainter.with_reference_warp`): 5 % copied, close to the drawing painter's output, with gradient to learn
+from."""
 OUTER_LOOP = np.concatenate([ix.LIPS_UPPER_OUTER, ix.LIPS_LOWER_OUTER[::-1][1:-1]])
 """The outer lip outline, in order around the mouth (20 points)."""
 LIP_POINTS = np.concatenate([ix.MOUTH_INNER_LOOP, OUTER_LOOP])
@@ -188,6 +192,25 @@ class MouthPainter(CheckpointModel):
         low, high = REFERENCE_OPEN_AREA
         weight = torch.sigmoid(out[:, 5:6]) * ((area - low) / (high - low)).clamp(0, 1)[:, None, None, None]
         return weight * copied + (1 - weight) * torch.tanh(out[:, :3])
+
+    def with_reference_warp(self) -> MouthPainter:
+        """This drawing painter grown into one that also copies the reference (:attr:`PainterConfig.reference_warp`),
+        to be trained on: its colours are this painter's, its flow starts at the identity and its copy weight at
+        sigmoid(:data:`GROWN_COPY_LOGIT`), so it paints as this one did until training moves the copy."""
+        if self.config.reference_warp:
+            raise ValueError("this painter copies the reference already")
+        grown = MouthPainter(replace(self.config, reference_warp=True))
+        old, new, rgb = self.d0[1], grown.d0[1], 3 * self.config.block ** 2
+        kept = {k: v for k, v in self.state_dict().items() if not k.startswith("d0.1.")}  # the last conv grows
+        missing = grown.load_state_dict(kept, strict=False).missing_keys
+        assert sorted(missing) == ["d0.1.bias", "d0.1.weight"], missing
+        with torch.no_grad():
+            new.weight.zero_()
+            new.bias.zero_()
+            new.weight[:rgb] = old.weight
+            new.bias[:rgb] = old.bias
+            new.bias[5 * self.config.block ** 2:] = GROWN_COPY_LOGIT  # pixel-shuffle groups channels by output
+        return grown
 
 
 def composite(x: torch.Tensor, painted: torch.Tensor) -> torch.Tensor:
