@@ -16,6 +16,7 @@ region is the real frame's own inner mouth, the reference another frame of the s
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -157,7 +158,7 @@ class MouthPainter(CheckpointModel):
     through a predicted flow)."""
 
     config_class = PainterConfig
-    default_checkpoint: Path | None = Path(__file__).parent / "assets" / "mouth_painter_v1.pt"
+    default_checkpoint: Path | None = Path(__file__).parent / "assets" / "mouth_painter_v2.pt"
 
     def __init__(self, config: PainterConfig) -> None:
         super().__init__()
@@ -183,9 +184,7 @@ class MouthPainter(CheckpointModel):
             return torch.tanh(out)
         # the squares of target and reference are both aligned to their mouth: the flow starts at the identity
         h, w = x.shape[-2:]
-        ys, xs = torch.meshgrid(torch.linspace(-1 + 1 / h, 1 - 1 / h, h), torch.linspace(-1 + 1 / w, 1 - 1 / w, w),
-                                indexing="ij")
-        grid = torch.stack([xs, ys], -1)[None] + MAX_FLOW * torch.tanh(out[:, 3:5]).permute(0, 2, 3, 1)
+        grid = _identity_grid(h, w) + MAX_FLOW * torch.tanh(out[:, 3:5]).permute(0, 2, 3, 1)
         copied = F.grid_sample(x[:, REFERENCE_RGB], grid, mode="bilinear", padding_mode="border", align_corners=False)
         # the area of the reference's inner mouth (its filled sketch) in pixels of a PAINT_SIZE square
         area = x[:, REFERENCE_RGB.stop].sum((1, 2)) * (PAINT_SIZE / h) ** 2
@@ -211,6 +210,16 @@ class MouthPainter(CheckpointModel):
             new.bias[:rgb] = old.bias
             new.bias[5 * self.config.block ** 2:] = GROWN_COPY_LOGIT  # pixel-shuffle groups channels by output
         return grown
+
+
+@functools.cache
+def _identity_grid(h: int, w: int) -> torch.Tensor:
+    """(1, h, w, 2) grid_sample coordinates of the pixel centres of an h x w image (align_corners=False); made
+    outside inference mode, so that one cached while rendering can serve in training too."""
+    with torch.inference_mode(False):
+        ys, xs = torch.meshgrid(torch.linspace(-1 + 1 / h, 1 - 1 / h, h), torch.linspace(-1 + 1 / w, 1 - 1 / w, w),
+                                indexing="ij")
+        return torch.stack([xs, ys], -1)[None]
 
 
 def composite(x: torch.Tensor, painted: torch.Tensor) -> torch.Tensor:
