@@ -8,7 +8,9 @@ the warped crop with the region to paint masked out (3 + the mask), the target's
 filled, the lip outlines drawn), the reference crop and its lip sketch (3 + 2). The network (a small U-Net working
 on 2x2 pixel blocks: pixel-unshuffle in, pixel-shuffle out, so it costs 1-2 ms a frame on one CPU core, run on 8
 frames at once; this machine's speed varies that much from hour to hour)
-returns RGB that replaces the masked region only; lips, skin and everything around stay the warp's.
+returns RGB that replaces the masked region only; lips, skin and everything around stay the warp's. The shipped
+painter (v2) also copies the reference's own mouth through a flow it predicts, where that mouth is open
+(:attr:`PainterConfig.reference_warp`).
 
 Trained on the real clips of ``train/`` (``talkinghead train-painter``, :mod:`talkinghead.train.painter`): the
 region is the real frame's own inner mouth, the reference another frame of the same clip.
@@ -199,16 +201,12 @@ class MouthPainter(CheckpointModel):
         if self.config.reference_warp:
             raise ValueError("this painter copies the reference already")
         grown = MouthPainter(replace(self.config, reference_warp=True))
-        old, new, rgb = self.d0[1], grown.d0[1], 3 * self.config.block ** 2
-        kept = {k: v for k, v in self.state_dict().items() if not k.startswith("d0.1.")}  # the last conv grows
-        missing = grown.load_state_dict(kept, strict=False).missing_keys
-        assert sorted(missing) == ["d0.1.bias", "d0.1.weight"], missing
-        with torch.no_grad():
-            new.weight.zero_()
-            new.bias.zero_()
-            new.weight[:rgb] = old.weight
-            new.bias[:rgb] = old.bias
-            new.bias[5 * self.config.block ** 2:] = GROWN_COPY_LOGIT  # pixel-shuffle groups channels by output
+        state = self.state_dict()
+        weight, bias = state["d0.1.weight"], state["d0.1.bias"]  # the last convolution: 3 x block^2 outputs, RGB
+        r2 = self.config.block ** 2  # pixel-shuffle groups the outputs by channel: RGB, flow (2), weight (1)
+        state["d0.1.weight"] = torch.cat([weight, weight.new_zeros((3 * r2, *weight.shape[1:]))])
+        state["d0.1.bias"] = torch.cat([bias, bias.new_zeros(2 * r2), bias.new_full((r2,), GROWN_COPY_LOGIT)])
+        grown.load_state_dict(state)
         return grown
 
 
