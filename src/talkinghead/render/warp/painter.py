@@ -186,7 +186,7 @@ class MouthPainter(CheckpointModel):
             return torch.tanh(out)
         # the squares of target and reference are both aligned to their mouth: the flow starts at the identity
         h, w = x.shape[-2:]
-        grid = _identity_grid(h, w) + MAX_FLOW * torch.tanh(out[:, 3:5]).permute(0, 2, 3, 1)
+        grid = _identity_grid(h, w, x.device) + MAX_FLOW * torch.tanh(out[:, 3:5]).permute(0, 2, 3, 1)
         copied = F.grid_sample(x[:, REFERENCE_RGB], grid, mode="bilinear", padding_mode="border", align_corners=False)
         # the area of the reference's inner mouth (its filled sketch) in pixels of a PAINT_SIZE square
         area = x[:, REFERENCE_RGB.stop].sum((1, 2)) * (PAINT_SIZE / h) ** 2
@@ -211,12 +211,13 @@ class MouthPainter(CheckpointModel):
 
 
 @functools.cache
-def _identity_grid(h: int, w: int) -> torch.Tensor:
-    """(1, h, w, 2) grid_sample coordinates of the pixel centres of an h x w image (align_corners=False); made
-    outside inference mode, so that one cached while rendering can serve in training too."""
+def _identity_grid(h: int, w: int, device: torch.device) -> torch.Tensor:
+    """(1, h, w, 2) grid_sample coordinates of the pixel centres of an h x w image (align_corners=False), on the
+    input's device (training on GPUs); made outside inference mode, so that one cached while rendering can serve in
+    training too."""
     with torch.inference_mode(False):
-        ys, xs = torch.meshgrid(torch.linspace(-1 + 1 / h, 1 - 1 / h, h), torch.linspace(-1 + 1 / w, 1 - 1 / w, w),
-                                indexing="ij")
+        ys, xs = torch.meshgrid(torch.linspace(-1 + 1 / h, 1 - 1 / h, h, device=device),
+                                torch.linspace(-1 + 1 / w, 1 - 1 / w, w, device=device), indexing="ij")
         return torch.stack([xs, ys], -1)[None]
 
 
