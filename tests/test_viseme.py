@@ -279,3 +279,24 @@ def test_calibrate_from_a_preprocessed_dataset_fits_the_speech_map(styled_datase
     by_pause = cal.card["speech_map"]["out_of_fold_lip_gap_correlation_by_closed_pause"]
     assert cal.speech_map.closed_pause == float(max(by_pause, key=by_pause.get))  # the best of those tried
     assert list(tmp_path.iterdir()) == [out]  # the shipped canonical mesh kept: none written
+
+
+@pytest.mark.train
+@pytest.mark.slow
+def test_calibrate_skips_a_clip_without_speech(styled_dataset, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    from talkinghead.cli import main
+    from talkinghead.motion.viseme.model import VisemeCalibration
+
+    data = tmp_path / "data"
+    shutil.copytree(styled_dataset, data)
+    with np.load(data / "clips" / "c" / "data.npz") as z:
+        arrays = dict(z)
+    arrays["voiced"] = np.zeros_like(arrays["voiced"])  # a driving video with no speech
+    np.savez(data / "clips" / "c" / "data.npz", **arrays)
+    out = tmp_path / "visemes.npz"
+    assert main(["calibrate", str(data), "--calibration-out", str(out), "-q"]) == 0
+    card = VisemeCalibration.load(out).card
+    assert card["skipped_without_speech"] == ["c"] and [c["name"] for c in card["clips"]] == ["a", "b"]
+    assert np.isfinite(card["speech_map"]["out_of_fold_lip_gap_correlation"])  # motion/ clips kept gave NaN

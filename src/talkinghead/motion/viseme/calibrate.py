@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -289,12 +290,20 @@ def calibrate(inputs: list[str], *, canonical_out: Path | None, calibration_out:
               terms: str = "") -> dict:
     """Mesh, align and fit; write the calibration, and the canonical mesh refitted from the clips when
     ``canonical_out`` is given (else the shipped canonical mesh is kept and measured in); return the card, which
-    names the inputs and the ``terms`` their data carries."""
+    names the inputs and the ``terms`` their data carries. Clips without voice activity (a driving video without
+    speech) are skipped: the engine keeps their mouths closed, so they hold nothing to fit the mouth's motion on."""
     clips: list[Clip] = []
     for p in clip_paths(inputs):
         clips.extend(dataset_clips(p) if (p / "clips").is_dir() else [load_clip(p, quiet=quiet)])
+    silent = [c.name for c in clips if not c.voiced.any()]
+    for name in silent:
+        print(f"calibrate: {name}: no voice activity, skipped", file=sys.stderr)
+    clips = [c for c in clips if c.voiced.any()]
+    if not clips:
+        raise ValueError(f"no clip with speech in {', '.join(inputs)}")
     canonical, calibration = fit(clips, canonical=None if canonical_out else canonical_mesh())
-    calibration.card.update(inputs=list(inputs), canonical="refitted" if canonical_out else "shipped", terms=terms)
+    calibration.card.update(inputs=list(inputs), canonical="refitted" if canonical_out else "shipped", terms=terms,
+                            skipped_without_speech=silent)
     if canonical_out:
         np.savez_compressed(canonical_out, mesh=canonical.astype(np.float32),
                             card=np.array(f"Generalised Procrustes mean of {calibration.card['canonical_meshes']} "
