@@ -55,10 +55,11 @@ def test_frames_come_while_the_audio_arrives_and_cover_it(generator: Generator, 
         when.append(len(consumed))
     assert len(frames) == frame_count(audio.size, generator.fps) == 126
     assert frames[0].shape == (256, 218, 3) and frames[0].dtype == np.uint8
-    # frame k comes once the audio reaches one frame + the lookahead past its start, not later
-    lag = default_calibration().lag  # the mouth shows each sound this much before it: it waits for it too
+    # frame k comes once the audio reaches one frame + the lookahead past its start, not later (the calibration's
+    # lag, how early the mouth shows each sound, is part of the lookahead, not added to it)
+    assert default_calibration().lag < generator.lookahead
     for k in (0, 50, 100):
-        needed = math.ceil(((k + 1) / generator.fps + generator.lookahead + lag) * SAMPLE_RATE / CHUNK)
+        needed = math.ceil(((k + 1) / generator.fps + generator.lookahead) * SAMPLE_RATE / CHUNK)
         assert when[k] == needed
     mouth = face.mesh[[13, 14], :2].mean(0).astype(int)  # inner-lip midpoint
 

@@ -69,9 +69,9 @@ class Generator:
         face_index: which face when the photo has several, counting from the largest.
         lookahead: seconds of audio past a frame before it is made: the first frame comes this much after
             the audio starts (plus one frame and the compute time); shorter is snappier, longer recognises
-            phones more reliably (on ../shared/media/talking the mouth-opening correlation with the real
-            clips was 0.34 at 0.12 s, 0.37 at 0.15 s, 0.38 at 0.2 s before the pause gate used the lookahead; 0.38
-            at 0.15 s since).
+            phones more reliably. The calibration's lag (0.06 s: the mouth shows each sound that much early) is
+            part of it. On ../shared/media/talking the stream's mouth-opening correlation with the real clips was
+            0.35 at 0.15 s (``benchmarks/streaming.py``; 0.33 when the lag was added to the lookahead).
     """
 
     def __init__(self, *, method: str = "viseme", fps: float = DEFAULT_FPS, size: int = DEFAULT_SIZE, seed: int = 0,

@@ -24,7 +24,9 @@ class VisemeStream:
     """Push audio as it arrives; get the motion of the frames that became ready.
 
     Frame t (showing the sound of [t/fps, (t+1)/fps)) is ready once the audio reaches ``lookahead`` seconds
-    past its end (plus the calibration's lag): phone recognition and coarticulation see that much of the future.
+    past its end. The calibration's lag (the mouth shows each sound that much before it is heard) comes out of that
+    wait: phone recognition and coarticulation see ``lookahead - lag`` past the sound the frame shows (none when the
+    lag is the longer, and then the frame waits for the lag).
     Loudness, voice activity and the head-motion energy are measured over the last ``history`` seconds.
 
     Differences from :func:`talkinghead.motion.viseme.infer.viseme_motion` on the whole utterance:
@@ -39,7 +41,7 @@ class VisemeStream:
         fps: video frame rate.
         config: options (defaults: :class:`VisemeConfig`).
         calibration: mouth shapes (default: the shipped calibration).
-        lookahead: seconds of audio past a frame before it is produced (latency against quality).
+        lookahead: seconds of audio past a frame before it is produced, the lag included (latency against quality).
         history: seconds of past audio kept for loudness, voice activity and head energy.
     """
 
@@ -66,7 +68,7 @@ class VisemeStream:
         self._audio = np.concatenate([self._audio, audio.astype(np.float32, copy=False)])
         self.samples += audio.size
         self._phones.push(audio)
-        ahead = self.samples / SAMPLE_RATE - self.calibration.lag - self.lookahead
+        ahead = self.samples / SAMPLE_RATE - max(self.lookahead, self.calibration.lag)
         return self._emit(max(self.frames, math.floor(ahead * self.fps + 1e-9)))
 
     def close(self) -> FaceMotion:
