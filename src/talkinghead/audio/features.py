@@ -14,8 +14,8 @@ import numpy as np
 
 from talkinghead.audio import phonemes
 from talkinghead.audio.phonemes import PhonemeTimeline, phoneme_timeline
-from talkinghead.audio.posteriorgram import whisper_features
 from talkinghead.audio.vad import loudness, voice_activity
+from talkinghead.audio.whisper_encoder import SPEECH_MAP_BLOCK, whisper_block_features
 from talkinghead.constants import SAMPLE_RATE
 from talkinghead.threads import Background
 
@@ -32,8 +32,9 @@ class AudioFeatures:
         phone_ids: (T,) int64 index into ``PHONES`` at each frame centre.
         loudness_db: (T,) float32 RMS level in dBFS of a 40 ms window at each frame centre.
         voiced: (T,) bool voice activity.
-        whisper: (T, 384) float32 Whisper tiny.en encoder features
-            (:func:`talkinghead.audio.posteriorgram.whisper_features`) when the analysis was asked for them.
+        whisper: (T, 384) float32 Whisper tiny.en encoder features, the output of the block the default engine's
+            speech map reads (:func:`talkinghead.audio.whisper_encoder.whisper_block_features` of
+            :data:`~talkinghead.audio.whisper_encoder.SPEECH_MAP_BLOCK`), when the analysis was asked for them.
     """
 
     audio: np.ndarray
@@ -65,15 +66,18 @@ def analyse_audio(audio: np.ndarray, *, fps: float, language: str = "auto", tran
         fps: video frame rate.
         language, transcript: see :func:`talkinghead.audio.phonemes.phoneme_timeline`.
         progress: called with the fraction done.
-        whisper: also Whisper's encoder features (``AudioFeatures.whisper``). When Whisper transcribes, they are
-            computed in a thread of their own from the moment it has finished, while the aligner works on the
-            last chunks (on a laptop's two cores they then cost next to no time).
+        whisper: also the speech map's Whisper encoder features (``AudioFeatures.whisper``). When Whisper
+            transcribes, they are computed in a thread of their own from the moment it has finished, while the
+            aligner works on the last chunks (on a laptop's two cores they then cost next to no time).
     """
     n = frame_count(audio.size, fps)
     encoding: list[Background[np.ndarray]] = []
 
+    def map_features() -> np.ndarray:
+        return whisper_block_features(audio, fps=fps, n_frames=n, block=SPEECH_MAP_BLOCK)
+
     def encode() -> None:  # in Whisper's thread, once it has transcribed the speech
-        encoding.append(Background(lambda: whisper_features(audio, fps=fps, n_frames=n), name="talkinghead-whisper"))
+        encoding.append(Background(map_features, name="talkinghead-whisper"))
 
     try:
         timeline = phoneme_timeline(audio, language=language, transcript=transcript, progress=progress,
@@ -85,7 +89,7 @@ def analyse_audio(audio: np.ndarray, *, fps: float, language: str = "auto", tran
         raise
     encoded = None
     if whisper:
-        encoded = encoding[0].result()[0] if encoding else whisper_features(audio, fps=fps, n_frames=n)
+        encoded = encoding[0].result()[0] if encoding else map_features()
     return features_from_timeline(audio, timeline, fps=fps, whisper=encoded)
 
 

@@ -74,7 +74,11 @@ def whisper_features(audio: np.ndarray, *, fps: float, n_frames: int) -> np.ndar
         mel = model.feature_extractor(np.pad(part, (0, WHISPER_WINDOW - part.size)))[:, :3000]
         enc = np.asarray(model.encode(mel[None].astype(np.float32)))[0]  # (1500, 384)
         chunks.append(enc[:int(np.ceil(part.size / SAMPLE_RATE * WHISPER_RATE))])
-    feats = np.concatenate(chunks).astype(np.float32)
+    return to_frame_rate(np.concatenate(chunks), fps=fps, n_frames=n_frames)
+
+
+def to_frame_rate(feats: np.ndarray, *, fps: float, n_frames: int) -> np.ndarray:
+    """(T, D) Whisper encoder frames at 50 Hz -> (n_frames, D) float32 at ``fps``, linearly interpolated."""
     src = (np.arange(len(feats)) + 0.5) / WHISPER_RATE
     dst = (np.arange(n_frames) + 0.5) / fps
     return np.stack([np.interp(dst, src, feats[:, j]) for j in range(feats.shape[1])], 1).astype(np.float32)

@@ -12,17 +12,18 @@ own audio aligned into phones with the same pipeline used at inference. From all
    closed by voice activity at inference;
 4. the audio-visual lag maximising the correlation of the synthesised and measured lip gap;
 5. when every clip has Whisper features (and there are at least two clips), the speech map: ridge regression
-   from a window of Whisper tiny.en encoder features (each clip's own mean removed, then PCA) to the measured mouth
-   features, how much of it to blend into the phone shapes
+   from a window of Whisper tiny.en encoder features (the output of its third block,
+   :data:`~talkinghead.audio.whisper_encoder.SPEECH_MAP_BLOCK`; each clip's own mean removed, then PCA) to the
+   measured mouth features, how much of it to blend into the phone shapes
    (:meth:`~talkinghead.motion.viseme.model.VisemeCalibration.mouth_deltas`) and the shortest pause that closes
    the mouth with it, chosen by the lip-gap correlation of out-of-fold predictions (folds of whole clips); and the
    gain that gives the engine's output the measured lip gap's spread
    (:attr:`~talkinghead.motion.viseme.model.SpeechMap.gain`).
 
 Inputs are videos (meshed and aligned here) or ``talkinghead preprocess`` output folders (their meshes, phones,
-loudness, voice activity and Whisper features are used as stored). Run by ``talkinghead calibrate CLIP_OR_DIR ...``;
-the shipped calibration was fitted on ``../shared/media/train`` only (see the README), keeping the shipped canonical
-mesh.
+loudness and voice activity are used as stored; the Whisper features are computed from their audio). Run by
+``talkinghead calibrate CLIP_OR_DIR ...``; the shipped calibration was fitted on ``../shared/media/train`` only (see
+the README), keeping the shipped canonical mesh.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ import numpy as np
 
 from talkinghead.audio.features import features_from_timeline
 from talkinghead.audio.phonemes import PHONE_INDEX, PHONES, PhonemeTimeline, phoneme_timeline
-from talkinghead.audio.posteriorgram import whisper_features
 from talkinghead.audio.speechmap import fit_window_ridge
+from talkinghead.audio.whisper_encoder import BLOCKS, SPEECH_MAP_BLOCK, whisper_block_features
 from talkinghead.constants import DATA_FPS
 from talkinghead.data.clip import clip_dir, list_clips
 from talkinghead.data.clip import load_clip as load_data_clip
@@ -51,6 +52,7 @@ from talkinghead.io import load_audio
 from talkinghead.motion.viseme.config import PHONES_CLOSED_PAUSE, VISEME_CLASSES, VisemeConfig
 from talkinghead.motion.viseme.infer import shape_mouth
 from talkinghead.motion.viseme.model import CALIBRATION_ASSET, SpeechMap, VisemeCalibration, articulation, closure_share
+from talkinghead.progress import bar
 from talkinghead.spec import Command
 
 SHRINKAGE = 5.0
@@ -95,7 +97,12 @@ def load_clip(path: Path, *, quiet: bool = False) -> Clip:
     n = len(track.meshes)
     features = features_from_timeline(audio, phoneme_timeline(audio), fps=video.fps)
     return Clip(path.name, track.meshes, video.fps, features.phonemes, _frames(features.loudness_db, n),
-                _frames(features.voiced, n), whisper_features(audio, fps=video.fps, n_frames=n))
+                _frames(features.voiced, n), _map_features(audio, video.fps, n))
+
+
+def _map_features(audio: np.ndarray, fps: float, n: int) -> np.ndarray:
+    """The Whisper features the speech map reads, of (N,) float32 16 kHz audio, for n frames at ``fps``."""
+    return whisper_block_features(audio, fps=fps, n_frames=n, block=SPEECH_MAP_BLOCK)
 
 
 def _frames(x: np.ndarray, n: int) -> np.ndarray:
@@ -103,13 +110,20 @@ def _frames(x: np.ndarray, n: int) -> np.ndarray:
     return np.pad(x[:n], (0, max(0, n - len(x))), mode="edge")
 
 
-def dataset_clips(root: Path) -> list[Clip]:
-    """Every clip of a ``talkinghead preprocess`` output folder, as stored (25 fps)."""
+def dataset_clips(root: Path, *, quiet: bool = False) -> list[Clip]:
+    """Every clip of a ``talkinghead preprocess`` output folder, as stored (25 fps), with the speech map's Whisper
+    features computed from its audio (the stored ones are CTranslate2's last layer, which the learned families
+    read)."""
     out = []
-    for cid in list_clips(root):
-        c = load_data_clip(clip_dir(root, cid))
-        tl = PhonemeTimeline([PHONES[i] for i in c.phones], c.phone_starts, c.phone_ends, c.meta.get("phonemes", ""))
-        out.append(Clip(c.clip_id, c.meshes, float(DATA_FPS), tl, c.loudness_db, c.voiced, c.whisper))
+    ids = list_clips(root)
+    with bar(len(ids), f"Whisper features of {root.name}", quiet=quiet, unit="clip") as progress:
+        for cid in ids:
+            c = load_data_clip(clip_dir(root, cid))
+            tl = PhonemeTimeline([PHONES[i] for i in c.phones], c.phone_starts, c.phone_ends,
+                                 c.meta.get("phonemes", ""))
+            whisper = _map_features(c.audio.astype(np.float32) / 32767, float(DATA_FPS), len(c.meshes))
+            out.append(Clip(c.clip_id, c.meshes, float(DATA_FPS), tl, c.loudness_db, c.voiced, whisper))
+            progress.update()
     return out
 
 
@@ -256,7 +270,8 @@ def fit_speech_map(clips: list[Clip], deltas: list[np.ndarray], feats: list[np.n
     alpha, blend, pause = max(results, key=results.get)
     gain = spread_gain(*zip(*gaps(oofs[alpha], blend, pause)))
     ridge = fit_window_ridge(xs, deltas, window=MAP_WINDOW, alpha=alpha, dims=MAP_DIMS, centre=MAP_CENTRE)
-    card = {"features": "Whisper tiny.en encoder, 25 fps", "window_frames": MAP_WINDOW, "pca_dims": MAP_DIMS,
+    card = {"features": f"Whisper tiny.en encoder, output of block {SPEECH_MAP_BLOCK} of {BLOCKS}, 25 fps",
+            "window_frames": MAP_WINDOW, "pca_dims": MAP_DIMS,
             "centred_per_utterance": MAP_CENTRE,
             "alpha": alpha, "blend": blend, "closed_pause": pause, "folds": MAP_FOLDS,
             "out_of_fold_lip_gap_correlation": round(results[(alpha, blend, pause)], 4),
@@ -264,7 +279,7 @@ def fit_speech_map(clips: list[Clip], deltas: list[np.ndarray], feats: list[np.n
                 str(p): round(results[(alpha, blend, p)], 4) for p in MAP_PAUSES},
             "out_of_fold_lip_gap_correlation_phones_only": round(results[(alpha, 0.0, PHONES_CLOSED_PAUSE)], 4),
             "spread_gain": round(gain, 4)}
-    return SpeechMap(ridge, blend, gain, pause), card
+    return SpeechMap(ridge, blend, gain, pause, SPEECH_MAP_BLOCK), card
 
 
 def spread_gain(shaped: Sequence[np.ndarray], measured: Sequence[np.ndarray]) -> float:
@@ -294,7 +309,7 @@ def calibrate(inputs: list[str], *, canonical_out: Path | None, calibration_out:
     speech) are skipped: the engine keeps their mouths closed, so they hold nothing to fit the mouth's motion on."""
     clips: list[Clip] = []
     for p in clip_paths(inputs):
-        clips.extend(dataset_clips(p) if (p / "clips").is_dir() else [load_clip(p, quiet=quiet)])
+        clips.extend(dataset_clips(p, quiet=quiet) if (p / "clips").is_dir() else [load_clip(p, quiet=quiet)])
     silent = [c.name for c in clips if not c.voiced.any()]
     for name in silent:
         print(f"calibrate: {name}: no voice activity, skipped", file=sys.stderr)

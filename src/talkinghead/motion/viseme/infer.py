@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 
 from talkinghead.audio.features import AudioFeatures
-from talkinghead.audio.posteriorgram import whisper_features
+from talkinghead.audio.whisper_encoder import SPEECH_MAP_BLOCK
 from talkinghead.face.expression import (
     GAP,
     OPENING_FEATURES,
@@ -51,9 +51,10 @@ def mouth_targets(features: AudioFeatures, *, config: VisemeConfig, calibration:
     own Whisper features when the analysis computed them), at a real speaker's range with ``config.spread``."""
     whisper = None
     if calibration.speech_map is not None and config.speech_map:
-        whisper = features.whisper
+        if calibration.speech_map.block == SPEECH_MAP_BLOCK:
+            whisper = features.whisper
         if whisper is None:
-            whisper = whisper_features(features.audio, fps=features.fps, n_frames=features.n_frames)
+            whisper = calibration.speech_map.features(features.audio, fps=features.fps, n_frames=features.n_frames)
     deltas = calibration.mouth_deltas(features.phonemes, fps=features.fps, n_frames=features.n_frames,
                                       whisper=whisper, spread=config.spread)
     if whisper is not None and config.closed_pause is None:

@@ -15,11 +15,13 @@ from scipy.ndimage import binary_closing, gaussian_filter1d
 
 from talkinghead.audio.phonemes import PHONE_INDEX, PHONES, PhonemeTimeline
 from talkinghead.audio.speechmap import WindowRidge
+from talkinghead.audio.whisper_encoder import encoder_features
 from talkinghead.face.expression import MOUTH_FEATURES, ExpressionBasis
 from talkinghead.motion.viseme.config import DOMINANCE, PHONES_CLOSED_PAUSE, VISEME_CLASSES
 
-CALIBRATION_ASSET = "visemes_v2.npz"
-"""v2: fitted on ../shared/media/train only, with the Whisper speech map (v1 was fitted on talking/, phones only)."""
+CALIBRATION_ASSET = "visemes_v3.npz"
+"""v3: fitted on ../shared/media/train only, its speech map reading the output of Whisper's third encoder block (v2, the
+same with CTranslate2's last layer; v1 was fitted on talking/, phones only: both in the git history)."""
 SUBSAMPLES = 4
 """Sub-frame samples averaged per video frame so that phones shorter than a frame still count."""
 
@@ -45,12 +47,20 @@ class SpeechMap:
         closed_pause: pauses inside the speech at least this long (s) close the mouth where the map is used, chosen
             with the map (a calibration written before keeps :data:`PHONES_CLOSED_PAUSE`): in shorter ones the map
             says what the lips do.
+        block: the Whisper encoder block whose output the map reads
+            (:func:`talkinghead.audio.whisper_encoder.whisper_block_features`); None in a
+            calibration written before ``visemes_v3``, whose map reads CTranslate2's last layer.
     """
 
     ridge: WindowRidge
     blend: float
     gain: float = 1.0
     closed_pause: float = PHONES_CLOSED_PAUSE
+    block: int | None = None
+
+    def features(self, audio: np.ndarray, *, fps: float, n_frames: int) -> np.ndarray:
+        """(n_frames, 384) the Whisper features this map reads, of (N,) float32 16 kHz audio."""
+        return encoder_features(audio, fps=fps, n_frames=n_frames, block=self.block)
 
     @staticmethod
     def mix(phone: np.ndarray, predicted: np.ndarray, closed: np.ndarray, blend: float, gain: float = 1.0
@@ -90,7 +100,8 @@ class VisemeCalibration:
     def mouth_deltas(self, timeline: PhonemeTimeline, *, fps: float, n_frames: int,
                      whisper: np.ndarray | None = None, spread: bool = False) -> np.ndarray:
         """(n_frames, 5) mouth-feature offsets from rest before loudness and pauses: the blended phone shapes,
-        mixed with the speech map's prediction from ``whisper`` (n_frames, 384) when both are there, with ``spread``
+        mixed with the speech map's prediction from ``whisper`` (n_frames, 384; the map's
+        :meth:`SpeechMap.features`) when both are there, with ``spread``
         at the map's :attr:`SpeechMap.gain`."""
         phone = articulation(timeline, self.targets, fps=fps, n_frames=n_frames, lag=self.lag)
         if self.speech_map is None or whisper is None:
@@ -107,7 +118,8 @@ class VisemeCalibration:
             "map_scale": m.ridge.scale.astype(np.float32), "map_window": np.int64(m.ridge.window),
             "map_weights": m.ridge.weights.astype(np.float32), "map_blend": np.float64(m.blend),
             "map_gain": np.float64(m.gain), "map_centre": np.bool_(m.ridge.centre),
-            "map_closed_pause": np.float64(m.closed_pause)}
+            "map_closed_pause": np.float64(m.closed_pause),
+            **({} if m.block is None else {"map_block": np.int64(m.block)})}
         np.savez_compressed(
             path, targets=self.targets, counts=self.counts, gap_direction=self.gap_direction,
             components=self.basis.components.astype(np.float32), lag=np.float64(self.lag),
@@ -128,7 +140,8 @@ class VisemeCalibration:
                                     z["map_weights"], bool(z["map_centre"]) if "map_centre" in z else False)
                 gain = float(z["map_gain"]) if "map_gain" in z else 1.0
                 pause = float(z["map_closed_pause"]) if "map_closed_pause" in z else PHONES_CLOSED_PAUSE
-                speech_map = SpeechMap(ridge, float(z["map_blend"]), gain, pause)
+                block = int(z["map_block"]) if "map_block" in z else None
+                speech_map = SpeechMap(ridge, float(z["map_blend"]), gain, pause, block)
             return cls(z["targets"], z["counts"], z["gap_direction"], basis, float(z["lag"]), card, speech_map)
 
 
