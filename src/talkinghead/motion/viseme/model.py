@@ -48,8 +48,8 @@ class SpeechMap:
             with the map (a calibration written before keeps :data:`PHONES_CLOSED_PAUSE`): in shorter ones the map
             says what the lips do.
         block: the Whisper encoder block whose output the map reads
-            (:func:`talkinghead.audio.whisper_encoder.whisper_block_features`); None in a
-            calibration written before ``visemes_v3``, whose map reads CTranslate2's last layer.
+            (:func:`talkinghead.audio.whisper_encoder.whisper_block_features`); None in a calibration written before
+            ``visemes_v3``, whose map reads CTranslate2's last layer.
     """
 
     ridge: WindowRidge
@@ -100,9 +100,8 @@ class VisemeCalibration:
     def mouth_deltas(self, timeline: PhonemeTimeline, *, fps: float, n_frames: int,
                      whisper: np.ndarray | None = None, spread: bool = False) -> np.ndarray:
         """(n_frames, 5) mouth-feature offsets from rest before loudness and pauses: the blended phone shapes,
-        mixed with the speech map's prediction from ``whisper`` (n_frames, 384; the map's
-        :meth:`SpeechMap.features`) when both are there, with ``spread``
-        at the map's :attr:`SpeechMap.gain`."""
+        mixed with the speech map's prediction from ``whisper`` (n_frames, 384; the map's :meth:`SpeechMap.features`)
+        when both are there, with ``spread`` at the map's :attr:`SpeechMap.gain`."""
         phone = articulation(timeline, self.targets, fps=fps, n_frames=n_frames, lag=self.lag)
         if self.speech_map is None or whisper is None:
             return phone
