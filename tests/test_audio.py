@@ -205,7 +205,7 @@ def test_chunks_end_at_pauses_and_come_as_soon_as_the_next_word_is_seen() -> Non
     assert rest[0][0] == pytest.approx(11.2) and rest[-1][1] == pytest.approx(22.5)
 
 
-def test_the_torch_encoder_is_whisper_s(media: Path) -> None:
+def test_the_numpy_encoder_is_whisper_s(media: Path) -> None:
     """The encoder re-implemented in numpy on the shipped model's weights: its last block, with Whisper's final layer
     norm, gives what CTranslate2 gives (int8 there: correlation 0.9986 measured on this file); the third block, which
     the speech map reads, is a different representation."""
