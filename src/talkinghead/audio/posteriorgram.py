@@ -11,6 +11,8 @@ an acoustic model's posteriors do. Rows sum to 1.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from talkinghead.audio.phonemes import PHONE_INDEX, PHONES, PhonemeTimeline
@@ -62,23 +64,26 @@ def timeline_posteriorgram(timeline: PhonemeTimeline, *, fps: float, n_frames: i
 
 
 def whisper_features(audio: np.ndarray, *, fps: float, n_frames: int) -> np.ndarray:
-    """(n_frames, 384) float32 Whisper tiny.en encoder features, linearly interpolated from 50 Hz to ``fps``.
-
-    The audio (N,) float32 at 16 kHz is encoded in 30 s windows, as Whisper reads it."""
+    """(n_frames, 384) float32 Whisper tiny.en encoder features (CTranslate2's, the last layer) of (N,) float32
+    16 kHz audio, as :func:`encode_in_windows` reads it."""
     from talkinghead.audio.phonemes import _whisper
 
     model = _whisper()
+    return encode_in_windows(audio, lambda mel: np.asarray(model.encode(mel[None]))[0], model.feature_extractor,
+                             fps=fps, n_frames=n_frames)
+
+
+def encode_in_windows(audio: np.ndarray, encode: Callable[[np.ndarray], np.ndarray],
+                      extractor: Callable[[np.ndarray], np.ndarray], *, fps: float, n_frames: int) -> np.ndarray:
+    """(n_frames, D) float32: (N,) float32 16 kHz audio encoded in 30 s windows, as Whisper reads it (each window's
+    (80, 3000) log-mel from ``extractor``, the last one padded with silence, given to ``encode``, which returns
+    (1500, D) frames at 50 Hz; the frames past the audio's end dropped), linearly interpolated to ``fps``."""
     chunks = []
     for s in range(0, max(audio.size, 1), WHISPER_WINDOW):
         part = audio[s:s + WHISPER_WINDOW].astype(np.float32)
-        mel = model.feature_extractor(np.pad(part, (0, WHISPER_WINDOW - part.size)))[:, :3000]
-        enc = np.asarray(model.encode(mel[None].astype(np.float32)))[0]  # (1500, 384)
-        chunks.append(enc[:int(np.ceil(part.size / SAMPLE_RATE * WHISPER_RATE))])
-    return to_frame_rate(np.concatenate(chunks), fps=fps, n_frames=n_frames)
-
-
-def to_frame_rate(feats: np.ndarray, *, fps: float, n_frames: int) -> np.ndarray:
-    """(T, D) Whisper encoder frames at 50 Hz -> (n_frames, D) float32 at ``fps``, linearly interpolated."""
+        mel = np.ascontiguousarray(extractor(np.pad(part, (0, WHISPER_WINDOW - part.size)))[:, :3000], np.float32)
+        chunks.append(encode(mel)[:int(np.ceil(part.size / SAMPLE_RATE * WHISPER_RATE))])
+    feats = np.concatenate(chunks)
     src = (np.arange(len(feats)) + 0.5) / WHISPER_RATE
     dst = (np.arange(n_frames) + 0.5) / fps
     return np.stack([np.interp(dst, src, feats[:, j]) for j in range(feats.shape[1])], 1).astype(np.float32)

@@ -16,6 +16,7 @@ checkpoints were trained on it.
 
 from __future__ import annotations
 
+import mmap
 import struct
 from functools import lru_cache
 from pathlib import Path
@@ -23,8 +24,7 @@ from pathlib import Path
 import numpy as np
 from scipy.special import erf
 
-from talkinghead.audio.posteriorgram import WHISPER_RATE, WHISPER_WINDOW, to_frame_rate, whisper_features
-from talkinghead.constants import SAMPLE_RATE
+from talkinghead.audio.posteriorgram import encode_in_windows, whisper_features
 
 BLOCKS = 4
 """Transformer blocks of tiny.en's encoder."""
@@ -37,37 +37,38 @@ _FLOAT16 = 4  # CTranslate2's DataType code for float16
 
 def read_encoder_weights(path: Path) -> dict[str, np.ndarray]:
     """The ``encoder/...`` float16 tensors of a CTranslate2 Whisper ``model.bin`` (binary format 6: a header, then
-    each variable as name, rank, dims, dtype, byte count, bytes), as float32 arrays by name."""
-    data = path.read_bytes()
-    offset = 0
+    each variable as name, rank, dims, dtype, byte count, bytes), as float32 arrays by name. The file is mapped, not
+    read: only the encoder's pages are touched (the decoder's 60 MB are skipped)."""
+    with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        offset = 0
 
-    def take(fmt: str) -> int:
-        nonlocal offset
-        (value,) = struct.unpack_from(fmt, data, offset)
-        offset += struct.calcsize(fmt)
-        return int(value)
+        def take(fmt: str) -> int:
+            nonlocal offset
+            (value,) = struct.unpack_from(fmt, data, offset)
+            offset += struct.calcsize(fmt)
+            return int(value)
 
-    def text() -> str:
-        nonlocal offset
-        n = take("<H")
-        offset += n
-        return data[offset - n:offset].rstrip(b"\0").decode()
+        def text() -> str:
+            nonlocal offset
+            n = take("<H")
+            offset += n
+            return data[offset - n:offset].rstrip(b"\0").decode()
 
-    version = take("<I")
-    spec = text()
-    if version != 6 or spec != "WhisperSpec":
-        raise ValueError(f"{path}: not a CTranslate2 Whisper model of format 6 ({spec!r}, format {version})")
-    take("<I")  # the spec's revision
-    weights = {}
-    for _ in range(take("<I")):
-        name = text()
-        dims = [take("<I") for _ in range(take("<B"))]
-        dtype, size = take("<B"), take("<I")
-        if name.startswith("encoder/") and dtype == _FLOAT16:
-            values = np.frombuffer(data, np.float16, count=size // 2, offset=offset).reshape(dims)
-            weights[name[len("encoder/"):]] = values.astype(np.float32)
-        offset += size
-    return weights
+        version = take("<I")
+        spec = text()
+        if version != 6 or spec != "WhisperSpec":
+            raise ValueError(f"{path}: not a CTranslate2 Whisper model of format 6 ({spec!r}, format {version})")
+        take("<I")  # the spec's revision
+        weights = {}
+        for _ in range(take("<I")):
+            name = text()
+            dims = [take("<I") for _ in range(take("<B"))]
+            dtype, size = take("<B"), take("<I")
+            if name.startswith("encoder/") and dtype == _FLOAT16:  # copied out: no view of the map outlives it
+                weights[name[len("encoder/"):]] = np.frombuffer(data, np.float16, size // 2, offset).reshape(
+                    dims).astype(np.float32)
+            offset += size
+        return weights
 
 
 class WhisperEncoder:
@@ -79,6 +80,8 @@ class WhisperEncoder:
 
     def __init__(self, weights: dict[str, np.ndarray]) -> None:
         self.w = weights
+        self.blocks = [{name[len(f"layer_{i}/"):]: value for name, value in weights.items()
+                        if name.startswith(f"layer_{i}/")} for i in range(BLOCKS)]
 
     def __call__(self, mel: np.ndarray, blocks: int = BLOCKS) -> list[np.ndarray]:
         """The outputs of the first ``blocks`` blocks (the last block's without Whisper's final layer norm)."""
@@ -87,20 +90,21 @@ class WhisperEncoder:
         x = _gelu(_conv3(x, w["conv2/weight"], w["conv2/bias"], stride=2)).T
         x = x + w["position_encodings/encodings"][:len(x)]
         out = []
-        for i in range(blocks):
-            x = self._block(x, f"layer_{i}/")
+        for weights in self.blocks[:blocks]:
+            x = _block(x, weights)
             out.append(x)
         return out
 
-    def _block(self, x: np.ndarray, prefix: str) -> np.ndarray:
-        """A pre-norm transformer block: self-attention, then a 4x MLP with GELU, each added to its input."""
-        w = {name[len(prefix):]: value for name, value in self.w.items() if name.startswith(prefix)}
-        h = _layer_norm(x, w["self_attention/layer_norm/gamma"], w["self_attention/layer_norm/beta"])
-        qkv = h @ w["self_attention/linear_0/weight"].T + w["self_attention/linear_0/bias"]
-        x = x + _attention(qkv) @ w["self_attention/linear_1/weight"].T + w["self_attention/linear_1/bias"]
-        h = _layer_norm(x, w["ffn/layer_norm/gamma"], w["ffn/layer_norm/beta"])
-        h = _gelu(h @ w["ffn/linear_0/weight"].T + w["ffn/linear_0/bias"])
-        return x + h @ w["ffn/linear_1/weight"].T + w["ffn/linear_1/bias"]
+
+def _block(x: np.ndarray, w: dict[str, np.ndarray]) -> np.ndarray:
+    """A pre-norm transformer block (its weights ``w``): self-attention, then a 4x MLP with GELU, each added to its
+    input."""
+    h = _layer_norm(x, w["self_attention/layer_norm/gamma"], w["self_attention/layer_norm/beta"])
+    qkv = h @ w["self_attention/linear_0/weight"].T + w["self_attention/linear_0/bias"]
+    x = x + _attention(qkv) @ w["self_attention/linear_1/weight"].T + w["self_attention/linear_1/bias"]
+    h = _layer_norm(x, w["ffn/layer_norm/gamma"], w["ffn/layer_norm/beta"])
+    h = _gelu(h @ w["ffn/linear_0/weight"].T + w["ffn/linear_0/bias"])
+    return x + h @ w["ffn/linear_1/weight"].T + w["ffn/linear_1/bias"]
 
 
 def _attention(qkv: np.ndarray) -> np.ndarray:
@@ -152,19 +156,14 @@ def shipped_encoder() -> WhisperEncoder:
 
 def whisper_block_features(audio: np.ndarray, *, fps: float, n_frames: int, block: int) -> np.ndarray:
     """(n_frames, 384) float32: the output of the encoder's ``block``-th block (1..4) for (N,) float32 16 kHz audio,
-    encoded in 30 s windows as Whisper reads it, linearly interpolated from 50 Hz to ``fps``."""
+    read as :func:`~talkinghead.audio.posteriorgram.encode_in_windows` reads it."""
     from faster_whisper.feature_extractor import FeatureExtractor
 
     if not 1 <= block <= BLOCKS:
         raise ValueError(f"Whisper tiny.en's encoder has blocks 1..{BLOCKS}, not {block}")
-    encoder, extractor = shipped_encoder(), FeatureExtractor()
-    chunks = []
-    for s in range(0, max(audio.size, 1), WHISPER_WINDOW):
-        part = audio[s:s + WHISPER_WINDOW].astype(np.float32)
-        mel = extractor(np.pad(part, (0, WHISPER_WINDOW - part.size)))[:, :WHISPER_WINDOW // extractor.hop_length]
-        hidden = encoder(np.ascontiguousarray(mel, np.float32), blocks=block)[-1]
-        chunks.append(hidden[:int(np.ceil(part.size / SAMPLE_RATE * WHISPER_RATE))])
-    return to_frame_rate(np.concatenate(chunks), fps=fps, n_frames=n_frames)
+    encoder = shipped_encoder()
+    return encode_in_windows(audio, lambda mel: encoder(mel, blocks=block)[-1], FeatureExtractor(), fps=fps,
+                             n_frames=n_frames)
 
 
 def encoder_features(audio: np.ndarray, *, fps: float, n_frames: int, block: int | None) -> np.ndarray:
