@@ -186,7 +186,7 @@ def test_speech_map_round_trip_and_closures_keep_the_phone_shapes(tmp_path) -> N
     from dataclasses import replace
 
     from talkinghead.audio.speechmap import fit_window_ridge
-    from talkinghead.motion.viseme.model import SpeechMap, VisemeCalibration, closure_share
+    from talkinghead.motion.viseme.model import SpeechMap, VisemeCalibration, closure_hold
 
     rng = np.random.default_rng(0)
     ridge = fit_window_ridge([rng.standard_normal((100, 384))], [rng.standard_normal((100, 5))], window=1, alpha=1.0,
@@ -205,13 +205,20 @@ def test_speech_map_round_trip_and_closures_keep_the_phone_shapes(tmp_path) -> N
     assert np.allclose(mixed, calibration.mouth_deltas(speech.timeline, fps=25, n_frames=n, whisper=whisper),
                        atol=1e-5)  # the map is stored as float32
     phone = back.mouth_deltas(speech.timeline, fps=25, n_frames=n)
-    closed = closure_share(speech.timeline, fps=25, n_frames=n, lag=back.lag)
-    keep = np.minimum(closed / 0.5, 1.0)
+    keep = closure_hold(speech.timeline, fps=25, n_frames=n, lag=back.lag)
     assert np.allclose(mixed, phone + 0.5 * (1 - keep)[:, None] * (ridge.predict(whisper) - phone), atol=1e-5)
     tl = speech.timeline
-    centres = [int(((s + e) / 2 - back.lag) * 25) for p, s, e in zip(tl.phones, tl.starts, tl.ends) if p in "PBM"]
-    assert centres and closed[centres].min() > 0.5 and closed.min() < 0.2  # p/b/m keep the phone shapes
+    spans = [(max(s - back.lag, 0.0), e - back.lag) for p, s, e in zip(tl.phones, tl.starts, tl.ends)
+             if p in ("P", "B", "M", "F", "V")]
+    # every p/b/m and f/v hands the mouth wholly to the phone shapes on the frame that shows most of it ...
+    centres = [int(np.argmax(keep[int(s * 25):int(np.ceil(e * 25))])) + int(s * 25) for s, e in spans]
+    assert len(centres) == 6 and np.allclose(keep[centres], 1.0)
     assert np.allclose(mixed[centres], phone[centres])
+    # ... for about as long as it sounds: frames beyond its span are the map's
+    inside = np.zeros(n, bool)
+    for s, e in spans:
+        inside[int(np.floor(s * 25)):int(np.ceil(e * 25))] = True
+    assert np.all(keep[~inside] == 0) and 0 < keep.mean() < 0.5
     spread = back.mouth_deltas(speech.timeline, fps=25, n_frames=n, whisper=whisper, spread=True)
     assert np.allclose(spread, (1 + 0.4 * (1 - keep))[:, None] * mixed)  # the gain, but not on closures
     assert np.allclose(spread[centres], phone[centres])

@@ -51,7 +51,7 @@ from talkinghead.face.pose import CANONICAL_ASSET, canonical_mesh, pose_free, pr
 from talkinghead.io import load_audio
 from talkinghead.motion.viseme.config import PHONES_CLOSED_PAUSE, VISEME_CLASSES, VisemeConfig
 from talkinghead.motion.viseme.infer import shape_mouth
-from talkinghead.motion.viseme.model import CALIBRATION_ASSET, SpeechMap, VisemeCalibration, articulation, closure_share
+from talkinghead.motion.viseme.model import CALIBRATION_ASSET, SpeechMap, VisemeCalibration, articulation, closure_hold
 from talkinghead.progress import bar
 from talkinghead.spec import Command
 
@@ -238,7 +238,7 @@ def fit_speech_map(clips: list[Clip], deltas: list[np.ndarray], feats: list[np.n
     map prediction comes from a ridge fitted without its fold. With those, the gain is the measured lip gap's spread
     over that output's (:func:`spread_gain`)."""
     phone = [articulation(c.timeline, targets, fps=c.fps, n_frames=len(d), lag=lag) for c, d in zip(clips, deltas)]
-    closed = [closure_share(c.timeline, fps=c.fps, n_frames=len(d), lag=lag) for c, d in zip(clips, deltas)]
+    hold = [closure_hold(c.timeline, fps=c.fps, n_frames=len(d), lag=lag) for c, d in zip(clips, deltas)]
     xs = [c.whisper for c in clips]
     folds = np.arange(len(clips)) % MAP_FOLDS
 
@@ -246,7 +246,7 @@ def fit_speech_map(clips: list[Clip], deltas: list[np.ndarray], feats: list[np.n
         """Per clip: (the engine's shaped lip gap, the measured one)."""
         config = VisemeConfig(closed_pause=pause)
         out = []
-        for c, f, p, s, q in zip(clips, feats, phone, closed, predicted):
+        for c, f, p, s, q in zip(clips, feats, phone, hold, predicted):
             shaped = shape_mouth(SpeechMap.mix(p, q, s, blend), c.loudness_db, c.voiced, fps=c.fps, config=config)
             out.append((shaped[:, GAP], f[:, GAP]))
         return out

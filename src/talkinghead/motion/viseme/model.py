@@ -19,18 +19,16 @@ from talkinghead.audio.whisper_encoder import encoder_features
 from talkinghead.face.expression import MOUTH_FEATURES, ExpressionBasis
 from talkinghead.motion.viseme.config import DOMINANCE, PHONES_CLOSED_PAUSE, VISEME_CLASSES
 
-CALIBRATION_ASSET = "visemes_v3.npz"
-"""v3: fitted on ../shared/media/train only, its speech map reading the output of Whisper's third encoder block (v2, the
-same with CTranslate2's last layer; v1 was fitted on talking/, phones only: both in the git history)."""
+CALIBRATION_ASSET = "visemes_v4.npz"
+"""v4: fitted on ../shared/media/train only, its speech map reading the output of Whisper's third encoder block, its
+choices made with p/b/m and f/v held as long as they sound (:func:`closure_hold`). In the git history: v3, the same
+chosen with the older, longer hold; v2, reading CTranslate2's last layer; v1, fitted on talking/ with phones only."""
 SUBSAMPLES = 4
 """Sub-frame samples averaged per video frame so that phones shorter than a frame still count."""
 
 PHONE_CLASS: dict[str, str] = {p: c for c, phones in VISEME_CLASSES.items() for p in phones}
 CLOSING_CLASSES = ("closure", "lip_teeth")
 """Viseme classes whose lips the phone shapes alone decide (the speech map does not reopen them)."""
-CLOSED_FULL = 0.5
-"""Where these classes carry at least this share of the blended shape, the phone shapes alone are shown (at a /m/'s
-centre between two vowels the share is about 0.8: a share-weighted mix still left the lips parted)."""
 
 
 @dataclass
@@ -63,13 +61,13 @@ class SpeechMap:
         return encoder_features(audio, fps=fps, n_frames=n_frames, block=self.block)
 
     @staticmethod
-    def mix(phone: np.ndarray, predicted: np.ndarray, closed: np.ndarray, blend: float, gain: float = 1.0
+    def mix(phone: np.ndarray, predicted: np.ndarray, hold: np.ndarray, blend: float, gain: float = 1.0
             ) -> np.ndarray:
         """(T, 5) phone shapes moved ``blend`` of the way to the predicted ones, except where the lips close for
-        p/b/m or touch the teeth for f/v: with ``closed`` (T,), those phones' share of the blend in 0..1, the
-        phone shapes keep min(1, closed / :data:`CLOSED_FULL`) of the weight. The result is scaled by ``gain`` in
-        the same proportion (so closed lips stay as closed as the phone shapes make them)."""
-        free = 1.0 - np.clip(closed / CLOSED_FULL, 0.0, 1.0)
+        p/b/m or touch the teeth for f/v: there the phone shapes keep ``hold`` (T,) of the weight
+        (:func:`closure_hold`). The result is scaled by ``gain`` in the same proportion (so closed lips stay as
+        closed as the phone shapes make them)."""
+        free = 1.0 - np.clip(hold, 0.0, 1.0)
         mixed = phone + (blend * free)[:, None] * (predicted - phone)
         return mixed * (1.0 + (gain - 1.0) * free)[:, None]
 
@@ -105,9 +103,9 @@ class VisemeCalibration:
         phone = articulation(timeline, self.targets, fps=fps, n_frames=n_frames, lag=self.lag)
         if self.speech_map is None or whisper is None:
             return phone
-        closed = closure_share(timeline, fps=fps, n_frames=n_frames, lag=self.lag)
+        hold = closure_hold(timeline, fps=fps, n_frames=n_frames, lag=self.lag)
         m = self.speech_map
-        return SpeechMap.mix(phone, m.ridge.predict(whisper), closed, m.blend, m.gain if spread else 1.0)
+        return SpeechMap.mix(phone, m.ridge.predict(whisper), hold, m.blend, m.gain if spread else 1.0)
 
     def save(self, path: str | Path) -> None:
         """Write the calibration as a compressed .npz (the card as JSON inside)."""
@@ -184,11 +182,27 @@ def articulation(timeline: PhonemeTimeline, targets: np.ndarray, *, fps: float, 
     return out.reshape(n_frames - start, SUBSAMPLES, -1).mean(1)
 
 
-def closure_share(timeline: PhonemeTimeline, *, fps: float, n_frames: int, lag: float) -> np.ndarray:
-    """(n_frames,) share, 0..1, of the blended mouth shape that comes from p/b/m and f/v (:data:`CLOSING_CLASSES`)
-    at each frame: :func:`articulation` of a target that is 1 for those phones and 0 for the others."""
-    indicator = np.array([[PHONE_CLASS[p] in CLOSING_CLASSES] for p in PHONES], np.float64)
-    return articulation(timeline, indicator, fps=fps, n_frames=n_frames, lag=lag)[:, 0]
+def closure_hold(timeline: PhonemeTimeline, *, fps: float, n_frames: int, lag: float) -> np.ndarray:
+    """(n_frames,) 0..1: how much of each frame the phone shapes alone decide, where a phone closes the lips (p/b/m)
+    or puts them to the teeth (f/v) (:data:`CLOSING_CLASSES`).
+
+    For each such phone: the share of each frame's time that its span covers (frame k shows the sound of
+    [k / fps + lag, (k + 1) / fps + lag]), divided by the largest share any frame has of that phone, so that the
+    frame showing most of it is handed over wholly and the lips close on it however short the phone; the maximum
+    over phones. A closure is held about as long as it sounds (a median p/b/m lasts 70 ms: two frames at 25 fps).
+    """
+    hold = np.zeros(n_frames)
+    for phone, s, e in zip(timeline.phones, timeline.starts, timeline.ends):
+        if PHONE_CLASS[phone] not in CLOSING_CLASSES:
+            continue
+        lo, hi = max(0, int(np.floor((s - lag) * fps))), min(n_frames, int(np.ceil((e - lag) * fps)))
+        if hi <= lo:
+            continue
+        edges = np.arange(lo, hi + 1) / fps + lag
+        cover = np.clip(np.minimum(edges[1:], e) - np.maximum(edges[:-1], s), 0.0, None)
+        if cover.max() > 0:
+            hold[lo:hi] = np.maximum(hold[lo:hi], cover / cover.max())
+    return hold
 
 
 def loudness_gain(loudness_db: np.ndarray, voiced: np.ndarray, *, exponent: float,
