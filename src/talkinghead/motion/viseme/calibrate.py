@@ -246,8 +246,8 @@ def fit_speech_map(clips: list[Clip], deltas: list[np.ndarray], feats: list[np.n
         """Per clip: (the engine's shaped lip gap, the measured one)."""
         config = VisemeConfig(closed_pause=pause)
         out = []
-        for c, f, p, s, q in zip(clips, feats, phone, hold, predicted):
-            shaped = shape_mouth(SpeechMap.mix(p, q, s, blend), c.loudness_db, c.voiced, fps=c.fps, config=config)
+        for c, f, p, h, q in zip(clips, feats, phone, hold, predicted):
+            shaped = shape_mouth(SpeechMap.mix(p, q, h, blend), c.loudness_db, c.voiced, fps=c.fps, config=config)
             out.append((shaped[:, GAP], f[:, GAP]))
         return out
 
