@@ -15,7 +15,8 @@ the measured gap is averaged over clips:
 
 Representations: log-mel (the StyleTalker mel, 100 frames/s averaged to 25), phone one-hots, the phone
 posteriorgram, Whisper tiny.en encoder features (stored by ``preprocess``; PCA to 64 dimensions, fitted on the
-training folder), the same less each clip's own mean (as the default engine's speech map reads them), and for scale
+training folder): its last layer (``whisper``) and its third block (``whisper3``, the output the default engine's
+speech map reads), each also less each clip's own mean (as the speech map reads them), and for scale
 the default engine's lip gap from its phone shapes alone (the shipped calibration without its speech map; no fit: its
 ``loso`` column is its correlation on the training clips).
 """
@@ -39,6 +40,7 @@ from talkinghead.metrics.mouth import best_lag_pearson, pearson
 from talkinghead.motion.viseme.config import VisemeConfig
 from talkinghead.motion.viseme.infer import shape_mouth
 from talkinghead.motion.viseme.model import articulation, default_calibration
+from talkinghead.train.datasets import clip_speech
 
 ALPHAS = tuple(10.0 ** np.arange(7))
 WHISPER_DIMS = 64
@@ -67,8 +69,10 @@ def representations(clip: ClipData) -> dict[str, np.ndarray]:
     if clip.whisper is None:
         raise SystemExit(f"{clip.clip_id}: no Whisper features stored; preprocess it again with this version")
     whisper = clip.whisper.astype(np.float64)
+    third = clip_speech(clip, "whisper3").astype(np.float64)
     return {"log-mel": mel, "phone one-hot": onehot, "posteriorgram": ppg, "whisper": whisper,
-            "whisper, centred per clip": whisper - whisper.mean(0)}
+            "whisper, centred per clip": whisper - whisper.mean(0), "whisper3": third,
+            "whisper3, centred per clip": third - third.mean(0)}
 
 
 def engine_gap(clip: ClipData) -> np.ndarray:

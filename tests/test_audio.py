@@ -17,7 +17,12 @@ from talkinghead.audio.mel import IPLAP, STYLETALKER, mel_per_frame, mel_spectro
 from talkinghead.audio.phonemes import PHONE_INDEX, PhonemeTimeline, _chunks, letters_to_phones, phoneme_timeline
 from talkinghead.audio.posteriorgram import whisper_features
 from talkinghead.audio.vad import loudness, voice_activity
-from talkinghead.audio.whisper_encoder import SPEECH_MAP_BLOCK, read_encoder_weights, whisper_block_features
+from talkinghead.audio.whisper_encoder import (
+    SPEECH_MAP_BLOCK,
+    kind_features,
+    read_encoder_weights,
+    whisper_block_features,
+)
 from talkinghead.io import load_audio
 
 
@@ -229,6 +234,11 @@ def test_the_numpy_encoder_is_whisper_s(media: Path) -> None:
     assert abs(np.corrcoef(third.ravel(), last.ravel())[0, 1]) < 0.9
     with pytest.raises(ValueError, match="blocks 1..4"):
         whisper_block_features(audio, fps=25.0, n_frames=n, block=5)
+    # the learned families' speech kinds: "whisper" is CTranslate2's last layer, "whisper3" the third block
+    assert np.array_equal(kind_features("whisper", audio, fps=25.0, n_frames=n), ct2)
+    assert np.array_equal(kind_features("whisper3", audio, fps=25.0, n_frames=n), third)
+    with pytest.raises(ValueError, match="whisper, whisper3"):
+        kind_features("whisper5", audio, fps=25.0, n_frames=n)
 
 
 def test_reading_weights_from_a_file_that_is_not_a_whisper_model(tmp_path: Path) -> None:
@@ -236,3 +246,14 @@ def test_reading_weights_from_a_file_that_is_not_a_whisper_model(tmp_path: Path)
     bad.write_bytes(b"\x06\x00\x00\x00\x10\x00TransformerSpec\x00" + bytes(16))
     with pytest.raises(ValueError, match=r"model\.bin: not a CTranslate2 Whisper model"):
         read_encoder_weights(bad)
+
+
+def test_the_syncnet_command_offers_every_speech_input() -> None:
+    """``train-syncnet --speech`` lists its choices in the CLI (which imports no audio code): the same as the
+    models' switch."""
+    from talkinghead.audio.speech import SPEECH_INPUTS
+    from talkinghead.cli import _parser
+
+    action = next(a for a in _parser("train-syncnet")._subparsers._group_actions[0].choices["train-syncnet"]._actions
+                  if "--speech" in a.option_strings)
+    assert tuple(action.choices) == SPEECH_INPUTS

@@ -139,6 +139,21 @@ def test_preprocessed_clip_contents(corpus: Path) -> None:
     fresh = whisper_features(clip.audio.astype(np.float32) / 32767, fps=DATA_FPS, n_frames=n)
     assert np.abs(clip.whisper - fresh).mean() < 0.05 * np.abs(fresh).mean()
     assert np.corrcoef(clip.whisper.ravel(), fresh.ravel())[0, 1] > 0.99
+    from dataclasses import replace
+
+    from talkinghead.audio.speech import speech_inputs
+    from talkinghead.audio.whisper_encoder import whisper_block_features
+    from talkinghead.train.datasets import clip_speech, clip_speech_inputs
+
+    third = whisper_block_features(clip.audio.astype(np.float32) / 32767, fps=DATA_FPS, n_frames=n, block=3)
+    assert clip.whisper3.shape == (n, 384)  # the third block, stored float16
+    assert np.abs(clip.whisper3 - third).mean() < 0.05 * np.abs(third).mean()
+    assert np.abs(clip_speech(replace(clip, whisper3=None), "whisper3") - third).max() < 1e-5  # computed when absent
+    windows = clip_speech_inputs("whisper3", clip)
+    assert windows.shape == (n, 5, 384) and np.array_equal(windows[10, 2], clip_speech(clip, "whisper3")[10])
+    np.testing.assert_allclose(windows[10], speech_inputs("whisper3", audio=clip.audio.astype(np.float32) / 32767,
+                                                          phone_ids=clip.phone_ids, fps=DATA_FPS, n_frames=n)[10],
+                               atol=0.05 * np.abs(third).max())
     splits = {s: list_clips(corpus, s) for s in ("train", "val", "test")}
     assert sorted(sum(splits.values(), [])) == ["videoretalking_face2", "videoretalking_face5"]
 

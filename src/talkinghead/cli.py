@@ -138,9 +138,10 @@ def _parser(chosen: str | None = None) -> argparse.ArgumentParser:
     ts.add_argument("--objective", choices=("contrastive", "binary"), default="contrastive")
     ts.add_argument("--visual", choices=("image", "mesh"), default="image",
                     help="what the visual stream sees: mouth crops or lip/jaw mesh points (default: image)")
-    ts.add_argument("--speech", choices=("mel", "phones", "whisper"), default="mel",
+    ts.add_argument("--speech", choices=("mel", "phones", "whisper", "whisper3"), default="mel",  # SPEECH_INPUTS
                     help="what the audio stream reads: mel windows, or 5-frame windows of phone one-hots or Whisper "
-                         "tiny.en encoder features (default: mel; the sync losses of training need mel)")
+                         "tiny.en encoder features (whisper: the last layer, whisper3: the third block) (default: "
+                         "mel; the sync losses of training need mel)")
     ts.add_argument("--steps", type=int, default=2000)
     ts.add_argument("--minutes", type=float, default=None, help="stop after this long (the steps so far are saved)")
     ts.add_argument("--batch", type=int, default=32)

@@ -25,7 +25,9 @@ WHISPER_DIM = 384
 WHISPER_RATE = 50.0
 """Whisper encoder frames per second (30 s windows of 1500 frames)."""
 WHISPER_WINDOW = 30 * SAMPLE_RATE
-SPEECH_KINDS = ("ppg", "whisper")
+SPEECH_KINDS = ("ppg", "whisper", "whisper3")
+"""VAST's speech kinds: the phone posteriorgram, or Whisper features
+(:data:`talkinghead.audio.whisper_encoder.KIND_BLOCKS`)."""
 
 
 def speech_dim(kind: str) -> int:
@@ -93,7 +95,9 @@ def speech_features(kind: str, *, audio: np.ndarray, timeline: PhonemeTimeline, 
                     ) -> np.ndarray:
     """(n_frames, S) speech features of one kind (:data:`SPEECH_KINDS`) at ``fps``: the posteriorgram of the
     phone timeline, or the Whisper features of the (N,) float32 16 kHz audio."""
+    from talkinghead.audio.whisper_encoder import kind_features  # it imports this module
+
     speech_dim(kind)
     if kind == "ppg":
         return timeline_posteriorgram(timeline, fps=fps, n_frames=n_frames)
-    return whisper_features(audio, fps=fps, n_frames=n_frames)
+    return kind_features(kind, audio, fps=fps, n_frames=n_frames)

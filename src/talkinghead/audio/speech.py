@@ -2,7 +2,10 @@
 
 - ``mel``: the IP_LAP / Wav2Lip log-mel window of each frame, (16, 80) (0.2 s at 80 frames/s);
 - ``phones``: one-hot phones of the frame and the :data:`CONTEXT` frames either side, (2 CONTEXT + 1, len(PHONES));
-- ``whisper``: Whisper tiny.en encoder features of the frame and its neighbours, (2 CONTEXT + 1, 384).
+- ``whisper``: Whisper tiny.en encoder features (CTranslate2's last layer) of the frame and its neighbours,
+  (2 CONTEXT + 1, 384);
+- ``whisper3``: the same window of the encoder's third block, the output the default engine's speech map reads
+  (:mod:`talkinghead.audio.whisper_encoder`; it predicts a new speaker's lip gap better than the last layer).
 
 Mel spectrograms and phone one-hots are learned from scratch on minutes of data and carry poorly to new speakers;
 Whisper's encoder was trained on 680k hours (``benchmarks/speech_probe.py`` measures how well each predicts a new
@@ -15,10 +18,11 @@ import numpy as np
 
 from talkinghead.audio.mel import IPLAP, mel_spectrogram, mel_windows
 from talkinghead.audio.phonemes import PHONES, PhonemeTimeline, phoneme_timeline
-from talkinghead.audio.posteriorgram import WHISPER_DIM, whisper_features
+from talkinghead.audio.posteriorgram import WHISPER_DIM
+from talkinghead.audio.whisper_encoder import KIND_BLOCKS, kind_features
 from talkinghead.constants import DATA_FPS
 
-SPEECH_INPUTS = ("mel", "phones", "whisper")
+SPEECH_INPUTS = ("mel", "phones", *KIND_BLOCKS)
 CONTEXT = 2
 """Frames either side of each frame in the ``phones`` and ``whisper`` inputs (0.2 s in all at 25 fps, as a mel
 window)."""
@@ -30,7 +34,7 @@ def input_shape(kind: str) -> tuple[int, int]:
         return (16, 80)
     if kind == "phones":
         return (2 * CONTEXT + 1, len(PHONES))
-    if kind == "whisper":
+    if kind in KIND_BLOCKS:
         return (2 * CONTEXT + 1, WHISPER_DIM)
     raise ValueError(f"speech input must be one of {', '.join(SPEECH_INPUTS)}, not {kind!r}")
 
@@ -59,14 +63,14 @@ def mel_inputs(audio: np.ndarray, *, fps: float, n_frames: int) -> np.ndarray:
 def frame_vectors(kind: str, *, audio: np.ndarray, phone_ids: np.ndarray, fps: float, n_frames: int,
                   whisper: np.ndarray | None = None) -> np.ndarray:
     """(n_frames, frame_dim(kind)) float32, one row per frame: its log-mel window flattened (``mel``), its phone
-    one-hot (``phones``) or its Whisper features (``whisper``); arguments as :func:`speech_inputs`."""
+    one-hot (``phones``) or its Whisper features (``whisper``, ``whisper3``); arguments as :func:`speech_inputs`."""
     input_shape(kind)
     if kind == "mel":
         return mel_inputs(audio, fps=fps, n_frames=n_frames).reshape(n_frames, -1).astype(np.float32, copy=False)
     if kind == "phones":
         return np.eye(len(PHONES), dtype=np.float32)[phone_ids[:n_frames]]
     if whisper is None:
-        whisper = whisper_features(audio, fps=fps, n_frames=n_frames)
+        whisper = kind_features(kind, audio, fps=fps, n_frames=n_frames)
     return whisper.astype(np.float32, copy=False)
 
 
@@ -77,7 +81,7 @@ def speech_inputs(kind: str, *, audio: np.ndarray, phone_ids: np.ndarray, fps: f
     Args:
         audio: (N,) float32 16 kHz speech.
         phone_ids: (n_frames,) phone index of each frame.
-        whisper: its Whisper features (n_frames, 384) when already computed.
+        whisper: its Whisper features of the kind (n_frames, 384) when already computed.
     """
     return inputs_of(kind, frame_vectors(kind, audio=audio, phone_ids=phone_ids, fps=fps, n_frames=n_frames,
                                          whisper=whisper))

@@ -10,8 +10,9 @@ transformer blocks) with the float16 weights of the same shipped model (``meetin
 not import PyTorch unless its learned mouth painter is used). Its last block, with Whisper's final layer norm,
 matches CTranslate2's int8 output to a correlation of 0.9986.
 
-The learned families keep :func:`talkinghead.audio.posteriorgram.whisper_features` (CTranslate2, last layer): their
-checkpoints were trained on it.
+The learned families read either, by their config's speech kind (:data:`KIND_BLOCKS`): ``whisper`` is
+:func:`talkinghead.audio.posteriorgram.whisper_features` (CTranslate2, last layer; the checkpoints trained before
+``whisper3`` existed read it), ``whisper3`` the third block's output, as the speech map reads it.
 """
 
 from __future__ import annotations
@@ -164,6 +165,19 @@ def whisper_block_features(audio: np.ndarray, *, fps: float, n_frames: int, bloc
     encoder = shipped_encoder()
     return encode_in_windows(audio, lambda mel: encoder(mel, blocks=block)[-1], FeatureExtractor(), fps=fps,
                              n_frames=n_frames)
+
+
+KIND_BLOCKS: dict[str, int | None] = {"whisper": None, "whisper3": SPEECH_MAP_BLOCK}
+"""The Whisper speech kinds of the learned families' configs and the encoder output each reads (None: CTranslate2's
+last layer)."""
+
+
+def kind_features(kind: str, audio: np.ndarray, *, fps: float, n_frames: int) -> np.ndarray:
+    """(n_frames, 384) float32 features of a Whisper speech kind (:data:`KIND_BLOCKS`) of (N,) float32 16 kHz
+    audio."""
+    if kind not in KIND_BLOCKS:
+        raise ValueError(f"Whisper speech kinds are {', '.join(KIND_BLOCKS)}, not {kind!r}")
+    return encoder_features(audio, fps=fps, n_frames=n_frames, block=KIND_BLOCKS[kind])
 
 
 def encoder_features(audio: np.ndarray, *, fps: float, n_frames: int, block: int | None) -> np.ndarray:

@@ -47,6 +47,8 @@ class ClipData:
         identity_embedding: (128,) float32 dlib embedding (NaN when dlib found no face).
         whisper: (T, 384) Whisper tiny.en encoder features at DATA_FPS (stored float16; None in clips written
             before they were stored: :func:`talkinghead.train.datasets.clip_speech` then computes them).
+        whisper3: (T, 384) the encoder's third block at DATA_FPS (the ``whisper3`` speech kind; float16; None in
+            clips written before it was stored, computed then the same way).
         meta: source, labels, transcript, phoneme method, face model, format version.
     """
 
@@ -76,11 +78,13 @@ class ClipData:
     voiced: np.ndarray
     identity_embedding: np.ndarray
     whisper: np.ndarray | None = None
+    whisper3: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
 
     ARRAYS = ("jpeg", "offsets", "crop_matrices", "meshes", "canonical", "neutral", "rotation", "translation", "scale",
               "expression", "identity", "blink", "audio", "mel_styletalker", "mel_iplap", "phone_ids", "phones",
-              "phone_starts", "phone_ends", "loudness_db", "voiced", "identity_embedding", "whisper")
+              "phone_starts", "phone_ends", "loudness_db", "voiced", "identity_embedding", "whisper",
+              "whisper3")
 
     @property
     def n_frames(self) -> int:

@@ -14,8 +14,9 @@ import torch
 from torch.utils.data import Dataset
 
 from talkinghead.audio.mel import IPLAP, STYLETALKER, mel_windows
-from talkinghead.audio.posteriorgram import phone_posteriorgram, whisper_features
+from talkinghead.audio.posteriorgram import phone_posteriorgram
 from talkinghead.audio.speech import frame_vectors, inputs_of
+from talkinghead.audio.whisper_encoder import KIND_BLOCKS, kind_features
 from talkinghead.constants import CROP_SIZE, DATA_FPS, SAMPLE_RATE
 from talkinghead.data.clip import ClipData, clip_dir, list_clips, load_clip
 from talkinghead.errors import InputError
@@ -389,14 +390,15 @@ class StyleDataset(_Windows):
 
 
 def clip_speech(clip: ClipData, kind: str) -> np.ndarray:
-    """(T, S) VAST speech features of a clip: its phone posteriorgram, or Whisper encoder features (those
-    preprocessing stored, else computed now)."""
+    """(T, S) VAST speech features of a clip: its phone posteriorgram, or Whisper encoder features of a kind of
+    :data:`talkinghead.audio.whisper_encoder.KIND_BLOCKS` (those preprocessing stored, else computed now)."""
     if kind == "ppg":
         return phone_posteriorgram(clip.phones, clip.phone_starts, clip.phone_ends, fps=DATA_FPS,
                                    n_frames=clip.n_frames)
-    if clip.whisper is not None:
-        return clip.whisper.astype(np.float32)
-    return whisper_features(clip.audio.astype(np.float32) / 32767, fps=DATA_FPS, n_frames=clip.n_frames)
+    stored = clip.whisper if kind == "whisper" else clip.whisper3 if kind == "whisper3" else None
+    if stored is not None:
+        return stored.astype(np.float32)
+    return kind_features(kind, clip.audio.astype(np.float32) / 32767, fps=DATA_FPS, n_frames=clip.n_frames)
 
 
 def clip_frame_vectors(kind: str, clip: ClipData) -> np.ndarray:
@@ -405,7 +407,7 @@ def clip_frame_vectors(kind: str, clip: ClipData) -> np.ndarray:
     if kind == "mel":
         return iplap_windows(clip, 0, clip.n_frames).reshape(clip.n_frames, -1)
     return frame_vectors(kind, audio=clip.audio.astype(np.float32) / 32767, phone_ids=clip.phone_ids, fps=DATA_FPS,
-                         n_frames=clip.n_frames, whisper=clip_speech(clip, "whisper") if kind == "whisper" else None)
+                         n_frames=clip.n_frames, whisper=clip_speech(clip, kind) if kind in KIND_BLOCKS else None)
 
 
 def clip_speech_inputs(kind: str, clip: ClipData) -> np.ndarray:

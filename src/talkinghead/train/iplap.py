@@ -166,7 +166,7 @@ def _arguments(ti: argparse.ArgumentParser) -> None:
                     help="landmarks: token mixer (bilstm = the paper's ablation)")
     ti.add_argument("--speech", choices=SPEECH_INPUTS, default="mel",
                     help="landmarks: the audio tokens' input: mel windows (the paper), phone one-hots or Whisper "
-                         "tiny.en encoder features (default: mel)")
+                         "tiny.en encoder features (whisper: the last layer; whisper3: the third block) (default: mel)")
     ti.add_argument("--augment", action="store_true",
                     help="landmarks: random similarity transform of each item's landmarks and mel level shift")
     ti.add_argument("--no-warp", dest="warp", action="store_false", help="renderer: the ablation without warping")

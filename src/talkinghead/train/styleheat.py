@@ -393,7 +393,7 @@ def _arguments(th: argparse.ArgumentParser) -> None:
                     help="sizes: tiny (tests), cpu (64 px generator), small (128 px), paper (StyleHEAT's; GPUs)")
     th.add_argument("--speech", choices=SPEECH_INPUTS, default="mel",
                     help="the audio mapper's input: mel windows (the paper), phone one-hots or Whisper tiny.en encoder "
-                         "features (default: mel)")
+                         "features (whisper: the last layer; whisper3: the third block) (default: mel)")
     th.add_argument("--warp-steps", type=int, default=5000,
                     help="steps of the warp stage (0: skip it and continue the model in --output)")
     th.add_argument("--calibrate-steps", type=int, default=5000, help="steps of the calibration stage")

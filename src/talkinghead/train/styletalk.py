@@ -158,8 +158,8 @@ def _arguments(tt: argparse.ArgumentParser) -> None:
     tt.add_argument("--no-dynamic", dest="dynamic", action="store_false",
                     help="plain feed-forward layers in the decoders (the paper's ablation)")
     tt.add_argument("--speech", choices=SPEECH_INPUTS, default="phones",
-                    help="the content tokens: phone labels (the paper), Whisper tiny.en encoder features or log-mel "
-                         "windows (default: phones)")
+                    help="the content tokens: phone labels (the paper), Whisper tiny.en encoder features (whisper: "
+                         "the last layer; whisper3: the third block) or log-mel windows (default: phones)")
     style_training_options(tt, window=32, style_length=64)
 
 

@@ -367,7 +367,7 @@ def _arguments(tk: argparse.ArgumentParser) -> None:
                     help="sizes: tiny (tests), cpu, small (the shipped checkpoint), paper (wider; GPUs)")
     tk.add_argument("--speech", choices=SPEECH_INPUTS, default="mel",
                     help="the audio encoder's input: mel windows (the paper), phone one-hots or Whisper tiny.en "
-                         "encoder features (default: mel)")
+                         "encoder features (whisper: the last layer; whisper3: the third block) (default: mel)")
     stage1 = CodeStage()
     tk.add_argument("--code-steps", type=int, default=stage1.steps,
                     help=f"stage 1, in code space (no image drawn; default: {stage1.steps}; 0 skips it)")

@@ -208,7 +208,8 @@ def _arguments(tv: argparse.ArgumentParser) -> None:
     tv.add_argument("--config", choices=("tiny", "small", "paper"), default="small",
                     help="sizes: tiny (tests), small (the shipped CPU checkpoint), paper (VAST's layout; GPUs)")
     tv.add_argument("--speech", choices=SPEECH_KINDS, default="ppg",
-                    help="speech features: ppg (phone posteriorgram, default) or whisper (Whisper tiny.en encoder)")
+                    help="speech features: ppg (phone posteriorgram, default), whisper (Whisper tiny.en's encoder, "
+                         "its last layer) or whisper3 (its third block)")
     tv.add_argument("--no-enhancer", dest="enhancer", action="store_false",
                     help="no variational style enhancer (the paper's ablation)")
     tv.add_argument("--flow-steps", type=int, default=None,

@@ -25,7 +25,8 @@ class LandmarkConfig:
     """Channel multiplier of the mel and landmark encoders (1 = the paper's)."""
     speech: str = "mel"
     """The audio tokens' input (:data:`talkinghead.audio.speech.SPEECH_INPUTS`): "mel" (the paper's 16x80 mel
-    windows), "phones" or "whisper" (a 5-frame window of phone one-hots or Whisper tiny.en encoder features)."""
+    windows), "phones", "whisper" or "whisper3" (a 5-frame window of phone one-hots or Whisper tiny.en encoder
+    features: its last layer, or its third block)."""
     sequence: str = "transformer"
     """"transformer" (the paper) or "bilstm" (the ablation of paper Table 3)."""
     residual: bool = True

@@ -18,7 +18,8 @@ class VastConfig:
     gives none we could check offline)."""
 
     speech: str = "ppg"
-    """Speech representation: "ppg" (phone posteriorgram) or "whisper" (Whisper tiny.en encoder)."""
+    """Speech representation: "ppg" (phone posteriorgram), "whisper" or "whisper3" (Whisper tiny.en's encoder: its last
+    layer, or its third block)."""
     n_expression: int = 64
     strong: list[int] = field(default_factory=list)
     """Speech-strongly-related coefficients (decoded non-autoregressively); the rest are weakly related

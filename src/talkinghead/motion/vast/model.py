@@ -171,8 +171,9 @@ class Vast(CheckpointModel):
     ``scale`` (K,) is each coefficient's standard deviation (set from the face model before training)."""
 
     config_class = VastConfig
-    default_checkpoint = Path(__file__).parent / "assets" / "vast_v2.pt"
-    """The VAST motion model shipped with the package (Whisper features; its data card: ``vast_v2.json`` beside it)."""
+    default_checkpoint = Path(__file__).parent / "assets" / "vast_v3.pt"
+    """The VAST motion model shipped with the package (Whisper's third block, ``whisper3``; its data card:
+    ``vast_v3.json`` beside it; v2, on the last layer, is in the git history with its card)."""
 
     def __init__(self, config: VastConfig) -> None:
         super().__init__()
