@@ -182,8 +182,8 @@ def kind_features(kind: str, audio: np.ndarray, *, fps: float, n_frames: int) ->
 
 def encoder_features(audio: np.ndarray, *, fps: float, n_frames: int, block: int | None) -> np.ndarray:
     """(n_frames, 384) float32 Whisper features of (N,) float32 16 kHz audio: :func:`whisper_block_features` of
-    ``block``, or with ``block`` None CTranslate2's last layer (:func:`whisper_features`, what the learned families
-    and the speech maps of calibrations before ``visemes_v3`` read)."""
+    ``block``, or with ``block`` None CTranslate2's last layer (:func:`whisper_features`, what the ``whisper`` speech
+    kind and the speech maps of calibrations before ``visemes_v3`` read)."""
     if block is None:
         return whisper_features(audio, fps=fps, n_frames=n_frames)
     return whisper_block_features(audio, fps=fps, n_frames=n_frames, block=block)

@@ -28,7 +28,6 @@ import numpy as np
 from talkinghead.audio.features import analyse_audio
 from talkinghead.audio.mel import IPLAP, STYLETALKER, mel_spectrogram
 from talkinghead.audio.phonemes import PHONE_INDEX, PhonemeTimeline
-from talkinghead.audio.posteriorgram import whisper_features
 from talkinghead.audio.whisper_encoder import kind_features
 from talkinghead.constants import CROP_SIZE, DATA_FPS, SAMPLE_RATE, SILENCE_PEAK
 from talkinghead.data.clip import ClipData, clip_dir, encode_frames, save_clip, write_splits
@@ -153,7 +152,7 @@ def process_video(src: ClipSource, *, face_model: FaceModel | None, transcript: 
         phone_ids=features.phone_ids[:n], phones=phones, phone_starts=starts, phone_ends=ends,
         loudness_db=features.loudness_db[:n], voiced=features.voiced[:n],
         identity_embedding=(emb if emb is not None else np.full(128, np.nan)).astype(np.float32),
-        whisper=whisper_features(audio, fps=DATA_FPS, n_frames=n).astype(np.float16),
+        whisper=kind_features("whisper", audio, fps=DATA_FPS, n_frames=n).astype(np.float16),
         whisper3=kind_features("whisper3", audio, fps=DATA_FPS, n_frames=n).astype(np.float16),
         meta={"source": str(src.path), "labels": src.labels, "transcript": features.phonemes.transcript,
               "phonemes": features.phonemes.method, "face_model": face_model.card.get("name", "") if face_model else "",
