@@ -122,7 +122,7 @@ def test_letter_to_sound_guess() -> None:
 def test_analyse_audio_bundles_everything(media: Path) -> None:
     """Phones, loudness, voice activity; the speech map's Whisper features (the encoder's third block) only when
     asked, then the same as computing them afterwards (with a transcript given Whisper does not transcribe, and
-    they are computed after the alignment)."""
+    they are computed after the alignment); a learned model reads them through `whisper_of`."""
     audio = load_audio(media / "speech" / "videoretalking_1.wav")
     f = analyse_audio(audio, fps=25.0)
     assert f.n_frames == frame_count(audio.size, 25.0)
@@ -133,6 +133,15 @@ def test_analyse_audio_bundles_everything(media: Path) -> None:
     with_whisper = analyse_audio(audio, fps=25.0, whisper=True)
     assert with_whisper.whisper is not None and with_whisper.whisper.shape == (f.n_frames, 384)
     np.testing.assert_allclose(with_whisper.whisper, expected, atol=1e-5)
+    # a learned model's speech kind: the analysis's own features where they are that block at that rate
+    assert with_whisper.whisper_of("whisper3", fps=25.0, n_frames=f.n_frames) is with_whisper.whisper
+    assert with_whisper.whisper_of("mel", fps=25.0, n_frames=f.n_frames) is None
+    n30 = frame_count(audio.size, 30.0)
+    at30 = with_whisper.whisper_of("whisper3", fps=30.0, n_frames=n30)
+    np.testing.assert_allclose(at30, whisper_block_features(audio, fps=30.0, n_frames=n30, block=SPEECH_MAP_BLOCK),
+                               atol=1e-5)
+    last = with_whisper.whisper_of("whisper", fps=25.0, n_frames=f.n_frames)
+    assert last is not None and last.shape == (f.n_frames, 384) and not np.allclose(last, expected, atol=0.1)
     given = analyse_audio(audio, fps=25.0, transcript=f.phonemes.transcript, whisper=True)
     assert given.whisper is not None
     np.testing.assert_allclose(given.whisper, expected, atol=1e-5)

@@ -231,8 +231,10 @@ class MethodSpec:
             its own style or motion, as its paper does).
         check: raises a one-line error for a request it cannot serve (run before any work).
         commands: its subcommands (training, fitting).
-        whisper: its motion reads the speech's Whisper encoder features (``scene.features.whisper``): the speech
-            analysis computes them while it aligns, on the core Whisper frees once it has transcribed.
+        whisper: its motion reads the speech's Whisper encoder features (``scene.features.whisper``, the third
+            block: the default engine's speech map and the shipped learned models' ``whisper3``): the speech
+            analysis computes them while it aligns, on the core Whisper frees once it has transcribed (a
+            checkpoint of another speech kind leaves them unread: :meth:`AudioFeatures.whisper_of`).
     """
 
     name: str

@@ -15,7 +15,7 @@ import numpy as np
 from talkinghead.audio import phonemes
 from talkinghead.audio.phonemes import PhonemeTimeline, phoneme_timeline
 from talkinghead.audio.vad import loudness, voice_activity
-from talkinghead.audio.whisper_encoder import SPEECH_MAP_BLOCK, whisper_block_features
+from talkinghead.audio.whisper_encoder import KIND_BLOCKS, SPEECH_MAP_BLOCK, kind_features, whisper_block_features
 from talkinghead.constants import SAMPLE_RATE
 from talkinghead.threads import Background
 
@@ -50,6 +50,18 @@ class AudioFeatures:
     def duration(self) -> float:
         """Audio duration in seconds."""
         return self.audio.size / SAMPLE_RATE
+
+    def whisper_of(self, kind: str, *, fps: float, n_frames: int) -> np.ndarray | None:
+        """(n_frames, 384) float32 features of a Whisper speech kind (a learned model's ``speech``) at ``fps``, or
+        None for a kind that is not Whisper's: the analysis's own ``whisper`` when they are that block at that rate
+        (computed while the speech was aligned), else computed now
+        (:func:`~talkinghead.audio.whisper_encoder.kind_features`)."""
+        if kind not in KIND_BLOCKS:
+            return None
+        if self.whisper is not None and KIND_BLOCKS[kind] == SPEECH_MAP_BLOCK and fps == self.fps \
+                and n_frames == len(self.whisper):
+            return self.whisper
+        return kind_features(kind, self.audio, fps=fps, n_frames=n_frames)
 
 
 def frame_count(n_samples: int, fps: float) -> int:

@@ -91,13 +91,13 @@ def encode_in_windows(audio: np.ndarray, encode: Callable[[np.ndarray], np.ndarr
     return np.stack([np.interp(dst, src, feats[:, j]) for j in range(feats.shape[1])], 1).astype(np.float32)
 
 
-def speech_features(kind: str, *, audio: np.ndarray, timeline: PhonemeTimeline, fps: float, n_frames: int
-                    ) -> np.ndarray:
+def speech_features(kind: str, *, audio: np.ndarray, timeline: PhonemeTimeline, fps: float, n_frames: int,
+                    whisper: np.ndarray | None = None) -> np.ndarray:
     """(n_frames, S) speech features of one kind (:data:`SPEECH_KINDS`) at ``fps``: the posteriorgram of the
-    phone timeline, or the Whisper features of the (N,) float32 16 kHz audio."""
+    phone timeline, or the Whisper features of the (N,) float32 16 kHz audio (``whisper`` when already computed)."""
     from talkinghead.audio.whisper_encoder import kind_features  # it imports this module
 
     speech_dim(kind)
     if kind == "ppg":
         return timeline_posteriorgram(timeline, fps=fps, n_frames=n_frames)
-    return kind_features(kind, audio, fps=fps, n_frames=n_frames)
+    return whisper if whisper is not None else kind_features(kind, audio, fps=fps, n_frames=n_frames)

@@ -44,8 +44,10 @@ def lip_predictor(features: AudioFeatures, path: str | Path | None = None) -> Li
     ``features`` with the landmark generator of ``path`` (default: the shipped one), its references picked among
     the candidate frames."""
     model = LandmarkGenerator.load(path) if path else LandmarkGenerator.default()
-    speech = speech_inputs(model.config.speech, audio=features.audio, phone_ids=features.phone_ids, fps=features.fps,
-                           n_frames=features.n_frames)
+    kind = model.config.speech
+    speech = speech_inputs(kind, audio=features.audio, phone_ids=features.phone_ids, fps=features.fps,
+                           n_frames=features.n_frames,
+                           whisper=features.whisper_of(kind, fps=features.fps, n_frames=features.n_frames))
 
     def predict(points: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         refs = candidates[pick_references(points[candidates], model.config.references)]

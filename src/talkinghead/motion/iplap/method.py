@@ -27,7 +27,7 @@ SPEC = MethodSpec(
     name="iplap", title="IP_LAP", summary="IP_LAP: audio -> lip landmarks (transformer) + reference-warping renderer "
                                           "of the lower face (shipped small checkpoints)",
     motion=iplap_performance, photo=True, video=True, options=frozenset({"still", "pose_from", "blink"}),
-    checkpoints=(CheckpointRole("landmarks", "IP_LAP's landmark generator (.pt)"),), renderers=("iplap",),
+    checkpoints=(CheckpointRole("landmarks", "IP_LAP's landmark generator (.pt)"),), renderers=("iplap",), whisper=True,
     commands=(CommandRef("train-iplap", "train IP_LAP's landmark generator or renderer on preprocessed datasets",
                          "talkinghead.train.iplap:COMMAND"),),
 )

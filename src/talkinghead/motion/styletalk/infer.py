@@ -45,7 +45,8 @@ def styletalk_expression(model: StyleTalk, features: AudioFeatures, code: torch.
     ids = features.phonemes.frame_ids(fps=DATA_FPS, n_frames=n25)
     kind = model.config.speech
     rows = None if kind == "phones" else \
-        frame_vectors(kind, audio=features.audio, phone_ids=ids, fps=DATA_FPS, n_frames=n25)
+        frame_vectors(kind, audio=features.audio, phone_ids=ids, fps=DATA_FPS, n_frames=n25,
+                      whisper=features.whisper_of(kind, fps=DATA_FPS, n_frames=n25))
     out = []
     for s in range(0, n25, chunk):
         speech = content_inputs(model.config, ids, rows, s, min(chunk, n25 - s))

@@ -31,7 +31,7 @@ SPEC = MethodSpec(
     summary="StyleTalk: the speaking style of a style clip (--style) on a photo (shipped small checkpoint)",
     motion=styletalk_performance, photo=True, video=False,
     options=frozenset({"still", "pose_from", "blink", "style", "style_intensity"}),
-    checkpoints=(CheckpointRole("styletalk", "StyleTalk's model (.pt)"),), renderers=("warp", "iplap"),
+    checkpoints=(CheckpointRole("styletalk", "StyleTalk's model (.pt)"),), renderers=("warp", "iplap"), whisper=True,
     self_driven=("style",), commands=(CommandRef("train-styletalk", "train StyleTalk on preprocessed datasets",
                                                  "talkinghead.train.styletalk:COMMAND"),),
 )

@@ -35,8 +35,9 @@ def vast_expression(model: Vast, features: AudioFeatures, z: torch.Tensor) -> np
     coefficients are offsets from each clip's mean shape, so they average zero over every clip, and a mean offset
     is an error of the model, not a style (on `talking/`'s `videoretalking_face1` it held the lips shut)."""
     n25 = frame_count(features.duration, DATA_FPS)
-    speech = speech_features(model.config.speech, audio=features.audio, timeline=features.phonemes, fps=DATA_FPS,
-                             n_frames=n25)
+    kind = model.config.speech
+    speech = speech_features(kind, audio=features.audio, timeline=features.phonemes, fps=DATA_FPS, n_frames=n25,
+                             whisper=features.whisper_of(kind, fps=DATA_FPS, n_frames=n25))
     out = model.generate(torch.from_numpy(speech).float()[None], z[None])[0].numpy()
     out = resample(out, features.n_frames)
     return out - out.mean(0)

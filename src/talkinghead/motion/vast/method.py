@@ -37,7 +37,7 @@ SPEC = MethodSpec(
             "trained on the template (shipped small motion checkpoint)",
     motion=vast_performance, photo=True, video=True, options=frozenset({"still", "pose_from", "blink", "style"}),
     checkpoints=(CheckpointRole("vast", "VAST's motion model (.pt)"),), renderers=("vast", "warp"),
-    self_driven=("style",),
+    self_driven=("style",), whisper=True,
     commands=(CommandRef("train-vast", "train VAST's motion model on preprocessed datasets",
                          "talkinghead.train.vast:COMMAND"),
               CommandRef("vast-split", "VAST's split of the expression coefficients by mouth-vertex offset",
