@@ -234,7 +234,8 @@ class MethodSpec:
         whisper: its motion reads the speech's Whisper encoder features (``scene.features.whisper``, the third
             block: the default engine's speech map and the shipped learned models' ``whisper3``): the speech
             analysis computes them while it aligns, on the core Whisper frees once it has transcribed (a
-            checkpoint of another speech kind leaves them unread: :meth:`AudioFeatures.whisper_of`).
+            checkpoint of another speech kind, or a model run at another frame rate than the output's, leaves them
+            unread: :meth:`AudioFeatures.whisper_of`).
     """
 
     name: str
