@@ -281,8 +281,8 @@ def test_calibrate_from_a_preprocessed_dataset_fits_the_speech_map(styled_datase
     cal = VisemeCalibration.load(out)
     frames = json.loads((styled_dataset / "clips" / "a" / "meta.json").read_text())["frames"]
     assert [c["name"] for c in cal.card["clips"]] == ["a", "b", "c"] and cal.card["frames"] == 3 * frames
-    assert cal.speech_map is not None and cal.speech_map.ridge.weights.shape == (13 * 192 + 1, 5)
-    assert 0.0 <= cal.speech_map.blend <= 1.0 and cal.card["speech_map"]["pca_dims"] == 192
+    assert cal.speech_map is not None and cal.speech_map.ridge.weights.shape == (13 * 384 + 1, 5)
+    assert 0.0 <= cal.speech_map.blend <= 1.0 and cal.card["speech_map"]["pca_dims"] is None
     assert cal.speech_map.gain == pytest.approx(cal.card["speech_map"]["spread_gain"], abs=1e-4)
     assert cal.speech_map.gain > 1.0
     by_pause = cal.card["speech_map"]["out_of_fold_lip_gap_correlation_by_closed_pause"]

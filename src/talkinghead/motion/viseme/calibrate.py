@@ -13,7 +13,7 @@ own audio aligned into phones with the same pipeline used at inference. From all
 4. the audio-visual lag maximising the correlation of the synthesised and measured lip gap;
 5. when every clip has Whisper features (and there are at least two clips), the speech map: ridge regression
    from a window of Whisper tiny.en encoder features (the output of its third block,
-   :data:`~talkinghead.audio.whisper_encoder.SPEECH_MAP_BLOCK`; each clip's own mean removed, then PCA) to the
+   :data:`~talkinghead.audio.whisper_encoder.SPEECH_MAP_BLOCK`; each clip's own mean removed) to the
    measured mouth features, how much of it to blend into the phone shapes
    (:meth:`~talkinghead.motion.viseme.model.VisemeCalibration.mouth_deltas`) and the shortest pause that closes
    the mouth with it, chosen by the lip-gap correlation of out-of-fold predictions (folds of whole clips); and the
@@ -64,8 +64,11 @@ WORK_SIZE = 720
 
 MAP_WINDOW = 6
 """The speech map reads Whisper features this many frames either side of each frame."""
-MAP_DIMS = 192
-"""Whisper features are reduced to this many principal components before the map."""
+MAP_DIMS: int | None = None
+"""Principal components of the Whisper features the map reads; None: all 384 features as they are (each windowed
+input standardised before the penalty). The penalty then shrinks the features' weak directions instead of giving
+every kept component the same weight: the engine's out-of-fold lip gap on ``train/`` 0.5616 with 192 components,
+0.5643 with none (``visemes_v5``; see the README, "The speech map without its PCA")."""
 MAP_CENTRE = True
 """Each utterance's Whisper features lose their own mean before the map
 (:attr:`talkinghead.audio.speechmap.WindowRidge.centre`)."""
