@@ -20,9 +20,10 @@ from talkinghead.face.expression import MOUTH_FEATURES, ExpressionBasis
 from talkinghead.motion.viseme.config import DOMINANCE, PHONES_CLOSED_PAUSE, VISEME_CLASSES
 
 CALIBRATION_ASSET = "visemes_v5.npz"
-"""v4: fitted on ../shared/media/train only, its speech map reading the output of Whisper's third encoder block, its
-choices made with p/b/m and f/v held as long as they sound (:func:`closure_hold`). In the git history: v3, the same
-chosen with the older, longer hold; v2, reading CTranslate2's last layer; v1, fitted on talking/ with phones only."""
+"""v5: fitted on ../shared/media/train only, its speech map reading all 384 features of the output of Whisper's third
+encoder block (no PCA), its choices made with p/b/m and f/v held as long as they sound (:func:`closure_hold`). In the
+git history: v4, the same map on 192 principal components; v3, chosen with the older, longer hold; v2, reading
+CTranslate2's last layer; v1, fitted on talking/ with phones only."""
 SUBSAMPLES = 4
 """Sub-frame samples averaged per video frame so that phones shorter than a frame still count."""
 
