@@ -330,9 +330,10 @@ def test_lips_box_and_its_masked_l1() -> None:
     assert masked_l1(a, b, mask).item() == pytest.approx(0.5)
 
 
-def test_cross_frame_with_a_frozen_encoder_trains_the_generator_only() -> None:
+def test_cross_frame_with_a_frozen_encoder_trains_the_generator_and_skip_heads_only() -> None:
     """Continuing from given models with the encoder frozen: a training step (with the mouth term) moves the
-    generator's weights and not the encoder's, whose optimiser holds none of them."""
+    generator's weights and the encoder's skip heads, and no other weight of the encoder (its codes and input map
+    stay as they were), whose optimiser holds none of them."""
     from talkinghead.nn.layers import masked_l1
     from talkinghead.train.stylegan import CrossFrameLossWeights, CrossFrameModule, box_mask
 
@@ -345,7 +346,7 @@ def test_cross_frame_with_a_frozen_encoder_trains_the_generator_only() -> None:
     assert module.generator is gen and module.encoder is enc
     opt_g, _ = module.configure_optimizers()
     params = {id(p) for group in opt_g.param_groups for p in group["params"]}
-    assert params == {id(p) for p in gen.parameters()}
+    assert params == {id(p) for p in [*gen.parameters(), *enc.skip_heads.parameters()]}
     module.train()
     source, target = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
     box = torch.tensor([[0.3, 0.5, 0.7, 0.8]] * 2)
@@ -355,8 +356,37 @@ def test_cross_frame_with_a_frozen_encoder_trains_the_generator_only() -> None:
     opt_g.zero_grad()
     loss.backward()
     opt_g.step()
-    assert all(torch.equal(before[k], v) for k, v in enc.state_dict().items())
+    assert all(torch.equal(before[k], v) for k, v in enc.state_dict().items() if not k.startswith("skip_heads."))
+    assert any(not torch.equal(before[k], v) for k, v in enc.state_dict().items() if k.startswith("skip_heads."))
     assert any(not torch.equal(a, b) for a, b in zip(gen_before, gen.parameters()))
+
+
+def test_grown_skip_maps_start_by_drawing_what_the_models_drew() -> None:
+    """Models without skip maps grown into models with them hold the same weights; the new skip convolutions start
+    at zero, so the grown pair draws exactly the same image; a training step then moves the skips. Models that have
+    skip maps already are refused."""
+    from dataclasses import replace
+
+    from talkinghead.train.stylegan import grow_skips
+
+    torch.manual_seed(0)
+    gen = Generator(replace(FEATURE, skip_channels=0))
+    enc = Encoder(replace(FEATURE_ENCODER, skip_channels=0))
+    grown_gen, grown_enc = grow_skips(gen, enc, 4)
+    assert grown_gen.config.skip_channels == grown_enc.config.skip_channels == 4 and len(grown_gen.skips) == 2
+    images = torch.rand(3, 3, 32, 32) * 2 - 1
+
+    def draw(g: Generator, e: Encoder) -> torch.Tensor:
+        codes, maps = e.encode(images)
+        return g(codes[1:], noise="none", reference=([m[:1] for m in maps], codes[:1]))[0]
+
+    with torch.no_grad():
+        assert torch.equal(draw(gen, enc), draw(grown_gen, grown_enc))
+        assert torch.equal(enc.encode(images)[0], grown_enc.encode(images)[0])
+    draw(grown_gen, grown_enc).pow(2).mean().backward()
+    assert all(conv.weight.grad.abs().sum() > 0 for conv in grown_gen.skips)
+    with pytest.raises(ValueError, match="already have skip maps"):
+        grow_skips(grown_gen, grown_enc, 4)
 
 
 @pytest.mark.train
@@ -364,6 +394,8 @@ def test_cross_frame_with_a_frozen_encoder_trains_the_generator_only() -> None:
 def test_train_feature_path_tiny(one_clip_dataset: Path, tmp_path: Path) -> None:
     """identity + cross-frame stages on real crop pairs write a generator and encoder that draw a frame from
     another one's map; the feature path refuses a GAN stage."""
+    from dataclasses import replace
+
     from talkinghead.train.stylegan import STYLEGAN_CONFIGS, train_stylegan
 
     c = STYLEGAN_CONFIGS["feature-tiny"]
@@ -376,18 +408,31 @@ def test_train_feature_path_tiny(one_clip_dataset: Path, tmp_path: Path) -> None
     assert gen(codes[1:], noise="none", reference=([m[:1] for m in maps], codes[:1]))[0].shape == (1, 3, 32, 32)
     with pytest.raises(ValueError, match="no GAN stage"):
         train_stylegan([one_clip_dataset], tmp_path, configs=c, identity_steps=0, gan_steps=2, encoder_steps=0)
-    # continued from that folder with the encoder frozen and the mouth term: the same encoder, a new generator
+    # continued from that folder with the encoder frozen and the mouth term: the same encoder (but its skip heads),
+    # a new generator
     tuned = tmp_path / "tuned"
     metrics = train_stylegan([one_clip_dataset], tuned, configs=c, identity_steps=0, gan_steps=0, encoder_steps=2,
                              batch=4, start=str(tmp_path), freeze_encoder=True, mouth_weight=2.0, quiet=True)
     assert metrics["crossframe"]["train_mouth"] > 0
-    assert all(torch.equal(a, b) for a, b in zip(enc.state_dict().values(),
-                                                  Encoder.load(tuned / "encoder.pt").state_dict().values()))
+    tuned_enc = Encoder.load(tuned / "encoder.pt").state_dict()
+    assert all(torch.equal(v, tuned_enc[k]) for k, v in enc.state_dict().items() if not k.startswith("skip_heads."))
     assert not all(torch.equal(a, b) for a, b in zip(gen.state_dict().values(),
                                                       Generator.load(tuned / "generator.pt").state_dict().values()))
-    with pytest.raises(ValueError, match="needs trained models"):
+    with pytest.raises(ValueError, match="need trained models"):
         train_stylegan([one_clip_dataset], tuned, configs=c, identity_steps=0, gan_steps=0, encoder_steps=2,
                        freeze_encoder=True)
+    with pytest.raises(ValueError, match="need trained models"):
+        train_stylegan([one_clip_dataset], tuned, configs=c, identity_steps=0, gan_steps=0, encoder_steps=2,
+                       skip_channels=4)
+    # models without skip maps, continued with --skip-channels: the saved pair has them
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    Generator(replace(c.generator, skip_channels=0)).save(plain / "generator.pt")
+    Encoder(replace(c.encoder, skip_channels=0)).save(plain / "encoder.pt")
+    train_stylegan([one_clip_dataset], plain / "grown", configs=c, identity_steps=0, gan_steps=0, encoder_steps=2,
+                   batch=4, start=str(plain), freeze_encoder=True, skip_channels=4, quiet=True)
+    assert Generator.load(plain / "grown" / "generator.pt").config.skip_channels == 4
+    assert Encoder.load(plain / "grown" / "encoder.pt").config.skip_channels == 4
     with pytest.raises(ValueError, match="options of the feature path"):
         train_stylegan([one_clip_dataset], tuned, configs=STYLEGAN_CONFIGS["tiny"], identity_steps=0, gan_steps=0,
                        encoder_steps=2, mouth_weight=1.0)

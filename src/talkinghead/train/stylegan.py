@@ -35,7 +35,7 @@ from __future__ import annotations
 import argparse
 import copy
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import lightning as L
@@ -116,8 +116,9 @@ STYLEGAN_CONFIGS = {
 """Constant path (StyleGAN2 + pSp: identity from the GAN prior): ``tiny`` CPU tests (32 px), ``cpu`` 64 px,
 ``small`` 128 px (a GPU's hours), ``paper`` StyleGAN2 FFHQ's 1024 px generator with pSp's 18-vector W+ (GPU
 users). Feature path (identity from the reference's own 32 x 32 feature map): ``feature-tiny`` (tests),
-``feature``, 128 px, trained on the 2-core CPU in 80 minutes (the shipped models), and ``feature-skip``, the same
-with the reference's 64 and 128 px skip maps (LIA's warped encoder features; not trained yet)."""
+``feature``, 128 px, trained on the 2-core CPU in 80 minutes, and ``feature-skip``, the same with the reference's
+64 and 128 px skip maps (LIA's warped encoder features). The shipped models are ``feature`` models grown into
+``feature-skip`` ones (:func:`grow_skips`) and trained on from there."""
 
 
 def _flip_half(image: torch.Tensor) -> torch.Tensor:
@@ -299,8 +300,8 @@ class CrossFrameModule(L.LightningModule):
     feature map and codes and the target frame's codes (both frames of one clip); the generator warps the source's
     map to the target's codes and draws the target (see :class:`CrossFrameLossWeights`). Adam for the encoder and
     generator, and for the patch discriminator, trained alternately. ``start`` (a generator and an encoder) continues
-    from those models instead of new ones; ``freeze_encoder`` trains the generator only (the encoder's codes, and
-    caches of them, stay valid)."""
+    from those models instead of new ones; ``freeze_encoder`` trains the generator only, and the encoder's skip heads
+    where it has them (neither touches the codes or the input map, so the codes, and caches of them, stay valid)."""
 
     def __init__(self, generator: GeneratorConfig, encoder: EncoderConfig, identity: IdentityNet | None, *,
                  max_steps: int, lr: float = 2e-4, disc_channels: int = 32,
@@ -313,6 +314,7 @@ class CrossFrameModule(L.LightningModule):
         self.freeze_encoder = freeze_encoder
         if freeze_encoder:
             self.encoder.eval().requires_grad_(False)
+            self.encoder.skip_heads.requires_grad_(True)
         self.identity = identity.eval().requires_grad_(False) if identity is not None else None
         self.disc = MultiScaleDiscriminator(channels=disc_channels, layers=3, scales=1)
         self.perceptual = PerceptualLoss()
@@ -368,7 +370,8 @@ class CrossFrameModule(L.LightningModule):
                       batch_size=len(fake))
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        params = [*([] if self.freeze_encoder else self.encoder.parameters()), *self.generator.parameters()]
+        encoder = self.encoder.skip_heads if self.freeze_encoder else self.encoder
+        params = [*encoder.parameters(), *self.generator.parameters()]
         return [torch.optim.Adam(params, lr=self.lr, betas=(0.5, 0.99)),
                 torch.optim.Adam(self.disc.parameters(), lr=self.lr, betas=(0.5, 0.99))]
 
@@ -377,21 +380,22 @@ def train_stylegan(datasets: list[Path], output: Path, *, configs: StyleGanConfi
                    gan_steps: int, encoder_steps: int, batch: int = 16, gan_lr: float = 0.002, r1_gamma: float = 1.0,
                    encoder_lr: float = 1e-4, generator_lr: float = 0.0, stage_minutes: float | None = None,
                    start: str | None = None, freeze_encoder: bool = False, mouth_weight: float = 0.0,
-                   workers: int = 0, seed: int = 0, accelerator: str = "auto", devices: int | str = "auto",
+                   skip_channels: int = 0, workers: int = 0, seed: int = 0, accelerator: str = "auto", devices: int | str = "auto",
                    nodes: int = 1, quiet: bool = False) -> dict[str, dict[str, float]]:
     """Run the stages on the datasets' train splits (validated on val) into the folder ``output``; ``stage_minutes``
     caps each stage's time. The constant path runs identity, GAN and encoder; the feature path runs identity and the
     cross-frame stage (``encoder_steps``: the encoder and generator together, :class:`CrossFrameModule`) and has no
     GAN stage. The cross-frame stage can continue from trained models (``start``: "shipped" or a train-stylegan
-    folder; their sizes replace ``configs``'), with the encoder frozen (``freeze_encoder``) and an extra L1 in the
-    mouth box (``mouth_weight``). Returns each run stage's last metrics."""
+    folder; their sizes replace ``configs``'), with the encoder frozen (``freeze_encoder``), an extra L1 in the
+    mouth box (``mouth_weight``), and skip maps of ``skip_channels`` grown onto models without them
+    (:func:`grow_skips`). Returns each run stage's last metrics."""
     feature = configs.generator.feature_path
     if feature and gan_steps:
         raise ValueError("the feature path has no GAN stage (its generator trains with the encoder)")
-    if not feature and (start or freeze_encoder or mouth_weight):
-        raise ValueError("start, freeze_encoder and mouth_weight are options of the feature path")
-    if freeze_encoder and not start:
-        raise ValueError("freeze_encoder needs trained models to start from (start)")
+    if not feature and (start or freeze_encoder or mouth_weight or skip_channels):
+        raise ValueError("start, freeze_encoder, mouth_weight and skip_channels are options of the feature path")
+    if (freeze_encoder or skip_channels) and not start:
+        raise ValueError("freeze_encoder and skip_channels need trained models to start from (start)")
     L.seed_everything(seed, workers=True, verbose=False)
     output.mkdir(parents=True, exist_ok=True)
     size = configs.generator.size
@@ -415,6 +419,8 @@ def train_stylegan(datasets: list[Path], output: Path, *, configs: StyleGanConfi
         gan.discriminator.save(paths["discriminator"], steps=gan.steps, **card)
     if encoder_steps and feature:
         models = starting_models(start)
+        if models is not None and skip_channels:
+            models = (*grow_skips(models[0], models[1], skip_channels), models[2])
         identity = IdentityNet.load(paths["identity"]) if paths["identity"].exists() else \
             models[2] if models is not None else None
         cross = CrossFrameModule(models[0].config if models else configs.generator,
@@ -424,7 +430,7 @@ def train_stylegan(datasets: list[Path], output: Path, *, configs: StyleGanConfi
                                  start=models[:2] if models is not None else None, freeze_encoder=freeze_encoder)
         metrics["crossframe"] = fit(cross, train, val, max_steps=2 * encoder_steps, **run)
         training = {"lr": encoder_lr, "weights": asdict(cross.weights), "batch": batch, "start": start,
-                    "freeze_encoder": freeze_encoder}
+                    "freeze_encoder": freeze_encoder, "grown_skip_channels": skip_channels}
         for name in ("generator", "encoder"):
             getattr(cross, name).save(paths[name], metrics=metrics["crossframe"], steps=cross.steps,
                                       training=training, **card)
@@ -443,6 +449,28 @@ def train_stylegan(datasets: list[Path], output: Path, *, configs: StyleGanConfi
     if not math.isfinite(sum(v for m in metrics.values() for v in m.values())):
         raise RuntimeError(f"training diverged: {metrics}")
     return metrics
+
+
+def grow_skips(generator: Generator, encoder: Encoder, channels: int) -> tuple[Generator, Encoder]:
+    """Feature-path models without skip maps grown into ones with skip maps of ``channels`` (see
+    ``GeneratorConfig.skip_channels``): new models holding the given weights, the encoder's new skip heads at their
+    initialisation and the generator's new skip convolutions at zero, so that the grown pair draws exactly what the
+    given pair drew (as ControlNet's zero convolutions start) and training adds the skips' detail from there."""
+    if generator.config.skip_channels or encoder.config.skip_channels:
+        raise ValueError("these models already have skip maps")
+    if channels <= 0:
+        raise ValueError(f"skip channels must be positive, not {channels}")
+    grown_gen = Generator(replace(generator.config, skip_channels=channels))
+    grown_enc = Encoder(replace(encoder.config, skip_channels=channels))
+    for old, new, prefix in ((generator, grown_gen, "skips."), (encoder, grown_enc, "skip_heads.")):
+        missing, unexpected = new.load_state_dict(old.state_dict(), strict=False)
+        if unexpected or any(not k.startswith(prefix) for k in missing):
+            raise RuntimeError(f"growing skip maps: unexpected {unexpected}, missing {missing}")
+    with torch.no_grad():
+        for conv in grown_gen.skips:
+            conv.weight.zero_()
+            conv.bias.zero_()
+    return grown_gen, grown_enc
 
 
 def starting_models(start: str | None) -> tuple[Generator, Encoder, IdentityNet | None] | None:
@@ -482,10 +510,15 @@ def _arguments(tg: argparse.ArgumentParser) -> None:
                     help="feature path: continue the cross-frame stage from these models (the shipped ones, or a "
                          "train-stylegan folder) instead of new ones")
     tg.add_argument("--freeze-encoder", action="store_true",
-                    help="feature path: train the generator only (the encoder's codes, and caches of them such as "
-                         "train-styletalker --code-cache, stay valid)")
+                    help="feature path: train the generator only, and the encoder's skip heads where it has them "
+                         "(the encoder's codes, and caches of them such as train-styletalker --code-cache, stay "
+                         "valid)")
     tg.add_argument("--mouth-weight", type=float, default=0.0,
                     help="feature path: extra L1 weight on the mouth box of each target (default: 0)")
+    tg.add_argument("--skip-channels", type=int, default=0,
+                    help="feature path, with --start: grow the models' skip maps (the reference's 64 and 128 px "
+                         "encoder features, warped) of this many channels; they start at zero, so training "
+                         "continues from what the models drew (default: 0 = keep the models as they are)")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -495,7 +528,9 @@ def _run(args: argparse.Namespace) -> int:
         args.datasets, args.output, configs=configs, identity_steps=args.identity_steps, gan_steps=gan_steps,
         encoder_steps=args.encoder_steps, batch=args.batch, gan_lr=args.gan_lr, r1_gamma=args.r1_gamma,
         encoder_lr=args.encoder_lr, generator_lr=args.generator_lr, stage_minutes=args.stage_minutes,
-        start=args.start, freeze_encoder=args.freeze_encoder, mouth_weight=args.mouth_weight, workers=args.workers, devices=parse_devices(args.devices), nodes=args.nodes, quiet=args.quiet))
+        start=args.start, freeze_encoder=args.freeze_encoder, mouth_weight=args.mouth_weight,
+        skip_channels=args.skip_channels, workers=args.workers, devices=parse_devices(args.devices), nodes=args.nodes,
+        quiet=args.quiet))
 
 
 COMMAND = Command(
