@@ -380,8 +380,8 @@ def train_stylegan(datasets: list[Path], output: Path, *, configs: StyleGanConfi
                    gan_steps: int, encoder_steps: int, batch: int = 16, gan_lr: float = 0.002, r1_gamma: float = 1.0,
                    encoder_lr: float = 1e-4, generator_lr: float = 0.0, stage_minutes: float | None = None,
                    start: str | None = None, freeze_encoder: bool = False, mouth_weight: float = 0.0,
-                   skip_channels: int = 0, workers: int = 0, seed: int = 0, accelerator: str = "auto", devices: int | str = "auto",
-                   nodes: int = 1, quiet: bool = False) -> dict[str, dict[str, float]]:
+                   skip_channels: int = 0, workers: int = 0, seed: int = 0, accelerator: str = "auto",
+                   devices: int | str = "auto", nodes: int = 1, quiet: bool = False) -> dict[str, dict[str, float]]:
     """Run the stages on the datasets' train splits (validated on val) into the folder ``output``; ``stage_minutes``
     caps each stage's time. The constant path runs identity, GAN and encoder; the feature path runs identity and the
     cross-frame stage (``encoder_steps``: the encoder and generator together, :class:`CrossFrameModule`) and has no
