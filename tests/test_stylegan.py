@@ -363,8 +363,8 @@ def test_cross_frame_with_a_frozen_encoder_trains_the_generator_and_skip_heads_o
 
 def test_grown_skip_maps_start_by_drawing_what_the_models_drew() -> None:
     """Models without skip maps grown into models with them hold the same weights; the new skip convolutions start
-    at zero, so the grown pair draws exactly the same image; a training step then moves the skips. Models that have
-    skip maps already are refused."""
+    at zero, so the grown pair draws exactly the same image, and they get gradients, so training moves them. Models
+    that have skip maps already are refused."""
     from dataclasses import replace
 
     from talkinghead.train.stylegan import grow_skips
