@@ -10,8 +10,9 @@ crop and over its lower half (the IP_LAP renderer's figure), and the dlib identi
 no offline weights) between the drawn crop and the real one, both upscaled to 256 px (frames where dlib finds no
 face in either are counted, not scored), and the Pearson correlation of the mouth opening (MediaPipe mesh, pose
 removed) of the drawn targets with the real ones: how much of the mouth's motion the codes carry through the
-generator, the most any model of the codes (StyleTalker) can reach. The baseline in the same run is the reference
-frame copied unchanged.
+generator, the most any model of the codes (StyleTalker) can reach. The same correlation for each target drawn from
+its own map and codes (``mouth_corr_own_map``) shows how much of the mouth the map carries rather than the codes.
+The baseline in the same run is the reference frame copied unchanged.
 
 Writes ``contact_CLIP.png`` for the first ``sheets`` clips: rows real / drawn / reference copy, 8 targets each.
 Prints per-clip and mean figures as JSON.
@@ -55,6 +56,17 @@ def redraw(generator: Generator, encoder: Encoder, reference: np.ndarray, target
     return np.concatenate(out)
 
 
+@torch.no_grad()
+def redraw_own(generator: Generator, encoder: Encoder, targets: np.ndarray) -> np.ndarray:
+    """Crops (N, S, S, 3) uint8 of the targets (N, S', S', 3), each drawn from its own map and codes."""
+    size = generator.config.size
+    out = []
+    for s in range(0, len(targets), BATCH):
+        codes, maps = encoder.encode(crops_tensor(targets[s:s + BATCH], size))
+        out.append(to_crops(generator(codes, noise="none", reference=(maps, codes))[0]))
+    return np.concatenate(out)
+
+
 def clip_figures(generator: Generator, encoder: Encoder, embedder: FaceEmbedder, frames: np.ndarray
                  ) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
     """(figures, real targets, drawn targets) at the generator's size for one clip's crops (T, S', S', 3)."""
@@ -72,11 +84,14 @@ def clip_figures(generator: Generator, encoder: Encoder, embedder: FaceEmbedder,
             unscored += 1
         else:
             distances.append(identity_distance(er, ed))
-    big = [np.stack([cv2.resize(c, up, interpolation=cv2.INTER_CUBIC) for c in crops]) for crops in (targets, drawn)]
-    real_open, drawn_open = (mouth_opening(track_faces(b).meshes) for b in big)
+    own = redraw_own(generator, encoder, frames[1:])
+    big = [np.stack([cv2.resize(c, up, interpolation=cv2.INTER_CUBIC) for c in crops])
+           for crops in (targets, drawn, own)]
+    real_open, drawn_open, own_open = (mouth_opening(track_faces(b).meshes) for b in big)
     figures = {
         "psnr": float(np.mean([psnr(d, r) for d, r in zip(drawn, targets)])),
         "mouth_corr": pearson(drawn_open, real_open),
+        "mouth_corr_own_map": pearson(own_open, real_open),
         "psnr_lower": float(np.mean([psnr(d[half:], r[half:]) for d, r in zip(drawn, targets)])),
         "copy_psnr": float(np.mean([psnr(copy, r) for r in targets])),
         "copy_psnr_lower": float(np.mean([psnr(copy[half:], r[half:]) for r in targets])),
