@@ -45,19 +45,18 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def redraw(generator: Generator, encoder: Encoder, targets: np.ndarray, reference: np.ndarray | None = None
-           ) -> np.ndarray:
-    """Crops (N, S, S, 3) uint8 of the targets (N, S', S', 3), drawn with their own codes from the reference crop's
-    (S', S', 3) map, or each from its own map where ``reference`` is None."""
+def redraw(generator: Generator, encoder: Encoder, reference: np.ndarray, targets: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Crops (N, S, S, 3) uint8 of the targets (N, S', S', 3) drawn with their own codes: from the reference crop's
+    (S', S', 3) map, and each from its own map."""
     size = generator.config.size
-    if reference is not None:
-        ref_codes, ref_map = encoder.encode(crops_tensor(reference[None], size))
-    out = []
+    ref_codes, ref_map = encoder.encode(crops_tensor(reference[None], size))
+    from_reference, from_own = [], []
     for s in range(0, len(targets), BATCH):
         codes, maps = encoder.encode(crops_tensor(targets[s:s + BATCH], size))
-        drawn_from = (maps, codes) if reference is None else (ref_map, ref_codes)
-        out.append(to_crops(generator(codes, noise="none", reference=drawn_from)[0]))
-    return np.concatenate(out)
+        from_reference.append(to_crops(generator(codes, noise="none", reference=(ref_map, ref_codes))[0]))
+        from_own.append(to_crops(generator(codes, noise="none", reference=(maps, codes))[0]))
+    return np.concatenate(from_reference), np.concatenate(from_own)
 
 
 def clip_figures(generator: Generator, encoder: Encoder, embedder: FaceEmbedder, frames: np.ndarray
@@ -65,7 +64,7 @@ def clip_figures(generator: Generator, encoder: Encoder, embedder: FaceEmbedder,
     """(figures, real targets, drawn targets) at the generator's size for one clip's crops (T, S', S', 3)."""
     size = generator.config.size
     real = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
-    drawn = redraw(generator, encoder, frames[1:], frames[0])
+    drawn, own = redraw(generator, encoder, frames[0], frames[1:])
     targets, copy = real[1:], real[0]
     half = size // 2
     up = (256, 256)
@@ -77,7 +76,6 @@ def clip_figures(generator: Generator, encoder: Encoder, embedder: FaceEmbedder,
             unscored += 1
         else:
             distances.append(identity_distance(er, ed))
-    own = redraw(generator, encoder, frames[1:])
     big = [np.stack([cv2.resize(c, up, interpolation=cv2.INTER_CUBIC) for c in crops])
            for crops in (targets, drawn, own)]
     real_open, drawn_open, own_open = (mouth_opening(track_faces(b).meshes) for b in big)
