@@ -294,10 +294,6 @@ class CrossFrameLossWeights:
     mouth: float = 0.0
     """Extra L1 inside the target's mouth box (:func:`~talkinghead.train.datasets.lips_box`), the mean over the
     box: the lips are a few percent of the crop, so the plain L1 barely asks for the mouth to follow the codes."""
-    mouth_map: float = 5.0
-    """For a generator with a mouth hole: L1 in the hole between its input map (the fill's drawing) and the target
-    frame's own encoder map there. The image losses alone taught a new fill only a blurred mean mouth in an hour;
-    the target's map is a dense target in the space the rest of the generator was trained on."""
 
 
 class CrossFrameModule(L.LightningModule):
@@ -326,21 +322,14 @@ class CrossFrameModule(L.LightningModule):
         self.lr, self.max_steps, self.weights = lr, max_steps, weights or CrossFrameLossWeights()
         self.steps = 0
 
-    def reconstruct(self, source: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(targets (B, 3, S, S) redrawn from the sources' feature maps and the targets' codes; for a generator with
-        a mouth hole the L1 in the hole between its input map, where the fill drew, and each target's own map, else
-        None)."""
+    def reconstruct(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Targets (B, 3, S, S) redrawn from the sources' feature maps and the targets' codes."""
         if self.freeze_encoder:
             self.encoder.eval()
         codes, maps = self.encoder.encode(torch.cat([source, target]))
-        b, c = len(source), self.generator.config
-        image, drawn = self.generator(codes[b:], noise="random" if self.training else "none",
-                                      reference=([m[:b] for m in maps], codes[:b]),
-                                      features=c.input_resolution if c.mouth_hole else None)
-        if c.mouth_hole is None:
-            return image, None
-        hole = box_mask(drawn.new_tensor([c.mouth_hole]), drawn.shape[-1]).expand(b, -1, -1, -1)
-        return image, masked_l1(drawn, maps[0][b:].detach(), hole)
+        b = len(source)
+        return self.generator(codes[b:], noise="random" if self.training else "none",
+                              reference=([m[:b] for m in maps], codes[:b]))[0]
 
     def training_step(self, batch: dict, _: int) -> None:
         opt_g, opt_d = self.optimizers()  # type: ignore[misc]
@@ -349,10 +338,8 @@ class CrossFrameModule(L.LightningModule):
         source = torch.where(flip, batch["source"].flip(-1), batch["source"])
         box = batch["mouth"]
         box = torch.where(flip[:, :, 0, 0], torch.stack([1 - box[:, 2], box[:, 1], 1 - box[:, 0], box[:, 3]], 1), box)
-        fake, mouth_map = self.reconstruct(source, target)
+        fake = self.reconstruct(source, target)
         parts = {"l1": F.l1_loss(fake, target), "perceptual": self.perceptual((fake + 1) / 2, (target + 1) / 2)}
-        if mouth_map is not None:
-            parts["mouth_map"] = mouth_map
         if self.weights.mouth:
             parts["mouth"] = masked_l1(fake, target, box_mask(box, fake.shape[-1]))
         if self.identity is not None:
@@ -375,7 +362,7 @@ class CrossFrameModule(L.LightningModule):
                        **{f"train_{k}": v.detach() for k, v in parts.items()}}, prog_bar=True, batch_size=len(target))
 
     def validation_step(self, batch: dict, _: int) -> None:
-        fake, real = self.reconstruct(batch["source"], batch["image"])[0], batch["image"]
+        fake, real = self.reconstruct(batch["source"], batch["image"]), batch["image"]
         mask = box_mask(batch["mouth"], real.shape[-1])
         self.log_dict({"val_l1": F.l1_loss(fake, real), "val_psnr": psnr(fake, real),
                        "val_copy_psnr": psnr(batch["source"], real),
@@ -495,15 +482,14 @@ def grow_mouth_hole(generator: Generator, box: tuple[float, float, float, float]
     starts at zero, so the hole starts empty); training then teaches the fill to draw the mouth from the codes."""
     if generator.config.mouth_hole is not None:
         raise ValueError("this generator already has a mouth hole")
-    return _grown(generator, Generator(replace(generator.config, mouth_hole=box)), "mouth_")  # mouth_codes, mouth_fill
+    return _grown(generator, Generator(replace(generator.config, mouth_hole=box)), "mouth_fill.")
 
 
 def _grown(old: T, new: T, prefix: str) -> T:
-    """``new`` holding ``old``'s weights; raise unless its only other weights are those whose names start with
-    ``prefix``."""
+    """``new`` holding ``old``'s weights; raise unless its only other weights are those under ``prefix``."""
     missing, unexpected = new.load_state_dict(old.state_dict(), strict=False)
     if unexpected or any(not k.startswith(prefix) for k in missing):
-        raise RuntimeError(f"growing {type(new).__name__}: unexpected {unexpected}, missing {missing}")
+        raise RuntimeError(f"growing {prefix.rstrip('.')}: unexpected {unexpected}, missing {missing}")
     return new
 
 

@@ -32,10 +32,6 @@ Reference = tuple[list[torch.Tensor], torch.Tensor]
 """A feature-path generator's reference image: (its maps from :meth:`Encoder.encode`, coarsest first, each
 (B or 1, C, R, R); its W+ codes (B or 1, L, w_dim))."""
 ASSETS = Path(__file__).parent / "assets"
-MOUTH_CODE_CHANNELS = 32
-"""Channels of the motion codes' linear map that the mouth fill reads beside the map around the hole: the modulation
-alone passes little of the codes (a first fill styled by them only drew the mouth opening at 0.24 correlation from
-a frame's own codes, where a linear probe of the same codes reaches 0.57)."""
 
 
 class EqualLinear(nn.Module):
@@ -161,8 +157,7 @@ class Generator(CheckpointModel):
     the encoder's starting point. Feature path: synthesis starts from a reference's feature map and codes (the
     encoder's, :meth:`Encoder.encode`), moved by :class:`MotionFlow` to the pose and mouth of the codes drawn; with a
     ``mouth_hole`` the moved maps are hidden there and ``mouth_fill`` (a :class:`StyledUNet` over the map around the
-    hole and a linear map of the motion codes, ``mouth_codes``, spread over the map; styled by the same codes) draws
-    the mouth in their place."""
+    hole, styled by the motion codes) draws the mouth in their place."""
 
     config_class = GeneratorConfig
     default_checkpoint = ASSETS / "feature_generator_v3.pt"
@@ -175,9 +170,7 @@ class Generator(CheckpointModel):
         if c.feature_path:
             self.motion = MotionFlow(c0, c.flow_channels, c.w_dim, c.motion_latents)
             if c.mouth_hole is not None:
-                self.mouth_codes = nn.Linear(c.motion_latents * c.w_dim, MOUTH_CODE_CHANNELS)
-                self.mouth_fill = StyledUNet(c0 + 1 + MOUTH_CODE_CHANNELS, c.flow_channels, c.w_dim, c.motion_latents,
-                                             c0)
+                self.mouth_fill = StyledUNet(c0 + 1, c.flow_channels, c.w_dim, c.motion_latents, c0)
         else:
             self.mapping_net = nn.Sequential(*(EqualLinear(c.w_dim, c.w_dim, lr_mul=c.lr_mapping, activate=True)
                                                for _ in range(c.mapping_layers)))
@@ -287,11 +280,9 @@ class Generator(CheckpointModel):
         box = self.config.mouth_hole
         if box is None:
             return x
-        r, codes = x.shape[-1], w_plus[:, :self.config.motion_latents]
-        hole = box_mask(x.new_tensor([box]), r).expand(len(x), -1, -1, -1)
+        hole = box_mask(x.new_tensor([box]), x.shape[-1]).expand(len(x), -1, -1, -1)
         x = x * (1 - hole)
-        code_map = self.mouth_codes(codes.flatten(1))[:, :, None, None].expand(-1, -1, r, r)
-        return x + hole * self.mouth_fill(torch.cat([x, hole, code_map], 1), codes)
+        return x + hole * self.mouth_fill(torch.cat([x, hole], 1), w_plus[:, :self.config.motion_latents])
 
 
 class _Residual(nn.Module):
