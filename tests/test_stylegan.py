@@ -312,8 +312,9 @@ def test_lips_box_and_its_masked_l1() -> None:
     import numpy as np
 
     from talkinghead.face import indices as ix
-    from talkinghead.nn.layers import box_mask, masked_l1
+    from talkinghead.nn.layers import masked_l1
     from talkinghead.train.datasets import lips_box
+    from talkinghead.train.stylegan import box_mask
 
     mesh = np.zeros((478, 3))
     mesh[:, :2] = 10.0  # not the lips: ignored
@@ -333,8 +334,8 @@ def test_cross_frame_with_a_frozen_encoder_trains_the_generator_and_skip_heads_o
     """Continuing from given models with the encoder frozen: a training step (with the mouth term) moves the
     generator's weights and the encoder's skip heads, and no other weight of the encoder (its codes and input map
     stay as they were), whose optimiser holds none of them."""
-    from talkinghead.nn.layers import box_mask, masked_l1
-    from talkinghead.train.stylegan import CrossFrameLossWeights, CrossFrameModule
+    from talkinghead.nn.layers import masked_l1
+    from talkinghead.train.stylegan import CrossFrameLossWeights, CrossFrameModule, box_mask
 
     torch.manual_seed(0)
     gen, enc = Generator(FEATURE), Encoder(FEATURE_ENCODER)
@@ -388,52 +389,6 @@ def test_grown_skip_maps_start_by_drawing_what_the_models_drew() -> None:
         grow_skips(grown_gen, grown_enc, 4)
 
 
-def test_a_mouth_hole_hides_the_reference_mouth_and_the_codes_draw_it(tmp_path: Path) -> None:
-    """With ``mouth_hole``, nothing of the reference's maps inside the hole reaches the image (an untrained flow is
-    zero, so the hole of the warped maps is the reference's own): noise put there changes no pixel, while the same
-    noise outside it does; the fill draws the hole from the motion codes; a generator grown with the hole draws what
-    the plain one draws from maps zeroed in the hole (its new fill starts at zero); the hole round-trips through a
-    checkpoint, and boxes outside 0..1 or on the constant path are refused."""
-    from dataclasses import replace
-
-    from talkinghead.nn.layers import box_mask
-    from talkinghead.render.stylegan.config import MOUTH_HOLE
-    from talkinghead.train.stylegan import grow_mouth_hole
-
-    torch.manual_seed(0)
-    plain = Generator(FEATURE).eval()
-    gen = grow_mouth_hole(plain).eval()
-    assert gen.config.mouth_hole == MOUTH_HOLE and torch.equal(gen.motion.head.weight, plain.motion.head.weight)
-    codes, maps = Encoder(FEATURE_ENCODER).eval().encode(torch.rand(2, 3, 32, 32) * 2 - 1)
-    holes = [box_mask(torch.tensor([MOUTH_HOLE]), m.shape[-1]) for m in maps]
-    assert all(h.sum() > 0 for h in holes)
-    with torch.no_grad():
-        image = gen(codes, noise="none", reference=(maps, codes))[0]
-        hidden = [m * (1 - h) for m, h in zip(maps, holes)]
-        assert torch.allclose(image, plain(codes, noise="none", reference=(hidden, codes))[0], atol=1e-6)
-        torch.nn.init.normal_(gen.mouth_fill.head.weight, std=0.1)
-        image = gen(codes, noise="none", reference=(maps, codes))[0]
-        inside = [m + 5 * torch.randn_like(m) * h for m, h in zip(maps, holes)]
-        assert torch.allclose(gen(codes, noise="none", reference=(inside, codes))[0], image, atol=1e-5)
-        outside = [m + 5 * torch.randn_like(m) * (1 - h) for m, h in zip(maps, holes)]
-        assert not torch.allclose(gen(codes, noise="none", reference=(outside, codes))[0], image)
-        mouth = codes.clone()
-        mouth[:, :FEATURE.motion_latents] += 1.0
-        zero_flow = gen.motion_flow(mouth, (maps, codes))
-        assert torch.equal(zero_flow, torch.zeros_like(zero_flow))
-        assert not torch.allclose(gen(mouth, noise="none", reference=(maps, codes))[0], image)
-    gen.save(tmp_path / "g.pt")
-    again = Generator.load(tmp_path / "g.pt")
-    assert again.config.mouth_hole == MOUTH_HOLE
-    assert torch.equal(again(codes, noise="none", reference=(maps, codes))[0], image)
-    with pytest.raises(ValueError, match="already has a mouth hole"):
-        grow_mouth_hole(gen)
-    with pytest.raises(ValueError, match="mouth_hole"):
-        replace(FEATURE, mouth_hole=(0.5, 0.5, 0.4, 0.9))
-    with pytest.raises(ValueError, match="mouth_hole"):
-        replace(TINY, mouth_hole=MOUTH_HOLE)
-
-
 @pytest.mark.train
 @pytest.mark.slow
 def test_train_feature_path_tiny(one_clip_dataset: Path, tmp_path: Path) -> None:
@@ -478,13 +433,6 @@ def test_train_feature_path_tiny(one_clip_dataset: Path, tmp_path: Path) -> None
                    batch=4, start=str(plain), freeze_encoder=True, skip_channels=4, quiet=True)
     assert Generator.load(plain / "grown" / "generator.pt").config.skip_channels == 4
     assert Encoder.load(plain / "grown" / "encoder.pt").config.skip_channels == 4
-    # and with --hide-mouth: the saved generator has the mouth hole
-    train_stylegan([one_clip_dataset], plain / "hole", configs=c, identity_steps=0, gan_steps=0, encoder_steps=2,
-                   batch=4, start=str(plain / "grown"), freeze_encoder=True, hide_mouth=True, quiet=True)
-    assert Generator.load(plain / "hole" / "generator.pt").config.mouth_hole is not None
-    with pytest.raises(ValueError, match="need trained models"):
-        train_stylegan([one_clip_dataset], tuned, configs=c, identity_steps=0, gan_steps=0, encoder_steps=2,
-                       hide_mouth=True)
     with pytest.raises(ValueError, match="options of the feature path"):
         train_stylegan([one_clip_dataset], tuned, configs=STYLEGAN_CONFIGS["tiny"], identity_steps=0, gan_steps=0,
                        encoder_steps=2, mouth_weight=1.0)

@@ -120,14 +120,6 @@ def compose_flows(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
     return second + warp(first, second)
 
 
-def box_mask(boxes: torch.Tensor, size: int) -> torch.Tensor:
-    """(B, 1, size, size) float 0/1 masks of (B, 4) boxes (x0, y0, x1, y1) in 0..1 (pixel centres inside)."""
-    pos = (torch.arange(size, device=boxes.device, dtype=boxes.dtype) + 0.5) / size
-    inside_x = (pos[None] >= boxes[:, 0:1]) & (pos[None] <= boxes[:, 2:3])
-    inside_y = (pos[None] >= boxes[:, 1:2]) & (pos[None] <= boxes[:, 3:4])
-    return (inside_y[:, :, None] & inside_x[:, None, :]).to(boxes.dtype)[:, None]
-
-
 def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """L1 of (..., C, S, S) images inside (..., 1, S, S) masks, normalised by the masks' area (times C)."""
     return ((pred - target).abs() * mask).sum() / (mask.sum() * pred.shape[-3]).clamp_min(1.0)

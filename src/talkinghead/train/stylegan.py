@@ -37,7 +37,6 @@ import copy
 import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
 
 import lightning as L
 import torch
@@ -46,15 +45,9 @@ import torch.nn.functional as F
 from talkinghead.nn.checkpoint import checkpoint_meta
 from talkinghead.nn.discriminator import MultiScaleDiscriminator, lsgan_loss
 from talkinghead.nn.identity import IdentityNet, IdentityNetConfig, identity_loss
-from talkinghead.nn.layers import box_mask, masked_l1
+from talkinghead.nn.layers import masked_l1
 from talkinghead.nn.perceptual import PerceptualLoss
-from talkinghead.render.stylegan.config import (
-    MOUTH_HOLE,
-    DiscriminatorConfig,
-    EncoderConfig,
-    GeneratorConfig,
-    check_feature_path,
-)
+from talkinghead.render.stylegan.config import DiscriminatorConfig, EncoderConfig, GeneratorConfig, check_feature_path
 from talkinghead.render.stylegan.model import (
     Discriminator,
     Encoder,
@@ -66,8 +59,6 @@ from talkinghead.render.stylegan.model import (
 from talkinghead.spec import Command
 from talkinghead.train.common import fit, parse_devices, print_metrics, training_options
 from talkinghead.train.datasets import CropDataset
-
-T = TypeVar("T", Generator, Encoder)
 
 
 @dataclass
@@ -296,6 +287,14 @@ class CrossFrameLossWeights:
     box: the lips are a few percent of the crop, so the plain L1 barely asks for the mouth to follow the codes."""
 
 
+def box_mask(boxes: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, 1, size, size) float 0/1 masks of (B, 4) boxes (x0, y0, x1, y1) in 0..1 (pixel centres inside)."""
+    pos = (torch.arange(size, device=boxes.device, dtype=boxes.dtype) + 0.5) / size
+    inside_x = (pos[None] >= boxes[:, 0:1]) & (pos[None] <= boxes[:, 2:3])
+    inside_y = (pos[None] >= boxes[:, 1:2]) & (pos[None] <= boxes[:, 3:4])
+    return (inside_y[:, :, None] & inside_x[:, None, :]).to(boxes.dtype)[:, None]
+
+
 class CrossFrameModule(L.LightningModule):
     """The feature path trained end to end as a cross-frame autoencoder: the encoder gives the source frame's
     feature map and codes and the target frame's codes (both frames of one clip); the generator warps the source's
@@ -381,25 +380,22 @@ def train_stylegan(datasets: list[Path], output: Path, *, configs: StyleGanConfi
                    gan_steps: int, encoder_steps: int, batch: int = 16, gan_lr: float = 0.002, r1_gamma: float = 1.0,
                    encoder_lr: float = 1e-4, generator_lr: float = 0.0, stage_minutes: float | None = None,
                    start: str | None = None, freeze_encoder: bool = False, mouth_weight: float = 0.0,
-                   skip_channels: int = 0, hide_mouth: bool = False, workers: int = 0, seed: int = 0,
-                   accelerator: str = "auto",
+                   skip_channels: int = 0, workers: int = 0, seed: int = 0, accelerator: str = "auto",
                    devices: int | str = "auto", nodes: int = 1, quiet: bool = False) -> dict[str, dict[str, float]]:
     """Run the stages on the datasets' train splits (validated on val) into the folder ``output``; ``stage_minutes``
     caps each stage's time. The constant path runs identity, GAN and encoder; the feature path runs identity and the
     cross-frame stage (``encoder_steps``: the encoder and generator together, :class:`CrossFrameModule`) and has no
     GAN stage. The cross-frame stage can continue from trained models (``start``: "shipped" or a train-stylegan
     folder; their sizes replace ``configs``'), with the encoder frozen (``freeze_encoder``), an extra L1 in the
-    mouth box (``mouth_weight``), skip maps of ``skip_channels`` grown onto models without them
-    (:func:`grow_skips`), and the mouth hole grown onto a generator without one (``hide_mouth``,
-    :func:`grow_mouth_hole`). Returns each run stage's last metrics."""
+    mouth box (``mouth_weight``), and skip maps of ``skip_channels`` grown onto models without them
+    (:func:`grow_skips`). Returns each run stage's last metrics."""
     feature = configs.generator.feature_path
     if feature and gan_steps:
         raise ValueError("the feature path has no GAN stage (its generator trains with the encoder)")
-    if not feature and (start or freeze_encoder or mouth_weight or skip_channels or hide_mouth):
-        raise ValueError("start, freeze_encoder, mouth_weight, skip_channels and hide_mouth are options of the "
-                         "feature path")
-    if (freeze_encoder or skip_channels or hide_mouth) and not start:
-        raise ValueError("freeze_encoder, skip_channels and hide_mouth need trained models to start from (start)")
+    if not feature and (start or freeze_encoder or mouth_weight or skip_channels):
+        raise ValueError("start, freeze_encoder, mouth_weight and skip_channels are options of the feature path")
+    if (freeze_encoder or skip_channels) and not start:
+        raise ValueError("freeze_encoder and skip_channels need trained models to start from (start)")
     L.seed_everything(seed, workers=True, verbose=False)
     output.mkdir(parents=True, exist_ok=True)
     size = configs.generator.size
@@ -425,8 +421,6 @@ def train_stylegan(datasets: list[Path], output: Path, *, configs: StyleGanConfi
         models = starting_models(start)
         if models is not None and skip_channels:
             models = (*grow_skips(models[0], models[1], skip_channels), models[2])
-        if models is not None and hide_mouth:
-            models = (grow_mouth_hole(models[0]), *models[1:])
         identity = IdentityNet.load(paths["identity"]) if paths["identity"].exists() else \
             models[2] if models is not None else None
         cross = CrossFrameModule(models[0].config if models else configs.generator,
@@ -436,8 +430,7 @@ def train_stylegan(datasets: list[Path], output: Path, *, configs: StyleGanConfi
                                  start=models[:2] if models is not None else None, freeze_encoder=freeze_encoder)
         metrics["crossframe"] = fit(cross, train, val, max_steps=2 * encoder_steps, **run)
         training = {"lr": encoder_lr, "weights": asdict(cross.weights), "batch": batch, "start": start,
-                    "freeze_encoder": freeze_encoder, "grown_skip_channels": skip_channels,
-                    "grown_mouth_hole": hide_mouth}
+                    "freeze_encoder": freeze_encoder, "grown_skip_channels": skip_channels}
         for name in ("generator", "encoder"):
             getattr(cross, name).save(paths[name], metrics=metrics["crossframe"], steps=cross.steps,
                                       training=training, **card)
@@ -467,30 +460,17 @@ def grow_skips(generator: Generator, encoder: Encoder, channels: int) -> tuple[G
         raise ValueError("these models already have skip maps")
     if channels <= 0:
         raise ValueError(f"skip channels must be positive, not {channels}")
-    grown_gen = _grown(generator, Generator(replace(generator.config, skip_channels=channels)), "skips.")
-    grown_enc = _grown(encoder, Encoder(replace(encoder.config, skip_channels=channels)), "skip_heads.")
+    grown_gen = Generator(replace(generator.config, skip_channels=channels))
+    grown_enc = Encoder(replace(encoder.config, skip_channels=channels))
+    for old, new, prefix in ((generator, grown_gen, "skips."), (encoder, grown_enc, "skip_heads.")):
+        missing, unexpected = new.load_state_dict(old.state_dict(), strict=False)
+        if unexpected or any(not k.startswith(prefix) for k in missing):
+            raise RuntimeError(f"growing skip maps: unexpected {unexpected}, missing {missing}")
     with torch.no_grad():
         for conv in grown_gen.skips:
             conv.weight.zero_()
             conv.bias.zero_()
     return grown_gen, grown_enc
-
-
-def grow_mouth_hole(generator: Generator, box: tuple[float, float, float, float] = MOUTH_HOLE) -> Generator:
-    """A feature-path generator without a mouth hole grown into one with the hole ``box`` (see
-    ``GeneratorConfig.mouth_hole``): a new generator holding the given weights and a new mouth fill (whose head
-    starts at zero, so the hole starts empty); training then teaches the fill to draw the mouth from the codes."""
-    if generator.config.mouth_hole is not None:
-        raise ValueError("this generator already has a mouth hole")
-    return _grown(generator, Generator(replace(generator.config, mouth_hole=box)), "mouth_fill.")
-
-
-def _grown(old: T, new: T, prefix: str) -> T:
-    """``new`` holding ``old``'s weights; raise unless its only other weights are those under ``prefix``."""
-    missing, unexpected = new.load_state_dict(old.state_dict(), strict=False)
-    if unexpected or any(not k.startswith(prefix) for k in missing):
-        raise RuntimeError(f"growing {prefix.rstrip('.')}: unexpected {unexpected}, missing {missing}")
-    return new
 
 
 def starting_models(start: str | None) -> tuple[Generator, Encoder, IdentityNet | None] | None:
@@ -539,10 +519,6 @@ def _arguments(tg: argparse.ArgumentParser) -> None:
                     help="feature path, with --start: grow the models' skip maps (the reference's 64 and 128 px "
                          "encoder features, warped) of this many channels; they start at zero, so training "
                          "continues from what the models drew (default: 0 = keep the models as they are)")
-    tg.add_argument("--hide-mouth", action="store_true",
-                    help="feature path, with --start: grow a mouth hole onto the generator: the reference's warped "
-                         "maps are hidden over the mouth and a fill drawn from the motion codes takes their place, "
-                         "so that the codes draw the mouth")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -553,8 +529,7 @@ def _run(args: argparse.Namespace) -> int:
         encoder_steps=args.encoder_steps, batch=args.batch, gan_lr=args.gan_lr, r1_gamma=args.r1_gamma,
         encoder_lr=args.encoder_lr, generator_lr=args.generator_lr, stage_minutes=args.stage_minutes,
         start=args.start, freeze_encoder=args.freeze_encoder, mouth_weight=args.mouth_weight,
-        skip_channels=args.skip_channels, hide_mouth=args.hide_mouth, workers=args.workers,
-        devices=parse_devices(args.devices), nodes=args.nodes,
+        skip_channels=args.skip_channels, workers=args.workers, devices=parse_devices(args.devices), nodes=args.nodes,
         quiet=args.quiet))
 
 

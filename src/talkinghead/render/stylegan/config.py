@@ -17,12 +17,6 @@ def width_at(resolution: int, channels: int, min_channels: int) -> int:
     return max(min_channels, channels // max(1, resolution // 32))
 
 
-MOUTH_HOLE = (0.33, 0.54, 0.67, 0.78)
-"""The mouth hole of the aligned face crops: the mean training lips box (:func:`talkinghead.train.datasets.lips_box`,
-the lips grown by a quarter of their width; mean (0.366, 0.560, 0.639, 0.746) over 7225 frames of train/, the same
-on talking/) grown by 0.03 on each side; the 2nd and 98th percentiles of each edge lie within 0.10 of the mean."""
-
-
 @dataclass
 class GeneratorConfig:
     """A StyleGAN2-style generator (Karras et al., 2020), compact: a mapping network of ``mapping_layers`` from
@@ -52,22 +46,12 @@ class GeneratorConfig:
     """Feature path: channels of the reference's skip maps at each resolution above ``input_resolution`` (the
     encoder's early features, warped by the same flow and added after each upsampling convolution, as LIA's
     decoder takes its encoder's warped features); 0: the input map alone."""
-    mouth_hole: tuple[float, float, float, float] | None = None
-    """Feature path: a box (x0, y0, x1, y1, in 0..1 of the image) where the reference's maps, once warped, are
-    hidden and a fill drawn from the motion codes takes their place (the mouth: Wav2Lip and IP_LAP hide the
-    target's lower face the same way), so that the codes, not the reference's own mouth, draw it (:data:`MOUTH_HOLE`
-    on the aligned crops); None: the maps are used whole."""
 
     def __post_init__(self) -> None:
         check_size(self.size)
         r = self.input_resolution
         if r & (r - 1) or not 4 <= r < self.size:
             raise ValueError(f"input_resolution must be a power of two in 4..{self.size // 2}, not {r}")
-        if self.mouth_hole is not None:
-            self.mouth_hole = tuple(float(v) for v in self.mouth_hole)  # type: ignore[assignment]
-            x0, y0, x1, y1 = self.mouth_hole
-            if not self.feature_path or not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
-                raise ValueError(f"mouth_hole must be a box in 0..1 on the feature path, not {self.mouth_hole}")
 
     @property
     def log_size(self) -> int:

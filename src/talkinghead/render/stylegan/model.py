@@ -5,8 +5,7 @@ constant, modulated/demodulated convolutions (weights scaled per sample by the a
 noise, and skip toRGB outputs summed across resolutions. Images are (B, 3, S, S) in [-1, 1]. Layers use the
 equalised learning rate of StyleGAN (weights stored at unit variance, scaled at run time). On the feature path
 (``GeneratorConfig.input_resolution`` > 4) the constant and the layers below that resolution give way to a
-reference image's feature map, warped by a flow decoded from the motion codes' offsets (and, with a mouth hole,
-hidden over the mouth, which a fill styled by the motion codes draws).
+reference image's feature map, warped by a flow decoded from the motion codes' offsets.
 
 Encoder: a residual backbone with a feature pyramid (coarse / medium / fine maps, pSp's GradualStyleEncoder), one
 map2style head per W+ vector, added to the generator's average w; for a feature-path generator also a feature map
@@ -24,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from talkinghead.nn.checkpoint import CheckpointModel
-from talkinghead.nn.layers import box_mask, compose_flows, warp
+from talkinghead.nn.layers import compose_flows, warp
 from talkinghead.render.stylegan.config import DiscriminatorConfig, EncoderConfig, GeneratorConfig
 
 ACTIVATION_GAIN = math.sqrt(2.0)
@@ -111,42 +110,34 @@ class ToRGB(nn.Module):
         return out
 
 
-class StyledUNet(nn.Module):
-    """A map (B, cin, r, r) and ``codes`` style vectors (B, codes, w_dim) -> a map (B, cout, r, r): a U-Net two levels
-    deep of ``width`` channels; at its bottom one modulated 3x3 convolution per style vector; a head initialised at
-    zero (so a new one outputs zeros). The feature path's :class:`MotionFlow` and its mouth fill."""
+class MotionFlow(nn.Module):
+    """The feature path's flow: a reference's feature map (B, C, r, r) and the offsets (B, M, w_dim) of the motion
+    codes (driving minus reference) -> a flow (B, 2, r, r) in pixels of r that moves the map to the driving pose
+    and mouth (LIA's idea: motion as a direction in latent space, decoded to a dense flow). A U-Net two levels
+    deep over the map; at its bottom one modulated 3x3 convolution per motion code, styled by that code's offset
+    (a zero offset gives unit styles); a flow head initialised at zero."""
 
-    def __init__(self, cin: int, width: int, w_dim: int, codes: int, cout: int) -> None:
+    def __init__(self, cin: int, width: int, w_dim: int, codes: int) -> None:
         super().__init__()
         self.stem = nn.Conv2d(cin, width, 3, 1, 1)
         self.down = nn.ModuleList(nn.Conv2d(width, width, 4, 2, 1) for _ in range(2))
         self.styled = nn.ModuleList(StyledConv(width, width, w_dim) for _ in range(codes))
         self.up = nn.ModuleList(nn.Conv2d(width, width, 3, 1, 1) for _ in range(2))
-        self.head = nn.Conv2d(width, cout, 3, 1, 1)
+        self.head = nn.Conv2d(width, 2, 3, 1, 1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
-    def forward(self, features: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
         x = F.leaky_relu(self.stem(features), 0.2)
         skips = []
         for down in self.down:
             skips.append(x)
             x = F.leaky_relu(down(x), 0.2)
         for j, styled in enumerate(self.styled):
-            x = styled(x, styles[:, j], False)
+            x = styled(x, offsets[:, j], False)
         for up in self.up:
             x = F.leaky_relu(up(F.interpolate(x, scale_factor=2.0, mode="nearest")), 0.2) + skips.pop()
         return self.head(x)
-
-
-class MotionFlow(StyledUNet):
-    """The feature path's flow: a reference's feature map (B, C, r, r) and the offsets (B, M, w_dim) of the motion
-    codes (driving minus reference) -> a flow (B, 2, r, r) in pixels of r that moves the map to the driving pose
-    and mouth (LIA's idea: motion as a direction in latent space, decoded to a dense flow); a zero offset gives
-    unit styles, and a new flow is zero."""
-
-    def __init__(self, cin: int, width: int, w_dim: int, codes: int) -> None:
-        super().__init__(cin, width, w_dim, codes, 2)
 
 
 class Generator(CheckpointModel):
@@ -155,9 +146,7 @@ class Generator(CheckpointModel):
     Constant path (``input_resolution`` 4, StyleGAN2): :meth:`mapping` gives w from z; ``w_avg`` (w_dim,) is the
     running mean of mapped w (updated in training by :meth:`track_w`), the centre of the truncation trick and
     the encoder's starting point. Feature path: synthesis starts from a reference's feature map and codes (the
-    encoder's, :meth:`Encoder.encode`), moved by :class:`MotionFlow` to the pose and mouth of the codes drawn; with a
-    ``mouth_hole`` the moved maps are hidden there and ``mouth_fill`` (a :class:`StyledUNet` over the map around the
-    hole, styled by the motion codes) draws the mouth in their place."""
+    encoder's, :meth:`Encoder.encode`), moved by :class:`MotionFlow` to the pose and mouth of the codes drawn."""
 
     config_class = GeneratorConfig
     default_checkpoint = ASSETS / "feature_generator_v3.pt"
@@ -169,8 +158,6 @@ class Generator(CheckpointModel):
         c0 = c.channels_at(c.input_resolution)
         if c.feature_path:
             self.motion = MotionFlow(c0, c.flow_channels, c.w_dim, c.motion_latents)
-            if c.mouth_hole is not None:
-                self.mouth_fill = StyledUNet(c0 + 1, c.flow_channels, c.w_dim, c.motion_latents, c0)
         else:
             self.mapping_net = nn.Sequential(*(EqualLinear(c.w_dim, c.w_dim, lr_mul=c.lr_mapping, activate=True)
                                                for _ in range(c.mapping_layers)))
@@ -223,8 +210,7 @@ class Generator(CheckpointModel):
         Feature path: ``reference`` = (maps, codes) of the reference image (:meth:`Encoder.encode`) is required;
         its input map is warped by :meth:`motion_flow` of the codes drawn, then by ``flow`` when that is at the input
         resolution (StyleHEAT's flows: the codes then move the reference's face, e.g. an edit, and ``flow`` moves
-        the result), its ``mouth_hole`` drawn by the mouth fill (where the config has one), calibrated, and
-        synthesis continues from it; its skip maps, warped by the same flows (and hidden in the mouth hole), join
+        the result), calibrated, and synthesis continues from it; its skip maps, warped by the same flows, join
         after each upsampling convolution."""
         c = self.config
         if w_plus.ndim == 2:
@@ -246,7 +232,7 @@ class Generator(CheckpointModel):
             if at_input:
                 moved = compose_flows(moved, flow)
             maps = [m.expand(len(w_plus), -1, -1, -1) for m in reference[0]]
-            x = self._fill_mouth(warp(maps[0], moved), w_plus)
+            x = warp(maps[0], moved)
             if at_input and calibrate is not None:
                 x = calibrate(x)
         else:
@@ -257,7 +243,7 @@ class Generator(CheckpointModel):
             k = k0 + 1 + i
             x = up(x, w_plus[:, 2 * k - 5], random)
             if len(self.skips):
-                x = x + self.skips[i](self._hide_mouth(warp(maps[i + 1], moved)))
+                x = x + self.skips[i](warp(maps[i + 1], moved))
             x = conv(x, w_plus[:, 2 * k - 4], random)
             rgb = to_rgb(x, w_plus[:, 2 * k - 3], rgb)
             if flow is not None and flow.shape[-1] == x.shape[-1]:
@@ -267,22 +253,6 @@ class Generator(CheckpointModel):
             if features == x.shape[-1]:
                 kept = x
         return rgb, kept
-
-
-    def _hide_mouth(self, x: torch.Tensor) -> torch.Tensor:
-        """A warped reference map (B, C, r, r) with its ``mouth_hole`` at zero (unchanged without one)."""
-        box = self.config.mouth_hole
-        return x if box is None else x * (1 - box_mask(x.new_tensor([box]), x.shape[-1]))
-
-    def _fill_mouth(self, x: torch.Tensor, w_plus: torch.Tensor) -> torch.Tensor:
-        """The warped input map (B, C, r, r) with its ``mouth_hole`` drawn by the mouth fill from the motion codes
-        of W+ (B, L, w_dim) and the map around the hole (unchanged without a hole)."""
-        box = self.config.mouth_hole
-        if box is None:
-            return x
-        hole = box_mask(x.new_tensor([box]), x.shape[-1]).expand(len(x), -1, -1, -1)
-        x = x * (1 - hole)
-        return x + hole * self.mouth_fill(torch.cat([x, hole], 1), w_plus[:, :self.config.motion_latents])
 
 
 class _Residual(nn.Module):
