@@ -462,3 +462,34 @@ def test_shipped_feature_path_models_redraw_a_held_out_frame(one_clip_dataset: P
     real = frames[1:]
     assert psnr(drawn, real) > psnr(frames[:1].expand_as(real), real) + 0.5
     assert psnr(drawn, real) > psnr(swapped, real) + 1.0
+
+
+def test_a_crop_corpus_gives_crop_dataset_every_nth_frame_of_the_full_dataset(one_clip_dataset: Path,
+                                                                              tmp_path: Path) -> None:
+    """crop-corpus keeps what CropDataset reads: every 3rd frame of the real clip, the same crop (up to the JPEG it is
+    encoded in again), the same lips box (up to float16) and identity; its folder is a fraction of the dataset's.
+    The same folder or a folder that is no dataset is refused."""
+    from talkinghead.errors import InputError, TalkingHeadError
+    from talkinghead.train.datasets import CropDataset, crop_corpus
+
+    frames = crop_corpus(one_clip_dataset, tmp_path / "c", every=3, size=64, quiet=True)
+    full, small = CropDataset(one_clip_dataset, "train", size=64), CropDataset(tmp_path / "c", "train", size=64)
+    assert frames == len(small) == -(-len(full) // 3)
+    for i in range(0, len(small), 5):
+        a, b = small[i], full[3 * i]
+        near = range(max(0, 3 * i - 3), min(len(full), 3 * i + 4))
+        errors = {j: (a["image"] - full[j]["image"]).abs().mean().item() for j in near}
+        assert a["image"].shape == (3, 64, 64)
+        assert min(errors, key=errors.get) == 3 * i and errors[3 * i] < 0.03  # 2.5 % is the JPEG's, 3-6 % a neighbour's
+        assert torch.allclose(a["mouth"], b["mouth"], atol=2e-3)
+        assert torch.equal(a["identity"].nan_to_num(), b["identity"].nan_to_num())
+    size = {d: sum(f.stat().st_size for f in (d / "clips").rglob("*") if f.is_file())
+            for d in (one_clip_dataset, tmp_path / "c")}
+    assert size[tmp_path / "c"] < size[one_clip_dataset] / 10
+    with pytest.raises(InputError, match="another folder"):
+        crop_corpus(one_clip_dataset, one_clip_dataset)
+    with pytest.raises(InputError, match="not a preprocessed dataset"):
+        crop_corpus(tmp_path / "nothing", tmp_path / "d")
+    with pytest.raises(TalkingHeadError, match="every must be at least 1"):
+        crop_corpus(one_clip_dataset, tmp_path / "d", every=0)
+    assert not (tmp_path / "d").exists()

@@ -96,7 +96,7 @@ class ClipData:
 
     def frames(self, indices: np.ndarray | list[int]) -> np.ndarray:
         """Decoded face crops: (len(indices), S, S, 3) uint8 RGB, S = CROP_SIZE as preprocessing writes them (a
-        reduced copy of a dataset may store smaller crops)."""
+        crop corpus, :func:`talkinghead.train.datasets.crop_corpus`, stores smaller ones)."""
         images = [cv2.imdecode(self.jpeg[self.offsets[i]:self.offsets[i + 1]], cv2.IMREAD_COLOR)[:, :, ::-1]
                   for i in indices]
         return np.stack(images) if images else np.empty((0, CROP_SIZE, CROP_SIZE, 3), np.uint8)
@@ -114,14 +114,16 @@ def clip_dir(root: Path, clip_id: str) -> Path:
     return root / "clips" / clip_id
 
 
-def save_clip(root: Path, clip: ClipData) -> Path:
-    """Write a clip atomically: it appears under clips/<clip_id> only once complete."""
+def save_clip(root: Path, clip: ClipData, *, compressed: bool = False) -> Path:
+    """Write a clip atomically: it appears under clips/<clip_id> only once complete (``compressed``: a deflated
+    npz)."""
     final = clip_dir(root, clip.clip_id)
     tmp = final.parent / f".{clip.clip_id}.partial-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    np.savez(tmp / "data.npz", **{k: getattr(clip, k) for k in ClipData.ARRAYS if getattr(clip, k) is not None})
+    write = np.savez_compressed if compressed else np.savez
+    write(tmp / "data.npz", **{k: getattr(clip, k) for k in ClipData.ARRAYS if getattr(clip, k) is not None})
     meta = {**clip.meta, "clip_id": clip.clip_id, "speaker": clip.speaker, "split": clip.split,
             "frames": clip.n_frames, "fps": DATA_FPS, "format": FORMAT_VERSION}
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
@@ -136,7 +138,8 @@ def load_clip(path: Path) -> ClipData:
     meta = json.loads((path / "meta.json").read_text())
     with np.load(path / "data.npz", allow_pickle=False) as z:
         arrays = {k: z[k] for k in ClipData.ARRAYS if k in z}
-    arrays = {k: v.astype(np.float32) if v.dtype == np.float16 else v for k, v in arrays.items()}  # reduced copies
+    # float16 on disk: Whisper features, a crop corpus's meshes
+    arrays = {k: v.astype(np.float32) if v.dtype == np.float16 else v for k, v in arrays.items()}
     if "neutral" not in arrays:  # format 1
         arrays["neutral"] = arrays["canonical"].mean(0)
     return ClipData(clip_id=meta["clip_id"], speaker=meta["speaker"], split=meta["split"], meta=meta, **arrays)

@@ -58,7 +58,7 @@ from talkinghead.render.stylegan.model import (
 )
 from talkinghead.spec import Command
 from talkinghead.train.common import fit, parse_devices, print_metrics, training_options
-from talkinghead.train.datasets import CropDataset
+from talkinghead.train.datasets import CropDataset, crop_corpus
 
 
 @dataclass
@@ -540,3 +540,25 @@ COMMAND = Command(
                 "generator against its discriminator, then the pSp-style encoder into W+ (identity.pt, "
                 "generator.pt, discriminator.pt, encoder.pt). A stage with 0 steps reuses its file from the output "
                 "folder.", arguments=_arguments, run=_run)
+
+
+def _corpus_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("src", type=Path, help="preprocessed dataset folder (talkinghead preprocess)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="folder of the copy")
+    p.add_argument("--every", type=int, default=1, help="keep every N-th frame of each clip (default: 1, all)")
+    p.add_argument("--size", type=int, default=GeneratorConfig.size,
+                   help=f"side of the crops (px; default: {GeneratorConfig.size}, the generator's)")
+    p.add_argument("-q", "--quiet", action="store_true")
+
+
+def _run_corpus(args: argparse.Namespace) -> int:
+    frames = crop_corpus(args.src, args.output, every=args.every, size=args.size, quiet=args.quiet)
+    print(f"{frames} frames -> {args.output}")
+    return 0
+
+
+CORPUS_COMMAND = Command(
+    description="A small copy of a preprocessed dataset holding only what train-stylegan reads, to move to a "
+                "training machine: every N-th frame, the face crops at the generator's size, the lip points, the "
+                "identity embedding; clip ids and splits kept (a clip's other arrays are left empty).",
+    arguments=_corpus_arguments, run=_run_corpus)

@@ -39,4 +39,6 @@ class PastedCrops:
 SPEC = RendererSpec(name="generator", summary="the style-based generator's face crops pasted into the photo",
                     create=PastedCrops,
                     commands=(CommandRef("train-stylegan", "train the style-based generator, its encoder and identity "
-                                                           "student", "talkinghead.train.stylegan:COMMAND"),))
+                                                           "student", "talkinghead.train.stylegan:COMMAND"),
+                              CommandRef("crop-corpus", "a small copy of a dataset with only what train-stylegan "
+                                                        "reads", "talkinghead.train.stylegan:CORPUS_COMMAND")))
