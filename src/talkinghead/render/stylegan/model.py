@@ -149,8 +149,8 @@ class Generator(CheckpointModel):
     encoder's, :meth:`Encoder.encode`), moved by :class:`MotionFlow` to the pose and mouth of the codes drawn."""
 
     config_class = GeneratorConfig
-    default_checkpoint = ASSETS / "feature_generator_v3.pt"
-    """The shipped feature-path generator (128 px; its data card ``feature_v3.json`` beside it)."""
+    default_checkpoint = ASSETS / "feature_generator_v4.pt"
+    """The shipped feature-path generator (128 px; its data card ``feature_v4.json`` beside it)."""
 
     def __init__(self, config: GeneratorConfig) -> None:
         super().__init__()
@@ -293,7 +293,7 @@ class Encoder(CheckpointModel):
     7L/18 the medium one, the rest the fine one."""
 
     config_class = EncoderConfig
-    default_checkpoint = ASSETS / "feature_encoder_v2.pt"
+    default_checkpoint = ASSETS / "feature_encoder_v3.pt"
     """The shipped encoder of the shipped feature-path generator."""
 
     def __init__(self, config: EncoderConfig) -> None:
