@@ -396,6 +396,7 @@ def test_train_feature_path_tiny(one_clip_dataset: Path, tmp_path: Path) -> None
     another one's map; the feature path refuses a GAN stage."""
     from dataclasses import replace
 
+    from talkinghead.nn.checkpoint import checkpoint_meta
     from talkinghead.train.stylegan import STYLEGAN_CONFIGS, train_stylegan
 
     c = STYLEGAN_CONFIGS["feature-tiny"]
@@ -413,7 +414,13 @@ def test_train_feature_path_tiny(one_clip_dataset: Path, tmp_path: Path) -> None
     tuned = tmp_path / "tuned"
     metrics = train_stylegan([one_clip_dataset], tuned, configs=c, identity_steps=0, gan_steps=0, encoder_steps=2,
                              batch=4, start=str(tmp_path), freeze_encoder=True, mouth_weight=2.0, quiet=True)
-    assert metrics["crossframe"]["train_mouth"] > 0
+    assert metrics["crossframe"]["train_mouth"] > 0 and metrics["crossframe"]["train_identity"] > 0
+    # the identity student it trained with is in its folder, so a run continued from there has it too
+    assert (tuned / "identity.pt").exists()
+    again = train_stylegan([one_clip_dataset], tuned / "again", configs=c, identity_steps=0, gan_steps=0,
+                           encoder_steps=1, batch=4, start=str(tuned), freeze_encoder=True, quiet=True)
+    assert again["crossframe"]["train_identity"] > 0
+    assert checkpoint_meta(tuned / "again" / "generator.pt")["training"]["identity_student"]
     tuned_enc = Encoder.load(tuned / "encoder.pt").state_dict()
     assert all(torch.equal(v, tuned_enc[k]) for k, v in enc.state_dict().items() if not k.startswith("skip_heads."))
     assert not all(torch.equal(a, b) for a, b in zip(gen.state_dict().values(),
@@ -432,6 +439,8 @@ def test_train_feature_path_tiny(one_clip_dataset: Path, tmp_path: Path) -> None
     train_stylegan([one_clip_dataset], plain / "grown", configs=c, identity_steps=0, gan_steps=0, encoder_steps=2,
                    batch=4, start=str(plain), freeze_encoder=True, skip_channels=4, quiet=True)
     assert Generator.load(plain / "grown" / "generator.pt").config.skip_channels == 4
+    assert not checkpoint_meta(plain / "grown" / "generator.pt")["training"]["identity_student"]
+    assert not (plain / "grown" / "identity.pt").exists()
     assert Encoder.load(plain / "grown" / "encoder.pt").config.skip_channels == 4
     with pytest.raises(ValueError, match="options of the feature path"):
         train_stylegan([one_clip_dataset], tuned, configs=STYLEGAN_CONFIGS["tiny"], identity_steps=0, gan_steps=0,

@@ -430,10 +430,13 @@ def train_stylegan(datasets: list[Path], output: Path, *, configs: StyleGanConfi
                                  start=models[:2] if models is not None else None, freeze_encoder=freeze_encoder)
         metrics["crossframe"] = fit(cross, train, val, max_steps=2 * encoder_steps, **run)
         training = {"lr": encoder_lr, "weights": asdict(cross.weights), "batch": batch, "start": start,
-                    "freeze_encoder": freeze_encoder, "grown_skip_channels": skip_channels}
+                    "freeze_encoder": freeze_encoder, "grown_skip_channels": skip_channels,
+                    "identity_student": identity is not None}
         for name in ("generator", "encoder"):
             getattr(cross, name).save(paths[name], metrics=metrics["crossframe"], steps=cross.steps,
                                       training=training, **card)
+        if identity is not None and not paths["identity"].exists():  # the folder continues with it (--start DIR)
+            identity.save(paths["identity"], copied_from=start)
     elif encoder_steps:
         identity = IdentityNet.load(paths["identity"]) if paths["identity"].exists() else None
         enc = EncoderModule(configs.encoder, Generator.load(paths["generator"]), identity, lr=encoder_lr,
