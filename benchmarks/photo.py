@@ -15,6 +15,10 @@
   the same error of an undriven video (StyleTalker: a prior sample, seed 0; StyleHEAT: the still head) with that
   speech.
 
+Every video is generated at the frame rate of the clip it is compared with (the driving clip's for motion control):
+frames are paired by index. (Until styletalker_v2 this benchmark generated at 25 fps, so on the five 30 fps clips
+the mouth, head-angle and motion-control figures paired frames that drifted apart.)
+
 The baseline for sync and identity is the real clip itself (``lse_c_ref``); no other method runs here.
 """
 
@@ -70,14 +74,15 @@ def main() -> None:
     method = args.method
     rows, diversity, control = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
-        photos = {}
+        photos, fps = {}, {}
         for clip in clips:
-            real = read_video(clip, max_side=512, max_frames=1).frames[0]
+            first = read_video(clip, max_side=512, max_frames=1)
+            real, fps[clip] = first.frames[0], first.fps
             photos[clip] = Path(tmp) / f"{clip.stem}.png"
             cv2.imwrite(str(photos[clip]), real[:, :, ::-1])
             out = out_dir / f"{clip.stem}.mp4"
-            generate(image=photos[clip], audio=clip, output=out, method=method, size=SIZE, checkpoints=ckpt,
-                     quiet=True)
+            generate(image=photos[clip], audio=clip, output=out, method=method, fps=fps[clip], size=SIZE,
+                     checkpoints=ckpt, quiet=True)
             row = evaluate_pair(out, clip, embedder=embedder, syncnet=net, audio=clip)
             row["identity"], row["identity_faces"] = identity(embedder, out, real)
             rows.append({k: row[k] for k in ("generated", "mouth_corr", "mouth_corr_lag", "offset", "lse_c",
@@ -88,8 +93,8 @@ def main() -> None:
             samples = []
             for seed in range(5):
                 out = out_dir / f"{clip.stem}_seed{seed}.mp4"
-                generate(image=photos[clip], audio=clip, output=out, method=method, size=SIZE, seed=seed,
-                         checkpoints=ckpt, quiet=True)
+                generate(image=photos[clip], audio=clip, output=out, method=method, fps=fps[clip], size=SIZE,
+                         seed=seed, checkpoints=ckpt, quiet=True)
                 frames = read_video(out).frames
                 meshes = track_faces(frames).meshes
                 n = min(len(meshes), len(real_open))
@@ -101,9 +106,9 @@ def main() -> None:
             print(json.dumps(diversity[-1]), flush=True)
         for clip, driver in itertools.pairwise(clips[:4]):
             driven, free = out_dir / f"{clip.stem}_by_{driver.stem}.mp4", out_dir / f"{clip.stem}_{driver.stem}.mp4"
-            generate(image=photos[clip], audio=driver, output=driven, method=method, size=SIZE,
+            generate(image=photos[clip], audio=driver, output=driven, method=method, fps=fps[driver], size=SIZE,
                      motion_from=driver, checkpoints=ckpt, quiet=True)
-            generate(image=photos[clip], audio=driver, output=free, method=method, size=SIZE,
+            generate(image=photos[clip], audio=driver, output=free, method=method, fps=fps[driver], size=SIZE,
                      checkpoints=ckpt, quiet=True)
             target = angles_of(driver)
             errors = {}

@@ -85,6 +85,9 @@ def test_a_video_against_itself_is_perfect(media: Path, tmp_path: Path) -> None:
     shifted = write_video(tmp_path / "gen.mp4", (np.roll(f, 3, axis=1) for f in clip.frames), fps=clip.fps)
     moved = evaluate_pair(shifted, path, embedder=FaceEmbedder(), syncnet=net, audio=speech)
     assert moved["psnr"] < 40 and moved["ssim"] < 0.99 and moved["lmd"] < 1.0  # pose-free landmarks ignore a shift
+    faster = write_video(tmp_path / "fast.mp4", iter(clip.frames), fps=clip.fps + 5)  # index pairs would drift
+    with pytest.raises(InputError, match="fps, but its reference ref.mp4 has 25 fps"):
+        evaluate_pair(faster, path, embedder=FaceEmbedder(), syncnet=net, audio=speech)
 
 
 def test_pairs_by_name(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """``talkinghead evaluate``: compare generated talking-head videos with references.
 
-Per pair (frames matched by index, the generated video resized to the reference's size):
+Per pair (frames matched by index, so both must have the same frame rate, else an error; the generated video
+resized to the reference's size):
 
 - PSNR, SSIM, MS-SSIM on 256 px face crops cut at the reference's face in each frame;
 - CPBD sharpness of the generated crops (and of the reference's, for scale);
@@ -118,6 +119,9 @@ def evaluate_pair(generated: Path, reference: Path, *, embedder: FaceEmbedder, s
     """All metrics of one generated video against its reference (see the module docstring)."""
     ref = read_video(reference, max_side=MAX_SIDE)
     gen = read_video(generated, max_side=MAX_SIDE)
+    if abs(gen.fps - ref.fps) > 1e-3 * ref.fps:
+        raise InputError(generated, f"{gen.fps:g} fps, but its reference {reference.name} has {ref.fps:g} fps: frames "
+                                    "are matched by index, so generate it at the reference's rate (--fps)")
     speech = _speech(generated, reference, audio)
     n = min(len(ref.frames), len(gen.frames))
     h, w = ref.frames.shape[1:3]
