@@ -207,6 +207,42 @@ def test_stage_1_lowers_its_loss_and_caches_the_codes(tmp_path: Path) -> None:
     assert losses[-1] < losses[0]
 
 
+def test_mouth_probe_reads_the_opening_and_the_cross_term_trains_the_decoder_only() -> None:
+    """The probe recovers an opening written linearly into the codes (over clips with their own offsets), its pair
+    variance is twice the opening's variance within clips; the cross term is 0 for the real codes, and its
+    gradient reaches the decoder but not the posterior (the rolled latents are detached); steps on it lower it."""
+    from talkinghead.train.styletalker import cross_mouth_error, fit_mouth_probe, mouth_error
+
+    rng = np.random.default_rng(0)
+    openings = [rng.normal(size=40) * 0.1 + k for k in range(3)]
+    codes = [rng.normal(size=(40, 6, 8)) * 0.01 + rng.normal(size=(1, 6, 8)) for _ in range(3)]
+    for c, o in zip(codes, openings):
+        c[:, 1, 2] += 5 * o
+    weights, variance = fit_mouth_probe(codes, openings, 3, penalty=1e-6)
+    for c, o in zip(codes, openings):
+        x = c[:, :3].reshape(40, -1)
+        assert np.corrcoef((x - x.mean(0)) @ weights, o)[0, 1] > 0.999
+    assert variance == pytest.approx(2 * np.mean([o.var() for o in openings]), rel=1e-3)
+
+    torch.manual_seed(0)
+    model = StyleTalker(TINY)
+    w, w_ref, mels = _inputs()
+    probe = torch.from_numpy(weights)
+    assert mouth_error(w, w, probe, variance) == 0
+    audio = model.encode_audio(mels)
+    _, _, _, z = model.reconstruct(w, w_ref, audio)
+    cross_mouth_error(model, z, audio, w_ref, w, probe, variance).backward()
+    assert all(p.grad is None or not p.grad.any() for p in model.blocks[0].posterior_rnn.parameters())
+    assert model.blocks[0].k4.weight.grad.abs().sum() > 0
+
+    def loss() -> torch.Tensor:
+        a = model.encode_audio(mels)
+        return cross_mouth_error(model, model.reconstruct(w, w_ref, a)[3], a, w_ref, w, probe, variance)
+
+    losses = optimise(model, loss, steps=20, lr=3e-3)
+    assert losses[-1] < 0.5 * losses[0]
+
+
 @pytest.mark.parametrize("speech", ["whisper", "phones"])
 def test_styletalker_on_windows_of_frame_features(speech: str, tmp_path: Path) -> None:
     """The speech switch: a window of Whisper features or phone one-hots per frame through a small MLP in place of

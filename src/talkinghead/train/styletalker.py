@@ -8,8 +8,15 @@ our stand-ins named): reconstruction (L1 + the random-VGG perceptual stand-in fo
 lambda = 0.1 each: identity (the dlib student, generated frame against the real one), KL (posterior against the
 flow prior, per block and latent dimension, with free bits against posterior collapse), a video PatchGAN
 (LSGAN, 3-D convolutions over the window) and lip sync (our contrastive image SyncNet on the generated mouths,
-InfoNCE over shifted windows). One addition: an L2 between the manipulated codes and the encoder's (weight 1),
-which makes minutes of training enough to follow the encoder.
+InfoNCE over shifted windows). Two additions:
+
+- an L2 between the manipulated codes and the encoder's (weight 1), which makes minutes of training enough to
+  follow the encoder;
+- a mouth term (weight 1, :func:`cross_mouth_error`): the window's codes decoded from another window's motion
+  latents must still hold this window's mouth, read out by a linear probe of the codes (:func:`fit_mouth_probe`).
+  Without it the decoder took the mouth from the posterior's latents, which see the frames' codes, rather than
+  from the audio, and prior samples (whose latents know nothing of the speech's mouth) and ``--motion-from`` lost
+  it. It stands in for the paper's lip-sync loss through a pretrained SyncNet, which we lack.
 
 Configurations: ``tiny`` (CPU tests), ``cpu`` (the shipped checkpoint, on the 64 px ``cpu`` generator), ``small``
 (for the 128 px generator), ``paper`` (wider; GPUs).
@@ -28,6 +35,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from talkinghead.audio.speech import SPEECH_INPUTS
+from talkinghead.metrics.mouth import mouth_opening
 from talkinghead.motion.styletalker.config import StyleTalkerConfig
 from talkinghead.motion.styletalker.model import StyleTalker
 from talkinghead.nn.discriminator import VideoPatchDiscriminator
@@ -64,6 +72,7 @@ class StyleTalkerLossWeights:
     kl: float = 0.1
     adversarial: float = 0.1
     sync: float = 0.1
+    mouth: float = 1.0
     free_bits: float = 0.25
     """Free bits (Kingma et al., 2016) against posterior collapse: each block's KL per latent dimension counts at
     least this many nats, so the optimiser gains nothing by pushing it lower (a CPU run without them collapsed
@@ -76,6 +85,40 @@ def free_bits_kl(kl: torch.Tensor, prior_nll: torch.Tensor, free_bits: float) ->
     detached posterior sample (``prior_nll`` (M,), its value cancelled), so the prior keeps fitting the posterior
     while the posterior is left free."""
     return torch.where(kl > free_bits, kl, free_bits + prior_nll - prior_nll.detach()).mean()
+
+
+def fit_mouth_probe(codes: list[np.ndarray], openings: list[np.ndarray], manipulated: int,
+                    penalty: float = 100.0) -> tuple[np.ndarray, float]:
+    """A linear read-out of the mouth from the codes: ridge weights (manipulated * w_dim,) float32 from a frame's
+    first ``manipulated`` style vectors to its mouth opening (:func:`talkinghead.metrics.mouth.mouth_opening`), both
+    centred within each clip, fitted on clips' codes (N, L, w_dim) and openings (N,); and the read-outs' pair
+    variance E (p_t - p_r)^2 over two frames t, r of one clip (twice their variance within clips), what a model
+    that keeps the reference's mouth misses."""
+    xs, ys = [], []
+    for c, o in zip(codes, openings):
+        n = min(len(c), len(o))
+        x = c[:n, :manipulated].reshape(n, -1).astype(np.float64)
+        xs.append(x - x.mean(0))
+        ys.append(o[:n] - o[:n].mean())
+    a, b = np.concatenate(xs), np.concatenate(ys)
+    weights = np.linalg.solve(a.T @ a + penalty * np.eye(a.shape[1]), a.T @ b)
+    return weights.astype(np.float32), float(2 * np.mean((a @ weights) ** 2))
+
+
+def mouth_error(w_hat: torch.Tensor, w: torch.Tensor, probe: torch.Tensor, variance: float) -> torch.Tensor:
+    """Squared error of the mouth read-outs (``probe``: :func:`fit_mouth_probe`'s weights) of codes w_hat against
+    the real codes w (B, T, L, w_dim), over the read-outs' pair variance (1: no better than the reference's
+    mouth)."""
+    m = probe.numel() // w.shape[-1]
+    return ((w_hat[:, :, :m] - w[:, :, :m]).flatten(2) @ probe).pow(2).mean() / variance
+
+
+def cross_mouth_error(model: StyleTalker, z: torch.Tensor, audio: torch.Tensor, w_ref: torch.Tensor,
+                      w: torch.Tensor, probe: torch.Tensor, variance: float) -> torch.Tensor:
+    """:func:`mouth_error` of each window's codes decoded from the next window's motion latents (the batch's
+    posterior samples z rolled by one, detached) with its own audio and reference: the mouth must come from the
+    audio, whatever the motion latents."""
+    return mouth_error(model.decode(z.roll(1, 0).detach(), audio, w_ref), w, probe, variance)
 
 
 def clip_codes(encoder: Encoder, store: ClipStore, *, quiet: bool = False) -> list[np.ndarray]:
@@ -149,16 +192,21 @@ class StyleTalkerCodeModule(L.LightningModule):
     losses. Validation also scores codes drawn from the prior's mode (temperature 0), which only the audio can
     bring nearer the real ones than the reference's code (``val_prior_error`` < 1)."""
 
-    def __init__(self, model: StyleTalker, variance: float, *, lr: float = 1e-4,
-                 weights: StyleTalkerLossWeights | None = None) -> None:
+    def __init__(self, model: StyleTalker, variance: float, *, probe: tuple[np.ndarray, float] | None = None,
+                 lr: float = 1e-4, weights: StyleTalkerLossWeights | None = None) -> None:
         super().__init__()
         self.model, self.variance, self.lr = model, variance, lr
         self.weights = weights or StyleTalkerLossWeights()
+        _set_probe(self, probe)
 
     def _losses(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        w_hat, kl, prior_nll = self.model(batch["codes"], batch["reference"], batch["speech"])
-        parts = {"latent": relative_latent_error(w_hat, batch["codes"], self.model.config.manipulated, self.variance),
+        w, w_ref = batch["codes"], batch["reference"]
+        audio = self.model.encode_audio(batch["speech"])
+        w_hat, kl, prior_nll, z = self.model.reconstruct(w, w_ref, audio)
+        parts = {"latent": relative_latent_error(w_hat, w, self.model.config.manipulated, self.variance),
                  "kl": free_bits_kl(kl, prior_nll, self.weights.free_bits)}
+        if self.probe is not None:
+            parts["mouth"] = cross_mouth_error(self.model, z, audio, w_ref, w, self.probe, self.mouth_variance)
         loss = sum(getattr(self.weights, k) * v for k, v in parts.items())
         return loss, {**parts, "kl_raw": kl.mean().detach()}  # type: ignore[return-value]
 
@@ -171,24 +219,36 @@ class StyleTalkerCodeModule(L.LightningModule):
     def validation_step(self, batch: dict, _: int) -> None:
         _, parts = self._losses(batch)
         prior = self.model.generate(batch["reference"], batch["speech"], temperature=0.0)
-        self.log_dict({"val_latent": parts["latent"], "val_kl": parts["kl_raw"],
-                       "val_prior_error": relative_latent_error(prior, batch["codes"], self.model.config.manipulated,
-                                                                self.variance)},
-                      prog_bar=True, batch_size=len(batch["codes"]))
+        scores = {"val_latent": parts["latent"], "val_kl": parts["kl_raw"],
+                  "val_prior_error": relative_latent_error(prior, batch["codes"], self.model.config.manipulated,
+                                                           self.variance)}
+        if self.probe is not None:
+            scores["val_prior_mouth"] = mouth_error(prior, batch["codes"], self.probe, self.mouth_variance)
+        self.log_dict(scores, prog_bar=True, batch_size=len(batch["codes"]))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.model.parameters(), lr=self.lr)
 
 
+def _set_probe(module: L.LightningModule, probe: tuple[np.ndarray, float] | None) -> None:
+    """Keep :func:`fit_mouth_probe`'s weights as a buffer (``module.probe``, None without a probe) and its pair
+    variance (``module.mouth_variance``)."""
+    module.register_buffer("probe", None if probe is None else torch.from_numpy(probe[0]), persistent=False)
+    module.mouth_variance = 1.0 if probe is None else probe[1]
+
+
 class StyleTalkerModule(L.LightningModule):
     """Stage 2: StyleTalker + the video discriminator, trained alternately (Adam 1e-4) with the paper's image
-    losses; generator, encoder, identity student and SyncNet frozen (the last two optional: their loss terms are
-    left out without them). ``variance``: :func:`motion_variance` of the training codes."""
+    losses and our mouth term; generator, encoder, identity student and SyncNet frozen (the last two optional: their
+    loss terms are left out without them, as the mouth term is without ``probe``). ``variance``:
+    :func:`motion_variance` of the training codes."""
 
     def __init__(self, model: StyleTalker, variance: float, generator: Generator, encoder: Encoder,
-                 identity: IdentityNet | None, syncnet: SyncNet | None, *, lr: float = 1e-4,
-                 disc_channels: int = 32, weights: StyleTalkerLossWeights | None = None) -> None:
+                 identity: IdentityNet | None, syncnet: SyncNet | None, *,
+                 probe: tuple[np.ndarray, float] | None = None, lr: float = 1e-4, disc_channels: int = 32,
+                 weights: StyleTalkerLossWeights | None = None) -> None:
         super().__init__()
+        _set_probe(self, probe)
         self.automatic_optimization = False
         if syncnet is not None and syncnet.config.visual != "image":
             raise ValueError("StyleTalker's sync loss needs a SyncNet with the image visual stream")
@@ -229,7 +289,8 @@ class StyleTalkerModule(L.LightningModule):
     def _generator_losses(self, batch: dict
                           ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         real, _, w, w_ref, maps = self._prepare(batch)
-        w_hat, kl, prior_nll = self.model(w, w_ref, batch["speech"])
+        audio = self.model.encode_audio(batch["speech"])
+        w_hat, kl, prior_nll, z = self.model.reconstruct(w, w_ref, audio)
         fake = self._render(w_hat, w_ref, maps)
         score = self.disc(fake)
         parts = {"reconstruction": F.l1_loss(fake, real) + self.perceptual((fake.flatten(0, 1) + 1) / 2,
@@ -237,6 +298,8 @@ class StyleTalkerModule(L.LightningModule):
                  "latent": relative_latent_error(w_hat, w, self.model.config.manipulated, self.variance),
                  "kl": free_bits_kl(kl, prior_nll, self.weights.free_bits),
                  "adversarial": F.mse_loss(score, torch.ones_like(score))}
+        if self.probe is not None:
+            parts["mouth"] = cross_mouth_error(self.model, z, audio, w_ref, w, self.probe, self.mouth_variance)
         if self.identity is not None:
             self.identity.eval()
             parts["identity"] = identity_loss(self.identity, fake.flatten(0, 1), real.flatten(0, 1))
@@ -299,12 +362,15 @@ def manipulated_latents(generator: Generator) -> int:
 def train_styletalker(datasets: list[Path], output: Path, *, stylegan: Path | None, syncnet: Path | None,
                       config: StyleTalkerConfig, max_steps: int, code: CodeStage | None = None, batch: int = 8,
                       window: int = 16, lr: float = 1e-4, disc_channels: int = 32, max_minutes: float | None = None,
-                      workers: int = 0, seed: int = 0, accelerator: str = "auto", devices: int | str = "auto",
-                      nodes: int = 1, quiet: bool = False) -> dict[str, float]:
+                      mouth_weight: float = StyleTalkerLossWeights.mouth, workers: int = 0, seed: int = 0,
+                      accelerator: str = "auto", devices: int | str = "auto", nodes: int = 1,
+                      quiet: bool = False) -> dict[str, float]:
     """Train on the datasets' train splits (validated on val) with the generator, encoder and identity student of
     the ``train-stylegan`` folder ``stylegan`` (None: the shipped feature-path ones) and an image SyncNet
     (``syncnet``, optional): stage 1 in code space (``code``), then ``max_steps`` of stage 2 with the image losses
-    (0 skips it). The config takes the generator's W+ shape and :func:`manipulated_latents`. Saves ``output``."""
+    (0 skips it). Both stages add the mouth term at ``mouth_weight`` (0 leaves it out), its probe fitted on the
+    train split's codes and mesh openings. The config takes the generator's W+ shape and
+    :func:`manipulated_latents`. Saves ``output``."""
     L.seed_everything(seed, workers=True, verbose=False)
     code = code or CodeStage()
     if stylegan is None:
@@ -329,10 +395,13 @@ def train_styletalker(datasets: list[Path], output: Path, *, stylegan: Path | No
 
     train_store, train_codes = split_codes("train")  # stage 2 needs their variance too
     variance = motion_variance(train_codes, config.manipulated)
+    weights = replace(StyleTalkerLossWeights(), mouth=mouth_weight)
+    probe = fit_mouth_probe(train_codes, [mouth_opening(train_store.clip(k).meshes) for k in range(len(train_store))],
+                            config.manipulated) if mouth_weight else None
     metrics: dict[str, float] = {}
     if code.steps:
         val_store, val_codes = split_codes("val")
-        stage1 = StyleTalkerCodeModule(model, variance, lr=code.lr)
+        stage1 = StyleTalkerCodeModule(model, variance, probe=probe, lr=code.lr, weights=weights)
         train1 = CodeWindows(train_codes, speech_of(train_store), window=code.window,
                              stride=max(code.window // 4, 1), seed=seed)
         val1 = CodeWindows(val_codes, speech_of(val_store), window=code.window, stride=code.window, seed=seed + 1)
@@ -342,8 +411,8 @@ def train_styletalker(datasets: list[Path], output: Path, *, stylegan: Path | No
         code_steps = stage1.global_step
     else:
         code_steps = 0
-    module = StyleTalkerModule(model, variance, generator, encoder, identity, sync, lr=lr,
-                               disc_channels=disc_channels)
+    module = StyleTalkerModule(model, variance, generator, encoder, identity, sync, probe=probe, lr=lr,
+                               disc_channels=disc_channels, weights=weights)
     if max_steps:
         kw = {"window": window, "references": 1, "speech": config.speech}
         train = WindowDataset(datasets, "train", stride=max(window // 4, 1), seed=seed, **kw)
@@ -354,6 +423,7 @@ def train_styletalker(datasets: list[Path], output: Path, *, stylegan: Path | No
     model.save(output, metrics=metrics, datasets=[str(d) for d in datasets], code_steps=code_steps,
                steps=module.global_step // 2, stylegan=str(stylegan) if stylegan else shipped_models(),
                syncnet=str(syncnet) if syncnet else None, motion_variance=variance,
+               mouth_variance=probe[1] if probe else None,
                training={"batch": batch, "window": window, "lr": lr, "seed": seed, "config": asdict(config),
                          "code_stage": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(code).items()},
                          "weights": asdict(module.weights)})
@@ -383,6 +453,8 @@ def _arguments(tk: argparse.ArgumentParser) -> None:
     tk.add_argument("--window", type=int, default=16, help="frames per item (default: 16; at least 10 for sync)")
     tk.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default: 1e-4)")
     tk.add_argument("--minutes", type=float, default=None, help="stop stage 2 after this many minutes")
+    tk.add_argument("--mouth-weight", type=float, default=StyleTalkerLossWeights.mouth,
+                    help="weight of the mouth term, both stages (default: %(default)s; 0 leaves it out)")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -394,8 +466,8 @@ def _run(args: argparse.Namespace) -> int:
         args.datasets, args.output, stylegan=args.stylegan, syncnet=args.syncnet,
         config=replace(STYLETALKER_CONFIGS[args.config], speech=args.speech), max_steps=args.steps, code=code,
         batch=args.batch, window=args.window, lr=args.lr, disc_channels=DISC_CHANNELS[args.config],
-        max_minutes=args.minutes, workers=args.workers, devices=parse_devices(args.devices), nodes=args.nodes,
-        quiet=args.quiet))
+        max_minutes=args.minutes, mouth_weight=args.mouth_weight, workers=args.workers,
+        devices=parse_devices(args.devices), nodes=args.nodes, quiet=args.quiet))
 
 
 COMMAND = Command(

@@ -227,14 +227,19 @@ class StyleTalker(CheckpointModel):
         sample: mean of log q(z) - log p(z | a, w_0), w_0 the window's first frame as in Eq. 7; and the prior's
         negative log-likelihood of the detached sample per block (M,), per latent dimension, for a loss that
         trains the prior alone)."""
-        audio = self.encode_audio(speech)
+        return self.reconstruct(w, w_ref, self.encode_audio(speech))[:3]
+
+    def reconstruct(self, w: torch.Tensor, w_ref: torch.Tensor, audio: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`forward` from encoded audio (B, T, audio_dim), with the posterior sample z (B, T, M * z_dim) it
+        decoded as a fourth output."""
         mu, log_sigma = self.posterior(w, audio)
         eps = torch.randn_like(mu)
         z = mu + log_sigma.exp() * eps
         log_q = (-0.5 * eps**2 - log_sigma - 0.5 * LOG_2PI).view(*mu.shape[:2], len(self.blocks), -1).sum(-1)
         kl = (log_q.permute(2, 0, 1) - self.log_prior(z, audio, w[:, 0])).mean((1, 2)) / self.config.z_dim
         prior_nll = -self.log_prior(z.detach(), audio, w[:, 0]).mean((1, 2)) / self.config.z_dim
-        return self.decode(z, audio, w_ref), kl, prior_nll
+        return self.decode(z, audio, w_ref), kl, prior_nll, z
 
     @torch.no_grad()
     def sample_latents(self, w_ref: torch.Tensor, audio: torch.Tensor, *, temperature: float = 1.0,
