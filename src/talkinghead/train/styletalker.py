@@ -187,10 +187,11 @@ def relative_latent_error(w_hat: torch.Tensor, w: torch.Tensor, manipulated: int
 
 class StyleTalkerCodeModule(L.LightningModule):
     """Stage 1 (our addition, for CPUs): StyleTalker fitted in code space on :class:`CodeWindows`, the frozen
-    encoder's codes of every frame: :func:`relative_latent_error` + the KL with free bits. No image is drawn, so a
-    step takes a fraction of a second, not seconds; stage 2 (:class:`StyleTalkerModule`) adds the paper's image
-    losses. Validation also scores codes drawn from the prior's mode (temperature 0), which only the audio can
-    bring nearer the real ones than the reference's code (``val_prior_error`` < 1)."""
+    encoder's codes of every frame: :func:`relative_latent_error` + the KL with free bits (+ the mouth term,
+    :func:`cross_mouth_error`, with ``probe``). No image is drawn, so a step takes a fraction of a second, not
+    seconds; stage 2 (:class:`StyleTalkerModule`) adds the paper's image losses. Validation also scores codes drawn
+    from the prior's mode (temperature 0), which only the audio can bring nearer the real ones than the reference's
+    code (``val_prior_error`` < 1), and with ``probe`` their mouth (``val_prior_mouth``)."""
 
     def __init__(self, model: StyleTalker, variance: float, *, probe: tuple[np.ndarray, float] | None = None,
                  lr: float = 1e-4, weights: StyleTalkerLossWeights | None = None) -> None:
