@@ -21,6 +21,18 @@ import numpy as np
 
 from talkinghead.data.clip import clip_dir, load_clip
 from talkinghead.metrics.mouth import mouth_opening, pearson
+from talkinghead.train.styletalker import fit_mouth_probe
+
+
+def cached_codes_and_openings(codes: Path, dataset: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per clip of a code cache: its codes (N, L, w_dim) as stored and the mouth opening (N',) of its meshes in
+    ``dataset``."""
+    out: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
+    with np.load(codes) as cache:
+        for k, key in enumerate(cache["keys"]):
+            out[0].append(cache[f"c{k}"])
+            out[1].append(mouth_opening(load_clip(clip_dir(dataset, str(key).rsplit("/", 1)[1])).meshes))
+    return out
 
 
 def main() -> None:
@@ -30,26 +42,18 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--penalties", default="10,100,1000")
     args = parser.parse_args()
-    xs, ys = [], []
-    with np.load(args.codes) as cache:
-        for k, key in enumerate(cache["keys"]):
-            codes = cache[f"c{k}"].astype(np.float32)
-            opening = mouth_opening(load_clip(clip_dir(args.dataset, str(key).rsplit("/", 1)[1])).meshes)
-            n = min(len(codes), len(opening))
-            x = codes[:n].reshape(n, -1)
-            xs.append(x - x.mean(0))
-            ys.append(opening[:n] - opening[:n].mean())
-    fold = np.random.default_rng(0).integers(0, args.folds, len(xs))
-    print(f"{len(xs)} clips, {sum(len(y) for y in ys)} frames, {xs[0].shape[1]} code dimensions")
+    codes, openings = cached_codes_and_openings(args.codes, args.dataset)
+    n = [min(len(c), len(o)) for c, o in zip(codes, openings)]
+    fold = np.random.default_rng(0).integers(0, args.folds, len(codes))
+    print(f"{len(codes)} clips, {sum(n)} frames, {codes[0][0].size} code dimensions")
     for penalty in (float(p) for p in args.penalties.split(",")):
-        predicted: list[np.ndarray] = [np.zeros(0)] * len(xs)
+        scores = []
         for f in range(args.folds):
-            train = [k for k in range(len(xs)) if fold[k] != f]
-            a, b = np.concatenate([xs[k] for k in train]), np.concatenate([ys[k] for k in train])
-            w = np.linalg.solve(a.T @ a + penalty * np.eye(a.shape[1]), a.T @ b)
-            for k in np.flatnonzero(fold == f):
-                predicted[k] = xs[k] @ w
-        scores = [pearson(p, y) for p, y in zip(predicted, ys) if len(y) > 20]
+            train = [k for k in range(len(codes)) if fold[k] != f]
+            w, _ = fit_mouth_probe([codes[k] for k in train], [openings[k] for k in train], codes[0].shape[1],
+                                   penalty)
+            scores += [pearson(codes[k][:n[k]].reshape(n[k], -1).astype(np.float64) @ w, openings[k][:n[k]])
+                       for k in np.flatnonzero(fold == f) if n[k] > 20]
         print(f"penalty {penalty:g}: mean per-clip correlation {np.mean(scores):.3f} over {len(scores)} clips")
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from talkinghead.data.clip import clip_dir, load_clip
+from code_probe import cached_codes_and_openings
 from talkinghead.metrics.mouth import mouth_opening, pearson
 from talkinghead.motion.styletalker.model import StyleTalker
 from talkinghead.render.stylegan.model import Encoder
@@ -48,12 +48,7 @@ def main() -> None:
     if len(manipulated) != 1:
         parser.error("the checkpoints manipulate different numbers of style vectors")
     m = manipulated.pop()
-    train_codes, openings = [], []
-    with np.load(args.codes) as cache:
-        for k, key in enumerate(cache["keys"]):
-            train_codes.append(cache[f"c{k}"])
-            openings.append(mouth_opening(load_clip(clip_dir(args.dataset, str(key).rsplit("/", 1)[1])).meshes))
-    weights, _ = fit_mouth_probe(train_codes, openings, m)
+    weights, _ = fit_mouth_probe(*cached_codes_and_openings(args.codes, args.dataset), m)
 
     def read(w: torch.Tensor) -> np.ndarray:
         return w[0, :, :m].flatten(1).numpy() @ weights
