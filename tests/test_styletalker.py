@@ -271,6 +271,29 @@ def test_styletalker_on_windows_of_frame_features(speech: str, tmp_path: Path) -
                        model.generate(w_ref, speech_inputs, generator=torch.Generator().manual_seed(3)))
 
 
+def test_speech_dropout_acts_in_training_only(tmp_path: Path) -> None:
+    """``speech_dropout`` zeroes that share of the speech inputs in training mode, none in eval mode (what generation
+    runs in); a checkpoint saved without the field (before it existed) loads with none."""
+    from talkinghead.audio.speech import input_shape
+
+    torch.manual_seed(0)
+    model = StyleTalker(replace(TINY, speech="whisper", speech_dropout=0.5))
+    seen: list[torch.Tensor] = []
+    model.audio_encoder.register_forward_pre_hook(lambda _, args: seen.append(args[0]))
+    speech = torch.rand(2, 7, *input_shape("whisper")) + 1.0
+    model.train().encode_audio(speech)
+    dropped = (seen[-1] == 0).float().mean().item()
+    assert 0.45 < dropped < 0.55 and torch.allclose(seen[-1][seen[-1] != 0], 2 * speech[seen[-1] != 0])
+    model.eval().encode_audio(speech)
+    assert torch.equal(seen[-1], speech)
+    plain = StyleTalker(replace(TINY, speech="whisper"))
+    plain.save(tmp_path / "old.pt")
+    blob = torch.load(tmp_path / "old.pt", weights_only=False)
+    del blob["config"]["speech_dropout"]
+    torch.save(blob, tmp_path / "old.pt")
+    assert StyleTalker.load(tmp_path / "old.pt").config.speech_dropout == 0.0
+
+
 def test_prior_samples_differ_by_seed_and_match_its_density() -> None:
     """Different seeds give different motion (diversity > 0), the same seed the same; sampling at temperature 0
     follows every block prior's means, which score higher under its own log-density than random latents; the first

@@ -439,6 +439,8 @@ def _arguments(tk: argparse.ArgumentParser) -> None:
     tk.add_argument("--speech", choices=SPEECH_INPUTS, default="mel",
                     help="the audio encoder's input: mel windows (the paper), phone one-hots or Whisper tiny.en "
                          "encoder features (whisper: the last layer; whisper3: the third block) (default: mel)")
+    tk.add_argument("--speech-dropout", type=float, default=StyleTalkerConfig.speech_dropout,
+                    help="dropout on the speech inputs while training (default: %(default)s)")
     stage1 = CodeStage()
     tk.add_argument("--code-steps", type=int, default=stage1.steps,
                     help=f"stage 1, in code space (no image drawn; default: {stage1.steps}; 0 skips it)")
@@ -465,7 +467,8 @@ def _run(args: argparse.Namespace) -> int:
                      args.code_cache)
     return print_metrics(train_styletalker(
         args.datasets, args.output, stylegan=args.stylegan, syncnet=args.syncnet,
-        config=replace(STYLETALKER_CONFIGS[args.config], speech=args.speech), max_steps=args.steps, code=code,
+        config=replace(STYLETALKER_CONFIGS[args.config], speech=args.speech, speech_dropout=args.speech_dropout),
+        max_steps=args.steps, code=code,
         batch=args.batch, window=args.window, lr=args.lr, disc_channels=DISC_CHANNELS[args.config],
         max_minutes=args.minutes, mouth_weight=args.mouth_weight, workers=args.workers,
         devices=parse_devices(args.devices), nodes=args.nodes, quiet=args.quiet))

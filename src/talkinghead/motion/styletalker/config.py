@@ -22,6 +22,10 @@ class StyleTalkerConfig:
     n_mels: int = 80
     mel_frames: int = 16
     """Mel window per video frame: 0.2 s (IP_LAP's mel settings, 80 frames/s)."""
+    speech_dropout: float = 0.0
+    """Dropout on the speech inputs while training (each feature of each frame; our addition, against the audio
+    encoder learning the training speakers: a linear probe of Whisper features reads a new speaker's mouth better
+    than the encoder did without it)."""
     audio_channels: int = 32
     """Width of the audio encoder's first stage (doubling over three stages)."""
     audio_dim: int = 128

@@ -189,11 +189,13 @@ class StyleTalker(CheckpointModel):
         self.config = config
         self.audio_encoder = AudioEncoder(config) if config.speech == "mel" else \
             PerFrame(speech_encoder(config.speech, config.audio_dim))
+        self.speech_dropout = nn.Dropout(config.speech_dropout)
         self.blocks = nn.ModuleList(StyleTalkerBlock(config) for _ in range(config.manipulated))
 
     def encode_audio(self, speech: torch.Tensor) -> torch.Tensor:
-        """Per-frame speech inputs (B, T, ...) (mel windows, or ``config.speech``'s) -> (B, T, audio_dim)."""
-        return self.audio_encoder(speech)
+        """Per-frame speech inputs (B, T, ...) (mel windows, or ``config.speech``'s) -> (B, T, audio_dim); in
+        training mode through ``config.speech_dropout``."""
+        return self.audio_encoder(self.speech_dropout(speech))
 
     def _split(self, z: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return z.split(self.config.z_dim, -1)
