@@ -181,8 +181,8 @@ class StyleTalker(CheckpointModel):
     """W+ sequences of a talking head from a reference code, audio and motion latents (see the module doc)."""
 
     config_class = StyleTalkerConfig
-    default_checkpoint = Path(__file__).parent / "assets" / "styletalker_v2.pt"
-    """The shipped model (on the shipped feature-path generator; its data card ``styletalker_v2.json`` beside it)."""
+    default_checkpoint = Path(__file__).parent / "assets" / "styletalker_v3.pt"
+    """The shipped model (on the shipped feature-path generator; its data card ``styletalker_v3.json`` beside it)."""
 
     def __init__(self, config: StyleTalkerConfig) -> None:
         super().__init__()
