@@ -468,10 +468,9 @@ def _run(args: argparse.Namespace) -> int:
     return print_metrics(train_styletalker(
         args.datasets, args.output, stylegan=args.stylegan, syncnet=args.syncnet,
         config=replace(STYLETALKER_CONFIGS[args.config], speech=args.speech, speech_dropout=args.speech_dropout),
-        max_steps=args.steps, code=code,
-        batch=args.batch, window=args.window, lr=args.lr, disc_channels=DISC_CHANNELS[args.config],
-        max_minutes=args.minutes, mouth_weight=args.mouth_weight, workers=args.workers,
-        devices=parse_devices(args.devices), nodes=args.nodes, quiet=args.quiet))
+        max_steps=args.steps, code=code, batch=args.batch, window=args.window, lr=args.lr,
+        disc_channels=DISC_CHANNELS[args.config], max_minutes=args.minutes, mouth_weight=args.mouth_weight,
+        workers=args.workers, devices=parse_devices(args.devices), nodes=args.nodes, quiet=args.quiet))
 
 
 COMMAND = Command(
