@@ -92,11 +92,12 @@ def inputs_of(kind: str, rows: np.ndarray) -> np.ndarray:
     return rows.reshape(len(rows), *input_shape(kind)) if kind == "mel" else around(rows, CONTEXT)
 
 
-def speech_at(kind: str, audio: np.ndarray, n_frames: int, *, timeline: PhonemeTimeline | None = None
-              ) -> np.ndarray:
+def speech_at(kind: str, audio: np.ndarray, n_frames: int, *, timeline: PhonemeTimeline | None = None,
+              whisper: np.ndarray | None = None) -> np.ndarray:
     """:func:`speech_inputs` of ``n_frames`` frames at 25 fps of 16 kHz speech; ``phones`` reads ``timeline`` (the
-    speech analysis's; the speech is analysed now when it is not given)."""
+    speech analysis's; the speech is analysed now when it is not given), the Whisper kinds ``whisper`` when given
+    (:meth:`talkinghead.audio.features.AudioFeatures.whisper_of`; computed now when not)."""
     ids = np.zeros(n_frames, np.int64)
     if kind == "phones":
         ids = (timeline or phoneme_timeline(audio)).frame_ids(fps=DATA_FPS, n_frames=n_frames)
-    return speech_inputs(kind, audio=audio, phone_ids=ids, fps=DATA_FPS, n_frames=n_frames)
+    return speech_inputs(kind, audio=audio, phone_ids=ids, fps=DATA_FPS, n_frames=n_frames, whisper=whisper)

@@ -36,7 +36,8 @@ def styletalker_performance(request: Request, scene: Scene) -> Performance:
     n25 = frame_count(scene.features.duration, DATA_FPS)
     motion = None if request.motion_from is None else motion_latents(request.motion_from, models.encoder, kind,
                                                                      quiet=request.quiet)
-    speech = speech_at(kind, scene.speech, n25, timeline=scene.features.phonemes)
+    speech = speech_at(kind, scene.speech, n25, timeline=scene.features.phonemes,
+                       whisper=scene.features.whisper_of(kind, fps=DATA_FPS, n_frames=n25))
     codes = styletalker_codes(models, w_ref, speech, seed=request.seed, motion=motion)
     return Performance(crops=render_codes(models.generator, codes, reference))
 
@@ -70,7 +71,7 @@ SPEC = MethodSpec(
             "prior or from --motion-from (the shipped model does not lip-sync yet)",
     motion=styletalker_performance, photo=True, video=False, options=frozenset({"motion_from", "invert_steps"}),
     checkpoints=(CheckpointRole("styletalker", "StyleTalker's model (.pt)"), *GENERATOR_ROLES),
-    renderers=("generator",),
+    renderers=("generator",), whisper=True,
     commands=(CommandRef("train-styletalker", "train StyleTalker on a trained generator and encoder",
                          "talkinghead.train.styletalker:COMMAND"),),
 )
