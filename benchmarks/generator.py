@@ -1,6 +1,7 @@
 """The feature-path generator on held-out clips: every frame redrawn from another frame of its clip.
 
     python benchmarks/generator.py [STYLEGAN_DIR] DATASET [--every 5] [--sheets 3] [--out benchmarks/out/generator]
+        [--clips N] [--gains 4,8,12,16 [--styletalker STK.pt]]
 
 For every clip of DATASET (``data/talking``: speakers never trained on), the first frame is the reference, as a
 photo would be, and every ``every``-th later frame a target: the encoder gives the reference's feature map and codes
@@ -11,7 +12,12 @@ no offline weights) between the drawn crop and the real one, both upscaled to 25
 face in either are counted, not scored), and the Pearson correlation of the mouth opening (MediaPipe mesh, pose
 removed) of the drawn targets with the real ones: how much of the mouth's motion the codes carry through the
 generator, the most any model of the codes (StyleTalker) can reach. The same correlation for each target drawn from
-its own map and codes (``mouth_corr_own_map``) shows how much of the mouth the map carries rather than the codes.
+its own map and codes (``mouth_corr_own_map``) shows how much of the mouth the map carries rather than the codes;
+each drawn with the reference's codes except the motion latents (``mouth_corr_motion``) shows what StyleTalker and
+StyleHEAT can draw, which move only those. With ``--gains``, the last again with the motion latents' offset from the
+reference's along StyleTalker's mouth direction multiplied by each gain (``StyleTalker.exaggerate_mouth``; the
+direction of ``--styletalker``, by default the shipped model's), with the drawn opening's spread over the real one's:
+how StyleTalker's ``mouth_gain`` is chosen (on clips of ``train/``, so that ``talking/`` stays held out).
 The baseline in the same run is the reference frame copied unchanged.
 
 Writes ``contact_CLIP.png`` for the first ``sheets`` clips: rows real / drawn / reference copy, 8 targets each.
@@ -32,10 +38,13 @@ from talkinghead.data.clip import clip_dir, list_clips, load_clip
 from talkinghead.face.identity import FaceEmbedder, identity_distance
 from talkinghead.face.mesh import track_faces
 from talkinghead.metrics.mouth import mouth_opening, pearson
+from talkinghead.motion.styletalker.model import StyleTalker
 from talkinghead.render.stylegan.infer import crops_tensor, to_crops
 from talkinghead.render.stylegan.model import Encoder, Generator
 
 BATCH = 16
+UP = (256, 256)
+"""Crops are upscaled to this size for dlib and the mesh."""
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -45,40 +54,48 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def redraw(generator: Generator, encoder: Encoder, reference: np.ndarray, targets: np.ndarray
-           ) -> tuple[np.ndarray, np.ndarray]:
-    """Crops (N, S, S, 3) uint8 of the targets (N, S', S', 3) drawn with their own codes: from the reference crop's
-    (S', S', 3) map, and each from its own map."""
+def redraw(generator: Generator, encoder: Encoder, reference: np.ndarray, targets: np.ndarray,
+           mouth: StyleTalker | None = None, gains: tuple[float, ...] = ()
+           ) -> tuple[np.ndarray, np.ndarray, dict[float, np.ndarray]]:
+    """Crops (N, S, S, 3) uint8 of the targets (N, S', S', 3) drawn from the reference crop's (S', S', 3) map with
+    their own codes, each from its own map with its own codes, and for gain 1 and each of ``gains`` from the
+    reference's map with the reference's codes but the targets' motion latents, their mouth exaggerated by that gain
+    along ``mouth``'s direction."""
     size = generator.config.size
+    m = generator.config.motion_latents
     ref_codes, ref_map = encoder.encode(crops_tensor(reference[None], size))
     from_reference, from_own = [], []
+    motion_only: dict[float, list[np.ndarray]] = {g: [] for g in (1.0, *gains)}
     for s in range(0, len(targets), BATCH):
         codes, maps = encoder.encode(crops_tensor(targets[s:s + BATCH], size))
         from_reference.append(to_crops(generator(codes, noise="none", reference=(ref_map, ref_codes))[0]))
         from_own.append(to_crops(generator(codes, noise="none", reference=(maps, codes))[0]))
-    return np.concatenate(from_reference), np.concatenate(from_own)
+        moved = torch.cat([codes[:, :m], ref_codes[:, m:].expand(len(codes), -1, -1)], 1)
+        for gain, crops in motion_only.items():
+            drawn = moved if mouth is None else mouth.exaggerate_mouth(moved[None], ref_codes, gain)[0]
+            crops.append(to_crops(generator(drawn, noise="none", reference=(ref_map, ref_codes))[0]))
+    return np.concatenate(from_reference), np.concatenate(from_own), \
+        {g: np.concatenate(c) for g, c in motion_only.items()}
 
 
-def clip_figures(generator: Generator, encoder: Encoder, embedder: FaceEmbedder, frames: np.ndarray
+def clip_figures(generator: Generator, encoder: Encoder, embedder: FaceEmbedder, frames: np.ndarray,
+                 mouth: StyleTalker | None = None, gains: tuple[float, ...] = ()
                  ) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
     """(figures, real targets, drawn targets) at the generator's size for one clip's crops (T, S', S', 3)."""
     size = generator.config.size
     real = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
-    drawn, own = redraw(generator, encoder, frames[0], frames[1:])
+    drawn, own, motion = redraw(generator, encoder, frames[0], frames[1:], mouth, gains)
     targets, copy = real[1:], real[0]
     half = size // 2
-    up = (256, 256)
     distances, unscored = [], 0
     for r, d in zip(targets, drawn):
-        er = embedder.embed(cv2.resize(r, up, interpolation=cv2.INTER_CUBIC))
-        ed = embedder.embed(cv2.resize(d, up, interpolation=cv2.INTER_CUBIC))
+        er = embedder.embed(cv2.resize(r, UP, interpolation=cv2.INTER_CUBIC))
+        ed = embedder.embed(cv2.resize(d, UP, interpolation=cv2.INTER_CUBIC))
         if er is None or ed is None:
             unscored += 1
         else:
             distances.append(identity_distance(er, ed))
-    big = [np.stack([cv2.resize(c, up, interpolation=cv2.INTER_CUBIC) for c in crops])
-           for crops in (targets, drawn, own)]
-    real_open, drawn_open, own_open = (mouth_opening(track_faces(b).meshes) for b in big)
+    real_open, drawn_open, own_open = (opening(crops) for crops in (targets, drawn, own))
     figures = {
         "psnr": float(np.mean([psnr(d, r) for d, r in zip(drawn, targets)])),
         "mouth_corr": pearson(drawn_open, real_open),
@@ -88,7 +105,18 @@ def clip_figures(generator: Generator, encoder: Encoder, embedder: FaceEmbedder,
         "copy_psnr_lower": float(np.mean([psnr(copy[half:], r[half:]) for r in targets])),
         "identity_distance": float(np.mean(distances)) if distances else float("nan"),
         "unscored": unscored, "targets": len(targets)}
+    for gain, crops in motion.items():
+        motion_open = opening(crops)
+        suffix = "" if gain == 1.0 else f"_x{gain:g}"
+        figures[f"mouth_corr_motion{suffix}"] = pearson(motion_open, real_open)
+        figures[f"mouth_spread_motion{suffix}"] = float(np.std(motion_open) / max(np.std(real_open), 1e-8))
     return figures, targets, drawn
+
+
+def opening(crops: np.ndarray) -> np.ndarray:
+    """Mouth openings (N,) of crops (N, S, S, 3), meshed at :data:`UP`."""
+    return mouth_opening(track_faces(np.stack([cv2.resize(c, UP, interpolation=cv2.INTER_CUBIC)
+                                               for c in crops])).meshes)
 
 
 def contact_sheet(targets: np.ndarray, drawn: np.ndarray, copy: np.ndarray, n: int = 8) -> np.ndarray:
@@ -107,6 +135,11 @@ def main() -> None:
     p.add_argument("--every", type=int, default=5, help="every how many frames a target (default: 5)")
     p.add_argument("--sheets", type=int, default=3, help="contact sheets of this many clips (default: 3)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/out/generator"))
+    p.add_argument("--clips", type=int, default=None, help="this many clips, spread evenly (default: all)")
+    p.add_argument("--gains", type=lambda v: tuple(float(g) for g in v.split(",")), default=(),
+                   help="mouth gains to draw the motion-only targets at too, comma-separated (e.g. 4,8,12,16)")
+    p.add_argument("--styletalker", type=Path, default=None,
+                   help="StyleTalker checkpoint whose mouth direction --gains follow (default: the shipped one)")
     args = p.parse_args()
     if args.stylegan is None:
         generator, encoder = Generator.default(), Encoder.default()
@@ -117,11 +150,21 @@ def main() -> None:
         raise SystemExit(f"{args.stylegan}: not a feature-path generator")
     embedder = FaceEmbedder()
     args.out.mkdir(parents=True, exist_ok=True)
+    mouth = None
+    if args.gains:
+        mouth = StyleTalker.load(args.styletalker) if args.styletalker else StyleTalker.default()
+        if mouth.config.mouth_gain == 1.0:
+            raise SystemExit(f"{args.styletalker or 'the shipped StyleTalker'}: stores no mouth direction")
     per_clip = {}
-    for i, cid in enumerate(list_clips(args.dataset, None)):
+    clips = list_clips(args.dataset, None)
+    if not clips:
+        raise SystemExit(f"{args.dataset}: no preprocessed clips")
+    if args.clips is not None:
+        clips = [clips[i] for i in np.unique(np.linspace(0, len(clips) - 1, args.clips).round().astype(int))]
+    for i, cid in enumerate(clips):
         clip = load_clip(clip_dir(args.dataset, cid))
         frames = clip.frames(range(0, clip.n_frames, args.every))
-        figures, targets, drawn = clip_figures(generator, encoder, embedder, frames)
+        figures, targets, drawn = clip_figures(generator, encoder, embedder, frames, mouth, args.gains)
         per_clip[cid] = figures
         print(cid, json.dumps(figures), flush=True)
         if i < args.sheets:

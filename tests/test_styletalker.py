@@ -294,6 +294,43 @@ def test_speech_dropout_acts_in_training_only(tmp_path: Path) -> None:
     assert StyleTalker.load(tmp_path / "old.pt").config.speech_dropout == 0.0
 
 
+def test_mouth_gain_scales_the_offset_along_the_mouth_direction_at_inference(tmp_path: Path) -> None:
+    """With ``mouth_gain`` g the codes generated (prior samples and driven latents) are the same model's codes at gain
+    1 with the manipulated vectors' offset from the reference, along the stored unit mouth direction, times g; the
+    rest of the offset and the other vectors are unchanged. The direction round-trips; gain 1 stores none (older
+    checkpoints load as they are), and a zero probe is refused."""
+    torch.manual_seed(0)
+    plain = StyleTalker(TINY).eval()
+    assert not hasattr(plain, "mouth_direction")
+    model = StyleTalker(replace(TINY, mouth_gain=3.0)).eval()
+    model.load_state_dict(plain.state_dict(), strict=False)
+    probe = torch.randn(TINY.manipulated * TINY.w_dim)
+    model.set_mouth_direction(probe)
+    u = probe / probe.norm()
+    assert torch.allclose(model.mouth_direction, u)
+    _, w_ref, mels = _inputs()
+
+    def gen(m: StyleTalker) -> torch.Tensor:
+        return m.generate(w_ref, mels, generator=torch.Generator().manual_seed(1))
+
+    base, out = gen(plain), gen(model)
+    m = TINY.manipulated
+    d0 = (base[:, :, :m] - w_ref[:, None, :m]).flatten(2)
+    d1 = (out[:, :, :m] - w_ref[:, None, :m]).flatten(2)
+    assert torch.allclose(d1 @ u, 3.0 * (d0 @ u), atol=1e-5) and (d0 @ u).abs().mean() > 0
+    assert torch.allclose(d1 - (d1 @ u)[..., None] * u, d0 - (d0 @ u)[..., None] * u, atol=1e-5)
+    assert torch.equal(out[:, :, m:], base[:, :, m:])
+    z = torch.randn(2, 7, TINY.motion_dim)
+    assert torch.allclose(model.exaggerate_mouth(plain.drive(z, w_ref, mels), w_ref), model.drive(z, w_ref, mels))
+    model.save(tmp_path / "gain.pt")
+    again = StyleTalker.load(tmp_path / "gain.pt")
+    assert again.config.mouth_gain == 3.0 and torch.equal(again.mouth_direction, model.mouth_direction)
+    with pytest.raises(ValueError, match="nonzero"):
+        model.set_mouth_direction(torch.zeros_like(probe))
+    with pytest.raises(ValueError, match="stores no mouth direction"):
+        plain.set_mouth_direction(probe)
+
+
 def test_prior_samples_differ_by_seed_and_match_its_density() -> None:
     """Different seeds give different motion (diversity > 0), the same seed the same; sampling at temperature 0
     follows every block prior's means, which score higher under its own log-density than random latents; the first
@@ -338,12 +375,12 @@ def test_video_patch_discriminator() -> None:
 def tiny_models(one_clip_dataset: Path, tiny_stylegan: Path, tmp_path_factory: pytest.TempPathFactory
                 ) -> dict[str, Path]:
     """A tiny StyleTalker trained for a few steps on the tiny generator and encoder, with the untrained tiny
-    image SyncNet."""
+    image SyncNet (and a mouth gain, so the probe's direction is stored)."""
     from talkinghead.train.styletalker import STYLETALKER_CONFIGS, CodeStage, train_styletalker
 
     path = tmp_path_factory.mktemp("styletalker") / "st.pt"
     metrics = train_styletalker([one_clip_dataset], path, stylegan=tiny_stylegan, syncnet=tiny_stylegan / "sync.pt",
-                                config=STYLETALKER_CONFIGS["tiny"], max_steps=2, batch=2, window=10, quiet=True,
+                                config=replace(STYLETALKER_CONFIGS["tiny"], mouth_gain=2.0), max_steps=2, batch=2, window=10, quiet=True,
                                 code=CodeStage(steps=3, batch=2, window=10))
     assert {"train_sync", "train_identity", "train_kl", "train_adversarial", "code_train_latent"} <= set(metrics)
     assert all(np.isfinite(v) for v in metrics.values())
@@ -361,6 +398,7 @@ def test_train_styletalker_tiny(tiny_models: dict[str, Path]) -> None:
     assert (model.config.w_dim, model.config.n_latents, model.config.manipulated) == (32, 8, 4)  # the generator's
     meta = checkpoint_meta(tiny_models["styletalker"])
     assert (meta["code_steps"], meta["steps"]) == (3, 2) and meta["motion_variance"] > 0
+    assert model.config.mouth_gain == 2.0 and abs(model.mouth_direction.norm().item() - 1) < 1e-5  # the probe's
 
 
 @pytest.mark.slow

@@ -370,8 +370,8 @@ def train_styletalker(datasets: list[Path], output: Path, *, stylegan: Path | No
     the ``train-stylegan`` folder ``stylegan`` (None: the shipped feature-path ones) and an image SyncNet
     (``syncnet``, optional): stage 1 in code space (``code``), then ``max_steps`` of stage 2 with the image losses
     (0 skips it). Both stages add the mouth term at ``mouth_weight`` (0 leaves it out), its probe fitted on the
-    train split's codes and mesh openings. The config takes the generator's W+ shape and
-    :func:`manipulated_latents`. Saves ``output``."""
+    train split's codes and mesh openings; with ``config.mouth_gain`` the model stores the probe's direction. The
+    config takes the generator's W+ shape and :func:`manipulated_latents`. Saves ``output``."""
     L.seed_everything(seed, workers=True, verbose=False)
     code = code or CodeStage()
     if stylegan is None:
@@ -398,11 +398,14 @@ def train_styletalker(datasets: list[Path], output: Path, *, stylegan: Path | No
     variance = motion_variance(train_codes, config.manipulated)
     weights = replace(StyleTalkerLossWeights(), mouth=mouth_weight)
     probe = fit_mouth_probe(train_codes, [mouth_opening(train_store.clip(k).meshes) for k in range(len(train_store))],
-                            config.manipulated) if mouth_weight else None
+                            config.manipulated) if mouth_weight or config.mouth_gain != 1.0 else None
+    if config.mouth_gain != 1.0:
+        model.set_mouth_direction(torch.from_numpy(probe[0]))
+    term_probe = probe if mouth_weight else None
     metrics: dict[str, float] = {}
     if code.steps:
         val_store, val_codes = split_codes("val")
-        stage1 = StyleTalkerCodeModule(model, variance, probe=probe, lr=code.lr, weights=weights)
+        stage1 = StyleTalkerCodeModule(model, variance, probe=term_probe, lr=code.lr, weights=weights)
         train1 = CodeWindows(train_codes, speech_of(train_store), window=code.window,
                              stride=max(code.window // 4, 1), seed=seed)
         val1 = CodeWindows(val_codes, speech_of(val_store), window=code.window, stride=code.window, seed=seed + 1)
@@ -412,7 +415,7 @@ def train_styletalker(datasets: list[Path], output: Path, *, stylegan: Path | No
         code_steps = stage1.global_step
     else:
         code_steps = 0
-    module = StyleTalkerModule(model, variance, generator, encoder, identity, sync, probe=probe, lr=lr,
+    module = StyleTalkerModule(model, variance, generator, encoder, identity, sync, probe=term_probe, lr=lr,
                                disc_channels=disc_channels, weights=weights)
     if max_steps:
         kw = {"window": window, "references": 1, "speech": config.speech}
@@ -424,7 +427,7 @@ def train_styletalker(datasets: list[Path], output: Path, *, stylegan: Path | No
     model.save(output, metrics=metrics, datasets=[str(d) for d in datasets], code_steps=code_steps,
                steps=module.global_step // 2, stylegan=str(stylegan) if stylegan else shipped_models(),
                syncnet=str(syncnet) if syncnet else None, motion_variance=variance,
-               mouth_variance=probe[1] if probe else None,
+               mouth_variance=term_probe[1] if term_probe else None,
                training={"batch": batch, "window": window, "lr": lr, "seed": seed, "config": asdict(config),
                          "code_stage": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(code).items()},
                          "weights": asdict(module.weights)})
@@ -458,6 +461,10 @@ def _arguments(tk: argparse.ArgumentParser) -> None:
     tk.add_argument("--minutes", type=float, default=None, help="stop stage 2 after this many minutes")
     tk.add_argument("--mouth-weight", type=float, default=StyleTalkerLossWeights.mouth,
                     help="weight of the mouth term, both stages (default: %(default)s; 0 leaves it out)")
+    tk.add_argument("--mouth-gain", type=float, default=StyleTalkerConfig.mouth_gain,
+                    help="at inference, multiply the codes' offset from the reference along the mouth probe's "
+                         "direction by this (the shipped model: 12, for the shipped generator's weak mouth; "
+                         "default: %(default)s = off)")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -467,7 +474,8 @@ def _run(args: argparse.Namespace) -> int:
                      args.code_cache)
     return print_metrics(train_styletalker(
         args.datasets, args.output, stylegan=args.stylegan, syncnet=args.syncnet,
-        config=replace(STYLETALKER_CONFIGS[args.config], speech=args.speech, speech_dropout=args.speech_dropout),
+        config=replace(STYLETALKER_CONFIGS[args.config], speech=args.speech, speech_dropout=args.speech_dropout,
+                       mouth_gain=args.mouth_gain),
         max_steps=args.steps, code=code, batch=args.batch, window=args.window, lr=args.lr,
         disc_channels=DISC_CHANNELS[args.config], max_minutes=args.minutes, mouth_weight=args.mouth_weight,
         workers=args.workers, devices=parse_devices(args.devices), nodes=args.nodes, quiet=args.quiet))

@@ -26,6 +26,11 @@ class StyleTalkerConfig:
     """Dropout on the speech inputs while training (each feature of each frame; our addition, against the audio
     encoder learning the training speakers: a linear probe of Whisper features reads a new speaker's mouth better
     than the encoder did without it)."""
+    mouth_gain: float = 1.0
+    """At inference (prior samples and ``--motion-from``), each frame's offset from the reference's codes along the
+    mouth direction (``StyleTalker.mouth_direction``: the unit read-out direction of the mouth probe fitted in
+    training) is multiplied by this (our addition: the feature-path generator draws a mouth at about a quarter of
+    the opening the codes say); 1: off, and no direction is stored."""
     audio_channels: int = 32
     """Width of the audio encoder's first stage (doubling over three stages)."""
     audio_dim: int = 128
@@ -47,6 +52,8 @@ class StyleTalkerConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.manipulated <= self.n_latents:
             raise ValueError(f"manipulated must be 1..{self.n_latents}, not {self.manipulated}")
+        if self.mouth_gain <= 0:
+            raise ValueError(f"mouth_gain must be positive, not {self.mouth_gain}")
         if self.z_dim < 2:
             raise ValueError("each block's flow needs z_dim >= 2")
 

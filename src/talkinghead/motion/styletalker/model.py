@@ -21,6 +21,9 @@ its appendix A.2-A.3):
 Audio-driven generation samples z from the prior; motion-controllable generation takes z from the posterior of
 another video (its head motion and blinks on our face, lips from the new audio).
 
+At inference the decoded codes' offsets from the reference along the mouth direction are multiplied by
+``config.mouth_gain`` (our addition, see :meth:`StyleTalker.exaggerate_mouth`).
+
 Where the text is silent we chose: z of ``z_dim`` per block; the first LSTM reads w_0 as a one-step sequence; the
 autoregressive LSTM reads the previous latent on the flow's base side (where its Gaussians are); K3 starts at a
 bias of 4 and K4 at zero, so an untrained block gives w^_t = sigmoid(4) w_ref (0.98 w_ref).
@@ -181,8 +184,8 @@ class StyleTalker(CheckpointModel):
     """W+ sequences of a talking head from a reference code, audio and motion latents (see the module doc)."""
 
     config_class = StyleTalkerConfig
-    default_checkpoint = Path(__file__).parent / "assets" / "styletalker_v3.pt"
-    """The shipped model (on the shipped feature-path generator; its data card ``styletalker_v3.json`` beside it)."""
+    default_checkpoint = Path(__file__).parent / "assets" / "styletalker_v4.pt"
+    """The shipped model (on the shipped feature-path generator; its data card ``styletalker_v4.json`` beside it)."""
 
     def __init__(self, config: StyleTalkerConfig) -> None:
         super().__init__()
@@ -191,6 +194,8 @@ class StyleTalker(CheckpointModel):
             PerFrame(speech_encoder(config.speech, config.audio_dim))
         self.speech_dropout = nn.Dropout(config.speech_dropout)
         self.blocks = nn.ModuleList(StyleTalkerBlock(config) for _ in range(config.manipulated))
+        if config.mouth_gain != 1.0:
+            self.register_buffer("mouth_direction", torch.zeros(config.manipulated * config.w_dim))
 
     def encode_audio(self, speech: torch.Tensor) -> torch.Tensor:
         """Per-frame speech inputs (B, T, ...) (mel windows, or ``config.speech``'s) -> (B, T, audio_dim); in
@@ -250,13 +255,40 @@ class StyleTalker(CheckpointModel):
         return torch.cat([block.prior.sample(block.audio_in(audio), w_ref[:, i], temperature=temperature,
                                              generator=generator) for i, block in enumerate(self.blocks)], -1)
 
+    def set_mouth_direction(self, probe: torch.Tensor) -> None:
+        """Store the unit direction of a mouth probe's weights (manipulated * w_dim,) (the training's read-out of
+        the mouth from the codes) for :meth:`exaggerate_mouth`."""
+        if self.config.mouth_gain == 1.0:
+            raise ValueError("a model with mouth_gain 1 stores no mouth direction")
+        norm = probe.norm()
+        if probe.shape != self.mouth_direction.shape or not torch.isfinite(norm) or norm == 0:
+            raise ValueError(f"a mouth probe must be a nonzero vector of {self.mouth_direction.numel()} numbers")
+        self.mouth_direction.copy_(probe / norm)
+
+    def exaggerate_mouth(self, w: torch.Tensor, w_ref: torch.Tensor, gain: float | None = None) -> torch.Tensor:
+        """Codes (B, T, L, w_dim) whose manipulated vectors' offset from w_ref (B, L, w_dim), flattened, has its
+        component along ``mouth_direction`` multiplied by ``gain`` (default: ``config.mouth_gain``; the rest of the
+        offset, and the other vectors, unchanged)."""
+        c = self.config
+        gain = c.mouth_gain if gain is None else gain
+        if gain == 1.0:
+            return w
+        if c.mouth_gain == 1.0:
+            raise ValueError("this model stores no mouth direction (its mouth_gain is 1)")
+        m = c.manipulated
+        offset = (w[:, :, :m] - w_ref[:, None, :m]).flatten(2)
+        u = self.mouth_direction
+        offset = offset + (gain - 1.0) * (offset @ u)[..., None] * u
+        return torch.cat([w_ref[:, None, :m] + offset.view(*w.shape[:2], m, -1), w[:, :, m:]], 2)
+
     @torch.no_grad()
     def generate(self, w_ref: torch.Tensor, speech: torch.Tensor, *, temperature: float = 1.0,
                  generator: torch.Generator | None = None) -> torch.Tensor:
-        """Audio-driven: codes (B, T, L, w_dim) with motion latents sampled from the prior."""
+        """Audio-driven: codes (B, T, L, w_dim) with motion latents sampled from the prior (the mouth exaggerated
+        by :meth:`exaggerate_mouth`)."""
         audio = self.encode_audio(speech)
-        return self.decode(self.sample_latents(w_ref, audio, temperature=temperature, generator=generator),
-                           audio, w_ref)
+        return self.exaggerate_mouth(self.decode(self.sample_latents(w_ref, audio, temperature=temperature,
+                                                                     generator=generator), audio, w_ref), w_ref)
 
     @torch.no_grad()
     def motion_latents(self, w: torch.Tensor, speech: torch.Tensor) -> torch.Tensor:
@@ -265,5 +297,6 @@ class StyleTalker(CheckpointModel):
 
     @torch.no_grad()
     def drive(self, z: torch.Tensor, w_ref: torch.Tensor, speech: torch.Tensor) -> torch.Tensor:
-        """Codes (B, T, L, w_dim) of given motion latents (B, T, M * z_dim) with new audio on w_ref."""
-        return self.decode(z, self.encode_audio(speech), w_ref)
+        """Codes (B, T, L, w_dim) of given motion latents (B, T, M * z_dim) with new audio on w_ref (the mouth
+        exaggerated by :meth:`exaggerate_mouth`)."""
+        return self.exaggerate_mouth(self.decode(z, self.encode_audio(speech), w_ref), w_ref)
