@@ -68,7 +68,7 @@ def motion_latents(path: Path, encoder: Encoder, speech: str, *, quiet: bool) ->
 SPEC = MethodSpec(
     name="styletalker", title="StyleTalker (photos)",
     summary="StyleTalker: a photo redrawn by the style-based generator (128 px face), motion sampled from the "
-            "prior or from --motion-from (the shipped model does not lip-sync yet)",
+            "prior or from --motion-from (the shipped model's lip sync is still weak)",
     motion=styletalker_performance, photo=True, video=False, options=frozenset({"motion_from", "invert_steps"}),
     checkpoints=(CheckpointRole("styletalker", "StyleTalker's model (.pt)"), *GENERATOR_ROLES),
     renderers=("generator",), whisper=True,
