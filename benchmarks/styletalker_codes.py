@@ -15,7 +15,8 @@ with motion latents from:
 
 Printed per checkpoint (default: the shipped one): the mean over clips of the Pearson correlation between the
 probe's read-out of the decoded codes and the real mouth opening, beside the read-out of the clip's real codes
-(what the probe itself reaches).
+(what the probe itself reaches). The codes are read before a model's ``mouth_gain`` (``generate`` applies it after
+decoding): along the model's mouth direction it scales the read-out and leaves these correlations as they are.
 """
 
 from __future__ import annotations
