@@ -432,6 +432,33 @@ def test_generate_styletalker(media: Path, tiny_models: dict[str, Path], tmp_pat
     assert not (tmp_path / "x.mp4").exists()
 
 
+@pytest.mark.train
+@pytest.mark.slow
+def test_expression_scale_multiplies_the_mouth_gain(tiny_models: dict[str, Path]) -> None:
+    """``--expression-scale`` reaches StyleTalker as a factor on its mouth gain: the codes' mouth component along the
+    stored direction scales by it, the rest stays; a model without a direction accepts only 1, with a one-line
+    error otherwise."""
+    from talkinghead.audio.speech import input_shape
+    from talkinghead.errors import TalkingHeadError
+    from talkinghead.motion.styletalker.infer import StyleTalkerModels, load_models, styletalker_codes
+
+    models = load_models(tiny_models)
+    c = models.model.config
+    w_ref = torch.randn(c.n_latents, c.w_dim)
+    speech = np.random.default_rng(0).standard_normal((9, *input_shape(c.speech))).astype(np.float32)
+    one, two = (styletalker_codes(models, w_ref, speech, mouth_scale=k) for k in (1.0, 2.0))
+    u, m = models.model.mouth_direction, c.manipulated
+    d1, d2 = ((x[:, :m] - w_ref[None, :m]).flatten(1) for x in (one, two))
+    assert torch.allclose(d2 @ u, 2 * (d1 @ u), atol=1e-5) and (d1 @ u).abs().mean() > 0
+    assert torch.allclose(d2 - (d2 @ u)[:, None] * u, d1 - (d1 @ u)[:, None] * u, atol=1e-5)
+    plain = StyleTalker(replace(c, mouth_gain=1.0))
+    plain.load_state_dict({k: v for k, v in models.model.state_dict().items() if k != "mouth_direction"})
+    bare = StyleTalkerModels(plain, models.generator, models.encoder)
+    assert styletalker_codes(bare, w_ref, speech).shape == one.shape
+    with pytest.raises(TalkingHeadError, match="no mouth direction.*--expression-scale"):
+        styletalker_codes(bare, w_ref, speech, mouth_scale=2.0)
+
+
 def test_styletalker_draws_from_the_reference_maps_on_the_feature_path() -> None:
     """On a feature-path generator StyleTalker's frames are drawn from the reference's maps: its losses are finite
     and a step of its optimiser lowers the latent loss; other reference frames give other frames."""
@@ -459,8 +486,9 @@ def test_styletalker_draws_from_the_reference_maps_on_the_feature_path() -> None
 
 def test_the_shipped_model_runs_on_the_shipped_generator() -> None:
     """With no checkpoints given, StyleTalker loads its shipped model on the shipped feature-path generator and
-    encoder (their W+ shapes agree); it moves the motion latents only, and a prior sample of a reference's codes
-    stays near them (its motion, not another face)."""
+    encoder (their W+ shapes agree); it moves the motion latents only, a prior sample of a reference's codes stays
+    near them before the mouth gain (its motion, not another face), and the gain moves them along the mouth
+    direction only."""
     from talkinghead.audio.speech import input_shape
     from talkinghead.motion.styletalker.infer import load_models
 
@@ -470,7 +498,13 @@ def test_the_shipped_model_runs_on_the_shipped_generator() -> None:
     torch.manual_seed(0)
     codes, _ = models.encoder.encode(torch.rand(1, 3, 128, 128) * 2 - 1)
     speech = torch.zeros(1, 25, *input_shape(c.speech))
-    out = models.model.generate(codes, speech, generator=torch.Generator().manual_seed(0))
+    out = models.model.generate(codes, speech, generator=torch.Generator().manual_seed(0), mouth_gain=1.0)
     kept = out[:, :, c.manipulated:]
     assert out.shape == (1, 25, g.n_latents, g.w_dim) and torch.equal(kept, codes[:, None, c.manipulated:].expand_as(kept))
     assert (out[:, :, :c.manipulated] - codes[:, None, :c.manipulated]).abs().mean() < codes.abs().mean()
+    # as shipped, the mouth gain moves the codes along the stored mouth direction only
+    assert c.mouth_gain > 1.0
+    shipped = models.model.generate(codes, speech, generator=torch.Generator().manual_seed(0))
+    moved = (shipped - out)[:, :, :c.manipulated].flatten(2)
+    u = models.model.mouth_direction / models.model.mouth_direction.norm()
+    assert moved.abs().max() > 0 and torch.allclose(moved, (moved @ u)[..., None] * u, atol=1e-4)

@@ -42,20 +42,25 @@ def load_models(paths: dict[str, str | Path]) -> StyleTalkerModels:
 
 @torch.no_grad()
 def styletalker_codes(models: StyleTalkerModels, w_ref: torch.Tensor, speech: np.ndarray, *, seed: int = 0,
-                      temperature: float = 1.0, motion: tuple[torch.Tensor, np.ndarray] | None = None
-                      ) -> torch.Tensor:
+                      temperature: float = 1.0, motion: tuple[torch.Tensor, np.ndarray] | None = None,
+                      mouth_scale: float = 1.0) -> torch.Tensor:
     """W+ codes (T, L, w_dim) of T frames at 25 fps for a reference code w_ref (L, w_dim) and the speech's inputs
-    (T, ...) (:func:`talkinghead.audio.speech.speech_at` of the model's ``config.speech``).
+    (T, ...) (:func:`talkinghead.audio.speech.speech_at` of the model's ``config.speech``). ``mouth_scale``
+    multiplies the model's ``mouth_gain`` (``--expression-scale``; a model without a mouth direction takes 1 only).
 
     Audio-driven (``motion`` None): motion latents sampled from the prior (``seed``, ``temperature``).
     Motion-controllable: ``motion`` = (the codes (M, L, w_dim) of a motion video at 25 fps, its speech inputs
     (M, ...)); its posterior motion latents drive our face, looped back and forth when shorter than the speech."""
     model = models.model.eval()
+    if mouth_scale != 1.0 and model.config.mouth_gain == 1.0:
+        raise TalkingHeadError("this StyleTalker checkpoint stores no mouth direction (it was trained with "
+                               "--mouth-gain 1), so it cannot scale the mouth: leave --expression-scale at 1")
+    gain = model.config.mouth_gain * mouth_scale
     inputs = torch.from_numpy(speech).float()[None]
     if motion is None:
         gen = torch.Generator().manual_seed(seed)
-        return model.generate(w_ref[None], inputs, temperature=temperature, generator=gen)[0]
+        return model.generate(w_ref[None], inputs, temperature=temperature, generator=gen, mouth_gain=gain)[0]
     codes, motion_speech = motion
     z = model.motion_latents(codes[None], torch.from_numpy(motion_speech).float()[None])[0]
     order = frame_indices(len(speech), DATA_FPS, len(z), DATA_FPS)
-    return model.drive(z[order][None], w_ref[None], inputs)[0]
+    return model.drive(z[order][None], w_ref[None], inputs, mouth_gain=gain)[0]

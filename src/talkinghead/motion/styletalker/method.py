@@ -38,7 +38,8 @@ def styletalker_performance(request: Request, scene: Scene) -> Performance:
                                                                      quiet=request.quiet)
     speech = speech_at(kind, scene.speech, n25, timeline=scene.features.phonemes,
                        whisper=scene.features.whisper_of(kind, fps=DATA_FPS, n_frames=n25))
-    codes = styletalker_codes(models, w_ref, speech, seed=request.seed, motion=motion)
+    codes = styletalker_codes(models, w_ref, speech, seed=request.seed, motion=motion,
+                              mouth_scale=request.expression_scale)
     return Performance(crops=render_codes(models.generator, codes, reference))
 
 
@@ -69,7 +70,7 @@ SPEC = MethodSpec(
     name="styletalker", title="StyleTalker (photos)",
     summary="StyleTalker: a photo redrawn by the style-based generator (128 px face), motion sampled from the "
             "prior or from --motion-from (the shipped model's lip sync is still weak)",
-    motion=styletalker_performance, photo=True, video=False, options=frozenset({"motion_from", "invert_steps"}),
+    motion=styletalker_performance, photo=True, video=False, options=frozenset({"motion_from", "invert_steps", "expression_scale"}),
     checkpoints=(CheckpointRole("styletalker", "StyleTalker's model (.pt)"), *GENERATOR_ROLES),
     renderers=("generator",), whisper=True,
     commands=(CommandRef("train-styletalker", "train StyleTalker on a trained generator and encoder",

@@ -277,18 +277,19 @@ class StyleTalker(CheckpointModel):
             raise ValueError("this model stores no mouth direction (its mouth_gain is 1)")
         m = c.manipulated
         offset = (w[:, :, :m] - w_ref[:, None, :m]).flatten(2)
-        u = self.mouth_direction
+        u = self.mouth_direction / self.mouth_direction.norm()  # unit again after float16 storage
         offset = offset + (gain - 1.0) * (offset @ u)[..., None] * u
         return torch.cat([w_ref[:, None, :m] + offset.view(*w.shape[:2], m, -1), w[:, :, m:]], 2)
 
     @torch.no_grad()
     def generate(self, w_ref: torch.Tensor, speech: torch.Tensor, *, temperature: float = 1.0,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+                 generator: torch.Generator | None = None, mouth_gain: float | None = None) -> torch.Tensor:
         """Audio-driven: codes (B, T, L, w_dim) with motion latents sampled from the prior (the mouth exaggerated
-        by :meth:`exaggerate_mouth`)."""
+        by :meth:`exaggerate_mouth` with ``mouth_gain``, default ``config.mouth_gain``)."""
         audio = self.encode_audio(speech)
-        return self.exaggerate_mouth(self.decode(self.sample_latents(w_ref, audio, temperature=temperature,
-                                                                     generator=generator), audio, w_ref), w_ref)
+        codes = self.decode(self.sample_latents(w_ref, audio, temperature=temperature, generator=generator), audio,
+                            w_ref)
+        return self.exaggerate_mouth(codes, w_ref, mouth_gain)
 
     @torch.no_grad()
     def motion_latents(self, w: torch.Tensor, speech: torch.Tensor) -> torch.Tensor:
@@ -296,7 +297,8 @@ class StyleTalker(CheckpointModel):
         return self.posterior(w, self.encode_audio(speech))[0]
 
     @torch.no_grad()
-    def drive(self, z: torch.Tensor, w_ref: torch.Tensor, speech: torch.Tensor) -> torch.Tensor:
+    def drive(self, z: torch.Tensor, w_ref: torch.Tensor, speech: torch.Tensor, *, mouth_gain: float | None = None
+              ) -> torch.Tensor:
         """Codes (B, T, L, w_dim) of given motion latents (B, T, M * z_dim) with new audio on w_ref (the mouth
-        exaggerated by :meth:`exaggerate_mouth`)."""
-        return self.exaggerate_mouth(self.decode(z, self.encode_audio(speech), w_ref), w_ref)
+        exaggerated by :meth:`exaggerate_mouth` with ``mouth_gain``, default ``config.mouth_gain``)."""
+        return self.exaggerate_mouth(self.decode(z, self.encode_audio(speech), w_ref), w_ref, mouth_gain)
