@@ -164,8 +164,9 @@ def test_code_windows_and_the_motion_variance() -> None:
 
 
 def test_stage_1_lowers_its_loss_and_caches_the_codes(tmp_path: Path) -> None:
-    """Stage 1 fits StyleTalker in code space (a few steps of it lower the relative latent error); the encoder's
-    codes of a clip store are written to the cache and read back, and recomputed for another encoder's name."""
+    """Stage 1 fits StyleTalker in code space (a few steps of it lower the relative latent error) and validates the
+    decoded codes, before any mouth gain; the encoder's codes of a clip store are written to the cache and read
+    back, and recomputed for another encoder's name."""
     from talkinghead.train.styletalker import CodeWindows, StyleTalkerCodeModule, cached_codes
 
     class Store:
@@ -205,6 +206,18 @@ def test_stage_1_lowers_its_loss_and_caches_the_codes(tmp_path: Path) -> None:
                                                                             seed=0)])
     losses = optimise(module.model, lambda: module._losses(batch)[1]["latent"], steps=15, lr=3e-3)
     assert losses[-1] < losses[0]
+    # validation scores the decoded codes: a mouth gain, which only inference applies, does not change them
+    logged: list[dict] = []
+    for gain in (1.0, 5.0):
+        model = StyleTalker(replace(TINY, speech="whisper", mouth_gain=gain))
+        model.load_state_dict(module.model.state_dict(), strict=False)
+        if gain != 1.0:
+            model.set_mouth_direction(torch.randn(TINY.manipulated * TINY.w_dim))
+        scored = StyleTalkerCodeModule(model.eval(), 2.0, lr=3e-3)
+        scored.log_dict = lambda scores, **_: logged.append(scores)  # type: ignore[method-assign]
+        torch.manual_seed(0)
+        scored.validation_step(batch, 0)
+    assert torch.equal(logged[0]["val_prior_error"], logged[1]["val_prior_error"])
 
 
 def test_mouth_probe_reads_the_opening_and_the_cross_term_trains_the_decoder_only() -> None:

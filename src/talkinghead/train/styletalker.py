@@ -219,7 +219,8 @@ class StyleTalkerCodeModule(L.LightningModule):
 
     def validation_step(self, batch: dict, _: int) -> None:
         _, parts = self._losses(batch)
-        prior = self.model.generate(batch["reference"], batch["speech"], temperature=0.0)
+        # the decoded codes, before the mouth gain, which only inference applies
+        prior = self.model.generate(batch["reference"], batch["speech"], temperature=0.0, mouth_gain=1.0)
         scores = {"val_latent": parts["latent"], "val_kl": parts["kl_raw"],
                   "val_prior_error": relative_latent_error(prior, batch["codes"], self.model.config.manipulated,
                                                            self.variance)}
