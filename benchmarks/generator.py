@@ -153,7 +153,7 @@ def main() -> None:
     mouth = None
     if args.gains:
         mouth = StyleTalker.load(args.styletalker) if args.styletalker else StyleTalker.default()
-        if mouth.config.mouth_gain == 1.0:
+        if not mouth.config.stores_mouth_direction:
             raise SystemExit(f"{args.styletalker or 'the shipped StyleTalker'}: stores no mouth direction")
     per_clip = {}
     clips = list_clips(args.dataset, None)

@@ -393,8 +393,8 @@ def tiny_models(one_clip_dataset: Path, tiny_stylegan: Path, tmp_path_factory: p
 
     path = tmp_path_factory.mktemp("styletalker") / "st.pt"
     metrics = train_styletalker([one_clip_dataset], path, stylegan=tiny_stylegan, syncnet=tiny_stylegan / "sync.pt",
-                                config=replace(STYLETALKER_CONFIGS["tiny"], mouth_gain=2.0), max_steps=2, batch=2, window=10, quiet=True,
-                                code=CodeStage(steps=3, batch=2, window=10))
+                                config=replace(STYLETALKER_CONFIGS["tiny"], mouth_gain=2.0), max_steps=2, batch=2,
+                                window=10, quiet=True, code=CodeStage(steps=3, batch=2, window=10))
     assert {"train_sync", "train_identity", "train_kl", "train_adversarial", "code_train_latent"} <= set(metrics)
     assert all(np.isfinite(v) for v in metrics.values())
     # the latent reconstruction fell (the image terms go through a 2-step generator and vary with the window)

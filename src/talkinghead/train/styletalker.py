@@ -399,8 +399,8 @@ def train_styletalker(datasets: list[Path], output: Path, *, stylegan: Path | No
     variance = motion_variance(train_codes, config.manipulated)
     weights = replace(StyleTalkerLossWeights(), mouth=mouth_weight)
     probe = fit_mouth_probe(train_codes, [mouth_opening(train_store.clip(k).meshes) for k in range(len(train_store))],
-                            config.manipulated) if mouth_weight or config.mouth_gain != 1.0 else None
-    if config.mouth_gain != 1.0:
+                            config.manipulated) if mouth_weight or config.stores_mouth_direction else None
+    if config.stores_mouth_direction:
         model.set_mouth_direction(torch.from_numpy(probe[0]))
     term_probe = probe if mouth_weight else None
     metrics: dict[str, float] = {}

@@ -58,6 +58,11 @@ class StyleTalkerConfig:
             raise ValueError("each block's flow needs z_dim >= 2")
 
     @property
+    def stores_mouth_direction(self) -> bool:
+        """Whether the model holds a mouth direction (``mouth_gain`` not 1)."""
+        return self.mouth_gain != 1.0
+
+    @property
     def motion_dim(self) -> int:
         """Size of the whole motion latent of a frame (all blocks)."""
         return self.manipulated * self.z_dim

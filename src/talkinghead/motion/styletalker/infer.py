@@ -52,7 +52,7 @@ def styletalker_codes(models: StyleTalkerModels, w_ref: torch.Tensor, speech: np
     Motion-controllable: ``motion`` = (the codes (M, L, w_dim) of a motion video at 25 fps, its speech inputs
     (M, ...)); its posterior motion latents drive our face, looped back and forth when shorter than the speech."""
     model = models.model.eval()
-    if mouth_scale != 1.0 and model.config.mouth_gain == 1.0:
+    if mouth_scale != 1.0 and not model.config.stores_mouth_direction:
         raise TalkingHeadError("this StyleTalker checkpoint stores no mouth direction (it was trained with "
                                "--mouth-gain 1), so it cannot scale the mouth: leave --expression-scale at 1")
     gain = model.config.mouth_gain * mouth_scale

@@ -70,7 +70,8 @@ SPEC = MethodSpec(
     name="styletalker", title="StyleTalker (photos)",
     summary="StyleTalker: a photo redrawn by the style-based generator (128 px face), motion sampled from the "
             "prior or from --motion-from (the shipped model's lip sync is still weak)",
-    motion=styletalker_performance, photo=True, video=False, options=frozenset({"motion_from", "invert_steps", "expression_scale"}),
+    motion=styletalker_performance, photo=True, video=False,
+    options=frozenset({"motion_from", "invert_steps", "expression_scale"}),
     checkpoints=(CheckpointRole("styletalker", "StyleTalker's model (.pt)"), *GENERATOR_ROLES),
     renderers=("generator",), whisper=True,
     commands=(CommandRef("train-styletalker", "train StyleTalker on a trained generator and encoder",

@@ -194,7 +194,7 @@ class StyleTalker(CheckpointModel):
             PerFrame(speech_encoder(config.speech, config.audio_dim))
         self.speech_dropout = nn.Dropout(config.speech_dropout)
         self.blocks = nn.ModuleList(StyleTalkerBlock(config) for _ in range(config.manipulated))
-        if config.mouth_gain != 1.0:
+        if config.stores_mouth_direction:
             self.register_buffer("mouth_direction", torch.zeros(config.manipulated * config.w_dim))
 
     def encode_audio(self, speech: torch.Tensor) -> torch.Tensor:
@@ -258,7 +258,7 @@ class StyleTalker(CheckpointModel):
     def set_mouth_direction(self, probe: torch.Tensor) -> None:
         """Store the unit direction of a mouth probe's weights (manipulated * w_dim,) (the training's read-out of
         the mouth from the codes) for :meth:`exaggerate_mouth`."""
-        if self.config.mouth_gain == 1.0:
+        if not self.config.stores_mouth_direction:
             raise ValueError("a model with mouth_gain 1 stores no mouth direction")
         norm = probe.norm()
         if probe.shape != self.mouth_direction.shape or not torch.isfinite(norm) or norm == 0:
@@ -273,7 +273,7 @@ class StyleTalker(CheckpointModel):
         gain = c.mouth_gain if gain is None else gain
         if gain == 1.0:
             return w
-        if c.mouth_gain == 1.0:
+        if not c.stores_mouth_direction:
             raise ValueError("this model stores no mouth direction (its mouth_gain is 1)")
         m = c.manipulated
         offset = (w[:, :, :m] - w_ref[:, None, :m]).flatten(2)
