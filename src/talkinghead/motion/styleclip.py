@@ -79,6 +79,16 @@ def style_speech(path: str | Path, *, kind: str, n_frames: int) -> np.ndarray:
     return speech_features(kind, audio=audio, timeline=timeline, fps=DATA_FPS, n_frames=n_frames)
 
 
+def relative_rotations(rotations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """((T, 3) (pitch, yaw, roll) radians of head rotations (T, 3, 3) relative to their mean rotation, as the head
+    motion of :class:`~talkinghead.face.motion.FaceMotion` applies on top of a reference pose; that mean (3, 3))."""
+    from scipy.spatial.transform import Rotation
+
+    rots = Rotation.from_matrix(rotations)
+    mean = Rotation.from_matrix(rots.mean().as_matrix())
+    return (mean.inv() * rots).as_euler("xyz"), mean.as_matrix()
+
+
 def pose_motion(path: str | Path, *, fps: float, n_frames: int, quiet: bool) -> tuple[np.ndarray, np.ndarray]:
     """Head motion of the face in a video, relative to its median pose, resampled to ``n_frames`` at ``fps``.
 
@@ -89,9 +99,8 @@ def pose_motion(path: str | Path, *, fps: float, n_frames: int, quiet: bool) -> 
 
     clip, track = track_video(path, label="head pose", max_side=512, quiet=quiet)
     poses = [fit_pose(m) for m in track.meshes]
-    rots = Rotation.from_matrix(np.stack([p.rotation for p in poses]))
-    median = Rotation.from_matrix(rots.mean().as_matrix())
-    rel = (median.inv() * rots).as_euler("xyz")
+    rel, mean = relative_rotations(np.stack([p.rotation for p in poses]))
+    median = Rotation.from_matrix(mean)
     t_med = np.median(np.stack([p.translation for p in poses]), 0)
     trans = np.stack([median.inv().apply((p.translation - t_med) / p.scale) for p in poses])
     idx = frame_indices(n_frames, fps, len(poses), clip.fps)

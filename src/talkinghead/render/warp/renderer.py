@@ -111,18 +111,25 @@ class Topology:
         painter checkpoint instead of the shipped one."""
         fc = face_crop_for(mesh, size=None, margin=WARP_MARGIN, align=False)
         src = fc.to_crop(mesh.astype(np.float64))
-        tri = Delaunay(_warp_points(src, fc.size)[0])
+        tri = Delaunay(warp_points(src, fc.size)[0])
         ref_image, ref_mesh = mouth_reference if mouth_reference is not None else (image, mesh)
         return cls(simplices=tri.simplices.astype(np.int32),
                    mouth=make_mouth(mouth, ref_image, ref_mesh, checkpoint=painter))
 
 
-def _warp_points(src: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+def warp_points(src: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """(the warp points: the mesh, the head ring and the crop's border, (P, 2); the head ring (R, 2)) of a
     (478, 2) crop-pixel mesh in a crop of ``size``."""
     centre = src[ix.FACE_OVAL].mean(0)
     ring = centre + HEAD_RING_SCALE * (src[ix.FACE_OVAL] - centre)
     return np.concatenate([src, ring, _border_points(size)]), ring
+
+
+def moved_ring(src: np.ndarray, ring: np.ndarray, tgt: np.ndarray) -> np.ndarray:
+    """The head ring (R, 2) of the mesh ``src`` moved with the face to the mesh ``tgt`` (both (478, 2)): the
+    similarity that best carries the face oval."""
+    s, rot, t = umeyama(src[ix.FACE_OVAL], tgt[ix.FACE_OVAL])
+    return s * ring @ rot.T + t
 
 
 class WarpRenderer:
@@ -139,13 +146,13 @@ class WarpRenderer:
         self.crop, self.fc = crop_face(image, mesh, size=None, margin=WARP_MARGIN, align=False)
         size = self.fc.size
         self.src = self.fc.to_crop(mesh.astype(np.float64))
-        points, self.ring = _warp_points(self.src, size)
+        points, self.ring = warp_points(self.src, size)
         self.still = np.zeros((len(points) - len(self.src) - len(self.ring), 2))
         self.grid_size = int(np.ceil(size / MAP_STEP))
         pos = (np.arange(self.grid_size) + 0.5) * size / self.grid_size - 0.5
         gx, gy = np.meshgrid(pos, pos)
         self.grid = np.stack([gx, gy], -1).astype(np.float32)
-        self.weights = _barycentric_matrix(points, topology, size, self.grid)
+        self.weights = barycentric_matrix(points, topology.simplices, size, self.grid)
         self.mask = _feather_mask(size)
         self.mouth = topology.mouth
 
@@ -160,9 +167,8 @@ class WarpRenderer:
         """:meth:`render`'s first stage: (the warped crop (S, S, 3) uint8 before the mouth is drawn, the target mesh
         in its pixels (478, 3) float64)."""
         tgt = self.fc.to_crop(mesh.astype(np.float64))
-        s, rot, t = umeyama(self.src[ix.FACE_OVAL], tgt[ix.FACE_OVAL])
-        ring_tgt = s * self.ring @ rot.T + t
-        disp = np.concatenate([tgt - self.src, ring_tgt - self.ring, self.still])
+        disp = np.concatenate([tgt - self.src, moved_ring(self.src[:, :2], self.ring, tgt[:, :2]) - self.ring,
+                               self.still])
         field = np.asarray(self.weights @ disp, np.float32).reshape(self.grid_size, self.grid_size, 2)
         size = self.fc.size
         to_index = np.float32(self.grid_size / size)
@@ -180,16 +186,17 @@ class WarpRenderer:
         return paste_back(frame, crop, self.fc, self.mask, inset=int(np.ceil(_feather_ramp(self.fc.size))))
 
 
-def _barycentric_matrix(points: np.ndarray, topology: Topology, size: int, grid: np.ndarray) -> csr_matrix:
+def barycentric_matrix(points: np.ndarray, simplices: np.ndarray, size: int, grid: np.ndarray) -> csr_matrix:
     """Sparse (G * G, len(points)) matrix of barycentric weights of the points of a (G, G, 2) square ``grid`` (crop
-    pixels, evenly spaced over a ``size`` crop) in the triangles of ``topology`` with corners at ``points``.
+    pixels, evenly spaced over a ``size`` crop) in the triangles ``simplices`` ((K, 3) indices) with corners at
+    ``points``.
 
     Each grid point gets the three weights of the triangle it falls in: every triangle is tested against the grid
     points of its bounding box, all at once. Where triangles fold over (the lips pressed together in a dubbed
-    video's frame) several hold a point, and the last of them in the topology's order wins, as if they were drawn in
-    that order. Points outside every triangle get no weights (zero displacement). Built directly in CSR form.
+    video's frame) several hold a point, and the last of them in the order of ``simplices`` wins, as if they were
+    drawn in that order. Points outside every triangle get no weights (zero displacement). Built directly in CSR
+    form.
     """
-    simplices = topology.simplices
     corners = points[simplices]  # (K, 3, 2)
     grid_size = len(grid)
     # b1 = ((y2 - y0) dx - (x2 - x0) dy) / det, b2 = ((x1 - x0) dy - (y1 - y0) dx) / det with d = p - corner 0: both
