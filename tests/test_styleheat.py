@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import assert_pasted_into_face, optimise
+from helpers import assert_pasted_into_face, mouth_follows_phonemes, optimise
 from talkinghead.motion.styleheat.model import StyleHeat
 from talkinghead.nn.layers import compose_flows, warp
 from talkinghead.render.stylegan.model import Generator
@@ -134,6 +134,101 @@ def test_training_lowers_a_flow_loss_and_round_trips(tmp_path: Path) -> None:
     assert torch.equal(a[0], b[0]) and torch.equal(model.edit_directions, again.edit_directions)
 
 
+MESH = replace(TINY, flows="mesh")
+
+
+def _posed_canonical(shift: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """The canonical mesh at 60 px per unit, centred in a 256 px crop (plus ``shift``): (478, 3) crop pixels."""
+    from talkinghead.face.pose import canonical_mesh
+
+    return 60.0 * canonical_mesh() + np.array([128.0 + shift[0], 128.0 + shift[1], 0.0])
+
+
+def test_mesh_flows_carry_the_photo_onto_each_mesh() -> None:
+    """A face moved 8 px right is drawn by a flow that reads 8 px to the left (one pixel of a 32 px grid) inside the
+    face; the crop's border stays; the same mesh gives no flow; a warped image lands where the mesh says."""
+    from talkinghead.face.indices import NOSE_TIP
+    from talkinghead.motion.styleheat.flows import mesh_flows
+
+    source = _posed_canonical()
+    flows = mesh_flows(source[:, :2], np.stack([source, _posed_canonical((8.0, 0.0))])[..., :2], size=256,
+                       resolution=32)
+    assert flows.shape == (2, 2, 32, 32) and flows.dtype == torch.float32
+    assert flows[0].abs().max() < 1e-5
+    x, y = ((source[NOSE_TIP, :2] + 8 + 0.5) / 8 - 0.5).round().astype(int)  # the moved nose's grid pixel
+    assert flows[1, 0, y, x].item() == pytest.approx(-1.0, abs=1e-4) and abs(flows[1, 1, y, x].item()) < 1e-4
+    assert flows[1, :, 0].abs().max() < 0.1 and flows[1, :, :, -1].abs().max() < 0.1  # the border barely moves
+    image = torch.zeros(1, 1, 32, 32)
+    image[..., y, x - 1] = 1.0  # a dot where the nose was
+    assert warp(image, flows[1:])[0, 0, y, x].item() == pytest.approx(1.0, abs=1e-4)
+
+
+def test_mesh_path_builds_no_hourglass_and_learns_expression(tmp_path: Path) -> None:
+    """Mesh flows: the audio mapper and its head map speech inputs to expression coefficients (a training step lowers
+    the error towards known ones), no flow network is built, and save/load keeps the output."""
+    model = StyleHeat(MESH)
+    assert not any(name.startswith(("video_", "audio_flow")) for name, _ in model.named_parameters())
+    mels = torch.randn(6, 16, 80, generator=torch.Generator().manual_seed(0))
+    target = torch.randn(6, MESH.n_expression, generator=torch.Generator().manual_seed(1))
+    losses = optimise(model, lambda: (model.expression(mels) - target).pow(2).mean(), steps=30, lr=3e-3)
+    assert np.isfinite(losses).all() and losses[-1] < 0.7 * losses[0]
+    model.save(tmp_path / "mesh.pt")
+    again = StyleHeat.load(tmp_path / "mesh.pt")
+    with torch.no_grad():
+        assert torch.equal(model.eval().expression(mels), again.eval().expression(mels))
+    with pytest.raises(ValueError, match="flows must be one of network, mesh"):
+        replace(MESH, flows="optical")
+
+
+def test_mesh_motion_moves_the_lower_face_and_follows_the_driving_head() -> None:
+    """Without a driving video the predicted coefficients (the first lower-face component at 2 of its standard
+    deviations in speech) open the mouth and move the eyes and the nose far less; a driving clip's head turn moves the whole
+    face."""
+    from talkinghead.face.crop import FaceCrop
+    from talkinghead.face.indices import LOWER_LIP_CENTRE, NOSE_TIP, OUTER_EYE_CORNERS
+    from talkinghead.face.model import default_face_model
+    from talkinghead.motion.styleheat.infer import mesh_motion_flows
+
+    face_model = default_face_model()
+    model = StyleHeat(replace(MESH, n_expression=face_model.lower_face.size))
+    with torch.no_grad():
+        model.audio_expression[1].weight.zero_()
+        model.audio_expression[1].bias.zero_()[0] = 0.5  # component 0 is a lower-face one
+    mesh = _posed_canonical()
+    crop = FaceCrop(matrix=np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), size=256)
+    mels = np.zeros((3, 16, 80), np.float32)
+    flows = mesh_motion_flows(model, mesh, crop, mels, face_model=face_model, resolution=32)
+
+    def at(point: int, f: torch.Tensor) -> float:
+        x, y = ((mesh[point, :2] + 0.5) / 8 - 0.5).round().astype(int)
+        return float(f[0, :, y, x].abs().max())
+
+    assert face_model.lower_face[0]
+    lip = at(LOWER_LIP_CENTRE, flows)  # the head ring follows the face oval, jaw included: the rest moves a little
+    assert lip > 0.15 and at(OUTER_EYE_CORNERS[0], flows) < lip / 3 and at(NOSE_TIP, flows) < lip / 3
+    c, s = np.cos(0.5), np.sin(0.5)  # a roll of 0.5 rad in the last frame
+    turn = np.stack([np.eye(3), np.eye(3), np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])])
+    driving = (np.zeros((3, face_model.lower_face.size), np.float32), turn)
+    turned = mesh_motion_flows(model, mesh, crop, mels, face_model=face_model, resolution=32, driving=driving)
+    assert at(OUTER_EYE_CORNERS[0], turned[2:]) > 0.5 and at(OUTER_EYE_CORNERS[0], turned[:1]) > 0.05
+
+
+def test_shipped_model_follows_the_phonemes_of_real_speech(one_clip_dataset: Path) -> None:
+    """The shipped model (mesh flows) on a real clip it never saw: its lower-face coefficients open the mouth wider
+    on open vowels than on bilabial closures, and the opening follows the real one."""
+    from talkinghead.data.clip import clip_dir, load_clip
+    from talkinghead.face.model import default_face_model
+    from talkinghead.train.datasets import clip_speech_inputs
+
+    model, clip = StyleHeat.default().eval(), load_clip(clip_dir(one_clip_dataset, "a"))
+    assert model.config.flows == "mesh"
+    with torch.no_grad():
+        predicted = model.expression(torch.from_numpy(clip_speech_inputs(model.config.speech, clip)).float()).numpy()
+    coefficients = np.where(default_face_model().lower_face[:predicted.shape[1]], predicted, 0.0)
+    gap, corr = mouth_follows_phonemes(clip_dir(one_clip_dataset, "a"), coefficients)
+    assert gap > 0.015 and corr > 0.3
+
+
 def test_soft_mouth_mask() -> None:
     mask = soft_mouth_mask(100, 0.2)[0, 0]
     assert mask.shape == (100, 100)
@@ -251,6 +346,42 @@ def test_generate_styleheat(media: Path, tiny_styleheat: tuple[Path, dict], tiny
         generate(image=face, audio=speech, output=tmp_path / "x.mp4", method="styleheat", still=True,
                  checkpoints=models)
     assert not (tmp_path / "x.mp4").exists()
+
+
+@pytest.mark.train
+@pytest.mark.slow
+def test_train_and_generate_on_mesh_flows(one_clip_dataset: Path, tiny_stylegan: Path, media: Path,
+                                          tmp_path: Path) -> None:
+    """Mesh flows train the expression stage alone (and the edit directions), refuse the image stages and a
+    SyncNet, and generate a video from a photo, with and without a driving video."""
+    from talkinghead.api import generate
+    from talkinghead.nn.checkpoint import checkpoint_meta
+    from talkinghead.train.styleheat import train_styleheat
+
+    path = tmp_path / "mesh.pt"
+    config = replace(STYLEHEAT_CONFIGS["tiny"], flows="mesh")
+    metrics = train_styleheat([one_clip_dataset], path, stylegan=tiny_stylegan, syncnet=None, config=config,
+                              warp_steps=0, calibrate_steps=0, expression_steps=2, batch=2, frames=4,
+                              direction_frames=60, quiet=True)
+    assert {"train_expression", "first_train_expression"} <= set(metrics["expression"])
+    assert all(np.isfinite(v) for v in metrics["expression"].values())
+    assert checkpoint_meta(path)["steps"] == {"expression": 2} and StyleHeat.load(path).config.flows == "mesh"
+    for bad in ({"warp_steps": 2, "expression_steps": 2}, {"expression_steps": 0}):
+        with pytest.raises(ValueError, match="mesh flows train the expression stage alone"):
+            train_styleheat([one_clip_dataset], tmp_path / "x.pt", stylegan=tiny_stylegan, syncnet=None,
+                            config=config, **{"warp_steps": 0, "calibrate_steps": 0, **bad})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="mesh flows take no SyncNet"):
+        train_styleheat([one_clip_dataset], tmp_path / "x.pt", stylegan=tiny_stylegan,
+                        syncnet=tiny_stylegan / "sync.pt", config=config, warp_steps=0, calibrate_steps=0,
+                        expression_steps=2)
+    models = {"styleheat": path, "generator": tiny_stylegan / "generator.pt", "encoder": tiny_stylegan / "encoder.pt"}
+    face, speech = media / "faces" / "liveportrait_s7.jpg", media / "talking" / "videoretalking_face1.mp4"
+    driven = generate(image=face, audio=speech, output=tmp_path / "driven.mp4", method="styleheat", size=256,
+                      checkpoints=models, motion_from=media / "motion" / "liveportrait_d3.mp4", quiet=True)
+    assert assert_pasted_into_face(tmp_path / "driven.mp4", face, 256) == driven.frames
+    still = generate(image=face, audio=speech, output=tmp_path / "still.mp4", method="styleheat", size=256,
+                     checkpoints=models, quiet=True)
+    assert still.frames == driven.frames == round(still.duration * 25)
 
 
 @pytest.fixture(scope="module")

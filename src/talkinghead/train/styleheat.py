@@ -43,7 +43,8 @@ from talkinghead.audio.speech import SPEECH_INPUTS
 from talkinghead.data.clip import clip_dir, list_clips, load_clip
 from talkinghead.face.crop import MOUTH_REGION
 from talkinghead.face.indices import INNER_LIP_PAIRS, MOUTH_CORNERS, OUTER_EYE_CORNERS
-from talkinghead.motion.styleheat.config import StyleHeatConfig
+from talkinghead.face.model import default_face_model
+from talkinghead.motion.styleheat.config import FLOWS, StyleHeatConfig
 from talkinghead.motion.styleheat.model import StyleHeat, coefficient_features
 from talkinghead.nn.discriminator import MultiScaleDiscriminator, lsgan_loss
 from talkinghead.nn.layers import compose_flows, warp
@@ -264,6 +265,38 @@ class StyleHeatModule(L.LightningModule):
                 torch.optim.Adam(self.discriminator.parameters(), lr=self.lr, betas=(0.0, 0.99))]
 
 
+class ExpressionModule(L.LightningModule):
+    """The mesh path's one stage, ``expression``: the audio mapper and its linear head learn the lower-face
+    expression coefficients of real frames from their speech inputs (mean squared error over those coefficients,
+    each speaker's offsets from their own rest shape as preprocessing encodes them). The validation also logs
+    ``val_still``, the error of a mouth held at rest (all zeros)."""
+
+    def __init__(self, model: StyleHeat, *, lr: float) -> None:
+        super().__init__()
+        self.model, self.lr, self.steps = model, lr, 0
+        lower = torch.from_numpy(default_face_model().lower_face[:model.config.n_expression])
+        self.register_buffer("lower", lower, persistent=False)
+
+    def _errors(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the prediction's, the rest mouth's) mean squared error of a batch's lower-face coefficients."""
+        real = batch["expression"].flatten(0, 1)[:, self.lower]
+        predicted = self.model.expression(batch["speech"].flatten(0, 1))[:, self.lower]
+        return F.mse_loss(predicted, real), real.pow(2).mean()
+
+    def training_step(self, batch: dict, _: int) -> torch.Tensor:
+        loss, _ = self._errors(batch)
+        self.steps += 1
+        self.log("train_expression", loss, prog_bar=True, batch_size=len(batch["speech"]))
+        return loss
+
+    def validation_step(self, batch: dict, _: int) -> None:
+        loss, still = self._errors(batch)
+        self.log_dict({"val_expression": loss, "val_still": still}, prog_bar=True, batch_size=len(batch["speech"]))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.model.parameters(), lr=self.lr)
+
+
 def mesh_attributes(canonical: np.ndarray) -> dict[str, np.ndarray]:
     """Per-frame attributes of pose-free meshes (T, 478, 3), in eye-corner distances: "smile" the mouth-corner
     width, "mouth_open" the mean inner-lip gap."""
@@ -335,23 +368,25 @@ def fill_edit_directions(model: StyleHeat, generator: Generator, encoder: Encode
 
 
 def train_styleheat(datasets: list[Path], output: Path, *, stylegan: Path | None, syncnet: Path | None,
-                    config: StyleHeatConfig, warp_steps: int, calibrate_steps: int, batch: int = 4, frames: int = 12,
-                    lr: float = 1e-4, stage_minutes: float | None = None, direction_frames: int = 2000,
+                    config: StyleHeatConfig, warp_steps: int, calibrate_steps: int, expression_steps: int = 0,
+                    batch: int = 4, frames: int = 12, lr: float = 1e-4, stage_minutes: float | None = None, direction_frames: int = 2000,
                     workers: int = 0, seed: int = 0, accelerator: str = "auto", devices: int | str = "auto",
                     nodes: int = 1, quiet: bool = False) -> dict[str, dict[str, float]]:
-    """Train both stages on the datasets' train splits (validated on val) with the generator and encoder of the
-    ``train-stylegan`` folder ``stylegan`` (None: the shipped feature-path ones) and an image SyncNet (``syncnet``,
-    optional: its loss is left out without it), then store the edit directions; the config takes the generator's
-    sizes (on the feature path the flows warp the encoder's map at the generator's input resolution). A stage
-    given 0 steps is skipped (``calibrate`` alone continues from ``output``). Saves ``output``."""
+    """Train on the datasets' train splits (validated on val) with the generator and encoder of the
+    ``train-stylegan`` folder ``stylegan`` (None: the shipped feature-path ones), then store the edit directions;
+    the config takes the generator's sizes (on the feature path the flows warp the encoder's map at the generator's
+    input resolution). Network flows: both of StyleHEAT's stages, with an image SyncNet (``syncnet``, optional: its
+    loss is left out without it); a stage given 0 steps is skipped (``calibrate`` alone continues from ``output``).
+    Mesh flows: the ``expression`` stage alone (:class:`ExpressionModule`; windows of ``frames`` frames), the
+    calibration left at the identity. Saves ``output``."""
     L.seed_everything(seed, workers=True, verbose=False)
     if stylegan is None:
         generator, encoder = Generator.default(), Encoder.default()
     else:
         generator, encoder = Generator.load(stylegan / "generator.pt"), Encoder.load(stylegan / "encoder.pt")
     g = generator.config
-    discriminator = MultiScaleDiscriminator(channels=config.base_channels, layers=3, scales=1) if g.feature_path \
-        else Discriminator.load(stylegan / "discriminator.pt").train()  # type: ignore[operator]
+    if config.flows == "mesh" and syncnet is not None:
+        raise ValueError("mesh flows take no SyncNet (no image is drawn in training)")
     sync = SyncNet.load(syncnet) if syncnet is not None else None
     if sync is not None and frames < sync.config.frames + 5:
         raise ValueError(f"the sync loss needs windows of at least {sync.config.frames + 5} frames, not {frames}")
@@ -359,6 +394,19 @@ def train_styleheat(datasets: list[Path], output: Path, *, stylegan: Path | None
     config = replace(config, flow_input=min(config.flow_input, g.size), warp_resolution=r,
                      feature_channels=g.channels_at(r), n_latents=g.n_latents, w_dim=g.w_dim,
                      mel_frames=sync.config.mel_frames if sync else config.mel_frames, edit_names=list(EDIT_NAMES))
+    if config.flows == "mesh":
+        if warp_steps or calibrate_steps or not expression_steps:
+            raise ValueError("mesh flows train the expression stage alone: give expression steps, not warp or "
+                             "calibration steps")
+        return _train_mesh_path(datasets, output, generator, encoder, config, steps=expression_steps, batch=batch,
+                                frames=frames, lr=lr, seed=seed, direction_frames=direction_frames,
+                                run={"workers": workers, "accelerator": accelerator, "devices": devices,
+                                     "nodes": nodes, "quiet": quiet, "max_minutes": stage_minutes},
+                                stylegan=stylegan)
+    if expression_steps:
+        raise ValueError("the expression stage belongs to mesh flows")
+    discriminator = MultiScaleDiscriminator(channels=config.base_channels, layers=3, scales=1) if g.feature_path \
+        else Discriminator.load(stylegan / "discriminator.pt").train()  # type: ignore[operator]
     if warp_steps:
         model = StyleHeat(config)
     else:
@@ -386,6 +434,23 @@ def train_styleheat(datasets: list[Path], output: Path, *, stylegan: Path | None
     return metrics
 
 
+def _train_mesh_path(datasets: list[Path], output: Path, generator: Generator, encoder: Encoder,
+                     config: StyleHeatConfig, *, steps: int, batch: int, frames: int, lr: float, seed: int,
+                     direction_frames: int, run: dict, stylegan: Path | None) -> dict[str, dict[str, float]]:
+    """:func:`train_styleheat` with mesh flows: the expression stage, then the edit directions."""
+    model = StyleHeat(config)
+    kw = {"window": frames, "frames": False, "speech": config.speech}
+    module = ExpressionModule(model, lr=lr)
+    metrics = {"expression": fit(module, WindowDataset(datasets, "train", seed=seed, **kw),
+                                 WindowDataset(datasets, "val", seed=seed + 1, **kw), max_steps=steps, batch=batch,
+                                 **run)}
+    metrics["edits"] = fill_edit_directions(model, generator, encoder, datasets, frames=direction_frames, seed=seed)
+    model.save(output, metrics=metrics, steps={"expression": module.steps}, datasets=[str(d) for d in datasets],
+               stylegan=str(stylegan) if stylegan else shipped_models(), syncnet=None,
+               training={"batch": batch, "frames": frames, "lr": lr, "seed": seed, "config": asdict(config)})
+    return metrics
+
+
 def _arguments(th: argparse.ArgumentParser) -> None:
     training_options(th)
     generator_training_inputs(th, shipped=True)
@@ -394,9 +459,14 @@ def _arguments(th: argparse.ArgumentParser) -> None:
     th.add_argument("--speech", choices=SPEECH_INPUTS, default="mel",
                     help="the audio mapper's input: mel windows (the paper), phone one-hots or Whisper tiny.en encoder "
                          "features (whisper: the last layer; whisper3: the third block) (default: mel)")
+    th.add_argument("--flows", choices=FLOWS, default="mesh",
+                    help="mesh: flows drawn from the photo's face mesh, the audio mapper trained on the meshes' "
+                         "lower-face coefficients (ours; what a CPU can train); network: StyleHEAT's motion "
+                         "generators and calibration, trained on images (GPUs) (default: mesh)")
+    th.add_argument("--expression-steps", type=int, default=3000, help="mesh flows: steps of the expression stage")
     th.add_argument("--warp-steps", type=int, default=5000,
-                    help="steps of the warp stage (0: skip it and continue the model in --output)")
-    th.add_argument("--calibrate-steps", type=int, default=5000, help="steps of the calibration stage")
+                    help="network flows: steps of the warp stage (0: skip it and continue the model in --output)")
+    th.add_argument("--calibrate-steps", type=int, default=5000, help="network flows: steps of the calibration stage")
     th.add_argument("--batch", type=int, default=4)
     th.add_argument("--frames", type=int, default=12,
                     help="target frames per item (default: 12; at least 10 for sync)")
@@ -407,15 +477,19 @@ def _arguments(th: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     return print_metrics(train_styleheat(
         args.datasets, args.output, stylegan=args.stylegan, syncnet=args.syncnet,
-        config=replace(STYLEHEAT_CONFIGS[args.config], speech=args.speech), warp_steps=args.warp_steps,
-        calibrate_steps=args.calibrate_steps, batch=args.batch, frames=args.frames, lr=args.lr,
+        config=replace(STYLEHEAT_CONFIGS[args.config], speech=args.speech, flows=args.flows),
+        warp_steps=args.warp_steps if args.flows == "network" else 0,
+        calibrate_steps=args.calibrate_steps if args.flows == "network" else 0,
+        expression_steps=args.expression_steps if args.flows == "mesh" else 0, batch=args.batch, frames=args.frames, lr=args.lr,
         stage_minutes=args.stage_minutes, workers=args.workers, devices=parse_devices(args.devices), nodes=args.nodes,
         quiet=args.quiet))
 
 
 COMMAND = Command(
-    description="StyleHEAT's video- and audio-driven motion generators and calibration network with PyTorch "
-                "Lightning in two stages (warp, then calibrate) on windows of the datasets' train splits, with the "
+    description="StyleHEAT with PyTorch Lightning: with --flows mesh (the default) its audio mapper learns the "
+                "lower-face expression of real frames (the flows are then drawn from the photo's mesh); with --flows "
+                "network its video- and audio-driven motion generators and calibration network, in two stages (warp, "
+                "then calibrate), on windows of the datasets' train splits, with the "
                 "generator and encoder of a train-stylegan folder (default: the shipped feature-path ones) and an "
                 "image SyncNet for the sync loss; then the edit directions (smile, mouth_open from the meshes; "
                 "pc0..pc3 from GANSpace).",

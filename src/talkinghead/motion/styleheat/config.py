@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+FLOWS = ("network", "mesh")
+"""Where StyleHEAT's flows come from (:attr:`StyleHeatConfig.flows`)."""
 ROTATION_FEATURES = 9
 """A frame's head rotation enters the video descriptor as its 3x3 matrix, flattened."""
 
@@ -40,6 +42,11 @@ class StyleHeatConfig:
     """Stride-2 levels of the hourglass encoder (from ``image_size``); its decoder climbs back to the flow."""
     calibration_channels: int = 64
     calibration_levels: int = 2
+    flows: str = "network"
+    """Where the flows come from: ``network``, StyleHEAT's motion generators (the hourglasses above); ``mesh``, ours,
+    the photo's face mesh deformed by the driving video's pose and upper face and by the lower-face expression
+    coefficients the audio mapper predicts (:mod:`talkinghead.motion.styleheat.flows`): the audio mapper is then a
+    speech -> expression regressor and the hourglasses are not built."""
     mouth_from: float = 0.5
     """The audio flow moves only rows from this fraction of the crop's height down (the lower face; StyleHEAT
     zeroes the upper half of its audio flow)."""
@@ -56,6 +63,8 @@ class StyleHeatConfig:
         return 2 * self.radius + 1
 
     def __post_init__(self) -> None:
+        if self.flows not in FLOWS:
+            raise ValueError(f"flows must be one of {', '.join(FLOWS)}, not {self.flows!r}")
         bottom = self.flow_input >> self.down_layers
         if not bottom <= self.warp_resolution <= self.flow_input:
             raise ValueError(f"warp resolution {self.warp_resolution} must lie between the hourglass bottom "

@@ -8,13 +8,17 @@ mouth does not move ours. Edits move the photo's code along stored directions, g
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from talkinghead.constants import DATA_FPS
 from talkinghead.errors import TalkingHeadError
+from talkinghead.face.crop import FaceCrop
+from talkinghead.face.model import FaceModel
+from talkinghead.motion.styleheat.flows import mesh_flows
 from talkinghead.motion.styleheat.model import StyleHeat, coefficient_features
 from talkinghead.render.stylegan.infer import BATCH, reference_code, to_crops
 from talkinghead.render.stylegan.model import Encoder, Generator
@@ -77,22 +81,56 @@ def coefficient_windows(expression: np.ndarray, rotation: np.ndarray, *, radius:
 
 
 @torch.no_grad()
-def styleheat_crops(models: StyleHeatModels, crop: np.ndarray, speech: np.ndarray, *,
-                    motion: torch.Tensor | None = None, edits: dict[str, float] | None = None,
-                    invert_steps: int = 0) -> np.ndarray:
-    """Face crops (T, S, S, 3) uint8 of T frames at 25 fps of the photo's face crop ``crop`` (S', S', 3) uint8
-    speaking the speech inputs (T, ...) (:func:`talkinghead.audio.speech.speech_at` of ``config.speech``), head
-    driven by ``motion`` (T, 2 radius + 1, F) windows (:func:`coefficient_windows`) when given, with gradual
-    ``edits`` (name -> strength)."""
+def mesh_motion_flows(model: StyleHeat, mesh: np.ndarray, crop: FaceCrop, speech: np.ndarray, *,
+                      face_model: FaceModel, resolution: int,
+                      driving: tuple[np.ndarray, np.ndarray] | None = None) -> torch.Tensor:
+    """The mesh path's flows (T, 2, r, r) for T frames of speech inputs (T, ...) (``config.speech``'s): the photo's
+    face mesh ``mesh`` ((478, 3) frame pixels; ``crop`` its face crop) with the lower-face expression coefficients
+    the model predicts and, from ``driving`` (expression coefficients (T, K), head rotations (T, 3, 3); see
+    :func:`talkinghead.motion.styleclip.video_coefficients`), the upper-face coefficients and the head's rotation
+    relative to the driving clip's mean; without it the head and the upper face stay as in the photo."""
+    from talkinghead.face.motion import FaceMotion
+    from talkinghead.motion.styleclip import relative_rotations
+    from talkinghead.render.warp.renderer import target_meshes
+
+    n = len(speech)
+    predicted = model.eval().expression(torch.from_numpy(speech).float()).numpy()
+    k = predicted.shape[1]
+    upper = np.zeros_like(predicted) if driving is None else driving[0][:n, :k]
+    rotation = np.zeros((n, 3)) if driving is None else relative_rotations(driving[1][:n])[0]
+    full = face_model.basis()
+    basis = replace(full, coefficient_names=full.coefficient_names[:k], components=full.components[:k])
+    motion = FaceMotion(fps=DATA_FPS, expression=np.where(face_model.lower_face[:k], predicted, upper), basis=basis,
+                        head_rotation=rotation.astype(np.float32), head_translation=np.zeros((n, 3), np.float32),
+                        blink=np.zeros(n, np.float32))
+    targets = np.stack([crop.to_crop(t) for t in target_meshes(mesh, motion)])
+    return mesh_flows(crop.to_crop(mesh), targets, size=crop.size, resolution=resolution)
+
+
+@torch.no_grad()
+def styleheat_crops(models: StyleHeatModels, crop: np.ndarray, speech: np.ndarray | None, *,
+                    motion: torch.Tensor | None = None, flows: torch.Tensor | None = None,
+                    edits: dict[str, float] | None = None, invert_steps: int = 0) -> np.ndarray:
+    """Face crops (T, S, S, 3) uint8 of T frames at 25 fps of the photo's face crop ``crop`` (S', S', 3) uint8.
+    Network flows: speaking the speech inputs (T, ...) (:func:`talkinghead.audio.speech.speech_at` of
+    ``config.speech``), head driven by ``motion`` (T, 2 radius + 1, F) windows (:func:`coefficient_windows`) when
+    given. Mesh flows: warped by ``flows`` (T, 2, r, r) (:func:`mesh_motion_flows`; ``speech`` and ``motion`` unused).
+    Both with gradual ``edits`` (name -> strength)."""
     model, generator = models.model.eval(), models.generator
+    if (flows is None) != (model.config.flows == "network") or (flows is None and speech is None):
+        raise ValueError(f"a StyleHEAT model with {model.config.flows} flows needs "
+                         + ("speech inputs" if model.config.flows == "network" else "mesh flows"))
     with torch.enable_grad():
         w, reference = reference_code(generator, models.encoder, crop, steps=invert_steps)
     source, _ = generator(w[None], noise="none", reference=reference)
-    codes = edited_codes(model, w, edits or {}, len(speech))
-    inputs = torch.from_numpy(speech).float()
+    n = len(flows) if flows is not None else len(speech)  # type: ignore[arg-type]
+    codes = edited_codes(model, w, edits or {}, n)
     out = []
-    for s in range(0, len(speech), BATCH):
-        flow, descriptor = model.motion(source, None if motion is None else motion[s:s + BATCH],
-                                        inputs[s:s + BATCH])
+    for s in range(0, n, BATCH):
+        if flows is not None:
+            flow, descriptor = flows[s:s + BATCH], None
+        else:
+            flow, descriptor = model.motion(source, None if motion is None else motion[s:s + BATCH],
+                                            torch.from_numpy(speech[s:s + BATCH]).float())  # type: ignore[index]
         out.append(to_crops(model.render(generator, codes[s:s + BATCH], flow, descriptor, reference=reference)[0]))
     return np.concatenate(out)

@@ -21,25 +21,31 @@ def styleheat_performance(request: Request, scene: Scene) -> Performance:
     from talkinghead.face.pose import fit_pose
     from talkinghead.io.video import frame_count, frame_indices
     from talkinghead.motion.styleclip import video_coefficients
-    from talkinghead.motion.styleheat.infer import coefficient_windows, load_models, styleheat_crops
+    from talkinghead.motion.styleheat.infer import coefficient_windows, load_models, mesh_motion_flows, styleheat_crops
 
     models = load_models(request.checkpoints)
+    config = models.model.config
     frame, mesh = scene.clip.frames[0], scene.meshes[0]
-    crop, _ = crop_face(frame, mesh, size=CROP_SIZE)
+    crop, fc = crop_face(frame, mesh, size=CROP_SIZE)
     n25 = frame_count(scene.features.duration, DATA_FPS)
     face_model = default_face_model()
+    driving = None
     if request.motion_from is not None:
         expression, rotation = video_coefficients(request.motion_from, face_model=face_model,
                                                   max_frames=MAX_DRIVING_FRAMES, label="motion video",
                                                   quiet=request.quiet)
         order = frame_indices(n25, DATA_FPS, len(expression), DATA_FPS)
-        expression, rotation = expression[order], rotation[order]
-    else:  # a still head: the photo drives itself (its own pose, expression at rest)
-        expression = np.zeros((n25, models.model.config.n_expression), np.float32)
-        rotation = np.repeat(fit_pose(mesh).rotation[None].astype(np.float32), n25, 0)
-    motion = coefficient_windows(expression, rotation, radius=models.model.config.radius,
-                                 lower_face=face_model.lower_face)
-    speech = speech_at(models.model.config.speech, scene.speech, n25, timeline=scene.features.phonemes)
+        driving = expression[order], rotation[order]
+    speech = speech_at(config.speech, scene.speech, n25, timeline=scene.features.phonemes)
+    if config.flows == "mesh":
+        flows = mesh_motion_flows(models.model, mesh, fc, speech, face_model=face_model,
+                                  resolution=config.warp_resolution, driving=driving)
+        return Performance(crops=styleheat_crops(models, crop, None, flows=flows, edits=request.edits,
+                                                 invert_steps=request.invert_steps))
+    if driving is None:  # a still head: the photo drives itself (its own pose, expression at rest)
+        driving = (np.zeros((n25, config.n_expression), np.float32),
+                   np.repeat(fit_pose(mesh).rotation[None].astype(np.float32), n25, 0))
+    motion = coefficient_windows(*driving, radius=config.radius, lower_face=face_model.lower_face)
     return Performance(crops=styleheat_crops(models, crop, speech, motion=motion, edits=request.edits,
                                              invert_steps=request.invert_steps))
 

@@ -16,6 +16,12 @@ The photo is inverted once into W+ (fixed for the whole video). For every frame:
   the mouth). Its output layers start at zero: an untrained calibration leaves the warped feature unchanged, and
   the flow heads also start at zero, so an untrained model reproduces the generator's image of the code.
 
+With ``config.flows = "mesh"`` (ours; the shipped model) no hourglass is built: the flows are drawn from the photo's
+face mesh (:mod:`talkinghead.motion.styleheat.flows`), moved by the driving video's head pose and upper face and by
+the lower-face expression coefficients that the audio mapper, with a linear head, predicts from the speech
+(:meth:`StyleHeat.expression`), trained on the meshes of real clips. The hourglasses need far more steps than a CPU
+gives them (README: StyleHEAT).
+
 Our differences (the paper's modules are larger; these are stated in the README): the calibration predicts an
 SFT-style scale and shift of the warped map only (StyleHEAT's also conditions its finer layers), and the audio
 warper reads the video-warped *image* warped directly by the video flow (no extra generator pass).
@@ -153,16 +159,20 @@ class StyleHeat(CheckpointModel):
     ``edit_layers`` (A, 2) the range of W+ vectors each moves; names in ``config.edit_names``."""
 
     config_class = StyleHeatConfig
-    default_checkpoint = Path(__file__).parent / "assets" / "styleheat_v1.pt"
-    """The shipped model (on the shipped feature-path generator; its data card ``styleheat_v1.json`` beside it)."""
+    default_checkpoint = Path(__file__).parent / "assets" / "styleheat_v2.pt"
+    """The shipped model (on the shipped feature-path generator; its data card ``styleheat_v2.json`` beside it)."""
 
     def __init__(self, config: StyleHeatConfig) -> None:
         super().__init__()
         self.config = c = config
-        self.video_mapper, self.video_flow = CoefficientMapper(c), FlowHourglass(c)
+        if c.flows == "network":
+            self.video_mapper, self.video_flow = CoefficientMapper(c), FlowHourglass(c)
         self.audio_mapper = AudioMapper(c) if c.speech == "mel" else speech_encoder(c.speech, c.descriptor)
-        self.audio_flow = FlowHourglass(c)
-        self.calibrator = Calibrator(c)
+        if c.flows == "network":
+            self.audio_flow = FlowHourglass(c)
+            self.calibrator = Calibrator(c)
+        else:  # no calibration either: it learns on images, which this path never draws in training
+            self.audio_expression = nn.Sequential(nn.LeakyReLU(0.1), nn.Linear(c.descriptor, c.n_expression))
         a = len(c.edit_names)
         self.register_buffer("edit_directions", torch.zeros(a, c.w_dim))
         self.register_buffer("edit_stds", torch.ones(a))
@@ -170,6 +180,12 @@ class StyleHeat(CheckpointModel):
         rows = torch.arange(c.warp_resolution, dtype=torch.float32)
         self.register_buffer("lower_face", (rows >= c.mouth_from * c.warp_resolution).float()[:, None],
                              persistent=False)
+
+    def expression(self, speech: torch.Tensor) -> torch.Tensor:
+        """The mesh path's audio-driven motion: expression coefficients (B, n_expression) (offsets from the
+        speaker's rest shape, as preprocessing encodes real clips) of speech inputs (B, ...); only the lower-face
+        ones are trained and used."""
+        return self.audio_expression(self.audio_mapper(speech))
 
     def video_motion(self, source: torch.Tensor, coefficients: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(flow (B, 2, r, r), descriptor (B, D)) of the source images (B, 3, S, S) in [-1, 1] driven by
@@ -209,7 +225,8 @@ class StyleHeat(CheckpointModel):
                ) -> tuple[torch.Tensor, torch.Tensor]:
         """(images (B, 3, S, S), the warped (and calibrated) feature map (B, C, r, r)) of codes W+ (B, L, w_dim)
         with the generator's feature map at r warped by ``flow`` (deterministic: no per-pixel noise); on the
-        feature path that map is the ``reference``'s input map (r = the input resolution)."""
-        fix = self.calibration(descriptor, len(w_plus)) if calibrate else None
+        feature path that map is the ``reference``'s input map (r = the input resolution); mesh flows have no
+        calibration."""
+        fix = self.calibration(descriptor, len(w_plus)) if calibrate and self.config.flows == "network" else None
         return generator(w_plus, noise="none", features=flow.shape[-1], flow=flow, calibrate=fix,
                          reference=reference)
