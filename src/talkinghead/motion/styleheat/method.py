@@ -1,6 +1,7 @@
 """StyleHEAT as a method: the generator's features of a photo's code are warped (lips from the speech; head pose
 and upper face from ``motion_from``, time-matched and played back and forth when shorter, else the photo's own,
-still), with gradual attribute ``edits``, and the face is pasted back into the photo."""
+still), with gradual attribute ``edits``, and the face is pasted back into the photo. The flows are the model's
+(network flows) or drawn from the photo's face mesh moved by the model's lower-face coefficients (mesh flows)."""
 
 from __future__ import annotations
 
@@ -64,8 +65,8 @@ def check_request(request: Request) -> None:
 
 SPEC = MethodSpec(
     name="styleheat", title="StyleHEAT (photos)",
-    summary="StyleHEAT: the generator's features of a photo (128 px face) warped by the speech and --motion-from, "
-            "with gradual --edit (the shipped model is barely trained: lips, head and edits hardly move)",
+    summary="StyleHEAT: the generator's features of a photo (128 px face) warped along its face mesh, lips moved by "
+            "the speech, head and upper face by --motion-from, with gradual --edit (the edits hardly change the face)",
     motion=styleheat_performance, photo=True, video=False,
     options=frozenset({"motion_from", "invert_steps", "edits"}),
     checkpoints=(CheckpointRole("styleheat", "StyleHEAT's model (.pt)"), *GENERATOR_ROLES),
