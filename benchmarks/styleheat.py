@@ -6,7 +6,8 @@
 layers (the study of StyleHEAT's supplement, Fig. 1, on our generator): pairs of frames of the datasets' val/test
 clips (a source and a target 8..40 frames later); the source crop is inverted by the encoder and the generator's
 feature map at each resolution r is warped by the same motion, the backward flow of the target's mesh to the
-source's (piecewise linear over the mesh triangles, zero at the crop's corners), before the rest of the generator
+source's (:func:`talkinghead.motion.styleheat.flows.mesh_flows`, the mesh flows StyleHEAT v2 draws with; until v2,
+piecewise linear over the target mesh's own triangles), before the rest of the generator
 runs. Each result is compared (PSNR, at the generator's size) with the real target crop, beside three references
 (no warp, the generated image warped in image space, the encoder's own code of the target), and with the image-space
 warp of the generated source: how exactly warping features at r carries out the motion (StyleHEAT's observation is
@@ -34,7 +35,6 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.interpolate import griddata
 
 from talkinghead.constants import CROP_SIZE
 from talkinghead.data.clip import clip_dir, list_clips, load_clip
@@ -44,6 +44,7 @@ from talkinghead.face.identity import FaceEmbedder, identity_distance
 from talkinghead.face.mesh import mesh_image
 from talkinghead.face.pose import pose_free
 from talkinghead.io import read_image
+from talkinghead.motion.styleheat.flows import mesh_flows
 from talkinghead.motion.styleheat.infer import StyleHeatModels, edited_codes, load_models
 from talkinghead.nn.layers import warp
 from talkinghead.render.stylegan.infer import crops_tensor, encode_crops, reference_code, render_codes
@@ -52,19 +53,6 @@ from talkinghead.train.stylegan import psnr
 from talkinghead.train.styleheat import LABELLED_EDITS, mesh_attributes
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
-
-
-def mesh_flow(source: np.ndarray, target: np.ndarray, size: int) -> torch.Tensor:
-    """(1, 2, size, size) backward flow in pixels of ``size``: at each pixel of the target crop, the offset to the
-    same face point in the source crop, interpolated linearly over the triangles of the target's mesh points
-    (source, target: (478, 2) crop pixels at :data:`CROP_SIZE`) and zero at the crop's corners."""
-    corners = np.array([[0, 0], [CROP_SIZE, 0], [0, CROP_SIZE], [CROP_SIZE, CROP_SIZE]], np.float64)
-    points = np.concatenate([target, corners])
-    offsets = np.concatenate([source - target, np.zeros((4, 2))])
-    pos = (np.arange(size) + 0.5) * CROP_SIZE / size - 0.5
-    gx, gy = np.meshgrid(pos, pos)
-    field = griddata(points, offsets, (gx, gy), method="linear", fill_value=0.0) * size / CROP_SIZE
-    return torch.from_numpy(field.astype(np.float32)).permute(2, 0, 1)[None]
 
 
 @torch.no_grad()
@@ -89,7 +77,7 @@ def layer_study(generator: Generator, encoder: Encoder, datasets: list[Path], *,
         crops = clip.frames([a, b])
         codes = encode_crops(encoder, crops)
         target = crops_tensor(crops[1:], s)
-        flow = mesh_flow(clip.meshes[a, :, :2].astype(np.float64), clip.meshes[b, :, :2].astype(np.float64), s)
+        flow = mesh_flows(clip.meshes[a, :, :2], clip.meshes[b, None, :, :2], size=CROP_SIZE, resolution=s)
         plain, _ = generator(codes[:1], noise="none")
         moved = warp(plain, flow)
         scores["no warp"].append(float(psnr(plain, target)))
