@@ -182,8 +182,8 @@ def test_mesh_path_builds_no_hourglass_and_learns_expression(tmp_path: Path) -> 
 
 def test_mesh_motion_moves_the_lower_face_and_follows_the_driving_head() -> None:
     """Without a driving video the predicted coefficients (the first lower-face component at 2 of its standard
-    deviations in speech) open the mouth and move the eyes and the nose far less; a driving clip's head turn moves the whole
-    face."""
+    deviations in speech) open the mouth and move the eyes and the nose far less; a driving clip's head turn moves
+    the whole face."""
     from talkinghead.face.crop import FaceCrop
     from talkinghead.face.indices import LOWER_LIP_CENTRE, NOSE_TIP, OUTER_EYE_CORNERS
     from talkinghead.face.model import default_face_model
@@ -206,6 +206,11 @@ def test_mesh_motion_moves_the_lower_face_and_follows_the_driving_head() -> None
     assert face_model.lower_face[0]
     lip = at(LOWER_LIP_CENTRE, flows)  # the head ring follows the face oval, jaw included: the rest moves a little
     assert lip > 0.15 and at(OUTER_EYE_CORNERS[0], flows) < lip / 3 and at(NOSE_TIP, flows) < lip / 3
+    wider = mesh_motion_flows(model, mesh, crop, mels, face_model=face_model, resolution=32, mouth_scale=2.0)
+    assert at(LOWER_LIP_CENTRE, wider) > 1.3 * lip  # the user's amplitude (--expression-scale)
+    model.mouth_gain.fill_(0.0)  # the fitted gain scales the same coefficients: none, no motion
+    assert mesh_motion_flows(model, mesh, crop, mels, face_model=face_model, resolution=32).abs().max() < 1e-5
+    model.mouth_gain.fill_(1.0)
     c, s = np.cos(0.5), np.sin(0.5)  # a roll of 0.5 rad in the last frame
     turn = np.stack([np.eye(3), np.eye(3), np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])])
     driving = (np.zeros((3, face_model.lower_face.size), np.float32), turn)
@@ -342,10 +347,29 @@ def test_generate_styleheat(media: Path, tiny_styleheat: tuple[Path, dict], tiny
                  edits={"smile": 4.0})
     with pytest.raises(TalkingHeadError, match="--edit does not apply to --method viseme .*styleheat"):
         generate(image=face, audio=speech, output=tmp_path / "x.mp4", edits={"smile": 1.0})
+    with pytest.raises(TalkingHeadError, match="--expression-scale needs a StyleHEAT model with mesh flows"):
+        generate(image=face, audio=speech, output=tmp_path / "x.mp4", method="styleheat", expression_scale=1.5,
+                 checkpoints=models)
     with pytest.raises(TalkingHeadError, match="--still does not apply to --method styleheat"):
         generate(image=face, audio=speech, output=tmp_path / "x.mp4", method="styleheat", still=True,
                  checkpoints=models)
     assert not (tmp_path / "x.mp4").exists()
+
+
+def _gap_spreads(model: StyleHeat, dataset: Path) -> tuple[float, float]:
+    """(the real, the predicted times the mouth gain) lip gap's standard deviation on a dataset's clip "a"."""
+    from talkinghead.data.clip import clip_dir, load_clip
+    from talkinghead.face.expression import mouth_features
+    from talkinghead.face.model import default_face_model
+    from talkinghead.train.datasets import clip_speech_inputs
+
+    clip, face_model = load_clip(clip_dir(dataset, "a")), default_face_model()
+    lower = face_model.lower_face[:model.config.n_expression]
+    with torch.no_grad():
+        inputs = torch.from_numpy(clip_speech_inputs(model.config.speech, clip)).float()
+        predicted = (model.eval().expression(inputs) * model.mouth_gain).numpy()
+    return tuple(float(mouth_features(face_model.expression_meshes(clip.neutral, np.where(lower, c, 0.0)))[:, 0].std())
+                 for c in (clip.expression[:, :len(lower)], predicted))  # type: ignore[return-value]
 
 
 @pytest.mark.train
@@ -355,6 +379,7 @@ def test_train_and_generate_on_mesh_flows(one_clip_dataset: Path, tiny_stylegan:
     """Mesh flows train the expression stage alone (and the edit directions), refuse the image stages and a
     SyncNet, and generate a video from a photo, with and without a driving video."""
     from talkinghead.api import generate
+    from talkinghead.errors import TalkingHeadError
     from talkinghead.nn.checkpoint import checkpoint_meta
     from talkinghead.train.styleheat import train_styleheat
 
@@ -366,11 +391,15 @@ def test_train_and_generate_on_mesh_flows(one_clip_dataset: Path, tiny_stylegan:
     assert {"train_expression", "first_train_expression"} <= set(metrics["expression"])
     assert all(np.isfinite(v) for v in metrics["expression"].values())
     assert checkpoint_meta(path)["steps"] == {"expression": 2} and StyleHeat.load(path).config.flows == "mesh"
+    model = StyleHeat.load(path)
+    assert float(model.mouth_gain) == pytest.approx(metrics["mouth_gain"]["gain"], rel=1e-6)
+    real, drawn = _gap_spreads(model, one_clip_dataset)  # one training clip: the gain matches their spreads
+    assert drawn == pytest.approx(real, rel=1e-3)
     for bad in ({"warp_steps": 2, "expression_steps": 2}, {"expression_steps": 0}):
-        with pytest.raises(ValueError, match="mesh flows train the expression stage alone"):
+        with pytest.raises(TalkingHeadError, match="--flows mesh trains the expression stage alone"):
             train_styleheat([one_clip_dataset], tmp_path / "x.pt", stylegan=tiny_stylegan, syncnet=None,
                             config=config, **{"warp_steps": 0, "calibrate_steps": 0, **bad})  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="mesh flows take no SyncNet"):
+    with pytest.raises(TalkingHeadError, match="--flows mesh takes no --syncnet"):
         train_styleheat([one_clip_dataset], tmp_path / "x.pt", stylegan=tiny_stylegan,
                         syncnet=tiny_stylegan / "sync.pt", config=config, warp_steps=0, calibrate_steps=0,
                         expression_steps=2)

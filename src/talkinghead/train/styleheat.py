@@ -41,7 +41,9 @@ import torch.nn.functional as F
 
 from talkinghead.audio.speech import SPEECH_INPUTS
 from talkinghead.data.clip import clip_dir, list_clips, load_clip
+from talkinghead.errors import TalkingHeadError
 from talkinghead.face.crop import MOUTH_REGION
+from talkinghead.face.expression import mouth_features
 from talkinghead.face.indices import INNER_LIP_PAIRS, MOUTH_CORNERS, OUTER_EYE_CORNERS
 from talkinghead.face.model import default_face_model
 from talkinghead.motion.styleheat.config import FLOWS, StyleHeatConfig
@@ -62,7 +64,7 @@ from talkinghead.spec import Command
 from talkinghead.sync.inputs import mouth_crops
 from talkinghead.sync.model import SyncNet, sequence_sync_loss
 from talkinghead.train.common import fit, generator_training_inputs, parse_devices, print_metrics, training_options
-from talkinghead.train.datasets import WindowDataset
+from talkinghead.train.datasets import WindowDataset, clip_speech_inputs
 from talkinghead.train.stylegan import psnr
 
 STYLEHEAT_CONFIGS = {
@@ -297,6 +299,29 @@ class ExpressionModule(L.LightningModule):
         return torch.optim.Adam(self.model.parameters(), lr=self.lr)
 
 
+@torch.no_grad()
+def fit_mouth_gain(model: StyleHeat, datasets: list[Path]) -> float:
+    """Store in ``model.mouth_gain`` (and return) the factor that gives the lip gap of the predicted lower-face
+    coefficients the spread of the real one over the datasets' training clips (each clip's gaps centred; the ratio
+    of the pooled standard deviations). The lip gap is nearly linear in the coefficients, so the factor scales its
+    spread and hardly moves its correlation with the real gap."""
+    face_model = default_face_model()
+    lower = face_model.lower_face[:model.config.n_expression]
+    spread = np.zeros(2)
+    for root in datasets:
+        for clip in (load_clip(clip_dir(root, c)) for c in list_clips(root, "train")):
+            inputs = torch.from_numpy(clip_speech_inputs(model.config.speech, clip)).float()
+            predicted = model.eval().expression(inputs).numpy()
+            for i, coefficients in enumerate((clip.expression[:, :len(lower)], predicted)):
+                meshes = face_model.expression_meshes(clip.neutral, np.where(lower, coefficients, 0.0))
+                gap = mouth_features(meshes)[:, 0]
+                spread[i] += ((gap - gap.mean()) ** 2).sum()
+    if spread[1] <= 0:
+        raise ValueError("the mouth gain needs training clips whose predicted mouth moves")
+    model.mouth_gain.fill_(float(np.sqrt(spread[0] / spread[1])))
+    return float(model.mouth_gain)
+
+
 def mesh_attributes(canonical: np.ndarray) -> dict[str, np.ndarray]:
     """Per-frame attributes of pose-free meshes (T, 478, 3), in eye-corner distances: "smile" the mouth-corner
     width, "mouth_open" the mean inner-lip gap."""
@@ -369,16 +394,16 @@ def fill_edit_directions(model: StyleHeat, generator: Generator, encoder: Encode
 
 def train_styleheat(datasets: list[Path], output: Path, *, stylegan: Path | None, syncnet: Path | None,
                     config: StyleHeatConfig, warp_steps: int, calibrate_steps: int, expression_steps: int = 0,
-                    batch: int = 4, frames: int = 12, lr: float = 1e-4, stage_minutes: float | None = None, direction_frames: int = 2000,
-                    workers: int = 0, seed: int = 0, accelerator: str = "auto", devices: int | str = "auto",
-                    nodes: int = 1, quiet: bool = False) -> dict[str, dict[str, float]]:
+                    batch: int = 4, frames: int = 12, lr: float = 1e-4, stage_minutes: float | None = None,
+                    direction_frames: int = 2000, workers: int = 0, seed: int = 0, accelerator: str = "auto",
+                    devices: int | str = "auto", nodes: int = 1, quiet: bool = False) -> dict[str, dict[str, float]]:
     """Train on the datasets' train splits (validated on val) with the generator and encoder of the
     ``train-stylegan`` folder ``stylegan`` (None: the shipped feature-path ones), then store the edit directions;
     the config takes the generator's sizes (on the feature path the flows warp the encoder's map at the generator's
     input resolution). Network flows: both of StyleHEAT's stages, with an image SyncNet (``syncnet``, optional: its
     loss is left out without it); a stage given 0 steps is skipped (``calibrate`` alone continues from ``output``).
-    Mesh flows: the ``expression`` stage alone (:class:`ExpressionModule`; windows of ``frames`` frames), the
-    calibration left at the identity. Saves ``output``."""
+    Mesh flows: the ``expression`` stage alone (:class:`ExpressionModule`; windows of ``frames`` frames; that path
+    has no calibration network). Saves ``output``."""
     L.seed_everything(seed, workers=True, verbose=False)
     if stylegan is None:
         generator, encoder = Generator.default(), Encoder.default()
@@ -386,7 +411,7 @@ def train_styleheat(datasets: list[Path], output: Path, *, stylegan: Path | None
         generator, encoder = Generator.load(stylegan / "generator.pt"), Encoder.load(stylegan / "encoder.pt")
     g = generator.config
     if config.flows == "mesh" and syncnet is not None:
-        raise ValueError("mesh flows take no SyncNet (no image is drawn in training)")
+        raise TalkingHeadError("--flows mesh takes no --syncnet (no image is drawn in its training)")
     sync = SyncNet.load(syncnet) if syncnet is not None else None
     if sync is not None and frames < sync.config.frames + 5:
         raise ValueError(f"the sync loss needs windows of at least {sync.config.frames + 5} frames, not {frames}")
@@ -396,15 +421,15 @@ def train_styleheat(datasets: list[Path], output: Path, *, stylegan: Path | None
                      mel_frames=sync.config.mel_frames if sync else config.mel_frames, edit_names=list(EDIT_NAMES))
     if config.flows == "mesh":
         if warp_steps or calibrate_steps or not expression_steps:
-            raise ValueError("mesh flows train the expression stage alone: give expression steps, not warp or "
-                             "calibration steps")
+            raise TalkingHeadError("--flows mesh trains the expression stage alone: give --expression-steps, not "
+                                   "--warp-steps or --calibrate-steps")
         return _train_mesh_path(datasets, output, generator, encoder, config, steps=expression_steps, batch=batch,
                                 frames=frames, lr=lr, seed=seed, direction_frames=direction_frames,
                                 run={"workers": workers, "accelerator": accelerator, "devices": devices,
                                      "nodes": nodes, "quiet": quiet, "max_minutes": stage_minutes},
                                 stylegan=stylegan)
     if expression_steps:
-        raise ValueError("the expression stage belongs to mesh flows")
+        raise TalkingHeadError("--expression-steps belongs to --flows mesh")
     discriminator = MultiScaleDiscriminator(channels=config.base_channels, layers=3, scales=1) if g.feature_path \
         else Discriminator.load(stylegan / "discriminator.pt").train()  # type: ignore[operator]
     if warp_steps:
@@ -437,13 +462,14 @@ def train_styleheat(datasets: list[Path], output: Path, *, stylegan: Path | None
 def _train_mesh_path(datasets: list[Path], output: Path, generator: Generator, encoder: Encoder,
                      config: StyleHeatConfig, *, steps: int, batch: int, frames: int, lr: float, seed: int,
                      direction_frames: int, run: dict, stylegan: Path | None) -> dict[str, dict[str, float]]:
-    """:func:`train_styleheat` with mesh flows: the expression stage, then the edit directions."""
+    """:func:`train_styleheat` with mesh flows: the expression stage, the mouth gain, then the edit directions."""
     model = StyleHeat(config)
     kw = {"window": frames, "frames": False, "speech": config.speech}
     module = ExpressionModule(model, lr=lr)
     metrics = {"expression": fit(module, WindowDataset(datasets, "train", seed=seed, **kw),
                                  WindowDataset(datasets, "val", seed=seed + 1, **kw), max_steps=steps, batch=batch,
                                  **run)}
+    metrics["mouth_gain"] = {"gain": fit_mouth_gain(model, datasets)}
     metrics["edits"] = fill_edit_directions(model, generator, encoder, datasets, frames=direction_frames, seed=seed)
     model.save(output, metrics=metrics, steps={"expression": module.steps}, datasets=[str(d) for d in datasets],
                stylegan=str(stylegan) if stylegan else shipped_models(), syncnet=None,
@@ -463,10 +489,13 @@ def _arguments(th: argparse.ArgumentParser) -> None:
                     help="mesh: flows drawn from the photo's face mesh, the audio mapper trained on the meshes' "
                          "lower-face coefficients (ours; what a CPU can train); network: StyleHEAT's motion "
                          "generators and calibration, trained on images (GPUs) (default: mesh)")
-    th.add_argument("--expression-steps", type=int, default=3000, help="mesh flows: steps of the expression stage")
-    th.add_argument("--warp-steps", type=int, default=5000,
-                    help="network flows: steps of the warp stage (0: skip it and continue the model in --output)")
-    th.add_argument("--calibrate-steps", type=int, default=5000, help="network flows: steps of the calibration stage")
+    th.add_argument("--expression-steps", type=int, default=None,
+                    help="mesh flows: steps of the expression stage (default: 600)")
+    th.add_argument("--warp-steps", type=int, default=None,
+                    help="network flows: steps of the warp stage (0: skip it and continue the model in --output; "
+                         "default: 5000)")
+    th.add_argument("--calibrate-steps", type=int, default=None,
+                    help="network flows: steps of the calibration stage (default: 5000)")
     th.add_argument("--batch", type=int, default=4)
     th.add_argument("--frames", type=int, default=12,
                     help="target frames per item (default: 12; at least 10 for sync)")
@@ -474,15 +503,22 @@ def _arguments(th: argparse.ArgumentParser) -> None:
     th.add_argument("--stage-minutes", type=float, default=None, help="stop each stage after this many minutes")
 
 
+def _steps(given: int | None, default: int) -> int:
+    """A stage's steps: as given, else the default of the chosen flows (a stage of the other flows, when given,
+    is refused by :func:`train_styleheat`)."""
+    return default if given is None else given
+
+
 def _run(args: argparse.Namespace) -> int:
     return print_metrics(train_styleheat(
         args.datasets, args.output, stylegan=args.stylegan, syncnet=args.syncnet,
         config=replace(STYLEHEAT_CONFIGS[args.config], speech=args.speech, flows=args.flows),
-        warp_steps=args.warp_steps if args.flows == "network" else 0,
-        calibrate_steps=args.calibrate_steps if args.flows == "network" else 0,
-        expression_steps=args.expression_steps if args.flows == "mesh" else 0, batch=args.batch, frames=args.frames, lr=args.lr,
-        stage_minutes=args.stage_minutes, workers=args.workers, devices=parse_devices(args.devices), nodes=args.nodes,
-        quiet=args.quiet))
+        warp_steps=_steps(args.warp_steps, 5000 if args.flows == "network" else 0),
+        calibrate_steps=_steps(args.calibrate_steps, 5000 if args.flows == "network" else 0),
+        expression_steps=_steps(args.expression_steps, 600 if args.flows == "mesh" else 0), batch=args.batch,
+        frames=args.frames,
+        lr=args.lr, stage_minutes=args.stage_minutes, workers=args.workers, devices=parse_devices(args.devices),
+        nodes=args.nodes, quiet=args.quiet))
 
 
 COMMAND = Command(

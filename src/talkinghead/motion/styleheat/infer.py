@@ -82,11 +82,12 @@ def coefficient_windows(expression: np.ndarray, rotation: np.ndarray, *, radius:
 
 @torch.no_grad()
 def mesh_motion_flows(model: StyleHeat, mesh: np.ndarray, crop: FaceCrop, speech: np.ndarray, *,
-                      face_model: FaceModel, resolution: int,
-                      driving: tuple[np.ndarray, np.ndarray] | None = None) -> torch.Tensor:
+                      face_model: FaceModel, resolution: int, driving: tuple[np.ndarray, np.ndarray] | None = None,
+                      mouth_scale: float = 1.0) -> torch.Tensor:
     """The mesh path's flows (T, 2, r, r) for T frames of speech inputs (T, ...) (``config.speech``'s): the photo's
     face mesh ``mesh`` ((478, 3) frame pixels; ``crop`` its face crop) with the lower-face expression coefficients
-    the model predicts and, from ``driving`` (expression coefficients (T, K), head rotations (T, 3, 3); see
+    the model predicts (times its ``mouth_gain`` and ``mouth_scale``, the user's amplitude) and, from
+    ``driving`` (expression coefficients (T, K), head rotations (T, 3, 3); see
     :func:`talkinghead.motion.styleclip.video_coefficients`), the upper-face coefficients and the head's rotation
     relative to the driving clip's mean; without it the head and the upper face stay as in the photo."""
     from talkinghead.face.motion import FaceMotion
@@ -94,7 +95,7 @@ def mesh_motion_flows(model: StyleHeat, mesh: np.ndarray, crop: FaceCrop, speech
     from talkinghead.render.warp.renderer import target_meshes
 
     n = len(speech)
-    predicted = model.eval().expression(torch.from_numpy(speech).float()).numpy()
+    predicted = (model.eval().expression(torch.from_numpy(speech).float()) * model.mouth_gain * mouth_scale).numpy()
     k = predicted.shape[1]
     upper = np.zeros_like(predicted) if driving is None else driving[0][:n, :k]
     rotation = np.zeros((n, 3)) if driving is None else relative_rotations(driving[1][:n])[0]

@@ -17,6 +17,7 @@ def styleheat_performance(request: Request, scene: Scene) -> Performance:
 
     from talkinghead.audio.speech import speech_at
     from talkinghead.constants import CROP_SIZE, DATA_FPS
+    from talkinghead.errors import TalkingHeadError
     from talkinghead.face.crop import crop_face
     from talkinghead.face.model import default_face_model
     from talkinghead.face.pose import fit_pose
@@ -40,9 +41,13 @@ def styleheat_performance(request: Request, scene: Scene) -> Performance:
     speech = speech_at(config.speech, scene.speech, n25, timeline=scene.features.phonemes)
     if config.flows == "mesh":
         flows = mesh_motion_flows(models.model, mesh, fc, speech, face_model=face_model,
-                                  resolution=config.warp_resolution, driving=driving)
+                                  resolution=config.warp_resolution, driving=driving,
+                                  mouth_scale=request.expression_scale)
         return Performance(crops=styleheat_crops(models, crop, None, flows=flows, edits=request.edits,
                                                  invert_steps=request.invert_steps))
+    if request.expression_scale != 1.0:
+        raise TalkingHeadError("--expression-scale needs a StyleHEAT model with mesh flows (this one has network "
+                               "flows)")
     if driving is None:  # a still head: the photo drives itself (its own pose, expression at rest)
         driving = (np.zeros((n25, config.n_expression), np.float32),
                    np.repeat(fit_pose(mesh).rotation[None].astype(np.float32), n25, 0))
@@ -68,7 +73,7 @@ SPEC = MethodSpec(
     summary="StyleHEAT: the generator's features of a photo (128 px face) warped along its face mesh, lips moved by "
             "the speech, head and upper face by --motion-from, with gradual --edit (the edits hardly change the face)",
     motion=styleheat_performance, photo=True, video=False,
-    options=frozenset({"motion_from", "invert_steps", "edits"}),
+    options=frozenset({"motion_from", "invert_steps", "edits", "expression_scale"}),
     checkpoints=(CheckpointRole("styleheat", "StyleHEAT's model (.pt)"), *GENERATOR_ROLES),
     renderers=("generator",), self_driven=("motion_from",), check=check_request,
     commands=(CommandRef("train-styleheat", "train StyleHEAT on a trained generator and encoder",

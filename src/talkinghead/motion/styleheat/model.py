@@ -173,6 +173,9 @@ class StyleHeat(CheckpointModel):
             self.calibrator = Calibrator(c)
         else:  # no calibration either: it learns on images, which this path never draws in training
             self.audio_expression = nn.Sequential(nn.LeakyReLU(0.1), nn.Linear(c.descriptor, c.n_expression))
+            # the factor on the predicted lower-face coefficients that gives the mouth the real one's spread,
+            # fitted on the training clips after training (a regressor on squared error opens it too little)
+            self.register_buffer("mouth_gain", torch.ones(()))
         a = len(c.edit_names)
         self.register_buffer("edit_directions", torch.zeros(a, c.w_dim))
         self.register_buffer("edit_stds", torch.ones(a))
@@ -184,7 +187,8 @@ class StyleHeat(CheckpointModel):
     def expression(self, speech: torch.Tensor) -> torch.Tensor:
         """The mesh path's audio-driven motion: expression coefficients (B, n_expression) (offsets from the
         speaker's rest shape, as preprocessing encodes real clips) of speech inputs (B, ...); only the lower-face
-        ones are trained and used."""
+        ones are trained and used (times ``mouth_gain``, in
+        :func:`talkinghead.motion.styleheat.infer.mesh_motion_flows`)."""
         return self.audio_expression(self.audio_mapper(speech))
 
     def video_motion(self, source: torch.Tensor, coefficients: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
