@@ -89,10 +89,11 @@ class FaceModel:
         basis = self.expression_basis[:expression.shape[-1]]
         return (neutral[None] + np.tensordot(expression, basis, axes=1)).astype(np.float32)
 
-    def basis(self) -> ExpressionBasis:
-        """The expression components as an :class:`ExpressionBasis` (drives the warp renderer)."""
-        names = tuple(f"{'lower' if low else 'upper'}_{i}" for i, low in enumerate(self.lower_face))
-        return ExpressionBasis(self.card.get("name", "face_model"), names, self.expression_basis)
+    def basis(self, k: int | None = None) -> ExpressionBasis:
+        """The expression components (the first ``k``; default: all) as an :class:`ExpressionBasis` (drives the
+        warp renderer)."""
+        names = tuple(f"{'lower' if low else 'upper'}_{i}" for i, low in enumerate(self.lower_face))[:k]
+        return ExpressionBasis(self.card.get("name", "face_model"), names, self.expression_basis[:k])
 
     def save(self, path: str | Path) -> None:
         """Write the model as a compressed .npz with its card."""

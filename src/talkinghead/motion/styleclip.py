@@ -112,7 +112,4 @@ def with_expression(base: FaceMotion, expression: np.ndarray) -> FaceMotion:
     components."""
     from talkinghead.face.model import default_face_model
 
-    full = default_face_model().basis()
-    basis = replace(full, coefficient_names=full.coefficient_names[:expression.shape[1]],
-                    components=full.components[:expression.shape[1]])
-    return replace(base, expression=expression, basis=basis)
+    return replace(base, expression=expression, basis=default_face_model().basis(expression.shape[1]))

@@ -404,14 +404,20 @@ def train_styleheat(datasets: list[Path], output: Path, *, stylegan: Path | None
     loss is left out without it); a stage given 0 steps is skipped (``calibrate`` alone continues from ``output``).
     Mesh flows: the ``expression`` stage alone (:class:`ExpressionModule`; windows of ``frames`` frames; that path
     has no calibration network). Saves ``output``."""
+    if config.flows == "mesh":  # the stages of the other flows are refused before any loading
+        if syncnet is not None:
+            raise TalkingHeadError("--flows mesh takes no --syncnet (no image is drawn in its training)")
+        if warp_steps or calibrate_steps or not expression_steps:
+            raise TalkingHeadError("--flows mesh trains the expression stage alone: give --expression-steps, not "
+                                   "--warp-steps or --calibrate-steps")
+    elif expression_steps:
+        raise TalkingHeadError("--expression-steps belongs to --flows mesh")
     L.seed_everything(seed, workers=True, verbose=False)
     if stylegan is None:
         generator, encoder = Generator.default(), Encoder.default()
     else:
         generator, encoder = Generator.load(stylegan / "generator.pt"), Encoder.load(stylegan / "encoder.pt")
     g = generator.config
-    if config.flows == "mesh" and syncnet is not None:
-        raise TalkingHeadError("--flows mesh takes no --syncnet (no image is drawn in its training)")
     sync = SyncNet.load(syncnet) if syncnet is not None else None
     if sync is not None and frames < sync.config.frames + 5:
         raise ValueError(f"the sync loss needs windows of at least {sync.config.frames + 5} frames, not {frames}")
@@ -420,16 +426,11 @@ def train_styleheat(datasets: list[Path], output: Path, *, stylegan: Path | None
                      feature_channels=g.channels_at(r), n_latents=g.n_latents, w_dim=g.w_dim,
                      mel_frames=sync.config.mel_frames if sync else config.mel_frames, edit_names=list(EDIT_NAMES))
     if config.flows == "mesh":
-        if warp_steps or calibrate_steps or not expression_steps:
-            raise TalkingHeadError("--flows mesh trains the expression stage alone: give --expression-steps, not "
-                                   "--warp-steps or --calibrate-steps")
         return _train_mesh_path(datasets, output, generator, encoder, config, steps=expression_steps, batch=batch,
                                 frames=frames, lr=lr, seed=seed, direction_frames=direction_frames,
                                 run={"workers": workers, "accelerator": accelerator, "devices": devices,
                                      "nodes": nodes, "quiet": quiet, "max_minutes": stage_minutes},
                                 stylegan=stylegan)
-    if expression_steps:
-        raise TalkingHeadError("--expression-steps belongs to --flows mesh")
     discriminator = MultiScaleDiscriminator(channels=config.base_channels, layers=3, scales=1) if g.feature_path \
         else Discriminator.load(stylegan / "discriminator.pt").train()  # type: ignore[operator]
     if warp_steps:

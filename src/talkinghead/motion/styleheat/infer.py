@@ -8,7 +8,7 @@ mouth does not move ours. Edits move the photo's code along stored directions, g
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -99,9 +99,8 @@ def mesh_motion_flows(model: StyleHeat, mesh: np.ndarray, crop: FaceCrop, speech
     k = predicted.shape[1]
     upper = np.zeros_like(predicted) if driving is None else driving[0][:n, :k]
     rotation = np.zeros((n, 3)) if driving is None else relative_rotations(driving[1][:n])[0]
-    full = face_model.basis()
-    basis = replace(full, coefficient_names=full.coefficient_names[:k], components=full.components[:k])
-    motion = FaceMotion(fps=DATA_FPS, expression=np.where(face_model.lower_face[:k], predicted, upper), basis=basis,
+    motion = FaceMotion(fps=DATA_FPS, expression=np.where(face_model.lower_face[:k], predicted, upper),
+                        basis=face_model.basis(k),
                         head_rotation=rotation.astype(np.float32), head_translation=np.zeros((n, 3), np.float32),
                         blink=np.zeros(n, np.float32))
     targets = np.stack([crop.to_crop(t) for t in target_meshes(mesh, motion)])

@@ -17,7 +17,6 @@ def styleheat_performance(request: Request, scene: Scene) -> Performance:
 
     from talkinghead.audio.speech import speech_at
     from talkinghead.constants import CROP_SIZE, DATA_FPS
-    from talkinghead.errors import TalkingHeadError
     from talkinghead.face.crop import crop_face
     from talkinghead.face.model import default_face_model
     from talkinghead.face.pose import fit_pose
@@ -45,9 +44,6 @@ def styleheat_performance(request: Request, scene: Scene) -> Performance:
                                   mouth_scale=request.expression_scale)
         return Performance(crops=styleheat_crops(models, crop, None, flows=flows, edits=request.edits,
                                                  invert_steps=request.invert_steps))
-    if request.expression_scale != 1.0:
-        raise TalkingHeadError("--expression-scale needs a StyleHEAT model with mesh flows (this one has network "
-                               "flows)")
     if driving is None:  # a still head: the photo drives itself (its own pose, expression at rest)
         driving = (np.zeros((n25, config.n_expression), np.float32),
                    np.repeat(fit_pose(mesh).rotation[None].astype(np.float32), n25, 0))
@@ -57,15 +53,24 @@ def styleheat_performance(request: Request, scene: Scene) -> Performance:
 
 
 def check_request(request: Request) -> None:
-    """Unknown or too strong edits fail before any work (names read from the checkpoint's config)."""
+    """Unknown or too strong edits, and ``--expression-scale`` on a model with network flows, fail before any work
+    (read from the checkpoint's config)."""
+    from dataclasses import asdict
+
+    from talkinghead.errors import TalkingHeadError
     from talkinghead.motion.styleheat.infer import check_edits
     from talkinghead.motion.styleheat.model import StyleHeat
     from talkinghead.nn.checkpoint import checkpoint_meta
 
-    if request.edits:  # the shipped model is loaded once (generation reuses it); a given one is only read here
-        given = request.checkpoints.get("styleheat")
-        names = checkpoint_meta(given)["config"]["edit_names"] if given else StyleHeat.default().config.edit_names
-        check_edits(names, request.edits)
+    if not request.edits and request.expression_scale == 1.0:
+        return
+    # the shipped model is loaded once (generation reuses it); a given one is only read here
+    given = request.checkpoints.get("styleheat")
+    config = checkpoint_meta(given)["config"] if given else asdict(StyleHeat.default().config)
+    check_edits(config["edit_names"], request.edits)
+    if request.expression_scale != 1.0 and config.get("flows", "network") != "mesh":
+        raise TalkingHeadError("--expression-scale needs a StyleHEAT model with mesh flows (this one has network "
+                               "flows)")
 
 
 SPEC = MethodSpec(
