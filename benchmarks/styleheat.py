@@ -15,7 +15,8 @@ that the 64 x 64 features of a 1024 px generator still transform like the image)
 
 edits: for every face photo (default: ../shared/media/faces) the aligned face crop is inverted (the encoder), each
 labelled edit (smile, mouth_open) is applied at each strength (standard deviations of the codes along its
-direction, the whole strength at once), and the generator's crop is measured: the attribute on its MediaPipe mesh
+direction, the whole strength at once; with mesh flows the face mesh moves too, and the flow drawn from it warps the
+photo's features), and the generator's crop is measured: the attribute on its MediaPipe mesh
 (:func:`talkinghead.train.styleheat.mesh_attributes`, eye-corner distances), CSIM (cosine of dlib embeddings;
 not ArcFace, whose weights are not available offline) and the dlib distance (Euclidean; dlib's same-person rule
 is < 0.6) against the unedited crop (strength 0). Crops are upscaled to 256 px before these measures. A face whose edited crop has no detectable face at some strength is reported and
@@ -42,12 +43,20 @@ from talkinghead.errors import InputError
 from talkinghead.face.crop import crop_face
 from talkinghead.face.identity import FaceEmbedder, identity_distance
 from talkinghead.face.mesh import mesh_image
+from talkinghead.face.model import default_face_model
 from talkinghead.face.pose import pose_free
 from talkinghead.io import read_image
 from talkinghead.motion.styleheat.flows import mesh_flows
-from talkinghead.motion.styleheat.infer import StyleHeatModels, edited_codes, load_models
+from talkinghead.motion.styleheat.infer import (
+    StyleHeatModels,
+    crop_flows,
+    edited_codes,
+    edited_expressions,
+    load_models,
+    moved_meshes,
+)
 from talkinghead.nn.layers import warp
-from talkinghead.render.stylegan.infer import crops_tensor, encode_crops, reference_code, render_codes
+from talkinghead.render.stylegan.infer import crops_tensor, encode_crops, reference_code, render_codes, to_crops
 from talkinghead.render.stylegan.model import Encoder, Generator
 from talkinghead.train.stylegan import psnr
 from talkinghead.train.styleheat import LABELLED_EDITS, mesh_attributes
@@ -100,13 +109,20 @@ def edit_series(models: StyleHeatModels, embedder: FaceEmbedder, face: Path, str
     """Attribute values and CSIM (against strength 0) of each labelled edit of one face at each strength."""
     photo = read_image(face)
     mesh, _ = mesh_image(photo, source=str(face))
-    crop, _ = crop_face(photo, mesh, size=CROP_SIZE)
+    crop, fc = crop_face(photo, mesh, size=CROP_SIZE)
     w, reference = reference_code(models.generator, models.encoder, crop)
+    model, face_model = models.model, default_face_model()
     out = {}
     for name in LABELLED_EDITS:
-        codes = torch.cat([edited_codes(models.model, w, {name: s}, 1) for s in strengths])
-        crops = [cv2.resize(c, (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_CUBIC)
-                 for c in render_codes(models.generator, codes, reference)]
+        codes = torch.cat([edited_codes(model, w, {name: s}, 1) for s in strengths])
+        if model.config.flows == "mesh":  # the edit moves the face mesh too: the photo's features follow it
+            expression = np.concatenate([edited_expressions(model, {name: s}, 1) for s in strengths])
+            targets = moved_meshes(mesh, expression, np.zeros((len(strengths), 3)), face_model=face_model)
+            flows = crop_flows(mesh, fc, targets, resolution=model.config.warp_resolution)
+            drawn = to_crops(model.render(models.generator, codes, flows, None, reference=reference)[0])
+        else:
+            drawn = render_codes(models.generator, codes, reference)
+        crops = [cv2.resize(c, (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_CUBIC) for c in drawn]
         values, embeddings = [], []
         for c in crops:
             try:

@@ -14,7 +14,13 @@ from talkinghead.motion.styleheat.model import StyleHeat
 from talkinghead.nn.layers import compose_flows, warp
 from talkinghead.render.stylegan.model import Generator
 from talkinghead.train.stylegan import STYLEGAN_CONFIGS
-from talkinghead.train.styleheat import EDIT_NAMES, STYLEHEAT_CONFIGS, labelled_direction, soft_mouth_mask
+from talkinghead.train.styleheat import (
+    EDIT_NAMES,
+    STYLEHEAT_CONFIGS,
+    attribute_offset,
+    labelled_direction,
+    soft_mouth_mask,
+)
 
 GEN = STYLEGAN_CONFIGS["tiny"].generator
 TINY = replace(STYLEHEAT_CONFIGS["tiny"], flow_input=32, warp_resolution=16, feature_channels=GEN.channels_at(16),
@@ -180,14 +186,23 @@ def test_mesh_path_builds_no_hourglass_and_learns_expression(tmp_path: Path) -> 
         replace(MESH, flows="optical")
 
 
+def _mesh_flows(model: StyleHeat, mesh: np.ndarray, speech: np.ndarray, **kw: object) -> torch.Tensor:
+    """The mesh path's flows at 32 px of a 256 px crop that is the frame itself (:func:`mesh_motion`)."""
+    from talkinghead.face.crop import FaceCrop
+    from talkinghead.face.model import default_face_model
+    from talkinghead.motion.styleheat.infer import crop_flows, mesh_motion
+
+    crop = FaceCrop(matrix=np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), size=256)
+    targets = mesh_motion(model, mesh, speech, face_model=default_face_model(), **kw)  # type: ignore[arg-type]
+    return crop_flows(mesh, crop, targets, resolution=32)
+
+
 def test_mesh_motion_moves_the_lower_face_and_follows_the_driving_head() -> None:
     """Without a driving video the predicted coefficients (the first lower-face component at 2 of its standard
     deviations in speech) open the mouth and move the eyes and the nose far less; a driving clip's head turn moves
     the whole face."""
-    from talkinghead.face.crop import FaceCrop
     from talkinghead.face.indices import LOWER_LIP_CENTRE, NOSE_TIP, OUTER_EYE_CORNERS
     from talkinghead.face.model import default_face_model
-    from talkinghead.motion.styleheat.infer import mesh_motion_flows
 
     face_model = default_face_model()
     model = StyleHeat(replace(MESH, n_expression=face_model.lower_face.size))
@@ -195,9 +210,8 @@ def test_mesh_motion_moves_the_lower_face_and_follows_the_driving_head() -> None
         model.audio_expression[1].weight.zero_()
         model.audio_expression[1].bias.zero_()[0] = 0.5  # component 0 is a lower-face one
     mesh = _posed_canonical()
-    crop = FaceCrop(matrix=np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), size=256)
     mels = np.zeros((3, 16, 80), np.float32)
-    flows = mesh_motion_flows(model, mesh, crop, mels, face_model=face_model, resolution=32)
+    flows = _mesh_flows(model, mesh, mels)
 
     def at(point: int, f: torch.Tensor) -> float:
         x, y = ((mesh[point, :2] + 0.5) / 8 - 0.5).round().astype(int)
@@ -206,16 +220,52 @@ def test_mesh_motion_moves_the_lower_face_and_follows_the_driving_head() -> None
     assert face_model.lower_face[0]
     lip = at(LOWER_LIP_CENTRE, flows)  # the head ring follows the face oval, jaw included: the rest moves a little
     assert lip > 0.15 and at(OUTER_EYE_CORNERS[0], flows) < lip / 3 and at(NOSE_TIP, flows) < lip / 3
-    wider = mesh_motion_flows(model, mesh, crop, mels, face_model=face_model, resolution=32, mouth_scale=2.0)
+    wider = _mesh_flows(model, mesh, mels, mouth_scale=2.0)
     assert at(LOWER_LIP_CENTRE, wider) > 1.3 * lip  # the user's amplitude (--expression-scale)
     model.mouth_gain.fill_(0.0)  # the fitted gain scales the same coefficients: none, no motion
-    assert mesh_motion_flows(model, mesh, crop, mels, face_model=face_model, resolution=32).abs().max() < 1e-5
+    assert _mesh_flows(model, mesh, mels).abs().max() < 1e-5
     model.mouth_gain.fill_(1.0)
     c, s = np.cos(0.5), np.sin(0.5)  # a roll of 0.5 rad in the last frame
     turn = np.stack([np.eye(3), np.eye(3), np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])])
     driving = (np.zeros((3, face_model.lower_face.size), np.float32), turn)
-    turned = mesh_motion_flows(model, mesh, crop, mels, face_model=face_model, resolution=32, driving=driving)
+    turned = _mesh_flows(model, mesh, mels, driving=driving)
     assert at(OUTER_EYE_CORNERS[0], turned[2:]) > 0.5 and at(OUTER_EYE_CORNERS[0], turned[:1]) > 0.05
+
+
+def test_pasted_crops_move_the_photo_around_the_face_with_its_meshes(media: Path) -> None:
+    """With the meshes each crop was drawn for, the photo around the face moves with them: a face moved 12 px right
+    shows, just beyond its pasted oval, the photo's pixels from 12 px to the left. An unmoved mesh gives the still
+    paste, and without meshes the photo around the face stays."""
+    from types import SimpleNamespace
+
+    from talkinghead.constants import CROP_SIZE, DATA_FPS
+    from talkinghead.face.crop import crop_face
+    from talkinghead.face.indices import FACE_OVAL
+    from talkinghead.face.mesh import mesh_image
+    from talkinghead.io import read_image, resize_longer
+    from talkinghead.render.stylegan.spec import MASK_SCALE, PastedCrops
+    from talkinghead.spec import Performance
+
+    photo = resize_longer(read_image(media / "faces" / "liveportrait_s7.jpg"), 384)
+    mesh, _ = mesh_image(photo, source="photo")
+    crop, _ = crop_face(photo, mesh, size=CROP_SIZE)
+    scene = SimpleNamespace(clip=SimpleNamespace(frames=photo[None]), meshes=mesh[None], n_frames=2,
+                            features=SimpleNamespace(fps=DATA_FPS))
+    crops = np.stack([crop, crop])
+    moved = np.stack([mesh, mesh + np.array([12.0, 0.0, 0.0], np.float32)])
+    still, shifted = PastedCrops().frames(None, scene, Performance(crops=crops, crop_meshes=moved))  # type: ignore
+    plain = list(PastedCrops().frames(None, scene, Performance(crops=crops)))  # type: ignore[arg-type]
+    oval = mesh[FACE_OVAL, :2]
+    x = int(round(oval[:, 0].mean() + 12 + (MASK_SCALE + 0.05) * np.ptp(oval[:, 0]) / 2))  # beyond the moved mask
+    y = int(round(oval[:, 1].mean()))
+    rows = slice(y - 20, y + 20)
+
+    def differ(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.abs(a.astype(np.float32) - b).mean())
+
+    assert differ(still, plain[0]) < 0.5 and differ(plain[1][rows, x - 3:x + 3], photo[rows, x - 3:x + 3]) < 0.5
+    assert differ(shifted[rows, x - 3:x + 3], photo[rows, x - 15:x - 9]) < 1.5
+    assert differ(shifted[rows, x - 3:x + 3], photo[rows, x - 3:x + 3]) > 20
 
 
 def test_shipped_model_follows_the_phonemes_of_real_speech(one_clip_dataset: Path) -> None:
@@ -249,6 +299,17 @@ def test_labelled_direction_finds_a_planted_attribute() -> None:
     values = codes @ true + 0.05 * torch.randn(500, generator=rng)
     direction, std = labelled_direction(codes, values)
     assert torch.dot(direction, true) > 0.99 and std == pytest.approx(1.0, abs=0.1)
+
+
+def test_attribute_offset_is_the_face_change_that_goes_with_the_attribute() -> None:
+    """Coefficients whose component 2 is the attribute (twice, with a little noise): one standard deviation of the
+    attribute goes with one of component 2 and nothing else."""
+    rng = torch.Generator().manual_seed(0)
+    coefficients = torch.randn(4000, 6, generator=rng) + 3.0  # not centred: the offset must not care
+    values = 2.0 * coefficients[:, 2] + 0.01 * torch.randn(4000, generator=rng)
+    expected = torch.zeros(6)
+    expected[2] = 1.0
+    assert torch.allclose(attribute_offset(coefficients, values), expected, atol=0.05)
 
 
 @pytest.fixture(scope="module")
@@ -372,6 +433,30 @@ def _gap_spreads(model: StyleHeat, dataset: Path) -> tuple[float, float]:
                  for c in (clip.expression[:, :len(lower)], predicted))  # type: ignore[return-value]
 
 
+def _edits_move_the_mesh(model: StyleHeat, dataset: Path) -> None:
+    """A mesh-flow model's labelled edits move its attribute on the clip's neutral mesh the way they say (at +1 above
+    -1), the unlabelled ones are orthogonal; an edit's flows ramp in from none at the first frame."""
+    from talkinghead.audio.speech import input_shape
+    from talkinghead.data.clip import clip_dir, load_clip
+    from talkinghead.face.model import default_face_model
+    from talkinghead.motion.styleheat.infer import edited_expressions
+    from talkinghead.train.styleheat import LABELLED_EDITS, mesh_attributes
+
+    face_model, neutral = default_face_model(), load_clip(clip_dir(dataset, "a")).neutral
+    for name in LABELLED_EDITS:
+        meshes = face_model.expression_meshes(neutral, np.concatenate([edited_expressions(model, {name: s}, 1)
+                                                                       for s in (-1.0, 1.0)]))
+        low, high = mesh_attributes(meshes)[name]
+        assert high > low + 1e-3, name
+    pcs = model.edit_expressions[len(LABELLED_EDITS):]
+    gram = pcs @ pcs.T
+    assert torch.allclose(gram - torch.diag(torch.diag(gram)), torch.zeros_like(gram), atol=1e-4 * gram.max())
+    speech = np.zeros((3, *input_shape(model.config.speech)), np.float32)
+    plain = _mesh_flows(model, _posed_canonical(), speech)
+    smiling = _mesh_flows(model, _posed_canonical(), speech, edits={"smile": 2.0})
+    assert torch.equal(plain[0], smiling[0]) and (plain[-1] - smiling[-1]).abs().max() > 0.01
+
+
 @pytest.mark.train
 @pytest.mark.slow
 def test_train_and_generate_on_mesh_flows(one_clip_dataset: Path, tiny_stylegan: Path, media: Path,
@@ -395,6 +480,7 @@ def test_train_and_generate_on_mesh_flows(one_clip_dataset: Path, tiny_stylegan:
     assert float(model.mouth_gain) == pytest.approx(metrics["mouth_gain"]["gain"], rel=1e-6)
     real, drawn = _gap_spreads(model, one_clip_dataset)  # one training clip: the gain matches their spreads
     assert drawn == pytest.approx(real, rel=1e-3)
+    _edits_move_the_mesh(model, one_clip_dataset)
     for bad in ({"warp_steps": 2, "expression_steps": 2}, {"expression_steps": 0}):
         with pytest.raises(TalkingHeadError, match="--flows mesh trains the expression stage alone"):
             train_styleheat([one_clip_dataset], tmp_path / "x.pt", stylegan=tiny_stylegan, syncnet=None,

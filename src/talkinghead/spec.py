@@ -140,12 +140,16 @@ class Performance:
             redraws the mouth.
         lips: the renderer draws lips and jaw predicted from the speech instead of those of ``targets``.
         crops: (M, S, S, 3) uint8 RGB generated face crops at DATA_FPS, to paste back into the photo.
+        crop_meshes: (M, 478, 3) float32 pixel meshes of the photo's face as each crop draws it moved (mesh-flow
+            StyleHEAT), or None (the face drawn where the photo has it): the photo around the face is warped to them
+            and each crop's face is pasted where it moved.
     """
 
     targets: np.ndarray | None = None
     keep_frames: bool = False
     lips: LipPredictor | None = None
     crops: np.ndarray | None = None
+    crop_meshes: np.ndarray | None = None
 
 
 class Renderer(Protocol):

@@ -76,7 +76,8 @@ STYLEHEAT_CONFIGS = {
     "paper": StyleHeatConfig(),
 }
 PCA_EDITS = 4
-"""GANSpace components stored as edits "pc0".."pc3" (they move the first half of the W+ vectors)."""
+"""Unlabelled edits "pc0".."pc3": GANSpace components (they move the first half of the W+ vectors); with mesh flows
+the principal components of the expression coefficients."""
 LABELLED_EDITS = ("smile", "mouth_open")
 """Edits measured on the meshes (our data has no age labels, so no age direction)."""
 EDIT_NAMES = [*LABELLED_EDITS, *(f"pc{i}" for i in range(PCA_EDITS))]
@@ -343,6 +344,14 @@ def labelled_direction(codes: torch.Tensor, values: torch.Tensor, *, ridge: floa
     return direction, (x @ direction).std()
 
 
+def attribute_offset(coefficients: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """(K,) the expression coefficients (N, K) that go with a rise of the attribute ``values`` (N,) by one standard
+    deviation: the regression of the coefficients on the attribute, Cov(c, a) / std(a) (the mean change of the face
+    when the attribute changes, so an edit moves the rest of the face as real faces move it)."""
+    c, a = coefficients - coefficients.mean(0), values - values.mean()
+    return c.T @ a / max(len(a) - 1, 1) / a.std().clamp_min(1e-12)
+
+
 @torch.no_grad()
 def fill_edit_directions(model: StyleHeat, generator: Generator, encoder: Encoder, datasets: list[Path], *,
                          frames: int = 2000, seed: int = 0) -> dict[str, float]:
@@ -352,7 +361,11 @@ def fill_edit_directions(model: StyleHeat, generator: Generator, encoder: Encode
     between speakers), the GANSpace ones from the generator's mapping. Constant path: labelled edits move all of
     W+, GANSpace ones its first half. Feature path: every edit moves the motion latents (the codes' flow then
     moves the reference's face; the other vectors only texture it), and GANSpace, with no mapping to sample, takes
-    the principal components of those same centred codes. Returns each labelled direction's correlation with its
+    the principal components of those same centred codes. Mesh flows: every edit also moves the face mesh
+    (``edit_expressions``): a labelled one by the expression coefficients that go with one standard deviation of
+    its attribute (:func:`attribute_offset`, the frames' coefficients centred per clip too); the unlabelled ones
+    are the principal components of those coefficients (one standard deviation each), and their code directions
+    are fitted, as the labelled ones, on their scores. Returns each labelled direction's correlation with its
     attribute on those frames."""
     from talkinghead.render.stylegan.infer import encode_crops
 
@@ -364,16 +377,19 @@ def fill_edit_directions(model: StyleHeat, generator: Generator, encoder: Encode
         raise ValueError("edit directions need training clips with their meshes")
     rng = np.random.default_rng(seed)
     per_clip = max(1, frames // len(clips))
-    g = generator.config
+    g, k = generator.config, model.config.n_expression
     layers = g.motion_latents if g.feature_path else g.n_latents
-    codes, attrs = [], {k: [] for k in LABELLED_EDITS}
+    codes, expressions, attrs = [], [], {name: [] for name in LABELLED_EDITS}
     for clip in clips:  # each clip centred: the directions follow changes within a face, not between faces
         pick = np.sort(rng.choice(clip.n_frames, min(per_clip, clip.n_frames), replace=False))
         w = encode_crops(encoder, clip.frames(pick))[:, :layers].mean(1)
         codes.append(w - w.mean(0))
-        for k, v in mesh_attributes(clip.canonical[pick]).items():
-            attrs[k].append(torch.from_numpy(v - v.mean()).float())
-    x = torch.cat(codes)
+        e = clip.expression[pick, :k].astype(np.float32)
+        expressions.append(torch.from_numpy(e - e.mean(0)))
+        for name, v in mesh_attributes(clip.canonical[pick]).items():
+            attrs[name].append(torch.from_numpy(v - v.mean()).float())
+    x, e = torch.cat(codes), torch.cat(expressions)
+    mesh = model.config.flows == "mesh"
     fit_quality = {}
     for i, name in enumerate(LABELLED_EDITS):
         y = torch.cat(attrs[name])
@@ -381,6 +397,16 @@ def fill_edit_directions(model: StyleHeat, generator: Generator, encoder: Encode
         model.edit_directions[i], model.edit_stds[i] = direction, std
         model.edit_layers[i] = torch.tensor([0, layers])
         fit_quality[name] = float(torch.corrcoef(torch.stack([x @ direction, y]))[0, 1])
+        if mesh:
+            model.edit_expressions[i] = attribute_offset(e, y)
+    if mesh:
+        pca = principal_components(e, PCA_EDITS)
+        for j in range(PCA_EDITS):
+            i = len(LABELLED_EDITS) + j
+            model.edit_directions[i], model.edit_stds[i] = labelled_direction(x, e @ pca.components[j])
+            model.edit_expressions[i] = pca.components[j] * pca.stds[j]
+            model.edit_layers[i] = torch.tensor([0, layers])
+        return fit_quality
     if g.feature_path:
         pca, pca_layers = principal_components(x, PCA_EDITS), layers
     else:

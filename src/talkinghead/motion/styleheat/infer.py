@@ -3,7 +3,8 @@
 Works at :data:`~talkinghead.data.clip.DATA_FPS` on aligned face crops; :mod:`talkinghead.api` cuts the crop
 from the photo and pastes the generated crops back. The audio drives the lips; a driving video (``motion``)
 drives the head pose and the upper face: its lower-face coefficients are set to their rest value (0), so its
-mouth does not move ours. Edits move the photo's code along stored directions, gradually over the video.
+mouth does not move ours. Edits move the photo's code along stored directions, gradually over the video (with mesh
+flows, its face mesh too).
 """
 
 from __future__ import annotations
@@ -57,17 +58,31 @@ def check_edits(names: list[str], edits: dict[str, float]) -> None:
             raise TalkingHeadError(f"edit strength must be between -{MAX_EDIT:g} and {MAX_EDIT:g}, not {strength:g}")
 
 
+def edit_ramp(n: int) -> torch.Tensor:
+    """(n,) share of an edit's strength at each of n frames: from 0 at the first to 1 at the last (1 for one frame)."""
+    return torch.linspace(0.0, 1.0, n) if n > 1 else torch.ones(1)
+
+
 def edited_codes(model: StyleHeat, w: torch.Tensor, edits: dict[str, float], n: int) -> torch.Tensor:
     """(n, L, w_dim) codes: ``w`` (L, w_dim) moved along each edit's direction by strength x its std on its W+
     vectors, the strength rising linearly from 0 at the first frame to the full value at the last."""
     codes = w[None].repeat(n, 1, 1)
-    ramp = torch.linspace(0.0, 1.0, n) if n > 1 else torch.ones(1)
+    ramp = edit_ramp(n)
     for name, strength in edits.items():
         i = model.config.edit_names.index(name)
         lo, hi = model.edit_layers[i].tolist()
         step = model.edit_directions[i] * model.edit_stds[i] * strength
         codes[:, lo:hi] += ramp[:, None, None] * step
     return codes
+
+
+def edited_expressions(model: StyleHeat, edits: dict[str, float], n: int) -> np.ndarray:
+    """(n, n_expression) expression coefficients the ``edits`` add to the face mesh of a model with mesh flows
+    (strength x ``edit_expressions``), ramped as :func:`edited_codes` ramps the codes."""
+    offset = torch.zeros(model.config.n_expression)
+    for name, strength in edits.items():
+        offset += strength * model.edit_expressions[model.config.edit_names.index(name)].float()
+    return (edit_ramp(n)[:, None] * offset).numpy()
 
 
 def coefficient_windows(expression: np.ndarray, rotation: np.ndarray, *, radius: int, lower_face: np.ndarray
@@ -80,31 +95,49 @@ def coefficient_windows(expression: np.ndarray, rotation: np.ndarray, *, radius:
     return features[torch.from_numpy(idx)]
 
 
+def moved_meshes(mesh: np.ndarray, expression: np.ndarray, rotation: np.ndarray, *, face_model: FaceModel
+                 ) -> np.ndarray:
+    """(T, 478, 3) float32 pixel meshes: the photo's face mesh ``mesh`` ((478, 3) frame pixels) moved by expression
+    coefficients (T, K) (offsets from its own shape) and turned by head rotations (T, 3) (pitch, yaw, roll
+    radians), as the default engine moves it."""
+    from talkinghead.face.motion import FaceMotion
+    from talkinghead.render.warp.renderer import target_meshes
+
+    n, k = expression.shape
+    motion = FaceMotion(fps=DATA_FPS, expression=expression.astype(np.float32), basis=face_model.basis(k),
+                        head_rotation=rotation.astype(np.float32), head_translation=np.zeros((n, 3), np.float32),
+                        blink=np.zeros(n, np.float32))
+    return target_meshes(mesh, motion)
+
+
+def crop_flows(mesh: np.ndarray, crop: FaceCrop, targets: np.ndarray, *, resolution: int) -> torch.Tensor:
+    """Flows (T, 2, r, r) that carry the photo's face mesh ``mesh`` ((478, 3) frame pixels; ``crop`` its face crop)
+    onto each of the meshes ``targets`` ((T, 478, 3) frame pixels) (:func:`mesh_flows`)."""
+    return mesh_flows(crop.to_crop(mesh), np.stack([crop.to_crop(t) for t in targets]), size=crop.size,
+                      resolution=resolution)
+
+
 @torch.no_grad()
-def mesh_motion_flows(model: StyleHeat, mesh: np.ndarray, crop: FaceCrop, speech: np.ndarray, *,
-                      face_model: FaceModel, resolution: int, driving: tuple[np.ndarray, np.ndarray] | None = None,
-                      mouth_scale: float = 1.0) -> torch.Tensor:
-    """The mesh path's flows (T, 2, r, r) for T frames of speech inputs (T, ...) (``config.speech``'s): the photo's
-    face mesh ``mesh`` ((478, 3) frame pixels; ``crop`` its face crop) with the lower-face expression coefficients
-    the model predicts (times its ``mouth_gain`` and ``mouth_scale``, the user's amplitude) and, from
+def mesh_motion(model: StyleHeat, mesh: np.ndarray, speech: np.ndarray, *, face_model: FaceModel,
+                driving: tuple[np.ndarray, np.ndarray] | None = None, mouth_scale: float = 1.0,
+                edits: dict[str, float] | None = None) -> np.ndarray:
+    """The mesh path's motion: the photo's face mesh ``mesh`` ((478, 3) frame pixels) at each of T frames of speech
+    inputs (T, ...) (``config.speech``'s), (T, 478, 3) (:func:`moved_meshes`), with the lower-face expression
+    coefficients the model predicts (times its ``mouth_gain`` and ``mouth_scale``, the user's amplitude) and, from
     ``driving`` (expression coefficients (T, K), head rotations (T, 3, 3); see
     :func:`talkinghead.motion.styleclip.video_coefficients`), the upper-face coefficients and the head's rotation
-    relative to the driving clip's mean; without it the head and the upper face stay as in the photo."""
-    from talkinghead.face.motion import FaceMotion
+    relative to the driving clip's mean; without it the head and the upper face stay as in the photo. Gradual
+    ``edits`` add their expression coefficients (:func:`edited_expressions`) on top. :func:`crop_flows` turns them
+    into the flows."""
     from talkinghead.motion.styleclip import relative_rotations
-    from talkinghead.render.warp.renderer import target_meshes
 
     n = len(speech)
     predicted = (model.eval().expression(torch.from_numpy(speech).float()) * model.mouth_gain * mouth_scale).numpy()
     k = predicted.shape[1]
     upper = np.zeros_like(predicted) if driving is None else driving[0][:n, :k]
     rotation = np.zeros((n, 3)) if driving is None else relative_rotations(driving[1][:n])[0]
-    motion = FaceMotion(fps=DATA_FPS, expression=np.where(face_model.lower_face[:k], predicted, upper),
-                        basis=face_model.basis(k),
-                        head_rotation=rotation.astype(np.float32), head_translation=np.zeros((n, 3), np.float32),
-                        blink=np.zeros(n, np.float32))
-    targets = np.stack([crop.to_crop(t) for t in target_meshes(mesh, motion)])
-    return mesh_flows(crop.to_crop(mesh), targets, size=crop.size, resolution=resolution)
+    expression = np.where(face_model.lower_face[:k], predicted, upper) + edited_expressions(model, edits or {}, n)
+    return moved_meshes(mesh, expression, rotation, face_model=face_model)
 
 
 @torch.no_grad()
@@ -114,7 +147,7 @@ def styleheat_crops(models: StyleHeatModels, crop: np.ndarray, speech: np.ndarra
     """Face crops (T, S, S, 3) uint8 of T frames at 25 fps of the photo's face crop ``crop`` (S', S', 3) uint8.
     Network flows: speaking the speech inputs (T, ...) (:func:`talkinghead.audio.speech.speech_at` of
     ``config.speech``), head driven by ``motion`` (T, 2 radius + 1, F) windows (:func:`coefficient_windows`) when
-    given. Mesh flows: warped by ``flows`` (T, 2, r, r) (:func:`mesh_motion_flows`; ``speech`` and ``motion`` unused).
+    given. Mesh flows: warped by ``flows`` (T, 2, r, r) (:func:`crop_flows`; ``speech`` and ``motion`` unused).
     Both with gradual ``edits`` (name -> strength)."""
     model, generator = models.model.eval(), models.generator
     if (flows is None) != (model.config.flows == "network") or (flows is None and speech is None):

@@ -1,7 +1,8 @@
 """StyleHEAT as a method: the generator's features of a photo's code are warped (lips from the speech; head pose
 and upper face from ``motion_from``, time-matched and played back and forth when shorter, else the photo's own,
 still), with gradual attribute ``edits``, and the face is pasted back into the photo. The flows are the model's
-(network flows) or drawn from the photo's face mesh moved by the model's lower-face coefficients (mesh flows)."""
+(network flows) or drawn from the photo's face mesh moved by the model's lower-face coefficients (mesh flows; the
+photo around the face then moves with the same meshes, see :mod:`talkinghead.render.stylegan.spec`)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,13 @@ def styleheat_performance(request: Request, scene: Scene) -> Performance:
     from talkinghead.face.pose import fit_pose
     from talkinghead.io.video import frame_count, frame_indices
     from talkinghead.motion.styleclip import video_coefficients
-    from talkinghead.motion.styleheat.infer import coefficient_windows, load_models, mesh_motion_flows, styleheat_crops
+    from talkinghead.motion.styleheat.infer import (
+        coefficient_windows,
+        crop_flows,
+        load_models,
+        mesh_motion,
+        styleheat_crops,
+    )
 
     models = load_models(request.checkpoints)
     config = models.model.config
@@ -39,11 +46,11 @@ def styleheat_performance(request: Request, scene: Scene) -> Performance:
         driving = expression[order], rotation[order]
     speech = speech_at(config.speech, scene.speech, n25, timeline=scene.features.phonemes)
     if config.flows == "mesh":
-        flows = mesh_motion_flows(models.model, mesh, fc, speech, face_model=face_model,
-                                  resolution=config.warp_resolution, driving=driving,
-                                  mouth_scale=request.expression_scale)
+        targets = mesh_motion(models.model, mesh, speech, face_model=face_model, driving=driving,
+                              mouth_scale=request.expression_scale, edits=request.edits)
+        flows = crop_flows(mesh, fc, targets, resolution=config.warp_resolution)
         return Performance(crops=styleheat_crops(models, crop, None, flows=flows, edits=request.edits,
-                                                 invert_steps=request.invert_steps))
+                                                 invert_steps=request.invert_steps), crop_meshes=targets)
     if driving is None:  # a still head: the photo drives itself (its own pose, expression at rest)
         driving = (np.zeros((n25, config.n_expression), np.float32),
                    np.repeat(fit_pose(mesh).rotation[None].astype(np.float32), n25, 0))
@@ -76,7 +83,7 @@ def check_request(request: Request) -> None:
 SPEC = MethodSpec(
     name="styleheat", title="StyleHEAT (photos)",
     summary="StyleHEAT: the generator's features of a photo (128 px face) warped along its face mesh, lips moved by "
-            "the speech, head and upper face by --motion-from, with gradual --edit (the edits hardly change the face)",
+            "the speech, head and upper face by --motion-from, with gradual --edit (smile, mouth_open, pc0..pc3)",
     motion=styleheat_performance, photo=True, video=False,
     options=frozenset({"motion_from", "invert_steps", "edits", "expression_scale"}),
     checkpoints=(CheckpointRole("styleheat", "StyleHEAT's model (.pt)"), *GENERATOR_ROLES),

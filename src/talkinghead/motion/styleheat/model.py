@@ -156,11 +156,12 @@ class StyleHeat(CheckpointModel):
     """The video- and audio-driven motion generators, the calibration network and the edit directions.
 
     ``edit_directions`` (A, w_dim) unit vectors with ``edit_stds`` (A,) (the spread of the codes along each) and
-    ``edit_layers`` (A, 2) the range of W+ vectors each moves; names in ``config.edit_names``."""
+    ``edit_layers`` (A, 2) the range of W+ vectors each moves; names in ``config.edit_names``. With mesh flows,
+    ``edit_expressions`` (A, n_expression): the expression coefficients one unit of each edit adds to the mesh."""
 
     config_class = StyleHeatConfig
-    default_checkpoint = Path(__file__).parent / "assets" / "styleheat_v2.pt"
-    """The shipped model (on the shipped feature-path generator; its data card ``styleheat_v2.json`` beside it)."""
+    default_checkpoint = Path(__file__).parent / "assets" / "styleheat_v3.pt"
+    """The shipped model (on the shipped feature-path generator; its data card ``styleheat_v3.json`` beside it)."""
 
     def __init__(self, config: StyleHeatConfig) -> None:
         super().__init__()
@@ -177,6 +178,8 @@ class StyleHeat(CheckpointModel):
             # fitted on the training clips after training (a regressor on squared error opens it too little)
             self.register_buffer("mouth_gain", torch.ones(()))
         a = len(c.edit_names)
+        if c.flows == "mesh":  # each edit also moves the face mesh (the flows then reshape the photo's face)
+            self.register_buffer("edit_expressions", torch.zeros(a, c.n_expression))
         self.register_buffer("edit_directions", torch.zeros(a, c.w_dim))
         self.register_buffer("edit_stds", torch.ones(a))
         self.register_buffer("edit_layers", torch.tensor([[0, c.n_latents]] * a, dtype=torch.long).view(a, 2))
@@ -188,7 +191,7 @@ class StyleHeat(CheckpointModel):
         """The mesh path's audio-driven motion: expression coefficients (B, n_expression) (offsets from the
         speaker's rest shape, as preprocessing encodes real clips) of speech inputs (B, ...); only the lower-face
         ones are trained and used (times ``mouth_gain``, in
-        :func:`talkinghead.motion.styleheat.infer.mesh_motion_flows`)."""
+        :func:`talkinghead.motion.styleheat.infer.mesh_motion`)."""
         return self.audio_expression(self.audio_mapper(speech))
 
     def video_motion(self, source: torch.Tensor, coefficients: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
