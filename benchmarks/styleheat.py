@@ -15,11 +15,14 @@ that the 64 x 64 features of a 1024 px generator still transform like the image)
 
 edits: for every face photo (default: ../shared/media/faces) the aligned face crop is inverted (the encoder), each
 labelled edit (smile, mouth_open) is applied at each strength (standard deviations of the codes along its
-direction, the whole strength at once; with mesh flows the face mesh moves too, and the flow drawn from it warps the
-photo's features), and the generator's crop is measured: the attribute on its MediaPipe mesh
+direction, the whole strength at once; with mesh flows the face mesh moves too, the flow drawn from it warps the
+photo's features, and the crop is pasted into the photo as ``generate`` pastes it, the mouth's inside drawn by the
+learned painter), and the result is measured: the attribute on its MediaPipe mesh
 (:func:`talkinghead.train.styleheat.mesh_attributes`, eye-corner distances), CSIM (cosine of dlib embeddings;
 not ArcFace, whose weights are not available offline) and the dlib distance (Euclidean; dlib's same-person rule
-is < 0.6) against the unedited crop (strength 0). Crops are upscaled to 256 px before these measures. A face whose edited crop has no detectable face at some strength is reported and
+is < 0.6) against the unedited result (strength 0). The result is the generator's crop upscaled to 256 px (mesh
+flows: the pasted photo, read at ``generate``'s default size). A face whose edited result has no detectable face at
+some strength is reported and
 left out of the summary.
 
 Prints, per edit: the share of (face) series that are strictly monotonic in the strength, the mean Spearman
@@ -37,7 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from talkinghead.constants import CROP_SIZE
+from talkinghead.constants import CROP_SIZE, DEFAULT_SIZE
 from talkinghead.data.clip import clip_dir, list_clips, load_clip
 from talkinghead.errors import InputError
 from talkinghead.face.crop import crop_face
@@ -45,7 +48,7 @@ from talkinghead.face.identity import FaceEmbedder, identity_distance
 from talkinghead.face.mesh import mesh_image
 from talkinghead.face.model import default_face_model
 from talkinghead.face.pose import pose_free
-from talkinghead.io import read_image
+from talkinghead.io import read_image, resize_longer
 from talkinghead.motion.styleheat.flows import mesh_flows
 from talkinghead.motion.styleheat.infer import (
     StyleHeatModels,
@@ -58,6 +61,8 @@ from talkinghead.motion.styleheat.infer import (
 from talkinghead.nn.layers import warp
 from talkinghead.render.stylegan.infer import crops_tensor, encode_crops, reference_code, render_codes, to_crops
 from talkinghead.render.stylegan.model import Encoder, Generator
+from talkinghead.render.stylegan.spec import FacePaste
+from talkinghead.spec import MOUTHS
 from talkinghead.train.stylegan import psnr
 from talkinghead.train.styleheat import LABELLED_EDITS, mesh_attributes
 
@@ -107,24 +112,27 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
 
 def edit_series(models: StyleHeatModels, embedder: FaceEmbedder, face: Path, strengths: list[float]) -> dict:
     """Attribute values and CSIM (against strength 0) of each labelled edit of one face at each strength."""
-    photo = read_image(face)
+    photo = resize_longer(read_image(face), DEFAULT_SIZE)
     mesh, _ = mesh_image(photo, source=str(face))
     crop, fc = crop_face(photo, mesh, size=CROP_SIZE)
     w, reference = reference_code(models.generator, models.encoder, crop)
     model, face_model = models.model, default_face_model()
+    paste = FacePaste(photo, mesh, mouth=MOUTHS[0]) if model.config.flows == "mesh" else None
     out = {}
     for name in LABELLED_EDITS:
         codes = torch.cat([edited_codes(model, w, {name: s}, 1) for s in strengths])
-        if model.config.flows == "mesh":  # the edit moves the face mesh too: the photo's features follow it
+        if paste is not None:  # the edit moves the face mesh too: the photo's features follow it, then generate's paste
             expression = np.concatenate([edited_expressions(model, {name: s}, 1) for s in strengths])
             targets = moved_meshes(mesh, expression, np.zeros((len(strengths), 3)), face_model=face_model)
             flows = crop_flows(mesh, fc, targets, resolution=model.config.warp_resolution)
             drawn = to_crops(model.render(models.generator, codes, flows, None, reference=reference)[0])
+            images = [paste.moved(cv2.resize(c, (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_CUBIC), t)
+                      for c, t in zip(drawn, targets)]
         else:
-            drawn = render_codes(models.generator, codes, reference)
-        crops = [cv2.resize(c, (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_CUBIC) for c in drawn]
+            images = [cv2.resize(c, (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_CUBIC)
+                      for c in render_codes(models.generator, codes, reference)]
         values, embeddings = [], []
-        for c in crops:
+        for c in images:
             try:
                 m, _ = mesh_image(c, source=f"{face.name} {name}")
             except InputError:  # no face found in a blurry generated crop: reported, not fatal

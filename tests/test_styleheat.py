@@ -235,12 +235,13 @@ def test_mesh_motion_moves_the_lower_face_and_follows_the_driving_head() -> None
 def test_pasted_crops_move_the_photo_around_the_face_with_its_meshes(media: Path) -> None:
     """With the meshes each crop was drawn for, the photo around the face moves with them: a face moved 12 px right
     shows, just beyond its pasted oval, the photo's pixels from 12 px to the left. An unmoved mesh gives the still
-    paste, and without meshes the photo around the face stays."""
+    paste, and without meshes the photo around the face stays. Where a mesh parts the lips, the inside of the mouth is
+    drawn between them."""
     from types import SimpleNamespace
 
     from talkinghead.constants import CROP_SIZE, DATA_FPS
     from talkinghead.face.crop import crop_face
-    from talkinghead.face.indices import FACE_OVAL
+    from talkinghead.face.indices import FACE_OVAL, INNER_LIP_PAIRS
     from talkinghead.face.mesh import mesh_image
     from talkinghead.io import read_image, resize_longer
     from talkinghead.render.stylegan.spec import MASK_SCALE, PastedCrops
@@ -256,8 +257,8 @@ def test_pasted_crops_move_the_photo_around_the_face_with_its_meshes(media: Path
     still, shifted = PastedCrops().frames(None, scene, Performance(crops=crops, crop_meshes=moved))  # type: ignore
     plain = list(PastedCrops().frames(None, scene, Performance(crops=crops)))  # type: ignore[arg-type]
     oval = mesh[FACE_OVAL, :2]
-    x = int(round(oval[:, 0].mean() + 12 + (MASK_SCALE + 0.05) * np.ptp(oval[:, 0]) / 2))  # beyond the moved mask
-    y = int(round(oval[:, 1].mean()))
+    x = round(float(oval[:, 0].mean() + 12 + (MASK_SCALE + 0.05) * np.ptp(oval[:, 0]) / 2))  # beyond the moved mask
+    y = round(float(oval[:, 1].mean()))
     rows = slice(y - 20, y + 20)
 
     def differ(a: np.ndarray, b: np.ndarray) -> float:
@@ -266,6 +267,14 @@ def test_pasted_crops_move_the_photo_around_the_face_with_its_meshes(media: Path
     assert differ(still, plain[0]) < 0.5 and differ(plain[1][rows, x - 3:x + 3], photo[rows, x - 3:x + 3]) < 0.5
     assert differ(shifted[rows, x - 3:x + 3], photo[rows, x - 15:x - 9]) < 1.5
     assert differ(shifted[rows, x - 3:x + 3], photo[rows, x - 3:x + 3]) > 20
+    opened = mesh.copy()  # the lower inner lip 8 px down: the painter draws a mouth's inside between the lips
+    opened[INNER_LIP_PAIRS[:, 1], 1] += 8
+    parted = Performance(crops=crops, crop_meshes=np.stack([mesh, opened]))
+    _, drawn = PastedCrops().frames(None, scene, parted)  # type: ignore[arg-type]
+    upper = mesh[INNER_LIP_PAIRS[:, 0], :2]
+    x0, x1 = np.round(np.percentile(upper[:, 0], [30, 70])).astype(int)
+    y0 = round(float(upper[:, 1].mean())) + 2
+    assert differ(drawn[y0:y0 + 4, x0:x1], still[y0:y0 + 4, x0:x1]) > 10
 
 
 def test_shipped_model_follows_the_phonemes_of_real_speech(one_clip_dataset: Path) -> None:
