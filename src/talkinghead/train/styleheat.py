@@ -25,7 +25,8 @@ The loss weights are ours (StyleHEAT's multiply VGG-19 losses we do not have). C
 tests), ``cpu`` (the 64 px generator), ``small`` (128 px), ``paper`` (StyleHEAT's sizes). After training, edit
 directions are stored in the checkpoint (:func:`fill_edit_directions`): GANSpace components and, from the training
 frames' meshes, the directions of "smile" (mouth-corner width) and "mouth_open" (inner-lip gap), each the
-ridge-regression normal of the attribute on the encoder's codes (both centred per clip).
+ridge-regression normal of the attribute on the encoder's codes (both centred per clip); with mesh flows each edit also
+moves the face mesh by expression coefficients fitted on the same frames.
 """
 
 from __future__ import annotations
