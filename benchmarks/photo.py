@@ -19,7 +19,9 @@ Every video is generated at the frame rate of the clip it is compared with (the 
 frames are paired by index. (Until styletalker_v2 this benchmark generated at 25 fps, so on the five 30 fps clips
 the mouth, head-angle and motion-control figures paired frames that drifted apart.)
 
-The baseline for sync and identity is the real clip itself (``lse_c_ref``); no other method runs here.
+The baseline for sync and identity is the real clip itself (``lse_c_ref``); no other method runs here. Contact
+sheets of the first three clips (``contact_CLIP.png``: rows real / generated / the photo, 8 frames spread over the
+clip) are written beside the videos.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from generator import contact_sheet
 from talkinghead.api import generate
 from talkinghead.face.identity import FaceEmbedder, identity_distance
 from talkinghead.face.mesh import track_faces
@@ -42,6 +45,10 @@ from talkinghead.metrics.mouth import mouth_opening, pearson
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 SIZE = 256
+SHEETS = 3
+"""Contact sheets are written for this many clips."""
+SHEET_TILE = 160
+"""Height of a contact sheet's frames (px)."""
 
 
 def identity(embedder: FaceEmbedder, generated: Path, reference: np.ndarray) -> tuple[float, int]:
@@ -50,6 +57,20 @@ def identity(embedder: FaceEmbedder, generated: Path, reference: np.ndarray) -> 
     dists = [identity_distance(ref, e) for i in np.linspace(0, len(frames) - 1, 10).astype(int)
              if (e := embedder.embed(frames[i])) is not None and ref is not None]
     return (float(np.mean(dists)) if dists else float("nan")), len(dists)
+
+
+def photo_sheet(real: Path, generated: Path, photo: np.ndarray) -> np.ndarray:
+    """Rows real / generated / the photo of 8 frames spread over a clip (paired by index), each frame
+    :data:`SHEET_TILE` px high."""
+    frames = [read_video(v, max_side=512).frames for v in (real, generated)]
+    n = min(len(f) for f in frames)
+
+    def tiles(images: np.ndarray) -> np.ndarray:
+        h, w = images.shape[1:3]
+        size = (round(w * SHEET_TILE / h), SHEET_TILE)
+        return np.stack([cv2.resize(i, size, interpolation=cv2.INTER_AREA) for i in images])
+
+    return contact_sheet(tiles(frames[0][:n]), tiles(frames[1][:n]), tiles(photo[None])[0])
 
 
 def angles_of(video: Path, n: int | None = None) -> np.ndarray:
@@ -83,6 +104,9 @@ def main() -> None:
             out = out_dir / f"{clip.stem}.mp4"
             generate(image=photos[clip], audio=clip, output=out, method=method, fps=fps[clip], size=SIZE,
                      checkpoints=ckpt, quiet=True)
+            if len(rows) < SHEETS:
+                sheet = photo_sheet(clip, out, real)
+                cv2.imwrite(str(out_dir / f"contact_{clip.stem}.png"), sheet[:, :, ::-1])
             row = evaluate_pair(out, clip, embedder=embedder, syncnet=net, audio=clip)
             row["identity"], row["identity_faces"] = identity(embedder, out, real)
             rows.append({k: row[k] for k in ("generated", "mouth_corr", "mouth_corr_lag", "offset", "lse_c",
