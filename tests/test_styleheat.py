@@ -471,7 +471,7 @@ def _edits_move_the_mesh(model: StyleHeat, dataset: Path) -> None:
 def test_train_and_generate_on_mesh_flows(one_clip_dataset: Path, tiny_stylegan: Path, media: Path,
                                           tmp_path: Path) -> None:
     """Mesh flows train the expression stage alone (and the edit directions), refuse the image stages and a
-    SyncNet, and generate a video from a photo, with and without a driving video."""
+    SyncNet, and generate a video from a photo, with a driving video and an edit and without either."""
     from talkinghead.api import generate
     from talkinghead.errors import TalkingHeadError
     from talkinghead.nn.checkpoint import checkpoint_meta
@@ -501,7 +501,8 @@ def test_train_and_generate_on_mesh_flows(one_clip_dataset: Path, tiny_stylegan:
     models = {"styleheat": path, "generator": tiny_stylegan / "generator.pt", "encoder": tiny_stylegan / "encoder.pt"}
     face, speech = media / "faces" / "liveportrait_s7.jpg", media / "talking" / "videoretalking_face1.mp4"
     driven = generate(image=face, audio=speech, output=tmp_path / "driven.mp4", method="styleheat", size=256,
-                      checkpoints=models, motion_from=media / "motion" / "liveportrait_d3.mp4", quiet=True)
+                      checkpoints=models, motion_from=media / "motion" / "liveportrait_d3.mp4", edits={"smile": 1.0},
+                      quiet=True)
     assert assert_pasted_into_face(tmp_path / "driven.mp4", face, 256) == driven.frames
     still = generate(image=face, audio=speech, output=tmp_path / "still.mp4", method="styleheat", size=256,
                      checkpoints=models, quiet=True)
