@@ -11,7 +11,9 @@ with motion latents from:
 - ``posterior``: the clip's own codes (an upper bound: the latents see the real frames);
 - ``prior`` (seed 0) and ``prior_mode`` (temperature 0): what ``generate`` does;
 - ``other_clip``: the posterior of the next held-out clip, looped (what ``--motion-from`` does);
-- ``zero``: all-zero latents (the audio alone).
+- ``zero``: all-zero latents (the audio alone);
+- with a speech mouth map (``mouth_window``), ``prior + map`` and ``other_clip + map``: those codes with the mouth
+  moved by the map (:meth:`StyleTalker.speak_mouth`), as ``generate`` draws them.
 
 Printed per checkpoint (default: the shipped one): the mean over clips of the Pearson correlation between the
 probe's read-out of the decoded codes and the real mouth opening, beside the read-out of the clip's real codes
@@ -79,6 +81,9 @@ def main() -> None:
                     "prior_mode": model.decode(model.sample_latents(w_ref, a, temperature=0.0), a, w_ref),
                     "other_clip": model.decode(other[:, np.arange(n) % other.shape[1]], a, w_ref),
                     "zero": model.decode(torch.zeros_like(latents[k][:, :n]), a, w_ref)}
+                if model.config.mouth_window:
+                    for kind in ("prior", "other_clip"):
+                        decoded[f"{kind} + map"] = model.speak_mouth(decoded[kind], w_ref, speech[k][:, :n])
                 for kind, out in decoded.items():
                     scores.setdefault(kind, []).append(pearson(read(out), real[k][:n]))
         results[name] = {kind: float(np.mean(v)) for kind, v in scores.items()}

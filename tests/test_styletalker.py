@@ -344,6 +344,62 @@ def test_mouth_gain_scales_the_offset_along_the_mouth_direction_at_inference(tmp
         plain.set_mouth_direction(probe)
 
 
+def test_speech_mouth_map_moves_only_the_mouth_component_by_the_speech(tmp_path: Path) -> None:
+    """With a ``mouth_window`` the generated codes' offset along the mouth direction keeps the decoded codes' mean
+    over the utterance and takes its changes from the speech map over the speech inputs' centre frames (less their
+    mean; the edge frames repeated); the rest of the offset and the other vectors stay as decoded; then the gain
+    multiplies it. The map round-trips; mel inputs and a wrong-shaped map are refused."""
+    from talkinghead.audio.speech import input_shape
+
+    torch.manual_seed(0)
+    config = replace(TINY, speech="phones", mouth_window=2, mouth_gain=2.0)
+    plain = StyleTalker(replace(config, mouth_window=0, mouth_gain=1.0)).eval()
+    model = StyleTalker(config).eval()
+    model.load_state_dict(plain.state_dict(), strict=False)
+    probe = torch.randn(TINY.manipulated * TINY.w_dim)
+    model.set_mouth_direction(probe)
+    u = probe / probe.norm()
+    kernel = torch.randn(5, input_shape("phones")[1])
+    model.set_speech_mouth(kernel)
+    _, w_ref, _ = _inputs()
+    speech = torch.randn(2, 7, *input_shape("phones"))
+    base = plain.generate(w_ref, speech, generator=torch.Generator().manual_seed(1))
+    out = model.generate(w_ref, speech, generator=torch.Generator().manual_seed(1))
+    rows = speech[:, :, 2] - speech[:, :, 2].mean(1, keepdim=True)
+    said = torch.stack([sum(rows[b, min(max(t + j, 0), 6)] @ kernel[j + 2] for j in range(-2, 3)) for b in range(2)
+                        for t in range(7)]).view(2, 7)
+    m = TINY.manipulated
+    d0, d1 = ((x[:, :, :m] - w_ref[:, None, :m]).flatten(2) for x in (base, out))
+    along = (d0 @ u).mean(1, keepdim=True) + said - said.mean(1, keepdim=True)
+    assert torch.allclose(d1 @ u, 2.0 * along, atol=1e-4) and said.std() > 0.1
+    assert torch.allclose(d1 - (d1 @ u)[..., None] * u, d0 - (d0 @ u)[..., None] * u, atol=1e-5)
+    assert torch.equal(out[:, :, m:], base[:, :, m:])
+    z = torch.randn(2, 7, TINY.motion_dim)
+    assert torch.allclose(model.drive(z, w_ref, speech, mouth_gain=1.0),
+                          model.speak_mouth(plain.drive(z, w_ref, speech), w_ref, speech), atol=1e-6)
+    model.save(tmp_path / "map.pt")
+    assert torch.equal(StyleTalker.load(tmp_path / "map.pt").speech_mouth, kernel)
+    with pytest.raises(ValueError, match="finite numbers"):
+        model.set_speech_mouth(kernel[1:])
+    with pytest.raises(ValueError, match="frame-level speech"):
+        replace(TINY, mouth_window=2)
+
+
+def test_speech_mouth_map_fit_recovers_a_planted_filter() -> None:
+    """:func:`fit_speech_mouth` on openings that are a known filter of the speech frame vectors (plus a constant per
+    clip) gives that filter per window frame, divided by the probe's norm."""
+    from talkinghead.train.styletalker import fit_speech_mouth
+
+    rng = np.random.default_rng(0)
+    kernel = rng.standard_normal((5, 4))
+    rows = [rng.standard_normal((300, 4)) + rng.standard_normal(4) for _ in range(6)]
+    openings = [sum(np.pad(r, ((2, 2), (0, 0)), mode="edge")[j:j + len(r)] @ kernel[j] for j in range(5))
+                + rng.standard_normal() for r in rows]
+    fitted = fit_speech_mouth(rows, openings, 2, probe_norm=2.0, penalty=1e-6)
+    assert fitted.shape == (5, 4) and fitted.dtype == np.float32
+    assert np.allclose(fitted, kernel / 2.0, atol=1e-3)
+
+
 def test_prior_samples_differ_by_seed_and_match_its_density() -> None:
     """Different seeds give different motion (diversity > 0), the same seed the same; sampling at temperature 0
     follows every block prior's means, which score higher under its own log-density than random latents; the first
@@ -388,12 +444,14 @@ def test_video_patch_discriminator() -> None:
 def tiny_models(one_clip_dataset: Path, tiny_stylegan: Path, tmp_path_factory: pytest.TempPathFactory
                 ) -> dict[str, Path]:
     """A tiny StyleTalker trained for a few steps on the tiny generator and encoder, with the untrained tiny
-    image SyncNet (and a mouth gain, so the probe's direction is stored)."""
+    image SyncNet (phone inputs, with a mouth gain and a speech mouth map, so the probe's direction and the map are
+    stored)."""
     from talkinghead.train.styletalker import STYLETALKER_CONFIGS, CodeStage, train_styletalker
 
     path = tmp_path_factory.mktemp("styletalker") / "st.pt"
     metrics = train_styletalker([one_clip_dataset], path, stylegan=tiny_stylegan, syncnet=tiny_stylegan / "sync.pt",
-                                config=replace(STYLETALKER_CONFIGS["tiny"], mouth_gain=2.0), max_steps=2, batch=2,
+                                config=replace(STYLETALKER_CONFIGS["tiny"], speech="phones", mouth_gain=2.0,
+                                               mouth_window=2), max_steps=2, batch=2,
                                 window=10, quiet=True, code=CodeStage(steps=3, batch=2, window=10))
     assert {"train_sync", "train_identity", "train_kl", "train_adversarial", "code_train_latent"} <= set(metrics)
     assert all(np.isfinite(v) for v in metrics.values())
@@ -412,6 +470,7 @@ def test_train_styletalker_tiny(tiny_models: dict[str, Path]) -> None:
     meta = checkpoint_meta(tiny_models["styletalker"])
     assert (meta["code_steps"], meta["steps"]) == (3, 2) and meta["motion_variance"] > 0
     assert model.config.mouth_gain == 2.0 and abs(model.mouth_direction.norm().item() - 1) < 1e-5  # the probe's
+    assert model.config.mouth_window == 2 and model.speech_mouth.abs().sum() > 0  # the speech's mouth map, fitted
 
 
 @pytest.mark.slow
@@ -464,8 +523,9 @@ def test_expression_scale_multiplies_the_mouth_gain(tiny_models: dict[str, Path]
     d1, d2 = ((x[:, :m] - w_ref[None, :m]).flatten(1) for x in (one, two))
     assert torch.allclose(d2 @ u, 2 * (d1 @ u), atol=1e-5) and (d1 @ u).abs().mean() > 0
     assert torch.allclose(d2 - (d2 @ u)[:, None] * u, d1 - (d1 @ u)[:, None] * u, atol=1e-5)
-    plain = StyleTalker(replace(c, mouth_gain=1.0))
-    plain.load_state_dict({k: v for k, v in models.model.state_dict().items() if k != "mouth_direction"})
+    plain = StyleTalker(replace(c, mouth_gain=1.0, mouth_window=0))
+    plain.load_state_dict({k: v for k, v in models.model.state_dict().items()
+                           if k not in ("mouth_direction", "speech_mouth")})
     bare = StyleTalkerModels(plain, models.generator, models.encoder)
     assert styletalker_codes(bare, w_ref, speech).shape == one.shape
     with pytest.raises(TalkingHeadError, match="no mouth direction.*--expression-scale"):
@@ -500,8 +560,8 @@ def test_styletalker_draws_from_the_reference_maps_on_the_feature_path() -> None
 def test_the_shipped_model_runs_on_the_shipped_generator() -> None:
     """With no checkpoints given, StyleTalker loads its shipped model on the shipped feature-path generator and
     encoder (their W+ shapes agree); it moves the motion latents only, a prior sample of a reference's codes stays
-    near them before the mouth gain (its motion, not another face), and the gain moves them along the mouth
-    direction only."""
+    near them before the mouth gain (its motion, not another face), and the speech's mouth map and the gain move
+    them along the mouth direction only."""
     from talkinghead.audio.speech import input_shape
     from talkinghead.motion.styletalker.infer import load_models
 
@@ -515,9 +575,13 @@ def test_the_shipped_model_runs_on_the_shipped_generator() -> None:
     kept = out[:, :, c.manipulated:]
     assert out.shape == (1, 25, g.n_latents, g.w_dim) and torch.equal(kept, codes[:, None, c.manipulated:].expand_as(kept))
     assert (out[:, :, :c.manipulated] - codes[:, None, :c.manipulated]).abs().mean() < codes.abs().mean()
-    # as shipped, the mouth gain moves the codes along the stored mouth direction only
-    assert c.mouth_gain > 1.0
+    # as shipped, the speech's mouth map and the mouth gain move the codes along the stored mouth direction only
+    assert c.mouth_gain > 1.0 and c.mouth_window > 0 and models.model.speech_mouth.abs().max() > 0
+    speech = torch.randn(1, 25, *input_shape(c.speech))
+    audio = models.model.encode_audio(speech)
+    decoded = models.model.decode(models.model.sample_latents(codes, audio, generator=torch.Generator().manual_seed(0)),
+                                  audio, codes)
     shipped = models.model.generate(codes, speech, generator=torch.Generator().manual_seed(0))
-    moved = (shipped - out)[:, :, :c.manipulated].flatten(2)
+    moved = (shipped - decoded)[:, :, :c.manipulated].flatten(2)
     u = models.model.mouth_direction / models.model.mouth_direction.norm()
-    assert moved.abs().max() > 0 and torch.allclose(moved, (moved @ u)[..., None] * u, atol=1e-4)
+    assert (moved @ u).std() > 0 and torch.allclose(moved, (moved @ u)[..., None] * u, atol=1e-4)

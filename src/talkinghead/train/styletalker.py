@@ -18,6 +18,9 @@ InfoNCE over shifted windows). Two additions:
   from the audio, and prior samples (whose latents know nothing of the speech's mouth) and ``--motion-from`` lost
   it. It stands in for the paper's lip-sync loss through a pretrained SyncNet, which we lack.
 
+With ``config.mouth_window`` the model also gets, after training, the speech's mouth map that inference moves the
+mouth by (:func:`fit_speech_mouth`): no gradient step, a ridge regression fitted on the same clips.
+
 Configurations: ``tiny`` (CPU tests), ``cpu`` (the shipped checkpoint, on the 64 px ``cpu`` generator), ``small``
 (for the 128 px generator), ``paper`` (wider; GPUs).
 """
@@ -35,6 +38,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from talkinghead.audio.speech import SPEECH_INPUTS
+from talkinghead.audio.speechmap import WindowRidge, fit_window_ridge
 from talkinghead.metrics.mouth import mouth_opening
 from talkinghead.motion.styletalker.config import StyleTalkerConfig
 from talkinghead.motion.styletalker.model import StyleTalker
@@ -48,7 +52,7 @@ from talkinghead.spec import Command
 from talkinghead.sync.inputs import mouth_crops
 from talkinghead.sync.model import SyncNet, sequence_sync_loss
 from talkinghead.train.common import fit, generator_training_inputs, parse_devices, print_metrics, training_options
-from talkinghead.train.datasets import ClipStore, WindowDataset, clip_speech_inputs
+from talkinghead.train.datasets import ClipStore, WindowDataset, clip_frame_vectors, clip_speech_inputs
 from talkinghead.train.stylegan import psnr
 
 STYLETALKER_CONFIGS = {
@@ -61,6 +65,9 @@ STYLETALKER_CONFIGS = {
                                flow_steps=6, flow_hidden=256),
 }
 ENCODE_BATCH = 128
+MOUTH_MAP_PENALTY = 1e5
+"""The speech mouth map's ridge penalty (on standardised inputs, :func:`fit_speech_mouth`): the best of 1e3, 1e4,
+1e5 and 3e5 on two folds of ``train/``'s clips (README, StyleTalker)."""
 DISC_CHANNELS = {"tiny": 8, "cpu": 16, "small": 32, "paper": 64}
 
 
@@ -103,6 +110,28 @@ def fit_mouth_probe(codes: list[np.ndarray], openings: list[np.ndarray], manipul
     a, b = np.concatenate(xs), np.concatenate(ys)
     weights = np.linalg.solve(a.T @ a + penalty * np.eye(a.shape[1]), a.T @ b)
     return weights.astype(np.float32), float(2 * np.mean((a @ weights) ** 2))
+
+
+def speech_mouth_ridge(rows: list[np.ndarray], openings: list[np.ndarray], window: int,
+                       penalty: float = MOUTH_MAP_PENALTY) -> WindowRidge:
+    """Ridge regression (:func:`~talkinghead.audio.speechmap.fit_window_ridge`, each utterance's features less
+    their mean, no PCA) from +-``window`` frames of the clips' speech frame vectors ``rows`` (T_i, D) to their mouth
+    openings (T_i,), centred per clip."""
+    n = [min(len(r), len(o)) for r, o in zip(rows, openings)]
+    return fit_window_ridge([r[:k] for r, k in zip(rows, n)],
+                            [(o[:k] - o[:k].mean())[:, None] for o, k in zip(openings, n)],
+                            window=window, alpha=penalty, centre=True)
+
+
+def fit_speech_mouth(rows: list[np.ndarray], openings: list[np.ndarray], window: int, probe_norm: float,
+                     penalty: float = MOUTH_MAP_PENALTY) -> np.ndarray:
+    """The speech mouth map of :meth:`StyleTalker.set_speech_mouth`, (2 window + 1, D) float32:
+    :func:`speech_mouth_ridge` folded into one weight per window frame and feature (its constant dropped: the map's
+    output is centred over each utterance), divided by the mouth probe's norm (a code offset of x along the probe's
+    unit direction moves its read-out by x times that norm)."""
+    ridge = speech_mouth_ridge(rows, openings, window, penalty)
+    per_frame = (ridge.weights[:-1, 0] / ridge.scale).reshape(2 * window + 1, -1)
+    return (per_frame @ ridge.components.T / probe_norm).astype(np.float32)
 
 
 def mouth_error(w_hat: torch.Tensor, w: torch.Tensor, probe: torch.Tensor, variance: float) -> torch.Tensor:
@@ -398,10 +427,15 @@ def train_styletalker(datasets: list[Path], output: Path, *, stylegan: Path | No
     train_store, train_codes = split_codes("train")  # stage 2 needs their variance too
     variance = motion_variance(train_codes, config.manipulated)
     weights = replace(StyleTalkerLossWeights(), mouth=mouth_weight)
-    probe = fit_mouth_probe(train_codes, [mouth_opening(train_store.clip(k).meshes) for k in range(len(train_store))],
-                            config.manipulated) if mouth_weight or config.stores_mouth_direction else None
+    openings = [mouth_opening(train_store.clip(k).meshes) for k in range(len(train_store))]
+    probe = fit_mouth_probe(train_codes, openings, config.manipulated) \
+        if mouth_weight or config.stores_mouth_direction else None
     if config.stores_mouth_direction:
         model.set_mouth_direction(torch.from_numpy(probe[0]))
+    if config.mouth_window:
+        rows = [clip_frame_vectors(config.speech, train_store.clip(k)) for k in range(len(train_store))]
+        model.set_speech_mouth(torch.from_numpy(fit_speech_mouth(rows, openings, config.mouth_window,
+                                                                 float(np.linalg.norm(probe[0])))))
     term_probe = probe if mouth_weight else None
     metrics: dict[str, float] = {}
     if code.steps:
@@ -462,6 +496,10 @@ def _arguments(tk: argparse.ArgumentParser) -> None:
     tk.add_argument("--minutes", type=float, default=None, help="stop stage 2 after this many minutes")
     tk.add_argument("--mouth-weight", type=float, default=StyleTalkerLossWeights.mouth,
                     help="weight of the mouth term, both stages (default: %(default)s; 0 leaves it out)")
+    tk.add_argument("--mouth-window", type=int, default=StyleTalkerConfig.mouth_window,
+                    help="at inference, move the mouth by a ridge regression over this many speech frames either "
+                         "side (fitted after training; the shipped model: 6; default: %(default)s = the decoder's "
+                         "mouth; not with --speech mel)")
     tk.add_argument("--mouth-gain", type=float, default=StyleTalkerConfig.mouth_gain,
                     help="at inference, multiply the codes' offset from the reference along the mouth probe's "
                          "direction by this (the shipped model: 12, for the shipped generator's weak mouth; "
@@ -476,7 +514,7 @@ def _run(args: argparse.Namespace) -> int:
     return print_metrics(train_styletalker(
         args.datasets, args.output, stylegan=args.stylegan, syncnet=args.syncnet,
         config=replace(STYLETALKER_CONFIGS[args.config], speech=args.speech, speech_dropout=args.speech_dropout,
-                       mouth_gain=args.mouth_gain),
+                       mouth_gain=args.mouth_gain, mouth_window=args.mouth_window),
         max_steps=args.steps, code=code, batch=args.batch, window=args.window, lr=args.lr,
         disc_channels=DISC_CHANNELS[args.config], max_minutes=args.minutes, mouth_weight=args.mouth_weight,
         workers=args.workers, devices=parse_devices(args.devices), nodes=args.nodes, quiet=args.quiet))

@@ -30,7 +30,12 @@ class StyleTalkerConfig:
     """At inference (prior samples and ``--motion-from``), each frame's offset from the reference's codes along the
     mouth direction (``StyleTalker.mouth_direction``: the unit read-out direction of the mouth probe fitted in
     training) is multiplied by this (our addition: the feature-path generator draws a mouth at about a quarter of
-    the opening the codes say); 1: off, and no direction is stored."""
+    the opening the codes say); 1: off, and no direction is stored unless ``mouth_window`` needs one."""
+    mouth_window: int = 0
+    """At inference, the mouth's motion along the mouth direction from a linear map of the speech (our addition,
+    :meth:`StyleTalker.speak_mouth`): ridge regression over +-``mouth_window`` frames of the speech's frame
+    vectors to the mouth opening, fitted in training; the decoded codes keep their mean along the direction and
+    take the map's changes. 0: off (the decoder's mouth). Needs a frame-level speech input (not ``mel``)."""
     audio_channels: int = 32
     """Width of the audio encoder's first stage (doubling over three stages)."""
     audio_dim: int = 128
@@ -54,13 +59,17 @@ class StyleTalkerConfig:
             raise ValueError(f"manipulated must be 1..{self.n_latents}, not {self.manipulated}")
         if self.mouth_gain <= 0:
             raise ValueError(f"mouth_gain must be positive, not {self.mouth_gain}")
+        if self.mouth_window < 0:
+            raise ValueError(f"mouth_window must be 0 or more, not {self.mouth_window}")
+        if self.mouth_window and self.speech == "mel":
+            raise ValueError("the speech's mouth map (mouth_window) needs frame-level speech inputs, not mel windows")
         if self.z_dim < 2:
             raise ValueError("each block's flow needs z_dim >= 2")
 
     @property
     def stores_mouth_direction(self) -> bool:
-        """Whether the model holds a mouth direction (``mouth_gain`` not 1)."""
-        return self.mouth_gain != 1.0
+        """Whether the model holds a mouth direction (``mouth_gain`` not 1, or a ``mouth_window``)."""
+        return self.mouth_gain != 1.0 or self.mouth_window > 0
 
     @property
     def motion_dim(self) -> int:

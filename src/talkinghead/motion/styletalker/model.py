@@ -21,8 +21,9 @@ its appendix A.2-A.3):
 Audio-driven generation samples z from the prior; motion-controllable generation takes z from the posterior of
 another video (its head motion and blinks on our face, lips from the new audio).
 
-At inference the decoded codes' offsets from the reference along the mouth direction are multiplied by
-``config.mouth_gain`` (our addition, see :meth:`StyleTalker.exaggerate_mouth`).
+At inference (our additions) the decoded codes' offset from the reference along the mouth direction can take its
+changes over time from a linear map of the speech (``config.mouth_window``, :meth:`StyleTalker.speak_mouth`), and
+is then multiplied by ``config.mouth_gain`` (:meth:`StyleTalker.exaggerate_mouth`).
 
 Where the text is silent we chose: z of ``z_dim`` per block; the first LSTM reads w_0 as a one-step sequence; the
 autoregressive LSTM reads the previous latent on the flow's base side (where its Gaussians are); K3 starts at a
@@ -38,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from talkinghead.audio.speech import CONTEXT, input_shape
 from talkinghead.motion.styletalker.config import StyleTalkerConfig
 from talkinghead.nn.checkpoint import CheckpointModel
 from talkinghead.nn.encoders import PerFrame, speech_encoder
@@ -184,8 +186,8 @@ class StyleTalker(CheckpointModel):
     """W+ sequences of a talking head from a reference code, audio and motion latents (see the module doc)."""
 
     config_class = StyleTalkerConfig
-    default_checkpoint = Path(__file__).parent / "assets" / "styletalker_v4.pt"
-    """The shipped model (on the shipped feature-path generator; its data card ``styletalker_v4.json`` beside it)."""
+    default_checkpoint = Path(__file__).parent / "assets" / "styletalker_v5.pt"
+    """The shipped model (on the shipped feature-path generator; its data card ``styletalker_v5.json`` beside it)."""
 
     def __init__(self, config: StyleTalkerConfig) -> None:
         super().__init__()
@@ -196,6 +198,9 @@ class StyleTalker(CheckpointModel):
         self.blocks = nn.ModuleList(StyleTalkerBlock(config) for _ in range(config.manipulated))
         if config.stores_mouth_direction:
             self.register_buffer("mouth_direction", torch.zeros(config.manipulated * config.w_dim))
+        if config.mouth_window:
+            self.register_buffer("speech_mouth", torch.zeros(2 * config.mouth_window + 1,
+                                                             input_shape(config.speech)[1]))
 
     def encode_audio(self, speech: torch.Tensor) -> torch.Tensor:
         """Per-frame speech inputs (B, T, ...) (mel windows, or ``config.speech``'s) -> (B, T, audio_dim); in
@@ -259,37 +264,69 @@ class StyleTalker(CheckpointModel):
         """Store the unit direction of a mouth probe's weights (manipulated * w_dim,) (the training's read-out of
         the mouth from the codes) for :meth:`exaggerate_mouth`."""
         if not self.config.stores_mouth_direction:
-            raise ValueError("a model with mouth_gain 1 stores no mouth direction")
+            raise ValueError("a model with mouth_gain 1 and no mouth_window stores no mouth direction")
         norm = probe.norm()
         if probe.shape != self.mouth_direction.shape or not torch.isfinite(norm) or norm == 0:
             raise ValueError(f"a mouth probe must be a nonzero vector of {self.mouth_direction.numel()} numbers")
         self.mouth_direction.copy_(probe / norm)
 
+    def set_speech_mouth(self, kernel: torch.Tensor) -> None:
+        """Store the speech's mouth map for :meth:`speak_mouth`: (2 mouth_window + 1, D), per frame of the window
+        (earliest first) the weights of a speech frame vector (less the utterance's mean) in the offset along
+        ``mouth_direction``."""
+        if not self.config.mouth_window:
+            raise ValueError("a model with mouth_window 0 stores no speech mouth map")
+        if kernel.shape != self.speech_mouth.shape or not torch.isfinite(kernel).all():
+            raise ValueError(f"a speech mouth map must be {tuple(self.speech_mouth.shape)} finite numbers")
+        self.speech_mouth.copy_(kernel)
+
+    def _along_mouth(self, w: torch.Tensor, w_ref: torch.Tensor, change) -> torch.Tensor:
+        """Codes (B, T, L, w_dim) whose manipulated vectors' offset from w_ref (B, L, w_dim), flattened, has its
+        component along ``mouth_direction`` (B, T) replaced by ``change(component)``; the rest unchanged."""
+        if not self.config.stores_mouth_direction:
+            raise ValueError("this model stores no mouth direction (its mouth_gain is 1 and it has no mouth_window)")
+        m = self.config.manipulated
+        offset = (w[:, :, :m] - w_ref[:, None, :m]).flatten(2)
+        u = self.mouth_direction / self.mouth_direction.norm()  # unit again after float16 storage
+        along = offset @ u
+        offset = offset + (change(along) - along)[..., None] * u
+        return torch.cat([w_ref[:, None, :m] + offset.view(*w.shape[:2], m, -1), w[:, :, m:]], 2)
+
     def exaggerate_mouth(self, w: torch.Tensor, w_ref: torch.Tensor, gain: float | None = None) -> torch.Tensor:
         """Codes (B, T, L, w_dim) whose manipulated vectors' offset from w_ref (B, L, w_dim), flattened, has its
         component along ``mouth_direction`` multiplied by ``gain`` (default: ``config.mouth_gain``; the rest of the
         offset, and the other vectors, unchanged)."""
-        c = self.config
-        gain = c.mouth_gain if gain is None else gain
+        gain = self.config.mouth_gain if gain is None else gain
         if gain == 1.0:
             return w
-        if not c.stores_mouth_direction:
-            raise ValueError("this model stores no mouth direction (its mouth_gain is 1)")
-        m = c.manipulated
-        offset = (w[:, :, :m] - w_ref[:, None, :m]).flatten(2)
-        u = self.mouth_direction / self.mouth_direction.norm()  # unit again after float16 storage
-        offset = offset + (gain - 1.0) * (offset @ u)[..., None] * u
-        return torch.cat([w_ref[:, None, :m] + offset.view(*w.shape[:2], m, -1), w[:, :, m:]], 2)
+        return self._along_mouth(w, w_ref, lambda along: gain * along)
+
+    def speak_mouth(self, w: torch.Tensor, w_ref: torch.Tensor, speech: torch.Tensor) -> torch.Tensor:
+        """Codes (B, T, L, w_dim) whose offset from w_ref along ``mouth_direction`` keeps its mean over the
+        utterance and takes its changes from the speech mouth map (:meth:`set_speech_mouth`) over the speech inputs
+        (B, T, ...) (their centre frames: the frame vectors, less their mean over the utterance; the edge frames
+        repeated past the ends). Unchanged without a ``mouth_window``."""
+        k = self.config.mouth_window
+        if not k:
+            return w
+        rows = speech[:, :, CONTEXT].float()
+        rows = rows - rows.mean(1, keepdim=True)
+        t = rows.shape[1]
+        window = (torch.arange(t)[:, None] + torch.arange(-k, k + 1)).clamp(0, t - 1)
+        said = torch.einsum("btjd,jd->bt", rows[:, window], self.speech_mouth.float())
+        said = said - said.mean(1, keepdim=True)
+        return self._along_mouth(w, w_ref, lambda along: along.mean(1, keepdim=True) + said)
 
     @torch.no_grad()
     def generate(self, w_ref: torch.Tensor, speech: torch.Tensor, *, temperature: float = 1.0,
                  generator: torch.Generator | None = None, mouth_gain: float | None = None) -> torch.Tensor:
-        """Audio-driven: codes (B, T, L, w_dim) with motion latents sampled from the prior (the mouth exaggerated
-        by :meth:`exaggerate_mouth` with ``mouth_gain``, default ``config.mouth_gain``)."""
+        """Audio-driven: codes (B, T, L, w_dim) with motion latents sampled from the prior (the mouth moved by
+        :meth:`speak_mouth`, then exaggerated by :meth:`exaggerate_mouth` with ``mouth_gain``, default
+        ``config.mouth_gain``)."""
         audio = self.encode_audio(speech)
         codes = self.decode(self.sample_latents(w_ref, audio, temperature=temperature, generator=generator), audio,
                             w_ref)
-        return self.exaggerate_mouth(codes, w_ref, mouth_gain)
+        return self.exaggerate_mouth(self.speak_mouth(codes, w_ref, speech), w_ref, mouth_gain)
 
     @torch.no_grad()
     def motion_latents(self, w: torch.Tensor, speech: torch.Tensor) -> torch.Tensor:
@@ -300,5 +337,7 @@ class StyleTalker(CheckpointModel):
     def drive(self, z: torch.Tensor, w_ref: torch.Tensor, speech: torch.Tensor, *, mouth_gain: float | None = None
               ) -> torch.Tensor:
         """Codes (B, T, L, w_dim) of given motion latents (B, T, M * z_dim) with new audio on w_ref (the mouth
-        exaggerated by :meth:`exaggerate_mouth` with ``mouth_gain``, default ``config.mouth_gain``)."""
-        return self.exaggerate_mouth(self.decode(z, self.encode_audio(speech), w_ref), w_ref, mouth_gain)
+        moved by :meth:`speak_mouth`, then exaggerated by :meth:`exaggerate_mouth` with ``mouth_gain``, default
+        ``config.mouth_gain``)."""
+        codes = self.decode(z, self.encode_audio(speech), w_ref)
+        return self.exaggerate_mouth(self.speak_mouth(codes, w_ref, speech), w_ref, mouth_gain)
