@@ -2,13 +2,12 @@
 
     python benchmarks/mouth_map.py data/train [--test data/talking] [--penalties 1e3,1e4,1e5,3e5] [--window 6]
 
-For each penalty, :func:`talkinghead.train.styletalker.speech_mouth_ridge` (what ``fit_speech_mouth`` folds into the
-map: ridge over +-``--window`` frames of the
-speech's frame vectors, Whisper's third block by default, to the mesh's mouth opening) is fitted on one of two folds
-of the training folder's train clips (by index, alternating) and predicts the other; printed: the mean per-clip
-Pearson correlation of the prediction with the real opening out of fold. With ``--test`` (a preprocessed folder
-never trained on) the map fitted on all the training clips also predicts each of its clips: a held-out figure, not
-a ground for the choice. The probe's norm only scales the map, so it is 1 here.
+For each penalty, :func:`talkinghead.train.styletalker.speech_mouth_ridge` (the ridge that ``fit_speech_mouth``
+folds into the map: +-``--window`` frames of the speech's frame vectors, Whisper's third block by default, to the
+mesh's mouth opening) is fitted on one of two folds of the training folder's train clips (by index, alternating)
+and predicts the other; printed: the mean per-clip Pearson correlation of the prediction with the real opening out
+of fold. With ``--test`` (a preprocessed folder never trained on) the ridge fitted on all the training clips also
+predicts each of its clips: a held-out figure, not a ground for the choice.
 """
 
 from __future__ import annotations

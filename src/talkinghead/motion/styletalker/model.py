@@ -33,6 +33,7 @@ bias of 4 and K4 at zero, so an untrained block gives w^_t = sigmoid(4) w_ref (0
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -280,7 +281,8 @@ class StyleTalker(CheckpointModel):
             raise ValueError(f"a speech mouth map must be {tuple(self.speech_mouth.shape)} finite numbers")
         self.speech_mouth.copy_(kernel)
 
-    def _along_mouth(self, w: torch.Tensor, w_ref: torch.Tensor, change) -> torch.Tensor:
+    def _along_mouth(self, w: torch.Tensor, w_ref: torch.Tensor,
+                     change: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """Codes (B, T, L, w_dim) whose manipulated vectors' offset from w_ref (B, L, w_dim), flattened, has its
         component along ``mouth_direction`` (B, T) replaced by ``change(component)``; the rest unchanged."""
         if not self.config.stores_mouth_direction:
