@@ -427,15 +427,16 @@ def train_styletalker(datasets: list[Path], output: Path, *, stylegan: Path | No
     train_store, train_codes = split_codes("train")  # stage 2 needs their variance too
     variance = motion_variance(train_codes, config.manipulated)
     weights = replace(StyleTalkerLossWeights(), mouth=mouth_weight)
-    openings = [mouth_opening(train_store.clip(k).meshes) for k in range(len(train_store))]
-    probe = fit_mouth_probe(train_codes, openings, config.manipulated) \
-        if mouth_weight or config.stores_mouth_direction else None
-    if config.stores_mouth_direction:
-        model.set_mouth_direction(torch.from_numpy(probe[0]))
-    if config.mouth_window:
-        rows = [clip_frame_vectors(config.speech, train_store.clip(k)) for k in range(len(train_store))]
-        model.set_speech_mouth(torch.from_numpy(fit_speech_mouth(rows, openings, config.mouth_window,
-                                                                 float(np.linalg.norm(probe[0])))))
+    probe = None
+    if mouth_weight or config.stores_mouth_direction:  # (a mouth_window stores a direction)
+        openings = [mouth_opening(train_store.clip(k).meshes) for k in range(len(train_store))]
+        probe = fit_mouth_probe(train_codes, openings, config.manipulated)
+        if config.stores_mouth_direction:
+            model.set_mouth_direction(torch.from_numpy(probe[0]))
+        if config.mouth_window:
+            rows = [clip_frame_vectors(config.speech, train_store.clip(k)) for k in range(len(train_store))]
+            model.set_speech_mouth(torch.from_numpy(fit_speech_mouth(rows, openings, config.mouth_window,
+                                                                     float(np.linalg.norm(probe[0])))))
     term_probe = probe if mouth_weight else None
     metrics: dict[str, float] = {}
     if code.steps:
