@@ -14,10 +14,13 @@ removed) of the drawn targets with the real ones: how much of the mouth's motion
 generator, the most any model of the codes (StyleTalker) can reach. The same correlation for each target drawn from
 its own map and codes (``mouth_corr_own_map``) shows how much of the mouth the map carries rather than the codes;
 each drawn with the reference's codes except the motion latents (``mouth_corr_motion``) shows what StyleTalker and
-StyleHEAT can draw, which move only those. With ``--gains``, the last again with the motion latents' offset from the
-reference's along StyleTalker's mouth direction multiplied by each gain (``StyleTalker.exaggerate_mouth``; the
-direction of ``--styletalker``, by default the shipped model's), with the drawn opening's spread over the real one's:
-how StyleTalker's ``mouth_gain`` is chosen (on clips of ``train/``, so that ``talking/`` stays held out).
+StyleHEAT can draw, which move only those. With ``--gains``, the last again with the mouth moved as StyleTalker
+``generate`` moves it (the model of ``--styletalker``, by default the shipped one): where the model has a speech
+mouth map, the motion latents' offset from the reference's along its mouth direction takes its changes from the
+map over the clip's own speech (``StyleTalker.speak_mouth``), then is multiplied by each gain
+(``StyleTalker.exaggerate_mouth``), with the drawn opening's spread over the real one's: how StyleTalker's
+``mouth_gain`` is chosen (on clips of ``train/``, so that ``talking/`` stays held out; the map was fitted on the
+clips of its train split).
 The baseline in the same run is the reference frame copied unchanged.
 
 Writes ``contact_CLIP.png`` for the first ``sheets`` clips: rows real / drawn / reference copy, 8 targets each.
@@ -36,15 +39,15 @@ import torch
 
 from talkinghead.data.clip import clip_dir, list_clips, load_clip
 from talkinghead.face.identity import FaceEmbedder, identity_distance
-from talkinghead.face.mesh import track_faces
-from talkinghead.metrics.mouth import mouth_opening, pearson
+from talkinghead.metrics.mouth import CROP_MESH_SIZE, crop_openings, pearson
 from talkinghead.motion.styletalker.model import StyleTalker
 from talkinghead.render.stylegan.infer import crops_tensor, to_crops
 from talkinghead.render.stylegan.model import Encoder, Generator
+from talkinghead.train.datasets import clip_speech_inputs
 
 BATCH = 16
-UP = (256, 256)
-"""Crops are upscaled to this size for dlib and the mesh."""
+UP = (CROP_MESH_SIZE, CROP_MESH_SIZE)
+"""Crops are upscaled to this size for dlib, as for the mesh."""
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -55,36 +58,42 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 @torch.no_grad()
 def redraw(generator: Generator, encoder: Encoder, reference: np.ndarray, targets: np.ndarray,
-           mouth: StyleTalker | None = None, gains: tuple[float, ...] = ()
+           mouth: StyleTalker | None = None, gains: tuple[float, ...] = (), said: torch.Tensor | None = None
            ) -> tuple[np.ndarray, np.ndarray, dict[float, np.ndarray]]:
     """Crops (N, S, S, 3) uint8 of the targets (N, S', S', 3) drawn from the reference crop's (S', S', 3) map with
     their own codes, each from its own map with its own codes, and for gain 1 and each of ``gains`` from the
-    reference's map with the reference's codes but the targets' motion latents, their mouth exaggerated by that gain
-    along ``mouth``'s direction."""
+    reference's map with the reference's codes but the targets' motion latents: for gain 1 as they are, for each
+    of ``gains`` their mouth moved along ``mouth``'s direction by ``said`` (N,) (its speech map's motion at the
+    targets, :meth:`StyleTalker.move_mouth`; None: their own) and multiplied by that gain."""
     size = generator.config.size
     m = generator.config.motion_latents
     ref_codes, ref_map = encoder.encode(crops_tensor(reference[None], size))
     from_reference, from_own = [], []
-    motion_only: dict[float, list[np.ndarray]] = {g: [] for g in (1.0, *gains)}
+    moved = []
     for s in range(0, len(targets), BATCH):
         codes, maps = encoder.encode(crops_tensor(targets[s:s + BATCH], size))
         from_reference.append(to_crops(generator(codes, noise="none", reference=(ref_map, ref_codes))[0]))
         from_own.append(to_crops(generator(codes, noise="none", reference=(maps, codes))[0]))
-        moved = torch.cat([codes[:, :m], ref_codes[:, m:].expand(len(codes), -1, -1)], 1)
-        for gain, crops in motion_only.items():
-            drawn = moved if mouth is None else mouth.exaggerate_mouth(moved[None], ref_codes, gain)[0]
-            crops.append(to_crops(generator(drawn, noise="none", reference=(ref_map, ref_codes))[0]))
-    return np.concatenate(from_reference), np.concatenate(from_own), \
-        {g: np.concatenate(c) for g, c in motion_only.items()}
+        moved.append(torch.cat([codes[:, :m], ref_codes[:, m:].expand(len(codes), -1, -1)], 1))
+    motion = torch.cat(moved)[None]
+    spoken = motion if mouth is None or said is None else mouth.move_mouth(motion, ref_codes, said[None])
+    motion_only = {}
+    for gain in (1.0, *gains):
+        drawn = (motion if gain == 1.0 else mouth.exaggerate_mouth(spoken, ref_codes, gain))[0]
+        motion_only[gain] = np.concatenate([to_crops(generator(drawn[s:s + BATCH], noise="none",
+                                                               reference=(ref_map, ref_codes))[0])
+                                            for s in range(0, len(drawn), BATCH)])
+    return np.concatenate(from_reference), np.concatenate(from_own), motion_only
 
 
 def clip_figures(generator: Generator, encoder: Encoder, embedder: FaceEmbedder, frames: np.ndarray,
-                 mouth: StyleTalker | None = None, gains: tuple[float, ...] = ()
+                 mouth: StyleTalker | None = None, gains: tuple[float, ...] = (), said: torch.Tensor | None = None
                  ) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
-    """(figures, real targets, drawn targets) at the generator's size for one clip's crops (T, S', S', 3)."""
+    """(figures, real targets, drawn targets) at the generator's size for one clip's crops (T, S', S', 3) (``said``:
+    :func:`redraw`'s, for frames 1..T-1)."""
     size = generator.config.size
     real = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
-    drawn, own, motion = redraw(generator, encoder, frames[0], frames[1:], mouth, gains)
+    drawn, own, motion = redraw(generator, encoder, frames[0], frames[1:], mouth, gains, said)
     targets, copy = real[1:], real[0]
     half = size // 2
     distances, unscored = [], 0
@@ -95,7 +104,7 @@ def clip_figures(generator: Generator, encoder: Encoder, embedder: FaceEmbedder,
             unscored += 1
         else:
             distances.append(identity_distance(er, ed))
-    real_open, drawn_open, own_open = (opening(crops) for crops in (targets, drawn, own))
+    real_open, drawn_open, own_open = (crop_openings(crops) for crops in (targets, drawn, own))
     figures = {
         "psnr": float(np.mean([psnr(d, r) for d, r in zip(drawn, targets)])),
         "mouth_corr": pearson(drawn_open, real_open),
@@ -106,17 +115,11 @@ def clip_figures(generator: Generator, encoder: Encoder, embedder: FaceEmbedder,
         "identity_distance": float(np.mean(distances)) if distances else float("nan"),
         "unscored": unscored, "targets": len(targets)}
     for gain, crops in motion.items():
-        motion_open = opening(crops)
+        motion_open = crop_openings(crops)
         suffix = "" if gain == 1.0 else f"_x{gain:g}"
         figures[f"mouth_corr_motion{suffix}"] = pearson(motion_open, real_open)
         figures[f"mouth_spread_motion{suffix}"] = float(np.std(motion_open) / max(np.std(real_open), 1e-8))
     return figures, targets, drawn
-
-
-def opening(crops: np.ndarray) -> np.ndarray:
-    """Mouth openings (N,) of crops (N, S, S, 3), meshed at :data:`UP`."""
-    return mouth_opening(track_faces(np.stack([cv2.resize(c, UP, interpolation=cv2.INTER_CUBIC)
-                                               for c in crops])).meshes)
 
 
 def contact_sheet(targets: np.ndarray, drawn: np.ndarray, copy: np.ndarray, n: int = 8) -> np.ndarray:
@@ -163,8 +166,14 @@ def main() -> None:
         clips = [clips[i] for i in np.unique(np.linspace(0, len(clips) - 1, args.clips).round().astype(int))]
     for i, cid in enumerate(clips):
         clip = load_clip(clip_dir(args.dataset, cid))
-        frames = clip.frames(range(0, clip.n_frames, args.every))
-        figures, targets, drawn = clip_figures(generator, encoder, embedder, frames, mouth, args.gains)
+        picks = np.arange(0, clip.n_frames, args.every)
+        frames = clip.frames(picks)
+        said = None
+        if mouth is not None and mouth.config.mouth_window:
+            speech = torch.from_numpy(clip_speech_inputs(mouth.config.speech, clip)).float()[None]
+            said = mouth.speech_mouth_motion(speech)[0, np.minimum(picks[1:], speech.shape[1] - 1)]
+            said = said - said.mean()
+        figures, targets, drawn = clip_figures(generator, encoder, embedder, frames, mouth, args.gains, said)
         per_clip[cid] = figures
         print(cid, json.dumps(figures), flush=True)
         if i < args.sheets:

@@ -372,6 +372,9 @@ def test_speech_mouth_map_moves_only_the_mouth_component_by_the_speech(tmp_path:
     d0, d1 = ((x[:, :, :m] - w_ref[:, None, :m]).flatten(2) for x in (base, out))
     along = (d0 @ u).mean(1, keepdim=True) + said - said.mean(1, keepdim=True)
     assert torch.allclose(d1 @ u, 2.0 * along, atol=1e-4) and said.std() > 0.1
+    assert torch.allclose(model.speech_mouth_motion(speech), said - said.mean(1, keepdim=True), atol=1e-5)
+    with pytest.raises(ValueError, match="no speech mouth map"):
+        plain.speech_mouth_motion(speech)
     assert torch.allclose(d1 - (d1 @ u)[..., None] * u, d0 - (d0 @ u)[..., None] * u, atol=1e-5)
     assert torch.equal(out[:, :, m:], base[:, :, m:])
     z = torch.randn(2, 7, TINY.motion_dim)
@@ -387,7 +390,7 @@ def test_speech_mouth_map_moves_only_the_mouth_component_by_the_speech(tmp_path:
 
 def test_speech_mouth_map_fit_recovers_a_planted_filter() -> None:
     """:func:`fit_speech_mouth` on openings that are a known filter of the speech frame vectors (plus a constant per
-    clip) gives that filter per window frame, divided by the probe's norm."""
+    clip) gives that filter per window frame, divided by the mouth direction's slope."""
     from talkinghead.train.styletalker import fit_speech_mouth
 
     rng = np.random.default_rng(0)
@@ -395,7 +398,7 @@ def test_speech_mouth_map_fit_recovers_a_planted_filter() -> None:
     rows = [rng.standard_normal((300, 4)) + rng.standard_normal(4) for _ in range(6)]
     openings = [sum(np.pad(r, ((2, 2), (0, 0)), mode="edge")[j:j + len(r)] @ kernel[j] for j in range(5))
                 + rng.standard_normal() for r in rows]
-    fitted = fit_speech_mouth(rows, openings, 2, probe_norm=2.0, penalty=1e-6)
+    fitted = fit_speech_mouth(rows, openings, 2, slope=2.0, penalty=1e-6)
     assert fitted.shape == (5, 4) and fitted.dtype == np.float32
     assert np.allclose(fitted, kernel / 2.0, atol=1e-3)
 
@@ -438,6 +441,68 @@ def test_video_patch_discriminator() -> None:
 
     scores = VideoPatchDiscriminator(channels=4, layers=3)(torch.randn(2, 8, 3, 32, 32))
     assert scores.shape == (2, 2, 4, 4) and torch.isfinite(scores).all()
+
+
+@pytest.mark.slow
+def test_the_generators_mouth_direction_opens_the_drawn_mouth(one_clip_dataset: Path) -> None:
+    """:func:`fit_generator_mouth` on the shipped generator and encoder and a real clip's first frame gives a
+    direction along which the drawn mouth opens: stepped either way from the reference's codes, the drawn opening
+    rises with the step (from the reference by about the direction's norm per unit), and by twice as much as it
+    moves along the first principal direction of the codes' motion at the same steps; a wrong mouth_axis is
+    refused."""
+    from talkinghead.data.clip import clip_dir, load_clip
+    from talkinghead.metrics.mouth import crop_openings
+    from talkinghead.render.stylegan.infer import crops_tensor, encode_crops, to_crops
+    from talkinghead.render.stylegan.model import Encoder, Generator
+    from talkinghead.train.styletalker import fit_generator_mouth
+
+    generator, encoder = Generator.default(), Encoder.default()
+    m = generator.config.motion_latents
+    clip = load_clip(clip_dir(one_clip_dataset, "a"))
+    frames = clip.frames(range(0, clip.n_frames, 3))
+    codes = encode_crops(encoder, frames).numpy()
+    g = fit_generator_mouth(generator, encoder, [frames[0]], [codes], m, components=8, quiet=True)
+    assert g.shape == (m * generator.config.w_dim,) and np.isfinite(g).all()
+    offsets = codes[:, :m].reshape(len(codes), -1)
+    first = np.linalg.svd(offsets - offsets.mean(0), full_matrices=False)[2][0]
+    ref_codes, ref_map = encoder.encode(crops_tensor(frames[:1], generator.config.size))
+
+    def opened(direction: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        drawn = ref_codes.expand(len(steps), -1, -1).clone()
+        drawn[:, :m] += torch.from_numpy(steps[:, None] * direction).float().view(len(steps), m, -1)
+        with torch.no_grad():
+            return crop_openings(to_crops(generator(drawn, noise="none", reference=(ref_map, ref_codes))[0]))
+
+    size = 2 * np.std(offsets @ first)
+    steps = np.array([-size, -size / 2, 0, size / 2, size])
+    along, across = opened(g / np.linalg.norm(g), steps), opened(first, steps)
+    assert np.all(np.diff(along) > -1e-3) and along[-1] - along[0] > 0.03, along  # (a closed mouth stays closed)
+    slope = (along[-1] - along[2]) / size  # opening from the reference (a closed mouth closes no further)
+    assert 0.5 < slope / np.linalg.norm(g) < 2, (slope, np.linalg.norm(g))
+    assert along[-1] - along[0] > 2 * (across.max() - across.min()), (along, across)
+    with pytest.raises(ValueError, match="mouth_axis"):
+        replace(TINY, mouth_axis="jaw")
+
+
+@pytest.mark.train
+@pytest.mark.slow
+def test_train_styletalker_stores_the_generators_mouth_direction(one_clip_dataset: Path, tmp_path: Path) -> None:
+    """With ``mouth_axis`` generator (no training steps, the shipped generator and encoder) the saved model's mouth
+    direction is the generator's, not the probe's, and its speech map is the probe's same ridge over another slope."""
+    from talkinghead.train.styletalker import STYLETALKER_CONFIGS, CodeStage, train_styletalker
+
+    config = replace(STYLETALKER_CONFIGS["tiny"], speech="phones", mouth_gain=1.5, mouth_window=2)
+    paths = {axis: tmp_path / f"{axis}.pt" for axis in ("probe", "generator")}
+    for axis, path in paths.items():
+        train_styletalker([one_clip_dataset], path, stylegan=None, syncnet=None, max_steps=0, quiet=True,
+                          config=replace(config, mouth_axis=axis), code=CodeStage(steps=0, cache=tmp_path))
+    probe, generator = (StyleTalker.load(path) for path in paths.values())
+    assert generator.config.mouth_axis == "generator" and abs(generator.mouth_direction.norm().item() - 1) < 1e-3
+    cosine = (probe.mouth_direction @ generator.mouth_direction).item()
+    assert abs(cosine) < 0.9, cosine
+    maps = [model.speech_mouth.flatten().double() for model in (probe, generator)]
+    assert torch.isfinite(maps[1]).all() and not torch.allclose(maps[0], maps[1])
+    assert torch.nn.functional.cosine_similarity(*maps, dim=0) > 0.999  # one ridge over two slopes
 
 
 @pytest.fixture(scope="module")

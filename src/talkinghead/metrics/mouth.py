@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from talkinghead.face import indices as ix
 from talkinghead.face.expression import GAP, mouth_features
+from talkinghead.face.mesh import track_faces
 from talkinghead.face.pose import pose_free
+
+CROP_MESH_SIZE = 256
+"""Face crops are upscaled (bicubic) to this size before :func:`crop_openings` meshes them."""
 
 
 def mouth_opening(meshes: np.ndarray) -> np.ndarray:
     """Inner-lip gap per frame in canonical units (outer eye-corner distance = 1): (T,) float64."""
     return mouth_features(pose_free(meshes))[:, GAP]
+
+
+def crop_openings(crops: np.ndarray) -> np.ndarray:
+    """:func:`mouth_opening` of face crops (N, S, S, 3) uint8 RGB, meshed at :data:`CROP_MESH_SIZE` (a generator's
+    128 px crops are upscaled first)."""
+    up = (CROP_MESH_SIZE, CROP_MESH_SIZE)
+    return mouth_opening(track_faces(np.stack([cv2.resize(c, up, interpolation=cv2.INTER_CUBIC)
+                                               for c in crops])).meshes)
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:

@@ -39,14 +39,14 @@ from torch.utils.data import Dataset
 
 from talkinghead.audio.speech import SPEECH_INPUTS
 from talkinghead.audio.speechmap import WindowRidge, fit_window_ridge
-from talkinghead.metrics.mouth import mouth_opening
-from talkinghead.motion.styletalker.config import StyleTalkerConfig
+from talkinghead.metrics.mouth import crop_openings, mouth_opening
+from talkinghead.motion.styletalker.config import MOUTH_AXES, StyleTalkerConfig
 from talkinghead.motion.styletalker.model import StyleTalker
 from talkinghead.nn.discriminator import VideoPatchDiscriminator
 from talkinghead.nn.identity import IdentityNet, identity_loss
 from talkinghead.nn.perceptual import PerceptualLoss
 from talkinghead.progress import bar
-from talkinghead.render.stylegan.infer import encode_crops
+from talkinghead.render.stylegan.infer import crops_tensor, encode_crops, to_crops
 from talkinghead.render.stylegan.model import Encoder, Generator, shipped_models
 from talkinghead.spec import Command
 from talkinghead.sync.inputs import mouth_crops
@@ -68,6 +68,13 @@ ENCODE_BATCH = 128
 MOUTH_MAP_PENALTY = 1e5
 """The speech mouth map's ridge penalty (on standardised inputs, :func:`fit_speech_mouth`): the best of 1e3, 1e4,
 1e5 and 3e5 on two folds of ``train/``'s clips (README, StyleTalker)."""
+GENERATOR_MOUTH_REFERENCES = 24
+"""How many training clips' first frames :func:`fit_generator_mouth` takes the generator's gradient at."""
+GENERATOR_MOUTH_COMPONENTS = 24
+"""The principal directions of the codes' motion :func:`fit_generator_mouth` steps along."""
+GENERATOR_MOUTH_STEP = 2.0
+"""Its step either way, in standard deviations of the codes along each direction (small steps move the mesh's
+opening by less than its noise)."""
 DISC_CHANNELS = {"tiny": 8, "cpu": 16, "small": 32, "paper": 64}
 
 
@@ -123,15 +130,55 @@ def speech_mouth_ridge(rows: list[np.ndarray], openings: list[np.ndarray], windo
                             window=window, alpha=penalty, centre=True)
 
 
-def fit_speech_mouth(rows: list[np.ndarray], openings: list[np.ndarray], window: int, probe_norm: float,
+def fit_speech_mouth(rows: list[np.ndarray], openings: list[np.ndarray], window: int, slope: float,
                      penalty: float = MOUTH_MAP_PENALTY) -> np.ndarray:
     """The speech mouth map of :meth:`StyleTalker.set_speech_mouth`, (2 window + 1, D) float32:
     :func:`speech_mouth_ridge` folded into one weight per window frame and feature (its constant dropped: the map's
-    output is centred over each utterance), divided by the mouth probe's norm (a code offset of x along the probe's
-    unit direction moves its read-out by x times that norm)."""
+    output is centred over each utterance), divided by the mouth direction's ``slope``, the mouth opening per unit
+    of code offset along it (the mouth probe's norm: its read-out; the generator direction's: the drawn mouth's)."""
     ridge = speech_mouth_ridge(rows, openings, window, penalty)
     per_frame = (ridge.weights[:-1, 0] / ridge.scale).reshape(2 * window + 1, -1)
-    return (per_frame @ ridge.components.T / probe_norm).astype(np.float32)
+    return (per_frame @ ridge.components.T / slope).astype(np.float32)
+
+
+def first_frames(store: ClipStore, n: int) -> list[np.ndarray]:
+    """The first frame's crop of ``n`` clips spread evenly over ``store`` (all of them when it holds fewer)."""
+    picks = np.unique(np.linspace(0, len(store) - 1, min(n, len(store))).round().astype(int))
+    return [store.clip(int(k)).frames([0])[0] for k in picks]
+
+
+@torch.no_grad()
+def fit_generator_mouth(generator: Generator, encoder: Encoder, references: list[np.ndarray],
+                        codes: list[np.ndarray], manipulated: int, components: int = GENERATOR_MOUTH_COMPONENTS,
+                        step: float = GENERATOR_MOUTH_STEP, quiet: bool = False) -> np.ndarray:
+    """The direction (manipulated * w_dim,) of the manipulated codes along which ``generator`` opens the mouth it
+    draws, its norm the drawn opening's change per unit of offset: the gradient of the mesh's mouth opening of the
+    drawn crops (:func:`~talkinghead.metrics.mouth.crop_openings`), by central differences along the top
+    ``components`` principal directions of the clips' ``codes`` (N_i, L, w_dim) about their means, each stepped
+    +-``step`` of its standard deviation from a reference crop's (S, S, 3) own codes and drawn from its map;
+    averaged over the ``references``. (The mouth probe's read-out direction is the one the codes carry the mouth
+    along; the generator opens the mouth far more along this one.)"""
+    offsets = np.concatenate([(c[:, :manipulated].reshape(len(c), -1).astype(np.float32)
+                               - c[:, :manipulated].reshape(len(c), -1).astype(np.float32).mean(0))[::4]
+                              for c in codes])
+    _, singular, axes = np.linalg.svd(offsets - offsets.mean(0), full_matrices=False)
+    axes = torch.from_numpy(axes[:components])
+    steps = torch.from_numpy(step * singular[:components] / np.sqrt(len(offsets))).float()
+    moves = torch.cat([steps[:, None] * axes, -steps[:, None] * axes])  # (2K, m * w_dim): +step, then -step
+    gradients = []
+    with bar(len(references), "the generator's mouth direction", quiet=quiet, unit="face") as pb:
+        for reference in references:
+            ref_codes, ref_map = encoder.encode(crops_tensor(reference[None], generator.config.size))
+            drawn = ref_codes.expand(len(moves), -1, -1).clone()
+            drawn[:, :manipulated] += moves.view(len(moves), manipulated, -1)
+            crops = np.concatenate([to_crops(generator(drawn[b:b + 16], noise="none",
+                                                       reference=(ref_map, ref_codes))[0])
+                                    for b in range(0, len(drawn), 16)])
+            opened = crop_openings(crops)
+            slopes = (opened[:components] - opened[components:]) / (2 * steps.numpy())
+            gradients.append(slopes @ axes.numpy())
+            pb.update()
+    return np.mean(gradients, 0).astype(np.float32)
 
 
 def mouth_error(w_hat: torch.Tensor, w: torch.Tensor, probe: torch.Tensor, variance: float) -> torch.Tensor:
@@ -400,7 +447,8 @@ def train_styletalker(datasets: list[Path], output: Path, *, stylegan: Path | No
     the ``train-stylegan`` folder ``stylegan`` (None: the shipped feature-path ones) and an image SyncNet
     (``syncnet``, optional): stage 1 in code space (``code``), then ``max_steps`` of stage 2 with the image losses
     (0 skips it). Both stages add the mouth term at ``mouth_weight`` (0 leaves it out), its probe fitted on the
-    train split's codes and mesh openings; with ``config.mouth_gain`` the model stores the probe's direction. The
+    train split's codes and mesh openings; with ``config.mouth_gain`` or ``mouth_window`` the model stores a mouth
+    direction (``config.mouth_axis``: the probe's, or the generator's, :func:`fit_generator_mouth`). The
     config takes the generator's W+ shape and :func:`manipulated_latents`. Saves ``output``."""
     L.seed_everything(seed, workers=True, verbose=False)
     code = code or CodeStage()
@@ -411,6 +459,8 @@ def train_styletalker(datasets: list[Path], output: Path, *, stylegan: Path | No
         identity = IdentityNet.load(stylegan / "identity.pt") if (stylegan / "identity.pt").exists() else None
     sync = SyncNet.load(syncnet) if syncnet is not None else None
     g = generator.config
+    if config.mouth_axis == "generator" and config.stores_mouth_direction and not g.feature_path:
+        raise ValueError("mouth_axis 'generator' needs a feature-path generator (it draws from a reference's map)")
     config = replace(config, w_dim=g.w_dim, n_latents=g.n_latents, manipulated=manipulated_latents(generator),
                      mel_frames=sync.config.mel_frames if sync else config.mel_frames)
     model = StyleTalker(config)
@@ -432,11 +482,14 @@ def train_styletalker(datasets: list[Path], output: Path, *, stylegan: Path | No
         openings = [mouth_opening(train_store.clip(k).meshes) for k in range(len(train_store))]
         probe = fit_mouth_probe(train_codes, openings, config.manipulated)
         if config.stores_mouth_direction:
-            model.set_mouth_direction(torch.from_numpy(probe[0]))
+            direction = probe[0] if config.mouth_axis == "probe" else fit_generator_mouth(
+                generator, encoder, first_frames(train_store, GENERATOR_MOUTH_REFERENCES), train_codes,
+                config.manipulated, quiet=quiet)
+            model.set_mouth_direction(torch.from_numpy(direction))
         if config.mouth_window:
             rows = [clip_frame_vectors(config.speech, train_store.clip(k)) for k in range(len(train_store))]
             model.set_speech_mouth(torch.from_numpy(fit_speech_mouth(rows, openings, config.mouth_window,
-                                                                     float(np.linalg.norm(probe[0])))))
+                                                                     float(np.linalg.norm(direction)))))
     term_probe = probe if mouth_weight else None
     metrics: dict[str, float] = {}
     if code.steps:
@@ -502,9 +555,13 @@ def _arguments(tk: argparse.ArgumentParser) -> None:
                          "side (fitted after training; the shipped model: 6; default: %(default)s = the decoder's "
                          "mouth; not with --speech mel)")
     tk.add_argument("--mouth-gain", type=float, default=StyleTalkerConfig.mouth_gain,
-                    help="at inference, multiply the codes' offset from the reference along the mouth probe's "
-                         "direction by this (the shipped model: 12, for the shipped generator's weak mouth; "
+                    help="at inference, multiply the codes' offset from the reference along the mouth direction "
+                         "by this (the shipped model: 2, for the shipped generator's weak mouth; "
                          "default: %(default)s = off)")
+    tk.add_argument("--mouth-axis", choices=MOUTH_AXES, default=StyleTalkerConfig.mouth_axis,
+                    help="the mouth direction of --mouth-gain and --mouth-window: the mouth probe's read-out "
+                         "direction, or the one along which the generator opens the mouth it draws (the shipped "
+                         "model; default: %(default)s)")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -515,7 +572,8 @@ def _run(args: argparse.Namespace) -> int:
     return print_metrics(train_styletalker(
         args.datasets, args.output, stylegan=args.stylegan, syncnet=args.syncnet,
         config=replace(STYLETALKER_CONFIGS[args.config], speech=args.speech, speech_dropout=args.speech_dropout,
-                       mouth_gain=args.mouth_gain, mouth_window=args.mouth_window),
+                       mouth_gain=args.mouth_gain, mouth_window=args.mouth_window,
+                       mouth_axis=args.mouth_axis),
         max_steps=args.steps, code=code, batch=args.batch, window=args.window, lr=args.lr,
         disc_channels=DISC_CHANNELS[args.config], max_minutes=args.minutes, mouth_weight=args.mouth_weight,
         workers=args.workers, devices=parse_devices(args.devices), nodes=args.nodes, quiet=args.quiet))

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+MOUTH_AXES = ("probe", "generator")
+"""The ways training fits StyleTalker's mouth direction (``StyleTalkerConfig.mouth_axis``)."""
+
 
 @dataclass
 class StyleTalkerConfig:
@@ -28,9 +31,14 @@ class StyleTalkerConfig:
     than the encoder did without it)."""
     mouth_gain: float = 1.0
     """At inference (prior samples and ``--motion-from``), each frame's offset from the reference's codes along the
-    mouth direction (``StyleTalker.mouth_direction``: the unit read-out direction of the mouth probe fitted in
-    training) is multiplied by this (our addition: the feature-path generator draws a mouth at about a quarter of
-    the opening the codes say); 1: off, and no direction is stored unless ``mouth_window`` needs one."""
+    mouth direction (``StyleTalker.mouth_direction``, see ``mouth_axis``) is multiplied by this (our addition: the
+    feature-path generator draws a mouth at about a quarter of the opening the codes say); 1: off, and no direction
+    is stored unless ``mouth_window`` needs one."""
+    mouth_axis: str = "probe"
+    """How training fits the mouth direction: ``probe``, the read-out direction of the mouth probe (ridge from the
+    manipulated codes to the mesh's mouth opening); ``generator``, the direction along which the generator opens
+    the mouth it draws (the drawn opening's gradient, by finite differences from reference photos:
+    ``talkinghead.train.styletalker.fit_generator_mouth``; our addition)."""
     mouth_window: int = 0
     """At inference, the mouth's motion along the mouth direction from a linear map of the speech (our addition,
     :meth:`StyleTalker.speak_mouth`): ridge regression over +-``mouth_window`` frames of the speech's frame
@@ -59,6 +67,8 @@ class StyleTalkerConfig:
             raise ValueError(f"manipulated must be 1..{self.n_latents}, not {self.manipulated}")
         if self.mouth_gain <= 0:
             raise ValueError(f"mouth_gain must be positive, not {self.mouth_gain}")
+        if self.mouth_axis not in MOUTH_AXES:
+            raise ValueError(f"mouth_axis must be one of {', '.join(MOUTH_AXES)}, not {self.mouth_axis!r}")
         if self.mouth_window < 0:
             raise ValueError(f"mouth_window must be 0 or more, not {self.mouth_window}")
         if self.mouth_window and self.speech == "mel":

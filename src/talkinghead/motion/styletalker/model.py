@@ -261,15 +261,16 @@ class StyleTalker(CheckpointModel):
         return torch.cat([block.prior.sample(block.audio_in(audio), w_ref[:, i], temperature=temperature,
                                              generator=generator) for i, block in enumerate(self.blocks)], -1)
 
-    def set_mouth_direction(self, probe: torch.Tensor) -> None:
-        """Store the unit direction of a mouth probe's weights (manipulated * w_dim,) (the training's read-out of
-        the mouth from the codes) for :meth:`exaggerate_mouth`."""
+    def set_mouth_direction(self, vector: torch.Tensor) -> None:
+        """Store the unit direction of a mouth vector (manipulated * w_dim,) for :meth:`exaggerate_mouth` and
+        :meth:`speak_mouth`: the mouth probe's weights, or the generator's drawn-opening gradient
+        (``config.mouth_axis``)."""
         if not self.config.stores_mouth_direction:
             raise ValueError("a model with mouth_gain 1 and no mouth_window stores no mouth direction")
-        norm = probe.norm()
-        if probe.shape != self.mouth_direction.shape or not torch.isfinite(norm) or norm == 0:
-            raise ValueError(f"a mouth probe must be a nonzero vector of {self.mouth_direction.numel()} numbers")
-        self.mouth_direction.copy_(probe / norm)
+        norm = vector.norm()
+        if vector.shape != self.mouth_direction.shape or not torch.isfinite(norm) or norm == 0:
+            raise ValueError(f"a mouth direction must be a nonzero vector of {self.mouth_direction.numel()} numbers")
+        self.mouth_direction.copy_(vector / norm)
 
     def set_speech_mouth(self, kernel: torch.Tensor) -> None:
         """Store the speech's mouth map for :meth:`speak_mouth`: (2 mouth_window + 1, D), per frame of the window
@@ -303,21 +304,31 @@ class StyleTalker(CheckpointModel):
             return w
         return self._along_mouth(w, w_ref, lambda along: gain * along)
 
-    def speak_mouth(self, w: torch.Tensor, w_ref: torch.Tensor, speech: torch.Tensor) -> torch.Tensor:
-        """Codes (B, T, L, w_dim) whose offset from w_ref along ``mouth_direction`` keeps its mean over the
-        utterance and takes its changes from the speech mouth map (:meth:`set_speech_mouth`) over the speech inputs
-        (B, T, ...) (their centre frames: the frame vectors, less their mean over the utterance; the edge frames
-        repeated past the ends). Unchanged without a ``mouth_window``."""
+    def speech_mouth_motion(self, speech: torch.Tensor) -> torch.Tensor:
+        """The speech mouth map's (:meth:`set_speech_mouth`) offsets (B, T) along ``mouth_direction``, centred over
+        the utterance, from the speech inputs (B, T, ...) (their centre frames: the frame vectors, less their mean
+        over the utterance; the edge frames repeated past the ends). Needs a ``mouth_window``."""
         k = self.config.mouth_window
         if not k:
-            return w
+            raise ValueError("a model with mouth_window 0 has no speech mouth map")
         rows = speech[:, :, CONTEXT].float()
         rows = rows - rows.mean(1, keepdim=True)
         t = rows.shape[1]
         window = (torch.arange(t)[:, None] + torch.arange(-k, k + 1)).clamp(0, t - 1)
         said = torch.einsum("btjd,jd->bt", rows[:, window], self.speech_mouth.float())
-        said = said - said.mean(1, keepdim=True)
-        return self._along_mouth(w, w_ref, lambda along: along.mean(1, keepdim=True) + said)
+        return said - said.mean(1, keepdim=True)
+
+    def move_mouth(self, w: torch.Tensor, w_ref: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
+        """Codes (B, T, L, w_dim) whose offset from w_ref along ``mouth_direction`` keeps its mean over the
+        utterance and takes its changes from ``motion`` (B, T), centred."""
+        return self._along_mouth(w, w_ref, lambda along: along.mean(1, keepdim=True) + motion)
+
+    def speak_mouth(self, w: torch.Tensor, w_ref: torch.Tensor, speech: torch.Tensor) -> torch.Tensor:
+        """Codes (B, T, L, w_dim) whose mouth moves (:meth:`move_mouth`) as the speech mouth map says over the
+        speech inputs (:meth:`speech_mouth_motion`). Unchanged without a ``mouth_window``."""
+        if not self.config.mouth_window:
+            return w
+        return self.move_mouth(w, w_ref, self.speech_mouth_motion(speech))
 
     @torch.no_grad()
     def generate(self, w_ref: torch.Tensor, speech: torch.Tensor, *, temperature: float = 1.0,
