@@ -69,7 +69,7 @@ def motion_latents(path: Path, encoder: Encoder, speech: str, *, quiet: bool) ->
 SPEC = MethodSpec(
     name="styletalker", title="StyleTalker (photos)",
     summary="StyleTalker: a photo redrawn by the style-based generator (128 px face), motion sampled from the "
-            "prior or from --motion-from, the mouth's motion from the speech (lip sync still below its target)",
+            "prior or from --motion-from, the mouth's motion from the speech (a soft mouth without teeth)",
     motion=styletalker_performance, photo=True, video=False,
     options=frozenset({"motion_from", "invert_steps", "expression_scale"}),
     checkpoints=(CheckpointRole("styletalker", "StyleTalker's model (.pt)"), *GENERATOR_ROLES),

@@ -187,8 +187,8 @@ class StyleTalker(CheckpointModel):
     """W+ sequences of a talking head from a reference code, audio and motion latents (see the module doc)."""
 
     config_class = StyleTalkerConfig
-    default_checkpoint = Path(__file__).parent / "assets" / "styletalker_v5.pt"
-    """The shipped model (on the shipped feature-path generator; its data card ``styletalker_v5.json`` beside it)."""
+    default_checkpoint = Path(__file__).parent / "assets" / "styletalker_v6.pt"
+    """The shipped model (on the shipped feature-path generator; its data card ``styletalker_v6.json`` beside it)."""
 
     def __init__(self, config: StyleTalkerConfig) -> None:
         super().__init__()
