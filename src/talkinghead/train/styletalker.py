@@ -19,7 +19,9 @@ InfoNCE over shifted windows). Two additions:
   it. It stands in for the paper's lip-sync loss through a pretrained SyncNet, which we lack.
 
 With ``config.mouth_window`` the model also gets, after training, the speech's mouth map that inference moves the
-mouth by (:func:`fit_speech_mouth`): no gradient step, a ridge regression fitted on the same clips.
+mouth by (:func:`fit_speech_mouth`): no gradient step, a ridge regression fitted on the same clips. The direction it
+moves the codes along is the mouth probe's, or with ``config.mouth_axis`` ``generator`` the one along which the
+generator opens the mouth it draws (:func:`fit_generator_mouth`: central differences, no gradient step either).
 
 Configurations: ``tiny`` (CPU tests), ``cpu`` (the shipped checkpoint, on the 64 px ``cpu`` generator), ``small``
 (for the 128 px generator), ``paper`` (wider; GPUs).
@@ -158,9 +160,8 @@ def fit_generator_mouth(generator: Generator, encoder: Encoder, references: list
     +-``step`` of its standard deviation from a reference crop's (S, S, 3) own codes and drawn from its map;
     averaged over the ``references``. (The mouth probe's read-out direction is the one the codes carry the mouth
     along; the generator opens the mouth far more along this one.)"""
-    offsets = np.concatenate([(c[:, :manipulated].reshape(len(c), -1).astype(np.float32)
-                               - c[:, :manipulated].reshape(len(c), -1).astype(np.float32).mean(0))[::4]
-                              for c in codes])
+    flat = (c[:, :manipulated].reshape(len(c), -1).astype(np.float32) for c in codes)
+    offsets = np.concatenate([(f - f.mean(0))[::4] for f in flat])  # every 4th frame about its clip's mean
     _, singular, axes = np.linalg.svd(offsets - offsets.mean(0), full_matrices=False)
     axes = torch.from_numpy(axes[:components])
     steps = torch.from_numpy(step * singular[:components] / np.sqrt(len(offsets))).float()
@@ -556,7 +557,7 @@ def _arguments(tk: argparse.ArgumentParser) -> None:
                          "mouth; not with --speech mel)")
     tk.add_argument("--mouth-gain", type=float, default=StyleTalkerConfig.mouth_gain,
                     help="at inference, multiply the codes' offset from the reference along the mouth direction "
-                         "by this (the shipped model: 2, for the shipped generator's weak mouth; "
+                         "by this (the shipped model: 1.5, for the shipped generator's weak mouth; "
                          "default: %(default)s = off)")
     tk.add_argument("--mouth-axis", choices=MOUTH_AXES, default=StyleTalkerConfig.mouth_axis,
                     help="the mouth direction of --mouth-gain and --mouth-window: the mouth probe's read-out "
