@@ -58,6 +58,20 @@ def test_face_model_round_trip_and_groups() -> None:
     assert abs(f1[0] - f0[0]) + abs(f1[1] - f0[1]) > 0.02
 
 
+def test_the_face_models_opening_parts_the_lips_and_drops_the_jaw() -> None:
+    model = default_face_model()
+    opening = model.opening()
+    mean = model.mean.astype(np.float64)
+    before, after = mouth_features(mean), mouth_features(mean + opening)
+    assert after[0] - before[0] == pytest.approx(1.0)  # one unit of lip gap
+    assert after[1] - before[1] > 0.2  # the chin goes down with it
+    up, lo = ix.INNER_LIP_COLUMNS[:, 0], ix.INNER_LIP_COLUMNS[:, 1]
+    assert np.all(opening[lo, 1] - opening[up, 1] > 0.3)  # every facing pair parts
+    # it lies in the span of the expression components
+    flat = model.expression_basis.reshape(64, -1).astype(np.float64)
+    assert np.allclose(flat.T @ (flat @ opening.reshape(-1)), opening.reshape(-1), atol=1e-6)
+
+
 def test_fit_on_known_linear_data_recovers_it() -> None:
     rng = np.random.default_rng(0)
     base = canonical_mesh()

@@ -12,7 +12,7 @@ from scipy.spatial.transform import Rotation
 from talkinghead.errors import InputError
 from talkinghead.face import indices as ix
 from talkinghead.face.crop import FaceCrop, crop_face, face_mask, paste_back
-from talkinghead.face.expression import eyelid_closure, mouth_features
+from talkinghead.face.expression import eyelid_closure, mouth_features, uncross_lips
 from talkinghead.face.mesh import FaceMesher, mesh_image, track_faces
 from talkinghead.face.pose import canonical_mesh, fit_pose, umeyama
 from talkinghead.io import read_image, read_video
@@ -203,6 +203,30 @@ def test_mouth_features_of_known_shapes() -> None:
     wider = mesh.copy()
     wider[ix.MOUTH_CORNERS[1], 0] += 0.1
     assert mouth_features(wider)[2] - base[2] == pytest.approx(0.1, abs=0.01)
+
+
+def test_uncross_lips_brings_crossed_lips_back_to_touching() -> None:
+    from talkinghead.face.model import default_face_model
+
+    opening = default_face_model().opening()
+    rest = canonical_mesh().astype(np.float64)
+    up, lo = ix.INNER_LIP_COLUMNS[:, 0], ix.INNER_LIP_COLUMNS[:, 1]
+    rest = rest - ((rest[lo, 1] - rest[up, 1]) / (opening[lo, 1] - opening[up, 1])).min() * opening
+    rest_gaps = rest[lo, 1] - rest[up, 1]
+    assert rest_gaps.min() == pytest.approx(0.0, abs=1e-9)  # lips touching at one pair, apart elsewhere
+    shut = np.zeros_like(rest)
+    shut[ix.LIPS_LOWER_INNER[1:-1], 1] -= 0.05  # the lower lip pushed 0.05 past the upper one
+    shapes = np.stack([rest, rest + 0.5 * opening, rest + shut, rest - 0.3 * opening])
+    out = uncross_lips(shapes, rest, opening)
+    assert np.array_equal(out[:2], shapes[:2])  # lips that did not cross stay as they were
+    gaps = out[:, lo, 1] - out[:, up, 1]
+    assert gaps[2:].min(1) == pytest.approx([0.0, 0.0], abs=1e-9)  # crossed ones meet again, no further apart
+    assert np.allclose(out[3], rest)  # a pure closing along the opening ends at the face's own shape
+    assert np.all(out[2, ix.CHIN, 1] > rest[ix.CHIN, 1])  # the jaw moved down with the lips, not the lips alone
+    # a face whose own lips overlap a little keeps that overlap; only crossing beyond it is undone
+    overlapping = rest.copy()
+    overlapping[lo[4], 1] -= 0.01
+    assert np.array_equal(uncross_lips(overlapping[None], overlapping, opening)[0], overlapping)
 
 
 @pytest.mark.media

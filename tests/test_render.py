@@ -46,6 +46,28 @@ def test_zero_motion_reproduces_the_reference(face) -> None:  # type: ignore[no-
     assert diff.max() <= 1
 
 
+def test_a_motion_never_pushes_the_lips_past_each_other(face) -> None:  # type: ignore[no-untyped-def]
+    from talkinghead.face.model import default_face_model
+    from talkinghead.face.pose import fit_pose
+
+    _, mesh = face  # a photo with the lips closed
+    model = default_face_model()
+    closing = -np.linspace(0.0, 0.1, 6)[:, None, None] * model.opening()  # ever further past closed
+    motion = FaceMotion(fps=25.0, expression=np.eye(6, dtype=np.float32),
+                        basis=ExpressionBasis("closing", tuple(f"c{i}" for i in range(6)), closing.astype(np.float32)),
+                        head_rotation=np.zeros((6, 3), np.float32), head_translation=np.zeros((6, 3), np.float32),
+                        blink=np.zeros(6, np.float32))
+    targets = target_meshes(mesh, motion)
+    pose = fit_pose(mesh)
+    up, lo = ix.INNER_LIP_COLUMNS[:, 0], ix.INNER_LIP_COLUMNS[:, 1]
+    own = pose.to_canonical(mesh.astype(np.float64))
+    floor = np.minimum(own[lo, 1] - own[up, 1], 0.0)
+    for t in targets:
+        c = pose.to_canonical(t)
+        assert np.all(c[lo, 1] - c[up, 1] >= floor - 1e-6)
+    assert np.allclose(targets[0], mesh, atol=1e-6)
+
+
 def test_known_translation_moves_the_face(face) -> None:  # type: ignore[no-untyped-def]
     image, mesh = face
     r = WarpRenderer(image, mesh)

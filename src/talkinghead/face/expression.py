@@ -90,6 +90,36 @@ def eyelid_closure(mesh: np.ndarray) -> np.ndarray:
     return off.astype(np.float32)
 
 
+def uncross_lips(shapes: np.ndarray, rest: np.ndarray, opening: np.ndarray) -> np.ndarray:
+    """Pose-free meshes whose lips were pushed past each other, moved back along ``opening`` until they meet.
+
+    A motion adds expression offsets to a face's own shape; where the face's lips are already closed, an offset
+    that closes them further (a model's prediction below its rest shape, a closing edit) carries the upper inner
+    lip below the lower one, and the warp then folds the lips over each other. Real lips stop where they touch.
+    Each frame whose facing inner-lip points (:data:`~talkinghead.face.indices.INNER_LIP_COLUMNS`) crossed is
+    moved by the smallest multiple of ``opening`` (how the whole face moves as the mouth opens: jaw, lips and
+    corners together) that brings every pair back to touching, or to the crossing the face's own shape already
+    had (a real mesh's lips can overlap by a hair). Frames whose lips did not cross are returned unchanged.
+
+    Args:
+        shapes: (T, 478, 3) canonical-space meshes (the face's shape plus the motion's offsets).
+        rest: (478, 3) or (T, 478, 3) the face's own shape(s) the offsets were added to.
+        opening: (478, 3) offsets that part every facing pair (:meth:`talkinghead.face.model.FaceModel.opening`).
+
+    Returns:
+        (T, 478, 3) float64 meshes.
+    """
+    up, lo = ix.INNER_LIP_COLUMNS[:, 0], ix.INNER_LIP_COLUMNS[:, 1]
+    m = np.asarray(shapes, np.float64)
+    gaps = m[:, lo, 1] - m[:, up, 1]
+    floor = np.minimum(np.asarray(rest, np.float64)[..., lo, 1] - np.asarray(rest, np.float64)[..., up, 1], 0.0)
+    rise = opening[lo, 1] - opening[up, 1]
+    if np.any(rise <= 0):
+        raise ValueError("the opening offsets must part every facing pair of inner-lip points")
+    steps = np.maximum(((floor - gaps) / rise).max(-1), 0.0)
+    return m + steps[:, None, None] * np.asarray(opening, np.float64)
+
+
 def _sorted_xy(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     order = np.argsort(points[:, 0])
     return points[order, 0], points[order, 1]

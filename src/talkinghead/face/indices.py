@@ -24,6 +24,9 @@ MOUTH_INNER_LOOP = np.concatenate([LIPS_UPPER_INNER, LIPS_LOWER_INNER[::-1][1:-1
 
 INNER_LIP_PAIRS = np.array([[80, 88], [81, 178], [82, 87], [13, 14], [312, 317], [311, 402], [310, 318]])
 """Vertically facing (upper, lower) inner-lip points, left to right."""
+INNER_LIP_COLUMNS = np.stack([LIPS_UPPER_INNER[1:-1], LIPS_LOWER_INNER[1:-1]], 1)
+"""Every facing (upper, lower) pair of inner-lip points between the corners, left to right (the 7
+:data:`INNER_LIP_PAIRS` and the two next to the corners)."""
 
 MOUTH_CORNERS = np.array([61, 291])
 UPPER_LIP_CENTRE, LOWER_LIP_CENTRE = 13, 14

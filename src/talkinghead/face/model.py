@@ -89,6 +89,17 @@ class FaceModel:
         basis = self.expression_basis[:expression.shape[-1]]
         return (neutral[None] + np.tensordot(expression, basis, axes=1)).astype(np.float32)
 
+    def opening(self) -> np.ndarray:
+        """(478, 3) float64 offsets that open the mouth by one canonical unit of lip gap (``mouth_features``' mean
+        over facing inner-lip pairs), spread over the face as faces in the fit data move when their mouth opens:
+        the mean expression offset given the lip gap under the coefficients' Gaussian spread (each component in
+        proportion to its variance times how much it opens the lips)."""
+        up, lo = ix.INNER_LIP_PAIRS[:, 0], ix.INNER_LIP_PAIRS[:, 1]
+        basis = self.expression_basis.astype(np.float64)
+        variance = self.expression_std.astype(np.float64) ** 2
+        gain = (basis[:, lo, 1] - basis[:, up, 1]).mean(1)
+        return np.tensordot(variance * gain, basis, axes=1) / float(np.sum(variance * gain**2))
+
     def basis(self, k: int | None = None) -> ExpressionBasis:
         """The expression components (the first ``k``; default: all) as an :class:`ExpressionBasis` (drives the
         warp renderer)."""

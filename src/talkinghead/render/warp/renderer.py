@@ -21,7 +21,8 @@ from scipy.spatial.transform import Rotation
 
 from talkinghead.face import indices as ix
 from talkinghead.face.crop import crop_face, face_crop_for, paste_back
-from talkinghead.face.expression import eyelid_closure
+from talkinghead.face.expression import eyelid_closure, uncross_lips
+from talkinghead.face.model import default_face_model
 from talkinghead.face.motion import FaceMotion
 from talkinghead.face.pose import fit_pose, umeyama
 from talkinghead.render.warp.mouth import Mouth, make_mouth
@@ -43,8 +44,9 @@ FEATHER_FRACTION = 0.04
 def target_meshes(reference: np.ndarray, motion: FaceMotion) -> np.ndarray:
     """Deform reference mesh(es) by a motion.
 
-    For each frame: pose-free reference + expression offsets + blink * eyelid closure, then the
-    reference pose with the motion's head rotation (about the rigid-point centroid) and translation.
+    For each frame: pose-free reference + expression offsets + blink * eyelid closure, lips pushed past each other
+    brought back to touching (:func:`~talkinghead.face.expression.uncross_lips`, along the face model's opening),
+    then the reference pose with the motion's head rotation (about the rigid-point centroid) and translation.
 
     Args:
         reference: (478, 3) pixel mesh of a photo, or (T, 478, 3) one per frame.
@@ -59,6 +61,7 @@ def target_meshes(reference: np.ndarray, motion: FaceMotion) -> np.ndarray:
     norm = np.stack([p.to_canonical(m.astype(np.float64)) for p, m in zip(poses, refs)])
     lids = np.stack([eyelid_closure(m) for m in norm])
     shape = norm + motion.basis.decode(motion.expression) + motion.blink[:, None, None] * lids
+    shape = uncross_lips(shape, norm, default_face_model().opening())
     rot_ref = np.stack([p.rotation for p in poses])
     scale = np.array([p.scale for p in poses])[:, None, None]
     trans = np.stack([p.translation for p in poses])
