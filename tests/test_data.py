@@ -90,7 +90,7 @@ def test_a_photo_rests_at_its_clip_mean_mouth(corpus: Path) -> None:
     from talkinghead.data.clip import clip_dir
     from talkinghead.face.expression import GAP
     from talkinghead.face.pose import fit_pose, pose_free
-    from talkinghead.motion.styleclip import photo_rest_shape
+    from talkinghead.motion.styleclip import photo_rest_mouth, photo_rest_shape
 
     clip = load_clip(clip_dir(corpus, "videoretalking_face5"))
     gap, rest_gap = mouth_features(clip.canonical)[:, GAP], mouth_features(clip.neutral[None])[0, GAP]
@@ -104,6 +104,11 @@ def test_a_photo_rests_at_its_clip_mean_mouth(corpus: Path) -> None:
                                                                                                          rel=1e-3)
         g = mouth_features(pose_free(rest[None]))[0, GAP]
         assert (g > gap[t]) if gap[t] < rest_gap else (g < gap[t])
+        # only the mouth brought to that rest (StyleHEAT's): the same lip gap, the eyes and brows where they were
+        mouth = pose_free(photo_rest_mouth(mesh, face_model=default_face_model())[None])[0]
+        assert mouth_features(mouth)[GAP] == pytest.approx(g, abs=1e-6)
+        still = np.concatenate([ix.BROWS, ix.EYE_UPPER, ix.EYE_LOWER])
+        assert np.abs(mouth[still] - pose_free(mesh[None])[0, still]).max() < 0.2 * abs(g - gap[t])
         fitted.append(abs(g - rest_gap))
         own.append(abs(gap[t] - rest_gap))
     assert np.mean(fitted) < 0.5 * np.mean(own), (fitted, own)

@@ -223,13 +223,37 @@ def test_mesh_motion_moves_the_lower_face_and_follows_the_driving_head() -> None
     wider = _mesh_flows(model, mesh, mels, mouth_scale=2.0)
     assert at(LOWER_LIP_CENTRE, wider) > 1.3 * lip  # the user's amplitude (--expression-scale)
     model.mouth_gain.fill_(0.0)  # the fitted gain scales the same coefficients: none, no motion
-    assert _mesh_flows(model, mesh, mels).abs().max() < 1e-5
+    still = _mesh_flows(model, mesh, mels)
+    assert (still - still[:1]).abs().max() < 1e-5  # every frame the photo's lower-face rest shape (next test)
     model.mouth_gain.fill_(1.0)
     c, s = np.cos(0.5), np.sin(0.5)  # a roll of 0.5 rad in the last frame
     turn = np.stack([np.eye(3), np.eye(3), np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])])
     driving = (np.zeros((3, face_model.lower_face.size), np.float32), turn)
     turned = _mesh_flows(model, mesh, mels, driving=driving)
     assert at(OUTER_EYE_CORNERS[0], turned[2:]) > 0.5 and at(OUTER_EYE_CORNERS[0], turned[:1]) > 0.05
+
+
+def test_mesh_motion_moves_a_photo_from_its_lower_face_rest_shape(media: Path) -> None:
+    """The predicted coefficients are offsets from a clip's mean shape, so they move the photo with its mouth at rest
+    (:func:`photo_rest_mouth`): with no speech motion a closed-mouth photo's lips part towards a speaking mouth's mean
+    gap, its eyes and brows stay; without that, every closing coefficient would press its closed lips together."""
+    from talkinghead.face import indices as ix
+    from talkinghead.face.expression import GAP, eye_openness, mouth_features
+    from talkinghead.face.mesh import mesh_image
+    from talkinghead.face.model import default_face_model
+    from talkinghead.face.pose import pose_free
+    from talkinghead.io import read_image
+    from talkinghead.motion.styleheat.infer import mesh_motion
+
+    face_model = default_face_model()
+    model = StyleHeat(replace(MESH, n_expression=face_model.lower_face.size))
+    model.mouth_gain.fill_(0.0)
+    mesh, _ = mesh_image(read_image(media / "faces" / "liveportrait_s0.jpg"), source="photo")  # lips closed
+    moved = mesh_motion(model, mesh.astype(np.float64), np.zeros((2, 16, 80), np.float32), face_model=face_model)
+    own, rest = pose_free(np.stack([mesh.astype(np.float64), moved[0]]))
+    assert mouth_features(own)[GAP] < 0.01 and mouth_features(rest)[GAP] > 0.02
+    assert eye_openness(rest) == pytest.approx(eye_openness(own), abs=0.005)
+    assert np.abs(rest[ix.BROWS] - own[ix.BROWS]).max() < 0.005
 
 
 def test_pasted_crops_move_the_photo_around_the_face_with_its_meshes(media: Path) -> None:

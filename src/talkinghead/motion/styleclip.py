@@ -12,6 +12,7 @@ from talkinghead.audio.features import analyse_audio
 from talkinghead.audio.phonemes import PhonemeTimeline
 from talkinghead.audio.posteriorgram import speech_features
 from talkinghead.constants import DATA_FPS, SAMPLE_RATE, SILENCE_PEAK
+from talkinghead.face.expression import GAP, mouth_features, uncross_lips
 from talkinghead.face.mesh import track_video
 from talkinghead.face.model import FaceModel
 from talkinghead.face.motion import FaceMotion
@@ -40,6 +41,20 @@ def photo_rest_shape(mesh: np.ndarray, *, face_model: FaceModel) -> np.ndarray:
     free = pose.to_canonical(mesh.astype(np.float64))
     own = face_model.expression_meshes(np.zeros_like(free), face_model.fit_expression(free)[None])[0]
     return pose.to_image(free - own)
+
+
+def photo_rest_mouth(mesh: np.ndarray, *, face_model: FaceModel) -> np.ndarray:
+    """(478, 3) pixel mesh of a photo's face with only its mouth at rest: opened or closed along the face model's
+    opening (:meth:`FaceModel.opening`) to the lip gap of :func:`photo_rest_shape`, lips not crossed
+    (:func:`~talkinghead.face.expression.uncross_lips`). For a model whose coefficients move the lower face only
+    (StyleHEAT's mesh flows): the eyes and brows stay the photo's, where removing the whole fitted expression, or
+    even its lower-face components, would move them too."""
+    pose = fit_pose(mesh)
+    free = pose.to_canonical(mesh.astype(np.float64))
+    rest = pose.to_canonical(photo_rest_shape(mesh, face_model=face_model))
+    opening = face_model.opening()
+    moved = free + (mouth_features(rest)[GAP] - mouth_features(free)[GAP]) * opening
+    return pose.to_image(uncross_lips(moved[None], free, opening)[0])
 
 
 def video_coefficients(path: str | Path, *, face_model: FaceModel, max_frames: int, label: str = "style clip",

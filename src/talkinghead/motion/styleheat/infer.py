@@ -123,13 +123,15 @@ def mesh_motion(model: StyleHeat, mesh: np.ndarray, speech: np.ndarray, *, face_
                 edits: dict[str, float] | None = None) -> np.ndarray:
     """The mesh path's motion: the photo's face mesh ``mesh`` ((478, 3) frame pixels) at each of T frames of speech
     inputs (T, ...) (``config.speech``'s), (T, 478, 3) (:func:`moved_meshes`), with the lower-face expression
-    coefficients the model predicts (times its ``mouth_gain`` and ``mouth_scale``, the user's amplitude) and, from
+    coefficients the model predicts (times its ``mouth_gain`` and ``mouth_scale``, the user's amplitude; offsets from
+    a clip's mean shape, as training encodes them, so they move the photo's face with its mouth at rest,
+    :func:`~talkinghead.motion.styleclip.photo_rest_mouth`) and, from
     ``driving`` (expression coefficients (T, K), head rotations (T, 3, 3); see
     :func:`talkinghead.motion.styleclip.video_coefficients`), the upper-face coefficients and the head's rotation
     relative to the driving clip's mean; without it the head and the upper face stay as in the photo. Gradual
     ``edits`` add their expression coefficients (:func:`edited_expressions`) on top. :func:`crop_flows` turns them
     into the flows."""
-    from talkinghead.motion.styleclip import relative_rotations
+    from talkinghead.motion.styleclip import photo_rest_mouth, relative_rotations
 
     n = len(speech)
     predicted = (model.eval().expression(torch.from_numpy(speech).float()) * model.mouth_gain * mouth_scale).numpy()
@@ -137,7 +139,7 @@ def mesh_motion(model: StyleHeat, mesh: np.ndarray, speech: np.ndarray, *, face_
     upper = np.zeros_like(predicted) if driving is None else driving[0][:n, :k]
     rotation = np.zeros((n, 3)) if driving is None else relative_rotations(driving[1][:n])[0]
     expression = np.where(face_model.lower_face[:k], predicted, upper) + edited_expressions(model, edits or {}, n)
-    return moved_meshes(mesh, expression, rotation, face_model=face_model)
+    return moved_meshes(photo_rest_mouth(mesh, face_model=face_model), expression, rotation, face_model=face_model)
 
 
 @torch.no_grad()
