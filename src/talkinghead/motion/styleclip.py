@@ -36,19 +36,20 @@ def photo_rest_shape(mesh: np.ndarray, *, face_model: FaceModel) -> np.ndarray:
     pose kept. The style families' expression coefficients are offsets from a clip's mean shape, so they move this
     rest shape, as a video's frames are first brought to their clip's mean
     (:func:`~talkinghead.face.pose.with_rest_shape`); added to the photo's own expression they would count it twice
-    (a photo with closed lips would press them through each other at every closure)."""
+    (a photo with closed lips would press them through each other at every closure). Where the fit would leave the
+    lips crossed (a photo whose slightly parted lips it reads as an open expression), they are brought back to
+    touching (:func:`~talkinghead.face.expression.uncross_lips`)."""
     pose = fit_pose(mesh)
     free = pose.to_canonical(mesh.astype(np.float64))
     own = face_model.expression_meshes(np.zeros_like(free), face_model.fit_expression(free)[None])[0]
-    return pose.to_image(free - own)
+    return pose.to_image(uncross_lips((free - own)[None], free, face_model.opening())[0])
 
 
 def photo_rest_mouth(mesh: np.ndarray, *, face_model: FaceModel) -> np.ndarray:
     """(478, 3) pixel mesh of a photo's face with only its mouth at rest: opened or closed along the face model's
-    opening (:meth:`FaceModel.opening`) to the lip gap of :func:`photo_rest_shape`, lips not crossed
-    (:func:`~talkinghead.face.expression.uncross_lips`). For a model whose coefficients move the lower face only
-    (StyleHEAT's mesh flows): the eyes and brows stay the photo's, where removing the whole fitted expression, or
-    even its lower-face components, would move them too."""
+    opening (:meth:`FaceModel.opening`) to the lip gap of :func:`photo_rest_shape`, lips not crossed. For a model
+    whose coefficients move the lower face only (StyleHEAT's mesh flows): the eyes and brows stay the photo's, where
+    removing the whole fitted expression, or even its lower-face components, would move them too."""
     pose = fit_pose(mesh)
     free = pose.to_canonical(mesh.astype(np.float64))
     rest = pose.to_canonical(photo_rest_shape(mesh, face_model=face_model))
