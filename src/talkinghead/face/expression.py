@@ -110,9 +110,9 @@ def uncross_lips(shapes: np.ndarray, rest: np.ndarray, opening: np.ndarray) -> n
         (T, 478, 3) float64 meshes.
     """
     up, lo = ix.INNER_LIP_COLUMNS[:, 0], ix.INNER_LIP_COLUMNS[:, 1]
-    m = np.asarray(shapes, np.float64)
+    m, r = np.asarray(shapes, np.float64), np.asarray(rest, np.float64)
     gaps = m[:, lo, 1] - m[:, up, 1]
-    floor = np.minimum(np.asarray(rest, np.float64)[..., lo, 1] - np.asarray(rest, np.float64)[..., up, 1], 0.0)
+    floor = np.minimum(r[..., lo, 1] - r[..., up, 1], 0.0)
     rise = opening[lo, 1] - opening[up, 1]
     if np.any(rise <= 0):
         raise ValueError("the opening offsets must part every facing pair of inner-lip points")
