@@ -40,9 +40,13 @@ def photo_rest_shape(mesh: np.ndarray, *, face_model: FaceModel) -> np.ndarray:
     lips crossed (a photo whose slightly parted lips it reads as an open expression), they are brought back to
     touching (:func:`~talkinghead.face.expression.uncross_lips`)."""
     pose = fit_pose(mesh)
-    free = pose.to_canonical(mesh.astype(np.float64))
+    return pose.to_image(_rest_shape(pose.to_canonical(mesh.astype(np.float64)), face_model))
+
+
+def _rest_shape(free: np.ndarray, face_model: FaceModel) -> np.ndarray:
+    """:func:`photo_rest_shape` in canonical space: a pose-free mesh (478, 3) less its fitted expression, uncrossed."""
     own = face_model.expression_meshes(np.zeros_like(free), face_model.fit_expression(free)[None])[0]
-    return pose.to_image(uncross_lips((free - own)[None], free, face_model.opening())[0])
+    return uncross_lips((free - own)[None], free, face_model.opening())[0]
 
 
 def photo_rest_mouth(mesh: np.ndarray, *, face_model: FaceModel) -> np.ndarray:
@@ -52,9 +56,8 @@ def photo_rest_mouth(mesh: np.ndarray, *, face_model: FaceModel) -> np.ndarray:
     removing the whole fitted expression, or even its lower-face components, would move them too."""
     pose = fit_pose(mesh)
     free = pose.to_canonical(mesh.astype(np.float64))
-    rest = pose.to_canonical(photo_rest_shape(mesh, face_model=face_model))
     opening = face_model.opening()
-    moved = free + (mouth_features(rest)[GAP] - mouth_features(free)[GAP]) * opening
+    moved = free + (mouth_features(_rest_shape(free, face_model))[GAP] - mouth_features(free)[GAP]) * opening
     return pose.to_image(uncross_lips(moved[None], free, opening)[0])
 
 
