@@ -181,6 +181,56 @@ def test_lightning_training(styled_dataset: Path, tmp_path: Path) -> None:
     assert model.config.strong and model.config.weak and (model.scale != 1).all()
 
 
+def test_video_folds_keep_the_segments_of_one_video_together(tmp_path: Path) -> None:
+    """Clips named <video>_<NNN> (segments of one video) share a fold; the videos are dealt in turn; a clip store
+    leaves out the clips it is told to."""
+    from talkinghead.errors import TalkingHeadError
+    from talkinghead.train.datasets import ClipStore
+    from talkinghead.train.vast import video_folds
+
+    (tmp_path / "splits").mkdir()
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "splits" / "train.txt").write_text("fi_x_000\nfi_x_004\ngrid_a\nfi_y_001\nvox_00015\n")
+    folds = video_folds([tmp_path], 2)
+    assert [sorted(c for _, c in fold) for fold in folds] == [["fi_x_000", "fi_x_004", "grid_a"],
+                                                             ["fi_y_001", "vox_00015"]]
+    assert ClipStore(tmp_path, "train", exclude=folds[0]).keys == [(tmp_path, "fi_y_001"), (tmp_path, "vox_00015")]
+    for bad in (1, 5):
+        with pytest.raises(TalkingHeadError, match="folds: 2 or more"):
+            video_folds([tmp_path], bad)
+
+
+@pytest.mark.train
+def test_a_held_out_fold_and_the_mouth_gain(styled_dataset: Path, tmp_path: Path) -> None:
+    """``hold_out`` trains without one fold and lists its clips in the checkpoint; the config's mouth gain multiplies
+    the lower-face coefficients ``vast_expression`` generates and leaves the others as they were."""
+    from talkinghead.audio.features import analyse_audio
+    from talkinghead.data.clip import clip_dir, load_clip
+    from talkinghead.face.model import default_face_model
+    from talkinghead.motion.vast.infer import vast_expression
+    from talkinghead.nn.checkpoint import checkpoint_meta
+
+    run = {"max_steps": 2, "batch": 2, "window": 16, "style_length": 32, "quiet": True, "accelerator": "cpu",
+           "devices": 1}
+    ckpt = tmp_path / "vast.pt"
+    train_vast([styled_dataset], ckpt, config=replace(VAST_CONFIGS["tiny"], mouth_gain=1.7), hold_out=(1, 3),
+               **run)  # type: ignore[arg-type]
+    meta, model = checkpoint_meta(ckpt), Vast.load(ckpt)
+    assert meta["held_out"] == [str(styled_dataset / "clips" / "b")] and meta["training"]["hold_out"] == "1/3"
+    assert model.config.mouth_gain == 1.7
+    plain = Vast(replace(model.config, mouth_gain=1.0))
+    plain.load_state_dict(model.state_dict())
+    clip = load_clip(clip_dir(styled_dataset, "a"))
+    features = analyse_audio(clip.audio[:32000].astype(np.float32) / 32768, fps=25.0)
+    z = torch.zeros(model.config.style_dim)
+    gained, unit = vast_expression(model, features, z), vast_expression(plain.eval(), features, z)
+    lower = default_face_model().lower_face[:64]
+    assert np.allclose(gained[:, lower], 1.7 * unit[:, lower], atol=1e-6)
+    assert np.array_equal(gained[:, ~lower], unit[:, ~lower]) and np.abs(unit[:, lower]).max() > 1e-4
+    with pytest.raises(ValueError, match="mouth_gain must be positive"):
+        replace(model.config, mouth_gain=0.0)
+
+
 def test_tiny_renderer(tmp_path: Path) -> None:
     from talkinghead.nn.layers import masked_l1
     from talkinghead.render.vast.model import VastRenderer, composite

@@ -36,16 +36,17 @@ SAMPLES_PER_FRAME = int(round(SAMPLE_RATE / DATA_FPS))
 
 
 class ClipStore:
-    """Clip lookup over one or more dataset folders with an in-memory cache of ``cache`` clips (None: all); the
-    arrays named in ``drop`` are emptied as clips are loaded (their frames, meshes: most of a clip's memory)."""
+    """Clip lookup over one or more dataset folders (their ``split``, less the clips in ``exclude``: (folder, clip
+    id) pairs) with an in-memory cache of ``cache`` clips (None: all); the arrays named in ``drop`` are emptied as
+    clips are loaded (their frames, meshes: most of a clip's memory)."""
 
     def __init__(self, roots: list[Path] | Path, split: str | None, *, cache: int | None = 16,
-                 drop: tuple[str, ...] = ()) -> None:
+                 drop: tuple[str, ...] = (), exclude: frozenset[tuple[Path, str]] = frozenset()) -> None:
         roots = [roots] if isinstance(roots, Path) else [Path(r) for r in roots]
         for root in roots:
             if not (root / "clips").is_dir():
                 raise InputError(root, "not a preprocessed dataset folder (run talkinghead preprocess first)")
-        self.keys = [(r, cid) for r in roots for cid in list_clips(r, split)]
+        self.keys = [(r, cid) for r in roots for cid in list_clips(r, split) if (r, cid) not in exclude]
         self._cache: OrderedDict[tuple[Path, str], ClipData] = OrderedDict()
         self._size, self._drop = cache, drop
 
@@ -171,8 +172,9 @@ class _Windows(Dataset):
     """Items are (clip, start frame) windows; each item gets its own seeded generator."""
 
     def __init__(self, roots: list[Path] | Path, split: str | None, *, length: int, stride: int, seed: int,
-                 cache: int | None = 16, drop: tuple[str, ...] = ()) -> None:
-        self.store = ClipStore(roots, split, cache=cache, drop=drop)
+                 cache: int | None = 16, drop: tuple[str, ...] = (),
+                 exclude: frozenset[tuple[Path, str]] = frozenset()) -> None:
+        self.store = ClipStore(roots, split, cache=cache, drop=drop, exclude=exclude)
         self.seed = seed
         self.index = [(k, s) for k, n in enumerate(self.store.lengths()) for s in range(0, n - length + 1, stride)]
 
@@ -336,12 +338,13 @@ class StyleDataset(_Windows):
 
     def __init__(self, roots: list[Path] | Path, split: str | None = "train", *, window: int = 32,
                  style_length: int = 64, phone_window: int = 5, speech: str = "phones", train: bool = False,
-                 face_offsets: bool = False, head_motion: bool = False, seed: int = 0) -> None:
+                 face_offsets: bool = False, head_motion: bool = False, seed: int = 0,
+                 exclude: frozenset[tuple[Path, str]] = frozenset()) -> None:
         # every item reads segments of three other clips drawn at random: all clips stay in memory, without their
         # frames and meshes (0.3 GB for synth + train/ + multilingual/, 1.6 GB with them; with a 16-clip cache a batch
         # re-read about 30 clip files)
         super().__init__(roots, split, length=window, stride=max(window // 4, 1) if train else window, seed=seed,
-                         cache=None, drop=("jpeg", "meshes", "canonical"))
+                         cache=None, drop=("jpeg", "meshes", "canonical"), exclude=exclude)
         self.window, self.style_length, self.phone_window, self.train = window, style_length, phone_window, train
         self.content = StyleTalkConfig(window=phone_window, speech=speech)
         self._rows: dict[int, np.ndarray] = {}  # frame rows per clip (whisper, mel), made once
@@ -465,8 +468,10 @@ class VastDataset(StyleDataset):
     """
 
     def __init__(self, roots: list[Path] | Path, split: str | None = "train", *, speech: str = "ppg",
-                 window: int = 64, style_length: int = 128, train: bool = False, seed: int = 0) -> None:
-        super().__init__(roots, split, window=window, style_length=style_length, train=train, seed=seed)
+                 window: int = 64, style_length: int = 128, train: bool = False, seed: int = 0,
+                 exclude: frozenset[tuple[Path, str]] = frozenset()) -> None:
+        super().__init__(roots, split, window=window, style_length=style_length, train=train, seed=seed,
+                         exclude=exclude)
         self.speech = speech
         self._speech: dict[int, np.ndarray] = {}
 

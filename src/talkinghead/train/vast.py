@@ -18,6 +18,7 @@ Configurations: ``tiny`` (CPU tests), ``small`` (the shipped checkpoint, trained
 from __future__ import annotations
 
 import argparse
+import re
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import torch
 from torch.utils.data import Dataset
 
 from talkinghead.audio.posteriorgram import SPEECH_KINDS
+from talkinghead.data.clip import clip_dir, list_clips
 from talkinghead.errors import TalkingHeadError
 from talkinghead.face.model import FaceModel, default_face_model
 from talkinghead.io.paths import require_file
@@ -98,15 +100,18 @@ class VastModule(L.LightningModule):
 
 def train_vast(datasets: list[Path], output: Path, *, config: VastConfig, max_steps: int, batch: int = 16,
                window: int = 64, style_length: int = 128, lr: float = 1e-4, face_model: FaceModel | None = None,
-               workers: int = 0, seed: int = 0, accelerator: str = "auto", devices: int | str = "auto",
-               nodes: int = 1, quiet: bool = False) -> dict[str, float]:
+               hold_out: tuple[int, int] | None = None, workers: int = 0, seed: int = 0, accelerator: str = "auto",
+               devices: int | str = "auto", nodes: int = 1, quiet: bool = False) -> dict[str, float]:
     """Train on the datasets' train splits (validated on val) with ``window``-frame items and style clips of up to
     ``style_length`` frames; the config gets the face model's strong/weak split
-    (:func:`~talkinghead.motion.vast.split.strong_coefficients`). Saves ``output``; returns the last metrics."""
+    (:func:`~talkinghead.motion.vast.split.strong_coefficients`). ``hold_out`` (fold, folds) leaves out that fold of
+    :func:`video_folds` (its clips are listed in the checkpoint as ``held_out``: speakers the model never saw, on
+    which ``benchmarks/vast_gain.py`` chooses the mouth gain). Saves ``output``; returns the last metrics."""
     L.seed_everything(seed, workers=True, verbose=False)
     face_model = face_model or default_face_model()
+    held_out = frozenset() if hold_out is None else video_folds(datasets, hold_out[1])[hold_out[0]]
     kw = {"speech": config.speech, "window": window, "style_length": style_length}
-    train = VastDataset(datasets, "train", train=True, seed=seed, **kw)
+    train = VastDataset(datasets, "train", train=True, seed=seed, exclude=held_out, **kw)
     val = VastDataset(datasets, "val", seed=seed + 1, **kw)
     config = replace(config, strong=strong_coefficients(face_model, config.n_expression),
                      max_style_frames=max(config.max_style_frames, style_length))
@@ -116,9 +121,28 @@ def train_vast(datasets: list[Path], output: Path, *, config: VastConfig, max_st
                   devices=devices, nodes=nodes, quiet=quiet)
     module.model.save(output, metrics=metrics, classes=train.classes, datasets=[str(d) for d in datasets],
                       steps=max_steps, face_model=face_model.card.get("name", ""),
+                      held_out=[str(clip_dir(root, clip_id)) for root, clip_id in sorted(held_out)],
                       training={"batch": batch, "window": window, "style_length": style_length, "lr": lr,
-                                "seed": seed, "config": asdict(config)})
+                                "seed": seed, "hold_out": None if hold_out is None else "/".join(map(str, hold_out)),
+                                "config": asdict(config)})
     return metrics
+
+
+def video_folds(datasets: list[Path], folds: int) -> list[frozenset[tuple[Path, str]]]:
+    """The datasets' training clips, (folder, clip id) pairs, dealt into ``folds`` folds by source video: clips whose
+    ids differ only in a trailing three-digit segment number (First Impressions' segments of one video, one
+    speaker) share a fold; the videos, sorted, are dealt in turn."""
+    videos: dict[tuple[Path, str], list[tuple[Path, str]]] = {}
+    for root in map(Path, datasets):
+        for clip_id in list_clips(root, "train"):
+            videos.setdefault((root, re.sub(r"_\d{3}$", "", clip_id)), []).append((root, clip_id))
+    if folds < 2 or len(videos) < folds:
+        raise TalkingHeadError(f"folds: 2 or more, and no more than the source videos in the training splits "
+                               f"({len(videos)}), not {folds}")
+    dealt: list[set[tuple[Path, str]]] = [set() for _ in range(folds)]
+    for i, video in enumerate(sorted(videos)):
+        dealt[i % folds].update(videos[video])
+    return [frozenset(fold) for fold in dealt]
 
 
 class TemplateDataset(Dataset):
@@ -215,18 +239,38 @@ def _arguments(tv: argparse.ArgumentParser) -> None:
     tv.add_argument("--flow-steps", type=int, default=None,
                     help="Householder reflections (default: 4; 0 = plain Gaussian posterior, the paper's ablation)")
     tv.add_argument("--loss", choices=("asymmetric", "mse"), default="asymmetric", help="reconstruction loss")
+    tv.add_argument("--mouth-gain", type=float, default=1.0,
+                    help="factor on the generated lower-face coefficients (default: 1, as predicted, which the shipped "
+                         "model keeps; choose one with --hold-out and benchmarks/vast_gain.py)")
+    tv.add_argument("--hold-out", type=_fold, default=None, metavar="FOLD/FOLDS",
+                    help="leave out one fold of the training clips, dealt by source video (e.g. 0/4): the clips the "
+                         "mouth gain is chosen on")
     style_training_options(tv, window=64, style_length=128)
+
+
+def _fold(value: str) -> tuple[int, int]:
+    """``FOLD/FOLDS`` -> (fold, folds)."""
+    try:
+        fold, folds = (int(part) for part in value.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected FOLD/FOLDS (e.g. 0/4), not {value!r}") from None
+    if not 0 <= fold < folds:
+        raise argparse.ArgumentTypeError(f"the fold must be 0 to FOLDS - 1, not {value!r}")
+    return fold, folds
 
 
 def _run(args: argparse.Namespace) -> int:
     config = VAST_CONFIGS[args.config]
-    config = replace(config, speech=args.speech, enhancer=args.enhancer, loss=args.loss,
+    if args.mouth_gain <= 0:
+        raise TalkingHeadError("--mouth-gain must be positive")
+    config = replace(config, speech=args.speech, enhancer=args.enhancer, loss=args.loss, mouth_gain=args.mouth_gain,
                      flow_steps=config.flow_steps if args.flow_steps is None else args.flow_steps)
     if config.flow_steps < 0:
         raise TalkingHeadError("--flow-steps must be 0 or more")
     return print_metrics(train_vast(args.datasets, args.output, config=config, max_steps=args.steps, batch=args.batch,
                                     window=args.window, style_length=args.style_length, lr=args.lr,
-                                    workers=args.workers, devices=parse_devices(args.devices), nodes=args.nodes,
+                                    hold_out=args.hold_out, workers=args.workers,
+                                    devices=parse_devices(args.devices), nodes=args.nodes,
                                     quiet=args.quiet))
 
 

@@ -50,9 +50,17 @@ class VastConfig:
     """Weight of errors that shrink a coefficient towards zero relative to those that exaggerate it."""
     reconstruction_weight: float = 10.0
     kl_weight: float = 0.01
+    mouth_gain: float = 1.0
+    """Factor on the generated lower-face coefficients at inference
+    (:func:`talkinghead.motion.vast.infer.vast_expression`; ``train-vast --mouth-gain``): the warp renderer and the
+    face mesher lose small openings, so a mouth opened more might follow the speech better on screen. Choose it on
+    speakers the model never saw (``benchmarks/vast_gain.py``); 1 (the default, older checkpoints and the shipped
+    model, where the benchmark kept it) leaves the mouth as predicted."""
 
     def __post_init__(self) -> None:
         speech_dim(self.speech)
+        if self.mouth_gain <= 0:
+            raise ValueError(f"mouth_gain must be positive, not {self.mouth_gain}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
         if sorted(set(self.strong)) != sorted(self.strong) or not set(self.strong) <= set(range(self.n_expression)):

@@ -9,6 +9,7 @@ import torch
 from talkinghead.audio.features import AudioFeatures
 from talkinghead.audio.posteriorgram import speech_features
 from talkinghead.constants import DATA_FPS
+from talkinghead.face.model import default_face_model
 from talkinghead.io.video import frame_count
 from talkinghead.motion.styleclip import resample
 from talkinghead.motion.vast.model import Vast
@@ -33,11 +34,14 @@ def vast_expression(model: Vast, features: AudioFeatures, z: torch.Tensor) -> np
     """(T, K) expression coefficients of the T output frames: VAST runs at 25 fps on the speech features, then the
     coefficients are resampled to the output frame rate. Their mean over the output is removed: training
     coefficients are offsets from each clip's mean shape, so they average zero over every clip, and a mean offset
-    is an error of the model, not a style (on `talking/`'s `videoretalking_face1` it held the lips shut)."""
+    is an error of the model, not a style (on `talking/`'s `videoretalking_face1` it held the lips shut). The
+    lower-face coefficients are then multiplied by the model's ``mouth_gain``."""
     n25 = frame_count(features.duration, DATA_FPS)
     kind = model.config.speech
     speech = speech_features(kind, audio=features.audio, timeline=features.phonemes, fps=DATA_FPS, n_frames=n25,
                              whisper=features.whisper_of(kind, fps=DATA_FPS, n_frames=n25))
     out = model.generate(torch.from_numpy(speech).float()[None], z[None])[0].numpy()
     out = resample(out, features.n_frames)
-    return out - out.mean(0)
+    out = out - out.mean(0)
+    out[:, default_face_model().lower_face[:model.config.n_expression]] *= model.config.mouth_gain
+    return out
