@@ -200,6 +200,22 @@ def test_video_folds_keep_the_segments_of_one_video_together(tmp_path: Path) -> 
             video_folds([tmp_path], bad)
 
 
+def test_train_vast_reads_its_new_options() -> None:
+    """``--hold-out FOLD/FOLDS`` and ``--mouth-gain`` on the command line; a malformed fold is a usage error."""
+    import argparse
+
+    from talkinghead.train.vast import COMMAND
+
+    parser = argparse.ArgumentParser()
+    COMMAND.arguments(parser)
+    args = parser.parse_args(["data/train", "-o", "x.pt", "--hold-out", "1/4", "--mouth-gain", "1.5"])
+    assert args.hold_out == (1, 4) and args.mouth_gain == 1.5
+    assert parser.parse_args(["data/train", "-o", "x.pt"]).hold_out is None
+    for bad in ("4/4", "one/4", "1"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["data/train", "-o", "x.pt", "--hold-out", bad])
+
+
 @pytest.mark.train
 def test_a_held_out_fold_and_the_mouth_gain(styled_dataset: Path, tmp_path: Path) -> None:
     """``hold_out`` trains without one fold and lists its clips in the checkpoint; the config's mouth gain multiplies
