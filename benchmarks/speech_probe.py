@@ -7,8 +7,8 @@ each representation, ridge regression over a +-``--window``-frame window of its 
 of the pose-free mesh (:func:`talkinghead.face.expression.mouth_features`), centred per clip; the correlation with
 the measured gap is averaged over clips:
 
-- ``loso``: leave one speaker out over the training folder (speakers as :func:`speaker_key` names them; the penalty
-  is chosen here, from 1 .. 1e6);
+- ``loso``: leave one speaker out over the training folder (speakers as
+  :func:`talkinghead.data.layouts.speaker_key` names them; the penalty is chosen here, from 1 .. 1e6);
 - ``held-out``: fitted on the whole training folder, tested on each test clip;
 - ``+-lag``: the same, each clip allowed its best lag within +-``--max-lag`` frames (clips carry their own
   audio/video offsets, the same for every representation).
@@ -24,7 +24,6 @@ the default engine's lip gap from its phone shapes alone (the shipped calibratio
 from __future__ import annotations
 
 import argparse
-import re
 import time
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from talkinghead.audio.posteriorgram import phone_posteriorgram
 from talkinghead.audio.speechmap import fit_window_ridge
 from talkinghead.constants import DATA_FPS
 from talkinghead.data.clip import ClipData, clip_dir, list_clips, load_clip
+from talkinghead.data.layouts import speaker_key
 from talkinghead.face.expression import GAP, mouth_features
 from talkinghead.metrics.mouth import best_lag_pearson, pearson
 from talkinghead.motion.viseme.config import VisemeConfig
@@ -44,19 +44,6 @@ from talkinghead.train.datasets import clip_speech
 
 ALPHAS = tuple(10.0 ** np.arange(7))
 WHISPER_DIMS = 64
-
-
-def speaker_key(clip_id: str) -> str:
-    """The speaker of a clip of ``../shared/media/train`` as far as file names tell: First Impressions clips of one
-    YouTube video, MEAD clips of one actor, and every GRID clip (speakers not named) share a key; any other clip is
-    its own speaker."""
-    if m := re.match(r"firstimpressions__karenyang_fi_(.+)_\d{3}$", clip_id):
-        return f"fi:{m.group(1)}"
-    if m := re.match(r"mead__filby89_mead_([MW]\d+)_", clip_id):
-        return f"mead:{m.group(1)}"
-    if clip_id.startswith("grid__"):
-        return "grid"
-    return clip_id
 
 
 def representations(clip: ClipData) -> dict[str, np.ndarray]:

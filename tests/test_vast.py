@@ -181,23 +181,28 @@ def test_lightning_training(styled_dataset: Path, tmp_path: Path) -> None:
     assert model.config.strong and model.config.weak and (model.scale != 1).all()
 
 
-def test_video_folds_keep_the_segments_of_one_video_together(tmp_path: Path) -> None:
-    """Clips named <video>_<NNN> (segments of one video) share a fold; the videos are dealt in turn; a clip store
-    leaves out the clips it is told to."""
+def test_speaker_folds_keep_the_clips_of_one_speaker_together(tmp_path: Path) -> None:
+    """Clips of one speaker (First Impressions segments of one video, MEAD clips of one actor, every GRID clip) share
+    a fold; the speakers, sorted, are dealt in turn; a clip store leaves out the clips it is told to."""
     from talkinghead.errors import TalkingHeadError
     from talkinghead.train.datasets import ClipStore
-    from talkinghead.train.vast import video_folds
+    from talkinghead.train.vast import speaker_folds
 
     (tmp_path / "splits").mkdir()
     (tmp_path / "clips").mkdir()
-    (tmp_path / "splits" / "train.txt").write_text("fi_x_000\nfi_x_004\ngrid_a\nfi_y_001\nvox_00015\n")
-    folds = video_folds([tmp_path], 2)
-    assert [sorted(c for _, c in fold) for fold in folds] == [["fi_x_000", "fi_x_004", "grid_a"],
-                                                             ["fi_y_001", "vox_00015"]]
-    assert ClipStore(tmp_path, "train", exclude=folds[0]).keys == [(tmp_path, "fi_y_001"), (tmp_path, "vox_00015")]
-    for bad in (1, 5):
+    fi = "firstimpressions__karenyang_fi_"
+    ids = [f"{fi}x_000", "grid__bbaf2n", f"{fi}x_004", "mead__filby89_mead_M003_angry", "grid__swwp2s",
+           "mead__filby89_mead_M003_happy", f"{fi}y_001", "vox_00015"]
+    (tmp_path / "splits" / "train.txt").write_text("\n".join(ids) + "\n")
+    folds = speaker_folds([tmp_path], 2)  # speakers sorted: fi:x, fi:y, grid, mead:M003, vox_00015
+    assert [sorted(c for _, c in fold) for fold in folds] == [
+        sorted([f"{fi}x_000", f"{fi}x_004", "grid__bbaf2n", "grid__swwp2s", "vox_00015"]),
+        sorted([f"{fi}y_001", "mead__filby89_mead_M003_angry", "mead__filby89_mead_M003_happy"])]
+    kept = [c for _, c in ClipStore(tmp_path, "train", exclude=folds[0]).keys]
+    assert kept == ["mead__filby89_mead_M003_angry", "mead__filby89_mead_M003_happy", f"{fi}y_001"]  # split order
+    for bad in (1, 6):
         with pytest.raises(TalkingHeadError, match="folds: 2 or more"):
-            video_folds([tmp_path], bad)
+            speaker_folds([tmp_path], bad)
 
 
 def test_train_vast_reads_its_new_options() -> None:

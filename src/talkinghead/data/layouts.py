@@ -28,6 +28,20 @@ def speaker_split(speaker: str, *, val: float = 0.1, test: float = 0.1) -> str:
     return "test" if u < test else "val" if u < test + val else "train"
 
 
+def speaker_key(clip_id: str) -> str:
+    """The speaker of a clip of ``../shared/media/train`` (``preprocess``'s folder layout, which names a speaker by
+    its subfolder) as far as the clip ids tell: First Impressions clips of one YouTube video (``..._fi_<video>_NNN``),
+    MEAD clips of one actor, and every GRID clip (its speakers are not named) share a key; any other clip is its own
+    speaker."""
+    if m := re.match(r"firstimpressions__karenyang_fi_(.+)_\d{3}$", clip_id):
+        return f"fi:{m.group(1)}"
+    if m := re.match(r"mead__filby89_mead_([MW]\d+)_", clip_id):
+        return f"mead:{m.group(1)}"
+    if clip_id.startswith("grid__"):
+        return "grid"
+    return clip_id
+
+
 def _clip_id(rel: Path) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", "__".join(rel.with_suffix("").parts))
 

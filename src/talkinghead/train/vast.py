@@ -18,7 +18,6 @@ Configurations: ``tiny`` (CPU tests), ``small`` (the shipped checkpoint, trained
 from __future__ import annotations
 
 import argparse
-import re
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from torch.utils.data import Dataset
 
 from talkinghead.audio.posteriorgram import SPEECH_KINDS
 from talkinghead.data.clip import clip_dir, list_clips
+from talkinghead.data.layouts import speaker_key
 from talkinghead.errors import TalkingHeadError
 from talkinghead.face.model import FaceModel, default_face_model
 from talkinghead.io.paths import require_file
@@ -105,11 +105,11 @@ def train_vast(datasets: list[Path], output: Path, *, config: VastConfig, max_st
     """Train on the datasets' train splits (validated on val) with ``window``-frame items and style clips of up to
     ``style_length`` frames; the config gets the face model's strong/weak split
     (:func:`~talkinghead.motion.vast.split.strong_coefficients`). ``hold_out`` (fold, folds) leaves out that fold of
-    :func:`video_folds` (its clips are listed in the checkpoint as ``held_out``: speakers the model never saw, on
+    :func:`speaker_folds` (its clips are listed in the checkpoint as ``held_out``: speakers the model never saw, on
     which ``benchmarks/vast_gain.py`` chooses the mouth gain). Saves ``output``; returns the last metrics."""
     L.seed_everything(seed, workers=True, verbose=False)
     face_model = face_model or default_face_model()
-    held_out = frozenset() if hold_out is None else video_folds(datasets, hold_out[1])[hold_out[0]]
+    held_out = frozenset() if hold_out is None else speaker_folds(datasets, hold_out[1])[hold_out[0]]
     kw = {"speech": config.speech, "window": window, "style_length": style_length}
     train = VastDataset(datasets, "train", train=True, seed=seed, exclude=held_out, **kw)
     val = VastDataset(datasets, "val", seed=seed + 1, **kw)
@@ -128,20 +128,19 @@ def train_vast(datasets: list[Path], output: Path, *, config: VastConfig, max_st
     return metrics
 
 
-def video_folds(datasets: list[Path], folds: int) -> list[frozenset[tuple[Path, str]]]:
-    """The datasets' training clips, (folder, clip id) pairs, dealt into ``folds`` folds by source video: clips whose
-    ids differ only in a trailing three-digit segment number (First Impressions' segments of one video, one
-    speaker) share a fold; the videos, sorted, are dealt in turn."""
-    videos: dict[tuple[Path, str], list[tuple[Path, str]]] = {}
+def speaker_folds(datasets: list[Path], folds: int) -> list[frozenset[tuple[Path, str]]]:
+    """The datasets' training clips, (folder, clip id) pairs, dealt into ``folds`` folds by speaker: clips of one
+    :func:`~talkinghead.data.layouts.speaker_key` share a fold; the speakers, sorted, are dealt in turn."""
+    speakers: dict[tuple[Path, str], list[tuple[Path, str]]] = {}
     for root in map(Path, datasets):
         for clip_id in list_clips(root, "train"):
-            videos.setdefault((root, re.sub(r"_\d{3}$", "", clip_id)), []).append((root, clip_id))
-    if folds < 2 or len(videos) < folds:
-        raise TalkingHeadError(f"folds: 2 or more, and no more than the source videos in the training splits "
-                               f"({len(videos)}), not {folds}")
+            speakers.setdefault((root, speaker_key(clip_id)), []).append((root, clip_id))
+    if folds < 2 or len(speakers) < folds:
+        raise TalkingHeadError(f"folds: 2 or more, and no more than the speakers in the training splits "
+                               f"({len(speakers)}), not {folds}")
     dealt: list[set[tuple[Path, str]]] = [set() for _ in range(folds)]
-    for i, video in enumerate(sorted(videos)):
-        dealt[i % folds].update(videos[video])
+    for i, speaker in enumerate(sorted(speakers)):
+        dealt[i % folds].update(speakers[speaker])
     return [frozenset(fold) for fold in dealt]
 
 
@@ -243,7 +242,7 @@ def _arguments(tv: argparse.ArgumentParser) -> None:
                     help="factor on the generated lower-face coefficients (default: 1, as predicted, which the shipped "
                          "model keeps; choose one with --hold-out and benchmarks/vast_gain.py)")
     tv.add_argument("--hold-out", type=_fold, default=None, metavar="FOLD/FOLDS",
-                    help="leave out one fold of the training clips, dealt by source video (e.g. 0/4): the clips the "
+                    help="leave out one fold of the training clips, dealt by speaker (e.g. 0/4): the clips the "
                          "mouth gain is chosen on")
     style_training_options(tv, window=64, style_length=128)
 
