@@ -16,8 +16,7 @@ from torch import nn
 
 class PosEncoderLayer(nn.Module):
     """Post-norm encoder layer: self-attention with ``pos`` added to queries and keys, then a ReLU
-    feed-forward; x (B, L, D), pos (L, D) or (B, L, D), key_padding (B, L) bool (True = padding), attn_mask (L, L)
-    bool (True = query i may not attend to key j)."""
+    feed-forward; x (B, L, D), pos (L, D) or (B, L, D), key_padding (B, L) bool (True = padding)."""
 
     def __init__(self, d: int, heads: int, feedforward: int, dropout: float) -> None:
         super().__init__()
@@ -26,11 +25,9 @@ class PosEncoderLayer(nn.Module):
         self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
         self.drop1, self.drop2 = nn.Dropout(dropout), nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, pos: torch.Tensor, key_padding: torch.Tensor | None = None,
-                attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, pos: torch.Tensor, key_padding: torch.Tensor | None = None) -> torch.Tensor:
         q = x + pos
-        x = self.norm1(x + self.drop1(self.attn(q, q, x, key_padding_mask=key_padding, attn_mask=attn_mask,
-                                                need_weights=False)[0]))
+        x = self.norm1(x + self.drop1(self.attn(q, q, x, key_padding_mask=key_padding, need_weights=False)[0]))
         return self.norm2(x + self.drop2(self.ff(x)))
 
 
@@ -41,10 +38,9 @@ class PosEncoder(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(PosEncoderLayer(d, heads, feedforward, dropout) for _ in range(layers))
 
-    def forward(self, x: torch.Tensor, pos: torch.Tensor, key_padding: torch.Tensor | None = None,
-                attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, pos: torch.Tensor, key_padding: torch.Tensor | None = None) -> torch.Tensor:
         for layer in self.layers:
-            x = layer(x, pos, key_padding, attn_mask)
+            x = layer(x, pos, key_padding)
         return x
 
 

@@ -463,23 +463,16 @@ class VastDataset(StyleDataset):
     """VAST items: a window of ``window`` frames and a style clip of up to ``style_length`` frames chosen as
     :class:`StyleDataset` chooses it, with the frame-level speech features of both.
 
-    With ``stretch`` A > 1 (training; our addition, not VAST's) each item's window is read at a rate drawn
-    log-uniformly from 1/A .. A (1.25: speech a quarter faster), coefficients and speech features alike linearly
-    interpolated (VAST aligns its speech and face frame rates by interpolation too): a model trained on ``train/``'s
-    speaking rates meets faster speakers.
-
     Keys: expression (N, K), speech (N, S), style (L, K), style_speech (L, S), style_padding (L,) bool
     (True = padding), label, clip_id. Speech features are computed once per clip and kept in memory.
     """
 
     def __init__(self, roots: list[Path] | Path, split: str | None = "train", *, speech: str = "ppg",
                  window: int = 64, style_length: int = 128, train: bool = False, seed: int = 0,
-                 exclude: frozenset[tuple[Path, str]] = frozenset(), stretch: float = 1.0) -> None:
+                 exclude: frozenset[tuple[Path, str]] = frozenset()) -> None:
         super().__init__(roots, split, window=window, style_length=style_length, train=train, seed=seed,
                          exclude=exclude)
-        if stretch < 1:
-            raise ValueError(f"stretch must be 1 or more, not {stretch}")
-        self.speech, self.stretch = speech, stretch
+        self.speech = speech
         self._speech: dict[int, np.ndarray] = {}
 
     def speech_features(self, k: int) -> np.ndarray:
@@ -487,39 +480,18 @@ class VastDataset(StyleDataset):
             self._speech[k] = clip_speech(self.store.clip(k), self.speech)
         return self._speech[k]
 
-    def _times(self, k: int, s: int, rng: np.random.Generator) -> np.ndarray | None:
-        """Frame times (window,) of item (k, s) read at a random rate (see the class), within the clip; None when
-        the window is read as it is."""
-        if not self.train or self.stretch == 1.0:
-            return None
-        n = self.store.clip(k).n_frames
-        rate = min(float(np.exp(rng.uniform(-np.log(self.stretch), np.log(self.stretch)))),
-                   (n - 1) / max(self.window - 1, 1))
-        return min(float(s), n - 1 - (self.window - 1) * rate) + rate * np.arange(self.window)
-
     def __getitem__(self, i: int) -> dict:
         k, s = self.index[i]
         self._calls += 1
         rng = np.random.default_rng([self.seed, i] + ([self._calls] if self.train else []))
-        times = self._times(k, s, rng)
-        frames = (s, s + self.window) if times is None else (int(times[0]), int(np.ceil(times[-1])) + 1)
         same = [j for j in self.by_class[self.labels[k]] if j != k]
         style_k = int(rng.choice(same)) if same else k
-        start, length = self._segment_range(style_k, rng, frames if style_k == k else None)
-        expression, speech = self.store.clip(k).expression, self.speech_features(k)
-        return {"expression": torch.from_numpy(_read(expression, frames, times)),
-                "speech": torch.from_numpy(_read(speech, frames, times)),
+        start, length = self._segment_range(style_k, rng, (s, s + self.window) if style_k == k else None)
+        clip = self.store.clip(k)
+        sl = slice(s, s + self.window)
+        return {"expression": torch.from_numpy(clip.expression[sl]),
+                "speech": torch.from_numpy(self.speech_features(k)[sl]),
                 "style": self._padded(self.store.clip(style_k).expression, start, length),
                 "style_speech": self._padded(self.speech_features(style_k), start, length),
                 "style_padding": torch.arange(self.style_length) >= length,
-                "label": self.classes.index(self.labels[k]), "clip_id": self.store.clip(k).clip_id}
-
-
-def _read(rows: np.ndarray, frames: tuple[int, int], times: np.ndarray | None) -> np.ndarray:
-    """rows[frames[0]:frames[1]], or rows linearly interpolated at ``times`` (float32)."""
-    if times is None:
-        return rows[frames[0]:frames[1]]
-    low = np.minimum(np.floor(times).astype(int), len(rows) - 1)
-    high = np.minimum(low + 1, len(rows) - 1)
-    w = (times - low)[:, None]
-    return ((1 - w) * rows[low] + w * rows[high]).astype(np.float32)
+                "label": self.classes.index(self.labels[k]), "clip_id": clip.clip_id}

@@ -100,21 +100,18 @@ class VastModule(L.LightningModule):
 
 def train_vast(datasets: list[Path], output: Path, *, config: VastConfig, max_steps: int, batch: int = 16,
                window: int = 64, style_length: int = 128, lr: float = 1e-4, face_model: FaceModel | None = None,
-               hold_out: tuple[int, int] | None = None, stretch: float = 1.0, workers: int = 0, seed: int = 0,
-               accelerator: str = "auto", devices: int | str = "auto", nodes: int = 1, quiet: bool = False
-               ) -> dict[str, float]:
+               hold_out: tuple[int, int] | None = None, workers: int = 0, seed: int = 0, accelerator: str = "auto",
+               devices: int | str = "auto", nodes: int = 1, quiet: bool = False) -> dict[str, float]:
     """Train on the datasets' train splits (validated on val) with ``window``-frame items and style clips of up to
     ``style_length`` frames; the config gets the face model's strong/weak split
     (:func:`~talkinghead.motion.vast.split.strong_coefficients`). ``hold_out`` (fold, folds) leaves out that fold of
     :func:`speaker_folds` (its clips are listed in the checkpoint as ``held_out``: speakers the model never saw, on
-    which ``benchmarks/vast_gain.py`` chooses the mouth gain). ``stretch`` A > 1 reads each training window at a rate
-    drawn from 1/A .. A (:class:`~talkinghead.train.datasets.VastDataset`). Saves ``output``; returns the last
-    metrics."""
+    which ``benchmarks/vast_gain.py`` chooses the mouth gain). Saves ``output``; returns the last metrics."""
     L.seed_everything(seed, workers=True, verbose=False)
     face_model = face_model or default_face_model()
     held_out = frozenset() if hold_out is None else speaker_folds(datasets, hold_out[1])[hold_out[0]]
     kw = {"speech": config.speech, "window": window, "style_length": style_length}
-    train = VastDataset(datasets, "train", train=True, seed=seed, exclude=held_out, stretch=stretch, **kw)
+    train = VastDataset(datasets, "train", train=True, seed=seed, exclude=held_out, **kw)
     val = VastDataset(datasets, "val", seed=seed + 1, **kw)
     config = replace(config, strong=strong_coefficients(face_model, config.n_expression),
                      max_style_frames=max(config.max_style_frames, style_length))
@@ -127,7 +124,6 @@ def train_vast(datasets: list[Path], output: Path, *, config: VastConfig, max_st
                       held_out=[str(clip_dir(root, clip_id)) for root, clip_id in sorted(held_out)],
                       training={"batch": batch, "window": window, "style_length": style_length, "lr": lr,
                                 "seed": seed, "hold_out": None if hold_out is None else "/".join(map(str, hold_out)),
-                                "stretch": stretch,
                                 "config": asdict(config)})
     return metrics
 
@@ -250,13 +246,6 @@ def _arguments(tv: argparse.ArgumentParser) -> None:
                          "mouth gain is chosen on")
     tv.add_argument("--input-dropout", type=float, default=0.0, metavar="P",
                     help="dropout on the speech features entering the speech encoder in training (default: 0)")
-    tv.add_argument("--centre-speech", action="store_true",
-                    help="each speech sequence less its own mean (as the default engine's speech map reads them)")
-    tv.add_argument("--nar-context", type=int, default=0, metavar="K",
-                    help="frames each side the mouth decoder attends to (default: 0, the whole window as in VAST)")
-    tv.add_argument("--time-stretch", type=float, default=1.0, metavar="A",
-                    help="read each training window at a rate drawn from 1/A .. A, speech and motion alike (default: "
-                         "1, as recorded)")
     style_training_options(tv, window=64, style_length=128)
 
 
@@ -275,20 +264,16 @@ def _run(args: argparse.Namespace) -> int:
     config = VAST_CONFIGS[args.config]
     if args.mouth_gain <= 0:
         raise TalkingHeadError("--mouth-gain must be positive")
-    if args.nar_context < 0:
-        raise TalkingHeadError("--nar-context must be 0 or more")
     if not 0 <= args.input_dropout < 1:
         raise TalkingHeadError("--input-dropout must be in [0, 1)")
     config = replace(config, speech=args.speech, enhancer=args.enhancer, loss=args.loss, mouth_gain=args.mouth_gain,
-                     nar_context=args.nar_context, centre_speech=args.centre_speech, input_dropout=args.input_dropout,
+                     input_dropout=args.input_dropout,
                      flow_steps=config.flow_steps if args.flow_steps is None else args.flow_steps)
     if config.flow_steps < 0:
         raise TalkingHeadError("--flow-steps must be 0 or more")
-    if args.time_stretch < 1:
-        raise TalkingHeadError("--time-stretch must be 1 or more")
     return print_metrics(train_vast(args.datasets, args.output, config=config, max_steps=args.steps, batch=args.batch,
                                     window=args.window, style_length=args.style_length, lr=args.lr,
-                                    hold_out=args.hold_out, stretch=args.time_stretch, workers=args.workers,
+                                    hold_out=args.hold_out, workers=args.workers,
                                     devices=parse_devices(args.devices), nodes=args.nodes,
                                     quiet=args.quiet))
 

@@ -20,10 +20,6 @@ class VastConfig:
     speech: str = "ppg"
     """Speech representation: "ppg" (phone posteriorgram), "whisper" or "whisper3" (Whisper tiny.en's encoder: its last
     layer, or its third block)."""
-    centre_speech: bool = False
-    """Each speech sequence less its mean over its frames (a training window, a style clip, the whole input at
-    inference), as the default engine's speech map reads Whisper features: a recording's own offset (room,
-    microphone, level) is not speech (our addition)."""
     n_expression: int = 64
     strong: list[int] = field(default_factory=list)
     """Speech-strongly-related coefficients (decoded non-autoregressively); the rest are weakly related
@@ -39,9 +35,6 @@ class VastConfig:
     flow_steps: int = 4
     """K Householder reflections (0: a plain Gaussian posterior, the paper's ablation)."""
     nar_layers: int = 3
-    nar_context: int = 0
-    """Frames each side a frame of the non-autoregressive decoder attends to (0: the whole window, VAST's transformer;
-    k > 0: within +-k frames, our addition, so that the mouth follows the nearby speech)."""
     feedforward: int = 1024
     ar_hidden: int = 256
     ar_layers: int = 2
@@ -71,8 +64,6 @@ class VastConfig:
         speech_dim(self.speech)
         if not 0 <= self.input_dropout < 1:
             raise ValueError(f"input_dropout must be in [0, 1), not {self.input_dropout}")
-        if self.nar_context < 0:
-            raise ValueError(f"nar_context must be 0 or more, not {self.nar_context}")
         if self.mouth_gain <= 0:
             raise ValueError(f"mouth_gain must be positive, not {self.mouth_gain}")
         if self.loss not in LOSSES:

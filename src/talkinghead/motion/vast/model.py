@@ -130,14 +130,10 @@ class NARDecoder(nn.Module):
         self.style = nn.Linear(c.style_dim, c.d_model)
         self.encoder = PosEncoder(c.d_model, c.heads, c.feedforward, c.dropout, c.nar_layers)
         self.out = nn.Linear(c.d_model, out)
-        self.context = c.nar_context
 
     def forward(self, speech: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        n = speech.shape[1]
-        pos = sinusoid(n, speech.shape[2]).to(speech)
-        frames = torch.arange(n, device=speech.device)
-        mask = (frames[:, None] - frames[None]).abs() > self.context if self.context else None
-        return self.out(self.encoder(speech + self.style(z)[:, None], pos, attn_mask=mask))
+        pos = sinusoid(speech.shape[1], speech.shape[2]).to(speech)
+        return self.out(self.encoder(speech + self.style(z)[:, None], pos))
 
 
 class ARDecoder(nn.Module):
@@ -196,17 +192,8 @@ class Vast(CheckpointModel):
               sample: bool = False, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Style clip -> (z (B, Z), variational loss (B,)); ``sample`` draws z from the posterior, else its mean
         (pushed through the flow)."""
-        h = self.style_encoder(coeffs / self.scale, self._centred(speech, padding), padding)
+        h = self.style_encoder(coeffs / self.scale, speech, padding)
         return self.enhancer(h, sample=sample, generator=generator)
-
-    def _centred(self, speech: torch.Tensor, padding: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, T, S) speech less its mean over each sequence's valid frames (padding stays zero) when the config
-        asks for it (``centre_speech``), else as it is."""
-        if not self.config.centre_speech:
-            return speech
-        valid = speech.new_ones(speech.shape[:2]) if padding is None else (~padding).to(speech.dtype)
-        mean = (speech * valid[..., None]).sum(1, keepdim=True) / valid.sum(1)[:, None, None].clamp_min(1.0)
-        return (speech - mean) * valid[..., None]
 
     def _join(self, strong: torch.Tensor, weak: torch.Tensor) -> torch.Tensor:
         out = strong.new_zeros(*strong.shape[:2], self.config.n_expression)
@@ -218,7 +205,7 @@ class Vast(CheckpointModel):
                 ) -> torch.Tensor:
         """Training pass with teacher forcing of the weak group from ``target`` (B, T, K) (previous frames,
         plus Gaussian ``noise`` in std units) -> (B, T, K) coefficients."""
-        enc = self.speech_encoder(self._centred(speech))
+        enc = self.speech_encoder(speech)
         weak = target[..., self.weak_index] / self.scale[self.weak_index]
         previous = torch.cat([torch.zeros_like(weak[:, :1]), weak[:, :-1]], 1)
         if noise:
@@ -228,9 +215,8 @@ class Vast(CheckpointModel):
     @torch.no_grad()
     def generate(self, speech: torch.Tensor, z: torch.Tensor, *, chunk: int = 256) -> torch.Tensor:
         """Inference: (B, T, S) speech + z (B, Z) -> (B, T, K); the transformer sees ``chunk``-frame pieces,
-        the LSTM runs through the whole sequence (centred speech: by its mean over the whole sequence)."""
+        the LSTM runs through the whole sequence."""
         strong, weak, state, last = [], [], None, None
-        speech = self._centred(speech)
         for s in range(0, speech.shape[1], chunk):
             enc = self.speech_encoder(speech[:, s:s + chunk])
             strong.append(self.nar(enc, z))
