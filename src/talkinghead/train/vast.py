@@ -106,7 +106,8 @@ def train_vast(datasets: list[Path], output: Path, *, config: VastConfig, max_st
     ``style_length`` frames; the config gets the face model's strong/weak split
     (:func:`~talkinghead.motion.vast.split.strong_coefficients`). ``hold_out`` (fold, folds) leaves out that fold of
     :func:`speaker_folds` (its clips are listed in the checkpoint as ``held_out``: speakers the model never saw, on
-    which ``benchmarks/vast_gain.py`` chooses the mouth gain). Saves ``output``; returns the last metrics."""
+    which ``benchmarks/vast_heldout.py`` compares training recipes and ``benchmarks/vast_gain.py`` chooses the mouth
+    gain). Saves ``output``; returns the last metrics."""
     L.seed_everything(seed, workers=True, verbose=False)
     face_model = face_model or default_face_model()
     held_out = frozenset() if hold_out is None else speaker_folds(datasets, hold_out[1])[hold_out[0]]
@@ -242,8 +243,8 @@ def _arguments(tv: argparse.ArgumentParser) -> None:
                     help="factor on the generated lower-face coefficients (default: 1, as predicted, which the shipped "
                          "model keeps; choose one with --hold-out and benchmarks/vast_gain.py)")
     tv.add_argument("--hold-out", type=_fold, default=None, metavar="FOLD/FOLDS",
-                    help="leave out one fold of the training clips, dealt by speaker (e.g. 0/4): the clips the "
-                         "mouth gain is chosen on")
+                    help="leave out one fold of the training clips, dealt by speaker (e.g. 0/4): the clips "
+                         "benchmarks/vast_heldout.py and benchmarks/vast_gain.py score")
     tv.add_argument("--input-dropout", type=float, default=0.0, metavar="P",
                     help="dropout on the speech features entering the speech encoder in training (default: 0)")
     style_training_options(tv, window=64, style_length=128)
