@@ -24,7 +24,6 @@ import numpy as np
 import torch
 
 from talkinghead.data.clip import load_clip
-from talkinghead.face.expression import GAP, mouth_features
 from talkinghead.face.model import default_face_model
 from talkinghead.metrics.mouth import best_lag_pearson, pearson
 from talkinghead.motion.vast.model import Vast
@@ -38,19 +37,16 @@ def held_out_scores(checkpoint: Path) -> tuple[list[str], np.ndarray]:
     if not held:
         raise SystemExit(f"{checkpoint}: trained on every clip (train it with --hold-out FOLD/FOLDS)")
     model, face_model = Vast.load(checkpoint).eval(), default_face_model()
-    k = model.config.n_expression
-    lower = face_model.lower_face[:k]
+    k, n = model.config.n_expression, model.config.max_style_frames
     rows = []
     for folder in held:
         clip = load_clip(folder)
         speech = torch.from_numpy(clip_speech(clip, model.config.speech)).float()[None]
         real = clip.expression[:, :k].astype(np.float32)
-        n = model.config.max_style_frames
         with torch.no_grad():
             z = model.style(torch.from_numpy(real[:n])[None], speech[:, :n])[0]
             pred = model.generate(speech, z)[0].numpy()
-        gap, real_gap = (mouth_features(face_model.expression_meshes(clip.neutral, np.where(lower, c, 0.0)))[:, GAP]
-                         for c in (pred, real))
+        gap, real_gap = (face_model.lower_face_gap(clip.neutral, c) for c in (pred, real))
         rows.append((pearson(gap, real_gap), best_lag_pearson(gap, real_gap, 3), gap.std() / real_gap.std()))
     return [p.name for p in held], np.array(rows)
 

@@ -205,6 +205,25 @@ def test_mouth_features_of_known_shapes() -> None:
     assert mouth_features(wider)[2] - base[2] == pytest.approx(0.1, abs=0.01)
 
 
+def test_lower_face_gap_reads_the_mouth_components_only() -> None:
+    """The lip gap of coefficients on a rest shape: the rest shape's own gap at zero, unmoved by upper-face
+    coefficients, and moved by the lower-face ones exactly as their meshes measure."""
+    from talkinghead.face.expression import GAP
+    from talkinghead.face.model import default_face_model
+
+    fm = default_face_model()
+    neutral = fm.mean.astype(np.float32)
+    lower = fm.lower_face[:16]
+    coefficients = np.zeros((3, 16), np.float32)
+    coefficients[1, ~lower] = 2 * fm.expression_std[:16][~lower]
+    coefficients[2, lower] = 2 * fm.expression_std[:16][lower]
+    gap = fm.lower_face_gap(neutral, coefficients)
+    rest = mouth_features(neutral[None])[0, GAP]
+    assert gap[0] == pytest.approx(rest, abs=1e-6) and gap[1] == pytest.approx(rest, abs=1e-6)
+    moved = mouth_features(fm.expression_meshes(neutral, coefficients[2:]))[0, GAP]
+    assert gap[2] == pytest.approx(moved, abs=1e-6) and abs(gap[2] - rest) > 1e-3
+
+
 def test_uncross_lips_brings_crossed_lips_back_to_touching() -> None:
     from talkinghead.face.model import default_face_model
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from talkinghead.face import indices as ix
-from talkinghead.face.expression import ExpressionBasis
+from talkinghead.face.expression import GAP, ExpressionBasis, mouth_features
 
 FACE_MODEL_ASSET = "face_model_v1.npz"
 LOWER_FACE_SHARE = 0.6
@@ -88,6 +88,12 @@ class FaceModel:
         -> (T, 478, 3) float32 pose-free meshes; the inverse of :meth:`encode_expression`."""
         basis = self.expression_basis[:expression.shape[-1]]
         return (neutral[None] + np.tensordot(expression, basis, axes=1)).astype(np.float32)
+
+    def lower_face_gap(self, neutral: np.ndarray, expression: np.ndarray) -> np.ndarray:
+        """(T,) inner-lip gap (``mouth_features``' GAP) of the (478, 3) neutral shape moved by the lower-face
+        components of (T, K') expression coefficients alone: the mouth opening a speech model's coefficients draw."""
+        lower = self.lower_face[:expression.shape[-1]]
+        return mouth_features(self.expression_meshes(neutral, np.where(lower, expression, 0.0)))[:, GAP]
 
     def opening(self) -> np.ndarray:
         """(478, 3) float64 offsets that open the mouth by one canonical unit of lip gap (``mouth_features``' mean

@@ -44,7 +44,6 @@ from talkinghead.audio.speech import SPEECH_INPUTS
 from talkinghead.data.clip import clip_dir, list_clips, load_clip
 from talkinghead.errors import TalkingHeadError
 from talkinghead.face.crop import MOUTH_REGION
-from talkinghead.face.expression import mouth_features
 from talkinghead.face.indices import INNER_LIP_PAIRS, MOUTH_CORNERS, OUTER_EYE_CORNERS
 from talkinghead.face.model import default_face_model
 from talkinghead.motion.styleheat.config import FLOWS, StyleHeatConfig
@@ -308,15 +307,13 @@ def fit_mouth_gain(model: StyleHeat, datasets: list[Path]) -> float:
     of the pooled standard deviations). The lip gap is nearly linear in the coefficients, so the factor scales its
     spread and hardly moves its correlation with the real gap."""
     face_model = default_face_model()
-    lower = face_model.lower_face[:model.config.n_expression]
     spread = np.zeros(2)
     for root in datasets:
         for clip in (load_clip(clip_dir(root, c)) for c in list_clips(root, "train")):
             inputs = torch.from_numpy(clip_speech_inputs(model.config.speech, clip)).float()
             predicted = model.eval().expression(inputs).numpy()
-            for i, coefficients in enumerate((clip.expression[:, :len(lower)], predicted)):
-                meshes = face_model.expression_meshes(clip.neutral, np.where(lower, coefficients, 0.0))
-                gap = mouth_features(meshes)[:, 0]
+            for i, coefficients in enumerate((clip.expression[:, :model.config.n_expression], predicted)):
+                gap = face_model.lower_face_gap(clip.neutral, coefficients)
                 spread[i] += ((gap - gap.mean()) ** 2).sum()
     if spread[1] <= 0:
         raise ValueError("the mouth gain needs training clips whose predicted mouth moves")
