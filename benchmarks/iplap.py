@@ -32,13 +32,12 @@ import torch
 
 from talkinghead.constants import CROP_SIZE
 from talkinghead.data.clip import clip_dir, list_clips, load_clip
-from talkinghead.face import indices as ix
 from talkinghead.metrics.image import psnr, ssim
 from talkinghead.metrics.mouth import pearson
 from talkinghead.motion.iplap.infer import predict_content
 from talkinghead.motion.iplap.model import LandmarkGenerator
 from talkinghead.render.iplap.config import RendererConfig
-from talkinghead.render.iplap.landmarks import N_POSE, pick_references, subcrop_images, subcrop_points
+from talkinghead.render.iplap.landmarks import N_POSE, content_lip_gap, pick_references, subcrop_images, subcrop_points
 from talkinghead.render.iplap.model import IPLAPRenderer
 from talkinghead.render.iplap.sketch import draw_sketch
 from talkinghead.sync.inputs import clip_mels, visual_tensor
@@ -58,8 +57,6 @@ def landmark_errors(model: LandmarkGenerator, datasets: list[Path], split: str |
                     anchor: bool = False) -> dict[str, float]:
     """Errors of the model's landmarks (``anchor``: of its anchor alone: no audio, no learned motion)."""
     errs, lips, jaw, motion, corr = [], [], [], [], []
-    content = list(ix.IPLAP_LIPS)
-    upper, lower = ([content.index(int(p)) for p in ix.INNER_LIP_PAIRS[:, j]] for j in (0, 1))
     for clip in _clips(datasets, split):
         pts = subcrop_points(clip.meshes, CROP_SIZE)
         refs = pts[pick_references(pts, model.config.references)]
@@ -72,8 +69,7 @@ def landmark_errors(model: LandmarkGenerator, datasets: list[Path], split: str |
         lips.append(d[:, :model.config.n_lips].mean())
         jaw.append(d[:, model.config.n_lips:].mean())
         motion.append(np.linalg.norm(np.diff(pred, axis=0) - np.diff(pts[:, N_POSE:], axis=0), axis=-1).mean() * PX)
-        gap = [np.linalg.norm(x[:, upper] - x[:, lower], axis=-1).mean(1) for x in (pred, pts[:, N_POSE:])]
-        corr.append(pearson(*gap))
+        corr.append(pearson(content_lip_gap(pred), content_lip_gap(pts[:, N_POSE:])))
     return {"lmd": float(np.mean(errs)), "lip_lmd": float(np.mean(lips)), "jaw_lmd": float(np.mean(jaw)),
             "motion_error": float(np.mean(motion)), "mouth_corr": float(np.mean(corr)), "clips": len(errs)}
 

@@ -196,6 +196,49 @@ def test_lightning_runs_of_both_stages(one_clip_dataset: Path, tmp_path: Path) -
     assert IPLAPRenderer.load(tmp_path / "r.pt").config == RENDERER_CONFIGS["tiny"]
 
 
+@pytest.mark.train
+def test_landmarks_trained_without_a_fold_and_with_input_dropout(styled_dataset: Path, tmp_path: Path) -> None:
+    """``hold_out`` leaves one fold of speakers out of the landmark training items and lists its clips in the
+    checkpoint; the input dropout acts in training only and adds no weights."""
+    from talkinghead.nn.checkpoint import checkpoint_meta
+    from talkinghead.train.iplap_data import LandmarkDataset
+
+    kept = {key[1] for key in LandmarkDataset(styled_dataset, "train", references=3,
+                                              exclude=frozenset({(styled_dataset, "b")})).store.keys}
+    assert kept == {"a", "c"}
+    config = replace(LANDMARK_CONFIGS["tiny"], input_dropout=0.5, dropout=0.0)
+    ckpt = tmp_path / "lm.pt"
+    train_landmarks([styled_dataset], ckpt, config=config, max_steps=2, batch=4, hold_out=(1, 3), quiet=True,
+                    accelerator="cpu", devices=1)
+    meta, model = checkpoint_meta(ckpt), LandmarkGenerator.load(ckpt)
+    assert meta["held_out"] == [str(styled_dataset / "clips" / "b")] and meta["training"]["hold_out"] == "1/3"
+    assert model.config.input_dropout == 0.5
+    assert set(model.state_dict()) == set(LandmarkGenerator(LANDMARK_CONFIGS["tiny"]).state_dict())
+    speech, pose, refs, _ = _landmark_batch()
+    with torch.no_grad():
+        assert torch.equal(model.eval()(speech, pose, refs), model(speech, pose, refs))
+        assert not torch.equal(model.train()(speech, pose, refs), model(speech, pose, refs))
+
+
+def test_train_iplap_reads_the_landmark_options() -> None:
+    """``--hold-out`` and ``--input-dropout`` on the command line; the renderer stage refuses them."""
+    import argparse
+
+    from talkinghead.errors import TalkingHeadError
+    from talkinghead.train.iplap import COMMAND
+
+    parser = argparse.ArgumentParser()
+    COMMAND.arguments(parser)
+    args = parser.parse_args(["data/train", "-o", "x.pt", "--stage", "landmarks", "--hold-out", "0/4",
+                              "--input-dropout", "0.3"])
+    assert args.hold_out == (0, 4) and args.input_dropout == 0.3
+    for extra in (["--hold-out", "0/4"], ["--input-dropout", "0.3"]):
+        with pytest.raises(TalkingHeadError, match="options of --stage landmarks"):
+            COMMAND.run(parser.parse_args(["data/train", "-o", "x.pt", "--stage", "renderer", *extra]))
+    with pytest.raises(TalkingHeadError, match="--input-dropout must be in"):
+        COMMAND.run(parser.parse_args(["data/train", "-o", "x.pt", "--stage", "landmarks", "--input-dropout", "1"]))
+
+
 @pytest.mark.slow
 def test_dub_regenerates_only_the_lower_face(media: Path, tmp_path: Path) -> None:
     from helpers import write_wav

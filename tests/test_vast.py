@@ -196,30 +196,6 @@ def test_lightning_training(styled_dataset: Path, tmp_path: Path) -> None:
     assert model.config.strong and model.config.weak and (model.scale != 1).all()
 
 
-def test_speaker_folds_keep_the_clips_of_one_speaker_together(tmp_path: Path) -> None:
-    """Clips of one speaker (First Impressions segments of one video, MEAD clips of one actor, every GRID clip) share
-    a fold; the speakers, sorted, are dealt in turn; a clip store leaves out the clips it is told to."""
-    from talkinghead.errors import TalkingHeadError
-    from talkinghead.train.datasets import ClipStore
-    from talkinghead.train.vast import speaker_folds
-
-    (tmp_path / "splits").mkdir()
-    (tmp_path / "clips").mkdir()
-    fi = "firstimpressions__karenyang_fi_"
-    ids = [f"{fi}x_000", "grid__bbaf2n", f"{fi}x_004", "mead__filby89_mead_M003_angry", "grid__swwp2s",
-           "mead__filby89_mead_M003_happy", f"{fi}y_001", "vox_00015"]
-    (tmp_path / "splits" / "train.txt").write_text("\n".join(ids) + "\n")
-    folds = speaker_folds([tmp_path], 2)  # speakers sorted: fi:x, fi:y, grid, mead:M003, vox_00015
-    assert [sorted(c for _, c in fold) for fold in folds] == [
-        sorted([f"{fi}x_000", f"{fi}x_004", "grid__bbaf2n", "grid__swwp2s", "vox_00015"]),
-        sorted([f"{fi}y_001", "mead__filby89_mead_M003_angry", "mead__filby89_mead_M003_happy"])]
-    kept = [c for _, c in ClipStore(tmp_path, "train", exclude=folds[0]).keys]
-    assert kept == ["mead__filby89_mead_M003_angry", "mead__filby89_mead_M003_happy", f"{fi}y_001"]  # split order
-    for bad in (1, 6):
-        with pytest.raises(TalkingHeadError, match="folds: 2 or more"):
-            speaker_folds([tmp_path], bad)
-
-
 def test_train_vast_reads_its_new_options() -> None:
     """``--hold-out FOLD/FOLDS``, ``--mouth-gain`` and ``--input-dropout`` on the command line; a malformed fold is a
     usage error."""

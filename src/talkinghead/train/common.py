@@ -77,6 +77,30 @@ def style_training_options(p: argparse.ArgumentParser, *, window: int, style_len
     p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default: 1e-4)")
 
 
+def hold_out_option(p: argparse.ArgumentParser, scored_by: str) -> None:
+    """``--hold-out FOLD/FOLDS`` (:func:`parse_fold`): train without one fold of the first dataset's training clips
+    dealt by speaker (:func:`talkinghead.train.datasets.held_out_clips`), the clips that ``scored_by`` scores."""
+    p.add_argument("--hold-out", type=parse_fold, default=None, metavar="FOLD/FOLDS",
+                   help="leave out one fold of the first dataset's training clips, dealt by speaker (e.g. 0/4): the "
+                        f"clips {scored_by} score")
+
+
+def parse_fold(value: str) -> tuple[int, int]:
+    """``FOLD/FOLDS`` -> (fold, folds)."""
+    try:
+        fold, folds = (int(part) for part in value.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected FOLD/FOLDS (e.g. 0/4), not {value!r}") from None
+    if not 0 <= fold < folds:
+        raise argparse.ArgumentTypeError(f"the fold must be 0 to FOLDS - 1, not {value!r}")
+    return fold, folds
+
+
+def fold_name(hold_out: tuple[int, int] | None) -> str | None:
+    """(fold, folds) -> "FOLD/FOLDS" as a checkpoint's training record stores it (None: trained on every clip)."""
+    return None if hold_out is None else "/".join(map(str, hold_out))
+
+
 def parse_devices(value: str) -> int | str:
     """``--devices``: a count, or a Lightning keyword such as "auto"."""
     return int(value) if str(value).isdigit() else value

@@ -21,6 +21,7 @@ from talkinghead.audio.speech import frame_vectors, inputs_of
 from talkinghead.audio.whisper_encoder import KIND_BLOCKS, kind_features
 from talkinghead.constants import CROP_SIZE, DATA_FPS, SAMPLE_RATE
 from talkinghead.data.clip import ClipData, clip_dir, encode_frames, list_clips, load_clip, save_clip
+from talkinghead.data.layouts import speaker_key
 from talkinghead.errors import InputError, TalkingHeadError
 from talkinghead.face import indices as ix
 from talkinghead.face.pose import with_head_motion
@@ -33,6 +34,34 @@ from talkinghead.sync.model import SyncNetConfig
 MEL_PER_FRAME = int(round(STYLETALKER.rate / DATA_FPS))
 """StyleTalker mel frames per video frame (4 at 100 frames/s and 25 fps)."""
 SAMPLES_PER_FRAME = int(round(SAMPLE_RATE / DATA_FPS))
+
+
+def speaker_folds(dataset: Path, folds: int) -> list[frozenset[tuple[Path, str]]]:
+    """The dataset's training clips, (folder, clip id) pairs, dealt into ``folds`` folds by speaker: clips of one
+    :func:`~talkinghead.data.layouts.speaker_key` share a fold; the speakers, sorted, are dealt in turn."""
+    root, speakers = Path(dataset), {}
+    for clip_id in list_clips(root, "train"):
+        speakers.setdefault(speaker_key(clip_id), []).append((root, clip_id))
+    if folds < 2 or len(speakers) < folds:
+        raise TalkingHeadError(f"folds: 2 or more, and no more than the speakers in the training split of {root} "
+                               f"({len(speakers)}), not {folds}")
+    dealt: list[set[tuple[Path, str]]] = [set() for _ in range(folds)]
+    for i, speaker in enumerate(sorted(speakers)):
+        dealt[i % folds].update(speakers[speaker])
+    return [frozenset(fold) for fold in dealt]
+
+
+def held_out_clips(datasets: list[Path], hold_out: tuple[int, int] | None) -> frozenset[tuple[Path, str]]:
+    """The clips a training run on ``datasets`` with ``hold_out`` (fold, folds) leaves out: that fold of the first
+    dataset's :func:`speaker_folds` (none without it). Only the first dataset is dealt, so that the held-out clips
+    are real speakers of one corpus (``train/``) whichever corpora (a synthetic one) train beside it."""
+    return frozenset() if hold_out is None else speaker_folds(Path(datasets[0]), hold_out[1])[hold_out[0]]
+
+
+def held_out_paths(held_out: frozenset[tuple[Path, str]]) -> list[str]:
+    """The clip folders of :func:`held_out_clips`, sorted, as a checkpoint lists them (``held_out``) for the held-out
+    benchmark (``benchmarks/heldout.py``) to load."""
+    return [str(clip_dir(root, clip_id)) for root, clip_id in sorted(held_out)]
 
 
 class ClipStore:

@@ -14,6 +14,7 @@ import lightning as L
 import torch
 
 from talkinghead.audio.speech import SPEECH_INPUTS
+from talkinghead.errors import TalkingHeadError
 from talkinghead.motion.iplap.config import LandmarkConfig
 from talkinghead.motion.iplap.model import LandmarkGenerator
 from talkinghead.nn.discriminator import MultiScaleDiscriminator, feature_matching_loss, lsgan_loss
@@ -21,7 +22,8 @@ from talkinghead.nn.perceptual import PerceptualLoss
 from talkinghead.render.iplap.config import RendererConfig
 from talkinghead.render.iplap.model import IPLAPRenderer
 from talkinghead.spec import Command
-from talkinghead.train.common import fit, parse_devices, print_metrics, training_options
+from talkinghead.train.common import fit, fold_name, hold_out_option, parse_devices, print_metrics, training_options
+from talkinghead.train.datasets import held_out_clips, held_out_paths
 from talkinghead.train.iplap_data import LandmarkDataset, RendererDataset
 
 LANDMARK_CONFIGS = {
@@ -120,20 +122,26 @@ class RendererModule(L.LightningModule):
 
 
 def train_landmarks(datasets: list[Path], output: Path, *, config: LandmarkConfig, max_steps: int, batch: int = 32,
-                    lr: float = 1e-4, augment: bool = False, workers: int = 0, seed: int = 0,
-                    accelerator: str = "auto", devices: int | str = "auto", nodes: int = 1,
-                    quiet: bool = False) -> dict[str, float]:
-    """Stage 1 on the datasets' train splits (validated on val), with ``augment``ed items if asked;
-    saves ``output``; returns the last metrics."""
+                    lr: float = 1e-4, augment: bool = False, hold_out: tuple[int, int] | None = None,
+                    workers: int = 0, seed: int = 0, accelerator: str = "auto", devices: int | str = "auto",
+                    nodes: int = 1, quiet: bool = False) -> dict[str, float]:
+    """Stage 1 on the datasets' train splits (validated on val), with ``augment``ed items if asked. ``hold_out``
+    (fold, folds) leaves out that fold of the first dataset's speakers
+    (:func:`~talkinghead.train.datasets.held_out_clips`; listed in the checkpoint as ``held_out``: speakers the model
+    never saw, on which ``benchmarks/heldout.py iplap`` compares training recipes). Saves ``output``; returns the
+    last metrics."""
     L.seed_everything(seed, workers=True, verbose=False)
+    held_out = held_out_clips(datasets, hold_out)
     kw = {"frames": config.frames, "references": config.references, "speech": config.speech}
-    train = LandmarkDataset(datasets, "train", train=True, augment=augment, seed=seed, **kw)
+    train = LandmarkDataset(datasets, "train", train=True, augment=augment, seed=seed, exclude=held_out, **kw)
     val = LandmarkDataset(datasets, "val", seed=seed + 1, **kw)
     module = LandmarkModule(asdict(config), lr=lr)
     metrics = fit(module, train, val, max_steps=max_steps, batch=batch, workers=workers, accelerator=accelerator,
                   devices=devices, nodes=nodes, quiet=quiet)
     module.model.save(output, metrics=metrics, datasets=[str(d) for d in datasets], steps=max_steps,
-                      training={"batch": batch, "lr": lr, "augment": augment, "seed": seed})
+                      held_out=held_out_paths(held_out),
+                      training={"batch": batch, "lr": lr, "augment": augment, "seed": seed,
+                                "hold_out": fold_name(hold_out)})
     return metrics
 
 
@@ -169,6 +177,9 @@ def _arguments(ti: argparse.ArgumentParser) -> None:
                          "tiny.en encoder features (whisper: the last layer; whisper3: the third block) (default: mel)")
     ti.add_argument("--augment", action="store_true",
                     help="landmarks: random similarity transform of each item's landmarks and mel level shift")
+    ti.add_argument("--input-dropout", type=float, default=0.0, metavar="P",
+                    help="landmarks: dropout on the speech input before its encoder, in training (default: 0)")
+    hold_out_option(ti, "benchmarks/heldout.py iplap (landmarks)")
     ti.add_argument("--no-warp", dest="warp", action="store_false", help="renderer: the ablation without warping")
     ti.add_argument("--size", type=int, default=None, help="renderer: face crop side in pixels (default: 128)")
     ti.add_argument("--references", type=int, default=3, help="renderer: reference frames per item (default: 3)")
@@ -183,9 +194,14 @@ def _run(args: argparse.Namespace) -> int:
     common = {"max_steps": args.steps, "lr": args.lr, "workers": args.workers, "devices": parse_devices(args.devices),
               "nodes": args.nodes, "quiet": args.quiet}
     if args.stage == "landmarks":
-        config = replace(LANDMARK_CONFIGS[args.config], sequence=args.sequence, speech=args.speech)
+        if not 0 <= args.input_dropout < 1:
+            raise TalkingHeadError("--input-dropout must be in [0, 1)")
+        config = replace(LANDMARK_CONFIGS[args.config], sequence=args.sequence, speech=args.speech,
+                         input_dropout=args.input_dropout)
         return print_metrics(train_landmarks(args.datasets, args.output, config=config, batch=args.batch or 32,
-                                             augment=args.augment, **common))
+                                             augment=args.augment, hold_out=args.hold_out, **common))
+    if args.hold_out is not None or args.input_dropout:
+        raise TalkingHeadError("--hold-out and --input-dropout are options of --stage landmarks")
     base = RENDERER_CONFIGS[args.config]
     rconfig = replace(base, warp=args.warp, size=args.size or base.size)
     return print_metrics(train_renderer(args.datasets, args.output, config=rconfig, batch=args.batch or 8,

@@ -48,8 +48,9 @@ class _IPLAPClips(_Windows):
     ``image_size``) are cached."""
 
     def __init__(self, roots: list[Path] | Path, split: str | None, *, length: int, stride: int, train: bool,
-                 image_size: int | None, seed: int, speech: str = "mel") -> None:
-        super().__init__(roots, split, length=length, stride=stride, seed=seed)
+                 image_size: int | None, seed: int, speech: str = "mel",
+                 exclude: frozenset[tuple[Path, str]] = frozenset()) -> None:
+        super().__init__(roots, split, length=length, stride=stride, seed=seed, exclude=exclude)
         self.train, self.image_size, self.speech = train, image_size, speech
         self._calls = 0
         self._cache: dict[int, dict[str, np.ndarray]] = {}
@@ -74,13 +75,14 @@ class _IPLAPClips(_Windows):
 class LandmarkDataset(_IPLAPClips):
     """Stage 1 items for windows of T = ``frames`` frames. Keys: speech (T, ...) of kind ``speech`` (mels:
     (T, 16, 80)), pose (T, 74, 2), references (N_l, 131, 2) from random frames of the same clip outside the window,
-    content (T, 57, 2) targets. ``augment`` (training only): :func:`augment_landmarks`."""
+    content (T, 57, 2) targets. ``augment`` (training only): :func:`augment_landmarks`. The clips in ``exclude``
+    ((folder, clip id) pairs) are left out."""
 
     def __init__(self, roots: list[Path] | Path, split: str | None = "train", *, frames: int = 5,
                  references: int = 15, train: bool = False, augment: bool = False, seed: int = 0,
-                 speech: str = "mel") -> None:
+                 speech: str = "mel", exclude: frozenset[tuple[Path, str]] = frozenset()) -> None:
         super().__init__(roots, split, length=frames, stride=1 if train else frames, train=train, image_size=None,
-                         seed=seed, speech=speech)
+                         seed=seed, speech=speech, exclude=exclude)
         self.frames, self.references, self.augment = frames, references, train and augment
 
     def __getitem__(self, i: int) -> dict:

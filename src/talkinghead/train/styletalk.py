@@ -30,8 +30,16 @@ from talkinghead.nn.discriminator import SequenceDiscriminator, lsgan_loss
 from talkinghead.spec import Command
 from talkinghead.sync.inputs import coefficient_mouth, mouth_basis
 from talkinghead.sync.model import SyncNet, sequence_sync_loss
-from talkinghead.train.common import fit, parse_devices, print_metrics, style_training_options, training_options
-from talkinghead.train.datasets import StyleDataset
+from talkinghead.train.common import (
+    fit,
+    fold_name,
+    hold_out_option,
+    parse_devices,
+    print_metrics,
+    style_training_options,
+    training_options,
+)
+from talkinghead.train.datasets import StyleDataset, held_out_clips, held_out_paths
 
 STYLETALK_CONFIGS = {
     "tiny": StyleTalkConfig(d_model=32, heads=2, content_layers=1, style_layers=1, decoder_layers=1, feedforward=64,
@@ -122,12 +130,16 @@ def neutral_style(model: StyleTalk, data: StyleDataset, *, batch: int = 32) -> t
 
 def train_styletalk(datasets: list[Path], output: Path, *, config: StyleTalkConfig, max_steps: int, batch: int = 16,
                     window: int = 32, style_length: int = 64, lr: float = 1e-4, disc_channels: int = 64,
-                    face_model: FaceModel | None = None, syncnet: SyncNet | None = None, workers: int = 0,
-                    seed: int = 0, accelerator: str = "auto", devices: int | str = "auto", nodes: int = 1,
+                    face_model: FaceModel | None = None, syncnet: SyncNet | None = None,
+                    hold_out: tuple[int, int] | None = None, workers: int = 0, seed: int = 0,
+                    accelerator: str = "auto", devices: int | str = "auto", nodes: int = 1,
                     quiet: bool = False) -> dict[str, float]:
     """Train on the datasets' train splits (validated on val) with ``window``-frame items and style clips of up
     to ``style_length`` frames; the config gets the face model's lower-face group and the training style
-    classes. Saves ``output`` (with the classes and the neutral style code); returns the last metrics."""
+    classes. ``hold_out`` (fold, folds) leaves out that fold of the first dataset's speakers
+    (:func:`~talkinghead.train.datasets.held_out_clips`; listed in the checkpoint as ``held_out``: speakers the model
+    never saw, on which ``benchmarks/heldout.py styletalk`` compares training recipes). Saves ``output`` (with the
+    classes and the neutral style code); returns the last metrics."""
     L.seed_everything(seed, workers=True, verbose=False)
     face_model = face_model or default_face_model()
     syncnet = syncnet or SyncNet.default()
@@ -135,7 +147,8 @@ def train_styletalk(datasets: list[Path], output: Path, *, config: StyleTalkConf
         raise ValueError("StyleTalk's sync loss needs a SyncNet with the mesh visual stream")
     kw = {"window": window, "style_length": style_length, "phone_window": config.window, "speech": config.speech,
           "head_motion": config.style_head_motion}
-    train = StyleDataset(datasets, "train", train=True, face_offsets=True, seed=seed, **kw)
+    held_out = held_out_clips(datasets, hold_out)
+    train = StyleDataset(datasets, "train", train=True, face_offsets=True, seed=seed, exclude=held_out, **kw)
     val = StyleDataset(datasets, "val", seed=seed + 1, **kw)
     lower = [int(i) for i in (face_model.lower_face[:config.n_expression]).nonzero()[0]]
     config = replace(config, lower_face=lower, n_styles=len(train.classes),
@@ -143,11 +156,12 @@ def train_styletalk(datasets: list[Path], output: Path, *, config: StyleTalkConf
     module = StyleTalkModule(config, face_model=face_model, syncnet=syncnet, lr=lr, disc_channels=disc_channels)
     metrics = fit(module, train, val, max_steps=2 * max_steps, batch=batch, workers=workers, accelerator=accelerator,
                   devices=devices, nodes=nodes, quiet=quiet)
-    module.model.neutral_style.copy_(neutral_style(module.model, StyleDataset(datasets, "train", seed=seed, **kw)))
+    seen = StyleDataset(datasets, "train", seed=seed, exclude=held_out, **kw)
+    module.model.neutral_style.copy_(neutral_style(module.model, seen))
     module.model.save(output, metrics=metrics, classes=train.classes, datasets=[str(d) for d in datasets],
-                      steps=max_steps, face_model=face_model.card.get("name", ""),
+                      steps=max_steps, face_model=face_model.card.get("name", ""), held_out=held_out_paths(held_out),
                       training={"batch": batch, "window": window, "style_length": style_length, "lr": lr,
-                                "seed": seed, "config": asdict(config)})
+                                "seed": seed, "hold_out": fold_name(hold_out), "config": asdict(config)})
     return metrics
 
 
@@ -160,6 +174,7 @@ def _arguments(tt: argparse.ArgumentParser) -> None:
     tt.add_argument("--speech", choices=SPEECH_INPUTS, default="phones",
                     help="the content tokens: phone labels (the paper), Whisper tiny.en encoder features (whisper: "
                          "the last layer; whisper3: the third block) or log-mel windows (default: phones)")
+    hold_out_option(tt, "benchmarks/heldout.py styletalk")
     style_training_options(tt, window=32, style_length=64)
 
 
@@ -169,7 +184,8 @@ def _run(args: argparse.Namespace) -> int:
         config = replace(config, dynamic_k=0)
     return print_metrics(train_styletalk(
         args.datasets, args.output, config=config, max_steps=args.steps, batch=args.batch, window=args.window,
-        style_length=args.style_length, lr=args.lr, disc_channels=DISC_CHANNELS[args.config], workers=args.workers,
+        style_length=args.style_length, lr=args.lr, disc_channels=DISC_CHANNELS[args.config], hold_out=args.hold_out,
+        workers=args.workers,
         devices=parse_devices(args.devices), nodes=args.nodes, quiet=args.quiet))
 
 

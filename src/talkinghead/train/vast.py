@@ -27,8 +27,6 @@ import torch
 from torch.utils.data import Dataset
 
 from talkinghead.audio.posteriorgram import SPEECH_KINDS
-from talkinghead.data.clip import clip_dir, list_clips
-from talkinghead.data.layouts import speaker_key
 from talkinghead.errors import TalkingHeadError
 from talkinghead.face.model import FaceModel, default_face_model
 from talkinghead.io.paths import require_file
@@ -40,8 +38,16 @@ from talkinghead.nn.layers import masked_l1
 from talkinghead.render.vast.model import VastRenderer, VastRendererConfig, composite
 from talkinghead.render.vast.renderer import Template, frame_inputs, prepare_template, to_tensor
 from talkinghead.spec import Command
-from talkinghead.train.common import fit, parse_devices, print_metrics, style_training_options, training_options
-from talkinghead.train.datasets import VastDataset
+from talkinghead.train.common import (
+    fit,
+    fold_name,
+    hold_out_option,
+    parse_devices,
+    print_metrics,
+    style_training_options,
+    training_options,
+)
+from talkinghead.train.datasets import VastDataset, held_out_clips, held_out_paths
 
 VAST_CONFIGS = {
     "tiny": VastConfig(d_model=32, heads=2, style_conv_layers=1, style_dim=8, nar_layers=1, feedforward=64,
@@ -104,13 +110,13 @@ def train_vast(datasets: list[Path], output: Path, *, config: VastConfig, max_st
                devices: int | str = "auto", nodes: int = 1, quiet: bool = False) -> dict[str, float]:
     """Train on the datasets' train splits (validated on val) with ``window``-frame items and style clips of up to
     ``style_length`` frames; the config gets the face model's strong/weak split
-    (:func:`~talkinghead.motion.vast.split.strong_coefficients`). ``hold_out`` (fold, folds) leaves out that fold of
-    :func:`speaker_folds` (its clips are listed in the checkpoint as ``held_out``: speakers the model never saw, on
-    which ``benchmarks/vast_heldout.py`` compares training recipes and ``benchmarks/vast_gain.py`` chooses the mouth
-    gain). Saves ``output``; returns the last metrics."""
+    (:func:`~talkinghead.motion.vast.split.strong_coefficients`). ``hold_out`` (fold, folds) leaves out that fold of the
+    first dataset's speakers (:func:`~talkinghead.train.datasets.held_out_clips`; listed in the checkpoint as
+    ``held_out``: speakers the model never saw, on which ``benchmarks/heldout.py vast`` compares training recipes and
+    ``benchmarks/vast_gain.py`` chooses the mouth gain). Saves ``output``; returns the last metrics."""
     L.seed_everything(seed, workers=True, verbose=False)
     face_model = face_model or default_face_model()
-    held_out = frozenset() if hold_out is None else speaker_folds(datasets, hold_out[1])[hold_out[0]]
+    held_out = held_out_clips(datasets, hold_out)
     kw = {"speech": config.speech, "window": window, "style_length": style_length}
     train = VastDataset(datasets, "train", train=True, seed=seed, exclude=held_out, **kw)
     val = VastDataset(datasets, "val", seed=seed + 1, **kw)
@@ -122,27 +128,10 @@ def train_vast(datasets: list[Path], output: Path, *, config: VastConfig, max_st
                   devices=devices, nodes=nodes, quiet=quiet)
     module.model.save(output, metrics=metrics, classes=train.classes, datasets=[str(d) for d in datasets],
                       steps=max_steps, face_model=face_model.card.get("name", ""),
-                      held_out=[str(clip_dir(root, clip_id)) for root, clip_id in sorted(held_out)],
+                      held_out=held_out_paths(held_out),
                       training={"batch": batch, "window": window, "style_length": style_length, "lr": lr,
-                                "seed": seed, "hold_out": None if hold_out is None else "/".join(map(str, hold_out)),
-                                "config": asdict(config)})
+                                "seed": seed, "hold_out": fold_name(hold_out), "config": asdict(config)})
     return metrics
-
-
-def speaker_folds(datasets: list[Path], folds: int) -> list[frozenset[tuple[Path, str]]]:
-    """The datasets' training clips, (folder, clip id) pairs, dealt into ``folds`` folds by speaker: clips of one
-    :func:`~talkinghead.data.layouts.speaker_key` share a fold; the speakers, sorted, are dealt in turn."""
-    speakers: dict[tuple[Path, str], list[tuple[Path, str]]] = {}
-    for root in map(Path, datasets):
-        for clip_id in list_clips(root, "train"):
-            speakers.setdefault((root, speaker_key(clip_id)), []).append((root, clip_id))
-    if folds < 2 or len(speakers) < folds:
-        raise TalkingHeadError(f"folds: 2 or more, and no more than the speakers in the training splits "
-                               f"({len(speakers)}), not {folds}")
-    dealt: list[set[tuple[Path, str]]] = [set() for _ in range(folds)]
-    for i, speaker in enumerate(sorted(speakers)):
-        dealt[i % folds].update(speakers[speaker])
-    return [frozenset(fold) for fold in dealt]
 
 
 class TemplateDataset(Dataset):
@@ -242,23 +231,10 @@ def _arguments(tv: argparse.ArgumentParser) -> None:
     tv.add_argument("--mouth-gain", type=float, default=1.0,
                     help="factor on the generated lower-face coefficients (default: 1, as predicted, which the shipped "
                          "model keeps; choose one with --hold-out and benchmarks/vast_gain.py)")
-    tv.add_argument("--hold-out", type=_fold, default=None, metavar="FOLD/FOLDS",
-                    help="leave out one fold of the training clips, dealt by speaker (e.g. 0/4): the clips "
-                         "benchmarks/vast_heldout.py and benchmarks/vast_gain.py score")
+    hold_out_option(tv, "benchmarks/heldout.py vast and benchmarks/vast_gain.py")
     tv.add_argument("--input-dropout", type=float, default=0.0, metavar="P",
                     help="dropout on the speech features entering the speech encoder in training (default: 0)")
     style_training_options(tv, window=64, style_length=128)
-
-
-def _fold(value: str) -> tuple[int, int]:
-    """``FOLD/FOLDS`` -> (fold, folds)."""
-    try:
-        fold, folds = (int(part) for part in value.split("/"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected FOLD/FOLDS (e.g. 0/4), not {value!r}") from None
-    if not 0 <= fold < folds:
-        raise argparse.ArgumentTypeError(f"the fold must be 0 to FOLDS - 1, not {value!r}")
-    return fold, folds
 
 
 def _run(args: argparse.Namespace) -> int:

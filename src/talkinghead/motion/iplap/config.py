@@ -21,6 +21,8 @@ class LandmarkConfig:
     heads: int = 4
     feedforward: int = 1024
     dropout: float = 0.1
+    input_dropout: float = 0.0
+    """Dropout on the speech input before its encoder, in training only (ours, not the paper's; 0: none)."""
     width: float = 1.0
     """Channel multiplier of the mel and landmark encoders (1 = the paper's)."""
     speech: str = "mel"

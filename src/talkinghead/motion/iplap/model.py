@@ -49,6 +49,7 @@ class LandmarkGenerator(CheckpointModel):
             self.mel_encoder = speech_encoder(c.speech, d, width=c.width)
         else:
             self.speech_encoder = speech_encoder(c.speech, d, width=c.width)
+        self.input_dropout = nn.Dropout(c.input_dropout) if c.input_dropout else nn.Identity()
         self.pose_encoder = PointEncoder(c.n_pose, d, width=c.width)
         self.reference_encoder = PointEncoder(c.n_reference, d, width=c.width)
         self.norm = nn.LayerNorm(d)
@@ -73,7 +74,7 @@ class LandmarkGenerator(CheckpointModel):
         b, t = speech.shape[:2]
         n = references.shape[1]
         encoder = self.mel_encoder if self.config.speech == "mel" else self.speech_encoder
-        audio = self.norm(encoder(speech.flatten(0, 1))).view(b, t, -1)
+        audio = self.norm(encoder(self.input_dropout(speech).flatten(0, 1))).view(b, t, -1)
         pose_e = self.norm(self.pose_encoder(pose.flatten(0, 1))).view(b, t, -1)
         ref = self.norm(self.reference_encoder(references.flatten(0, 1))).view(b, n, -1)
         if self.config.sequence == "transformer":

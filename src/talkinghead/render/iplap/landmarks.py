@@ -47,6 +47,14 @@ def lip_opening(points: np.ndarray) -> np.ndarray:
     return np.linalg.norm(points[:, slot[ix.UPPER_LIP_TOP]] - points[:, slot[ix.LOWER_LIP_BOTTOM]], axis=-1)
 
 
+def content_lip_gap(content: np.ndarray) -> np.ndarray:
+    """(T, 57, 2) content points (lips then jaw, ``face.indices.IPLAP_CONTENT`` order) -> (T,) the inner-lip gap: the
+    mean distance of the :data:`~talkinghead.face.indices.INNER_LIP_PAIRS`."""
+    slot = {int(p): i for i, p in enumerate(ix.IPLAP_CONTENT)}
+    upper, lower = ([slot[int(p)] for p in ix.INNER_LIP_PAIRS[:, j]] for j in (0, 1))
+    return np.linalg.norm(content[:, upper] - content[:, lower], axis=-1).mean(1)
+
+
 def pick_references(points: np.ndarray, n: int) -> np.ndarray:
     """Indices of ``n`` frames whose mouth openings spread evenly over the clip's range (IP_LAP picks
     references by sorted lip distance), (n,) int64."""
