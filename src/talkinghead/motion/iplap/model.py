@@ -36,10 +36,10 @@ class LandmarkGenerator(CheckpointModel):
     40 lip points then 17 jaw points (``face.indices.IPLAP_CONTENT`` order)."""
 
     config_class = LandmarkConfig
-    default_checkpoint = Path(__file__).parent / "assets" / "iplap_landmarks_v3.pt"
-    """The landmark generator shipped with the package (Whisper's third block, ``whisper3``; its data card:
-    ``iplap_landmarks_v3.json`` beside it; v2, on the last layer, and v1, on mel windows, are in the git history, v1's
-    card ``iplap_v1.json`` beside it)."""
+    default_checkpoint = Path(__file__).parent / "assets" / "iplap_landmarks_v4.pt"
+    """The landmark generator shipped with the package (Whisper's third block, ``whisper3``, with input dropout 0.3; its
+    data card: ``iplap_landmarks_v4.json`` beside it; v3, without the dropout, v2, on the last layer, and v1, on mel
+    windows, are in the git history, the cards of v3 and v1 (``iplap_v1.json``) beside it)."""
 
     def __init__(self, config: LandmarkConfig) -> None:
         super().__init__()
