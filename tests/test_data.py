@@ -346,3 +346,19 @@ def test_speaker_folds_keep_the_clips_of_one_speaker_together(tmp_path: Path) ->
     for bad in (1, 6):
         with pytest.raises(TalkingHeadError, match="folds: 2 or more"):
             speaker_folds(tmp_path, bad)
+
+
+def test_a_held_out_fold_deals_only_the_first_dataset(tmp_path: Path) -> None:
+    """``--hold-out`` deals the first dataset's speakers (the real corpus a recipe is chosen on), never a corpus
+    trained beside it; the checkpoint lists the held-out clip folders sorted."""
+    from talkinghead.data.clip import clip_dir
+    from talkinghead.train.datasets import held_out_clips, held_out_paths
+
+    roots = [tmp_path / "train", tmp_path / "synth"]
+    for root, ids in zip(roots, (["vox_2", "vox_1", "vox_3"], ["s_a", "s_b", "s_c"])):
+        (root / "splits").mkdir(parents=True)
+        (root / "splits" / "train.txt").write_text("\n".join(ids) + "\n")
+    assert held_out_clips(roots, None) == frozenset()
+    assert held_out_clips(roots, (0, 2)) == {(roots[0], "vox_1"), (roots[0], "vox_3")}
+    assert held_out_clips(roots[::-1], (1, 3)) == {(roots[1], "s_b")}
+    assert held_out_paths(held_out_clips(roots, (0, 2))) == [str(clip_dir(roots[0], c)) for c in ("vox_1", "vox_3")]

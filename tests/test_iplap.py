@@ -271,8 +271,9 @@ def test_dub_regenerates_only_the_lower_face(media: Path, tmp_path: Path) -> Non
 @pytest.mark.slow
 def test_a_photo_gets_references_with_the_mouth_open(media: Path, tmp_path: Path) -> None:
     """A photo shows one closed mouth; the references drawn for it by the default engine show it open, so the
-    renderer opens the mouth wider than from the most closed of them alone (measured: std 0.020 against 0.012), and
-    wider than when the photo was the only reference, before they were drawn (0.013)."""
+    renderer opens the mouth wider than from the most closed of them alone (measured: std 0.0174 against 0.0139 with
+    the v4 landmarks, 0.020 against 0.012 with v3, which opened the mouth wider), and wider than when the photo was the
+    only reference, before they were drawn (0.013 with v3)."""
     from helpers import write_wav
     from talkinghead.api import generate
     from talkinghead.face.mesh import track_faces
@@ -286,7 +287,7 @@ def test_a_photo_gets_references_with_the_mouth_open(media: Path, tmp_path: Path
         generate(image=media / "faces" / "liveportrait_s5.jpg", audio=speech, output=out, method="iplap", size=256,
                  references=references, quiet=True)
         spread[references] = float(mouth_opening(track_faces(read_video(out).frames).meshes).std())
-    assert spread[None] > 1.3 * spread[1] and spread[None] > 0.017, spread
+    assert spread[None] > 1.15 * spread[1] and spread[None] > 0.016, spread
 
 
 @pytest.mark.slow

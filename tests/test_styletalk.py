@@ -246,24 +246,19 @@ def test_sequence_sync_loss_prefers_real_sync(one_clip_dataset: Path) -> None:
 @pytest.mark.train
 @pytest.mark.slow
 def test_lightning_training_and_generation(styled_dataset: Path, media: Path, tmp_path: Path) -> None:
-    """Trained without one fold of speakers (clip b: a and c still span both style classes), listed in the checkpoint;
-    the trained model generates through the CLI (warp and IP_LAP renderers); a missing style clip is refused."""
-    from talkinghead.nn.checkpoint import checkpoint_meta
     from talkinghead.render.iplap.model import IPLAPRenderer
 
     renderer_checkpoint = tmp_path / "renderer.pt"
     IPLAPRenderer(replace(RENDERER_CONFIGS["tiny"], size=64)).eval().save(renderer_checkpoint)
     ckpt = tmp_path / "st.pt"
     metrics = train_styletalk([styled_dataset], ckpt, config=STYLETALK_CONFIGS["tiny"], max_steps=2, batch=2,
-                              window=16, style_length=32, disc_channels=8, hold_out=(1, 3), quiet=True,
-                              accelerator="cpu", devices=1)
+                              window=16, style_length=32, disc_channels=8, quiet=True, accelerator="cpu",
+                              devices=1)
     assert all(np.isfinite(metrics[f"train_{k}"]) for k in ("rec", "vertex", "triplet", "sync", "style",
                                                             "temporal"))
     assert metrics["train_rec"] < metrics["first_train_rec"], metrics  # the reconstruction loss fell
     saved = torch.load(ckpt, weights_only=True)
     assert saved["classes"] == ["x", "y"] and saved["config"]["n_styles"] == 2
-    meta = checkpoint_meta(ckpt)
-    assert meta["held_out"] == [str(styled_dataset / "clips" / "b")] and meta["training"]["hold_out"] == "1/3"
     model = StyleTalk.load(ckpt)
     assert model.config.lower_face and model.neutral_style.abs().sum() > 0
 
@@ -282,6 +277,20 @@ def test_lightning_training_and_generation(styled_dataset: Path, media: Path, tm
     proc = subprocess.run([*base, "-o", str(bad), "--style", str(tmp_path / "missing.mp4")], capture_output=True,
                           text=True)
     assert proc.returncode == 2 and "missing.mp4" in proc.stderr and not bad.exists()
+
+
+@pytest.mark.train
+def test_styletalk_trained_without_a_fold(styled_dataset: Path, tmp_path: Path) -> None:
+    """``hold_out`` leaves one fold of speakers out (clip b; a and c still span both style classes) and lists its clips
+    in the checkpoint."""
+    from talkinghead.nn.checkpoint import checkpoint_meta
+
+    ckpt = tmp_path / "st.pt"
+    train_styletalk([styled_dataset], ckpt, config=STYLETALK_CONFIGS["tiny"], max_steps=1, batch=2, window=16,
+                    style_length=32, disc_channels=8, hold_out=(1, 3), quiet=True, accelerator="cpu", devices=1)
+    meta = checkpoint_meta(ckpt)
+    assert meta["held_out"] == [str(styled_dataset / "clips" / "b")] and meta["training"]["hold_out"] == "1/3"
+    assert meta["classes"] == ["x", "y"]
 
 
 def test_shipped_model_follows_the_phonemes_of_real_speech(one_clip_dataset: Path) -> None:

@@ -185,8 +185,7 @@ def _run(args: argparse.Namespace) -> int:
     return print_metrics(train_styletalk(
         args.datasets, args.output, config=config, max_steps=args.steps, batch=args.batch, window=args.window,
         style_length=args.style_length, lr=args.lr, disc_channels=DISC_CHANNELS[args.config], hold_out=args.hold_out,
-        workers=args.workers,
-        devices=parse_devices(args.devices), nodes=args.nodes, quiet=args.quiet))
+        workers=args.workers, devices=parse_devices(args.devices), nodes=args.nodes, quiet=args.quiet))
 
 
 COMMAND = Command(
