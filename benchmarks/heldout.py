@@ -49,8 +49,8 @@ from talkinghead.face.model import default_face_model
 from talkinghead.metrics.mouth import best_lag_pearson, pearson
 from talkinghead.motion.iplap.infer import predict_content
 from talkinghead.motion.iplap.model import LandmarkGenerator
-from talkinghead.motion.styletalk.infer import style_code, style_frames
-from talkinghead.motion.styletalk.model import StyleTalk, content_inputs
+from talkinghead.motion.styletalk.infer import decode_frames, style_code, style_frames
+from talkinghead.motion.styletalk.model import StyleTalk
 from talkinghead.motion.vast.model import Vast
 from talkinghead.nn.checkpoint import checkpoint_meta
 from talkinghead.render.iplap.landmarks import N_POSE, content_lip_gap, pick_references, subcrop_points
@@ -94,17 +94,11 @@ def styletalk_gaps(checkpoint: Path) -> Gaps:
         real = clip.expression[:, :k].astype(np.float32)
         code = style_code(model, style_frames(model, real, clip.rotation))
         rows = None if kind == "phones" else clip_frame_vectors(kind, clip)
-        pred = np.concatenate([model.decode(torch.from_numpy(content_inputs(
-            model.config, clip.phone_ids, rows, s, min(CHUNK, clip.n_frames - s)))[None], code[None])[0].numpy()
-            for s in range(0, clip.n_frames, CHUNK)])
+        pred = decode_frames(model, clip.phone_ids, rows, code)
         return face_model.lower_face_gap(clip.neutral, pred), face_model.lower_face_gap(clip.neutral, real)
 
     return gaps
 
-
-CHUNK = 512
-"""StyleTalk decodes a clip in chunks of this many frames, as :func:`~talkinghead.motion.styletalk.infer.
-styletalk_expression` does."""
 
 FAMILIES: dict[str, Callable[[Path], Gaps]] = {"vast": vast_gaps, "iplap": iplap_gaps, "styletalk": styletalk_gaps}
 

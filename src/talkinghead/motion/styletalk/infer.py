@@ -47,9 +47,15 @@ def styletalk_expression(model: StyleTalk, features: AudioFeatures, code: torch.
     rows = None if kind == "phones" else \
         frame_vectors(kind, audio=features.audio, phone_ids=ids, fps=DATA_FPS, n_frames=n25,
                       whisper=features.whisper_of(kind, fps=DATA_FPS, n_frames=n25))
-    out = []
-    for s in range(0, n25, chunk):
-        speech = content_inputs(model.config, ids, rows, s, min(chunk, n25 - s))
-        out.append(model.decode(torch.from_numpy(speech)[None], code[None])[0].numpy())
-    out = resample(np.concatenate(out), features.n_frames)
+    out = resample(decode_frames(model, ids, rows, code, chunk=chunk), features.n_frames)
     return out - out.mean(0)
+
+
+@torch.no_grad()
+def decode_frames(model: StyleTalk, phone_ids: np.ndarray, rows: np.ndarray | None, code: torch.Tensor, *,
+                  chunk: int = 512) -> np.ndarray:
+    """(N, K) expression coefficients of N frames at 25 fps from their (N,) phone ids and, unless the model reads
+    phones, (N, S) frame rows of its speech kind, decoded with style ``code`` in chunks of ``chunk`` frames."""
+    n = len(phone_ids)
+    return np.concatenate([model.decode(torch.from_numpy(content_inputs(
+        model.config, phone_ids, rows, s, min(chunk, n - s)))[None], code[None])[0].numpy() for s in range(0, n, chunk)])
