@@ -293,6 +293,20 @@ def test_styletalk_trained_without_a_fold(styled_dataset: Path, tmp_path: Path) 
     assert meta["classes"] == ["x", "y"]
 
 
+@pytest.mark.train
+def test_snapshots_leave_the_training_as_it_was(styled_dataset: Path, tmp_path: Path) -> None:
+    """A snapshot (``save_every``) computes the neutral style code in eval mode halfway; the run goes on in training
+    mode (dropout on) exactly as without it, and the snapshot holds the earlier weights and its own style code."""
+    run = {"config": STYLETALK_CONFIGS["tiny"], "max_steps": 2, "batch": 2, "window": 16, "style_length": 32,
+           "disc_channels": 8, "quiet": True, "accelerator": "cpu", "devices": 1}
+    train_styletalk([styled_dataset], tmp_path / "a.pt", save_every=1, **run)  # type: ignore[arg-type]
+    train_styletalk([styled_dataset], tmp_path / "b.pt", **run)  # type: ignore[arg-type]
+    a, b, snapshot = (torch.load(tmp_path / f"{n}.pt", weights_only=True) for n in ("a", "b", "a_step1"))
+    assert snapshot["steps"] == 1 and a["steps"] == 2
+    assert all(torch.equal(v, b["state_dict"][k]) for k, v in a["state_dict"].items())
+    assert not torch.equal(snapshot["state_dict"]["neutral_style"], a["state_dict"]["neutral_style"])
+
+
 def test_shipped_model_follows_the_phonemes_of_real_speech(one_clip_dataset: Path) -> None:
     """The shipped checkpoint, styled by the clip itself, on a real clip it never saw: the mouth is wider
     open on open vowels than on bilabial closures, and its opening follows the real one."""

@@ -208,3 +208,16 @@ def test_mouth_crops_of_generated_frames_match_the_preprocessed_view() -> None:
     got = mouth_crops(frames[None], (32, 64))[0].permute(0, 2, 3, 1).numpy()
     assert got.shape == (3, 32, 64, 3)
     assert np.abs(got - expected).max() < 1.5 / 255  # cv2 rounds to uint8
+
+
+def test_loading_a_model_leaves_the_random_generator_alone(tmp_path: Path) -> None:
+    """Building a network draws its initial weights from the global generator; loading one from a checkpoint does not
+    (a seeded training run that loads the frozen SyncNet first starts from the same weights every time)."""
+    path = tmp_path / "sync.pt"
+    SyncNet(TINY).save(path)
+    state = torch.get_rng_state()
+    SyncNet(TINY)
+    assert not torch.equal(state, torch.get_rng_state())
+    state = torch.get_rng_state()
+    SyncNet.load(path)
+    assert torch.equal(state, torch.get_rng_state())

@@ -196,9 +196,24 @@ def test_lightning_training(styled_dataset: Path, tmp_path: Path) -> None:
     assert model.config.strong and model.config.weak and (model.scale != 1).all()
 
 
+@pytest.mark.train
+def test_a_snapshot_is_the_checkpoint_of_the_shorter_run(styled_dataset: Path, tmp_path: Path) -> None:
+    """``save_every`` writes OUTPUT_stepN.pt after N steps (not after the last): the weights a run of N steps saves."""
+    run = {"config": VAST_CONFIGS["tiny"], "batch": 2, "window": 16, "style_length": 32, "quiet": True,
+           "accelerator": "cpu", "devices": 1}
+    train_vast([styled_dataset], tmp_path / "long.pt", max_steps=3, save_every=2, **run)  # type: ignore[arg-type]
+    train_vast([styled_dataset], tmp_path / "short.pt", max_steps=2, **run)  # type: ignore[arg-type]
+    assert sorted(p.name for p in tmp_path.glob("*.pt")) == ["long.pt", "long_step2.pt", "short.pt"]
+    snapshot, short, long = (torch.load(tmp_path / f"{n}.pt", weights_only=True) for n in ("long_step2", "short",
+                                                                                          "long"))
+    assert snapshot["steps"] == 2 and long["steps"] == 3
+    assert all(torch.equal(v, short["state_dict"][k]) for k, v in snapshot["state_dict"].items())
+    assert not all(torch.equal(v, long["state_dict"][k]) for k, v in snapshot["state_dict"].items())
+
+
 def test_train_vast_reads_its_new_options() -> None:
-    """``--hold-out FOLD/FOLDS``, ``--mouth-gain`` and ``--input-dropout`` on the command line; a malformed fold is a
-    usage error."""
+    """``--hold-out FOLD/FOLDS``, ``--mouth-gain``, ``--input-dropout`` and ``--save-every`` on the command line; a
+    malformed fold is a usage error."""
     import argparse
 
     from talkinghead.train.vast import COMMAND
@@ -206,9 +221,10 @@ def test_train_vast_reads_its_new_options() -> None:
     parser = argparse.ArgumentParser()
     COMMAND.arguments(parser)
     args = parser.parse_args(["data/train", "-o", "x.pt", "--hold-out", "1/4", "--mouth-gain", "1.5",
-                              "--input-dropout", "0.3"])
-    assert args.hold_out == (1, 4) and args.mouth_gain == 1.5 and args.input_dropout == 0.3
-    assert parser.parse_args(["data/train", "-o", "x.pt"]).hold_out is None
+                              "--input-dropout", "0.3", "--save-every", "500"])
+    assert args.hold_out == (1, 4) and args.mouth_gain == 1.5 and args.input_dropout == 0.3 and args.save_every == 500
+    plain = parser.parse_args(["data/train", "-o", "x.pt"])
+    assert plain.hold_out is None and plain.save_every == 0
     for bad in ("4/4", "one/4", "1"):
         with pytest.raises(SystemExit):
             parser.parse_args(["data/train", "-o", "x.pt", "--hold-out", bad])

@@ -28,10 +28,13 @@ def save_model(model: nn.Module, path: str | Path, *, half: bool = False, **extr
 
 
 def load_model(cls: type[M], config_cls: type, path: str | Path, *, device: str | torch.device = "cpu") -> M:
-    """Build ``cls(config_cls(**config))`` from a checkpoint written by :func:`save_model`, in eval mode."""
+    """Build ``cls(config_cls(**config))`` from a checkpoint written by :func:`save_model`, in eval mode. The
+    throw-away initial weights are drawn from a forked random generator: loading a model (a frozen SyncNet, say) leaves
+    the global one as it was, so a seeded training run does not depend on what was loaded before it."""
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
-        model = cls(config_cls(**ckpt["config"]))
+        with torch.random.fork_rng(devices=[]):
+            model = cls(config_cls(**ckpt["config"]))
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except FileNotFoundError:
         raise InputError(path, "file not found") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,20 +25,44 @@ class _FirstLosses(L.Callback):
                           if k.startswith("train_")}
 
 
+class _Snapshots(L.Callback):
+    """Calls ``save(batches, metrics)`` on the first process after every ``every`` training batches but the last
+    (a module with two optimisers counts two of Lightning's steps per batch, one of ours)."""
+
+    def __init__(self, every: int, save: Callable[[int, dict[str, float]], None]) -> None:
+        self.every, self.save, self.batches = every, save, 0
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
+        self.batches += 1
+        if self.batches % self.every == 0 and trainer.global_step < trainer.max_steps and trainer.is_global_zero:
+            self.save(self.batches, {k: float(v) for k, v in trainer.callback_metrics.items()})
+
+
+def snapshot_path(output: Path, steps: int) -> Path:
+    """Where ``--save-every`` writes the checkpoint taken after ``steps`` steps: ``OUTPUT_stepSTEPS.pt``."""
+    return output.with_name(f"{output.stem}_step{steps}{output.suffix}")
+
+
 def fit(module: L.LightningModule, train: Dataset, val: Dataset | None, *, max_steps: int, batch: int,
         workers: int = 0, accelerator: str = "auto", devices: int | str = "auto", nodes: int = 1,
         val_every: int = 200, val_batches: int = 20, max_minutes: float | None = None,
+        save_every: int = 0, save: Callable[[int, dict[str, float]], None] | None = None,
         quiet: bool = False) -> dict[str, float]:
     """Train ``module`` for ``max_steps`` steps, or until ``max_minutes`` have passed (DDP when several devices or
-    nodes); returns the last logged metrics and, as ``first_train_*``, the training losses of the first step."""
+    nodes); returns the last logged metrics and, as ``first_train_*``, the training losses of the first step.
+    ``save_every`` > 0 calls ``save(steps, metrics)`` after every that many training batches before the last (the
+    families' ``--save-every`` snapshots)."""
     if not len(train):  # type: ignore[arg-type]
         raise ValueError("no training windows (preprocess a corpus first)")
+    callbacks: list[L.Callback] = [first := _FirstLosses()]
+    if save_every > 0 and save is not None:
+        callbacks.append(_Snapshots(save_every, save))
     trainer = L.Trainer(max_steps=max_steps, max_time=timedelta(minutes=max_minutes) if max_minutes else None,
                         accelerator=accelerator, devices=devices, num_nodes=nodes, logger=False,
                         enable_checkpointing=False, enable_progress_bar=not quiet, enable_model_summary=False,
                         val_check_interval=min(max_steps, val_every), check_val_every_n_epoch=None,
                         limit_val_batches=val_batches, num_sanity_val_steps=0, benchmark=True,
-                        callbacks=[first := _FirstLosses()])
+                        callbacks=callbacks)
     loaders = [DataLoader(train, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
                           persistent_workers=workers > 0)]
     if val is not None and len(val):  # type: ignore[arg-type]
@@ -75,6 +100,9 @@ def style_training_options(p: argparse.ArgumentParser, *, window: int, style_len
     p.add_argument("--style-length", type=int, default=style_length,
                    help=f"style clip frames per item (default: {style_length})")
     p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default: 1e-4)")
+    p.add_argument("--save-every", type=int, default=0, metavar="N",
+                   help="also write OUTPUT_stepN.pt, OUTPUT_step2N.pt, ... every N steps (the learning rate is "
+                        "constant, so one run gives the recipe at several lengths; default: only the last)")
 
 
 def hold_out_option(p: argparse.ArgumentParser, scored_by: str) -> None:

@@ -36,6 +36,7 @@ from talkinghead.train.common import (
     hold_out_option,
     parse_devices,
     print_metrics,
+    snapshot_path,
     style_training_options,
     training_options,
 )
@@ -118,20 +119,21 @@ class StyleTalkModule(L.LightningModule):
 def neutral_style(model: StyleTalk, data: StyleDataset, *, batch: int = 32) -> torch.Tensor:
     """Mean style code of the dataset's style clips of the "neutral" class (of all clips when none is)."""
     model.eval()
+    device = next(model.parameters()).device
     keep = [i for i, (k, _) in enumerate(data.index) if data.labels[k] == "neutral"] or list(range(len(data)))
     codes = []
     for s in range(0, len(keep), batch):
         items = [data[i] for i in keep[s:s + batch]]
         style = torch.stack([it["style"] for it in items])
         padding = torch.stack([it["style_padding"] for it in items])
-        codes.append(model.encode_style(style, padding))
+        codes.append(model.encode_style(style.to(device), padding.to(device)))
     return torch.cat(codes).mean(0)
 
 
 def train_styletalk(datasets: list[Path], output: Path, *, config: StyleTalkConfig, max_steps: int, batch: int = 16,
                     window: int = 32, style_length: int = 64, lr: float = 1e-4, disc_channels: int = 64,
                     face_model: FaceModel | None = None, syncnet: SyncNet | None = None,
-                    hold_out: tuple[int, int] | None = None, workers: int = 0, seed: int = 0,
+                    hold_out: tuple[int, int] | None = None, save_every: int = 0, workers: int = 0, seed: int = 0,
                     accelerator: str = "auto", devices: int | str = "auto", nodes: int = 1,
                     quiet: bool = False) -> dict[str, float]:
     """Train on the datasets' train splits (validated on val) with ``window``-frame items and style clips of up
@@ -139,7 +141,8 @@ def train_styletalk(datasets: list[Path], output: Path, *, config: StyleTalkConf
     classes. ``hold_out`` (fold, folds) leaves out that fold of the first dataset's speakers
     (:func:`~talkinghead.train.datasets.held_out_clips`; listed in the checkpoint as ``held_out``: speakers the model
     never saw, on which ``benchmarks/heldout.py styletalk`` compares training recipes). Saves ``output`` (with the
-    classes and the neutral style code); returns the last metrics."""
+    classes and the neutral style code), and every ``save_every`` steps before the last a snapshot beside it
+    (:func:`~talkinghead.train.common.snapshot_path`); returns the last metrics."""
     L.seed_everything(seed, workers=True, verbose=False)
     face_model = face_model or default_face_model()
     syncnet = syncnet or SyncNet.default()
@@ -154,14 +157,21 @@ def train_styletalk(datasets: list[Path], output: Path, *, config: StyleTalkConf
     config = replace(config, lower_face=lower, n_styles=len(train.classes),
                      max_style_frames=max(config.max_style_frames, style_length))
     module = StyleTalkModule(config, face_model=face_model, syncnet=syncnet, lr=lr, disc_channels=disc_channels)
-    metrics = fit(module, train, val, max_steps=2 * max_steps, batch=batch, workers=workers, accelerator=accelerator,
-                  devices=devices, nodes=nodes, quiet=quiet)
     seen = StyleDataset(datasets, "train", seed=seed, exclude=held_out, **kw)
-    module.model.neutral_style.copy_(neutral_style(module.model, seen))
-    module.model.save(output, metrics=metrics, classes=train.classes, datasets=[str(d) for d in datasets],
-                      steps=max_steps, face_model=face_model.card.get("name", ""), held_out=held_out_paths(held_out),
-                      training={"batch": batch, "window": window, "style_length": style_length, "lr": lr,
-                                "seed": seed, "hold_out": fold_name(hold_out), "config": asdict(config)})
+
+    def save(path: Path, steps: int, metrics: dict[str, float]) -> None:
+        training = module.model.training
+        module.model.neutral_style.copy_(neutral_style(module.model, seen))
+        module.model.train(training)
+        module.model.save(path, metrics=metrics, classes=train.classes, datasets=[str(d) for d in datasets],
+                          steps=steps, face_model=face_model.card.get("name", ""), held_out=held_out_paths(held_out),
+                          training={"batch": batch, "window": window, "style_length": style_length, "lr": lr,
+                                    "seed": seed, "hold_out": fold_name(hold_out), "config": asdict(config)})
+
+    metrics = fit(module, train, val, max_steps=2 * max_steps, batch=batch, workers=workers, accelerator=accelerator,
+                  devices=devices, nodes=nodes, save_every=save_every,
+                  save=lambda steps, m: save(snapshot_path(output, steps), steps, m), quiet=quiet)
+    save(output, max_steps, metrics)
     return metrics
 
 
@@ -185,7 +195,8 @@ def _run(args: argparse.Namespace) -> int:
     return print_metrics(train_styletalk(
         args.datasets, args.output, config=config, max_steps=args.steps, batch=args.batch, window=args.window,
         style_length=args.style_length, lr=args.lr, disc_channels=DISC_CHANNELS[args.config], hold_out=args.hold_out,
-        workers=args.workers, devices=parse_devices(args.devices), nodes=args.nodes, quiet=args.quiet))
+        save_every=args.save_every, workers=args.workers, devices=parse_devices(args.devices), nodes=args.nodes,
+        quiet=args.quiet))
 
 
 COMMAND = Command(

@@ -44,6 +44,7 @@ from talkinghead.train.common import (
     hold_out_option,
     parse_devices,
     print_metrics,
+    snapshot_path,
     style_training_options,
     training_options,
 )
@@ -106,14 +107,16 @@ class VastModule(L.LightningModule):
 
 def train_vast(datasets: list[Path], output: Path, *, config: VastConfig, max_steps: int, batch: int = 16,
                window: int = 64, style_length: int = 128, lr: float = 1e-4, face_model: FaceModel | None = None,
-               hold_out: tuple[int, int] | None = None, workers: int = 0, seed: int = 0, accelerator: str = "auto",
-               devices: int | str = "auto", nodes: int = 1, quiet: bool = False) -> dict[str, float]:
+               hold_out: tuple[int, int] | None = None, save_every: int = 0, workers: int = 0, seed: int = 0,
+               accelerator: str = "auto", devices: int | str = "auto", nodes: int = 1,
+               quiet: bool = False) -> dict[str, float]:
     """Train on the datasets' train splits (validated on val) with ``window``-frame items and style clips of up to
     ``style_length`` frames; the config gets the face model's strong/weak split
     (:func:`~talkinghead.motion.vast.split.strong_coefficients`). ``hold_out`` (fold, folds) leaves out that fold of the
     first dataset's speakers (:func:`~talkinghead.train.datasets.held_out_clips`; listed in the checkpoint as
     ``held_out``: speakers the model never saw, on which ``benchmarks/heldout.py vast`` compares training recipes and
-    ``benchmarks/vast_gain.py`` chooses the mouth gain). Saves ``output``; returns the last metrics."""
+    ``benchmarks/vast_gain.py`` chooses the mouth gain). Saves ``output``, and every ``save_every`` steps before the
+    last a snapshot beside it (:func:`~talkinghead.train.common.snapshot_path`); returns the last metrics."""
     L.seed_everything(seed, workers=True, verbose=False)
     face_model = face_model or default_face_model()
     held_out = held_out_clips(datasets, hold_out)
@@ -124,13 +127,18 @@ def train_vast(datasets: list[Path], output: Path, *, config: VastConfig, max_st
                      max_style_frames=max(config.max_style_frames, style_length))
     scale = torch.from_numpy(face_model.expression_std.astype("float32"))
     module = VastModule(config, scale=scale, lr=lr)
+
+    def save(path: Path, steps: int, metrics: dict[str, float]) -> None:
+        module.model.save(path, metrics=metrics, classes=train.classes, datasets=[str(d) for d in datasets],
+                          steps=steps, face_model=face_model.card.get("name", ""),
+                          held_out=held_out_paths(held_out),
+                          training={"batch": batch, "window": window, "style_length": style_length, "lr": lr,
+                                    "seed": seed, "hold_out": fold_name(hold_out), "config": asdict(config)})
+
     metrics = fit(module, train, val, max_steps=max_steps, batch=batch, workers=workers, accelerator=accelerator,
-                  devices=devices, nodes=nodes, quiet=quiet)
-    module.model.save(output, metrics=metrics, classes=train.classes, datasets=[str(d) for d in datasets],
-                      steps=max_steps, face_model=face_model.card.get("name", ""),
-                      held_out=held_out_paths(held_out),
-                      training={"batch": batch, "window": window, "style_length": style_length, "lr": lr,
-                                "seed": seed, "hold_out": fold_name(hold_out), "config": asdict(config)})
+                  devices=devices, nodes=nodes, save_every=save_every,
+                  save=lambda steps, m: save(snapshot_path(output, steps), steps, m), quiet=quiet)
+    save(output, max_steps, metrics)
     return metrics
 
 
@@ -250,7 +258,7 @@ def _run(args: argparse.Namespace) -> int:
         raise TalkingHeadError("--flow-steps must be 0 or more")
     return print_metrics(train_vast(args.datasets, args.output, config=config, max_steps=args.steps, batch=args.batch,
                                     window=args.window, style_length=args.style_length, lr=args.lr,
-                                    hold_out=args.hold_out, workers=args.workers,
+                                    hold_out=args.hold_out, save_every=args.save_every, workers=args.workers,
                                     devices=parse_devices(args.devices), nodes=args.nodes,
                                     quiet=args.quiet))
 
