@@ -293,6 +293,24 @@ def test_styletalk_trained_without_a_fold(styled_dataset: Path, tmp_path: Path) 
     assert meta["classes"] == ["x", "y"]
 
 
+def test_train_styletalk_reads_its_options() -> None:
+    """The auxiliary loss weights, ``--no-dynamic`` and ``--save-every`` reach the config and the run; unset, the
+    weights are the config's."""
+    import argparse
+
+    from talkinghead.train.styletalk import COMMAND, config_from_args
+
+    parser = argparse.ArgumentParser()
+    COMMAND.arguments(parser)
+    args = parser.parse_args(["data/train", "-o", "x.pt", "--sync-weight", "0.2", "--temporal-weight", "0.5",
+                              "--no-dynamic", "--save-every", "750", "--speech", "whisper3"])
+    config = config_from_args(args)
+    assert (config.sync_weight, config.style_weight, config.temporal_weight) == (0.2, 1.0, 0.5)
+    assert config.dynamic_k == 0 and config.speech == "whisper3" and args.save_every == 750
+    plain = config_from_args(parser.parse_args(["data/train", "-o", "x.pt"]))
+    assert plain == STYLETALK_CONFIGS["small"] and plain.dynamic_k == 8
+
+
 @pytest.mark.train
 def test_snapshots_leave_the_training_as_it_was(styled_dataset: Path, tmp_path: Path) -> None:
     """A snapshot (``save_every``) computes the neutral style code in eval mode halfway; the run goes on in training

@@ -50,6 +50,8 @@ STYLETALK_CONFIGS = {
     "paper": StyleTalkConfig(),
 }
 DISC_CHANNELS = {"tiny": 8, "small": 32, "paper": 64}
+LOSS_NAMES = {"sync": "lip-sync (frozen SyncNet)", "style": "style discriminator", "temporal": "temporal PatchGAN"}
+"""The auxiliary losses whose weights train-styletalk sets (``--sync-weight`` ...)."""
 
 
 class StyleTalkModule(L.LightningModule):
@@ -184,14 +186,22 @@ def _arguments(tt: argparse.ArgumentParser) -> None:
     tt.add_argument("--speech", choices=SPEECH_INPUTS, default="phones",
                     help="the content tokens: phone labels (the paper), Whisper tiny.en encoder features (whisper: "
                          "the last layer; whisper3: the third block) or log-mel windows (default: phones)")
+    for loss in ("sync", "style", "temporal"):
+        tt.add_argument(f"--{loss}-weight", type=float, default=getattr(StyleTalkConfig, f"{loss}_weight"),
+                        help=f"weight of the {LOSS_NAMES[loss]} loss (default: %(default)s)")
     hold_out_option(tt, "benchmarks/heldout.py styletalk")
     style_training_options(tt, window=32, style_length=64)
 
 
+def config_from_args(args: argparse.Namespace) -> StyleTalkConfig:
+    """The config train-styletalk's options ask for: a named size with its speech input, loss weights and FFN kind."""
+    config = replace(STYLETALK_CONFIGS[args.config], speech=args.speech, sync_weight=args.sync_weight,
+                     style_weight=args.style_weight, temporal_weight=args.temporal_weight)
+    return replace(config, dynamic_k=0) if not args.dynamic else config
+
+
 def _run(args: argparse.Namespace) -> int:
-    config = replace(STYLETALK_CONFIGS[args.config], speech=args.speech)
-    if not args.dynamic:
-        config = replace(config, dynamic_k=0)
+    config = config_from_args(args)
     return print_metrics(train_styletalk(
         args.datasets, args.output, config=config, max_steps=args.steps, batch=args.batch, window=args.window,
         style_length=args.style_length, lr=args.lr, disc_channels=DISC_CHANNELS[args.config], hold_out=args.hold_out,
