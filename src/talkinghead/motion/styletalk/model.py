@@ -110,8 +110,8 @@ class StyleTalk(CheckpointModel):
     """
 
     config_class = StyleTalkConfig
-    default_checkpoint = Path(__file__).parent / "assets" / "styletalk_v4.pt"
-    """The StyleTalk model shipped with the package (its data card: ``styletalk_v4.json`` beside it)."""
+    default_checkpoint = Path(__file__).parent / "assets" / "styletalk_v5.pt"
+    """The StyleTalk model shipped with the package (its data card: ``styletalk_v5.json`` beside it)."""
 
     def __init__(self, config: StyleTalkConfig) -> None:
         super().__init__()
