@@ -213,7 +213,7 @@ def test_a_snapshot_is_the_checkpoint_of_the_shorter_run(styled_dataset: Path, t
 
 def test_train_vast_reads_its_new_options() -> None:
     """``--hold-out FOLD/FOLDS``, ``--mouth-gain``, ``--input-dropout`` and ``--save-every`` on the command line; a
-    malformed fold is a usage error."""
+    malformed fold or a step count below 0 is a usage error."""
     import argparse
 
     from talkinghead.train.vast import COMMAND
@@ -228,6 +228,9 @@ def test_train_vast_reads_its_new_options() -> None:
     for bad in ("4/4", "one/4", "1"):
         with pytest.raises(SystemExit):
             parser.parse_args(["data/train", "-o", "x.pt", "--hold-out", bad])
+    for bad in ("-1", "2.5"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["data/train", "-o", "x.pt", "--save-every", bad])
 
 
 @pytest.mark.train

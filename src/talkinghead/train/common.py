@@ -92,6 +92,13 @@ def generator_training_inputs(p: argparse.ArgumentParser, *, shipped: bool) -> N
                    help="image SyncNet for the sync loss (train-syncnet --visual image); without it no sync loss")
 
 
+def _count(text: str) -> int:
+    """An argparse type: a whole number, 0 or more."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more, not {text!r}")
+    return int(text)
+
+
 def style_training_options(p: argparse.ArgumentParser, *, window: int, style_length: int) -> None:
     """Run options shared by train-styletalk and train-vast (decoded window and style clip per item)."""
     p.add_argument("--steps", type=int, default=3000)
@@ -100,7 +107,7 @@ def style_training_options(p: argparse.ArgumentParser, *, window: int, style_len
     p.add_argument("--style-length", type=int, default=style_length,
                    help=f"style clip frames per item (default: {style_length})")
     p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default: 1e-4)")
-    p.add_argument("--save-every", type=int, default=0, metavar="N",
+    p.add_argument("--save-every", type=_count, default=0, metavar="N",
                    help="also write OUTPUT_stepN.pt, OUTPUT_step2N.pt, ... every N steps (the learning rate is "
                         "constant, so one run gives the recipe at several lengths; default: only the last)")
 
