@@ -119,7 +119,9 @@ class StyleTalkModule(L.LightningModule):
 
 @torch.no_grad()
 def neutral_style(model: StyleTalk, data: StyleDataset, *, batch: int = 32) -> torch.Tensor:
-    """Mean style code of the dataset's style clips of the "neutral" class (of all clips when none is)."""
+    """Mean style code of the dataset's style clips of the "neutral" class (of all clips when none is), computed in
+    eval mode; the model is left in the mode it was in (a snapshot takes it in the middle of training)."""
+    training = model.training
     model.eval()
     device = next(model.parameters()).device
     keep = [i for i, (k, _) in enumerate(data.index) if data.labels[k] == "neutral"] or list(range(len(data)))
@@ -129,6 +131,7 @@ def neutral_style(model: StyleTalk, data: StyleDataset, *, batch: int = 32) -> t
         style = torch.stack([it["style"] for it in items])
         padding = torch.stack([it["style_padding"] for it in items])
         codes.append(model.encode_style(style.to(device), padding.to(device)))
+    model.train(training)
     return torch.cat(codes).mean(0)
 
 
@@ -162,9 +165,7 @@ def train_styletalk(datasets: list[Path], output: Path, *, config: StyleTalkConf
     seen = StyleDataset(datasets, "train", seed=seed, exclude=held_out, **kw)
 
     def save(path: Path, steps: int, metrics: dict[str, float]) -> None:
-        training = module.model.training
         module.model.neutral_style.copy_(neutral_style(module.model, seen))
-        module.model.train(training)
         module.model.save(path, metrics=metrics, classes=train.classes, datasets=[str(d) for d in datasets],
                           steps=steps, face_model=face_model.card.get("name", ""), held_out=held_out_paths(held_out),
                           training={"batch": batch, "window": window, "style_length": style_length, "lr": lr,
