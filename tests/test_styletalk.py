@@ -16,6 +16,7 @@ import torch
 from helpers import mouth_follows_phonemes, optimise
 from talkinghead.audio.phonemes import PHONE_INDEX, phone_windows
 from talkinghead.audio.speech import frame_dim
+from talkinghead.errors import TalkingHeadError
 from talkinghead.motion.styletalk.model import StyleTalk
 from talkinghead.nn.transformer import AttentionPooling, DynamicLinear
 from talkinghead.train.iplap import RENDERER_CONFIGS
@@ -101,6 +102,26 @@ def test_tiny_styletalk_on_frame_rows(speech: str, tmp_path: Path) -> None:
     assert again.config.speech == speech
     with torch.no_grad():
         assert torch.equal(again(speech_rows, style, pad)[0], model(speech_rows, style, pad)[0])
+
+
+def test_input_dropout_acts_in_training_only() -> None:
+    """``input_dropout`` drops the frame rows entering the content encoder while training (two passes differ) and
+    never at inference (two decodes agree); it adds no weights, so checkpoints load either way. Phone labels have no
+    values to drop, and a rate of 1 would drop everything: both refused."""
+    torch.manual_seed(0)
+    config = replace(TINY, speech="whisper3", input_dropout=0.3)
+    model = StyleTalk(config)
+    assert model.state_dict().keys() == StyleTalk(replace(config, input_dropout=0.0)).state_dict().keys()
+    _, style, pad, _ = _inputs()
+    rows = torch.randn(2, 10, 2 * TINY.window + 1, frame_dim("whisper3"))
+    assert not torch.allclose(model(rows, style, pad)[0], model(rows, style, pad)[0])
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(rows, style, pad)[0], model(rows, style, pad)[0])
+    with pytest.raises(ValueError, match="input_dropout must be in"):
+        replace(config, input_dropout=1.0)
+    with pytest.raises(ValueError, match="not phone labels"):
+        replace(TINY, input_dropout=0.3)
 
 
 def test_lower_and_upper_decoders_own_their_coefficients() -> None:
@@ -294,8 +315,8 @@ def test_styletalk_trained_without_a_fold(styled_dataset: Path, tmp_path: Path) 
 
 
 def test_train_styletalk_reads_its_options() -> None:
-    """The auxiliary loss weights, ``--no-dynamic`` and ``--save-every`` reach the config and the run; unset, the
-    weights are the config's."""
+    """The auxiliary loss weights, ``--input-dropout``, ``--no-dynamic`` and ``--save-every`` reach the config and
+    the run; unset, the weights are the config's; a dropout of 1, or on phone labels, is a one-line error."""
     import argparse
 
     from talkinghead.train.styletalk import COMMAND, config_from_args
@@ -303,12 +324,17 @@ def test_train_styletalk_reads_its_options() -> None:
     parser = argparse.ArgumentParser()
     COMMAND.arguments(parser)
     args = parser.parse_args(["data/train", "-o", "x.pt", "--sync-weight", "0.2", "--temporal-weight", "0.5",
-                              "--no-dynamic", "--save-every", "750", "--speech", "whisper3"])
+                              "--no-dynamic", "--save-every", "750", "--speech", "whisper3", "--input-dropout", "0.3"])
     config = config_from_args(args)
     assert (config.sync_weight, config.style_weight, config.temporal_weight) == (0.2, 1.0, 0.5)
     assert config.dynamic_k == 0 and config.speech == "whisper3" and args.save_every == 750
+    assert config.input_dropout == 0.3
     plain = config_from_args(parser.parse_args(["data/train", "-o", "x.pt"]))
-    assert plain == STYLETALK_CONFIGS["small"] and plain.dynamic_k == 8
+    assert plain == STYLETALK_CONFIGS["small"] and plain.dynamic_k == 8 and plain.input_dropout == 0.0
+    for bad, message in (("1", "must be in"), ("0.3", "not phone labels")):
+        extra = [] if bad == "0.3" else ["--speech", "whisper3"]
+        with pytest.raises(TalkingHeadError, match=f"--input-dropout: .*{message}"):
+            config_from_args(parser.parse_args(["data/train", "-o", "x.pt", "--input-dropout", bad, *extra]))
 
 
 @pytest.mark.train

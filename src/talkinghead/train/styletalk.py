@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from talkinghead.audio.speech import SPEECH_INPUTS
+from talkinghead.errors import TalkingHeadError
 from talkinghead.face.model import FaceModel, default_face_model
 from talkinghead.motion.styletalk.config import StyleTalkConfig
 from talkinghead.motion.styletalk.model import StyleTalk
@@ -190,14 +191,22 @@ def _arguments(tt: argparse.ArgumentParser) -> None:
     for loss in ("sync", "style", "temporal"):
         tt.add_argument(f"--{loss}-weight", type=float, default=getattr(StyleTalkConfig, f"{loss}_weight"),
                         help=f"weight of the {LOSS_NAMES[loss]} loss (default: %(default)s)")
+    tt.add_argument("--input-dropout", type=float, default=0.0, metavar="P",
+                    help="dropout on the speech features entering the content encoder in training (Whisper or mel "
+                         "only; default: 0)")
     hold_out_option(tt, "benchmarks/heldout.py styletalk")
     style_training_options(tt, window=32, style_length=64)
 
 
 def config_from_args(args: argparse.Namespace) -> StyleTalkConfig:
-    """The config train-styletalk's options ask for: a named size with its speech input, loss weights and FFN kind."""
-    config = replace(STYLETALK_CONFIGS[args.config], speech=args.speech, sync_weight=args.sync_weight,
-                     style_weight=args.style_weight, temporal_weight=args.temporal_weight)
+    """The config train-styletalk's options ask for: a named size with its speech input, input dropout, loss weights
+    and FFN kind (a one-line error for a dropout out of range or on phone labels)."""
+    try:
+        config = replace(STYLETALK_CONFIGS[args.config], speech=args.speech, input_dropout=args.input_dropout,
+                         sync_weight=args.sync_weight, style_weight=args.style_weight,
+                         temporal_weight=args.temporal_weight)
+    except ValueError as e:
+        raise TalkingHeadError(f"--input-dropout: {e}") from None
     return replace(config, dynamic_k=0) if not args.dynamic else config
 
 

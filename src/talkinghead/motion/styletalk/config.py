@@ -21,6 +21,10 @@ class StyleTalkConfig:
     """Each content token's input (:data:`talkinghead.audio.speech.SPEECH_INPUTS`): the frame's phone label (the
     paper), its Whisper tiny.en encoder features, or its 16x80 log-mel window (:func:`talkinghead.audio.speech.
     frame_vectors`), the last two through a linear layer in place of the phone embedding."""
+    input_dropout: float = 0.0
+    """Dropout on the frame rows (Whisper or log-mel) entering the content encoder, in training only (our addition, as
+    VAST's and IP_LAP's: on ``train/``'s ~100 speakers a model fits its training speakers far better than new ones);
+    0 for the phone labels, which have no values to drop."""
     phone_embed: int = 128
     d_model: int = 256
     heads: int = 8
@@ -57,6 +61,12 @@ class StyleTalkConfig:
     sync_weight: float = 1.0
     style_weight: float = 1.0
     temporal_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.input_dropout < 1:
+            raise ValueError(f"input_dropout must be in [0, 1), not {self.input_dropout}")
+        if self.input_dropout and self.speech == "phones":
+            raise ValueError("input_dropout needs frame rows (speech whisper, whisper3 or mel), not phone labels")
 
     @property
     def style_width(self) -> int:

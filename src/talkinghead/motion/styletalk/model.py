@@ -32,19 +32,20 @@ from talkinghead.nn.transformer import AttentionPooling, DynamicDecoderLayer, Po
 
 class ContentEncoder(nn.Module):
     """speech (B, N, 2w + 1) int64 phone ids, or (B, N, 2w + 1, S) frame rows (``config.speech`` whisper or mel:
-    :func:`content_inputs`) -> articulation features (B, N, 2w + 1, D)."""
+    :func:`content_inputs`; ``input_dropout`` on them while training) -> articulation features (B, N, 2w + 1, D)."""
 
     def __init__(self, c: StyleTalkConfig) -> None:
         super().__init__()
         self.embed = nn.Embedding(c.n_phones, c.phone_embed) if c.speech == "phones" else \
             nn.Linear(frame_dim(c.speech), c.phone_embed)
+        self.input_dropout = nn.Dropout(c.input_dropout) if c.input_dropout else nn.Identity()
         self.project = nn.Linear(c.phone_embed, c.d_model)
         self.encoder = PosEncoder(c.d_model, c.heads, c.feedforward, c.dropout, c.content_layers)
         self.register_buffer("pos", sinusoid(2 * c.window + 1, c.d_model), persistent=False)
 
     def forward(self, speech: torch.Tensor) -> torch.Tensor:
         b, n, w = speech.shape[:3]
-        x = self.project(self.embed(speech.reshape(b * n, w, *speech.shape[3:])))
+        x = self.project(self.embed(self.input_dropout(speech.reshape(b * n, w, *speech.shape[3:]))))
         return self.encoder(x, self.pos[:w]).view(b, n, w, -1)
 
 
